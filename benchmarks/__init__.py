@@ -1,0 +1,1 @@
+"""ctxengine's benchmark harness: ``python -m benchmarks`` (see README, "Benchmarks")."""

