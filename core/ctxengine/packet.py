@@ -1,0 +1,154 @@
+"""The ContextPacket: what the model will see, and why."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .types import ScoredDocument, ScoredTurn
+
+_CHAT_ROLES = {
+    "system": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "tool": "tool",
+}
+
+
+def chat_role(role: str) -> str:
+    """OpenAI-style role for a stored role name (speaker names become ``user``)."""
+    return _CHAT_ROLES.get(role.strip().lower(), "user")
+
+
+@dataclass
+class ContextPacket:
+    """The result of :meth:`ContextEngine.build`.
+
+    ``text`` is the whole prompt; ``tokens_used`` is its real token count (always
+    ``<= token_budget``). ``usage`` gives each slot's marginal tokens in the order the
+    slots appear in ``text``, so the values add up to ``tokens_used`` exactly.
+    """
+
+    query: str
+    session_id: str
+    text: str
+    messages: list[dict[str, str]]
+    token_budget: int
+    tokens_used: int
+    usage: dict[str, int]
+    documents: list[ScoredDocument]
+    memory_turns: list[ScoredTurn]
+    timings: dict[str, float]
+    candidates: list[ScoredDocument] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    token_counter: str = ""
+
+    @property
+    def tokens_free(self) -> int:
+        return self.token_budget - self.tokens_used
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (documents and turns by id, scores and tokens)."""
+        return {
+            "query": self.query,
+            "session_id": self.session_id,
+            "text": self.text,
+            "messages": self.messages,
+            "token_budget": self.token_budget,
+            "tokens_used": self.tokens_used,
+            "usage": dict(self.usage),
+            "documents": [
+                {
+                    "id": doc.id,
+                    "score": doc.score,
+                    "stage_scores": dict(doc.stage_scores),
+                    "compressed": doc.compressed,
+                    "tokens": doc.tokens,
+                    "kept_sentences": [span.sentence_index for span in doc.kept or []],
+                    "text": doc.text,
+                }
+                for doc in self.documents
+            ],
+            "memory_turns": [
+                {
+                    "id": turn.turn.id,
+                    "role": turn.role,
+                    "content": turn.content,
+                    "effective": turn.effective,
+                    "components": dict(turn.components),
+                    "tokens": turn.tokens,
+                }
+                for turn in self.memory_turns
+            ],
+            "timings": dict(self.timings),
+            "notes": list(self.notes),
+        }
+
+    def explain(self, *, width: int = 110) -> str:
+        """A readable report: budget per slot, chosen documents, memory turns, timings."""
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
+        for renderable in self.renderables():
+            console.print(renderable)
+        return buffer.getvalue()
+
+    def renderables(self) -> list[Any]:
+        """The rich tables :meth:`explain` prints (the CLI prints them in colour)."""
+        from rich.table import Table
+
+        budget = Table(title=f"Token budget ({self.token_counter})", title_justify="left")
+        budget.add_column("slot")
+        budget.add_column("tokens", justify="right")
+        budget.add_column("share", justify="right")
+        for slot, tokens in self.usage.items():
+            budget.add_row(slot, str(tokens), f"{tokens / self.token_budget:.0%}")
+        budget.add_row("free", str(self.tokens_free), f"{self.tokens_free / self.token_budget:.0%}")
+        budget.add_row("total", f"{self.tokens_used} / {self.token_budget}", "", style="bold")
+
+        documents = Table(title="Documents (best first)", title_justify="left")
+        for column in ("#", "id", "score", "stages", "kept", "tokens"):
+            documents.add_column(column, justify="right" if column in ("#", "score", "tokens") else "left")
+        for rank, doc in enumerate(self.documents, 1):
+            stages = ", ".join(f"{name}={value:.3g}" for name, value in _stage_items(doc.stage_scores))
+            if doc.kept is None:
+                kept = "whole"
+            else:
+                kept = "sentences " + ",".join(str(s.sentence_index) for s in doc.kept)
+            documents.add_row(str(rank), doc.id, f"{doc.score:.3f}", stages, kept, str(doc.tokens or ""))
+
+        memory = Table(title="Memory turns (chronological)", title_justify="left")
+        for column in ("role", "effective", "components", "content"):
+            memory.add_column(column)
+        for turn in self.memory_turns:
+            parts = ", ".join(f"{k}={v:.3g}" for k, v in turn.components.items())
+            content = turn.content if len(turn.content) <= 60 else turn.content[:57] + "..."
+            memory.add_row(turn.role, f"{turn.effective:.3f}", parts, content)
+
+        timings = Table(title="Timings", title_justify="left")
+        timings.add_column("stage")
+        timings.add_column("ms", justify="right")
+        for stage, seconds in self.timings.items():
+            timings.add_row(stage, f"{seconds * 1000:.2f}")
+        out: list[Any] = [budget, documents, memory, timings]
+        if self.notes:
+            out.extend(f"note: {note}" for note in self.notes)
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"ContextPacket(tokens_used={self.tokens_used}/{self.token_budget}, "
+            f"documents={[d.id for d in self.documents]}, memory_turns={len(self.memory_turns)})"
+        )
+
+
+def _stage_items(stages: Mapping[str, float]) -> list[tuple[str, float]]:
+    return [(name, value) for name, value in stages.items() if isinstance(value, (int, float))]
+
+
+__all__ = ["ContextPacket", "chat_role"]
