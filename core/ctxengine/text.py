@@ -89,24 +89,60 @@ def term_set(text: str) -> frozenset[str]:
 
 _ABBREVIATIONS = frozenset(
     """
-    e.g i.e etc vs al cf approx ca fig figs eq eqs ref refs no nos vol vols p pp ch sec
+    e.g i.e viz etc vs al cf approx ca fig figs eq eqs ref refs vol vols pp ch sec
     dr mr mrs ms prof sr jr st mt inc ltd co corp dept univ est jan feb mar apr jun jul
     aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k e.u a.m p.m ph.d
     """.split()
 )
-# A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace.
-_BOUNDARY_RE = re.compile(r"([.!?…]+|[。！？]+)([\"'”’)\]]*)(\s+|$)|([。！？]+)")
+# Abbreviations that also end sentences ("... at 5 p.m. Then"): a boundary when a
+# capitalised word follows. The others ("Dr.", "e.g.", "Fig.") never end one.
+_TERMINAL_ABBREVIATIONS = frozenset("etc a.m p.m inc ltd corp jr sr".split())
+# Abbreviations that are also plain words ("I said no."): only before a number ("No. 5").
+_NUMBER_ABBREVIATIONS = frozenset("no nos".split())
+# "i.p.", "s.c.", "U.S.A.": letters joined by dots.
+_DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
+# A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace;
+# CJK full stops end a sentence with or without whitespace after them.
+_BOUNDARY_RE = re.compile(
+    r"([.!?…]+)([\"'”’)\]]*)(\s+|$)|([。！？]+[」』”’）]*)"
+)
 _NEWLINES_RE = re.compile(r"\n\s*\n+")
+_GREEK = re.compile(r"[\u0370-\u03ff]")
 
 
-def _is_abbreviation(before: str) -> bool:
+def _last_word(before: str) -> str:
     match = re.search(r"(\S+)$", before)
     if not match:
-        return False
-    word = match.group(1).rstrip(".").lstrip("([\"'“‘").casefold()
-    if word in _ABBREVIATIONS:
+        return ""
+    return match.group(1).rstrip(".").lstrip("([\"'“‘").casefold()
+
+
+def _continues(next_word: str) -> bool:
+    """True when ``next_word`` cannot start a sentence: a plain lowercase word.
+
+    Gene and unit names ("p53", "mTORC2", "siRNAs", "β-amyloid") do start sentences in
+    scientific text, so digits, inner capitals and Greek letters mean a new sentence.
+    """
+    word = next_word.lstrip("([\"'“‘")
+    return bool(word) and word.islower() and not any(
+        ch.isdigit() for ch in word
+    ) and not _GREEK.match(word)
+
+
+def _joins_next(before: str, mark: str, next_word: str) -> bool:
+    """Whether the candidate boundary ``mark`` (after ``before``) is not a sentence end."""
+    if _continues(next_word):  # "e.g. apples", "Wait… what?", "An. funestus"
         return True
-    # Single letters ("J. Smith", "A. thaliana") are initials, not sentence ends.
+    if mark != ".":
+        return False
+    word = _last_word(before)
+    if word in _NUMBER_ABBREVIATIONS:
+        return next_word[:1].isdigit()
+    if word in _TERMINAL_ABBREVIATIONS:
+        return not next_word[:1].isupper()
+    if word in _ABBREVIATIONS or _DOTTED_RE.fullmatch(word):
+        return True
+    # Single letters ("J. K. Rowling", "A. thaliana") are initials, not sentence ends.
     return len(word) == 1 and word.isalpha()
 
 
@@ -115,20 +151,22 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
     Spans cover the sentence without surrounding whitespace. Paragraph breaks always
     end a sentence. Decimals and versions ("3.5", "v1.2") never split because a boundary
-    needs whitespace (or CJK punctuation) after the mark.
+    needs whitespace (or CJK punctuation) after the mark; abbreviations, initials and a
+    following lowercase word keep the sentence going.
     """
     spans: list[tuple[int, int]] = []
     for para_start, para_end in _paragraphs(text):
         start = para_start
         for match in _BOUNDARY_RE.finditer(text, para_start, para_end):
-            end = match.end(1) + len(match.group(2) or "") if match.group(1) else match.end(4)
-            if match.group(1) and match.group(1).endswith(".") and len(match.group(1)) == 1:
-                if _is_abbreviation(text[start : match.start(1)]):
+            if match.group(1):
+                end = match.end(1) + len(match.group(2) or "")
+                next_word = text[match.end() : para_end].split(None, 1)
+                if next_word and _joins_next(
+                    text[start : match.start(1)], match.group(1), next_word[0]
+                ):
                     continue
-                following = text[match.end() : match.end() + 1]
-                # "... in the U.S. and" -> a lowercase next word continues the sentence
-                if following and following.islower():
-                    continue
+            else:
+                end = match.end(4)
             _append_span(text, start, end, spans)
             start = end
         _append_span(text, start, para_end, spans)
