@@ -20,7 +20,8 @@ from ._validation import check_positive_int, check_text
 from .budget import BudgetLedger, TokenBudget
 from .clock import Clock, system_clock
 from .errors import ConfigurationError, InvalidTypeError
-from .packet import ContextPacket, chat_role
+from .assembly import assemble, build_messages
+from .packet import ContextPacket
 from .tokens import TokenCounter, get_token_counter
 from .types import Document, ScoredDocument, ScoredTurn, Turn
 
@@ -99,12 +100,35 @@ class ContextEngine:
         cls,
         documents: Iterable[Document | str | Mapping[str, Any]] = (),
         *,
+        retrieval: str = "hybrid",
+        embedder: Any = None,
+        retriever_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ContextEngine:
+        """The short way: name the strategies, get a ready engine over ``documents``.
+
+        ``retrieval``: keyword | tfidf | dense | hybrid | adaptive (see
+        :class:`~ctxengine.retrieval.HybridRetriever`; ``retriever_options`` go to it).
+        Every other keyword is one of :meth:`from_retriever`'s.
+        """
+        from .retrieval import HybridRetriever
+
+        retriever = HybridRetriever(
+            documents, mode=retrieval, embedder=embedder, **dict(retriever_options or {})
+        )
+        return cls.from_retriever(retriever, embedder=embedder, **options)
+
+    @classmethod
+    def from_retriever(
+        cls,
+        retriever: Any,
+        *,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         token_budget: int = 800,
-        retrieval: str = "hybrid",
-        compression: str = "extractive",
+        compression: str | Any = "extractive",
         rerank: Any = "default",
         memory_url: str | None = None,
+        memory: Any | None = None,
         embedder: Any = None,
         token_counter: TokenCounter | str | None = None,
         clock: Clock | None = None,
@@ -112,36 +136,34 @@ class ContextEngine:
         candidates: int = 30,
         max_history_share: float = 0.5,
         reserve_for_answer: int = 0,
-        retriever_options: Mapping[str, Any] | None = None,
         memory_options: Mapping[str, Any] | None = None,
         compressor_options: Mapping[str, Any] | None = None,
     ) -> ContextEngine:
-        """The short way: name the strategies, get a ready engine over ``documents``.
+        """An engine over any first stage with ``retrieve(query, k) -> list[ScoredDocument]``
+        (e.g. an adapter around a LangChain or LlamaIndex retriever), with the default
+        re-ranking, memory, compression and budget.
 
-        ``retrieval``: keyword | tfidf | dense | hybrid | adaptive.
-        ``compression``: truncate | sentence | extractive | semantic.
+        ``compression``: truncate | sentence | extractive | semantic (or a Compressor).
         ``rerank``: "default", "none", a strategy name, a list of names, or a Reranker.
-        ``memory_url``: None (in-process), ``"sqlite:///chat.db"``, ``"postgresql://..."``.
+        ``memory_url``: None (in-process), ``"sqlite:///chat.db"``, ``"postgresql://..."``;
+        or pass a ready ``memory``.
         """
         from .compress import get_compressor
         from .memory import DecayMemory, store_from_url
         from .rerank import get_reranker
-        from .retrieval import HybridRetriever
 
         counter = get_token_counter(token_counter)
-        retriever = HybridRetriever(
-            documents, mode=retrieval, embedder=embedder, **dict(retriever_options or {})
-        )
         if isinstance(rerank, str) and rerank == "default":
-            rerank = DEFAULT_RERANK
+            rerank = list(DEFAULT_RERANK)
         reranker = get_reranker(rerank)
         compressor = get_compressor(compression, token_counter=counter, **dict(compressor_options or {}))
-        memory = DecayMemory(
-            store_from_url(memory_url),
-            token_counter=counter,
-            clock=clock,
-            **dict(memory_options or {}),
-        )
+        if memory is None:
+            memory = DecayMemory(
+                store_from_url(memory_url),
+                token_counter=counter,
+                clock=clock,
+                **dict(memory_options or {}),
+            )
         budget = TokenBudget(
             token_budget,
             max_history_share=max_history_share,
@@ -212,6 +234,41 @@ class ContextEngine:
     async def aretrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
         return await asyncio.to_thread(self.retrieve, query, k)
 
+    def fit_documents(
+        self,
+        query: str,
+        documents: Sequence[Document | ScoredDocument | str | Mapping[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        k: int | None = None,
+    ) -> list[ScoredDocument]:
+        """Re-rank, de-duplicate and compress *given* documents into ``max_tokens``.
+
+        For documents that come from elsewhere (another framework's retriever or a
+        pipeline). ``max_tokens`` defaults to the budget left after the system prompt;
+        it bounds the documents' rendered text (headers included), as in a packet.
+        """
+        check_text(query, "query")
+        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+            raise InvalidTypeError("documents must be a sequence of documents")
+        k = len(documents) if k is None else check_positive_int(k, "k")
+        scored = [
+            doc if isinstance(doc, ScoredDocument) else ScoredDocument(Document.coerce(doc), 0.0)
+            for doc in documents
+        ]
+        if not scored:
+            return []
+        ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored[:k]
+        if max_tokens is None:
+            ledger = self.budget.start()
+            ledger.reserve_system_prompt(self.system_prompt)
+            max_tokens = ledger.remaining
+        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        fitted = self._compress(query, list(ranked[:k]), max_tokens)
+        for doc in fitted:
+            doc.tokens = self.token_counter.count(doc.text)
+        return fitted
+
     def _retrieve(
         self, query: str, k: int, timings: dict[str, float]
     ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:
@@ -263,13 +320,21 @@ class ContextEngine:
 
         # 5. compression into what is left
         stage = time.perf_counter()
-        documents = self._compress(query, ranked, ledger)
+        documents = self._compress(query, ranked, ledger.remaining)
         timings["compress"] = time.perf_counter() - stage
 
         # 6. assembly, verified by counting the final text again
         stage = time.perf_counter()
-        text, usage, documents, turns, question = self._assemble(documents, turns, question, notes)
-        messages = self._messages(documents, turns, question)
+        assembled = assemble(
+            self.system_prompt, turns, documents, question, self.budget.total - self.budget.reserve_for_answer, self.token_counter
+        )
+        notes.extend(assembled.notes)
+        documents, turns = assembled.documents, assembled.turns
+        usage = dict(assembled.usage)
+        if self.budget.reserve_for_answer:
+            usage["answer_reserve"] = self.budget.reserve_for_answer
+        text = assembled.text
+        messages = build_messages(self.system_prompt, turns, documents, assembled.question)
         timings["assemble"] = time.perf_counter() - stage
         timings["total"] = time.perf_counter() - started
         return ContextPacket(
@@ -278,7 +343,7 @@ class ContextEngine:
             text=text,
             messages=messages,
             token_budget=self.budget.total,
-            tokens_used=sum(usage.values()),
+            tokens_used=assembled.tokens,
             usage=usage,
             documents=documents,
             memory_turns=turns,
@@ -334,20 +399,20 @@ class ContextEngine:
         return turns
 
     def _compress(
-        self, query: str, ranked: list[ScoredDocument], ledger: BudgetLedger
+        self, query: str, ranked: list[ScoredDocument], slot: int
     ) -> list[ScoredDocument]:
+        """Compress ``ranked`` so their rendered section fits ``slot`` tokens."""
         if not ranked or self.compressor is None:
             return []
-        section = ledger.count(fmt.wrap(fmt.CONTEXT_OPEN, "", fmt.CONTEXT_CLOSE)) + 1
-        overheads = [ledger.count(fmt.document_overhead(doc.id)) + 1 for doc in ranked]
+        count_tokens = self.token_counter.count
+        section = count_tokens(fmt.wrap(fmt.CONTEXT_OPEN, "", fmt.CONTEXT_CLOSE)) + 1
+        overheads = [count_tokens(fmt.document_overhead(doc.id)) + 1 for doc in ranked]
         count = len(ranked)
         # Fewer documents, each with room to say something, beat many bare headers.
-        while count > 1 and (
-            ledger.remaining - section - sum(overheads[:count]) < _MIN_TOKENS_PER_DOCUMENT * count
-        ):
+        while count > 1 and slot - section - sum(overheads[:count]) < _MIN_TOKENS_PER_DOCUMENT * count:
             count -= 1
         chosen = ranked[:count]
-        room = ledger.remaining - section - sum(overheads[:count])
+        room = slot - section - sum(overheads[:count])
         if room <= 0:
             return []
         documents = list(self.compressor.compress(query, chosen, room))
@@ -358,98 +423,6 @@ class ContextEngine:
             kept = [doc for doc in chosen if doc.id in kept_ids]
             documents = list(self.compressor.compress(query, kept, room + spare))
         return documents
-
-    def _assemble(
-        self,
-        documents: list[ScoredDocument],
-        turns: list[ScoredTurn],
-        question: str | None,
-        notes: list[str],
-    ) -> tuple[str, dict[str, int], list[ScoredDocument], list[ScoredTurn], str | None]:
-        """Render the packet and count it again; trim until it fits (documents first)."""
-        counter = self.token_counter
-        while True:
-            sections = self._sections(documents, turns, question)
-            text = fmt.SECTION_SEPARATOR.join(body for _, body in sections)
-            total = counter.count(text)
-            if total <= self.budget.total - self.budget.reserve_for_answer:
-                break
-            if documents:
-                documents = self._drop_last_piece(documents)
-            elif turns:
-                weakest = min(range(len(turns)), key=lambda i: turns[i].effective)
-                turns = turns[:weakest] + turns[weakest + 1 :]
-            elif question:
-                question = counter.truncate(question, max(counter.count(question) - (total - self.budget.total), 0))
-                question = question or None
-            else:  # pragma: no cover - the system prompt alone always fits
-                break
-            notes.append("trimmed after the final count")
-        usage: dict[str, int] = {}
-        prefix = ""
-        previous = 0
-        for index, (slot, body) in enumerate(sections):
-            prefix = body if index == 0 else prefix + fmt.SECTION_SEPARATOR + body
-            running = counter.count(prefix)
-            usage[slot] = usage.get(slot, 0) + running - previous
-            previous = running
-        for doc in documents:
-            doc.tokens = counter.count(doc.text)
-        if self.budget.reserve_for_answer:
-            usage["answer_reserve"] = self.budget.reserve_for_answer
-        return text, usage, documents, turns, question
-
-    def _sections(
-        self, documents: list[ScoredDocument], turns: list[ScoredTurn], question: str | None
-    ) -> list[tuple[str, str]]:
-        sections: list[tuple[str, str]] = []
-        if self.system_prompt:
-            sections.append(("system_prompt", self.system_prompt))
-        if turns:
-            body = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
-            sections.append(("history", fmt.wrap(fmt.HISTORY_OPEN, body, fmt.HISTORY_CLOSE)))
-        if documents:
-            body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
-            sections.append(("retrieved_docs", fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE)))
-        if question:
-            sections.append(("query", fmt.wrap(fmt.QUERY_OPEN, question, fmt.QUERY_CLOSE)))
-        return sections
-
-    @staticmethod
-    def _drop_last_piece(documents: list[ScoredDocument]) -> list[ScoredDocument]:
-        """Remove the last kept sentence of the last document (the whole document if it has one)."""
-        from dataclasses import replace
-
-        from .types import KeptSpan
-
-        last = documents[-1]
-        spans = last.kept
-        if spans is None:
-            spans = [KeptSpan(last.document.text, -1, 0, len(last.document.text))]
-        if len(spans) <= 1:
-            return documents[:-1]
-        return documents[:-1] + [replace(last, kept=list(spans[:-1]))]
-
-    def _messages(
-        self, documents: list[ScoredDocument], turns: list[ScoredTurn], question: str | None
-    ) -> list[dict[str, str]]:
-        """OpenAI-style messages carrying the same content as ``text``."""
-        system_parts = [self.system_prompt] if self.system_prompt else []
-        if documents:
-            body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
-            system_parts.append(fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE))
-        messages: list[dict[str, str]] = []
-        if system_parts:
-            messages.append({"role": "system", "content": fmt.SECTION_SEPARATOR.join(system_parts)})
-        for turn in turns:
-            role = chat_role(turn.role)
-            content = turn.content
-            if role == "user" and turn.role.strip().lower() not in ("user", "human"):
-                content = f"{turn.role}: {content}"  # keep the speaker's name
-            messages.append({"role": role, "content": content})
-        if question:
-            messages.append({"role": "user", "content": question})
-        return messages
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,126 @@
+"""Writing the packet: sections in a fixed order, counted again, trimmed until they fit.
+
+The components budget their own parts, but BPE token counts are not additive across
+joins, so the final text is always counted once more and trimmed (documents first, then
+the weakest history turn, then the question) until it fits. ``usage`` gives each slot's
+*marginal* tokens in text order, so its values add up to the total exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from . import formatting as fmt
+from .packet import chat_role
+from .tokens import TokenCounter
+from .types import KeptSpan, ScoredDocument, ScoredTurn
+
+
+@dataclass
+class Assembled:
+    text: str
+    tokens: int
+    usage: dict[str, int]
+    documents: list[ScoredDocument]
+    turns: list[ScoredTurn]
+    question: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def sections(
+    system_prompt: str,
+    turns: list[ScoredTurn],
+    documents: list[ScoredDocument],
+    question: str | None,
+) -> list[tuple[str, str]]:
+    """``(slot, text)`` pairs in prompt order: system, history, context, question."""
+    out: list[tuple[str, str]] = []
+    if system_prompt:
+        out.append(("system_prompt", system_prompt))
+    if turns:
+        body = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
+        out.append(("history", fmt.wrap(fmt.HISTORY_OPEN, body, fmt.HISTORY_CLOSE)))
+    if documents:
+        body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
+        out.append(("retrieved_docs", fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE)))
+    if question:
+        out.append(("query", fmt.wrap(fmt.QUERY_OPEN, question, fmt.QUERY_CLOSE)))
+    return out
+
+
+def drop_last_piece(documents: list[ScoredDocument]) -> list[ScoredDocument]:
+    """Remove the last kept sentence of the last document (the document if it has one)."""
+    last = documents[-1]
+    spans = last.kept
+    if spans is None:
+        spans = [KeptSpan(last.document.text, -1, 0, len(last.document.text))]
+    if len(spans) <= 1:
+        return documents[:-1]
+    return documents[:-1] + [replace(last, kept=list(spans[:-1]))]
+
+
+def assemble(
+    system_prompt: str,
+    turns: list[ScoredTurn],
+    documents: list[ScoredDocument],
+    question: str | None,
+    limit: int,
+    counter: TokenCounter,
+) -> Assembled:
+    """Render, count, and trim until the text has at most ``limit`` tokens."""
+    notes: list[str] = []
+    while True:
+        parts = sections(system_prompt, turns, documents, question)
+        text = fmt.SECTION_SEPARATOR.join(body for _, body in parts)
+        total = counter.count(text)
+        if total <= limit:
+            break
+        if documents:
+            documents = drop_last_piece(documents)
+        elif turns:
+            weakest = min(range(len(turns)), key=lambda i: turns[i].effective)
+            turns = turns[:weakest] + turns[weakest + 1 :]
+        elif question:
+            keep = max(counter.count(question) - (total - limit), 0)
+            question = counter.truncate(question, keep) or None
+        else:  # only the system prompt is left, and the budget was checked to hold it
+            break
+        notes.append("trimmed after the final count")
+    usage: dict[str, int] = {}
+    prefix, previous = "", 0
+    for index, (slot, body) in enumerate(parts):
+        prefix = body if index == 0 else prefix + fmt.SECTION_SEPARATOR + body
+        running = counter.count(prefix)
+        usage[slot] = running - previous
+        previous = running
+    documents = [replace(doc, tokens=counter.count(doc.text)) for doc in documents]
+    return Assembled(text, total, usage, documents, turns, question, notes)
+
+
+def build_messages(
+    system_prompt: str,
+    turns: list[ScoredTurn],
+    documents: list[ScoredDocument],
+    question: str | None,
+) -> list[dict[str, str]]:
+    """OpenAI-style messages with the same content as the text: system prompt and
+    retrieved context in the system message, history as role messages, then the question."""
+    system_parts = [system_prompt] if system_prompt else []
+    if documents:
+        body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
+        system_parts.append(fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE))
+    messages: list[dict[str, str]] = []
+    if system_parts:
+        messages.append({"role": "system", "content": fmt.SECTION_SEPARATOR.join(system_parts)})
+    for turn in turns:
+        role = chat_role(turn.role)
+        content = turn.content
+        if role == "user" and turn.role.strip().lower() not in ("user", "human"):
+            content = f"{turn.role}: {content}"  # keep the speaker's name
+        messages.append({"role": role, "content": content})
+    if question:
+        messages.append({"role": "user", "content": question})
+    return messages
+
+
+__all__ = ["Assembled", "assemble", "build_messages", "drop_last_piece", "sections"]
