@@ -325,32 +325,30 @@ class ContextEngine:
 
         # 6. assembly, verified by counting the final text again
         stage = time.perf_counter()
+        limit = self.budget.total - self.budget.reserve_for_answer
         assembled = assemble(
-            self.system_prompt, turns, documents, question, self.budget.total - self.budget.reserve_for_answer, self.token_counter
+            self.system_prompt, turns, documents, question, limit, self.token_counter
         )
         notes.extend(assembled.notes)
         documents, turns = assembled.documents, assembled.turns
-        usage = dict(assembled.usage)
-        if self.budget.reserve_for_answer:
-            usage["answer_reserve"] = self.budget.reserve_for_answer
-        text = assembled.text
         messages = build_messages(self.system_prompt, turns, documents, assembled.question)
         timings["assemble"] = time.perf_counter() - stage
         timings["total"] = time.perf_counter() - started
         return ContextPacket(
             query=query,
             session_id=session_id,
-            text=text,
+            text=assembled.text,
             messages=messages,
             token_budget=self.budget.total,
             tokens_used=assembled.tokens,
-            usage=usage,
+            usage=assembled.usage,
             documents=documents,
             memory_turns=turns,
             timings=timings,
             candidates=pool,
             notes=notes,
             token_counter=self.token_counter.name,
+            answer_reserve=self.budget.reserve_for_answer,
         )
 
     async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:

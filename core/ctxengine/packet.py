@@ -46,10 +46,12 @@ class ContextPacket:
     candidates: list[ScoredDocument] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     token_counter: str = ""
+    answer_reserve: int = 0  # tokens kept free for the reply (not part of ``text``)
 
     @property
     def tokens_free(self) -> int:
-        return self.token_budget - self.tokens_used
+        """Budget left unused (after the answer reserve)."""
+        return self.token_budget - self.answer_reserve - self.tokens_used
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (documents and turns by id, scores and tokens)."""
@@ -108,6 +110,8 @@ class ContextPacket:
         budget.add_column("share", justify="right")
         for slot, tokens in self.usage.items():
             budget.add_row(slot, str(tokens), f"{tokens / self.token_budget:.0%}")
+        if self.answer_reserve:
+            budget.add_row("answer_reserve", str(self.answer_reserve), f"{self.answer_reserve / self.token_budget:.0%}")
         budget.add_row("free", str(self.tokens_free), f"{self.tokens_free / self.token_budget:.0%}")
         budget.add_row("total", f"{self.tokens_used} / {self.token_budget}", "", style="bold")
 
