@@ -1,0 +1,348 @@
+"""HybridRetriever: keyword (BM25), TF-IDF, dense and fused retrieval over one document set.
+
+Every document is analyzed once when it is added (tokens cached per document) and, when a
+mode needs it, embedded once (vector cached per document, texts behind a
+:class:`~ctxengine.embeddings.CachedEmbedder`). The sparse indexes and the embedding matrix
+are rebuilt from those caches lazily, on the first query after a change.
+
+Concurrency: the indexes live in an immutable snapshot. Queries take the current snapshot
+without locking and build its parts (BM25, TF-IDF, matrix) at most once under the
+snapshot's own lock; ``add``/``upsert``/``remove`` edit the master table under the
+retriever's lock and bump a version, which makes the next query start a new snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_finite, check_positive_int, check_text
+from ..embeddings import CachedEmbedder, Embedder, default_embedder, get_embedder
+from ..errors import ConfigurationError, DocumentNotFoundError, DuplicateDocumentError, InvalidTypeError
+from ..text import analyze
+from ..types import Document, ScoredDocument
+from . import adaptive, fusion
+from .base import DENSE_MODES, FUSIONS, MODES
+from .lexical import BM25Index, TfidfIndex
+
+DocumentLike = Document | str | Mapping[str, Any]
+
+
+@dataclass
+class _Entry:
+    """One indexed document with what was computed from it exactly once."""
+
+    document: Document
+    tokens: tuple[str, ...]
+    vector: np.ndarray | None = None  # filled when a dense mode first needs it
+
+
+class _Snapshot:
+    """The index at one version. Never mutated after creation except for lazily built,
+    write-once parts, so query threads can share it without locks."""
+
+    def __init__(self, version: int, entries: list[_Entry]) -> None:
+        self.version = version
+        self.entries = entries
+        self.documents = [entry.document for entry in entries]
+        self._parts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def part(self, name: str, build: Callable[[], Any]) -> Any:
+        value = self._parts.get(name)
+        if value is None:
+            with self._lock:
+                value = self._parts.get(name)
+                if value is None:
+                    value = build()
+                    self._parts[name] = value
+        return value
+
+
+def _as_batch(items: Any, what: str) -> list[Any]:
+    # A lone document (or id) is accepted as a batch of one rather than iterated char by char.
+    if isinstance(items, (str, Document, Mapping)):
+        return [items]
+    if not isinstance(items, Iterable):
+        raise InvalidTypeError(f"{what} must be an iterable, got {type(items).__name__}")
+    return list(items)
+
+
+class HybridRetriever:
+    """First-stage retriever with five modes (see :data:`~ctxengine.retrieval.MODES`).
+
+    ``keyword`` BM25 (k1, b), ``tfidf`` cosine, ``dense`` cosine of embeddings, ``hybrid``
+    ``alpha * dense + (1 - alpha) * bm25`` after per-query min-max normalisation over the
+    candidate pool (or weighted reciprocal-rank fusion with ``fusion="rrf"``), and
+    ``adaptive``: hybrid with ``alpha`` chosen per query by :meth:`adaptive_alpha`.
+    ``candidate_pool`` is how many top documents of each signal enter the fusion.
+    """
+
+    def __init__(
+        self,
+        documents: Iterable[DocumentLike] = (),
+        *,
+        mode: str = "hybrid",
+        embedder: Embedder | str | os.PathLike[str] | None = None,
+        alpha: float = 0.65,
+        fusion: str = "minmax",
+        rrf_k: int = 60,
+        k1: float = 1.5,
+        b: float = 0.75,
+        candidate_pool: int = 100,
+    ) -> None:
+        self.mode = check_choice(mode, "mode", MODES)
+        if embedder is not None and not isinstance(embedder, (str, os.PathLike, Embedder)):
+            raise ConfigurationError(
+                f"embedder must be None, a name/path or an Embedder, got {type(embedder).__name__}"
+            )
+        self.embedder = embedder
+        self.alpha = check_finite(alpha, "alpha", low=0.0, high=1.0)
+        self.fusion = check_choice(fusion, "fusion", FUSIONS)
+        self.rrf_k = check_positive_int(rrf_k, "rrf_k")
+        self.k1 = check_finite(k1, "k1", low=0.0)
+        self.b = check_finite(b, "b", low=0.0, high=1.0)
+        self.candidate_pool = check_positive_int(candidate_pool, "candidate_pool")
+        self._entries: dict[str, _Entry] = {}
+        self._version = 0
+        self._lock = threading.RLock()
+        self._snap: _Snapshot | None = None
+        self._resolved: Embedder | None = None
+        self.add(documents)
+
+    # --- the document table ------------------------------------------------------------
+
+    def add(self, documents: Iterable[DocumentLike] | DocumentLike) -> None:
+        """Index new documents; an id already present raises :class:`DuplicateDocumentError`."""
+        self._write(documents, replace=False)
+
+    def upsert(self, documents: Iterable[DocumentLike] | DocumentLike) -> None:
+        """Add documents, replacing (in place, same rank position) any with an existing id."""
+        self._write(documents, replace=True)
+
+    def remove(self, ids: Iterable[str] | str) -> None:
+        """Remove documents by id; any unknown id raises before anything is removed."""
+        batch = _as_batch(ids, "ids")
+        for doc_id in batch:
+            check_text(doc_id, "document id")
+        with self._lock:
+            missing = [doc_id for doc_id in batch if doc_id not in self._entries]
+            if missing:
+                raise DocumentNotFoundError(f"no document with id {missing[0]!r}")
+            for doc_id in batch:
+                self._entries.pop(doc_id, None)
+            self._version += 1
+
+    def _write(self, documents: Iterable[DocumentLike] | DocumentLike, *, replace: bool) -> None:
+        batch = [Document.coerce(item) for item in _as_batch(documents, "documents")]
+        if not batch:
+            return
+        seen: set[str] = set()
+        for doc in batch:
+            if doc.id in seen:
+                raise DuplicateDocumentError(f"document id {doc.id!r} appears twice in one batch")
+            seen.add(doc.id)
+        if not replace:
+            self._check_new(batch)
+        # Analysis and embedding are the slow part: do them outside the lock so queries and
+        # other writers are not held up; unchanged texts reuse their cached tokens/vector.
+        previous = self._entries
+        entries = []
+        for doc in batch:
+            old = previous.get(doc.id)
+            if old is not None and old.document.text == doc.text:
+                entries.append(_Entry(doc, old.tokens, old.vector))
+            else:
+                entries.append(_Entry(doc, tuple(analyze(doc.text))))
+        if self.mode in DENSE_MODES:
+            self._fill_vectors(entries)
+        with self._lock:
+            if not replace:
+                self._check_new(batch)  # another thread may have added one meanwhile
+            for entry in entries:
+                self._entries[entry.document.id] = entry
+            self._version += 1
+
+    def _check_new(self, batch: Sequence[Document]) -> None:
+        for doc in batch:
+            if doc.id in self._entries:
+                raise DuplicateDocumentError(
+                    f"document id {doc.id!r} is already indexed (use upsert to replace it)"
+                )
+
+    def get(self, doc_id: str) -> Document:
+        """The document with ``doc_id``."""
+        entry = self._entries.get(check_text(doc_id, "document id"))
+        if entry is None:
+            raise DocumentNotFoundError(f"no document with id {doc_id!r}")
+        return entry.document
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._entries
+
+    @property
+    def documents(self) -> list[Document]:
+        """All documents in index order (the order of every ``score_all`` array)."""
+        return list(self._snapshot().documents)
+
+    # --- embeddings --------------------------------------------------------------------
+
+    def _embedder(self) -> Embedder:
+        # Resolved on first need so keyword-only retrievers never load a model.
+        if self._resolved is None:
+            with self._lock:
+                if self._resolved is None:
+                    resolved = default_embedder() if self.embedder is None else get_embedder(self.embedder)
+                    if not isinstance(resolved, CachedEmbedder):
+                        resolved = CachedEmbedder(resolved)
+                    self._resolved = resolved
+        return self._resolved
+
+    def _fill_vectors(self, entries: Sequence[_Entry]) -> None:
+        todo = [entry for entry in entries if entry.vector is None]
+        if todo:
+            vectors = self._embedder().embed([entry.document.text for entry in todo])
+            for entry, vector in zip(todo, vectors):
+                entry.vector = vector
+
+    def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
+        """Cached vectors of ``ids`` (shape ``(len(ids), dimension)``), in the order given."""
+        batch = _as_batch(ids, "ids")
+        entries = []
+        for doc_id in batch:
+            check_text(doc_id, "document id")
+            entry = self._entries.get(doc_id)
+            if entry is None:
+                raise DocumentNotFoundError(f"no document with id {doc_id!r}")
+            entries.append(entry)
+        self._fill_vectors(entries)
+        if not entries:
+            return np.zeros((0, self._embedder().dimension), dtype=np.float32)
+        return np.stack([entry.vector for entry in entries]).astype(np.float32, copy=False)
+
+    # --- snapshot parts ----------------------------------------------------------------
+
+    def _snapshot(self) -> _Snapshot:
+        snap = self._snap
+        if snap is not None and snap.version == self._version:
+            return snap
+        with self._lock:
+            if self._snap is None or self._snap.version != self._version:
+                self._snap = _Snapshot(self._version, list(self._entries.values()))
+            return self._snap
+
+    def _bm25(self, snap: _Snapshot) -> BM25Index:
+        return snap.part(
+            "bm25", lambda: BM25Index([e.tokens for e in snap.entries], k1=self.k1, b=self.b)
+        )
+
+    def _tfidf(self, snap: _Snapshot) -> TfidfIndex:
+        return snap.part("tfidf", lambda: TfidfIndex([e.tokens for e in snap.entries]))
+
+    def _matrix(self, snap: _Snapshot) -> np.ndarray:
+        def build() -> np.ndarray:
+            self._fill_vectors(snap.entries)
+            return np.stack([e.vector for e in snap.entries]).astype(np.float32, copy=False)
+
+        return snap.part("matrix", build)
+
+    def _dense_scores(self, snap: _Snapshot, query: str) -> np.ndarray:
+        vector = self._embedder().embed([query])[0]
+        return self._matrix(snap) @ vector
+
+    # --- querying ----------------------------------------------------------------------
+
+    def adaptive_alpha(self, query: str) -> float:
+        """The dense weight ``adaptive`` mode uses for ``query`` (rule in ``adaptive.py``)."""
+        check_text(query, "query")
+        snap = self._snapshot()
+        if not snap.entries:
+            return self.alpha
+        index = self._bm25(snap)
+        return adaptive.alpha_for(query, analyze(query), index.document_frequency, len(snap.entries))
+
+    def score_all(self, query: str) -> dict[str, np.ndarray]:
+        """Raw ``bm25``, ``tfidf`` and ``dense`` scores of every document, in index order."""
+        check_text(query, "query")
+        snap = self._snapshot()
+        if not snap.entries:
+            empty = np.zeros(0, dtype=np.float32)
+            return {"bm25": empty, "tfidf": empty.copy(), "dense": empty.copy()}
+        tokens = analyze(query)
+        return {
+            "bm25": self._bm25(snap).scores(tokens),
+            "tfidf": self._tfidf(snap).scores(tokens),
+            "dense": self._dense_scores(snap, query),
+        }
+
+    def retrieve(self, query: str, k: int = 10, *, mode: str | None = None) -> list[ScoredDocument]:
+        """At most ``k`` documents, best first. Lexical modes return only documents sharing a
+        term with the query (so possibly none); dense and fused modes rank every document."""
+        check_text(query, "query")
+        check_positive_int(k, "k")
+        mode = self.mode if mode is None else check_choice(mode, "mode", MODES)
+        snap = self._snapshot()
+        if not snap.entries:
+            return []
+        if mode in ("keyword", "tfidf"):
+            tokens = analyze(query)
+            index = self._bm25(snap) if mode == "keyword" else self._tfidf(snap)
+            scores = index.scores(tokens)
+            name = "bm25" if mode == "keyword" else "tfidf"
+            chosen = fusion.top_indices(scores, k, np.flatnonzero(scores > 0))
+            return [self._scored(snap, i, float(scores[i]), {name: float(scores[i])}) for i in chosen]
+        if mode == "dense":
+            scores = self._dense_scores(snap, query)
+            chosen = fusion.top_indices(scores, k)
+            return [self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen]
+        alpha = self.adaptive_alpha(query) if mode == "adaptive" else self.alpha
+        return self._fused(snap, query, k, alpha)
+
+    def _fused(self, snap: _Snapshot, query: str, k: int, alpha: float) -> list[ScoredDocument]:
+        lexical = self._bm25(snap).scores(analyze(query))
+        dense = self._dense_scores(snap, query)
+        pool = max(self.candidate_pool, k)
+        lexical_top = fusion.top_indices(lexical, pool, np.flatnonzero(lexical > 0))
+        dense_top = fusion.top_indices(dense, pool)
+        candidates = np.union1d(lexical_top, dense_top)
+        if self.fusion == "rrf":
+            fused_all = fusion.rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=self.rrf_k)
+            fused = fused_all[candidates]
+        else:
+            fused = fusion.blend(dense[candidates], lexical[candidates], alpha)
+        order = fusion.top_indices(fused, k)
+        return [
+            self._scored(
+                snap,
+                int(candidates[j]),
+                float(fused[j]),
+                {
+                    "bm25": float(lexical[candidates[j]]),
+                    "dense": float(dense[candidates[j]]),
+                    "hybrid": float(fused[j]),
+                    "alpha": float(alpha),
+                },
+            )
+            for j in order
+        ]
+
+    @staticmethod
+    def _scored(snap: _Snapshot, index: int, score: float, stages: dict[str, float]) -> ScoredDocument:
+        return ScoredDocument(snap.documents[int(index)], score, stages)
+
+    def __repr__(self) -> str:
+        return (
+            f"HybridRetriever(mode={self.mode!r}, alpha={self.alpha}, fusion={self.fusion!r}, "
+            f"documents={len(self)})"
+        )
+
+
+__all__ = ["HybridRetriever"]
