@@ -1,0 +1,95 @@
+"""What every re-ranking strategy shares: the protocol, argument checks, score scaling and
+the copy-sort-cut step, so each strategy only says how it scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .._validation import check_positive_int, check_text
+from ..embeddings import CachedEmbedder, Embedder, default_embedder
+from ..errors import ConfigurationError, InvalidTypeError
+from ..types import ScoredDocument
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Puts retrieval candidates in their final order.
+
+    Every strategy returns new :class:`ScoredDocument` objects (inputs are never mutated),
+    best first, at most ``k`` of them (all when ``k`` is None), and records its own score
+    in ``stage_scores`` under its name.
+    """
+
+    def rerank(
+        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
+    ) -> list[ScoredDocument]:
+        ...
+
+
+def check_call(query: str, candidates: Sequence[ScoredDocument], k: int | None) -> list[ScoredDocument]:
+    """Validate the arguments of ``rerank`` alike for every strategy; returns the candidates."""
+    check_text(query, "query")
+    if k is not None:
+        check_positive_int(k, "k")
+    if isinstance(candidates, (str, bytes, ScoredDocument)) or not isinstance(candidates, Sequence):
+        raise InvalidTypeError(
+            f"candidates must be a sequence of ScoredDocument, got {type(candidates).__name__}"
+        )
+    items = list(candidates)
+    for item in items:
+        if not isinstance(item, ScoredDocument):
+            raise InvalidTypeError(
+                f"candidates must be ScoredDocument objects, got {type(item).__name__}"
+            )
+    return items
+
+
+def minmax(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] within the list. All-equal lists map to 1.0: nothing separates them,
+    and a lone candidate should keep full weight rather than look worthless."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return array
+    low, high = float(array.min()), float(array.max())
+    if not np.isfinite(low) or not np.isfinite(high) or high - low <= 1e-12:
+        return np.ones_like(array)
+    return (array - low) / (high - low)
+
+
+def base_scores(candidates: Sequence[ScoredDocument]) -> np.ndarray:
+    """The incoming scores, min-max normalised within the candidate list."""
+    return minmax([candidate.score for candidate in candidates])
+
+
+def finish(
+    candidates: Sequence[ScoredDocument],
+    scores: Sequence[float] | np.ndarray,
+    stage: str,
+    k: int | None,
+) -> list[ScoredDocument]:
+    """Copies with ``stage`` recorded as the final score, best first, cut to ``k``.
+
+    Ties keep the incoming order (a stable sort), so equal scores never reshuffle what an
+    earlier stage decided.
+    """
+    order = sorted(range(len(candidates)), key=lambda i: -float(scores[i]))
+    if k is not None:
+        order = order[:k]
+    return [candidates[i].with_score(stage, float(scores[i])) for i in order]
+
+
+def resolve_embedder(embedder: Embedder | None) -> Embedder:
+    """``None`` -> the process-wide default (already cached); any other embedder gets an
+    in-memory cache so re-ranking the same documents twice does not embed them twice."""
+    if embedder is None:
+        return default_embedder()
+    if not isinstance(embedder, Embedder):
+        raise ConfigurationError(
+            f"embedder must implement the Embedder protocol, got {type(embedder).__name__}"
+        )
+    if isinstance(embedder, CachedEmbedder):
+        return embedder
+    return CachedEmbedder(embedder)

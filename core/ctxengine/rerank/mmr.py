@@ -1,0 +1,73 @@
+"""Maximal marginal relevance with near-duplicate removal.
+
+A context window holds few documents; three copies of one passage (mirrored pages, a
+chunk overlapping its neighbour, a re-posted answer) waste two slots that a document
+with something new would fill. MMR trades relevance against similarity to what is
+already chosen, and anything nearly identical to a chosen document is dropped outright.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._validation import check_finite
+from ..embeddings import Embedder
+from ..types import ScoredDocument
+from .base import base_scores, check_call, resolve_embedder
+
+
+class MMRReranker:
+    """Greedy MMR: pick ``argmax lambda_ * rel - (1 - lambda_) * max_sim_to_chosen``.
+
+    ``rel`` is the incoming score min-max normalised within the candidates (so MMR keeps
+    what earlier stages decided about relevance and only adds diversity);
+    ``max_sim_to_chosen`` is the highest cosine between the candidate's embedding and any
+    document already picked. A candidate whose cosine to a picked document exceeds
+    ``duplicate_threshold`` is removed from the result, not merely pushed down
+    (``duplicate_threshold=1.0`` keeps everything). ``stage_scores["mmr"]`` is the
+    marginal score at the time of the pick; it never increases down the list.
+    """
+
+    name = "mmr"
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        lambda_: float = 0.7,
+        duplicate_threshold: float = 0.92,
+    ) -> None:
+        self.lambda_ = check_finite(lambda_, "lambda_", low=0.0, high=1.0)
+        self.duplicate_threshold = check_finite(
+            duplicate_threshold, "duplicate_threshold", low=0.0, high=1.0, low_inclusive=False
+        )
+        self.embedder = resolve_embedder(embedder)
+
+    def rerank(
+        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
+    ) -> list[ScoredDocument]:
+        items = check_call(query, candidates, k)
+        if not items:
+            return []
+        relevance = base_scores(items)
+        vectors = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
+        limit = len(items) if k is None else min(k, len(items))
+        alive = np.ones(len(items), dtype=bool)
+        closest = np.full(len(items), -np.inf)  # max cosine to anything chosen so far
+        chosen: list[ScoredDocument] = []
+        while len(chosen) < limit and alive.any():
+            penalty = np.where(np.isfinite(closest), closest, 0.0)
+            marginal = self.lambda_ * relevance - (1.0 - self.lambda_) * penalty
+            marginal[~alive] = -np.inf
+            pick = int(np.argmax(marginal))  # first maximum: ties keep the incoming order
+            chosen.append(items[pick].with_score(self.name, float(marginal[pick])))
+            alive[pick] = False
+            similarity = vectors @ vectors[pick]
+            closest = np.maximum(closest, similarity)
+            alive &= ~(similarity > self.duplicate_threshold)
+        return chosen
+
+    def __repr__(self) -> str:
+        return f"MMRReranker(lambda_={self.lambda_}, duplicate_threshold={self.duplicate_threshold})"

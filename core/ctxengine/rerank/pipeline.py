@@ -1,0 +1,120 @@
+"""Chaining strategies, and resolving a re-ranker from a name (the engine's config path)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .._validation import check_choice
+from ..embeddings import Embedder
+from ..errors import InvalidInputError, InvalidTypeError, ModelNotFoundError
+from ..types import ScoredDocument
+from .base import Reranker, check_call
+from .cross_encoder import CrossEncoderReranker
+from .mmr import MMRReranker
+from .passage import PassageReranker
+from .tags import TagReranker
+
+#: What ``get_reranker(None)`` builds. "tags" leaves untagged candidates in retrieval order
+#: and costs no model call; see the README section on re-ranking for the SciFact figures
+#: behind this choice.
+DEFAULT_RERANKER = "tags"
+
+NAMES = ("none", "tags", "passage", "mmr", "cross-encoder")
+
+
+class RerankPipeline:
+    """Run ``stages`` in order, each re-ranking the previous one's output.
+
+    Only the last stage is cut to ``k``, so an early stage cannot drop a document that a
+    later, better-informed stage would have kept. An empty pipeline keeps the incoming
+    order (sorted by score) and scores: it is what ``"none"`` means.
+    """
+
+    name = "pipeline"
+
+    def __init__(self, stages: Sequence[Reranker]) -> None:
+        if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence):
+            raise InvalidTypeError(
+                f"stages must be a sequence of re-rankers, got {type(stages).__name__}"
+            )
+        for stage in stages:
+            if not callable(getattr(stage, "rerank", None)):
+                raise InvalidTypeError(
+                    f"every stage needs a rerank(query, candidates, k) method; got {type(stage).__name__}"
+                )
+        self.stages: tuple[Reranker, ...] = tuple(stages)
+
+    def rerank(
+        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
+    ) -> list[ScoredDocument]:
+        items = check_call(query, candidates, k)
+        if not items:
+            return []
+        if not self.stages:
+            order = sorted(range(len(items)), key=lambda i: -items[i].score)
+            if k is not None:
+                order = order[:k]
+            return [replace(items[i], stage_scores=dict(items[i].stage_scores)) for i in order]
+        for position, stage in enumerate(self.stages):
+            last = position == len(self.stages) - 1
+            items = stage.rerank(query, items, k if last else None)
+        return items
+
+    def __repr__(self) -> str:
+        return f"RerankPipeline({list(self.stages)!r})"
+
+
+def get_reranker(
+    spec: str | Reranker | Sequence[str | Reranker] | None = None,
+    *,
+    embedder: Embedder | None = None,
+) -> Reranker:
+    """Resolve a re-ranker from a name, an instance, or a list of either (chained in order).
+
+    Names: ``"none"``, ``"tags"``, ``"passage"``, ``"mmr"`` and ``"cross-encoder:PATH"``
+    (a cross-encoder needs a local model directory). ``None`` gives the default
+    (:data:`DEFAULT_RERANKER`). ``embedder`` is shared by the strategies that embed
+    (``passage``, ``mmr``); None means the process-wide default.
+    """
+    if spec is None:
+        return get_reranker(DEFAULT_RERANKER, embedder=embedder)
+    if isinstance(spec, str):
+        return _from_name(spec, embedder)
+    if isinstance(spec, Sequence) and not isinstance(spec, bytes):
+        stages = []
+        for item in spec:
+            if item is None:
+                raise InvalidInputError("a re-ranker list cannot contain None")
+            stages.append(get_reranker(item, embedder=embedder))
+        return RerankPipeline(stages)
+    if callable(getattr(spec, "rerank", None)):
+        return spec  # type: ignore[return-value]
+    raise InvalidTypeError(
+        f"reranker must be a name, a Reranker or a list of them, got {type(spec).__name__}"
+    )
+
+
+def _from_name(spec: str, embedder: Embedder | None) -> Reranker:
+    raw = spec.strip()
+    head, sep, argument = raw.partition(":")
+    name = head.strip().lower().replace("_", "-")
+    if name in ("cross-encoder", "crossencoder", "ce"):
+        path: str | os.PathLike[str] | None = argument.strip() or None
+        if path is None:
+            raise ModelNotFoundError(
+                "'cross-encoder' needs a local model directory: use 'cross-encoder:/path/to/model' "
+                "or pass CrossEncoderReranker(path) (no PyPI package ships cross-encoder weights)"
+            )
+        return CrossEncoderReranker(path)
+    if sep:
+        raise InvalidInputError(f"re-ranker {name!r} takes no argument (got {spec!r})")
+    check_choice(name, "reranker", NAMES)
+    if name == "none":
+        return RerankPipeline([])
+    if name == "tags":
+        return TagReranker()
+    if name == "passage":
+        return PassageReranker(embedder)
+    return MMRReranker(embedder)
