@@ -1,0 +1,333 @@
+"""Compression quality on SciFact: how many rationale sentences survive a token budget.
+
+For every train claim that has evidence, its cited abstracts (sentences joined with " ",
+best-cited first) are compressed together to 25% and 50% of their tokens (cl100k_base).
+Metric: the share of the claim's rationale sentences that are still in the kept text (a
+sentence counts when >= 90% of its characters are kept), averaged over claims.
+
+Peers, both on the same bundled MiniLM (wrapped, no hub) and the same disk cache:
+
+* LlamaIndex ``SentenceEmbeddingOptimizer`` per abstract, ``percentile_cutoff`` = the
+  budget share, its default punkt splitter; once with its default one-sentence context on
+  each side, once with none;
+* LangChain ``CharacterTextSplitter(chunk_size=300, separator=". ")`` then
+  ``EmbeddingsFilter(k = budget share of the chunks)`` over all abstracts of the claim.
+
+Neither takes a token budget, so their output (in the order they return it) is cut to the
+budget afterwards, the last piece with the token counter: that cut is ours, not theirs.
+
+    python benchmarks/compression_quality.py [--limit N] [--quick] [--variants]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+from benchmarks.data import load_scifact_claims, load_scifact_sentences  # noqa: E402
+from ctxengine.compress import (  # noqa: E402
+    ExtractiveCompressor,
+    SemanticCompressor,
+    SentenceCompressor,
+    TruncateCompressor,
+)
+from ctxengine.embeddings import default_embedder  # noqa: E402
+from ctxengine.tokens import default_token_counter  # noqa: E402
+from ctxengine.types import Document, ScoredDocument  # noqa: E402
+
+KEPT_SHARE = 0.9  # a rationale sentence is kept when this share of its characters is
+Ranges = list[list[tuple[int, int]]]  # per abstract: kept character ranges
+
+
+@dataclass
+class Case:
+    claim: str
+    texts: list[str]  # the cited abstracts, sentences joined with " "
+    sentence_spans: list[list[tuple[int, int]]]  # per abstract: each gold sentence's offsets
+    rationale: list[tuple[int, int]]  # (abstract position, gold sentence index)
+    tokens: int  # all abstracts together
+
+
+def load_cases(limit: int | None = None) -> list[Case]:
+    """Claims with evidence, their cited abstracts and rationale sentences, in file order."""
+    counter = default_token_counter()
+    abstracts = load_scifact_sentences()
+    cases = []
+    for claim in load_scifact_claims():
+        if not any(claim.evidence.values()):
+            continue
+        texts, spans, rationale = [], [], []
+        for doc_id in claim.cited_doc_ids:
+            if doc_id not in abstracts:
+                continue
+            sentences = [s.strip() for s in abstracts[doc_id][1]]
+            offsets, position = [], 0
+            for sentence in sentences:
+                offsets.append((position, position + len(sentence)))
+                position += len(sentence) + 1
+            rationale += [(len(texts), i) for i in claim.evidence.get(doc_id, []) if i < len(sentences)]
+            texts.append(" ".join(sentences))
+            spans.append(offsets)
+        if rationale:
+            tokens = sum(counter.count(text) for text in texts)
+            cases.append(Case(claim.claim, texts, spans, rationale, tokens))
+        if limit is not None and len(cases) >= limit:
+            break
+    return cases
+
+
+def rationale_kept(case: Case, ranges: Ranges) -> float:
+    kept = 0
+    for doc, index in case.rationale:
+        start, end = case.sentence_spans[doc][index]
+        covered = sum(max(0, min(end, e) - max(start, s)) for s, e in ranges[doc])
+        kept += covered >= KEPT_SHARE * (end - start)
+    return kept / len(case.rationale)
+
+
+def cover(piece: str, text: str) -> list[tuple[int, int]]:
+    """Where ``piece`` (text a peer returned, re-joined its own way) sits in ``text``:
+    longest runs that occur verbatim, left to right."""
+    ranges, pos = [], 0
+    while pos < len(piece):
+        if piece[pos].isspace():
+            pos += 1
+            continue
+        low, high = 0, len(piece) - pos  # a prefix of a substring is a substring: bisect
+        while low < high:
+            mid = (low + high + 1) // 2
+            if piece[pos : pos + mid] in text:
+                low = mid
+            else:
+                high = mid - 1
+        if low == 0:
+            pos += 1
+            continue
+        start = text.find(piece[pos : pos + low])
+        ranges.append((start, start + low))
+        pos += low
+    return ranges
+
+
+def fit_to_budget(pieces: Sequence[tuple[int, str]], budget: int) -> tuple[list[tuple[int, str]], int]:
+    """Peer output ``(abstract, text)`` in the peer's order, cut to ``budget`` tokens the
+    way the engine would: whole pieces while they fit, then one truncated piece."""
+    counter = default_token_counter()
+    kept, used = [], 0
+    for doc, text in pieces:
+        tokens = counter.count(text)
+        if used + tokens <= budget:
+            kept.append((doc, text))
+            used += tokens
+            continue
+        cut = counter.truncate(text, budget - used)
+        if cut.strip():
+            kept.append((doc, cut))
+            used += counter.count(cut)
+        break
+    return kept, used
+
+
+# --- runners: (case, budget, share) -> (ranges per abstract, tokens used) ---------------
+
+
+def ours(compressor: object) -> Callable[[Case, int, float], tuple[Ranges, int]]:
+    def run(case: Case, budget: int, share: float) -> tuple[Ranges, int]:
+        docs = [
+            ScoredDocument(Document(text, id=f"d{i}"), 1.0 / (1 + i))
+            for i, text in enumerate(case.texts)
+        ]
+        out = compressor.compress(case.claim, docs, budget)  # type: ignore[attr-defined]
+        ranges: Ranges = [[] for _ in case.texts]
+        for doc in out:
+            position = int(doc.id[1:])
+            spans = doc.kept or []
+            ranges[position] = (
+                [(0, len(doc.document.text))] if doc.kept is None else [(s.start, s.end) for s in spans]
+            )
+        return ranges, sum(doc.tokens or 0 for doc in out)
+
+    return run
+
+
+def llamaindex(context: int) -> Callable[[Case, int, float], tuple[Ranges, int]]:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.bridge.pydantic import PrivateAttr
+    from llama_index.core.postprocessor.optimizer import SentenceEmbeddingOptimizer
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    class MiniLMEmbedding(BaseEmbedding):
+        """ctxengine's bundled MiniLM (with its disk cache) as a LlamaIndex embed model."""
+
+        _embedder: object = PrivateAttr()
+
+        def __init__(self) -> None:
+            super().__init__(model_name="all-MiniLM-L6-v2 (bundled)")
+            self._embedder = default_embedder()
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return self._embedder.embed(list(texts)).tolist()  # type: ignore[attr-defined]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._get_text_embeddings([text])[0]
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._get_text_embedding(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    model = MiniLMEmbedding()
+
+    def run(case: Case, budget: int, share: float) -> tuple[Ranges, int]:
+        optimizer = SentenceEmbeddingOptimizer(
+            embed_model=model, percentile_cutoff=share, context_before=context, context_after=context
+        )
+        nodes = [NodeWithScore(node=TextNode(text=text), score=1.0) for text in case.texts]
+        pieces = []
+        for doc, node in enumerate(nodes):
+            try:
+                out = optimizer.postprocess_nodes([node], query_bundle=QueryBundle(case.claim))
+                pieces.append((doc, out[0].node.get_content()))
+            except ValueError:  # "Optimizer returned zero sentences" (short abstract)
+                continue
+        return _ranges(case, *fit_to_budget(pieces, budget))
+
+    return run
+
+
+def langchain() -> Callable[[Case, int, float], tuple[Ranges, int]]:
+    from langchain_classic.retrievers.document_compressors import EmbeddingsFilter
+    from langchain_core.documents import Document as LCDocument
+    from langchain_core.embeddings import Embeddings
+    from langchain_text_splitters import CharacterTextSplitter
+
+    class MiniLMEmbeddings(Embeddings):
+        """ctxengine's bundled MiniLM (with its disk cache) as LangChain embeddings."""
+
+        def __init__(self) -> None:
+            self._embedder = default_embedder()
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self._embedder.embed(list(texts)).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.embed_documents([text])[0]
+
+    embeddings = MiniLMEmbeddings()
+    # it warns for every chunk longer than chunk_size (a sentence longer than 300 chars)
+    logging.getLogger("langchain_text_splitters.base").setLevel(logging.ERROR)
+    splitter = CharacterTextSplitter(chunk_size=300, chunk_overlap=0, separator=". ")
+
+    def run(case: Case, budget: int, share: float) -> tuple[Ranges, int]:
+        chunks = splitter.split_documents(
+            [LCDocument(page_content=text, metadata={"doc": i}) for i, text in enumerate(case.texts)]
+        )
+        keep = max(1, math.ceil(share * len(chunks)))
+        out = EmbeddingsFilter(embeddings=embeddings, k=keep).compress_documents(chunks, case.claim)
+        return _ranges(case, *fit_to_budget([(d.metadata["doc"], d.page_content) for d in out], budget))
+
+    return run
+
+
+def _ranges(case: Case, pieces: list[tuple[int, str]], used: int) -> tuple[Ranges, int]:
+    ranges: Ranges = [[] for _ in case.texts]
+    for doc, text in pieces:
+        ranges[doc] += cover(text, case.texts[doc])
+    return ranges, used
+
+
+# --- the table ---------------------------------------------------------------------------
+
+
+def runners(variants: bool) -> list[tuple[str, Callable[[Case, int, float], tuple[Ranges, int]]]]:
+    rows = [
+        ("truncate", ours(TruncateCompressor())),
+        ("sentence", ours(SentenceCompressor())),
+        ("extractive", ours(ExtractiveCompressor())),
+        ("semantic", ours(SemanticCompressor())),
+    ]
+    if variants:
+        rows += [
+            ("sentence fill=False", ours(SentenceCompressor(fill=False))),
+            ("extractive density", ours(ExtractiveCompressor(selection="density"))),
+            ("extractive rank_weight=0", ours(ExtractiveCompressor(rank_weight=0.0))),
+            ("extractive rank_weight=0.3", ours(ExtractiveCompressor(rank_weight=0.3))),
+            ("semantic lexical=0", ours(SemanticCompressor(lexical_weight=0.0))),
+            ("semantic lexical=0.5", ours(SemanticCompressor(lexical_weight=0.5))),
+            ("semantic density", ours(SemanticCompressor(selection="density"))),
+        ]
+    rows += [
+        ("llamaindex optimizer ctx=1", llamaindex(1)),
+        ("llamaindex optimizer ctx=0", llamaindex(0)),
+        ("langchain embeddings filter", langchain()),
+    ]
+    return rows
+
+
+def evaluate(cases: list[Case], shares: Sequence[float], variants: bool = False) -> list[dict]:
+    results = []
+    for name, run in runners(variants):
+        for share in shares:
+            kept, used, budgets, times, over = [], [], [], [], 0
+            for case in cases:
+                budget = int(share * case.tokens)
+                started = time.perf_counter()
+                ranges, tokens = run(case, budget, share)
+                times.append(time.perf_counter() - started)
+                kept.append(rationale_kept(case, ranges))
+                used.append(tokens)
+                budgets.append(budget)
+                over += tokens > budget
+            results.append(
+                {
+                    "strategy": name,
+                    "budget": share,
+                    "kept": statistics.fmean(kept),
+                    "used": sum(used) / max(1, sum(budgets)),
+                    "over": over,
+                    "ms": 1000 * statistics.median(times),
+                }
+            )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--limit", type=int, default=None, help="first N claims with evidence")
+    parser.add_argument("--quick", action="store_true", help="40 claims, 25%% budget only")
+    parser.add_argument("--variants", action="store_true", help="also the tuning variants")
+    args = parser.parse_args(argv)
+    limit = 40 if args.quick and args.limit is None else args.limit
+    shares = (0.25,) if args.quick else (0.25, 0.5)
+    cases = load_cases(limit)
+    default_embedder().embed(["warm-up"])  # load the model outside the timings
+    results = evaluate(cases, shares, args.variants)
+    print(f"SciFact train claims with evidence: {len(cases)}, "
+          f"{sum(len(c.rationale) for c in cases)} rationale sentences, "
+          f"{sum(len(c.texts) for c in cases)} abstracts")
+    print(f"{'strategy':30} {'budget':>6} {'rationale kept':>14} {'tokens/budget':>13} "
+          f"{'over':>4} {'ms/claim':>8}")
+    for row in results:
+        print(f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
+              f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>8.2f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
