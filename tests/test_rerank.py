@@ -331,7 +331,7 @@ def test_cross_encoder_orders_by_the_model_scores(tiny_cross_encoder):
     # blend=0 ignores the model; the raw model score is still recorded.
     kept = CrossEncoderReranker(tiny_cross_encoder, blend=0.0).rerank(query, candidates)
     assert [c.id for c in kept] == [c.id for c in sorted(candidates, key=lambda c: -c.score)]
-    assert all("cross_encoder" in c.stage_scores for c in kept)
+    assert all("cross_encoder_model" in c.stage_scores for c in kept)
     via_name = get_reranker(f"cross-encoder:{tiny_cross_encoder}")
     assert [c.id for c in via_name.rerank(query, candidates, k=4)] == [c.id for c in out]
 

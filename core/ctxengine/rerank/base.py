@@ -81,6 +81,33 @@ def finish(
     return [candidates[i].with_score(stage, float(scores[i])) for i in order]
 
 
+class BaseReranker:
+    """Template for strategies that give every candidate a score: validation, the empty
+    case, recording the stage and sorting live here; a strategy implements ``_scores``."""
+
+    name = "rerank"
+
+    def rerank(
+        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
+    ) -> list[ScoredDocument]:
+        items = check_call(query, candidates, k)
+        if not items:
+            return []
+        return self._order(query, items, k)
+
+    def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
+        final, details = self._scores(query, items)
+        for stage, values in details.items():  # the parts the final score was built from
+            items = [item.with_score(stage, float(v), final=False) for item, v in zip(items, values)]
+        return finish(items, final, self.name, k)
+
+    def _scores(
+        self, query: str, items: list[ScoredDocument]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Final scores, and named component scores to record next to them."""
+        raise NotImplementedError
+
+
 def resolve_embedder(embedder: Embedder | None) -> Embedder:
     """``None`` -> the process-wide default (already cached); any other embedder gets an
     in-memory cache so re-ranking the same documents twice does not embed them twice."""

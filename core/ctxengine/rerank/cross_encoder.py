@@ -18,15 +18,15 @@ import numpy as np
 from .._validation import check_finite, check_positive_int
 from ..errors import ConfigurationError, DependencyMissingError, ModelNotFoundError
 from ..types import ScoredDocument
-from .base import base_scores, check_call, finish, minmax
+from .base import BaseReranker, base_scores, minmax
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(BaseReranker):
     """Score each (query, document) pair with a sentence-transformers ``CrossEncoder``.
 
-    ``stage_scores["cross_encoder"]`` holds the model's score (after the model's own
+    ``stage_scores["cross_encoder_model"]`` holds the model's score (after the model's own
     activation, e.g. a sigmoid for one-label rankers). With ``blend=1`` that score is the
-    final one; with ``blend<1`` the final score is
+    final one (``"cross_encoder"``); with ``blend<1`` the final score is
     ``blend * ce_norm + (1 - blend) * base_norm``, both min-max normalised within the
     candidates so that logits and retrieval scores of any scale can be mixed.
     """
@@ -103,22 +103,15 @@ class CrossEncoderReranker:
             )
         return values
 
-    def rerank(
-        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
-    ) -> list[ScoredDocument]:
-        items = check_call(query, candidates, k)
-        if not items:
-            return []
+    def _scores(
+        self, query: str, items: list[ScoredDocument]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         model_scores = self.scores(query, [item.document.text for item in items])
         if self.blend == 1.0:
-            return finish(items, model_scores, self.name, k)
-        final = self.blend * minmax(model_scores) + (1.0 - self.blend) * base_scores(items)
-        annotated = [
-            item.with_score(self.name, float(score), final=False)
-            for item, score in zip(items, model_scores)
-        ]
-        # The blend is the final score; the raw model score stays under "cross_encoder".
-        return finish(annotated, final, "cross_encoder_blend", k)
+            final = model_scores
+        else:
+            final = self.blend * minmax(model_scores) + (1.0 - self.blend) * base_scores(items)
+        return final, {"cross_encoder_model": model_scores}
 
     def __repr__(self) -> str:
         return f"CrossEncoderReranker({str(self.model_path)!r}, blend={self.blend})"

@@ -8,17 +8,15 @@ already chosen, and anything nearly identical to a chosen document is dropped ou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from .._validation import check_finite
 from ..embeddings import Embedder
 from ..types import ScoredDocument
-from .base import base_scores, check_call, resolve_embedder
+from .base import BaseReranker, base_scores, resolve_embedder
 
 
-class MMRReranker:
+class MMRReranker(BaseReranker):
     """Greedy MMR: pick ``argmax lambda_ * rel - (1 - lambda_) * max_sim_to_chosen``.
 
     ``rel`` is the incoming score min-max normalised within the candidates (so MMR keeps
@@ -45,12 +43,7 @@ class MMRReranker:
         )
         self.embedder = resolve_embedder(embedder)
 
-    def rerank(
-        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
-    ) -> list[ScoredDocument]:
-        items = check_call(query, candidates, k)
-        if not items:
-            return []
+    def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
         relevance = base_scores(items)
         vectors = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
         limit = len(items) if k is None else min(k, len(items))

@@ -16,7 +16,7 @@ from .._validation import check_finite, check_positive_int
 from ..embeddings import Embedder
 from ..text import split_sentences
 from ..types import ScoredDocument
-from .base import base_scores, check_call, finish, resolve_embedder
+from .base import BaseReranker, base_scores, resolve_embedder
 
 
 def passage_windows(text: str, window: int) -> list[str]:
@@ -36,7 +36,7 @@ def passage_windows(text: str, window: int) -> list[str]:
     ]
 
 
-class PassageReranker:
+class PassageReranker(BaseReranker):
     """``final = (1 - weight) * base_norm + weight * best_passage_cos``.
 
     ``base_norm`` is the incoming score min-max normalised within the candidates;
@@ -73,19 +73,12 @@ class PassageReranker:
         best[~np.isfinite(best)] = 0.0
         return best
 
-    def rerank(
-        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
-    ) -> list[ScoredDocument]:
-        items = check_call(query, candidates, k)
-        if not items:
-            return []
+    def _scores(
+        self, query: str, items: list[ScoredDocument]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         cosines = self.best_passage_scores(query, [item.document.text for item in items])
         final = (1.0 - self.weight) * base_scores(items) + self.weight * cosines
-        annotated = [
-            item.with_score("passage_cos", float(cos), final=False)
-            for item, cos in zip(items, cosines)
-        ]
-        return finish(annotated, final, self.name, k)
+        return final, {"passage_cos": cosines}
 
     def __repr__(self) -> str:
         return f"PassageReranker(window={self.window}, weight={self.weight})"

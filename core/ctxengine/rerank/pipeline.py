@@ -10,7 +10,7 @@ from .._validation import check_choice
 from ..embeddings import Embedder
 from ..errors import InvalidInputError, InvalidTypeError, ModelNotFoundError
 from ..types import ScoredDocument
-from .base import Reranker, check_call
+from .base import Reranker, BaseReranker
 from .cross_encoder import CrossEncoderReranker
 from .mmr import MMRReranker
 from .passage import PassageReranker
@@ -24,7 +24,7 @@ DEFAULT_RERANKER = "tags"
 NAMES = ("none", "tags", "passage", "mmr", "cross-encoder")
 
 
-class RerankPipeline:
+class RerankPipeline(BaseReranker):
     """Run ``stages`` in order, each re-ranking the previous one's output.
 
     Only the last stage is cut to ``k``, so an early stage cannot drop a document that a
@@ -46,12 +46,7 @@ class RerankPipeline:
                 )
         self.stages: tuple[Reranker, ...] = tuple(stages)
 
-    def rerank(
-        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
-    ) -> list[ScoredDocument]:
-        items = check_call(query, candidates, k)
-        if not items:
-            return []
+    def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
         if not self.stages:
             order = sorted(range(len(items)), key=lambda i: -items[i].score)
             if k is not None:

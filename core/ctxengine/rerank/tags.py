@@ -16,7 +16,7 @@ from .._validation import check_finite
 from ..errors import ConfigurationError, InvalidTypeError
 from ..text import analyze
 from ..types import ScoredDocument
-from .base import base_scores, check_call, finish
+from .base import BaseReranker, base_scores
 
 
 def tag_key(tag: str) -> tuple[str, ...]:
@@ -24,7 +24,7 @@ def tag_key(tag: str) -> tuple[str, ...]:
     return tuple(analyze(tag))
 
 
-class TagReranker:
+class TagReranker(BaseReranker):
     """Blend the incoming score with how strongly the document's tags match the query.
 
     ``tag_importance`` is the best, over the document's ``metadata["tags"]``, of
@@ -94,20 +94,15 @@ class TagReranker:
             best = max(best, priority * match)
         return best
 
-    def rerank(
-        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
-    ) -> list[ScoredDocument]:
-        items = check_call(query, candidates, k)
-        if not items:
-            return []
+    def _scores(
+        self, query: str, items: list[ScoredDocument]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         query_terms = frozenset(analyze(query))
-        importance = [self.tag_importance(query_terms, item.document.tags) for item in items]
-        final = self.base_weight * base_scores(items) + self.tag_weight * np.asarray(importance)
-        annotated = [
-            item.with_score("tag_importance", value, final=False)
-            for item, value in zip(items, importance)
-        ]
-        return finish(annotated, final, self.name, k)
+        importance = np.asarray(
+            [self.tag_importance(query_terms, item.document.tags) for item in items]
+        )
+        final = self.base_weight * base_scores(items) + self.tag_weight * importance
+        return final, {"tag_importance": importance}
 
     def __repr__(self) -> str:
         return (
