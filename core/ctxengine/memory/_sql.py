@@ -1,0 +1,120 @@
+"""What the SQLite and PostgreSQL stores share: the turn columns, the row <-> Turn mapping,
+argument checks, and the schema version both speak.
+
+Both stores keep the same fields with the same meaning, so a session moved from one to the
+other (or read by another language) needs no translation: ``metadata`` is JSON text
+(``allow_nan=False``, since PostgreSQL's JSONB rejects NaN and SQLite would not).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._validation import check_finite, check_positive_int, check_text
+from ..errors import InvalidInputError, InvalidTypeError
+from ..types import Turn
+
+# Version 1 was the first table layout (no per-turn metadata); version 2 adds ``metadata``.
+# A new database runs both steps, so the upgrade path is the one every file takes.
+SCHEMA_VERSION = 2
+
+TABLE = "ctxengine_turns"
+# Column order of every SELECT and INSERT in both stores.
+COLUMNS = (
+    "id",
+    "session_id",
+    "seq",
+    "role",
+    "content",
+    "timestamp",
+    "importance",
+    "last_access",
+    "metadata",
+)
+
+
+def check_turn(turn: Any) -> Turn:
+    if not isinstance(turn, Turn):
+        raise InvalidTypeError(f"a store holds Turn objects, got {type(turn).__name__}")
+    check_text(turn.session_id, "Turn.session_id")
+    check_text(turn.id, "Turn.id")
+    check_text(turn.role, "Turn.role")
+    check_text(turn.content, "Turn.content", allow_empty=True)
+    if not math.isfinite(turn.last_access):
+        raise InvalidInputError("Turn.last_access must be finite")
+    return turn
+
+
+def check_session(session_id: Any) -> str:
+    return check_text(session_id, "session_id")
+
+
+def check_last(last: Any) -> int | None:
+    return None if last is None else check_positive_int(last, "last", allow_zero=True)
+
+
+def check_touch(turn_ids: Any, when: Any) -> tuple[list[str], float]:
+    """The ids (deduplicated, order kept) and the time of a ``touch`` call."""
+    if isinstance(turn_ids, str) or not isinstance(turn_ids, Sequence):
+        raise InvalidTypeError("turn_ids must be a sequence of turn ids")
+    ids = [check_text(turn_id, "turn id") for turn_id in turn_ids]
+    return list(dict.fromkeys(ids)), check_finite(when, "when")
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"turn metadata must be JSON-serialisable (str keys, finite numbers) to persist: {exc}"
+        ) from exc
+
+
+def turn_params(turn: Turn, seq: int) -> tuple[Any, ...]:
+    """The values of :data:`COLUMNS` for ``turn`` stored at position ``seq``."""
+    return (
+        turn.id,
+        turn.session_id,
+        seq,
+        turn.role,
+        turn.content,
+        float(turn.timestamp),
+        float(turn.importance),
+        float(turn.last_access),
+        encode_metadata(turn.metadata),
+    )
+
+
+def row_turn(row: Sequence[Any]) -> Turn:
+    """A :class:`Turn` from a row in :data:`COLUMNS` order (metadata as JSON text or a dict)."""
+    turn_id, session_id, seq, role, content, timestamp, importance, last_access, metadata = row
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return Turn(
+        role=role,
+        content=content,
+        session_id=session_id,
+        timestamp=float(timestamp),
+        importance=float(importance),
+        last_access=float(last_access),
+        id=turn_id,
+        metadata=metadata or {},
+        seq=int(seq),
+    )
+
+
+__all__ = [
+    "COLUMNS",
+    "SCHEMA_VERSION",
+    "TABLE",
+    "check_last",
+    "check_session",
+    "check_touch",
+    "check_turn",
+    "encode_metadata",
+    "row_turn",
+    "turn_params",
+]

@@ -1,0 +1,415 @@
+"""PostgresStore: conversation turns in PostgreSQL, for many workers on many machines.
+
+The same fields and semantics as :class:`~ctxengine.memory.sqlite.SQLiteStore`, with what
+a shared server needs:
+
+* a ``psycopg_pool.ConnectionPool`` for the sync methods, and one
+  ``AsyncConnectionPool`` per event loop for the async ones (``aadd``, ``aturns``...);
+* ``seq`` comes from a per-session counter row, bumped by ``INSERT ... ON CONFLICT DO
+  UPDATE`` in the same statement that inserts the turn: the row lock serialises writers of
+  one session (workers of other sessions never wait), and ``UNIQUE(session_id, seq)``
+  backs it up;
+* every per-session statement filters on ``session_id``; identifiers are composed with
+  ``psycopg.sql`` and values are always parameters;
+* the schema version sits in ``<schema>.ctxengine_schema`` and is migrated under an
+  advisory lock, so workers starting together create the tables once.
+
+``schema`` (constructor, or ``?schema=`` in the URL) puts the tables in their own
+PostgreSQL schema, e.g. one per application or per test run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .._validation import check_finite, check_positive_int, check_text
+from ..errors import ConfigurationError, DependencyMissingError, InvalidInputError, StoreError
+from ..types import Turn
+from ._sql import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    check_last,
+    check_session,
+    check_touch,
+    check_turn,
+    row_turn,
+    turn_params,
+)
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+    raise DependencyMissingError(
+        f"the PostgreSQL store needs psycopg 3 and psycopg-pool: pip install 'ctxengine[postgres]' ({exc})"
+    ) from exc
+
+# Step i upgrades schema version i to i + 1 (see ``_sql.SCHEMA_VERSION``).
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE {schema}.ctxengine_sessions ("
+        " session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)",
+        "CREATE TABLE {schema}.ctxengine_turns ("
+        " id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+        " role TEXT NOT NULL, content TEXT NOT NULL, timestamp DOUBLE PRECISION NOT NULL,"
+        " importance DOUBLE PRECISION NOT NULL, last_access DOUBLE PRECISION NOT NULL,"
+        " UNIQUE (session_id, seq))",
+    ),
+    ("ALTER TABLE {schema}.ctxengine_turns ADD COLUMN metadata JSONB NOT NULL DEFAULT '{{}}'",),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_COLUMN_LIST = ", ".join(COLUMNS)
+_STATEMENTS = {
+    # One statement: bump (or create) the session's counter row and insert at that position.
+    "add": (
+        "WITH s AS (INSERT INTO {schema}.ctxengine_sessions AS c (session_id, next_seq)"
+        " VALUES (%(session_id)s, 1) ON CONFLICT (session_id)"
+        " DO UPDATE SET next_seq = c.next_seq + 1 RETURNING c.next_seq - 1 AS seq)"
+        f" INSERT INTO {{schema}}.ctxengine_turns ({_COLUMN_LIST})"
+        " SELECT %(id)s, %(session_id)s, s.seq, %(role)s, %(content)s, %(timestamp)s,"
+        " %(importance)s, %(last_access)s, %(metadata)s::jsonb FROM s RETURNING seq"
+    ),
+    "turns": (
+        f"SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns"
+        " WHERE session_id = %s ORDER BY seq"
+    ),
+    "last": (
+        f"SELECT * FROM (SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns"
+        " WHERE session_id = %s ORDER BY seq DESC LIMIT %s) AS recent ORDER BY seq"
+    ),
+    "touch": (
+        "UPDATE {schema}.ctxengine_turns SET last_access = %s"
+        " WHERE session_id = %s AND id = ANY(%s)"
+    ),
+    # Two statements in one transaction, counter first: its row lock waits for an add in
+    # flight, and the second statement's fresh snapshot then sees (and deletes) that turn.
+    "delete_counter": "DELETE FROM {schema}.ctxengine_sessions WHERE session_id = %s",
+    "delete_turns": "DELETE FROM {schema}.ctxengine_turns WHERE session_id = %s",
+    "count": "SELECT COUNT(*) FROM {schema}.ctxengine_turns WHERE session_id = %s",
+    "count_all": "SELECT COUNT(*) FROM {schema}.ctxengine_turns",
+    "sessions": "SELECT DISTINCT session_id FROM {schema}.ctxengine_turns",
+}
+
+
+def _compose(template: str, schema: str) -> sql.Composed:
+    return sql.SQL(template).format(schema=sql.Identifier(schema))
+
+
+def _describe(conninfo: str) -> str:
+    """host:port/dbname, never the password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "PostgreSQL (unparsable conninfo)"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class PostgresStore:
+    """A :class:`~ctxengine.memory.MemoryStore` in PostgreSQL (psycopg 3), sync and async.
+
+    Parameters
+    ----------
+    conninfo:
+        A libpq connection string or ``postgresql://user:password@host:port/db`` URL.
+    schema:
+        The PostgreSQL schema holding the tables (created if missing).
+    min_size, max_size:
+        Connections kept open / opened at most by each pool.
+    timeout:
+        Seconds to wait for a connection (at start, and from a busy pool).
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        self.conninfo = check_text(conninfo, "conninfo")
+        self.schema = check_text(schema, "schema")
+        self.min_size = check_positive_int(min_size, "min_size", allow_zero=True)
+        self.max_size = check_positive_int(max_size, "max_size")
+        if self.max_size < self.min_size:
+            raise ConfigurationError(f"max_size ({max_size}) < min_size ({min_size})")
+        self.timeout = check_finite(timeout, "timeout", low=0.0, low_inclusive=False)
+        self._where = _describe(self.conninfo)
+        self._sql = {name: _compose(text, self.schema) for name, text in _STATEMENTS.items()}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.migrate()
+        self._pool = self._open_pool()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        """``postgresql://user:pass@host:port/db?schema=app&max_size=20`` (also
+        ``postgres://`` and ``postgresql+psycopg://``). ``schema``, ``min_size``,
+        ``max_size`` and ``timeout`` are read here; other options go to libpq."""
+        parts = urlsplit(url)
+        if parts.scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
+            raise ConfigurationError("not a postgresql:// URL")
+        options: dict[str, Any] = {}
+        libpq: list[tuple[str, str]] = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "schema":
+                options["schema"] = value
+            elif key in ("min_size", "max_size"):
+                if not value.isdigit():
+                    raise ConfigurationError(f"{key} must be an integer, got {value!r}")
+                options[key] = int(value)
+            elif key == "timeout":
+                try:
+                    options["timeout"] = float(value)
+                except ValueError:
+                    raise ConfigurationError(f"timeout must be a number, got {value!r}") from None
+            else:
+                libpq.append((key, value))
+        conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq), ""))
+        return cls(conninfo, **options)
+
+    # --- schema ------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Create or upgrade the tables to :data:`SCHEMA_VERSION`; returns the old version."""
+        ident = sql.Identifier(self.schema)
+        with self._errors(), psycopg.connect(
+            self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
+        ) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ctxengine:{self.schema}",))
+            if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+            conn.execute(
+                sql.SQL("CREATE TABLE IF NOT EXISTS {}.ctxengine_schema (version INTEGER NOT NULL)").format(ident)
+            )
+            row = conn.execute(sql.SQL("SELECT max(version) FROM {}.ctxengine_schema").format(ident)).fetchone()
+            version = int(row[0] or 0) if row else 0
+            has_table = conn.execute(
+                "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'ctxengine_turns'",
+                (self.schema,),
+            ).fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"schema {self.schema!r} is at version {version}, written by a newer ctxengine "
+                    f"(this one reads up to {SCHEMA_VERSION})"
+                )
+            if version == 0 and has_table:
+                raise StoreError(f"schema {self.schema!r} has a ctxengine_turns table not made by ctxengine")
+            for step in _MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(_compose(statement, self.schema))
+            if version < SCHEMA_VERSION:
+                conn.execute(sql.SQL("DELETE FROM {}.ctxengine_schema").format(ident))
+                conn.execute(
+                    sql.SQL("INSERT INTO {}.ctxengine_schema (version) VALUES (%s)").format(ident),
+                    (SCHEMA_VERSION,),
+                )
+            return version
+
+    # --- pools and errors ----------------------------------------------------------------
+
+    def _open_pool(self) -> ConnectionPool:
+        self._pid = os.getpid()
+        pool = ConnectionPool(
+            self.conninfo,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        pool.open(wait=False)
+        return pool
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise StoreError(f"the store on {self._where} is closed")
+        if self._pid != os.getpid():
+            # A forked child cannot share its parent's sockets: it gets its own pool.
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._inherited = self._pool
+                    self._pool = self._open_pool()
+        with self._errors(), self._pool.connection() as conn:
+            yield conn
+
+    async def _apool(self) -> AsyncConnectionPool:
+        if self._closed:
+            raise StoreError(f"the store on {self._where} is closed")
+        loop = asyncio.get_running_loop()
+        task = self._apools.get(loop)
+        if task is None:
+            # A task, so coroutines racing here share one pool per loop.
+            task = self._apools[loop] = loop.create_task(self._new_apool())
+        return await task
+
+    async def _new_apool(self) -> AsyncConnectionPool:
+        pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.timeout,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        await pool.open(wait=False)
+        return pool
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "ctxengine_turns_pkey":
+                raise InvalidInputError("a turn with this id is already stored") from None
+            raise StoreError(f"PostgreSQL store {self._where}: {exc}") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(f"PostgreSQL store {self._where}: {exc}") from exc
+
+    # --- the MemoryStore protocol (sync) -------------------------------------------------
+
+    def add(self, turn: Turn) -> Turn:
+        params = dict(zip(COLUMNS, turn_params(check_turn(turn), 0)))
+        with self._connection() as conn:
+            seq = conn.execute(self._sql["add"], params).fetchone()[0]
+        return replace(turn, seq=int(seq))
+
+    def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
+        query, params = self._turns_query(session_id, last)
+        if query is None:
+            return []
+        with self._connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [row_turn(row) for row in rows]
+
+    def touch(self, session_id: str, turn_ids: Sequence[str], when: float) -> None:
+        check_session(session_id)
+        ids, when = check_touch(turn_ids, when)
+        if ids:
+            with self._connection() as conn:
+                conn.execute(self._sql["touch"], (when, session_id, ids))
+
+    def delete_session(self, session_id: str) -> int:
+        check_session(session_id)
+        with self._connection() as conn, conn.transaction():
+            conn.execute(self._sql["delete_counter"], (session_id,))
+            return conn.execute(self._sql["delete_turns"], (session_id,)).rowcount
+
+    def count(self, session_id: str | None = None) -> int:
+        query, params = self._count_query(session_id)
+        with self._connection() as conn:
+            return int(conn.execute(query, params).fetchone()[0])
+
+    def sessions(self) -> list[str]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql["sessions"]).fetchall()
+        return sorted(row[0] for row in rows)
+
+    def _turns_query(self, session_id: str, last: int | None) -> tuple[sql.Composed | None, tuple[Any, ...]]:
+        check_session(session_id)
+        last = check_last(last)
+        if last == 0:
+            return None, ()
+        if last is None:
+            return self._sql["turns"], (session_id,)
+        return self._sql["last"], (session_id, last)
+
+    def _count_query(self, session_id: str | None) -> tuple[sql.Composed, tuple[Any, ...]]:
+        if session_id is None:
+            return self._sql["count_all"], ()
+        return self._sql["count"], (check_session(session_id),)
+
+    # --- the same, async ---------------------------------------------------------------
+
+    async def aadd(self, turn: Turn) -> Turn:
+        params = dict(zip(COLUMNS, turn_params(check_turn(turn), 0)))
+        pool = await self._apool()
+        with self._errors():
+            async with pool.connection() as conn:
+                row = await (await conn.execute(self._sql["add"], params)).fetchone()
+        return replace(turn, seq=int(row[0]))
+
+    async def aturns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
+        query, params = self._turns_query(session_id, last)
+        if query is None:
+            return []
+        pool = await self._apool()
+        with self._errors():
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(query, params)).fetchall()
+        return [row_turn(row) for row in rows]
+
+    async def atouch(self, session_id: str, turn_ids: Sequence[str], when: float) -> None:
+        check_session(session_id)
+        ids, when = check_touch(turn_ids, when)
+        if not ids:
+            return
+        pool = await self._apool()
+        with self._errors():
+            async with pool.connection() as conn:
+                await conn.execute(self._sql["touch"], (when, session_id, ids))
+
+    async def adelete_session(self, session_id: str) -> int:
+        check_session(session_id)
+        pool = await self._apool()
+        with self._errors():
+            async with pool.connection() as conn, conn.transaction():
+                await conn.execute(self._sql["delete_counter"], (session_id,))
+                cursor = await conn.execute(self._sql["delete_turns"], (session_id,))
+                return cursor.rowcount
+
+    async def acount(self, session_id: str | None = None) -> int:
+        query, params = self._count_query(session_id)
+        pool = await self._apool()
+        with self._errors():
+            async with pool.connection() as conn:
+                row = await (await conn.execute(query, params)).fetchone()
+        return int(row[0])
+
+    async def asessions(self) -> list[str]:
+        pool = await self._apool()
+        with self._errors():
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(self._sql["sessions"])).fetchall()
+        return sorted(row[0] for row in rows)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the async pool of the running event loop."""
+        task = self._apools.pop(asyncio.get_running_loop(), None)
+        if task is not None:
+            await (await task).close()
+
+    def close(self) -> None:
+        """Close the sync pool; further calls raise (``await aclose()`` for async pools)."""
+        self._closed = True
+        if self._pid == os.getpid():
+            self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._where!r}, schema={self.schema!r})"
+
+
+__all__ = ["PostgresStore"]

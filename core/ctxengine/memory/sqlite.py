@@ -1,0 +1,370 @@
+"""SQLiteStore: conversation turns in one SQLite file that survives restarts.
+
+Why it is safe with several threads and several processes on one machine:
+
+* WAL journal: readers never block the writer and a crash (even ``SIGKILL`` mid-write)
+  leaves every committed transaction in place and the file consistent;
+* ``add`` runs in ``BEGIN IMMEDIATE``, which takes the file's write lock *before* reading
+  ``MAX(seq)``, so two writers can never compute the same position; ``UNIQUE(session_id,
+  seq)`` makes the database itself refuse a duplicate should that ever break;
+* a connection per thread (and a new one after ``fork``), a busy timeout instead of
+  "database is locked" errors under contention;
+* every statement is a constant with ``?`` parameters; nothing is formatted into SQL.
+
+The schema version lives in ``PRAGMA user_version`` and is upgraded by :func:`migrate`
+when a file is opened. A file that is not SQLite, is damaged, or belongs to another
+application raises :class:`~ctxengine.errors.StoreError` and is left untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .._validation import check_finite
+from ..errors import ConfigurationError, InvalidInputError, StoreError
+from ..types import Turn
+from ._sql import (
+    SCHEMA_VERSION,
+    check_last,
+    check_session,
+    check_touch,
+    check_turn,
+    row_turn,
+    turn_params,
+)
+
+_HEADER = b"SQLite format 3\x00"
+
+# One tuple of statements per schema version; step i upgrades version i to i + 1. The
+# version is a literal in each step because PRAGMA takes no parameters.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE ctxengine_turns (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            timestamp REAL NOT NULL,
+            importance REAL NOT NULL,
+            last_access REAL NOT NULL,
+            UNIQUE (session_id, seq)
+        )""",
+        "PRAGMA user_version = 1",
+    ),
+    (
+        "ALTER TABLE ctxengine_turns ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
+        "PRAGMA user_version = 2",
+    ),
+)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
+_SELECT = (
+    "SELECT id, session_id, seq, role, content, timestamp, importance, last_access, metadata "
+    "FROM ctxengine_turns WHERE session_id = ? ORDER BY seq"
+)
+_SELECT_LAST = (
+    "SELECT * FROM (SELECT id, session_id, seq, role, content, timestamp, importance, "
+    "last_access, metadata FROM ctxengine_turns WHERE session_id = ? "
+    "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+)
+_NEXT_SEQ = "SELECT COALESCE(MAX(seq), -1) + 1 FROM ctxengine_turns WHERE session_id = ?"
+_INSERT = (
+    "INSERT INTO ctxengine_turns (id, session_id, seq, role, content, timestamp, importance, "
+    "last_access, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TOUCH = "UPDATE ctxengine_turns SET last_access = ? WHERE session_id = ? AND id = ?"
+_SYNCHRONOUS = {"FULL": "PRAGMA synchronous = FULL", "NORMAL": "PRAGMA synchronous = NORMAL"}
+
+
+class _Connection(sqlite3.Connection):
+    """A plain connection that can be weakly referenced (the base class cannot)."""
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    """The file's schema version; :class:`StoreError` if ctxengine cannot use the file.
+
+    Reads only, so a foreign file is rejected before anything (even the switch to WAL,
+    which rewrites the header) touches it.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("ctxengine_turns",)
+    ).fetchone()
+    if (version > 0) != bool(has_table):
+        raise StoreError(
+            f"not a ctxengine memory file (user_version={version}, "
+            f"ctxengine_turns table {'present' if has_table else 'absent'})"
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"schema version {version} was written by a newer ctxengine "
+            f"(this one reads up to {SCHEMA_VERSION}); upgrade ctxengine"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file behind ``conn`` (autocommit mode) to :data:`SCHEMA_VERSION`.
+
+    Runs in one ``BEGIN IMMEDIATE`` transaction, so processes opening a new file at the
+    same moment migrate it once, and a failed step leaves the old version intact.
+    Returns the version the file had.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = read_version(conn)
+        for step in _MIGRATIONS[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+        return version
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteStore:
+    """A :class:`~ctxengine.memory.MemoryStore` in one SQLite file.
+
+    Parameters
+    ----------
+    path:
+        The database file (created if missing; its directory must exist).
+    timeout:
+        Seconds a writer waits for another's lock before raising :class:`StoreError`.
+    synchronous:
+        ``"FULL"`` (default): a committed turn survives a power cut. ``"NORMAL"``: faster,
+        still survives the process being killed; the last commits may be lost on power loss.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigurationError(f"path must be a str or PathLike, got {type(path).__name__}")
+        text = os.fspath(path)
+        if not text or text == ":memory:" or text.startswith("file:"):
+            raise ConfigurationError(
+                "SQLiteStore needs a file path; use memory_url=None for an in-process store"
+            )
+        self.path = Path(os.path.abspath(text))  # threads must not follow a later chdir
+        self.timeout = check_finite(timeout, "timeout", low=0.0)
+        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+            raise ConfigurationError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+        self.synchronous = synchronous.upper()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reset()
+        self._check_header()
+        # Connecting runs the migration; a bad file fails here, at construction.
+        self._conn()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///chat.db`` (relative) or ``sqlite:////var/lib/app/chat.db`` (absolute);
+        ``?timeout=`` and ``?synchronous=`` set the parameters of the same name."""
+        parts = urlsplit(url)
+        if parts.scheme.split("+", 1)[0].lower() != "sqlite":
+            raise ConfigurationError(f"not a sqlite URL: {url!r}")
+        if parts.netloc:
+            raise ConfigurationError(
+                f"sqlite URLs have no host: write sqlite:///relative.db or sqlite:////abs.db, got {url!r}"
+            )
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        options: dict[str, Any] = {}
+        for item in filter(None, parts.query.split("&")):
+            key, _, value = item.partition("=")
+            if key == "timeout":
+                try:
+                    options["timeout"] = float(value)
+                except ValueError:
+                    raise ConfigurationError(f"timeout must be a number, got {value!r}") from None
+            elif key == "synchronous":
+                options["synchronous"] = value
+            else:
+                raise ConfigurationError(f"unknown sqlite URL option {key!r} (timeout, synchronous)")
+        return cls(path, **options)
+
+    # --- connections -----------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+
+    def _check_header(self) -> None:
+        # sqlite3 opens anything lazily; read the magic bytes first so a foreign file is
+        # reported clearly and never touched (not even by PRAGMA journal_mode).
+        try:
+            with open(self.path, "rb") as handle:
+                head = handle.read(len(_HEADER))
+        except FileNotFoundError:
+            if not self.path.parent.is_dir():
+                raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist") from None
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
+        if head and head != _HEADER:
+            raise StoreError(f"{self.path} is not a SQLite database (wrong header); it was not modified")
+
+    def _conn(self) -> _Connection:
+        if self._closed:
+            raise StoreError(f"the store on {self.path} is closed")
+        if self._pid != os.getpid():
+            # A forked child must not use its parent's connections (SQLite's rule); the old
+            # objects are kept referenced so they are never closed here either.
+            self._inherited = (self._local, self._connections)
+            self._reset()
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.add(conn)
+        return conn
+
+    def _connect(self) -> _Connection:
+        conn: _Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # only so close() may run from another thread
+                factory=_Connection,
+            )
+            read_version(conn)
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: the file system does not support WAL mode ({mode})")
+            conn.execute(_SYNCHRONOUS[self.synchronous])
+            migrate(conn)
+            return conn
+        except (sqlite3.Error, StoreError) as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"cannot open {self.path} as a memory store: {exc}") from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Connection]:
+        """A write transaction that holds the file's write lock from its first statement."""
+        conn = self._conn()
+        with self._errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # --- the MemoryStore protocol ------------------------------------------------------
+
+    def add(self, turn: Turn) -> Turn:
+        check_turn(turn)
+        try:
+            with self._transaction() as conn:
+                seq = int(conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()[0])
+                conn.execute(_INSERT, turn_params(turn, seq))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
+                raise InvalidInputError(f"a turn with id {turn.id!r} is already stored") from None
+            raise
+        return replace(turn, seq=seq)
+
+    def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
+        check_session(session_id)
+        last = check_last(last)
+        if last == 0:
+            return []
+        conn = self._conn()
+        with self._errors():
+            if last is None:
+                rows = conn.execute(_SELECT, (session_id,)).fetchall()
+            else:
+                rows = conn.execute(_SELECT_LAST, (session_id, last)).fetchall()
+        return [row_turn(row) for row in rows]
+
+    def touch(self, session_id: str, turn_ids: Sequence[str], when: float) -> None:
+        check_session(session_id)
+        ids, when = check_touch(turn_ids, when)
+        if not ids:
+            return
+        with self._transaction() as conn:
+            conn.executemany(_TOUCH, [(when, session_id, turn_id) for turn_id in ids])
+
+    def delete_session(self, session_id: str) -> int:
+        check_session(session_id)
+        with self._transaction() as conn:
+            return conn.execute(
+                "DELETE FROM ctxengine_turns WHERE session_id = ?", (session_id,)
+            ).rowcount
+
+    def count(self, session_id: str | None = None) -> int:
+        conn = self._conn()
+        with self._errors():
+            if session_id is None:
+                row = conn.execute("SELECT COUNT(*) FROM ctxengine_turns").fetchone()
+            else:
+                check_session(session_id)
+                row = conn.execute(
+                    "SELECT COUNT(*) FROM ctxengine_turns WHERE session_id = ?", (session_id,)
+                ).fetchone()
+        return int(row[0])
+
+    def sessions(self) -> list[str]:
+        conn = self._conn()
+        with self._errors():
+            rows = conn.execute("SELECT DISTINCT session_id FROM ctxengine_turns").fetchall()
+        return sorted(row[0] for row in rows)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread); further calls raise."""
+        with self._lock:
+            self._closed = True
+            connections = list(self._connections)
+            self._connections = weakref.WeakSet()
+        for conn in connections:
+            conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+__all__ = ["SQLiteStore", "migrate", "read_version"]
