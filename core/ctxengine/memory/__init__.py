@@ -1,0 +1,25 @@
+"""Conversation memory: turns that decay with time unless they are still relevant.
+
+``DecayMemory`` scores, budgets and recalls; ``MemoryStore`` is where turns live
+(``InMemoryStore`` here, SQLite and PostgreSQL stores via :func:`store_from_url`);
+``ImportanceScorer`` and ``Deduplicator`` run when a turn is added.
+"""
+
+from __future__ import annotations
+
+from .decay import DecayMemory
+from .dedup import Deduplicator
+from .importance import DEFAULT_KEYWORDS, ImportanceScorer
+from .relevance import RELEVANCE_MODES
+from .store import InMemoryStore, MemoryStore, store_from_url
+
+__all__ = [
+    "DEFAULT_KEYWORDS",
+    "RELEVANCE_MODES",
+    "DecayMemory",
+    "Deduplicator",
+    "ImportanceScorer",
+    "InMemoryStore",
+    "MemoryStore",
+    "store_from_url",
+]
