@@ -1,0 +1,111 @@
+"""Type translation between LangChain and ctxengine; nothing here decides anything.
+
+LangChain ``Document(page_content, metadata, id)`` <-> ``ctxengine.Document(text, id,
+metadata)``; stored turns <-> chat messages. Rendering and role mapping come from the
+core (:func:`ctxengine.assembly.build_messages`), so a packet reads the same whether the
+model is called through LangChain or not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.documents import Document as LCDocument
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from ctxengine.assembly import build_messages
+from ctxengine.types import Document, ScoredDocument
+
+# Keys the adapters write into a result's metadata; documented in the README.
+RESULT_KEYS = ("id", "source", "score", "stage_scores", "compressed", "tokens")
+# Keys under which LangChain integrations commonly report a similarity score.
+SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
+
+_ROLE_OF_TYPE = {"human": "user", "ai": "assistant", "system": "system"}
+_MESSAGE_OF_ROLE = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
+
+
+def to_core_document(document: LCDocument) -> Document:
+    """A LangChain document as a ctxengine document (id from ``document.id``, else
+    ``metadata["id"]``, else derived from the content)."""
+    metadata = dict(document.metadata or {})
+    doc_id = document.id or metadata.get("id") or ""
+    return Document(text=document.page_content, id=str(doc_id), metadata=metadata)
+
+
+def to_langchain_document(scored: ScoredDocument) -> LCDocument:
+    """A packet document as a LangChain document: the kept text, plus why it was chosen."""
+    metadata: dict[str, Any] = dict(scored.metadata)
+    metadata.update(
+        id=scored.id,
+        source=scored.document.source,
+        score=float(scored.score),
+        stage_scores=dict(scored.stage_scores),
+        compressed=scored.compressed,
+        tokens=scored.tokens,
+    )
+    return LCDocument(page_content=scored.text, id=scored.id, metadata=metadata)
+
+
+def metadata_score(document: LCDocument) -> float | None:
+    """The similarity score a LangChain retriever put in the metadata, if any."""
+    for key in SCORE_KEYS:
+        value = (document.metadata or {}).get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+    return None
+
+
+def to_scored_documents(documents: Sequence[LCDocument]) -> list[ScoredDocument]:
+    """Documents another LangChain stage found, with the score it gave them: from the
+    metadata when every document has one, else from rank (``1 / (rank + 1)``), so the
+    re-ranker starts from an order that agrees with that stage's."""
+    scores = [metadata_score(doc) for doc in documents]
+    if any(score is None for score in scores):
+        scores = [1.0 / (rank + 1) for rank in range(len(documents))]
+    return [
+        ScoredDocument(to_core_document(doc), score, stage_scores={"first_stage": score})
+        for doc, score in zip(documents, scores)
+    ]
+
+
+def message_role(message: BaseMessage) -> str | None:
+    """The stored role of a chat message; ``None`` for tool and function messages,
+    which are meaningless in a history without the call that produced them."""
+    return _ROLE_OF_TYPE.get(message.type)
+
+
+def message_text(message: BaseMessage) -> str:
+    """The plain text of a message (content blocks joined, tool calls ignored)."""
+    return str(message.text)
+
+
+def to_langchain_messages(entries: Iterable[Mapping[str, str]]) -> list[BaseMessage]:
+    """OpenAI-style ``{"role", "content"}`` dicts as LangChain messages."""
+    messages: list[BaseMessage] = []
+    for entry in entries:
+        message_class = _MESSAGE_OF_ROLE.get(entry["role"], HumanMessage)
+        messages.append(message_class(content=entry["content"]))
+    return messages
+
+
+def turns_to_messages(turns: Sequence[Any]) -> list[BaseMessage]:
+    """Stored or scored turns as chat messages, with the core's role mapping (a named
+    speaker becomes a human message prefixed with the name)."""
+    return to_langchain_messages(build_messages("", list(turns), [], None))
+
+
+__all__ = [
+    "RESULT_KEYS",
+    "message_role",
+    "message_text",
+    "metadata_score",
+    "to_core_document",
+    "to_langchain_document",
+    "to_langchain_messages",
+    "to_scored_documents",
+    "turns_to_messages",
+]

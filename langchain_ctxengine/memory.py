@@ -1,0 +1,87 @@
+"""``ContextEngineMemory``: the engine's decay memory as a legacy LangChain ``BaseMemory``
+(``langchain_classic``), for existing chains such as ``ConversationChain``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_classic.base_memory import BaseMemory
+from langchain_classic.memory.utils import get_prompt_input_key
+from pydantic import ConfigDict
+
+from ctxengine import formatting as fmt
+from ctxengine._validation import check_positive_int, check_text
+from ctxengine.errors import InvalidInputError
+
+from ._convert import turns_to_messages
+from ._history import check_engine, recall
+
+
+class ContextEngineMemory(BaseMemory):
+    """Chain memory backed by ``engine.memory`` (session ``session_id``).
+
+    ``load_memory_variables`` returns, under ``memory_key``, the turns that still matter
+    for the chain's input (decay plus relevance to that input), chronological, fitting
+    ``max_tokens`` (default: the history share of the engine's budget), as messages
+    (``return_messages=True``) or as the engine's own rendering (``role: text`` lines).
+    ``save_context`` remembers the input as a ``user`` turn and the output as an
+    ``assistant`` turn, the same roles the chat history and middleware adapters use.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: Any
+    session_id: str = "default"
+    memory_key: str = "history"
+    input_key: str | None = None
+    output_key: str | None = None
+    return_messages: bool = False
+    max_tokens: int | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_engine(self.engine)
+        check_text(self.session_id, "session_id")
+        if self.max_tokens is not None:
+            check_positive_int(self.max_tokens, "max_tokens")
+
+    @property
+    def memory_variables(self) -> list[str]:
+        return [self.memory_key]
+
+    def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        query = inputs.get(self._input_key(inputs)) if inputs else None
+        if not isinstance(query, str) or not query.strip():
+            query = None  # no question yet: decay alone ranks the turns
+        turns = recall(self.engine, query, self.session_id, self.max_tokens)
+        if self.return_messages:
+            return {self.memory_key: turns_to_messages(turns)}
+        text = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
+        return {self.memory_key: text}
+
+    def save_context(self, inputs: dict[str, Any], outputs: dict[str, str]) -> None:
+        question = inputs[self._input_key(inputs)]
+        if self.output_key is not None:
+            answer = outputs[self.output_key]
+        elif len(outputs) == 1:
+            answer = next(iter(outputs.values()))
+        else:
+            raise InvalidInputError(
+                f"several outputs {sorted(outputs)}: set output_key to the one to remember"
+            )
+        self.engine.remember("user", question, session_id=self.session_id)
+        self.engine.remember("assistant", answer, session_id=self.session_id)
+
+    def clear(self) -> None:
+        self.engine.memory.clear(self.session_id)
+
+    def _input_key(self, inputs: dict[str, Any]) -> str:
+        if self.input_key is not None:
+            return self.input_key
+        try:
+            return get_prompt_input_key(inputs, self.memory_variables)
+        except ValueError as exc:
+            raise InvalidInputError(f"{exc}: set input_key to the one to remember") from exc
+
+
+__all__ = ["ContextEngineMemory"]

@@ -1,0 +1,155 @@
+"""ContextEngineRetriever inside real LangChain objects: an LCEL RAG chain, a vector store
+retriever as first stage, and LangChain's standard retriever tests."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnablePassthrough
+from langchain_core.vectorstores import InMemoryVectorStore
+from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+from ctxengine.demo import SYSTEM_PROMPT
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
+from langchain_ctxengine import ContextEngineEmbeddings, ContextEngineRetriever
+from langchain_ctxengine._convert import RESULT_KEYS
+from langchain_support import (
+    RecordingListChatModel,
+    langchain_documents,
+    make_engine,
+    received_text,
+    received_tokens,
+)
+
+QUESTION = "How do embeddings compare to TF-IDF for retrieval?"
+
+
+def _format(docs):
+    return "\n\n".join(f"[{doc.id}] {doc.page_content}" for doc in docs)
+
+
+def _rag_chain(retriever, model):
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", SYSTEM_PROMPT + "\n\nContext:\n{context}"), ("human", "{question}")]
+    )
+    return (
+        {"context": retriever | _format, "question": RunnablePassthrough()}
+        | prompt
+        | model
+        | StrOutputParser()
+    )
+
+
+def test_lcel_rag_chain_model_receives_budgeted_compressed_documents():
+    engine = make_engine(token_budget=450)
+    model = RecordingListChatModel(responses=["Embeddings capture meaning; TF-IDF exact terms."])
+    chain = _rag_chain(ContextEngineRetriever(engine=engine, k=3), model)
+
+    answer = chain.invoke(QUESTION)
+
+    assert answer.startswith("Embeddings capture meaning")
+    (messages,) = model.received
+    text = received_text(messages)
+    assert "[emb-003]" in text and "[tfidf-004]" in text
+    assert received_tokens(engine, messages) <= engine.budget.total
+    # Without the engine the same two documents alone overflow what the budget leaves.
+    full = engine.token_counter.count(
+        "\n\n".join(doc.page_content for doc in langchain_documents() if doc.id in ("emb-003", "tfidf-004"))
+    )
+    assert full + engine.token_counter.count(SYSTEM_PROMPT) > engine.budget.total
+    docs = ContextEngineRetriever(engine=engine, k=3).invoke(QUESTION)
+    assert any(doc.metadata["compressed"] for doc in docs)
+
+
+def test_results_carry_scores_and_provenance():
+    engine = make_engine()
+    docs = ContextEngineRetriever(engine=engine, k=2).invoke(QUESTION)
+    packet = engine.build(QUESTION, k=2)
+    assert [doc.id for doc in docs] == [doc.id for doc in packet.documents]
+    for doc, scored in zip(docs, packet.documents):
+        assert set(RESULT_KEYS) <= set(doc.metadata)
+        assert doc.metadata["id"] == doc.id == scored.id
+        assert doc.metadata["source"] == scored.document.source
+        assert doc.metadata["score"] == pytest.approx(scored.score)
+        assert "bm25" in doc.metadata["stage_scores"]
+        assert doc.metadata["tokens"] == engine.token_counter.count(doc.page_content)
+        assert doc.metadata["tags"]  # the document's own metadata is kept
+
+
+def test_k_from_constructor_and_from_invoke():
+    retriever = ContextEngineRetriever(engine=make_engine(), k=3)
+    assert len(retriever.invoke("retrieval")) == 3
+    assert len(retriever.invoke("retrieval", k=1)) == 1
+    with pytest.raises(InvalidInputError):
+        retriever.invoke("retrieval", k=0)
+
+
+async def test_ainvoke_matches_invoke():
+    retriever = ContextEngineRetriever(engine=make_engine(), k=3)
+    sync = retriever.invoke(QUESTION)
+    docs = await retriever.ainvoke(QUESTION)
+    assert [(d.id, d.page_content) for d in docs] == [(d.id, d.page_content) for d in sync]
+    assert len(await retriever.ainvoke("retrieval", k=2)) == 2
+
+
+def test_wraps_a_vector_store_retriever_as_first_stage(embedder):
+    store = InMemoryVectorStore(ContextEngineEmbeddings(embedder))
+    store.add_documents(langchain_documents())
+    base = store.as_retriever(search_kwargs={"k": 5})
+    retriever = ContextEngineRetriever(
+        base_retriever=base, k=2, token_budget=300, system_prompt="Answer briefly."
+    )
+    model = RecordingListChatModel(responses=["ok"])
+    _rag_chain(retriever, model).invoke("Which model produces 384-dimensional vectors?")
+
+    docs = retriever.invoke("Which model produces 384-dimensional vectors?")
+    assert docs[0].id == "emb-003"
+    assert len(docs) <= 2
+    assert "first_stage" in docs[0].metadata["stage_scores"]
+    assert sum(doc.metadata["tokens"] for doc in docs) < 300
+    assert "[emb-003]" in received_text(model.received[0])
+
+
+def test_default_hybrid_engine_in_a_chain(embedder):
+    engine = make_engine(retrieval="hybrid", embedder=embedder)
+    model = RecordingListChatModel(responses=["ok"])
+    # No shared words with the memory document: only the dense side can find it.
+    _rag_chain(ContextEngineRetriever(engine=engine, k=2), model).invoke(
+        "How can an assistant forget stale chat turns?"
+    )
+    assert "[mem-001]" in received_text(model.received[0])
+    assert received_tokens(engine, model.received[0]) <= engine.budget.total
+
+
+def test_bad_construction_raises_typed_errors():
+    engine = make_engine()
+    with pytest.raises(ConfigurationError):
+        ContextEngineRetriever()
+    with pytest.raises(ConfigurationError):
+        ContextEngineRetriever(engine=engine, token_budget=100)
+    with pytest.raises(InvalidTypeError):
+        ContextEngineRetriever(engine="not an engine")
+    with pytest.raises(InvalidInputError):
+        ContextEngineRetriever(engine=engine, k=0)
+    with pytest.raises(InvalidInputError):
+        ContextEngineRetriever(engine=engine).invoke("   ")
+
+
+_STANDARD_ENGINE = make_engine(token_budget=800)
+
+
+class TestContextEngineRetrieverStandard(RetrieversIntegrationTests):
+    """LangChain's own retriever contract (langchain-tests)."""
+
+    @property
+    def retriever_constructor(self) -> type[ContextEngineRetriever]:
+        return ContextEngineRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict:
+        return {"engine": _STANDARD_ENGINE}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "retrieval"
