@@ -1,0 +1,182 @@
+"""Translation between LlamaIndex objects and ctxengine types, and nothing else.
+
+``NodeWithScore`` <-> :class:`~ctxengine.types.ScoredDocument` and ``ChatMessage`` <->
+:class:`~ctxengine.types.Turn`. Every decision (ranking, dedup, budget) is the core's;
+these functions only move data across the boundary without mutating what they are given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
+
+from ctxengine.errors import InvalidTypeError
+from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
+
+#: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
+#: not content, so LlamaIndex is told to keep them out of prompts and embeddings.
+SCORE_KEYS: tuple[str, ...] = ("ctxengine_score", "stage_scores", "compressed", "tokens")
+
+#: The stage name under which a node's incoming LlamaIndex score is kept.
+INPUT_STAGE = "input"
+
+# LlamaIndex has more roles than a conversation needs; the core stores these four.
+_ROLE_TO_CORE = {
+    MessageRole.USER: "user",
+    MessageRole.ASSISTANT: "assistant",
+    MessageRole.CHATBOT: "assistant",
+    MessageRole.MODEL: "assistant",
+    MessageRole.SYSTEM: "system",
+    MessageRole.DEVELOPER: "system",
+    MessageRole.TOOL: "tool",
+    MessageRole.FUNCTION: "tool",
+}
+# A remembered tool result comes back without the tool call it answered (the call may have
+# decayed away), and chat APIs reject an orphan ``tool`` message; it returns as what the
+# assistant learned instead.
+_ROLE_FROM_CORE = {
+    "user": MessageRole.USER,
+    "assistant": MessageRole.ASSISTANT,
+    "system": MessageRole.SYSTEM,
+    "tool": MessageRole.ASSISTANT,
+}
+TOOL_RESULT_PREFIX = "[tool result] "
+TOOL_CALL_PREFIX = "[tool call] "
+
+
+# --- nodes ------------------------------------------------------------------------------
+
+
+def node_to_scored(item: NodeWithScore) -> ScoredDocument:
+    """A LlamaIndex node as a core document; its id is the node id, its score the incoming one."""
+    if not isinstance(item, NodeWithScore):
+        raise InvalidTypeError(f"expected NodeWithScore, got {type(item).__name__}")
+    node = item.node
+    document = Document(
+        text=node.get_content(metadata_mode=MetadataMode.NONE),
+        id=node.node_id,
+        metadata=dict(node.metadata),
+    )
+    if item.score is None:
+        return ScoredDocument(document, 0.0)
+    return ScoredDocument(document, float(item.score), {INPUT_STAGE: float(item.score)})
+
+
+def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> NodeWithScore:
+    """A NEW node carrying the engine's score and kept text.
+
+    With ``original`` the copy keeps its id, class, relationships (the link to its source
+    document) and templates, so citations still resolve; ``original`` itself is untouched.
+    """
+    metadata = {key: value for key, value in scored.metadata.items() if key not in SCORE_KEYS}
+    metadata.update(
+        ctxengine_score=float(scored.score),
+        stage_scores=dict(scored.stage_scores),
+        compressed=bool(scored.compressed),
+        tokens=scored.tokens,
+    )
+    if original is None:
+        node: BaseNode = TextNode(id_=scored.id, text=scored.text)
+        llm_excluded: list[str] = []
+        embed_excluded: list[str] = []
+    else:
+        node = original.model_copy()
+        node.relationships = dict(original.relationships)
+        llm_excluded = list(original.excluded_llm_metadata_keys)
+        embed_excluded = list(original.excluded_embed_metadata_keys)
+        if scored.text != original.get_content(metadata_mode=MetadataMode.NONE):
+            node.set_content(scored.text)
+            # The vector was computed for the full text; it does not describe the kept part.
+            node.embedding = None
+    node.metadata = metadata
+    node.excluded_llm_metadata_keys = llm_excluded + [k for k in SCORE_KEYS if k not in llm_excluded]
+    node.excluded_embed_metadata_keys = embed_excluded + [
+        k for k in SCORE_KEYS if k not in embed_excluded
+    ]
+    return NodeWithScore(node=node, score=float(scored.score))
+
+
+def scored_to_nodes(
+    scored: Sequence[ScoredDocument], originals: Mapping[str, BaseNode] | None = None
+) -> list[NodeWithScore]:
+    originals = originals or {}
+    return [scored_to_node(item, originals.get(item.id)) for item in scored]
+
+
+def nodes_by_id(items: Sequence[NodeWithScore]) -> dict[str, BaseNode]:
+    """The input nodes by id (the first wins when a node comes twice)."""
+    found: dict[str, BaseNode] = {}
+    for item in items:
+        found.setdefault(item.node.node_id, item.node)
+    return found
+
+
+# --- chat messages ----------------------------------------------------------------------
+
+
+def message_text(message: ChatMessage) -> str:
+    """What a message says, as text: its text blocks, then any tool calls it makes."""
+    if not isinstance(message, ChatMessage):
+        raise InvalidTypeError(f"expected a llama_index ChatMessage, got {type(message).__name__}")
+    parts = [block.text for block in message.blocks if isinstance(block, TextBlock) and block.text]
+    calls = [
+        (block.tool_name, block.tool_kwargs)
+        for block in message.blocks
+        if isinstance(block, ToolCallBlock)
+    ]
+    for call in message.additional_kwargs.get("tool_calls") or ():
+        name, arguments = _legacy_tool_call(call)
+        if name:
+            calls.append((name, arguments))
+    for name, arguments in calls:
+        rendered = arguments if isinstance(arguments, str) else json.dumps(arguments, default=str)
+        parts.append(f"{TOOL_CALL_PREFIX}{name}({rendered})")
+    return "\n".join(parts)
+
+
+def _legacy_tool_call(call: Any) -> tuple[str, Any]:
+    """``additional_kwargs["tool_calls"]`` holds OpenAI-style calls, as objects or dicts."""
+    function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
+    if isinstance(function, Mapping):
+        return str(function.get("name") or ""), function.get("arguments", "")
+    return str(getattr(function, "name", "") or ""), getattr(function, "arguments", "")
+
+
+def message_role(message: ChatMessage) -> str:
+    return _ROLE_TO_CORE.get(MessageRole(message.role), "user")
+
+
+def turn_to_message(turn: Turn | ScoredTurn) -> ChatMessage:
+    """A stored turn as a ChatMessage (a tool result becomes an assistant note)."""
+    role, content = turn.role, turn.content
+    if role == "tool":
+        content = TOOL_RESULT_PREFIX + content
+    return ChatMessage(role=_ROLE_FROM_CORE.get(role, MessageRole.USER), content=content)
+
+
+def last_user_text(messages: Sequence[ChatMessage]) -> str:
+    """The text of the latest user message (the query memory is recalled for)."""
+    for message in reversed(messages):
+        if message_role(message) == "user":
+            text = message_text(message)
+            if text.strip():
+                return text
+    return ""
+
+
+__all__ = [
+    "INPUT_STAGE",
+    "SCORE_KEYS",
+    "last_user_text",
+    "message_role",
+    "message_text",
+    "node_to_scored",
+    "nodes_by_id",
+    "scored_to_node",
+    "scored_to_nodes",
+    "turn_to_message",
+]

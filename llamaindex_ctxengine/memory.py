@@ -1,0 +1,253 @@
+"""LlamaIndex memories backed by ctxengine's decay memory.
+
+* :class:`ContextEngineChatMemory` — a ``BaseMemory`` for chat engines and agents
+  (``SimpleChatEngine``, ``ContextChatEngine``, ``FunctionAgent``...), in place of
+  ``ChatMemoryBuffer``: the history it returns is what still matters, not merely what is
+  most recent.
+* :class:`DecayMemoryBlock` — a ``BaseMemoryBlock`` for LlamaIndex's ``Memory``: the
+  messages its short-term queue flushes become decaying long-term memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List, Optional, Union
+
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.memory import BaseMemory
+from llama_index.core.memory.memory import BaseMemoryBlock
+
+from ctxengine import formatting as fmt
+from ctxengine._validation import check_positive_int, check_text
+
+from ._convert import last_user_text, message_role, message_text, turn_to_message
+from ._engine import resolve_engine
+
+#: ChatMemoryBuffer's default, so swapping it for this memory keeps prompts the same size.
+DEFAULT_TOKEN_LIMIT = 3000
+
+
+class ContextEngineChatMemory(BaseMemory):
+    """A chat memory whose ``get`` returns the decay-weighted turns that fit ``token_limit``.
+
+    ``put`` stores a message in the engine's memory (which de-duplicates it and scores its
+    importance); ``get(input)`` recalls the turns relevant to ``input`` (default: the latest
+    user message) that still carry weight, chronologically, within ``token_limit`` tokens of
+    the engine's tokenizer. Turns are scoped by ``session_id``, so one engine (one SQLite
+    file, say) serves many conversations.
+
+    LlamaIndex's chat engines and agents ``put`` the new user message and then ``get`` the
+    prompt's history from memory, so the message put last is always returned last, even if
+    dedup folded it into an earlier turn: the question being asked must reach the LLM.
+    Tool calls and results are remembered as text (a recalled tool result may have lost its
+    call, which chat APIs reject as a ``tool`` message, so it returns as an assistant note).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
+    session_id: str = Field(default="default", description="Conversation the turns belong to.")
+    token_limit: int = Field(default=DEFAULT_TOKEN_LIMIT, description="Tokens of history get returns.")
+    touch: bool = Field(
+        default=True,
+        description="Recalled turns count as used, which keeps them fresh (the decay's freshness term).",
+    )
+    _pending: Optional[tuple[ChatMessage, Optional[str]]] = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        engine: Any | None = None,
+        *,
+        session_id: str = "default",
+        token_limit: int = DEFAULT_TOKEN_LIMIT,
+        touch: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        check_text(session_id, "session_id")
+        check_positive_int(token_limit, "token_limit")
+        engine = resolve_engine(engine, "remember", "memory")
+        super().__init__(
+            engine=engine, session_id=session_id, token_limit=token_limit, touch=bool(touch), **kwargs
+        )
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "ContextEngineChatMemory"
+
+    @classmethod
+    def from_defaults(  # type: ignore[override]
+        cls,
+        engine: Any | None = None,
+        session_id: str = "default",
+        token_limit: int = DEFAULT_TOKEN_LIMIT,
+        chat_history: Optional[List[ChatMessage]] = None,
+        llm: Any = None,
+        touch: bool = True,
+        **kwargs: Any,
+    ) -> ContextEngineChatMemory:
+        """Build a memory; ``chat_history`` is stored first.
+
+        ``llm`` is accepted because chat engines pass it to ``memory_cls.from_defaults``;
+        the budget is ``token_limit``, not a share of the LLM's window.
+        """
+        memory = cls(engine, session_id=session_id, token_limit=token_limit, touch=touch, **kwargs)
+        if chat_history:
+            memory.set(chat_history)
+        return memory
+
+    # --- writing -------------------------------------------------------------------------
+
+    def put(self, message: ChatMessage) -> None:
+        """Store ``message`` (the engine may drop it as a duplicate of an earlier turn)."""
+        text = message_text(message)
+        role = message_role(message)
+        turn = None
+        if text.strip():
+            turn = self.engine.remember(role, text, session_id=self.session_id)
+        # Any reply after a user message means that message has been answered.
+        self._pending = (message.model_copy(deep=True), turn.id if turn else None) if role == "user" else None
+
+    def set(self, messages: List[ChatMessage]) -> None:
+        """Replace this session's history with ``messages``."""
+        self.reset()
+        for message in messages:
+            self.put(message)
+
+    def reset(self) -> None:
+        """Forget this session's turns (other sessions in the same engine stay)."""
+        self.engine.memory.clear(self.session_id)
+        self._pending = None
+
+    # --- reading -------------------------------------------------------------------------
+
+    def get(
+        self, input: Optional[Union[str, ChatMessage]] = None, **kwargs: Any
+    ) -> List[ChatMessage]:
+        """The turns that still matter for ``input``, oldest first, within ``token_limit``.
+
+        ``initial_token_count`` (passed by ``SimpleChatEngine`` for its prefix messages) is
+        taken off the limit, as ``ChatMemoryBuffer`` does.
+        """
+        if isinstance(input, ChatMessage):
+            input = message_text(input)
+        limit = self.token_limit - int(kwargs.get("initial_token_count") or 0)
+        pending, pending_id = self._pending or (None, None)
+        query = input if input and input.strip() else self._default_query(pending)
+        turns = self._recall(query, limit)
+        if pending is None:
+            return [turn_to_message(turn) for turn in turns]
+        if pending_id is None or pending_id not in {turn.turn.id for turn in turns}:
+            # Not stored (a duplicate) or not recalled: it goes in anyway, so the rest of the
+            # history gets what it leaves of the limit.
+            own = fmt.TURN_SEPARATOR + fmt.render_turn("user", message_text(pending))
+            turns = self._recall(query, limit - self.engine.token_counter.count(own))
+        history = [turn_to_message(turn) for turn in turns if turn.turn.id != pending_id]
+        return [*history, pending.model_copy(deep=True)]
+
+    def _recall(self, query: str | None, limit: int) -> list[Any]:
+        if limit <= 0:
+            return []
+        # No query at all (no user message yet): the core ranks by decay alone.
+        return list(
+            self.engine.memory.recall(
+                query or None, max_tokens=limit, session_id=self.session_id, touch=self.touch
+            )
+        )
+
+    def _default_query(self, pending: ChatMessage | None) -> str | None:
+        """The latest user message: the one being answered, else the last one stored."""
+        if pending is not None and message_text(pending).strip():
+            return message_text(pending)
+        for turn in reversed(self.engine.memory.turns(self.session_id)):
+            if turn.role == "user":
+                return turn.content
+        return None
+
+    def get_all(self) -> List[ChatMessage]:
+        """Every stored turn of this session, oldest first (no decay, no budget)."""
+        return [turn_to_message(turn) for turn in self.engine.memory.turns(self.session_id)]
+
+
+class DecayMemoryBlock(BaseMemoryBlock[str]):
+    """Decaying long-term memory for LlamaIndex's ``Memory``.
+
+    ``Memory`` flushes old messages out of its short-term queue into its blocks; this block
+    stores them in the engine's memory (dedup, auto-importance), and on every ``get``
+    recalls the stored turns relevant to the latest user message that still carry weight,
+    within ``max_tokens``, rendered as ``role: text`` lines into the memory section of the
+    system message. ``session_id=None`` scopes turns by the ``Memory``'s session id.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = Field(default="decayed_memory", description="The name of the memory block.")
+    engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
+    max_tokens: int = Field(default=512, description="Tokens the recalled turns may take.")
+    session_id: Optional[str] = Field(
+        default=None, description="Session to store and recall (None: the Memory's)."
+    )
+    _last_query: Optional[tuple[str, str]] = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        engine: Any | None = None,
+        name: str = "decayed_memory",
+        *,
+        max_tokens: int = 512,
+        session_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        check_text(name, "name")
+        check_positive_int(max_tokens, "max_tokens")
+        if session_id is not None:
+            check_text(session_id, "session_id")
+        engine = resolve_engine(engine, "remember", "memory")
+        super().__init__(
+            engine=engine, name=name, max_tokens=max_tokens, session_id=session_id, **kwargs
+        )
+
+    def _session(self, given: Optional[str]) -> str:
+        return self.session_id or given or "default"
+
+    async def _aget(
+        self,
+        messages: Optional[List[ChatMessage]] = None,
+        session_id: Optional[str] = None,
+        **block_kwargs: Any,
+    ) -> str:
+        query = last_user_text(messages or [])
+        if not query:
+            return ""
+        session = self._session(session_id)
+        self._last_query = (query, session)
+        return await asyncio.to_thread(self._recall, query, session, self.max_tokens)
+
+    def _recall(self, query: str, session: str, max_tokens: int) -> str:
+        turns = self.engine.memory.recall(query, max_tokens=max_tokens, session_id=session)
+        # The same rendering the memory budgeted, so the text is as long as it counted.
+        return fmt.render_turns([turn.turn for turn in turns])
+
+    async def _aput(self, messages: List[ChatMessage]) -> None:
+        def store() -> None:
+            for message in messages:
+                text = message_text(message)
+                if text.strip():
+                    session = self._session(message.additional_kwargs.get("session_id"))
+                    self.engine.remember(message_role(message), text, session_id=session)
+
+        await asyncio.to_thread(store)
+
+    async def atruncate(self, content: str, tokens_to_truncate: int) -> Optional[str]:
+        """Recall again into a smaller budget, so what goes is what mattered least."""
+        if self._last_query is None or not content:
+            return None
+        target = self.engine.token_counter.count(content) - tokens_to_truncate
+        if target <= 0:
+            return None
+        query, session = self._last_query
+        text = await asyncio.to_thread(self._recall, query, session, target)
+        return text or None
+
+
+__all__ = ["DEFAULT_TOKEN_LIMIT", "ContextEngineChatMemory", "DecayMemoryBlock"]

@@ -1,0 +1,92 @@
+"""What the LlamaIndex adapter tests share: an LLM that records what reached it, the bundled
+MiniLM as a LlamaIndex embedding model, and a small knowledge base as LlamaIndex documents.
+
+Kept out of ``conftest.py`` so that the rest of the suite never imports LlamaIndex.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, List
+
+os.environ.setdefault("IS_TESTING", "1")
+
+from llama_index.core import Document as LIDocument  # noqa: E402
+from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse  # noqa: E402
+from llama_index.core.bridge.pydantic import Field, PrivateAttr  # noqa: E402
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback  # noqa: E402
+from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM  # noqa: E402
+
+from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
+
+
+class CapturingLLM(MockLLM):
+    """MockLLM that records every prompt and every message list it is given.
+
+    ``complete`` answers with a fixed short text (MockLLM would echo the whole prompt,
+    which then floods any memory it is stored in)."""
+
+    prompts: List[str] = Field(default_factory=list, exclude=True)
+    chats: List[List[ChatMessage]] = Field(default_factory=list, exclude=True)
+    answer: str = "Noted."
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self.prompts.append(prompt)
+        return CompletionResponse(text=self.answer)
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        self.chats.append([message.model_copy(deep=True) for message in messages])
+        return ChatResponse(message=ChatMessage(role="assistant", content=self.answer))
+
+
+class CapturingFunctionLLM(MockFunctionCallingLLM):
+    """LlamaIndex's mock function-calling LLM (calls every tool once, then answers), recording
+    the messages of every call, streamed or not (agents stream by default)."""
+
+    chats: List[List[ChatMessage]] = Field(default_factory=list, exclude=True)
+
+    def _get_response_generator(self) -> Any:
+        respond = super()._get_response_generator()
+
+        def recording(messages: Sequence[ChatMessage], **kwargs: Any) -> Any:
+            self.chats.append([message.model_copy(deep=True) for message in messages])
+            return respond(messages, **kwargs)
+
+        return recording
+
+
+class MiniLMEmbedding(BaseEmbedding):
+    """The bundled MiniLM (``ctxengine.embeddings``) as a LlamaIndex embedding model."""
+
+    _embedder: Any = PrivateAttr()
+
+    def __init__(self, embedder: Any, **kwargs: Any) -> None:
+        super().__init__(model_name=embedder.name, embed_batch_size=64, **kwargs)
+        self._embedder = embedder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MiniLMEmbedding"
+
+    def _get_query_embedding(self, query: str) -> List[float]:
+        return self._embedder.embed([query])[0].tolist()
+
+    def _get_text_embedding(self, text: str) -> List[float]:
+        return self._embedder.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+        return self._embedder.embed(list(texts)).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> List[float]:
+        return self._get_query_embedding(query)
+
+
+def knowledge_base() -> list[LIDocument]:
+    """The demo's five documents as LlamaIndex documents (ids and metadata kept)."""
+    return [
+        LIDocument(text=doc.text, id_=doc.id, metadata=dict(doc.metadata)) for doc in KNOWLEDGE_BASE
+    ]
