@@ -87,8 +87,11 @@ def to_langchain_messages(entries: Iterable[Mapping[str, str]]) -> list[BaseMess
     """OpenAI-style ``{"role", "content"}`` dicts as LangChain messages."""
     messages: list[BaseMessage] = []
     for entry in entries:
-        message_class = _MESSAGE_OF_ROLE.get(entry["role"], HumanMessage)
-        messages.append(message_class(content=entry["content"]))
+        role, content = entry["role"], entry["content"]
+        message_class = _MESSAGE_OF_ROLE.get(role)
+        if message_class is None:  # e.g. a stored "tool" turn, which has no call to answer
+            message_class, content = HumanMessage, f"{role}: {content}"
+        messages.append(message_class(content=content))
     return messages
 
 

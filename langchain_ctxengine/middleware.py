@@ -24,6 +24,9 @@ from ._convert import message_text, to_langchain_messages
 from ._history import check_engine, remember_message, storable, stored_message_ids
 
 
+_MAX_OFFERED = 100_000
+
+
 class ContextEngineMiddleware(AgentMiddleware):
     """Feeds a ``create_agent`` model the engine's packet, within the engine's budget.
 
@@ -149,6 +152,9 @@ class ContextEngineMiddleware(AgentMiddleware):
     def _mark_offered(self, session: str, message: BaseMessage) -> None:
         if message.id is not None:
             with self._lock:
+                if len(self._offered) >= _MAX_OFFERED:
+                    # Only a shortcut: stored turns are found again through their message ids.
+                    self._offered.clear()
                 self._offered.add((session, message.id))
 
 

@@ -30,20 +30,13 @@ ENGINE_SETTINGS = frozenset(inspect.signature(ContextEngine.from_retriever).para
 }
 
 
-def _accepts_k(retriever: BaseRetriever) -> bool:
-    """Whether ``retriever.invoke(query, k=n)`` reaches a ``k`` parameter (LangChain drops
-    extra kwargs for retrievers without any, and raises for retrievers with other ones)."""
-    parameters = inspect.signature(retriever._get_relevant_documents).parameters
-    return "k" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
-
-
 class LangChainFirstStage:
     """Any LangChain retriever as the engine's first stage.
 
-    Scores come from the documents' metadata (``score``, ``relevance_score``...) when every
-    result has one, else from rank (see :func:`~langchain_ctxengine._convert.to_scored_documents`).
+    The wrapped retriever's own settings (e.g. ``search_kwargs={"k": 20}``) decide how many
+    candidates it hands over; the engine re-ranks them and keeps its ``k``. Scores come from
+    the documents' metadata (``score``, ``relevance_score``...) when every result has one,
+    else from rank (see :func:`~langchain_ctxengine._convert.to_scored_documents`).
     """
 
     def __init__(self, base_retriever: BaseRetriever) -> None:
@@ -53,11 +46,9 @@ class LangChainFirstStage:
                 f"{type(base_retriever).__name__}"
             )
         self.base_retriever = base_retriever
-        self._pass_k = _accepts_k(base_retriever)
 
     def retrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
-        kwargs = {"k": k} if self._pass_k else {}
-        return to_scored_documents(self.base_retriever.invoke(query, **kwargs)[:k])
+        return to_scored_documents(self.base_retriever.invoke(query)[:k])
 
     def __repr__(self) -> str:
         return f"LangChainFirstStage({type(self.base_retriever).__name__})"

@@ -92,6 +92,17 @@ def test_chat_history_translation_and_clear():
     assert history.messages == [] and engine.memory.turns("t") == []
 
 
+def test_turns_stored_by_other_code_keep_their_speaker():
+    engine = make_engine()
+    engine.remember("Caroline", "I went to a support group yesterday.", session_id="locomo")
+    engine.remember("tool", "lookup returned 3 rows", session_id="locomo")
+    messages = ContextEngineChatHistory(engine=engine, session_id="locomo").messages
+    assert [(type(m), m.text) for m in messages] == [
+        (HumanMessage, "Caroline: I went to a support group yesterday."),
+        (HumanMessage, "tool: lookup returned 3 rows"),
+    ]
+
+
 def test_memory_and_history_share_one_session():
     engine = make_engine()
     memory = ContextEngineMemory(engine=engine, session_id="shared", return_messages=True)

@@ -4,15 +4,21 @@ retriever as first stage, and LangChain's standard retriever tests."""
 from __future__ import annotations
 
 import pytest
+from langchain_core.documents import Document as LCDocument
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from ctxengine.demo import SYSTEM_PROMPT
 from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
-from langchain_ctxengine import ContextEngineEmbeddings, ContextEngineRetriever
+from langchain_ctxengine import (
+    ContextEngineEmbeddings,
+    ContextEngineRetriever,
+    LangChainFirstStage,
+)
 from langchain_ctxengine._convert import RESULT_KEYS
 from langchain_support import (
     RecordingListChatModel,
@@ -109,6 +115,30 @@ def test_wraps_a_vector_store_retriever_as_first_stage(embedder):
     assert "first_stage" in docs[0].metadata["stage_scores"]
     assert sum(doc.metadata["tokens"] for doc in docs) < 300
     assert "[emb-003]" in received_text(model.received[0])
+
+
+class _ScoringRetriever(BaseRetriever):
+    """A retriever that reports its own scores, as many vector store integrations do."""
+
+    def _get_relevant_documents(self, query, *, run_manager):
+        scores = [0.1, 0.9, 0.5, 0.3, 0.2]
+        return [
+            LCDocument(page_content=d.page_content, id=d.id, metadata={**d.metadata, "relevance_score": s})
+            for d, s in zip(langchain_documents(), scores)
+        ]
+
+
+def test_first_stage_scores_come_from_metadata_else_from_rank(embedder):
+    scored = LangChainFirstStage(_ScoringRetriever()).retrieve("anything", k=3)
+    assert [(s.id, s.score) for s in scored] == [("mem-001", 0.1), ("rag-002", 0.9), ("emb-003", 0.5)]
+    assert scored[0].metadata["tags"] == ["memory", "agents"]
+
+    store = InMemoryVectorStore(ContextEngineEmbeddings(embedder))
+    store.add_documents(langchain_documents())
+    ranked = LangChainFirstStage(store.as_retriever(search_kwargs={"k": 2})).retrieve("tf-idf", k=10)
+    assert [s.score for s in ranked] == [1.0, 0.5]  # the wrapped retriever's own k holds
+    with pytest.raises(InvalidTypeError):
+        LangChainFirstStage(store)
 
 
 def test_default_hybrid_engine_in_a_chain(embedder):
