@@ -278,6 +278,26 @@ def test_mmr_drops_exact_copies_even_with_lexical_vectors(hashing):
     assert [c.id for c in MMRReranker(hashing).rerank("text", docs)] == ["a", "c"]
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from("tower paris river bridge ticket queue".split()), min_size=1, max_size=4),
+                   min_size=1, max_size=10),
+    threshold=st.floats(0.3, 1.0),
+    k=st.one_of(st.none(), st.integers(1, 12)),
+)
+def test_mmr_properties(texts, threshold, k):
+    embedder = HashingEmbedder(256)
+    docs = [scored(" ".join(words), 1.0 / (i + 1), doc_id=f"d{i}") for i, words in enumerate(texts)]
+    out = MMRReranker(embedder, duplicate_threshold=threshold).rerank("paris", docs, k=k)
+    assert 1 <= len(out) <= (len(docs) if k is None else min(k, len(docs)))
+    assert len({c.id for c in out}) == len(out)
+    marginal = [c.score for c in out]
+    assert marginal == sorted(marginal, reverse=True)
+    vectors = embedder.embed([c.document.text for c in out])
+    similarity = vectors @ vectors.T
+    assert np.all(similarity[np.triu_indices(len(out), 1)] <= threshold + 1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"lambda_": 1.5}, {"lambda_": math.nan}, {"duplicate_threshold": 0.0}, {"duplicate_threshold": 1.1}]
 )

@@ -48,11 +48,12 @@ class MMRReranker(BaseReranker):
         vectors = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
         limit = len(items) if k is None else min(k, len(items))
         alive = np.ones(len(items), dtype=bool)
-        closest = np.full(len(items), -np.inf)  # max cosine to anything chosen so far
+        # Max cosine to anything chosen so far, floored at 0: a dissimilar document earns no
+        # bonus, which also keeps the marginal scores non-increasing down the list.
+        closest = np.zeros(len(items))
         chosen: list[ScoredDocument] = []
         while len(chosen) < limit and alive.any():
-            penalty = np.where(np.isfinite(closest), closest, 0.0)
-            marginal = self.lambda_ * relevance - (1.0 - self.lambda_) * penalty
+            marginal = self.lambda_ * relevance - (1.0 - self.lambda_) * closest
             marginal[~alive] = -np.inf
             pick = int(np.argmax(marginal))  # first maximum: ties keep the incoming order
             chosen.append(items[pick].with_score(self.name, float(marginal[pick])))
