@@ -5,7 +5,8 @@ engines and agents.
 * :class:`ContextEngineChatMemory` — a chat memory that returns what still matters;
 * :class:`DecayMemoryBlock` — decaying long-term memory for ``Memory(memory_blocks=[...])``;
 * :class:`ContextEngineRetriever` — the engine as a retriever, or re-ranking around any
-  LlamaIndex retriever (:class:`LlamaIndexFirstStage`).
+  LlamaIndex retriever (:class:`LlamaIndexFirstStage`);
+* :class:`ContextEngineEmbedding` — the bundled MiniLM as a LlamaIndex embedding model.
 
 The adapters only translate types; every decision is the core's (``ctxengine``).
 """
@@ -21,12 +22,14 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         "llamaindex_ctxengine needs llama-index-core: pip install 'ctxengine[llamaindex]'"
     ) from error
 
+from .embeddings import ContextEngineEmbedding
 from .memory import ContextEngineChatMemory, DecayMemoryBlock
 from .postprocessor import ContextEnginePostprocessor
 from .retriever import ContextEngineRetriever, LlamaIndexFirstStage
 
 __all__ = [
     "ContextEngineChatMemory",
+    "ContextEngineEmbedding",
     "ContextEnginePostprocessor",
     "ContextEngineRetriever",
     "DecayMemoryBlock",

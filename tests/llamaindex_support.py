@@ -1,5 +1,5 @@
-"""What the LlamaIndex adapter tests share: an LLM that records what reached it, the bundled
-MiniLM as a LlamaIndex embedding model, and a small knowledge base as LlamaIndex documents.
+"""What the LlamaIndex adapter tests share: LLMs that record what reached them, and a small
+knowledge base as LlamaIndex documents.
 
 Kept out of ``conftest.py`` so that the rest of the suite never imports LlamaIndex.
 """
@@ -12,14 +12,25 @@ from typing import Any, List
 
 os.environ.setdefault("IS_TESTING", "1")
 
+import pytest  # noqa: E402
 from llama_index.core import Document as LIDocument  # noqa: E402
-from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402
+from llama_index.core import Settings  # noqa: E402
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse  # noqa: E402
-from llama_index.core.bridge.pydantic import Field, PrivateAttr  # noqa: E402
+from llama_index.core.bridge.pydantic import Field  # noqa: E402
+from llama_index.core.embeddings import MockEmbedding  # noqa: E402
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback  # noqa: E402
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM  # noqa: E402
 
 from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def offline_settings():
+    """Nothing may reach for a hosted model: LlamaIndex's global defaults are mocks.
+    (Import it into a test module to make it apply there.)"""
+    Settings.llm = MockLLM()
+    Settings.embed_model = MockEmbedding(embed_dim=8)
+    yield
 
 
 class CapturingLLM(MockLLM):
@@ -57,32 +68,6 @@ class CapturingFunctionLLM(MockFunctionCallingLLM):
             return respond(messages, **kwargs)
 
         return recording
-
-
-class MiniLMEmbedding(BaseEmbedding):
-    """The bundled MiniLM (``ctxengine.embeddings``) as a LlamaIndex embedding model."""
-
-    _embedder: Any = PrivateAttr()
-
-    def __init__(self, embedder: Any, **kwargs: Any) -> None:
-        super().__init__(model_name=embedder.name, embed_batch_size=64, **kwargs)
-        self._embedder = embedder
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "MiniLMEmbedding"
-
-    def _get_query_embedding(self, query: str) -> List[float]:
-        return self._embedder.embed([query])[0].tolist()
-
-    def _get_text_embedding(self, text: str) -> List[float]:
-        return self._embedder.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
-        return self._embedder.embed(list(texts)).tolist()
-
-    async def _aget_query_embedding(self, query: str) -> List[float]:
-        return self._get_query_embedding(query)
 
 
 def knowledge_base() -> list[LIDocument]:

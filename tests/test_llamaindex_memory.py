@@ -8,19 +8,18 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import Settings, VectorStoreIndex  # noqa: E402
+from llama_index.core import VectorStoreIndex  # noqa: E402
 from llama_index.core.agent.workflow import FunctionAgent  # noqa: E402
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock  # noqa: E402
 from llama_index.core.chat_engine import ContextChatEngine, SimpleChatEngine  # noqa: E402
-from llama_index.core.embeddings import MockEmbedding  # noqa: E402
 from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.memory import ChatMemoryBuffer, Memory  # noqa: E402
 from llama_index.core.storage.chat_store.sql import MessageStatus  # noqa: E402
 from llama_index.core.tools import FunctionTool  # noqa: E402
-from llamaindex_support import (  # noqa: E402
+from llamaindex_support import (  # noqa: E402, F401 (offline_settings: an autouse fixture)
+    offline_settings,
     CapturingFunctionLLM,
     CapturingLLM,
-    MiniLMEmbedding,
     knowledge_base,
 )
 
@@ -28,6 +27,7 @@ from ctxengine import ContextEngine, ManualClock  # noqa: E402
 from ctxengine.errors import InvalidInputError, InvalidTypeError  # noqa: E402
 from ctxengine.formatting import TURN_SEPARATOR, render_turn  # noqa: E402
 from llamaindex_ctxengine import (  # noqa: E402
+    ContextEngineEmbedding,
     ContextEngineChatMemory,
     ContextEnginePostprocessor,
     DecayMemoryBlock,
@@ -49,13 +49,6 @@ CONVERSATION = [
         )
     ],
 ]
-
-
-@pytest.fixture(autouse=True)
-def offline_settings():
-    Settings.llm = MockLLM()
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-    yield
 
 
 @pytest.fixture
@@ -192,7 +185,7 @@ def test_context_chat_engine_with_postprocessor_and_memory(engine, clock, embedd
         engine=engine, session_id="alice", token_limit=120, touch=False
     )
     replay(memory, clock)
-    index = VectorStoreIndex.from_documents(knowledge_base(), embed_model=MiniLMEmbedding(embedder))
+    index = VectorStoreIndex.from_documents(knowledge_base(), embed_model=ContextEngineEmbedding(embedder))
     llm = CapturingLLM()
     chat = ContextChatEngine.from_defaults(
         retriever=index.as_retriever(similarity_top_k=5),

@@ -7,10 +7,8 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import Settings, VectorStoreIndex  # noqa: E402
+from llama_index.core import VectorStoreIndex  # noqa: E402
 from llama_index.core import Document as LIDocument  # noqa: E402
-from llama_index.core.embeddings import MockEmbedding  # noqa: E402
-from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import (  # noqa: E402
     MetadataMode,
@@ -19,25 +17,17 @@ from llama_index.core.schema import (  # noqa: E402
     RelatedNodeInfo,
     TextNode,
 )
-from llamaindex_support import CapturingLLM, MiniLMEmbedding, knowledge_base  # noqa: E402
+from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: E402, F401
 
 from ctxengine import ContextEngine  # noqa: E402
 from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
 from ctxengine.errors import InvalidInputError, InvalidTypeError  # noqa: E402
-from llamaindex_ctxengine import ContextEnginePostprocessor  # noqa: E402
+from llamaindex_ctxengine import ContextEngineEmbedding, ContextEnginePostprocessor  # noqa: E402
 from llamaindex_ctxengine._convert import SCORE_KEYS  # noqa: E402
 
 QUERY = "How do embeddings and TF-IDF compare for memory in agents?"
 # A near-copy of the embeddings document, as a second source or an overlapping chunk makes.
 NEAR_DUPLICATE = KNOWLEDGE_BASE[2].text.replace("Embeddings map", "Embedding models map")
-
-
-@pytest.fixture(autouse=True)
-def offline_settings():
-    """Nothing may reach for a hosted model: the global defaults are mocks."""
-    Settings.llm = MockLLM()
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-    yield
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +118,7 @@ def context_of(prompt: str, nodes: list[NodeWithScore]) -> None:
 @pytest.fixture(scope="module")
 def index(embedder) -> VectorStoreIndex:
     documents = [*knowledge_base(), LIDocument(text=NEAR_DUPLICATE, id_="emb-copy")]
-    return VectorStoreIndex.from_documents(documents, embed_model=MiniLMEmbedding(embedder))
+    return VectorStoreIndex.from_documents(documents, embed_model=ContextEngineEmbedding(embedder))
 
 
 def test_retriever_query_engine_sends_the_fitted_nodes_to_the_llm(index, postprocessor):

@@ -7,30 +7,22 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import Settings, VectorStoreIndex  # noqa: E402
-from llama_index.core.embeddings import MockEmbedding  # noqa: E402
-from llama_index.core.llms import MockLLM  # noqa: E402
+from llama_index.core import VectorStoreIndex  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import MetadataMode  # noqa: E402
-from llamaindex_support import CapturingLLM, MiniLMEmbedding, knowledge_base  # noqa: E402
+from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: E402, F401
 
 from ctxengine import ContextEngine  # noqa: E402
 from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
 from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError  # noqa: E402
 from ctxengine.rerank import get_reranker  # noqa: E402
 from llamaindex_ctxengine import (  # noqa: E402
+    ContextEngineEmbedding,
     ContextEnginePostprocessor,
     ContextEngineRetriever,
     LlamaIndexFirstStage,
 )
 from llamaindex_ctxengine._convert import node_to_scored  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def offline_settings():
-    Settings.llm = MockLLM()
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-    yield
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +32,7 @@ def kb_engine(embedder) -> ContextEngine:
 
 @pytest.fixture(scope="module")
 def index(embedder) -> VectorStoreIndex:
-    return VectorStoreIndex.from_documents(knowledge_base(), embed_model=MiniLMEmbedding(embedder))
+    return VectorStoreIndex.from_documents(knowledge_base(), embed_model=ContextEngineEmbedding(embedder))
 
 
 def test_returns_the_packet_documents_as_nodes(kb_engine):
@@ -127,3 +119,13 @@ def test_first_stage_alone_and_bad_input(index, kb_engine):
         LlamaIndexFirstStage(object())
     with pytest.raises(InvalidTypeError):
         ContextEngineRetriever(engine=object())
+
+
+def test_embedding_model_is_the_engine_s(embedder):
+    model = ContextEngineEmbedding(embedder)
+    texts = [d.text for d in KNOWLEDGE_BASE[:2]]
+    assert model.get_text_embedding_batch(texts) == embedder.embed(texts).tolist()
+    assert model.get_query_embedding("dense vectors") == embedder.embed(["dense vectors"])[0].tolist()
+    assert ContextEngineEmbedding("hashing").embedder.name != embedder.name
+    with pytest.raises(ConfigurationError):
+        ContextEngineEmbedding(42)
