@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import InvalidInputError, InvalidTypeError
@@ -34,6 +34,19 @@ COLUMNS = (
     "last_access",
     "metadata",
 )
+
+
+class ClosingStore:
+    """``with store:`` closes the store's connections on exit."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def check_turn(turn: Any) -> Turn:
@@ -109,6 +122,7 @@ def row_turn(row: Sequence[Any]) -> Turn:
 
 __all__ = [
     "COLUMNS",
+    "ClosingStore",
     "SCHEMA_VERSION",
     "TABLE",
     "check_last",

@@ -35,6 +35,7 @@ from ..errors import ConfigurationError, DependencyMissingError, InvalidInputErr
 from ..types import Turn
 from ._sql import (
     COLUMNS,
+    ClosingStore,
     SCHEMA_VERSION,
     check_last,
     check_session,
@@ -114,7 +115,7 @@ def _describe(conninfo: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresStore:
+class PostgresStore(ClosingStore):
     """A :class:`~ctxengine.memory.MemoryStore` in PostgreSQL (psycopg 3), sync and async.
 
     Parameters
@@ -224,16 +225,18 @@ class PostgresStore:
 
     def _open_pool(self) -> ConnectionPool:
         self._pid = os.getpid()
-        pool = ConnectionPool(
-            self.conninfo,
-            min_size=self.min_size,
-            max_size=self.max_size,
-            timeout=self.timeout,
-            kwargs={"autocommit": True},
-            open=False,
-        )
+        pool = ConnectionPool(self.conninfo, **self._pool_options())
         pool.open(wait=False)
         return pool
+
+    def _pool_options(self) -> dict[str, Any]:
+        return {
+            "min_size": self.min_size,
+            "max_size": self.max_size,
+            "timeout": self.timeout,
+            "kwargs": {"autocommit": True},  # one statement = one transaction unless we open one
+            "open": False,
+        }
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -259,14 +262,7 @@ class PostgresStore:
         return await task
 
     async def _new_apool(self) -> AsyncConnectionPool:
-        pool = AsyncConnectionPool(
-            self.conninfo,
-            min_size=self.min_size,
-            max_size=self.max_size,
-            timeout=self.timeout,
-            kwargs={"autocommit": True},
-            open=False,
-        )
+        pool = AsyncConnectionPool(self.conninfo, **self._pool_options())
         await pool.open(wait=False)
         return pool
 
@@ -401,12 +397,6 @@ class PostgresStore:
         self._closed = True
         if self._pid == os.getpid():
             self._pool.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r}, schema={self.schema!r})"

@@ -34,6 +34,7 @@ from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..types import Turn
 from ._sql import (
     SCHEMA_VERSION,
+    ClosingStore,
     check_last,
     check_session,
     check_touch,
@@ -134,7 +135,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise
 
 
-class SQLiteStore:
+class SQLiteStore(ClosingStore):
     """A :class:`~ctxengine.memory.MemoryStore` in one SQLite file.
 
     Parameters
@@ -356,12 +357,6 @@ class SQLiteStore:
             self._connections = weakref.WeakSet()
         for conn in connections:
             conn.close()
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
