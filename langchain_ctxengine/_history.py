@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage
-
-from ctxengine._validation import check_positive_int, check_text
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.types import ScoredTurn, Turn
+from langchain_core.messages import AIMessage, BaseMessage
 
 from ._convert import message_role, message_text
 
@@ -30,23 +28,16 @@ def check_engine(engine: Any) -> ContextEngine:
 
 
 def history_slot(engine: ContextEngine) -> int:
-    """The tokens the engine's budget gives history in a packet: its share of what the
-    system prompt leaves (all of it when the engine retrieves no documents)."""
-    ledger = engine.budget.start()
-    ledger.reserve_system_prompt(engine.system_prompt)
-    return ledger.history_cap(documents_pending=engine.retriever is not None)
+    """The tokens the engine's budget gives history in a packet."""
+    return engine.history_budget()
 
 
 def recall(
     engine: ContextEngine, query: str | None, session_id: str, max_tokens: int | None
 ) -> list[ScoredTurn]:
     """The session's turns that still matter for ``query`` (``None``: decay alone),
-    chronological, fitting ``max_tokens`` (default: :func:`history_slot`)."""
-    check_text(session_id, "session_id")
-    if max_tokens is None:
-        max_tokens = history_slot(engine)
-    check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-    return engine.memory.recall(query, max_tokens=max_tokens, session_id=session_id)
+    chronological, fitting ``max_tokens`` (default: the engine's history budget)."""
+    return engine.recall(query, session_id=session_id, max_tokens=max_tokens)
 
 
 def storable(message: BaseMessage) -> bool:

@@ -117,10 +117,18 @@ def build_messages(
         content = turn.content
         if role == "user" and turn.role.strip().lower() not in ("user", "human"):
             content = f"{turn.role}: {content}"  # keep the speaker's name
-        messages.append({"role": role, "content": content})
+        _append(messages, role, content)
     if question:
-        messages.append({"role": "user", "content": question})
+        _append(messages, "user", question)
     return messages
+
+
+def _append(messages: list[dict[str, str]], role: str, content: str) -> None:
+    # Several providers reject two messages of one role in a row: merge them instead.
+    if messages and messages[-1]["role"] == role and role != "system":
+        messages[-1] = {"role": role, "content": messages[-1]["content"] + "\n\n" + content}
+    else:
+        messages.append({"role": role, "content": content})
 
 
 __all__ = ["Assembled", "assemble", "build_messages", "drop_last_piece", "sections"]

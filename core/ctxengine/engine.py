@@ -9,18 +9,20 @@ strategies only through their registries.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from . import formatting as fmt
 from ._validation import check_positive_int, check_text
+from .assembly import assemble, build_messages
 from .budget import BudgetLedger, TokenBudget
 from .clock import Clock, system_clock
 from .errors import ConfigurationError, InvalidTypeError
-from .assembly import assemble, build_messages
 from .packet import ContextPacket
 from .tokens import TokenCounter, get_token_counter
 from .types import Document, ScoredDocument, ScoredTurn, Turn
@@ -222,6 +224,38 @@ class ContextEngine:
             metadata=metadata,
         )
 
+    def history_budget(self) -> int:
+        """Tokens history gets in a packet: its share of what the system prompt leaves
+        (all of it when the engine retrieves no documents)."""
+        ledger = self.budget.start()
+        ledger.reserve_system_prompt(self.system_prompt)
+        return ledger.history_cap(documents_pending=self.retriever is not None)
+
+    def recall(
+        self,
+        query: str | None = None,
+        *,
+        session_id: str = "default",
+        max_tokens: int | None = None,
+        now: float | datetime | None = None,
+        touch: bool = False,
+    ) -> list[ScoredTurn]:
+        """The session's turns that still matter for ``query`` (``None``: by decay alone),
+        chronological, fitting ``max_tokens`` (default: :meth:`history_budget`)."""
+        if self.memory is None:
+            raise ConfigurationError("this engine has no memory")
+        check_text(session_id, "session_id")
+        if query is not None:
+            check_text(query, "query", allow_empty=True)
+        if max_tokens is None:
+            max_tokens = self.history_budget()
+        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        if max_tokens == 0:
+            return []
+        return list(
+            self.memory.recall(query, max_tokens=max_tokens, session_id=session_id, now=now, touch=touch)
+        )
+
     # --- retrieval -----------------------------------------------------------------------
 
     def retrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
@@ -421,6 +455,25 @@ class ContextEngine:
             kept = [doc for doc in chosen if doc.id in kept_ids]
             documents = list(self.compressor.compress(query, kept, room + spare))
         return documents
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the document index (texts, metadata, analyzed tokens, embeddings) to the
+        directory ``path``, so :meth:`load` needs no re-embedding. Memory is not included:
+        it lives in its store (``memory_url``)."""
+        from .persist import save_index
+
+        return save_index(self.retriever, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, embedder: Any = None, **options: Any) -> ContextEngine:
+        """An engine over the index saved at ``path``. ``embedder`` must be the model the
+        index was built with (else :class:`~ctxengine.errors.EmbeddingMismatchError`);
+        ``options`` are :meth:`from_retriever`'s (budget, compression, memory_url...)."""
+        from .persist import load_index
+
+        return cls.from_retriever(load_index(path, embedder=embedder), embedder=embedder, **options)
 
     def __repr__(self) -> str:
         return (
