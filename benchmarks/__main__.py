@@ -1,0 +1,328 @@
+"""``python -m benchmarks``: every benchmark, one command, one report.
+
+Runs each section (a benchmark script's ``main``), prints its tables as it goes, and
+writes ``RESULTS.md`` with PNG plots, the machine and the package versions, plus
+``results.json`` (the raw figures) into ``--out``. ``--only NAME`` (repeatable) runs some
+sections and merges them into the ``results.json`` already in ``--out``. ``--quick`` runs a
+small slice of each (a smoke test; its figures are not comparable) and writes to
+``.cache/benchmarks-quick`` unless ``--out`` says otherwise, so it never overwrites the
+committed report. Data comes from ``--data``, ``$CTXENGINE_DATA`` or ``../shared/data``;
+sections whose data is missing are skipped with a message.
+
+    python -m benchmarks [--quick] [--only retrieval --only latency] [--data PATH] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+
+
+def _configure(data: str | None) -> None:
+    # Before anything imports ctxengine: the default embedder reads these once.
+    os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if data:
+        os.environ["CTXENGINE_DATA"] = str(Path(data).resolve())
+    sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+
+class _Tee(io.TextIOBase):
+    """Print as usual and keep a copy for the report."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.buffer = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self.stream.flush()
+        return self.buffer.write(text)
+
+
+def _run(module: str, argv: Sequence[str]) -> tuple[Any, str]:
+    """``benchmarks.<module>.main(argv)`` with its printed output captured."""
+    main = importlib.import_module(f"benchmarks.{module}").main
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        value = main(list(argv))
+    return value, tee.buffer.getvalue()
+
+
+def _command(module: str, argv: Sequence[str]) -> str:
+    return " ".join(["python -m", f"benchmarks.{module}", *argv])
+
+
+# --- sections: each returns (tables, plots, headlines, notes, output) in a dict ----------
+
+
+def retrieval(quick: bool) -> dict[str, Any]:
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("peers", argv)
+    tables, panels, headlines = [], [], []
+    for dataset, result in value.items():
+        rows = result["rows"]
+        hybrid = next(r for r in rows if r["system"] == "ctxengine hybrid")
+        tables.append(table(
+            f"{dataset}: {result['queries']} queries",
+            ["system", "nDCG@10", "Recall@5", "Recall@10", "Recall@100", "ms/query", "× hybrid", "index s"],
+            [[r["system"], r["ndcg@10"], r["recall@5"], r["recall@10"], r["recall@100"], r["median_ms"],
+              r["median_ms"] / hybrid["median_ms"], r["index_s"]] for r in rows],
+            ["", ".4f", ".3f", ".3f", ".3f", ".1f", ".2f", ".1f"],
+            result["notes"] + [_margin_note(result["margins"])],
+        ))  # fmt: skip
+        panels.append({"title": f"{dataset} ({result['queries']} queries)", "xlabel": "nDCG@10",
+                       "series": {r["system"]: r["ndcg@10"] for r in rows},
+                       "highlight": [r["system"] for r in rows if r["group"] == "ctxengine"]})  # fmt: skip
+        peers = {k: v for k, v in result["margins"].items() if "analyzer" not in k}
+        worst = min(peers, key=peers.get)
+        verdict = "beats every peer" if peers[worst] > 0 else "does NOT beat every peer"
+        headlines.append(
+            f"{dataset}: ctxengine hybrid nDCG@10 {hybrid['ndcg@10']:.4f} {verdict}; "
+            f"smallest margin {peers[worst]:+.4f} vs {worst} "
+            f"({hybrid['median_ms']:.1f} ms/query)"
+        )
+    plot = {"file": "retrieval_ndcg.png", "title": "nDCG@10, ctxengine (blue) vs peers (grey)",
+            "kind": "bar", "panels": panels}  # fmt: skip
+    return {"tables": tables, "plots": [plot], "headlines": headlines, "output": output,
+            "command": _command("peers", argv)}  # fmt: skip
+
+
+def _margin_note(margins: dict[str, float]) -> str:
+    parts = [f"{name} {value:+.4f}" for name, value in margins.items()]
+    return "nDCG@10 margin of ctxengine hybrid over: " + "; ".join(parts) + "."
+
+
+def memory(quick: bool) -> dict[str, Any]:
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("memory_locomo", argv)
+    budgets = sorted({b for row in value.values() for b in row})
+    # indented names are variants of the default (one ingredient changed)
+    rows = [[f"default, {name.strip()}" if name.startswith(" ") else name, *(row[b] for b in budgets)]
+            for name, row in value.items()]  # fmt: skip
+    main_rows = [n for n in value if not n.startswith(" ")]
+    plot = {"file": "memory_budget.png", "title": "LoCoMo: evidence turns kept in a history slot of B tokens",
+            "kind": "line", "panels": [{"xlabel": "history budget B (tokens)", "ylabel": "evidence recall",
+                                        "xlog": True, "series": {n: [[b, value[n][b]] for b in budgets]
+                                                                 for n in main_rows}}]}  # fmt: skip
+    ours, window = value.get("ctxengine default", {}), value.get("token window (last turns)", {})
+    headlines = []
+    if ours and window:
+        headlines.append("evidence recall at B=256/512/1024: ctxengine default "
+                         + "/".join(f"{ours[b]:.1%}" for b in budgets) + ", token window "
+                         + "/".join(f"{window[b]:.1%}" for b in budgets))  # fmt: skip
+    return {"tables": [table("share of evidence turns in the history slot (weighted by questions)",
+                             ["system", *(f"B={b}" for b in budgets)], rows, ["", *(".1%" for _ in budgets)])],
+            "plots": [plot], "headlines": headlines, "output": output,
+            "command": _command("memory_locomo", argv)}  # fmt: skip
+
+
+def compression(quick: bool) -> dict[str, Any]:
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("compression_quality", argv)
+    shares = sorted({r["budget"] for r in value})
+    by_name: dict[str, dict[float, dict]] = {}
+    for r in value:
+        by_name.setdefault(r["strategy"], {})[r["budget"]] = r
+    rows = [[name, *(v[s]["kept"] for s in shares), *(v[s]["used"] for s in shares),
+             sum(v[s]["over"] for s in shares), v[shares[0]]["ms"]] for name, v in by_name.items()]  # fmt: skip
+    columns = ["strategy", *(f"kept @{s:.0%}" for s in shares), *(f"tokens/budget @{s:.0%}" for s in shares),
+               "over budget", f"ms/claim @{shares[0]:.0%}"]  # fmt: skip
+    formats = ["", *(".3f" for _ in shares), *(".2f" for _ in shares), "", ".1f"]
+    plot = {"file": "compression_budget.png", "title": "SciFact: rationale sentences kept vs token budget",
+            "kind": "line", "panels": [{"xlabel": "budget (share of the abstracts' tokens)",
+                                        "ylabel": "rationale sentences kept",
+                                        "series": {n: [[s, v[s]["kept"]] for s in shares] for n, v in by_name.items()}}]}  # fmt: skip
+    best_ours = max((n for n in by_name if not n.startswith(("llamaindex", "langchain"))),
+                    key=lambda n: by_name[n][shares[0]]["kept"])  # fmt: skip
+    best_peer = max((n for n in by_name if n.startswith(("llamaindex", "langchain"))),
+                    key=lambda n: by_name[n][shares[0]]["kept"], default=None)  # fmt: skip
+    headline = f"at {shares[0]:.0%} of the tokens, {best_ours} keeps {by_name[best_ours][shares[0]]['kept']:.1%} of rationale sentences"
+    if best_peer:
+        headline += f" vs {by_name[best_peer][shares[0]]['kept']:.1%} for the best peer ({best_peer})"
+    return {"tables": [table("", columns, rows, formats)], "plots": [plot], "headlines": [headline],
+            "output": output, "command": _command("compression_quality", argv)}  # fmt: skip
+
+
+def latency(quick: bool) -> dict[str, Any]:
+    from benchmarks.build_latency import LEXICAL
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("build_latency", argv)
+    rows = [[r["docs"], r["mode"], r["median_ms"], r["p95_ms"],
+             r["median_ms"] + r["query_embed_ms"] if "query_embed_ms" in r else None,
+             r["stage_ms"]["retrieve"], r["stage_ms"]["rerank"], r["stage_ms"]["memory"],
+             r["stage_ms"]["compress"], r["stage_ms"]["assemble"], r["docs_per_s"],
+             r["rss_before_mb"], r["peak_rss_mb"]] for r in value]  # fmt: skip
+    columns = ["docs", "mode", "build() median ms", "p95 ms", "+ fresh query ms", "retrieve", "rerank",
+               "memory", "compress", "assemble", "index docs/s", "RSS before MB", "peak RSS MB"]  # fmt: skip
+    formats = [",", "", ".2f", ".2f", ".1f", ".2f", ".2f", ".2f", ".2f", ".2f", ",.0f", ".0f", ".0f"]
+    modes = list(dict.fromkeys(r["mode"] for r in value))
+    series = {m: [[r["docs"], r["median_ms"]] for r in value if r["mode"] == m] for m in modes}
+    memory_series = {m: [[r["docs"], r["peak_rss_mb"]] for r in value if r["mode"] == m] for m in modes}
+    plot = {"file": "build_latency.png", "title": "engine.build() vs corpus size", "kind": "line",
+            "panels": [{"title": "median build() latency", "xlabel": "documents", "ylabel": "ms",
+                        "xlog": True, "ylog": True, "series": series},
+                       {"title": "peak RSS of the process", "xlabel": "documents", "ylabel": "MB",
+                        "xlog": True, "series": memory_series}]}  # fmt: skip
+    headlines = []
+    for target_docs in (10_000,):
+        cells = {r["mode"]: r for r in value if r["docs"] == target_docs}
+        if "hybrid" in cells:
+            h = cells["hybrid"]
+            headlines.append(f"hybrid build() at {target_docs:,} docs: median {h['median_ms']:.1f} ms "
+                             f"(target < 20 ms: {'met' if h['median_ms'] < 20 else 'MISSED'})")  # fmt: skip
+        lexical = [cells[m] for m in LEXICAL if m in cells]
+        if lexical:
+            headlines.append(", ".join(f"{r['mode']} {r['median_ms']:.1f} ms" for r in lexical)
+                             + f" at {target_docs:,} docs (target < 5 ms: "
+                             + ("met" if all(r["median_ms"] < 5 for r in lexical) else "MISSED") + ")")  # fmt: skip
+    notes = [importlib.import_module("benchmarks.build_latency").__doc__.split("\n\n", 1)[1].split("\n\n    python")[0]]
+    return {"tables": [table("", columns, rows, formats)], "plots": [plot], "headlines": headlines,
+            "notes": notes, "output": output, "command": _command("build_latency", argv)}  # fmt: skip
+
+
+def query_latency(quick: bool) -> dict[str, Any]:
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("retrieval_latency", argv)
+    rows = [[size, label, median, p95] for (size, label), (median, p95) in value.items()]
+    return {"tables": [table("retrieve(q, k=10), new query embedded by the model each time",
+                             ["docs", "mode", "median ms", "p95 ms"], rows, [",", "", ".2f", ".2f"])],
+            "output": output, "command": _command("retrieval_latency", argv)}  # fmt: skip
+
+
+def rerank(quick: bool) -> dict[str, Any]:
+    from benchmarks.report import table
+
+    tables, outputs, commands = [], [], []
+    # quick: LoCoMo only (the SciFact first stage needs every abstract embedded)
+    runs = [("locomo", "30")] if quick else [("scifact", "100"), ("locomo", "50")]
+    for dataset, top in runs:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "rerank.json"
+            argv = ["--dataset", dataset, "--top", top, "--json", str(path)]
+            argv += ["--limit", "30"] if quick else []
+            _, output = _run("rerank_quality", argv)
+            rows = json.loads(path.read_text())["results"][dataset]
+        columns = list(dict.fromkeys(c for r in rows for c in r))
+        tables.append(table(f"{dataset}: first stage hybrid, top {top} re-ranked", columns,
+                            [[r.get(c) for c in columns] for r in rows],
+                            ["" if c in ("strategy", "better/worse queries") else ".4f" for c in columns]))  # fmt: skip
+        outputs.append(output)
+        commands.append(_command("rerank_quality", [a for a in argv if a != str(path) and a != "--json"]))
+    return {"tables": tables, "output": "\n".join(outputs), "command": "; ".join(commands)}
+
+
+def store(quick: bool) -> dict[str, Any]:
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("store_throughput", argv)
+    rows = [[name, adds, reads] for name, (adds, reads) in value.items()]
+    return {"tables": [table("", ["store", "adds/s", "session reads/s"], rows, ["", ",.0f", ",.0f"])],
+            "output": output, "command": _command("store_throughput", argv)}  # fmt: skip
+
+
+# name -> (title, runner, data needed)
+SECTIONS: dict[str, tuple[str, Callable[[bool], dict[str, Any]], tuple[str, ...]]] = {
+    "retrieval": ("Retrieval quality: ctxengine vs peers", retrieval, ("scifact", "locomo")),
+    "rerank": ("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo")),
+    "memory": ("Memory under a token budget (LoCoMo)", memory, ("locomo",)),
+    "compression": ("Compression (SciFact rationales)", compression, ("scifact",)),
+    "latency": ("Speed and scale: engine.build()", latency, ("locomo",)),
+    "query_latency": ("Speed: per-query retrieval latency", query_latency, ("locomo",)),
+    "store": ("Memory store throughput", store, ("locomo",)),
+}
+
+
+def run_section(name: str, quick: bool) -> dict[str, Any]:
+    from benchmarks.data import data_root
+
+    title, runner, needs = SECTIONS[name]
+    command = f"python -m benchmarks --only {name}" + (" --quick" if quick else "")
+    section: dict[str, Any] = {"name": name, "title": title, "command": command}
+    root = data_root()
+    missing = [d for d in needs if root is None or not (root / d).is_dir()]
+    if missing:
+        message = f"data not found: {', '.join(missing)} (pass --data or set CTXENGINE_DATA)"
+        print(f"[{name}] skipped: {message}", flush=True)
+        return section | {"status": "skipped", "message": message}
+    print(f"\n=== {title} ===", flush=True)
+    started = time.perf_counter()
+    try:
+        result = runner(quick)
+        result["script"] = result.pop("command")
+        section |= result | {"status": "ok"}
+    except Exception as exc:  # one broken benchmark must not lose the others' figures
+        traceback.print_exc()
+        section |= {"status": "failed", "message": f"{type(exc).__name__}: {exc}"[:500]}
+    section["seconds"] = time.perf_counter() - started
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small slice of everything (smoke test)")
+    parser.add_argument("--only", action="append", choices=list(SECTIONS), help="run this section (repeatable)")
+    parser.add_argument("--data", default=None, help="folder holding locomo/ and scifact/")
+    parser.add_argument("--out", type=Path, default=None, help="where RESULTS.md, PNGs and results.json go")
+    args = parser.parse_args(argv)
+    if args.data is not None and not Path(args.data).is_dir():
+        parser.error(f"--data {args.data!r} is not a folder")
+    _configure(args.data)
+    from benchmarks import report
+
+    out = args.out or (ROOT / ".cache" / "benchmarks-quick" if args.quick else HERE)
+    names = args.only or list(SECTIONS)
+    command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    previous = out / "results.json"
+    results: dict[str, Any] = {"sections": {}}
+    if args.only and previous.exists():  # a partial run updates its sections in place
+        results = json.loads(previous.read_text())
+        if results.get("quick") != args.quick:
+            results = {"sections": {}}
+    started = time.perf_counter()
+    for name in names:
+        results["sections"][name] = run_section(name, args.quick)
+    elapsed = time.perf_counter() - started
+    if args.only:
+        elapsed += sum(s.get("seconds", 0) for n, s in results["sections"].items() if n not in names)
+        command += " (sections " + ", ".join(names) + " rerun alone)" if len(results["sections"]) > len(names) else ""
+    results["sections"] = {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}
+    results |= {"command": command, "quick": args.quick, "seconds": elapsed,
+                "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "environment": report.environment(ROOT)}  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    previous.write_text(json.dumps(results, indent=1, default=str))
+    path = report.write(results, out)
+    print(f"\nwrote {path} ({elapsed / 60:.1f} min)")
+    return 1 if any(s["status"] == "failed" for s in results["sections"].values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""``engine.build()`` speed and scale: latency per retrieval mode at growing corpus sizes,
+indexing throughput and peak memory.
+
+Each (size, mode) runs in its own subprocess so that the peak RSS it reports belongs to
+that index alone (``resource.getrusage``; the process also holds Python, torch and the
+MiniLM model, reported apart as the RSS before the corpus is built).
+
+Corpora are synthesized from the LoCoMo dev turns ("Speaker: text", 2,760 of them):
+
+* lexical modes (keyword, tfidf): ``turn + " #<i>"``, so every document is unique text
+  and the vocabulary grows by one term per document;
+* modes that embed (dense, hybrid, adaptive): the turns repeated with unique ids. Their
+  vectors are the cached MiniLM vectors of the 2,760 base turns (disk cache, loaded once):
+  "cached document embeddings", as the target says. Embedding 100k unique texts would
+  take ~10 minutes on this machine; ``retrieval_latency.py`` reports the model's rate.
+
+The engine is the default one (``ContextEngine.from_documents``: token budget 800, k=5,
+30 candidates, extractive compression, in-process memory holding 40 LoCoMo turns), except
+that lexical modes re-rank with ``tags`` only: the default MMR stage embeds the candidates,
+which a lexical deployment does not want (and which, on unique synthetic texts, would be
+uncached model calls). Queries: LoCoMo questions whose embeddings are cached, as the
+target assumes; ``+fresh query`` adds the model's median time to embed one new question.
+
+    python -m benchmarks.build_latency [--sizes 1000,10000,100000] [--queries 60] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+SIZES = (1_000, 10_000, 100_000)
+# (label, retrieval mode, rerank)
+MODES: tuple[tuple[str, str, object], ...] = (
+    ("keyword", "keyword", "tags"),
+    ("tfidf", "tfidf", "tags"),
+    ("dense", "dense", "default"),
+    ("hybrid", "hybrid", "default"),
+    ("hybrid rerank=tags", "hybrid", "tags"),
+    ("adaptive", "adaptive", "default"),
+)
+LEXICAL = ("keyword", "tfidf")
+HISTORY_TURNS = 40
+STAGES = ("retrieve", "rerank", "memory", "compress", "assemble")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(size: int, label: str, n_queries: int) -> dict:
+    """One cell, in this process: build the engine over ``size`` documents, time ``build``."""
+    import numpy as np
+
+    from benchmarks.data import load_locomo
+    from ctxengine import ContextEngine, ManualClock
+    from ctxengine.embeddings import default_embedder
+
+    _, mode, rerank = next(m for m in MODES if m[0] == label)
+    conversations = load_locomo()
+    turns = [t.document_text for c in conversations for t in c.turns]
+    questions = [q.question for c in conversations for q in c.questions]
+    history = conversations[0].turns[:HISTORY_TURNS]
+    embedder = default_embedder()
+    embedder.embed(turns[:1] + questions[: n_queries + 1])  # loads the model; queries cached
+    if mode not in LEXICAL:
+        embedder.embed(turns)  # the base vectors, from the disk cache
+        documents = [{"id": f"d{i}", "text": turns[i % len(turns)]} for i in range(size)]
+    else:
+        documents = [{"id": f"d{i}", "text": f"{turns[i % len(turns)]} #{i}"} for i in range(size)]
+    rss_before = _rss_mb()
+
+    clock = ManualClock(history[-1].timestamp)
+    started = time.perf_counter()
+    engine = ContextEngine.from_documents(documents, retrieval=mode, rerank=rerank, clock=clock)
+    construct = time.perf_counter() - started
+    for turn in history:
+        engine.remember(turn.speaker, turn.text, session_id="bench", timestamp=turn.timestamp)
+    started = time.perf_counter()
+    engine.build(questions[0], session_id="bench")  # builds the lazy indexes
+    first = time.perf_counter() - started
+
+    totals: list[float] = []
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    for query in questions[1 : n_queries + 1]:
+        started = time.perf_counter()
+        packet = engine.build(query, session_id="bench")
+        totals.append(time.perf_counter() - started)
+        for stage in STAGES:
+            stages[stage].append(packet.timings.get(stage, 0.0))
+    ms = np.array(totals) * 1000
+    row = {
+        "docs": size,
+        "mode": label,
+        "median_ms": float(np.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "stage_ms": {s: 1000 * statistics.median(v) for s, v in stages.items()},
+        "construct_s": construct,
+        "first_build_s": first,
+        "docs_per_s": size / (construct + first),
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _rss_mb(),
+        "queries": len(totals),
+    }
+    if mode not in LEXICAL:  # what a never-seen query adds: one model call
+        model = getattr(embedder, "embedder", embedder)
+        times = []
+        for i, query in enumerate(questions[:15]):
+            started = time.perf_counter()
+            model.embed([f"{query} ({size}-{i})"])
+            times.append(time.perf_counter() - started)
+        row["query_embed_ms"] = 1000 * statistics.median(times)
+    return row
+
+
+def run_child(size: int, label: str, n_queries: int) -> dict:
+    """``measure`` in a fresh interpreter (its own peak RSS); raises with its stderr on failure."""
+    command = [sys.executable, "-m", "benchmarks.build_latency", "--child", str(size), label,
+               "--queries", str(n_queries)]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ))
+    if done.returncode != 0:
+        raise RuntimeError(f"build_latency child {size} {label!r} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+HEADER = (f"{'docs':>7} {'mode':<18} {'median ms':>9} {'p95 ms':>7} {'+fresh q':>8} "
+          f"{'retr':>6} {'rerank':>6} {'mem':>5} {'compr':>6} {'asm':>5} {'index docs/s':>12} "
+          f"{'RSS base':>8} {'peak MB':>7}")  # fmt: skip
+
+
+def print_rows(rows: Sequence[dict]) -> None:
+    for r in rows:
+        s = r["stage_ms"]
+        fresh = f"{r['median_ms'] + r['query_embed_ms']:.1f}" if "query_embed_ms" in r else "-"
+        print(f"{r['docs']:>7} {r['mode']:<18} {r['median_ms']:>9.2f} {r['p95_ms']:>7.2f} {fresh:>8} "
+              f"{s['retrieve']:>6.2f} {s['rerank']:>6.2f} {s['memory']:>5.2f} {s['compress']:>6.2f} {s['assemble']:>5.2f} "
+              f"{r['docs_per_s']:>12,.0f} {r['rss_before_mb']:>8.0f} {r['peak_rss_mb']:>7.0f}",
+              flush=True)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
+    parser.add_argument("--modes", default=",".join(m[0] for m in MODES), help="comma-separated labels")
+    parser.add_argument("--queries", type=int, default=60, help="timed build() calls per cell")
+    parser.add_argument("--quick", action="store_true", help="500 documents, keyword and hybrid, 5 queries")
+    parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(int(args.child[0]), args.child[1], args.queries)))
+        return []
+    sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",")]
+    labels = ["keyword", "hybrid"] if args.quick else [m.strip() for m in args.modes.split(",")]
+    n_queries = 5 if args.quick else args.queries
+    print(f"engine.build() over synthetic LoCoMo corpora; {n_queries} timed queries per cell, "
+          f"one process per cell; {os.cpu_count()} CPUs")  # fmt: skip
+    print(HEADER)
+    rows = []
+    for size in sizes:
+        for label in labels:
+            rows.append(run_child(size, label, n_queries))
+            print_rows(rows[-1:])
+    return rows
+
+
+if __name__ == "__main__":
+    main()
