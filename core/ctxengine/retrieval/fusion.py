@@ -22,21 +22,28 @@ def top_indices(scores: np.ndarray, k: int, candidates: np.ndarray | None = None
     return pool[np.lexsort((pool, -scores[pool]))]
 
 
-def minmax(values: np.ndarray) -> np.ndarray:
-    """Rescale to [0, 1]. A constant vector maps to 1 where positive and 0 elsewhere, so a
-    lone lexical match still counts fully and an all-zero signal adds nothing."""
+def minmax(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Rescale ``values`` by the minimum and maximum of ``reference`` (default: ``values``).
+
+    A constant reference maps to 1 where positive and 0 elsewhere, so a lone lexical match
+    still counts fully and an all-zero signal adds nothing.
+    """
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return values
-    low, high = values.min(), values.max()
+    reference = values if reference is None else np.asarray(reference)
+    if values.size == 0 or reference.size == 0:
+        return np.zeros(values.shape)
+    low, high = float(reference.min()), float(reference.max())
     if high - low <= 1e-12:
         return (values > 0).astype(np.float64)
     return (values - low) / (high - low)
 
 
-def blend(dense: np.ndarray, lexical: np.ndarray, alpha: float) -> np.ndarray:
-    """``alpha * minmax(dense) + (1 - alpha) * minmax(lexical)`` over the same candidates."""
-    return alpha * minmax(dense) + (1.0 - alpha) * minmax(lexical)
+def blend(dense: np.ndarray, lexical: np.ndarray, alpha: float, candidates: np.ndarray) -> np.ndarray:
+    """``alpha * dense' + (1 - alpha) * lexical'`` for ``candidates``, each signal min-max
+    scaled by its statistics over the whole index for this query."""
+    return alpha * minmax(dense[candidates], dense) + (1.0 - alpha) * minmax(
+        lexical[candidates], lexical
+    )
 
 
 def reciprocal_ranks(ranking: np.ndarray, size: int, rrf_k: int) -> np.ndarray:
@@ -64,4 +71,33 @@ def rrf(
     )
 
 
-__all__ = ["blend", "minmax", "reciprocal_ranks", "rrf", "top_indices"]
+def fuse(
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    *,
+    alpha: float,
+    k: int,
+    pool: int,
+    method: str = "minmax",
+    rrf_k: int = 60,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse two full score vectors; returns the top-``k`` indices and their fused scores.
+
+    Candidates are the top ``max(pool, k)`` of each signal (lexical: only documents with a
+    shared term). Min-max statistics come from every document (lexical minimum is then 0
+    whenever some document shares no term): normalising over the candidates alone was
+    tried and ranked worse at alpha 0.65 on every LoCoMo dev conversation and on SciFact.
+    """
+    pool = max(pool, k)
+    lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
+    dense_top = top_indices(dense, pool)
+    candidates = np.union1d(lexical_top, dense_top)
+    if method == "rrf":
+        fused = rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=rrf_k)[candidates]
+    else:
+        fused = blend(dense, lexical, alpha, candidates)
+    order = top_indices(fused, k)
+    return candidates[order], fused[order]
+
+
+__all__ = ["blend", "fuse", "minmax", "reciprocal_ranks", "rrf", "top_indices"]

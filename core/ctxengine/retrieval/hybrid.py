@@ -77,10 +77,11 @@ class HybridRetriever:
     """First-stage retriever with five modes (see :data:`~ctxengine.retrieval.MODES`).
 
     ``keyword`` BM25 (k1, b), ``tfidf`` cosine, ``dense`` cosine of embeddings, ``hybrid``
-    ``alpha * dense + (1 - alpha) * bm25`` after per-query min-max normalisation over the
-    candidate pool (or weighted reciprocal-rank fusion with ``fusion="rrf"``), and
-    ``adaptive``: hybrid with ``alpha`` chosen per query by :meth:`adaptive_alpha`.
-    ``candidate_pool`` is how many top documents of each signal enter the fusion.
+    ``alpha * dense + (1 - alpha) * bm25`` after per-query min-max normalisation of each
+    signal (or weighted reciprocal-rank fusion with ``fusion="rrf"``, weights ``alpha`` and
+    ``1 - alpha``), and ``adaptive``: hybrid with ``alpha`` chosen per query by
+    :meth:`adaptive_alpha`. ``candidate_pool`` is how many top documents of each signal
+    enter the fusion.
     """
 
     def __init__(
@@ -309,29 +310,19 @@ class HybridRetriever:
     def _fused(self, snap: _Snapshot, query: str, k: int, alpha: float) -> list[ScoredDocument]:
         lexical = self._bm25(snap).scores(analyze(query))
         dense = self._dense_scores(snap, query)
-        pool = max(self.candidate_pool, k)
-        lexical_top = fusion.top_indices(lexical, pool, np.flatnonzero(lexical > 0))
-        dense_top = fusion.top_indices(dense, pool)
-        candidates = np.union1d(lexical_top, dense_top)
-        if self.fusion == "rrf":
-            fused_all = fusion.rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=self.rrf_k)
-            fused = fused_all[candidates]
-        else:
-            fused = fusion.blend(dense[candidates], lexical[candidates], alpha)
-        order = fusion.top_indices(fused, k)
+        chosen, fused = fusion.fuse(
+            dense, lexical, alpha=alpha, k=k, pool=self.candidate_pool,
+            method=self.fusion, rrf_k=self.rrf_k,
+        )
         return [
             self._scored(
                 snap,
-                int(candidates[j]),
-                float(fused[j]),
-                {
-                    "bm25": float(lexical[candidates[j]]),
-                    "dense": float(dense[candidates[j]]),
-                    "hybrid": float(fused[j]),
-                    "alpha": float(alpha),
-                },
+                index,
+                float(score),
+                {"bm25": float(lexical[index]), "dense": float(dense[index]),
+                 "hybrid": float(score), "alpha": float(alpha)},
             )
-            for j in order
+            for index, score in zip(chosen, fused)
         ]
 
     @staticmethod

@@ -1,0 +1,141 @@
+"""Per-query latency of every HybridRetriever mode at growing corpus sizes, plus indexing speed.
+
+Corpus: the LoCoMo dev turns ("Speaker: text", 2,760 of them) repeated with unique ids up
+to each size. Texts repeat, so document embeddings come from the disk cache (computed
+once); lexical postings grow with the corpus as they would with real data, the vocabulary
+does not. Queries: LoCoMo questions. Every dense-mode query is embedded by the model during
+the measurement (each mode gets its own, never-seen questions), because the query
+embedding is part of what a user waits for.
+
+Reported per size and mode: median and p95 milliseconds per ``retrieve(q, k=10)`` after one
+warm-up query (which builds the lazy indexes: its time is the "first query" column, i.e. the
+lexical index build + embedding-matrix stack from cached vectors). Indexing: analysis
+throughput (docs/s, ``ctxengine.text.analyze``) and model embedding throughput (docs/s,
+uncached, bundled MiniLM on this CPU).
+
+    python benchmarks/retrieval_latency.py [--sizes 1000,5000,10000,50000] [--queries 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+import numpy as np  # noqa: E402
+
+from benchmarks.data import load_locomo  # noqa: E402
+from ctxengine.embeddings import Embedder, default_embedder  # noqa: E402
+from ctxengine.retrieval import HybridRetriever  # noqa: E402
+from ctxengine.text import analyze  # noqa: E402
+from ctxengine.types import Document  # noqa: E402
+
+# (label, mode, fusion); dense-mode rows need their own fresh queries
+MODES = [
+    ("keyword", "keyword", "minmax"),
+    ("tfidf", "tfidf", "minmax"),
+    ("dense", "dense", "minmax"),
+    ("hybrid", "hybrid", "minmax"),
+    ("hybrid-rrf", "hybrid", "rrf"),
+    ("adaptive", "adaptive", "minmax"),
+]
+
+
+class FreshQueryEmbedder:
+    """Documents from the shared (disk-cached) embedder, queries always through the model:
+    the timings then include the query embedding, as in a live system."""
+
+    def __init__(self, documents: Embedder, model: Embedder, document_texts: set[str]) -> None:
+        self.documents, self.model, self.document_texts = documents, model, document_texts
+        self.name, self.dimension = model.name, model.dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if all(text in self.document_texts for text in texts):
+            return self.documents.embed(texts)
+        return self.model.embed(texts)
+
+
+def synthetic_corpus(turns: Sequence[str], size: int) -> list[Document]:
+    return [Document(id=f"d{i}", text=turns[i % len(turns)]) for i in range(size)]
+
+
+def time_queries(retriever: HybridRetriever, queries: Sequence[str], mode: str) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    retriever.retrieve(queries[0], 10, mode=mode)  # builds this mode's lazy parts
+    first = time.perf_counter() - start
+    times = []
+    for query in queries[1:]:
+        start = time.perf_counter()
+        retriever.retrieve(query, 10, mode=mode)
+        times.append(time.perf_counter() - start)
+    return first, times
+
+
+def indexing_speed(turns: Sequence[str], model: Embedder, sample: int) -> tuple[float, float]:
+    texts = [f"{text} #{i}" for i, text in enumerate(turns[:sample])]  # never cached
+    start = time.perf_counter()
+    for text in texts:
+        analyze(text)
+    analysis = len(texts) / (time.perf_counter() - start)
+    embed_texts = texts[: min(len(texts), 256)]
+    start = time.perf_counter()
+    model.embed(embed_texts)
+    embedding = len(embed_texts) / (time.perf_counter() - start)
+    return analysis, embedding
+
+
+def main(argv: Sequence[str] | None = None) -> dict[tuple[int, str], tuple[float, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,5000,10000,50000")
+    parser.add_argument("--queries", type=int, default=100, help="timed queries per cell")
+    parser.add_argument("--quick", action="store_true", help="sizes 200,1000 and 10 queries")
+    args = parser.parse_args(argv)
+    sizes = [200, 1000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    n_queries = 10 if args.quick else args.queries
+
+    conversations = load_locomo()
+    turns = [turn.document_text for conv in conversations for turn in conv.turns]
+    questions = [q.question for conv in conversations for q in conv.questions]
+    shared = default_embedder()
+    model = getattr(shared, "embedder", shared)  # the model behind the cache
+    shared.embed(turns)  # once; a no-op when the disk cache is warm
+
+    analysis_rate, embed_rate = indexing_speed(turns, model, 100 if args.quick else 2000)
+    print(f"indexing: analysis {analysis_rate:,.0f} docs/s; embedding {embed_rate:,.0f} docs/s "
+          f"({model.name}, uncached, {os.cpu_count()} CPUs)")
+    print(f"corpus: LoCoMo dev turns repeated to size; {n_queries} timed queries per cell, k=10")
+    print(f"{'docs':>7} {'mode':<11} {'median ms':>10} {'p95 ms':>8} {'first query ms':>15} {'add s':>7}")
+    results: dict[tuple[int, str], tuple[float, float]] = {}
+    for size in sizes:
+        corpus = synthetic_corpus(turns, size)
+        embedder = FreshQueryEmbedder(shared, model, set(turns))
+        start = time.perf_counter()
+        retriever = HybridRetriever(corpus, embedder=embedder)  # analysis + cached vectors
+        add_seconds = time.perf_counter() - start
+        offset = 0
+        for label, mode, fusion in MODES:
+            retriever.fusion = fusion
+            queries = questions[offset : offset + n_queries + 1]
+            if mode != "keyword" and mode != "tfidf":
+                offset += n_queries + 1  # dense modes never see a query twice
+            first, times = time_queries(retriever, queries, mode)
+            ms = np.array(times) * 1000
+            median, p95 = float(np.median(ms)), float(np.percentile(ms, 95))
+            results[(size, label)] = (median, p95)
+            print(f"{size:>7} {label:<11} {median:>10.2f} {p95:>8.2f} {first * 1000:>15.1f} {add_seconds:>7.2f}",
+                  flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

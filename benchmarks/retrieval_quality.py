@@ -1,0 +1,197 @@
+"""Retrieval quality of every HybridRetriever mode on SciFact train and LoCoMo dev.
+
+* SciFact (BEIR form): the 809 train claims against the full 5,183-abstract corpus
+  (document = title + ". " + text); relevant = qrels. nDCG@10 and Recall@100.
+* LoCoMo dev (5 conversations, one index each): documents = turns ("Speaker: text", id =
+  dia_id), queries = questions of categories 1-4, relevant = evidence turns. Recall@5,
+  Recall@10, nDCG@10, averaged over all questions.
+
+Modes: keyword (BM25 k1=1.5 b=0.75), tfidf, dense (bundled all-MiniLM-L6-v2), hybrid
+(min-max, alpha 0.65), hybrid-rrf (weighted RRF, alpha 0.65, k=60), adaptive. Embeddings are
+cached on disk (.cache/embeddings); the first SciFact run embeds the corpus (~8 min).
+
+``--tune-adaptive`` re-runs the grid search that set the adaptive-alpha constants (see
+``ctxengine/retrieval/adaptive.py``) on these same dev sets.
+
+    python benchmarks/retrieval_quality.py [--dataset scifact|locomo|both] [--quick] [--tune-adaptive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+import numpy as np  # noqa: E402
+
+from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
+from ctxengine.embeddings import default_embedder  # noqa: E402
+from ctxengine.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
+from ctxengine.retrieval import HybridRetriever, adaptive, fusion  # noqa: E402
+from ctxengine.text import analyze  # noqa: E402
+from ctxengine.types import Document  # noqa: E402
+
+# (label, mode, fusion)
+MODES = [
+    ("keyword", "keyword", "minmax"),
+    ("tfidf", "tfidf", "minmax"),
+    ("dense", "dense", "minmax"),
+    ("hybrid", "hybrid", "minmax"),
+    ("hybrid-rrf", "hybrid", "rrf"),
+    ("adaptive", "adaptive", "minmax"),
+]
+METRICS = {
+    "scifact": [("nDCG@10", "ndcg", 10), ("R@100", "recall", 100)],
+    "locomo": [("R@5", "recall", 5), ("R@10", "recall", 10), ("nDCG@10", "ndcg", 10)],
+}
+
+
+@dataclass
+class Collection:
+    """One index and the queries asked of it."""
+
+    name: str
+    documents: list[Document]
+    queries: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+
+def scifact(quick: bool) -> list[Collection]:
+    queries, qrels = load_scifact_queries()
+    docs = [Document(id=d.id, text=d.document_text) for d in load_scifact_corpus()]
+    items = [(text, {doc: float(s) for doc, s in qrels[qid].items()}) for qid, text in queries.items()]
+    if quick:  # 40 claims over their relevant abstracts plus 400 others
+        items = items[:40]
+        wanted = {doc for _, rel in items for doc in rel}
+        docs = [d for d in docs if d.id in wanted] + [d for d in docs if d.id not in wanted][:400]
+    return [Collection("scifact", docs, items)]
+
+
+def locomo(quick: bool) -> list[Collection]:
+    out = []
+    for conv in load_locomo()[: 1 if quick else None]:
+        docs = [Document(id=t.dia_id, text=t.document_text) for t in conv.turns]
+        items = [(q.question, {e: 1.0 for e in q.evidence}) for q in conv.answerable()]
+        out.append(Collection(conv.sample_id, docs, items[:40] if quick else items))
+    return out
+
+
+def metric(kind: str, ranked: list[str], relevant: dict[str, float], k: int) -> float:
+    return ndcg_at_k(ranked, relevant, k) if kind == "ndcg" else recall_at_k(ranked, relevant, k)
+
+
+def evaluate(dataset: str, collections: Sequence[Collection]) -> dict[str, dict[str, float]]:
+    """Mean of each metric per mode over every query of every collection."""
+    metrics = METRICS[dataset]
+    depth = max(k for _, _, k in metrics)
+    values: dict[str, dict[str, list[float]]] = {label: {m: [] for m, _, _ in metrics} for label, _, _ in MODES}
+    for collection in collections:
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder())
+        for label, mode, fusion_name in MODES:
+            retriever.fusion = fusion_name
+            for query, relevant in collection.queries:
+                ranked = [r.id for r in retriever.retrieve(query, depth, mode=mode)]
+                for name, kind, k in metrics:
+                    values[label][name].append(metric(kind, ranked, relevant, k))
+    return {label: {name: mean(v) for name, v in per.items()} for label, per in values.items()}
+
+
+def print_table(dataset: str, n_queries: int, results: dict[str, dict[str, float]]) -> None:
+    names = [name for name, _, _ in METRICS[dataset]]
+    print(f"\n{dataset} ({n_queries} queries)")
+    print(f"{'mode':<11}" + "".join(f"{name:>9}" for name in names))
+    for label, row in results.items():
+        print(f"{label:<11}" + "".join(f"{row[name]:>9.3f}" for name in names))
+
+
+# --- adaptive-alpha tuning -------------------------------------------------------------
+
+ALPHA_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+
+
+@dataclass
+class QueryTable:
+    """Per query: its features for the rule and its nDCG@10 at every alpha of the grid."""
+
+    features: list[adaptive.QueryFeatures]
+    ndcg: np.ndarray  # (queries, len(ALPHA_GRID))
+
+
+def query_table(collections: Sequence[Collection], pool: int) -> QueryTable:
+    features, rows = [], []
+    for collection in collections:
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder())
+        ids = [d.id for d in retriever.documents]
+        index = retriever._bm25(retriever._snapshot())  # the df table adaptive mode reads
+        for query, relevant in collection.queries:
+            scores = retriever.score_all(query)
+            features.append(
+                adaptive.QueryFeatures.of(query, analyze(query), index.document_frequency, len(ids))
+            )
+            row = []
+            for alpha in ALPHA_GRID:
+                chosen, _ = fusion.fuse(scores["dense"], scores["bm25"], alpha=float(alpha), k=10, pool=pool)
+                row.append(ndcg_at_k([ids[i] for i in chosen], relevant, 10))
+            rows.append(row)
+    return QueryTable(features, np.array(rows))
+
+
+def rule_score(rule: adaptive.AdaptiveAlpha, table: QueryTable) -> float:
+    columns = [int(round(rule.alpha(f) / 0.05)) for f in table.features]
+    return float(table.ndcg[np.arange(len(columns)), columns].mean())
+
+
+def tune_adaptive(tables: dict[str, QueryTable]) -> adaptive.AdaptiveAlpha:
+    """Grid search maximising the unweighted mean over datasets of mean nDCG@10."""
+    for name, table in tables.items():
+        best = int(table.ndcg.mean(0).argmax())
+        print(f"{name}: best fixed alpha {ALPHA_GRID[best]:.2f} -> {table.ndcg.mean(0)[best]:.3f}; "
+              f"0.65 -> {table.ndcg.mean(0)[13]:.3f}; per-query oracle {table.ndcg.max(1).mean():.3f}")
+    best_rule, best_value = adaptive.DEFAULT, -1.0
+    for values in itertools.product(*adaptive.SEARCH_SPACE.values()):
+        rule = adaptive.AdaptiveAlpha(**dict(zip(adaptive.SEARCH_SPACE, values)))
+        value = mean([rule_score(rule, table) for table in tables.values()])
+        if value > best_value + 1e-9:
+            best_rule, best_value = rule, value
+    default = {name: rule_score(adaptive.DEFAULT, t) for name, t in tables.items()}
+    tuned = {name: rule_score(best_rule, t) for name, t in tables.items()}
+    print(f"best rule {best_rule}: " + ", ".join(f"{n} {v:.3f}" for n, v in tuned.items()))
+    print("shipped rule: " + ", ".join(f"{n} {v:.3f}" for n, v in default.items()))
+    return best_rule
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["scifact", "locomo", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="40 queries on a small slice")
+    parser.add_argument("--tune-adaptive", action="store_true")
+    args = parser.parse_args(argv)
+    datasets = ["scifact", "locomo"] if args.dataset == "both" else [args.dataset]
+    loaders = {"scifact": scifact, "locomo": locomo}
+    collections = {name: loaders[name](args.quick) for name in datasets}
+    if args.tune_adaptive:
+        tables = {name: query_table(c, HybridRetriever().candidate_pool) for name, c in collections.items()}
+        tune_adaptive(tables)
+        return {}
+    out = {}
+    for name, colls in collections.items():
+        start = time.perf_counter()
+        out[name] = evaluate(name, colls)
+        print_table(name, sum(len(c.queries) for c in colls), out[name])
+        print(f"({time.perf_counter() - start:.0f} s)")
+    return out
+
+
+if __name__ == "__main__":
+    main()
