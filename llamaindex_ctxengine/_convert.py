@@ -7,9 +7,7 @@ these functions only move data across the boundary without mutating what they ar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
@@ -24,7 +22,7 @@ SCORE_KEYS: tuple[str, ...] = ("ctxengine_score", "stage_scores", "compressed", 
 #: The stage name under which a node's incoming LlamaIndex score is kept.
 INPUT_STAGE = "input"
 
-# LlamaIndex has more roles than a conversation needs; the core stores these four.
+# LlamaIndex has more roles than a conversation needs; the core stores these three.
 _ROLE_TO_CORE = {
     MessageRole.USER: "user",
     MessageRole.ASSISTANT: "assistant",
@@ -32,20 +30,7 @@ _ROLE_TO_CORE = {
     MessageRole.MODEL: "assistant",
     MessageRole.SYSTEM: "system",
     MessageRole.DEVELOPER: "system",
-    MessageRole.TOOL: "tool",
-    MessageRole.FUNCTION: "tool",
 }
-# A remembered tool result comes back without the tool call it answered (the call may have
-# decayed away), and chat APIs reject an orphan ``tool`` message; it returns as what the
-# assistant learned instead.
-_ROLE_FROM_CORE = {
-    "user": MessageRole.USER,
-    "assistant": MessageRole.ASSISTANT,
-    "system": MessageRole.SYSTEM,
-    "tool": MessageRole.ASSISTANT,
-}
-TOOL_RESULT_PREFIX = "[tool result] "
-TOOL_CALL_PREFIX = "[tool call] "
 
 
 # --- nodes ------------------------------------------------------------------------------
@@ -119,49 +104,36 @@ def nodes_by_id(items: Sequence[NodeWithScore]) -> dict[str, BaseNode]:
 
 
 def message_text(message: ChatMessage) -> str:
-    """What a message says, as text: its text blocks, then any tool calls it makes."""
+    """What a message says, as text (its text blocks)."""
     if not isinstance(message, ChatMessage):
         raise InvalidTypeError(f"expected a llama_index ChatMessage, got {type(message).__name__}")
-    parts = [block.text for block in message.blocks if isinstance(block, TextBlock) and block.text]
-    calls = [
-        (block.tool_name, block.tool_kwargs)
-        for block in message.blocks
-        if isinstance(block, ToolCallBlock)
-    ]
-    for call in message.additional_kwargs.get("tool_calls") or ():
-        name, arguments = _legacy_tool_call(call)
-        if name:
-            calls.append((name, arguments))
-    for name, arguments in calls:
-        rendered = arguments if isinstance(arguments, str) else json.dumps(arguments, default=str)
-        parts.append(f"{TOOL_CALL_PREFIX}{name}({rendered})")
-    return "\n".join(parts)
+    return "\n".join(block.text for block in message.blocks if isinstance(block, TextBlock) and block.text)
 
 
-def _legacy_tool_call(call: Any) -> tuple[str, Any]:
-    """``additional_kwargs["tool_calls"]`` holds OpenAI-style calls, as objects or dicts."""
-    function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
-    if isinstance(function, Mapping):
-        return str(function.get("name") or ""), function.get("arguments", "")
-    return str(getattr(function, "name", "") or ""), getattr(function, "arguments", "")
+def message_role(message: ChatMessage) -> str | None:
+    """The core role of a message worth remembering, or None for tool traffic.
 
-
-def message_role(message: ChatMessage) -> str:
-    return _ROLE_TO_CORE.get(MessageRole(message.role), "user")
+    A tool result means nothing in a history without its call, and a call carries no
+    answer; chat APIs also reject a ``tool`` message whose call has decayed away. Within
+    a run an agent keeps its own tool calls; what it concludes is in its final answer.
+    """
+    calls = message.additional_kwargs.get("tool_calls") or any(
+        isinstance(block, ToolCallBlock) for block in message.blocks
+    )
+    return None if calls else _ROLE_TO_CORE.get(MessageRole(message.role))
 
 
 def turn_to_message(turn: Turn | ScoredTurn) -> ChatMessage:
-    """A stored turn as a ChatMessage (a tool result becomes an assistant note)."""
-    role, content = turn.role, turn.content
-    if role == "tool":
-        content = TOOL_RESULT_PREFIX + content
-    return ChatMessage(role=_ROLE_FROM_CORE.get(role, MessageRole.USER), content=content)
+    """A stored turn as a ChatMessage; a role the chat APIs do not know (a speaker's name,
+    as in a replayed transcript) is said by the user."""
+    role = turn.role if turn.role in ("user", "assistant", "system") else "user"
+    return ChatMessage(role=MessageRole(role), content=turn.content)
 
 
 def last_user_text(messages: Sequence[ChatMessage]) -> str:
     """The text of the latest user message (the query memory is recalled for)."""
     for message in reversed(messages):
-        if message_role(message) == "user":
+        if message.role == MessageRole.USER:
             text = message_text(message)
             if text.strip():
                 return text

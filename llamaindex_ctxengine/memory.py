@@ -24,34 +24,31 @@ from ctxengine._validation import check_positive_int, check_text
 from ._convert import last_user_text, message_role, message_text, turn_to_message
 from ._engine import resolve_engine
 
-#: ChatMemoryBuffer's default, so swapping it for this memory keeps prompts the same size.
-DEFAULT_TOKEN_LIMIT = 3000
-
-
 class ContextEngineChatMemory(BaseMemory):
     """A chat memory whose ``get`` returns the decay-weighted turns that fit ``token_limit``.
 
     ``put`` stores a message in the engine's memory (which de-duplicates it and scores its
     importance); ``get(input)`` recalls the turns relevant to ``input`` (default: the latest
     user message) that still carry weight, chronologically, within ``token_limit`` tokens of
-    the engine's tokenizer. Turns are scoped by ``session_id``, so one engine (one SQLite
-    file, say) serves many conversations.
+    the engine's tokenizer (default: the engine's history budget). Turns are scoped by
+    ``session_id``, so one engine (one SQLite file, say) serves many conversations.
 
     LlamaIndex's chat engines and agents ``put`` the new user message and then ``get`` the
     prompt's history from memory, so the message put last is always returned last, even if
     dedup folded it into an earlier turn: the question being asked must reach the LLM.
-    Tool calls and results are remembered as text (a recalled tool result may have lost its
-    call, which chat APIs reject as a ``tool`` message, so it returns as an assistant note).
+    Tool calls and tool results are not stored (see :func:`~._convert.message_role`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
     session_id: str = Field(default="default", description="Conversation the turns belong to.")
-    token_limit: int = Field(default=DEFAULT_TOKEN_LIMIT, description="Tokens of history get returns.")
+    token_limit: Optional[int] = Field(
+        default=None, description="Tokens of history get returns (None: the engine's history budget)."
+    )
     touch: bool = Field(
-        default=True,
-        description="Recalled turns count as used, which keeps them fresh (the decay's freshness term).",
+        default=False,
+        description="Recalled turns count as used, refreshing their freshness (False: get reads only).",
     )
     _pending: Optional[tuple[ChatMessage, Optional[str]]] = PrivateAttr(default=None)
 
@@ -60,13 +57,14 @@ class ContextEngineChatMemory(BaseMemory):
         engine: Any | None = None,
         *,
         session_id: str = "default",
-        token_limit: int = DEFAULT_TOKEN_LIMIT,
-        touch: bool = True,
+        token_limit: int | None = None,
+        touch: bool = False,
         **kwargs: Any,
     ) -> None:
         check_text(session_id, "session_id")
-        check_positive_int(token_limit, "token_limit")
-        engine = resolve_engine(engine, "remember", "memory")
+        if token_limit is not None:
+            check_positive_int(token_limit, "token_limit")
+        engine = resolve_engine(engine, "remember", "recall", "memory")
         super().__init__(
             engine=engine, session_id=session_id, token_limit=token_limit, touch=bool(touch), **kwargs
         )
@@ -80,16 +78,16 @@ class ContextEngineChatMemory(BaseMemory):
         cls,
         engine: Any | None = None,
         session_id: str = "default",
-        token_limit: int = DEFAULT_TOKEN_LIMIT,
+        token_limit: int | None = None,
         chat_history: Optional[List[ChatMessage]] = None,
         llm: Any = None,
-        touch: bool = True,
+        touch: bool = False,
         **kwargs: Any,
     ) -> ContextEngineChatMemory:
         """Build a memory; ``chat_history`` is stored first.
 
         ``llm`` is accepted because chat engines pass it to ``memory_cls.from_defaults``;
-        the budget is ``token_limit``, not a share of the LLM's window.
+        the limit is ``token_limit`` (or the engine's budget), not a share of the LLM's window.
         """
         memory = cls(engine, session_id=session_id, token_limit=token_limit, touch=touch, **kwargs)
         if chat_history:
@@ -100,12 +98,11 @@ class ContextEngineChatMemory(BaseMemory):
 
     def put(self, message: ChatMessage) -> None:
         """Store ``message`` (the engine may drop it as a duplicate of an earlier turn)."""
-        text = message_text(message)
-        role = message_role(message)
+        text, role = message_text(message), message_role(message)
         turn = None
-        if text.strip():
+        if role is not None and text.strip():
             turn = self.engine.remember(role, text, session_id=self.session_id)
-        # Any reply after a user message means that message has been answered.
+        # Any other message after a user message means that message is being answered.
         self._pending = (message.model_copy(deep=True), turn.id if turn else None) if role == "user" else None
 
     def set(self, messages: List[ChatMessage]) -> None:
@@ -131,7 +128,8 @@ class ContextEngineChatMemory(BaseMemory):
         """
         if isinstance(input, ChatMessage):
             input = message_text(input)
-        limit = self.token_limit - int(kwargs.get("initial_token_count") or 0)
+        limit = self.token_limit if self.token_limit is not None else self.engine.history_budget()
+        limit -= int(kwargs.get("initial_token_count") or 0)
         pending, pending_id = self._pending or (None, None)
         query = input if input and input.strip() else self._default_query(pending)
         turns = self._recall(query, limit)
@@ -149,10 +147,8 @@ class ContextEngineChatMemory(BaseMemory):
         if limit <= 0:
             return []
         # No query at all (no user message yet): the core ranks by decay alone.
-        return list(
-            self.engine.memory.recall(
-                query or None, max_tokens=limit, session_id=self.session_id, touch=self.touch
-            )
+        return self.engine.recall(
+            query or None, session_id=self.session_id, max_tokens=limit, touch=self.touch
         )
 
     def _default_query(self, pending: ChatMessage | None) -> str | None:
@@ -175,15 +171,18 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
     ``Memory`` flushes old messages out of its short-term queue into its blocks; this block
     stores them in the engine's memory (dedup, auto-importance), and on every ``get``
     recalls the stored turns relevant to the latest user message that still carry weight,
-    within ``max_tokens``, rendered as ``role: text`` lines into the memory section of the
-    system message. ``session_id=None`` scopes turns by the ``Memory``'s session id.
+    within ``max_tokens`` (default: the engine's history budget), rendered as ``role: text``
+    lines into the memory section of the system message. ``session_id=None`` scopes turns
+    by the ``Memory``'s session id. Tool calls and results are not stored.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str = Field(default="decayed_memory", description="The name of the memory block.")
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
-    max_tokens: int = Field(default=512, description="Tokens the recalled turns may take.")
+    max_tokens: Optional[int] = Field(
+        default=None, description="Tokens the recalled turns may take (None: the engine's history budget)."
+    )
     session_id: Optional[str] = Field(
         default=None, description="Session to store and recall (None: the Memory's)."
     )
@@ -194,15 +193,16 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
         engine: Any | None = None,
         name: str = "decayed_memory",
         *,
-        max_tokens: int = 512,
+        max_tokens: int | None = None,
         session_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         check_text(name, "name")
-        check_positive_int(max_tokens, "max_tokens")
+        if max_tokens is not None:
+            check_positive_int(max_tokens, "max_tokens")
         if session_id is not None:
             check_text(session_id, "session_id")
-        engine = resolve_engine(engine, "remember", "memory")
+        engine = resolve_engine(engine, "remember", "recall")
         super().__init__(
             engine=engine, name=name, max_tokens=max_tokens, session_id=session_id, **kwargs
         )
@@ -223,18 +223,18 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
         self._last_query = (query, session)
         return await asyncio.to_thread(self._recall, query, session, self.max_tokens)
 
-    def _recall(self, query: str, session: str, max_tokens: int) -> str:
-        turns = self.engine.memory.recall(query, max_tokens=max_tokens, session_id=session)
+    def _recall(self, query: str, session: str, max_tokens: int | None) -> str:
+        turns = self.engine.recall(query, session_id=session, max_tokens=max_tokens)
         # The same rendering the memory budgeted, so the text is as long as it counted.
         return fmt.render_turns([turn.turn for turn in turns])
 
     async def _aput(self, messages: List[ChatMessage]) -> None:
         def store() -> None:
             for message in messages:
-                text = message_text(message)
-                if text.strip():
+                text, role = message_text(message), message_role(message)
+                if role is not None and text.strip():
                     session = self._session(message.additional_kwargs.get("session_id"))
-                    self.engine.remember(message_role(message), text, session_id=session)
+                    self.engine.remember(role, text, session_id=session)
 
         await asyncio.to_thread(store)
 
@@ -250,4 +250,4 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
         return text or None
 
 
-__all__ = ["DEFAULT_TOKEN_LIMIT", "ContextEngineChatMemory", "DecayMemoryBlock"]
+__all__ = ["ContextEngineChatMemory", "DecayMemoryBlock"]

@@ -128,23 +128,27 @@ def test_a_repeated_question_is_stored_once_and_still_asked(engine):
     assert texts(memory.get())[-1] == "What time does the museum open?"
 
 
-def test_tool_calls_are_remembered_as_text_without_tool_roles(engine):
+def test_tool_traffic_is_not_stored(engine):
     memory = ContextEngineChatMemory(engine, session_id="dave")
     memory.put(ChatMessage(role="user", content="Weather in Oslo?"))
     memory.put(ChatMessage(role="assistant", blocks=[
         ToolCallBlock(tool_call_id="c1", tool_name="get_weather", tool_kwargs={"city": "Oslo"})]))
     memory.put(ChatMessage(role="tool", content="Snow, -3 C", additional_kwargs={"tool_call_id": "c1"}))
-    got = memory.get(input="Is it cold in Oslo?")
-    assert {m.role for m in got} <= {MessageRole.USER, MessageRole.ASSISTANT}
-    assert '[tool call] get_weather({"city": "Oslo"})' in texts(got)
-    assert "[tool result] Snow, -3 C" in texts(got)
+    memory.put(ChatMessage(role="assistant", content="It is snowing in Oslo, -3 C."))
+    assert texts(memory.get_all()) == ["Weather in Oslo?", "It is snowing in Oslo, -3 C."]
+    assert texts(memory.get(input="Is it cold in Oslo?")) == texts(memory.get_all())
 
 
-def test_initial_token_count_and_bad_input(engine, clock):
+def test_limits_and_bad_input(engine, clock):
     memory = ContextEngineChatMemory(engine, session_id="erin", token_limit=120)
     replay(memory, clock)
     full, trimmed = memory.get(input=QUESTION), memory.get(input=QUESTION, initial_token_count=80)
     assert history_tokens(engine, trimmed) <= 40 < history_tokens(engine, full)
+    # Without a limit the engine's history budget applies, as in its packets.
+    small = ContextEngine.from_documents([], clock=clock, token_budget=150)
+    unlimited = ContextEngineChatMemory(small, session_id="erin")
+    replay(unlimited, clock)
+    assert 0 < history_tokens(small, unlimited.get(input=QUESTION)) <= small.history_budget() < 100
     with pytest.raises(InvalidInputError):
         ContextEngineChatMemory(engine, token_limit=0)
     with pytest.raises(InvalidInputError):
@@ -181,9 +185,7 @@ def test_simple_chat_engine_sends_the_recalled_history(engine, clock):
 
 
 def test_context_chat_engine_with_postprocessor_and_memory(engine, clock, embedder):
-    memory = ContextEngineChatMemory.from_defaults(
-        engine=engine, session_id="alice", token_limit=120, touch=False
-    )
+    memory = ContextEngineChatMemory.from_defaults(engine=engine, session_id="alice", token_limit=120)
     replay(memory, clock)
     index = VectorStoreIndex.from_documents(knowledge_base(), embed_model=ContextEngineEmbedding(embedder))
     llm = CapturingLLM()
@@ -223,9 +225,11 @@ async def test_function_agent_runs_with_the_memory(engine):
     sent = llm.chats[first_run]  # the second run's first call: history from memory
     assert sent[0].content == "You plan trips."
     assert sent[-1].content == "Should I pack an umbrella for Paris?"
+    # The first run's question and answer are recalled; its tool traffic was not stored.
+    assert texts(sent)[1:] == [
+        "What is the weather in Paris today?", "Tool calls complete.", "Should I pack an umbrella for Paris?"
+    ]
     assert {m.role for m in sent} <= {MessageRole.SYSTEM, MessageRole.USER, MessageRole.ASSISTANT}
-    assert "[tool result] Sunny and 21 degrees in Paris." in texts(sent)
-    assert "What is the weather in Paris today?" in texts(sent)
     assert history_tokens(engine, sent[1:]) <= 200
 
 
