@@ -5,7 +5,7 @@ best-cited first) are compressed together to 25% and 50% of their tokens (cl100k
 Metric: the share of the claim's rationale sentences that are still in the kept text (a
 sentence counts when >= 90% of its characters are kept), averaged over claims.
 
-Peers, both on the same bundled MiniLM (wrapped, no hub) and the same disk cache:
+Peers, both on the same bundled MiniLM and disk cache (wrapped as in benchmarks/peers.py):
 
 * LlamaIndex ``SentenceEmbeddingOptimizer`` per abstract, ``percentile_cutoff`` = the
   budget share, its default punkt splitter; once with its default one-sentence context on
@@ -40,6 +40,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 from benchmarks.data import load_scifact_claims, load_scifact_sentences  # noqa: E402
+from benchmarks.peers import langchain_embeddings, llamaindex_embedding  # noqa: E402
 from ctxengine.compress import (  # noqa: E402
     ExtractiveCompressor,
     SemanticCompressor,
@@ -166,33 +167,10 @@ def ours(compressor: object) -> Callable[[Case, int, float], tuple[Ranges, int]]
 
 
 def llamaindex(context: int) -> Callable[[Case, int, float], tuple[Ranges, int]]:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-    from llama_index.core.bridge.pydantic import PrivateAttr
     from llama_index.core.postprocessor.optimizer import SentenceEmbeddingOptimizer
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-    class MiniLMEmbedding(BaseEmbedding):
-        """ctxengine's bundled MiniLM (with its disk cache) as a LlamaIndex embed model."""
-
-        _embedder: object = PrivateAttr()
-
-        def __init__(self) -> None:
-            super().__init__(model_name="all-MiniLM-L6-v2 (bundled)")
-            self._embedder = default_embedder()
-
-        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-            return self._embedder.embed(list(texts)).tolist()  # type: ignore[attr-defined]
-
-        def _get_text_embedding(self, text: str) -> list[float]:
-            return self._get_text_embeddings([text])[0]
-
-        def _get_query_embedding(self, query: str) -> list[float]:
-            return self._get_text_embedding(query)
-
-        async def _aget_query_embedding(self, query: str) -> list[float]:
-            return self._get_query_embedding(query)
-
-    model = MiniLMEmbedding()
+    model = llamaindex_embedding()
 
     def run(case: Case, budget: int, share: float) -> tuple[Ranges, int]:
         optimizer = SentenceEmbeddingOptimizer(
@@ -214,22 +192,9 @@ def llamaindex(context: int) -> Callable[[Case, int, float], tuple[Ranges, int]]
 def langchain() -> Callable[[Case, int, float], tuple[Ranges, int]]:
     from langchain_classic.retrievers.document_compressors import EmbeddingsFilter
     from langchain_core.documents import Document as LCDocument
-    from langchain_core.embeddings import Embeddings
     from langchain_text_splitters import CharacterTextSplitter
 
-    class MiniLMEmbeddings(Embeddings):
-        """ctxengine's bundled MiniLM (with its disk cache) as LangChain embeddings."""
-
-        def __init__(self) -> None:
-            self._embedder = default_embedder()
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return self._embedder.embed(list(texts)).tolist()
-
-        def embed_query(self, text: str) -> list[float]:
-            return self.embed_documents([text])[0]
-
-    embeddings = MiniLMEmbeddings()
+    embeddings = langchain_embeddings()
     # it warns for every chunk longer than chunk_size (a sentence longer than 300 chars)
     logging.getLogger("langchain_text_splitters.base").setLevel(logging.ERROR)
     splitter = CharacterTextSplitter(chunk_size=300, chunk_overlap=0, separator=". ")
@@ -269,7 +234,7 @@ def runners(variants: bool) -> list[tuple[str, Callable[[Case, int, float], tupl
             ("extractive rank_weight=0", ours(ExtractiveCompressor(rank_weight=0.0))),
             ("extractive rank_weight=0.3", ours(ExtractiveCompressor(rank_weight=0.3))),
             ("semantic lexical=0", ours(SemanticCompressor(lexical_weight=0.0))),
-            ("semantic lexical=0.5", ours(SemanticCompressor(lexical_weight=0.5))),
+            ("semantic lexical=0.3", ours(SemanticCompressor(lexical_weight=0.3))),
             ("semantic density", ours(SemanticCompressor(selection="density"))),
         ]
     rows += [
@@ -280,8 +245,13 @@ def runners(variants: bool) -> list[tuple[str, Callable[[Case, int, float], tupl
     return rows
 
 
-def evaluate(cases: list[Case], shares: Sequence[float], variants: bool = False) -> list[dict]:
+def evaluate(
+    cases: list[Case], shares: Sequence[float], variants: bool = False, *, show: bool = True
+) -> list[dict]:
     results = []
+    if show:
+        print(f"{'strategy':30} {'budget':>6} {'rationale kept':>14} {'tokens/budget':>13} "
+              f"{'over':>4} {'ms/claim':>8}")
     for name, run in runners(variants):
         for share in shares:
             kept, used, budgets, times, over = [], [], [], [], 0
@@ -294,16 +264,18 @@ def evaluate(cases: list[Case], shares: Sequence[float], variants: bool = False)
                 used.append(tokens)
                 budgets.append(budget)
                 over += tokens > budget
-            results.append(
-                {
-                    "strategy": name,
-                    "budget": share,
-                    "kept": statistics.fmean(kept),
-                    "used": sum(used) / max(1, sum(budgets)),
-                    "over": over,
-                    "ms": 1000 * statistics.median(times),
-                }
-            )
+            row = {
+                "strategy": name,
+                "budget": share,
+                "kept": statistics.fmean(kept),
+                "used": sum(used) / max(1, sum(budgets)),
+                "over": over,
+                "ms": 1000 * statistics.median(times),
+            }
+            results.append(row)
+            if show:
+                print(f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
+                      f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>8.2f}", flush=True)
     return results
 
 
@@ -317,16 +289,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     shares = (0.25,) if args.quick else (0.25, 0.5)
     cases = load_cases(limit)
     default_embedder().embed(["warm-up"])  # load the model outside the timings
-    results = evaluate(cases, shares, args.variants)
     print(f"SciFact train claims with evidence: {len(cases)}, "
           f"{sum(len(c.rationale) for c in cases)} rationale sentences, "
-          f"{sum(len(c.texts) for c in cases)} abstracts")
-    print(f"{'strategy':30} {'budget':>6} {'rationale kept':>14} {'tokens/budget':>13} "
-          f"{'over':>4} {'ms/claim':>8}")
-    for row in results:
-        print(f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
-              f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>8.2f}")
-    return results
+          f"{sum(len(c.texts) for c in cases)} abstracts; budget = share of their tokens "
+          f"({default_token_counter().name})", flush=True)
+    return evaluate(cases, shares, args.variants)
 
 
 if __name__ == "__main__":

@@ -267,3 +267,14 @@ def test_compress_rejects_bad_input(name, token_counter) -> None:
         compressor.compress("q", "not a list", 10)
     assert compressor.compress("q", documents, 0) == []
     assert compressor.compress("q", [], 10) == []
+
+
+@pytest.mark.slow  # imports LlamaIndex and LangChain and loads the model
+def test_benchmark_smoke(shared_data) -> None:
+    from benchmarks.compression_quality import main
+
+    rows = main(["--limit", "3", "--quick"])
+    names = {row["strategy"] for row in rows}
+    assert set(STRATEGIES) < names and any("llamaindex" in n for n in names)
+    assert any("langchain" in n for n in names)
+    assert all(row["over"] == 0 and 0.0 <= row["kept"] <= 1.0 for row in rows)

@@ -304,7 +304,7 @@ class SemanticCompressor(ExtractiveCompressor):
         token_counter: TokenCounter | None = None,
         *,
         embedder: Any = None,
-        lexical_weight: float = 0.3,
+        lexical_weight: float = 0.5,
         rank_weight: float = 0.1,
         selection: str = "score",
     ) -> None:
