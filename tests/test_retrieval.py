@@ -225,6 +225,28 @@ def test_adaptive_alpha_leans_lexical_for_rare_keywords_and_dense_for_questions(
     assert retriever.retrieve("Zürich", 1, mode="adaptive")[0].stage_scores["alpha"] == pytest.approx(rare)
 
 
+def test_state_round_trip_ranks_identically_without_analysis_or_embedding():
+    calls: list[str] = []
+
+    class CountingEmbedder(HashingEmbedder):
+        def embed(self, texts):
+            calls.extend(texts)
+            return super().embed(texts)
+
+    original = HybridRetriever(CORPUS, embedder=HashingEmbedder(), alpha=0.4, fusion="rrf")
+    state = original.export_state()
+    assert state["params"]["alpha"] == 0.4 and state["vectors"].shape == (len(CORPUS), 2048)
+    restored = HybridRetriever.from_state(
+        state["documents"], state["tokens"], state["vectors"], embedder=CountingEmbedder(), **state["params"]
+    )
+    for mode in MODES:
+        before = [(r.id, r.score) for r in original.retrieve("memory of old turns", 5, mode=mode)]
+        assert [(r.id, r.score) for r in restored.retrieve("memory of old turns", 5, mode=mode)] == before
+    assert calls == ["memory of old turns"]  # only the query; documents came from the state
+    with pytest.raises(DuplicateDocumentError):
+        HybridRetriever.from_state([CORPUS[0], CORPUS[0]], [(), ()])
+
+
 def test_rrf_fusion_ranks_by_ranks():
     retriever = HybridRetriever(CORPUS, embedder=HashingEmbedder(), fusion="rrf", alpha=0.5)
     results = retriever.retrieve("memory decay of old turns", 3)

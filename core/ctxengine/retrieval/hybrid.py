@@ -194,6 +194,53 @@ class HybridRetriever:
         """All documents in index order (the order of every ``score_all`` array)."""
         return list(self._snapshot().documents)
 
+    # --- state for persistence ---------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild this index without analysis or embedding:
+        ``documents`` and ``tokens`` (index order), ``vectors`` (float32 matrix, or None
+        unless every document has been embedded), ``embedder`` (the resolved one, or None)
+        and ``params`` (the JSON-safe constructor parameters)."""
+        entries = self._snapshot().entries
+        have_vectors = bool(entries) and all(e.vector is not None for e in entries)
+        return {
+            "documents": [e.document for e in entries],
+            "tokens": [e.tokens for e in entries],
+            "vectors": np.stack([e.vector for e in entries]).astype(np.float32) if have_vectors else None,
+            "embedder": self._resolved if have_vectors else None,
+            "params": {
+                "mode": self.mode, "alpha": self.alpha, "fusion": self.fusion, "rrf_k": self.rrf_k,
+                "k1": self.k1, "b": self.b, "candidate_pool": self.candidate_pool,
+            },
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        documents: Sequence[Document],
+        tokens: Sequence[Sequence[str]],
+        vectors: np.ndarray | None = None,
+        *,
+        embedder: Embedder | str | os.PathLike[str] | None = None,
+        **params: Any,
+    ) -> HybridRetriever:
+        """Rebuild an index from :meth:`export_state` parts; nothing is analyzed or embedded."""
+        if len(tokens) != len(documents) or (vectors is not None and len(vectors) != len(documents)):
+            raise ConfigurationError("documents, tokens and vectors must have the same length")
+        retriever = cls(embedder=embedder, **params)
+        entries: dict[str, _Entry] = {}
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, Document):
+                raise InvalidTypeError(f"from_state needs Documents, got {type(doc).__name__}")
+            if doc.id in entries:
+                raise DuplicateDocumentError(f"document id {doc.id!r} appears twice")
+            vector = None if vectors is None else np.asarray(vectors[i], dtype=np.float32)
+            entries[doc.id] = _Entry(doc, tuple(tokens[i]), vector)
+        with retriever._lock:
+            retriever._entries = entries
+            retriever._version += 1
+        return retriever
+
     # --- embeddings --------------------------------------------------------------------
 
     def _embedder(self) -> Embedder:
