@@ -99,6 +99,12 @@ def test_engine_settings_are_the_engine_s():
 
 def test_edge_cases_and_bad_input(postprocessor):
     assert postprocessor.postprocess_nodes([], query_str=QUERY) == []
+    assert len(ContextEnginePostprocessor(token_budget=2000, k=2, engine=postprocessor.engine)
+               .postprocess_nodes(kb_nodes(), query_str=QUERY)) == 2
+    # Retrievers without scores (summary, keyword-table) give None: ranked as equals.
+    unscored = [NodeWithScore(node=n.node) for n in kb_nodes()]
+    out = postprocessor.postprocess_nodes(unscored, query_str=QUERY)
+    assert out and all("input" not in n.node.metadata["stage_scores"] for n in out)
     with pytest.raises(InvalidInputError):
         postprocessor.postprocess_nodes(kb_nodes())  # no query
     with pytest.raises(InvalidInputError):
