@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -49,6 +50,7 @@ SELECTIONS = ("score", "density")
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
 # join merges tokens at its edges, so it is skipped without counting the joined text.
 _JOIN_SLACK = 2
+_CACHED_DOCUMENTS = 4096
 
 
 @runtime_checkable
@@ -68,6 +70,7 @@ class _Sentence:
     end: int
     text: str
     tokens: int
+    terms: frozenset[str]
 
 
 class _BaseCompressor:
@@ -77,6 +80,13 @@ class _BaseCompressor:
 
     def __init__(self, token_counter: TokenCounter | None = None) -> None:
         self.token_counter = get_token_counter(token_counter)
+        # A knowledge base compresses the same documents query after query: keep their
+        # sentence split, counts and terms (per instance, since counts depend on the counter).
+        self._caches()
+
+    def _caches(self) -> None:
+        self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
+        self._count_document = lru_cache(maxsize=_CACHED_DOCUMENTS)(self.token_counter.count)
 
     def compress(
         self, query: str, documents: Sequence[ScoredDocument], max_tokens: int
@@ -94,8 +104,7 @@ class _BaseCompressor:
         docs = [doc for doc in documents if doc.document.text.strip()]
         if max_tokens == 0 or not docs:
             return []
-        count = self.token_counter.count
-        whole = [count(doc.document.text) for doc in docs]
+        whole = [self._count_document(doc.document.text) for doc in docs]
         if sum(whole) <= max_tokens:
             return [replace(doc, kept=None, tokens=n) for doc, n in zip(docs, whole)]
         return self._compress(query, docs, max_tokens)
@@ -107,15 +116,30 @@ class _BaseCompressor:
 
     # --- shared machinery -----------------------------------------------------------
 
-    def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
+        state.pop("_count_document", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._caches()
+
+    def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         count = self.token_counter.count
-        units = []
-        for position, doc in enumerate(docs):
-            text = doc.document.text
-            for index, (start, end) in enumerate(split_sentences(text)):
-                piece = text[start:end]
-                units.append(_Sentence(position, index, start, end, piece, count(piece)))
-        return units
+        return tuple(
+            _Sentence(0, index, start, end, text[start:end], count(text[start:end]),
+                      frozenset(analyze(text[start:end])))
+            for index, (start, end) in enumerate(split_sentences(text))
+        )
+
+    def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
+        return [
+            replace(unit, doc=position)
+            for position, doc in enumerate(docs)
+            for unit in self._split(doc.document.text)
+        ]
 
     def _select(
         self,
@@ -197,13 +221,12 @@ class TruncateCompressor(_BaseCompressor):
     def _compress(
         self, query: str, docs: list[ScoredDocument], max_tokens: int
     ) -> list[ScoredDocument]:
-        count = self.token_counter.count
         out: list[ScoredDocument] = []
         used = 0
         for doc in docs:
             room = max_tokens - used
             text = doc.document.text
-            tokens = count(text)
+            tokens = self._count_document(text)
             if tokens <= room:
                 out.append(replace(doc, kept=None, tokens=tokens))
                 used += tokens
@@ -212,7 +235,7 @@ class TruncateCompressor(_BaseCompressor):
             piece = self._cut(text[start:], room) if room > 0 else ""
             if piece:
                 span = KeptSpan(piece, -1, start, start + len(piece))
-                out.append(replace(doc, kept=[span], tokens=count(piece)))
+                out.append(replace(doc, kept=[span], tokens=self.token_counter.count(piece)))
             break
         return out
 
@@ -270,7 +293,7 @@ class ExtractiveCompressor(_BaseCompressor):
         return self._result(docs, self._select(units, self._order(units, scores), max_tokens))
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:
-        return lexical_recall(query, [unit.text for unit in units])
+        return _recall(frozenset(analyze(query)), [unit.terms for unit in units])
 
     def _rank_prior(self, units: list[_Sentence]) -> np.ndarray:
         return np.array([self.rank_weight / (1 + unit.doc) for unit in units], dtype=np.float64)
@@ -324,10 +347,10 @@ class SemanticCompressor(ExtractiveCompressor):
         return self._embedder
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:
-        texts = [unit.text for unit in units]
-        lexical = lexical_recall(query, texts) if self.lexical_weight > 0 else 0.0
+        lexical = super()._scores(query, units)
         if self.lexical_weight >= 1.0:
-            return np.asarray(lexical, dtype=np.float64)
+            return lexical
+        texts = [unit.text for unit in units]
         vectors = np.asarray(self.embedder.embed([query, *texts]), dtype=np.float64)
         cosine = vectors[1:] @ vectors[0]
         return (1.0 - self.lexical_weight) * cosine + self.lexical_weight * lexical
@@ -346,17 +369,20 @@ def lexical_recall(query: str, texts: Sequence[str]) -> np.ndarray:
     IDF is computed over ``texts`` themselves (``log(1 + (N - df + 0.5) / (df + 0.5))``,
     BM25's always-positive form), so terms that every candidate shares weigh little.
     """
-    query_terms = set(analyze(query))
-    if not query_terms or not texts:
-        return np.zeros(len(texts), dtype=np.float64)
-    term_sets = [set(analyze(text)) & query_terms for text in texts]
-    n = len(texts)
+    return _recall(frozenset(analyze(query)), [frozenset(analyze(text)) for text in texts])
+
+
+def _recall(query_terms: frozenset[str], term_sets: Sequence[frozenset[str]]) -> np.ndarray:
+    if not query_terms or not term_sets:
+        return np.zeros(len(term_sets), dtype=np.float64)
+    matched = [terms & query_terms for terms in term_sets]
+    n = len(term_sets)
     idf = {}
     for term in query_terms:
-        df = sum(term in terms for terms in term_sets)
+        df = sum(term in terms for terms in matched)
         idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
     total = sum(idf.values())
-    return np.array([sum(idf[t] for t in terms) / total for terms in term_sets], dtype=np.float64)
+    return np.array([sum(idf[t] for t in terms) / total for terms in matched], dtype=np.float64)
 
 
 _CLASSES: dict[str, type[_BaseCompressor]] = {
