@@ -1,0 +1,238 @@
+"""Save and load a document index, so a restart neither re-embeds nor re-analyzes.
+
+An index is a directory of plain files (never pickle, so loading one cannot run code):
+
+* ``manifest.json`` -- format and version, the ctxengine version, the embedder's name and
+  dimension, the retriever's parameters, the document count, and a SHA-256 per file;
+* ``documents.jsonl`` -- one ``{"id", "text", "metadata"}`` per line, in index order;
+* ``tokens.jsonl`` -- the analyzed tokens of each document (same order), from which the
+  BM25 and TF-IDF indexes are rebuilt on the first query without re-analysis;
+* ``embeddings.npy`` -- float32 ``(documents, dimension)``, read with
+  ``np.load(allow_pickle=False)``; absent for an index that never needed embeddings.
+
+Loading checks the embedder against the manifest: vectors of another model or dimension
+would rank nonsense, so that is an :class:`~ctxengine.errors.EmbeddingMismatchError`.
+Anything that is not an intact index of this format is an
+:class:`~ctxengine.errors.IndexFormatError`. Saving writes a sibling temporary directory
+and renames it into place, so a crash mid-save leaves the previous index intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embeddings import Embedder, HashingEmbedder, get_embedder
+from .errors import (
+    ConfigurationError,
+    CtxEngineError,
+    EmbeddingMismatchError,
+    IndexFormatError,
+    InvalidInputError,
+)
+from .text import analyze
+from .types import Document
+
+FORMAT = "ctxengine-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DOCUMENTS = "documents.jsonl"
+TOKENS = "tokens.jsonl"
+EMBEDDINGS = "embeddings.npy"
+# Analyzed at save and at load: if the analyzer changed between versions (stemmer, stop
+# words), saved tokens would no longer match analyzed queries, so they are recomputed.
+_ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analyzed in 2023 (東京)."
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: list[Any]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False))
+            handle.write("\n")
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _is_index(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save_index(retriever: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``retriever`` (a :class:`~ctxengine.retrieval.HybridRetriever`) to directory ``path``.
+
+    ``path`` must not exist, be empty, or hold an index (which is replaced); any other
+    directory is refused so a typo cannot delete unrelated files.
+    """
+    from . import __version__
+    from .retrieval import HybridRetriever
+
+    if not isinstance(retriever, HybridRetriever):
+        raise ConfigurationError(
+            f"only a HybridRetriever index can be saved, got {type(retriever).__name__}"
+        )
+    target = Path(path)
+    if target.exists() and not (target.is_dir() and (_is_index(target) or not any(target.iterdir()))):
+        raise IndexFormatError(f"{target} exists and is not a ctxengine index; not overwriting it")
+    state = retriever.export_state()
+    documents: list[Document] = state["documents"]
+    try:
+        rows = [{"id": d.id, "text": d.text, "metadata": dict(d.metadata)} for d in documents]
+        json.dumps(rows, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"document metadata must be JSON-serialisable to save: {exc}") from exc
+    embedder: Embedder | None = state["embedder"]
+    vectors: np.ndarray | None = state["vectors"]
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ctxengine_version": __version__,
+        "retriever": {"class": "HybridRetriever", **state["params"]},
+        "documents": len(documents),
+        "embedder": None if embedder is None else {"name": embedder.name, "dimension": embedder.dimension},
+        "analyzer_probe": analyze(_ANALYZER_PROBE),
+        "files": {},
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        _write_jsonl(staging / DOCUMENTS, rows)
+        _write_jsonl(staging / TOKENS, [list(tokens) for tokens in state["tokens"]])
+        if vectors is not None:
+            np.save(staging / EMBEDDINGS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _replace(staging: Path, target: Path) -> None:
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    retired.rmdir()
+    target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of the index at ``path``, after checking format, version and file checksums."""
+    root = Path(path)
+    if not root.is_dir():
+        raise IndexFormatError(f"{root} is not a directory holding a ctxengine index")
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexFormatError(f"{root} has no {MANIFEST}: not a ctxengine index") from None
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{root / MANIFEST} is unreadable: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexFormatError(f"{root} is not a ctxengine index (format {manifest.get('format')!r})"
+                               if isinstance(manifest, dict) else f"{root / MANIFEST} is not an object")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{root} has index format version {manifest.get('format_version')!r}; "
+            f"this ctxengine reads version {FORMAT_VERSION}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or DOCUMENTS not in files or TOKENS not in files:
+        raise IndexFormatError(f"{root / MANIFEST} does not list the index files")
+    for name, digest in files.items():
+        if name not in (DOCUMENTS, TOKENS, EMBEDDINGS):
+            raise IndexFormatError(f"{root / MANIFEST} lists an unknown file {name!r}")
+        try:
+            actual = _sha256(root / name)
+        except OSError as exc:
+            raise IndexFormatError(f"{root / name} is missing or unreadable: {exc}") from exc
+        if actual != digest:
+            raise IndexFormatError(f"{root / name} is corrupt (checksum differs from the manifest)")
+    return manifest
+
+
+def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder | None:
+    if saved is None:
+        return None if embedder is None else get_embedder(embedder)
+    name, dimension = saved.get("name"), saved.get("dimension")
+    if embedder is None and isinstance(name, str) and name.startswith("hashing-") and isinstance(dimension, int):
+        resolved: Embedder = HashingEmbedder(dimension)  # deterministic: rebuilt, not stored
+    else:
+        resolved = get_embedder(embedder)
+    if (resolved.name, resolved.dimension) != (name, dimension):
+        raise EmbeddingMismatchError(
+            f"the index was embedded with {name!r} (dimension {dimension}) but the embedder "
+            f"given is {resolved.name!r} (dimension {resolved.dimension}); pass the same "
+            "embedder, or rebuild the index with the new one"
+        )
+    return resolved
+
+
+def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
+    """A :class:`~ctxengine.retrieval.HybridRetriever` from an index saved by :func:`save_index`.
+
+    ``embedder`` (an Embedder, model path, or None for the default) must be the model the
+    index was built with; it then embeds only queries and documents added later.
+    """
+    from .retrieval import HybridRetriever
+
+    root = Path(path)
+    manifest = read_manifest(root)
+    params = dict(manifest.get("retriever") or {})
+    if params.pop("class", None) != "HybridRetriever":
+        raise IndexFormatError(f"{root} holds an index of an unknown retriever class")
+    resolved = _resolve_embedder(manifest.get("embedder"), embedder)
+    count = manifest.get("documents")
+    try:
+        rows = _read_jsonl(root / DOCUMENTS)
+        tokens = _read_jsonl(root / TOKENS)
+        documents = [Document(text=r["text"], id=r["id"], metadata=r.get("metadata") or {}) for r in rows]
+        vectors = None
+        if EMBEDDINGS in manifest["files"]:
+            vectors = np.load(root / EMBEDDINGS, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexFormatError(f"{root} holds an unreadable index: {exc}") from exc
+    if not all(isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tokens):
+        raise IndexFormatError(f"{root / TOKENS} does not hold token lists")
+    if not (len(documents) == len(tokens) == count):
+        raise IndexFormatError(f"{root}: {count} documents in the manifest, {len(documents)} stored")
+    if vectors is not None:
+        dimension = (manifest.get("embedder") or {}).get("dimension")
+        if vectors.dtype != np.float32 or vectors.shape != (count, dimension):
+            raise IndexFormatError(
+                f"{root / EMBEDDINGS} holds {vectors.dtype} {vectors.shape}, expected float32 ({count}, {dimension})"
+            )
+    if analyze(_ANALYZER_PROBE) != manifest.get("analyzer_probe"):
+        tokens = [analyze(doc.text) for doc in documents]
+    try:
+        return HybridRetriever.from_state(
+            documents, [tuple(t) for t in tokens], vectors, embedder=resolved, **params
+        )
+    except (TypeError, CtxEngineError) as exc:
+        raise IndexFormatError(f"{root} has retriever parameters this version cannot use: {exc}") from exc
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_index", "read_manifest", "save_index"]
