@@ -509,3 +509,18 @@ def test_postgres_bad_credentials_are_a_store_error_without_the_password(postgre
     with pytest.raises(StoreError) as caught:
         store_from_url(url)
     assert "not-the-password-xyz" not in str(caught.value)
+
+
+# --- the benchmark runs (its figures are printed, never asserted) ---------------------------
+
+
+def test_store_throughput_benchmark_smoke(shared_data, capsys):
+    from benchmarks.store_throughput import main
+
+    medians = main(["--turns", "30", "--sessions", "3", "--reads", "6", "--runs", "1"])
+    expected = {"in-process", "SQLite (FULL)", "SQLite (NORMAL)", "LangChain SQLite"}
+    if os.environ.get(POSTGRES_ENV):
+        expected |= {"PostgreSQL", "LangChain PostgreSQL"}
+    assert set(medians) == expected
+    assert all(adds > 0 and reads > 0 for adds, reads in medians.values())
+    assert "x" in capsys.readouterr().out.splitlines()[-1]  # the peer row carries its ratio
