@@ -108,6 +108,28 @@ class BaseReranker:
         raise NotImplementedError
 
 
+class LazyEmbedderMixin:
+    """Resolves the embedder on first use, so building an engine loads no model until a
+    query actually needs one."""
+
+    _embedder_spec: Embedder | None = None
+    _embedder: Embedder | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = resolve_embedder(self._embedder_spec)
+        return self._embedder
+
+    @embedder.setter
+    def embedder(self, value: Embedder | None) -> None:
+        if value is not None and not isinstance(value, Embedder):
+            raise ConfigurationError(
+                f"embedder must implement the Embedder protocol, got {type(value).__name__}"
+            )
+        self._embedder_spec, self._embedder = value, None
+
+
 def resolve_embedder(embedder: Embedder | None) -> Embedder:
     """``None`` -> the process-wide default (already cached); any other embedder gets an
     in-memory cache so re-ranking the same documents twice does not embed them twice."""

@@ -13,10 +13,10 @@ import numpy as np
 from .._validation import check_finite
 from ..embeddings import Embedder
 from ..types import ScoredDocument
-from .base import BaseReranker, base_scores, resolve_embedder
+from .base import BaseReranker, LazyEmbedderMixin, base_scores
 
 
-class MMRReranker(BaseReranker):
+class MMRReranker(LazyEmbedderMixin, BaseReranker):
     """Greedy MMR: pick ``argmax lambda_ * rel - (1 - lambda_) * max_sim_to_chosen``.
 
     ``rel`` is the incoming score min-max normalised within the candidates (so MMR keeps
@@ -41,7 +41,7 @@ class MMRReranker(BaseReranker):
         self.duplicate_threshold = check_finite(
             duplicate_threshold, "duplicate_threshold", low=0.0, high=1.0, low_inclusive=False
         )
-        self.embedder = resolve_embedder(embedder)
+        self.embedder = embedder  # resolved on first use (LazyEmbedderMixin)
 
     def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
         relevance = base_scores(items)

@@ -16,7 +16,7 @@ from .._validation import check_finite, check_positive_int
 from ..embeddings import Embedder
 from ..text import split_sentences
 from ..types import ScoredDocument
-from .base import BaseReranker, base_scores, resolve_embedder
+from .base import BaseReranker, LazyEmbedderMixin, base_scores
 
 
 def passage_windows(text: str, window: int) -> list[str]:
@@ -36,7 +36,7 @@ def passage_windows(text: str, window: int) -> list[str]:
     ]
 
 
-class PassageReranker(BaseReranker):
+class PassageReranker(LazyEmbedderMixin, BaseReranker):
     """``final = (1 - weight) * base_norm + weight * best_passage_cos``.
 
     ``base_norm`` is the incoming score min-max normalised within the candidates;
@@ -52,7 +52,7 @@ class PassageReranker(BaseReranker):
     ) -> None:
         self.window = check_positive_int(window, "window")
         self.weight = check_finite(weight, "weight", low=0.0, high=1.0)
-        self.embedder = resolve_embedder(embedder)
+        self.embedder = embedder  # resolved on first use (LazyEmbedderMixin)
 
     def best_passage_scores(self, query: str, documents: Sequence[str]) -> np.ndarray:
         """For each text, the cosine of its best window with ``query`` (0.0 for blank texts)."""
