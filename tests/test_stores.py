@@ -15,12 +15,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-
+from _store_workers import add_loop
 from ctxengine.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -31,8 +30,6 @@ from ctxengine.errors import (
 from ctxengine.memory import DecayMemory, InMemoryStore, store_from_url
 from ctxengine.memory.sqlite import SQLiteStore
 from ctxengine.types import Turn
-
-from _store_workers import add_loop
 
 WORKERS = str(Path(__file__).with_name("_store_workers.py"))
 POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
@@ -72,12 +69,12 @@ def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path) -> str:
     return _url(request.param, request, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def persistent_url(request, tmp_path) -> str:
     return _url(request.param, request, tmp_path)
 
@@ -229,6 +226,27 @@ def test_duplicate_turn_id_is_rejected(persistent_url):
         with pytest.raises(InvalidInputError):
             store.add(turn("a", "nan", metadata={"x": float("nan")}))
         assert store.count() == 1
+    finally:
+        _close(store)
+
+
+def test_a_store_inherited_through_fork_works_in_the_child(persistent_url):
+    """A server that opens the store and then forks workers (gunicorn --preload): the
+    child must open its own connections, not reuse its parent's."""
+    store = _open(persistent_url)
+    try:
+        store.add(turn("fork", "parent before"))
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                code = 0 if store.add(turn("fork", "child")).seq == 1 and store.count("fork") == 2 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store.add(turn("fork", "parent after")).seq == 2  # the parent's connection still works
+        assert [t.content for t in store.turns("fork")] == ["parent before", "child", "parent after"]
     finally:
         _close(store)
 
@@ -432,6 +450,7 @@ def test_sqlite_closed_store_raises(tmp_path):
 # --- PostgreSQL: async, migration, connection errors ------------------------------------------
 
 
+@pytest.mark.postgres
 async def test_postgres_async_surface(pg_url):
     store = store_from_url(pg_url)
     try:
@@ -453,6 +472,7 @@ async def test_postgres_async_surface(pg_url):
         store.close()
 
 
+@pytest.mark.postgres
 def test_postgres_migrates_a_version_1_schema(pg_url, postgres_url):
     import psycopg
     from psycopg import sql
@@ -485,6 +505,7 @@ def test_postgres_migrates_a_version_1_schema(pg_url, postgres_url):
     assert version == (2,)
 
 
+@pytest.mark.postgres
 def test_postgres_schemas_are_isolated(pg_url, postgres_url):
     other_url = pg_url + "x"  # another schema name
     first, second = store_from_url(pg_url), store_from_url(other_url)
@@ -501,6 +522,7 @@ def test_postgres_schemas_are_isolated(pg_url, postgres_url):
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(other_url.rsplit("schema=", 1)[1])))
 
 
+@pytest.mark.postgres
 def test_postgres_bad_credentials_are_a_store_error_without_the_password(postgres_url):
     from urllib.parse import urlsplit
 

@@ -122,9 +122,9 @@ def row_turn(row: Sequence[Any]) -> Turn:
 
 __all__ = [
     "COLUMNS",
-    "ClosingStore",
     "SCHEMA_VERSION",
     "TABLE",
+    "ClosingStore",
     "check_last",
     "check_session",
     "check_touch",

@@ -35,8 +35,8 @@ from ..errors import ConfigurationError, DependencyMissingError, InvalidInputErr
 from ..types import Turn
 from ._sql import (
     COLUMNS,
-    ClosingStore,
     SCHEMA_VERSION,
+    ClosingStore,
     check_last,
     check_session,
     check_touch,
@@ -57,13 +57,13 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
 # Step i upgrades schema version i to i + 1 (see ``_sql.SCHEMA_VERSION``).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        "CREATE TABLE {schema}.ctxengine_sessions ("
-        " session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)",
-        "CREATE TABLE {schema}.ctxengine_turns ("
+        ("CREATE TABLE {schema}.ctxengine_sessions ("
+        " session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)"),
+        ("CREATE TABLE {schema}.ctxengine_turns ("
         " id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
         " role TEXT NOT NULL, content TEXT NOT NULL, timestamp DOUBLE PRECISION NOT NULL,"
         " importance DOUBLE PRECISION NOT NULL, last_access DOUBLE PRECISION NOT NULL,"
-        " UNIQUE (session_id, seq))",
+        " UNIQUE (session_id, seq))"),
     ),
     ("ALTER TABLE {schema}.ctxengine_turns ADD COLUMN metadata JSONB NOT NULL DEFAULT '{{}}'",),
 )

@@ -186,7 +186,7 @@ class SQLiteStore(ClosingStore):
             raise ConfigurationError(
                 f"sqlite URLs have no host: write sqlite:///relative.db or sqlite:////abs.db, got {url!r}"
             )
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        path = unquote(parts.path.removeprefix("/"))
         options: dict[str, Any] = {}
         for item in filter(None, parts.query.split("&")):
             key, _, value = item.partition("=")
