@@ -63,6 +63,7 @@ class ContextEngineCompressor(BaseDocumentCompressor):
             to_scored_documents(documents),
             max_tokens=self.token_budget,
             k=self.k,
+            headers=False,  # the framework formats documents itself: budget the texts
         )
         return [to_langchain_document(doc) for doc in fitted]
 

@@ -28,9 +28,8 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     Parameters
     ----------
     token_budget:
-        Tokens the nodes may take together, counted by the engine's tokenizer on the
-        engine's rendering of each document (its header included), so the nodes' text
-        alone stays below it.
+        Tokens the nodes' texts may take together, counted by the engine's tokenizer
+        (LlamaIndex formats the nodes itself, so no ctxengine headers are counted).
     engine:
         A :class:`~ctxengine.engine.ContextEngine` whose re-ranking, compression and token
         counting are used (its own documents are not). ``None``: the default engine.
@@ -79,6 +78,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
             [node_to_scored(item) for item in nodes],
             max_tokens=self.token_budget,
             k=self.k,
+            headers=False,  # the framework formats documents itself: budget the texts
         )
         return scored_to_nodes(fitted, nodes_by_id(nodes))
 

@@ -275,12 +275,15 @@ class ContextEngine:
         *,
         max_tokens: int | None = None,
         k: int | None = None,
+        headers: bool = True,
     ) -> list[ScoredDocument]:
         """Re-rank, de-duplicate and compress *given* documents into ``max_tokens``.
 
         For documents that come from elsewhere (another framework's retriever or a
-        pipeline). ``max_tokens`` defaults to the budget left after the system prompt;
-        it bounds the documents' rendered text (headers included), as in a packet.
+        pipeline). ``max_tokens`` defaults to the budget left after the system prompt.
+        With ``headers=True`` it bounds the documents as a packet renders them (section
+        and ``<ctx:document>`` tags included); ``headers=False`` budgets the kept texts
+        alone, for frameworks that format documents themselves.
         """
         check_text(query, "query")
         if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
@@ -298,7 +301,7 @@ class ContextEngine:
             ledger.reserve_system_prompt(self.system_prompt)
             max_tokens = ledger.remaining
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-        fitted = self._compress(query, list(ranked[:k]), max_tokens)
+        fitted = self._compress(query, list(ranked[:k]), max_tokens, headers=headers)
         for doc in fitted:
             doc.tokens = self.token_counter.count(doc.text)
         return fitted
@@ -431,14 +434,17 @@ class ContextEngine:
         return turns
 
     def _compress(
-        self, query: str, ranked: list[ScoredDocument], slot: int
+        self, query: str, ranked: list[ScoredDocument], slot: int, *, headers: bool = True
     ) -> list[ScoredDocument]:
         """Compress ``ranked`` so their rendered section fits ``slot`` tokens."""
         if not ranked or self.compressor is None:
             return []
         count_tokens = self.token_counter.count
-        section = count_tokens(fmt.wrap(fmt.CONTEXT_OPEN, "", fmt.CONTEXT_CLOSE)) + 1
-        overheads = [count_tokens(fmt.document_overhead(doc.id)) + 1 for doc in ranked]
+        if headers:
+            section = count_tokens(fmt.wrap(fmt.CONTEXT_OPEN, "", fmt.CONTEXT_CLOSE)) + 1
+            overheads = [count_tokens(fmt.document_overhead(doc.id)) + 1 for doc in ranked]
+        else:
+            section, overheads = 0, [0] * len(ranked)
         count = len(ranked)
         # Fewer documents, each with room to say something, beat many bare headers.
         while count > 1 and slot - section - sum(overheads[:count]) < _MIN_TOKENS_PER_DOCUMENT * count:
