@@ -12,7 +12,8 @@ one-day decay multiplied in, ctxengine's default ``DecayMemory()``, and variants
 one ingredient out. ``spread@512`` is the lowest and highest per-conversation figure.
 ``--loo`` adds a leave-one-conversation-out check of the defaults.
 
-    python -m benchmarks.memory_locomo            # the 5 dev conversations (~3 min)
+    python -m benchmarks.memory_locomo            # the 5 dev conversations (a few minutes)
+    python -m benchmarks.memory_locomo --sweep --loo   # + variations, held-out check (~30 min)
     python -m benchmarks.memory_locomo --quick    # one conversation (smoke test)
 """
 
@@ -33,18 +34,18 @@ os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
+from ctxengine.clock import ManualClock
+from ctxengine.embeddings import default_embedder
+from ctxengine.formatting import render_turn
+from ctxengine.memory import DecayMemory, InMemoryStore
+from ctxengine.memory.decay import pack_turns
+from ctxengine.retrieval.lexical import BM25Index
+from ctxengine.text import analyze
+from ctxengine.tokens import TiktokenCounter
+from ctxengine.types import ScoredTurn, Turn
 
-from benchmarks.data import LocomoConversation, load_locomo  # noqa: E402
-from ctxengine.clock import ManualClock  # noqa: E402
-from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.formatting import render_turn  # noqa: E402
-from ctxengine.memory import DecayMemory, InMemoryStore  # noqa: E402
-from ctxengine.memory.decay import pack_turns  # noqa: E402
-from ctxengine.retrieval.lexical import BM25Index  # noqa: E402
-from ctxengine.text import analyze  # noqa: E402
-from ctxengine.tokens import TiktokenCounter  # noqa: E402
-from ctxengine.types import ScoredTurn, Turn  # noqa: E402
+from benchmarks.data import LocomoConversation, load_locomo
 
 BUDGETS = (256, 512, 1024)
 QUICK_CONVERSATION = "conv-30"  # the shortest dev conversation
@@ -58,6 +59,18 @@ MEMORY_ROWS: dict[str, dict] = {
     "  keep_recent=0": {"keep_recent": 0},
     "  keep_recent=2": {"keep_recent": 2},
     "  relevance_weight=1": {"relevance_weight": 1.0},
+}
+# --sweep: the defaults the README calls flat, one at a time
+SWEEP_ROWS: dict[str, dict] = {
+    "  relevance_weight=20": {"relevance_weight": 20.0},
+    "  lexical_weight=0.4": {"lexical_weight": 0.4},
+    "  lexical_weight=0.6": {"lexical_weight": 0.6},
+    "  neighbour_weight=0.25": {"neighbour_weight": 0.25},
+    "  neighbour_weight=0.75": {"neighbour_weight": 0.75},
+    "  dense_floor=0": {"dense_floor": 0.0},
+    "  half-lives 1 hour": {"half_life": 3600.0, "freshness_half_life": 3600.0},
+    "  half-lives 30 days": {"half_life": 30 * DAY, "freshness_half_life": 30 * DAY},
+    "  half-lives 1 year": {"half_life": 365 * DAY, "freshness_half_life": 365 * DAY},
 }
 Selector = Callable[[str, int], set[str]]
 
@@ -95,7 +108,9 @@ class Replay:
         return DecayMemory(self.store, clock=self.clock, token_counter=self.counter, **options)
 
     def _pack(self, scores: np.ndarray, budget: int) -> set[str]:
-        scored = [ScoredTurn(t, float(s), {}, n) for t, s, n in zip(self.turns, scores, self.tokens)]
+        scored = [
+            ScoredTurn(t, float(s), {}, n) for t, s, n in zip(self.turns, scores, self.tokens)
+        ]
         scored.sort(key=lambda s: (-s.effective, -s.turn.seq))
         return {s.turn.id for s in pack_turns(scored, budget, self.counter)}
 
@@ -144,7 +159,7 @@ def evidence_recall(replay: Replay, select: Selector) -> dict[int, float]:
     return out
 
 
-def systems(replay: Replay) -> dict[str, Selector]:
+def systems(replay: Replay, sweep: bool = False) -> dict[str, Selector]:
     rows: dict[str, Selector] = {
         "token window (last turns)": replay.window,
         "article memory": replay.selector(
@@ -154,32 +169,40 @@ def systems(replay: Replay) -> dict[str, Selector]:
         "relevance only: MiniLM cosine": replay.cosine_only,
         "cosine x 1-day decay": replay.cosine_decayed,
     }
-    for name, options in MEMORY_ROWS.items():
+    for name, options in {**MEMORY_ROWS, **(SWEEP_ROWS if sweep else {})}.items():
         rows[name] = replay.selector(replay.memory(**options))
     return rows
 
 
-def weighted(per_conversation: dict[str, dict[int, float]], counts: dict[str, int], budget: int) -> float:
+def weighted(
+    per_conversation: dict[str, dict[int, float]], counts: dict[str, int], budget: int
+) -> float:
     total = sum(counts[c] for c in per_conversation)
     return sum(per_conversation[c][budget] * counts[c] for c in per_conversation) / total
 
 
 def leave_one_out(replays: Sequence[Replay], counts: dict[str, int]) -> list[str]:
     """Pick the best of a small grid on four conversations, score it on the fifth."""
-    grid = list(itertools.product((10.0, 20.0, 40.0), (0.0, 0.25, 0.5), (0.3, 0.5, 0.7)))
+    grid = list(itertools.product((20.0, 40.0, 80.0), (0.25, 0.5, 0.75), (0.3, 0.5, 0.7)))
     results: dict[tuple, dict[str, dict[int, float]]] = {}
     for weight, neighbour, lexical in grid:
-        options = {"relevance_weight": weight, "neighbour_weight": neighbour, "lexical_weight": lexical}
+        options = {
+            "relevance_weight": weight,
+            "neighbour_weight": neighbour,
+            "lexical_weight": lexical,
+        }
         results[(weight, neighbour, lexical)] = {
             r.session: evidence_recall(r, r.selector(r.memory(**options))) for r in replays
         }
-    default = (20.0, 0.5, 0.5)
-    lines = ["held out   best on the other four (weight, neighbour, lexical)   held-out@512   default@512"]
+    default = (40.0, 0.5, 0.5)
+    lines = [
+        "held out   best on the other four (weight, neighbour, lexical)   held-out@512   default@512"
+    ]
     for replay in replays:
         others = [r.session for r in replays if r is not replay]
         best = max(grid, key=lambda g: weighted({c: results[g][c] for c in others}, counts, 512))
         lines.append(
-            f"{replay.session:<10} {str(best):<52} {results[best][replay.session][512]:>8.3f}"
+            f"{replay.session:<10} {best!s:<52} {results[best][replay.session][512]:>8.3f}"
             f"   {results[default][replay.session][512]:>10.3f}"
         )
     return lines
@@ -189,19 +212,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK_CONVERSATION}")
     parser.add_argument("--loo", action="store_true", help="leave-one-conversation-out check")
+    parser.add_argument(
+        "--sweep", action="store_true", help="one-parameter variations of the defaults"
+    )
     parser.add_argument("--data", default=None, help="path to locomo_dev5.json")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     conversations = load_locomo(args.data)
     if args.quick:
-        conversations = [c for c in conversations if c.sample_id == QUICK_CONVERSATION] or conversations[:1]
+        conversations = [
+            c for c in conversations if c.sample_id == QUICK_CONVERSATION
+        ] or conversations[:1]
     counter = TiktokenCounter("cl100k_base")
     replays = [Replay(c, counter) for c in conversations]
     counts = {r.session: len(r.conversation.answerable()) for r in replays}
     per: dict[str, dict[str, dict[int, float]]] = {}
     for replay in replays:
-        for name, select in systems(replay).items():
+        for name, select in systems(replay, args.sweep).items():
             per.setdefault(name, {})[replay.session] = evidence_recall(replay, select)
 
     dropped = sum(r.dropped for r in replays)
@@ -210,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, float]]:
         f"LoCoMo evidence recall, {len(replays)} conversation(s), {sum(counts.values())} questions "
         f"(cat 1-4), {turns} turns ({dropped} dropped by dedup); tokens: cl100k_base"
     )
-    header = f"{'system':<32}" + "".join(f"{'B=' + str(b):>8}" for b in BUDGETS) + f"{'spread@512':>16}"
+    header = (
+        f"{'system':<32}" + "".join(f"{'B=' + str(b):>8}" for b in BUDGETS) + f"{'spread@512':>16}"
+    )
     print(header)
     print("-" * len(header))
     table: dict[str, dict[int, float]] = {}

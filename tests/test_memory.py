@@ -8,7 +8,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-
 from ctxengine.errors import InvalidInputError, InvalidTypeError, UnknownStrategyError
 from ctxengine.formatting import TURN_SEPARATOR, render_turn
 from ctxengine.memory import (
@@ -58,7 +57,9 @@ def test_weather_turn_falls_below_threshold_before_domain_turn(clock):
 
 
 def test_half_life_reads_as_a_duration(clock):
-    memory = lexical_memory(clock, half_life=timedelta(hours=6), freshness_half_life=timedelta(hours=6))
+    memory = lexical_memory(
+        clock, half_life=timedelta(hours=6), freshness_half_life=timedelta(hours=6)
+    )
     memory.add("user", DOMAIN)
     clock.advance(timedelta(hours=6))
     (scored,) = memory.score(None)
@@ -98,7 +99,11 @@ def test_an_answer_inherits_relevance_from_its_question(clock):
         memory = lexical_memory(clock, keep_recent=0, neighbour_weight=neighbour_weight)
         start = clock() - 30 * DAY
         memory.add("user", "Where should we store the chat memory?", timestamp=start)
-        memory.add("assistant", "SQLite by default; PostgreSQL when many workers share it.", timestamp=start + 5)
+        memory.add(
+            "assistant",
+            "SQLite by default; PostgreSQL when many workers share it.",
+            timestamp=start + 5,
+        )
         memory.add("assistant", "Anything else I can help with?", timestamp=start + 10)
         return recalled(memory, "Where is the chat memory stored?", now=clock())
 
@@ -110,7 +115,9 @@ def test_decay_applied_to_importance_does_not_bury_relevance(clock):
     """A months-old relevant turn beats a fresh irrelevant one (multiplying decay into
     relevance would do the opposite)."""
     memory = lexical_memory(clock, keep_recent=0)
-    memory.add("user", "My sister Maria moved to Lisbon for her new job.", timestamp=clock() - 90 * DAY)
+    memory.add(
+        "user", "My sister Maria moved to Lisbon for her new job.", timestamp=clock() - 90 * DAY
+    )
     for text in ("I had pasta for lunch.", "The train was late again.", "Nice weather this week."):
         memory.add("user", text)
     best = memory.score("Where did Maria move?")[0]
@@ -131,7 +138,11 @@ def test_auto_importance_orders_the_design_examples():
 def test_keywords_match_whole_words_only():
     scorer = ImportanceScorer(keywords=["key", "how", "embedding"])
     assert scorer.matched_keywords("The monkey show was fun") == []
-    assert sorted(scorer.matched_keywords("The key is how embeddings work")) == ["embed", "how", "key"]
+    assert sorted(scorer.matched_keywords("The key is how embeddings work")) == [
+        "embed",
+        "how",
+        "key",
+    ]
     plain = scorer.score("The monkey show was fun")
     assert plain == pytest.approx(1.0 + 0.5 * 5 / 35)
 
@@ -155,14 +166,26 @@ def test_query_overlap_raises_importance():
             "Can you explain context engineering and its role in RAG?",
             "overlap",
         ),
-        ("Tell me about the memory decay model in detail.", "tell me about the Memory Decay model", "containment"),
+        (
+            "Tell me about the memory decay model in detail.",
+            "tell me about the Memory Decay model",
+            "containment",
+        ),
         (
             "Please summarise the design document for the context engine before Friday",
             "Please summarise the design document for the context engine by Monday",
             "prefix",
         ),
-        ("I went to the store and bought apples", "I went to the store and bought apples!", "exact"),
-        ("I went to the store yesterday and bought apples", "I went to the store yesterday and bought a bike for my son", None),
+        (
+            "I went to the store and bought apples",
+            "I went to the store and bought apples!",
+            "exact",
+        ),
+        (
+            "I went to the store yesterday and bought apples",
+            "I went to the store yesterday and bought a bike for my son",
+            None,
+        ),
         ("thanks", "thanks", None),  # short replies mean something new each time
     ],
 )
@@ -177,7 +200,10 @@ def test_add_drops_duplicates_of_the_same_role_only(clock):
     assert memory.add("assistant", question) is not None  # a restated question is not a repeat
     assert memory.add("user", "Can you explain context engineering and its role in RAG?") is None
     assert len(memory) == 2
-    assert DecayMemory(clock=clock, dedup=False, relevance="lexical").add("user", "x y z w") is not None
+    assert (
+        DecayMemory(clock=clock, dedup=False, relevance="lexical").add("user", "x y z w")
+        is not None
+    )
 
 
 # --- sessions, store, validation ---------------------------------------------------------
@@ -336,7 +362,9 @@ def test_same_inputs_give_the_same_output(clock, token_counter):
 
 def test_dense_relevance_finds_a_paraphrase(clock, embedder):
     memory = DecayMemory(clock=clock, embedder=embedder, keep_recent=0)
-    memory.add("user", "I adopted a small puppy from the shelter last week.", timestamp=clock() - 60 * DAY)
+    memory.add(
+        "user", "I adopted a small puppy from the shelter last week.", timestamp=clock() - 60 * DAY
+    )
     memory.add("user", "The quarterly report is due on Thursday.")
     memory.add("user", "My laptop battery died during the meeting.")
     best = memory.score("Does she have a dog?")[0]
@@ -350,8 +378,14 @@ def test_dense_relevance_finds_a_paraphrase(clock, embedder):
 def test_default_beats_window_and_relevance_only_on_locomo(shared_data):
     from benchmarks import memory_locomo
 
-    table = memory_locomo.main(["--quick", "--data", str(shared_data / "locomo" / "locomo_dev5.json")])
+    table = memory_locomo.main(
+        ["--quick", "--data", str(shared_data / "locomo" / "locomo_dev5.json")]
+    )
     default = table["ctxengine default"]
     for budget in memory_locomo.BUDGETS:
-        for peer in ("token window (last turns)", "relevance only: BM25", "relevance only: MiniLM cosine"):
+        for peer in (
+            "token window (last turns)",
+            "relevance only: BM25",
+            "relevance only: MiniLM cosine",
+        ):
             assert default[budget] > table[peer][budget], (peer, budget)

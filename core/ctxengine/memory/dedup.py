@@ -36,8 +36,7 @@ from .._validation import check_finite, check_positive_int, check_text
 from ..text import analyze, words
 
 _FRAMING_WORDS = (
-    "explain describe tell help role does please can could would give show know "
-    "question wondering"
+    "explain describe tell help role does please can could would give show know question wondering"
 )
 FRAMING_TERMS: frozenset[str] = frozenset(analyze(_FRAMING_WORDS, stop_words=None))
 

@@ -75,7 +75,9 @@ def overlap_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
     )
 
 
-def dense_relevance(query: str, texts: Sequence[str], embedder: Embedder, floor: float) -> np.ndarray:
+def dense_relevance(
+    query: str, texts: Sequence[str], embedder: Embedder, floor: float
+) -> np.ndarray:
     """Cosine similarity rescaled so that ``floor`` and below map to 0 (0..1)."""
     if not texts:
         return np.zeros(0, dtype=np.float64)

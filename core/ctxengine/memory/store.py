@@ -20,7 +20,12 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from .._validation import check_positive_int, check_text
-from ..errors import ConfigurationError, DependencyMissingError, InvalidTypeError, UnknownStrategyError
+from ..errors import (
+    ConfigurationError,
+    DependencyMissingError,
+    InvalidTypeError,
+    UnknownStrategyError,
+)
 from ..types import Turn
 
 
@@ -134,7 +139,9 @@ def store_from_url(url: str | None) -> MemoryStore:
         module = importlib.import_module(f"{__package__}.{module_name}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith(__package__ or "ctxengine.memory"):
-            raise ConfigurationError(f"no {scheme} memory store in this build of ctxengine") from exc
+            raise ConfigurationError(
+                f"no {scheme} memory store in this build of ctxengine"
+            ) from exc
         raise DependencyMissingError(f"the {scheme} store needs {exc.name}: {exc}") from exc
     return getattr(module, class_name).from_url(url)
 
