@@ -43,15 +43,17 @@ from ctxengine.retrieval import HybridRetriever, adaptive, fusion  # noqa: E402
 from ctxengine.text import analyze  # noqa: E402
 from ctxengine.types import Document  # noqa: E402
 
-# (label, mode, fusion)
-MODES = [
-    ("keyword", "keyword", "minmax"),
-    ("tfidf", "tfidf", "minmax"),
-    ("dense", "dense", "minmax"),
-    ("hybrid", "hybrid", "minmax"),
-    ("hybrid-rrf", "hybrid", "rrf"),
-    ("adaptive", "adaptive", "minmax"),
+# (label, mode, retriever attributes other than the defaults)
+MODES: list[tuple[str, str, dict[str, object]]] = [
+    ("keyword", "keyword", {}),
+    ("tfidf", "tfidf", {}),
+    ("dense", "dense", {}),
+    ("hybrid", "hybrid", {}),
+    ("hybrid-rrf", "hybrid", {"fusion": "rrf"}),
+    ("rrf a=0.5", "hybrid", {"fusion": "rrf", "alpha": 0.5}),  # plain (unweighted) RRF order
+    ("adaptive", "adaptive", {}),
 ]
+PER_COLLECTION = ("keyword", "dense", "hybrid", "adaptive")
 METRICS = {
     "scifact": [("nDCG@10", "ndcg", 10), ("R@100", "recall", 100)],
     "locomo": [("R@5", "recall", 5), ("R@10", "recall", 10), ("nDCG@10", "ndcg", 10)],
@@ -92,18 +94,27 @@ def metric(kind: str, ranked: list[str], relevant: dict[str, float], k: int) -> 
 
 
 def evaluate(dataset: str, collections: Sequence[Collection]) -> dict[str, dict[str, float]]:
-    """Mean of each metric per mode over every query of every collection."""
+    """Mean of each metric per mode over every query of every collection (per-collection
+    nDCG@10 of the main modes is printed when there are several collections)."""
     metrics = METRICS[dataset]
     depth = max(k for _, _, k in metrics)
     values: dict[str, dict[str, list[float]]] = {label: {m: [] for m, _, _ in metrics} for label, _, _ in MODES}
+    defaults = HybridRetriever()
     for collection in collections:
         retriever = HybridRetriever(collection.documents, embedder=default_embedder())
-        for label, mode, fusion_name in MODES:
-            retriever.fusion = fusion_name
+        own: dict[str, float] = {}
+        for label, mode, options in MODES:
+            for name in ("alpha", "fusion"):
+                setattr(retriever, name, options.get(name, getattr(defaults, name)))
+            ndcgs = []
             for query, relevant in collection.queries:
                 ranked = [r.id for r in retriever.retrieve(query, depth, mode=mode)]
                 for name, kind, k in metrics:
                     values[label][name].append(metric(kind, ranked, relevant, k))
+                ndcgs.append(ndcg_at_k(ranked, relevant, 10))
+            own[label] = mean(ndcgs)
+        if len(collections) > 1:
+            print(f"  {collection.name} nDCG@10: " + ", ".join(f"{m} {own[m]:.3f}" for m in PER_COLLECTION))
     return {label: {name: mean(v) for name, v in per.items()} for label, per in values.items()}
 
 

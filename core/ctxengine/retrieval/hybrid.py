@@ -31,6 +31,7 @@ from .base import DENSE_MODES, FUSIONS, MODES
 from .lexical import BM25Index, TfidfIndex
 
 DocumentLike = Document | str | Mapping[str, Any]
+_QUERY_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -114,6 +115,7 @@ class HybridRetriever:
         self._lock = threading.RLock()
         self._snap: _Snapshot | None = None
         self._resolved: Embedder | None = None
+        self._query_vectors: dict[str, np.ndarray] = {}
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -302,9 +304,21 @@ class HybridRetriever:
 
         return snap.part("matrix", build)
 
+    def _query_vector(self, query: str) -> np.ndarray:
+        # Queries skip the on-disk cache (a SQLite write per new query cost ~12 ms, more
+        # than the model) and use a small in-memory one instead; documents keep the disk.
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            resolved = self._embedder()
+            model = resolved.embedder if isinstance(resolved, CachedEmbedder) else resolved
+            vector = model.embed([query])[0]
+            if len(self._query_vectors) >= _QUERY_CACHE_SIZE:
+                self._query_vectors.clear()
+            self._query_vectors[query] = vector
+        return vector
+
     def _dense_scores(self, snap: _Snapshot, query: str) -> np.ndarray:
-        vector = self._embedder().embed([query])[0]
-        return self._matrix(snap) @ vector
+        return self._matrix(snap) @ self._query_vector(query)
 
     # --- querying ----------------------------------------------------------------------
 
