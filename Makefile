@@ -20,3 +20,7 @@ bench: install
 
 bench-quick: install
 	$(PYTHON) -m benchmarks --quick
+
+postgres:
+	# a loopback PostgreSQL for the store tests; prints the URL to export
+	bash .ci/postgres.sh
