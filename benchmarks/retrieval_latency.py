@@ -34,12 +34,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 import numpy as np  # noqa: E402
-
-from benchmarks.data import load_locomo  # noqa: E402
 from ctxengine.embeddings import Embedder, default_embedder  # noqa: E402
 from ctxengine.retrieval import HybridRetriever  # noqa: E402
 from ctxengine.text import analyze  # noqa: E402
 from ctxengine.types import Document  # noqa: E402
+
+from benchmarks.data import load_locomo  # noqa: E402
 
 # (label, mode, fusion); dense-mode rows need their own fresh queries
 MODES = [

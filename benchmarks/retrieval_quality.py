@@ -35,13 +35,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 import numpy as np  # noqa: E402
-
-from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
 from ctxengine.embeddings import default_embedder  # noqa: E402
 from ctxengine.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
 from ctxengine.retrieval import HybridRetriever, adaptive, fusion  # noqa: E402
 from ctxengine.text import analyze  # noqa: E402
 from ctxengine.types import Document  # noqa: E402
+
+from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
 
 # (label, mode, retriever attributes other than the defaults)
 MODES: list[tuple[str, str, dict[str, object]]] = [
@@ -159,7 +159,7 @@ def query_table(collections: Sequence[Collection], pool: int) -> QueryTable:
 
 
 def rule_score(rule: adaptive.AdaptiveAlpha, table: QueryTable) -> float:
-    columns = [int(round(rule.alpha(f) / 0.05)) for f in table.features]
+    columns = [round(rule.alpha(f) / 0.05) for f in table.features]
     return float(table.ndcg[np.arange(len(columns)), columns].mean())
 
 

@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (
     DocumentNotFoundError,
@@ -174,7 +173,7 @@ def test_add_upsert_remove_then_retrieve():
     retriever.upsert([{"id": "1", "text": "geothermal heat pumps"}, {"id": "2", "text": "solar farms"}])
     assert ids(retriever.retrieve("solar")) == ["2"]
     assert ids(retriever.retrieve("geothermal")) == ["1"]
-    assert [d.id for d in retriever.documents][0] == "1"  # upsert keeps the index position
+    assert retriever.documents[0].id == "1"  # upsert keeps the index position
     retriever.remove(["2"])
     assert retriever.retrieve("solar") == [] and "2" not in retriever and len(retriever) == 2
     with pytest.raises(DocumentNotFoundError):
@@ -185,8 +184,13 @@ def test_add_upsert_remove_then_retrieve():
     assert retriever.get("1").text == "geothermal heat pumps"
 
 
-def test_adding_a_document_embeds_only_that_document():
+def test_adding_a_document_embeds_and_analyzes_only_that_document(monkeypatch):
+    import ctxengine.retrieval.hybrid as hybrid_module
+
     calls: list[int] = []
+    analyzed: list[str] = []
+    real_analyze = hybrid_module.analyze
+    monkeypatch.setattr(hybrid_module, "analyze", lambda text: analyzed.append(text) or real_analyze(text))
 
     class CountingEmbedder(HashingEmbedder):
         def embed(self, texts):
@@ -197,9 +201,11 @@ def test_adding_a_document_embeds_only_that_document():
                                 embedder=CountingEmbedder(), mode="hybrid")
     retriever.retrieve("topic 3")
     calls.clear()
+    analyzed.clear()
     retriever.add(["a brand new document about otters"])
     assert ids(retriever.retrieve("otters", 1)) == [retriever.documents[-1].id]
     assert sum(calls) == 2  # the new document and the (new) query; no corpus re-embedding
+    assert analyzed == ["a brand new document about otters", "otters"]  # the index rebuilt from cached tokens
 
 
 def test_score_all_and_document_embeddings_are_aligned_with_index_order(retriever):
@@ -263,7 +269,7 @@ def test_retrieve_is_safe_while_documents_are_added_concurrently():
         try:
             for i in range(100):
                 retriever.add([Document(id=f"new-{i}", text=f"fresh note {i} about penguins")])
-        except BaseException as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported in the main thread
             errors.append(exc)
 
     def reader() -> None:
@@ -272,7 +278,7 @@ def test_retrieve_is_safe_while_documents_are_added_concurrently():
                 for mode in ("keyword", "hybrid"):
                     results = retriever.retrieve("penguins note", 5, mode=mode)
                     assert all(r.id.startswith("new-") for r in results if r.stage_scores["bm25"] > 0)
-        except BaseException as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported in the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]

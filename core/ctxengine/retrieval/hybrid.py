@@ -15,54 +15,28 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..embeddings import CachedEmbedder, Embedder, default_embedder, get_embedder
-from ..errors import ConfigurationError, DocumentNotFoundError, DuplicateDocumentError, InvalidTypeError
+from ..errors import (
+    ConfigurationError,
+    DocumentNotFoundError,
+    DuplicateDocumentError,
+    InvalidTypeError,
+)
 from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
 from .lexical import BM25Index, TfidfIndex
+from .snapshot import Entry, Snapshot
 
 DocumentLike = Document | str | Mapping[str, Any]
 _QUERY_CACHE_SIZE = 4096
-
-
-@dataclass
-class _Entry:
-    """One indexed document with what was computed from it exactly once."""
-
-    document: Document
-    tokens: tuple[str, ...]
-    vector: np.ndarray | None = None  # filled when a dense mode first needs it
-
-
-class _Snapshot:
-    """The index at one version. Never mutated after creation except for lazily built,
-    write-once parts, so query threads can share it without locks."""
-
-    def __init__(self, version: int, entries: list[_Entry]) -> None:
-        self.version = version
-        self.entries = entries
-        self.documents = [entry.document for entry in entries]
-        self._parts: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def part(self, name: str, build: Callable[[], Any]) -> Any:
-        value = self._parts.get(name)
-        if value is None:
-            with self._lock:
-                value = self._parts.get(name)
-                if value is None:
-                    value = build()
-                    self._parts[name] = value
-        return value
 
 
 def _as_batch(items: Any, what: str) -> list[Any]:
@@ -110,10 +84,10 @@ class HybridRetriever:
         self.k1 = check_finite(k1, "k1", low=0.0)
         self.b = check_finite(b, "b", low=0.0, high=1.0)
         self.candidate_pool = check_positive_int(candidate_pool, "candidate_pool")
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._version = 0
         self._lock = threading.RLock()
-        self._snap: _Snapshot | None = None
+        self._snap: Snapshot | None = None
         self._resolved: Embedder | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
         self.add(documents)
@@ -159,9 +133,9 @@ class HybridRetriever:
         for doc in batch:
             old = previous.get(doc.id)
             if old is not None and old.document.text == doc.text:
-                entries.append(_Entry(doc, old.tokens, old.vector))
+                entries.append(Entry(doc, old.tokens, old.vector))
             else:
-                entries.append(_Entry(doc, tuple(analyze(doc.text))))
+                entries.append(Entry(doc, tuple(analyze(doc.text))))
         if self.mode in DENSE_MODES:
             self._fill_vectors(entries)
         with self._lock:
@@ -230,14 +204,14 @@ class HybridRetriever:
         if len(tokens) != len(documents) or (vectors is not None and len(vectors) != len(documents)):
             raise ConfigurationError("documents, tokens and vectors must have the same length")
         retriever = cls(embedder=embedder, **params)
-        entries: dict[str, _Entry] = {}
+        entries: dict[str, Entry] = {}
         for i, doc in enumerate(documents):
             if not isinstance(doc, Document):
                 raise InvalidTypeError(f"from_state needs Documents, got {type(doc).__name__}")
             if doc.id in entries:
                 raise DuplicateDocumentError(f"document id {doc.id!r} appears twice")
             vector = None if vectors is None else np.asarray(vectors[i], dtype=np.float32)
-            entries[doc.id] = _Entry(doc, tuple(tokens[i]), vector)
+            entries[doc.id] = Entry(doc, tuple(tokens[i]), vector)
         with retriever._lock:
             retriever._entries = entries
             retriever._version += 1
@@ -256,7 +230,7 @@ class HybridRetriever:
                     self._resolved = resolved
         return self._resolved
 
-    def _fill_vectors(self, entries: Sequence[_Entry]) -> None:
+    def _fill_vectors(self, entries: Sequence[Entry]) -> None:
         todo = [entry for entry in entries if entry.vector is None]
         if todo:
             vectors = self._embedder().embed([entry.document.text for entry in todo])
@@ -280,24 +254,24 @@ class HybridRetriever:
 
     # --- snapshot parts ----------------------------------------------------------------
 
-    def _snapshot(self) -> _Snapshot:
+    def _snapshot(self) -> Snapshot:
         snap = self._snap
         if snap is not None and snap.version == self._version:
             return snap
         with self._lock:
             if self._snap is None or self._snap.version != self._version:
-                self._snap = _Snapshot(self._version, list(self._entries.values()))
+                self._snap = Snapshot(self._version, list(self._entries.values()))
             return self._snap
 
-    def _bm25(self, snap: _Snapshot) -> BM25Index:
+    def _bm25(self, snap: Snapshot) -> BM25Index:
         return snap.part(
             "bm25", lambda: BM25Index([e.tokens for e in snap.entries], k1=self.k1, b=self.b)
         )
 
-    def _tfidf(self, snap: _Snapshot) -> TfidfIndex:
+    def _tfidf(self, snap: Snapshot) -> TfidfIndex:
         return snap.part("tfidf", lambda: TfidfIndex([e.tokens for e in snap.entries]))
 
-    def _matrix(self, snap: _Snapshot) -> np.ndarray:
+    def _matrix(self, snap: Snapshot) -> np.ndarray:
         def build() -> np.ndarray:
             self._fill_vectors(snap.entries)
             return np.stack([e.vector for e in snap.entries]).astype(np.float32, copy=False)
@@ -317,7 +291,7 @@ class HybridRetriever:
             self._query_vectors[query] = vector
         return vector
 
-    def _dense_scores(self, snap: _Snapshot, query: str) -> np.ndarray:
+    def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
         return self._matrix(snap) @ self._query_vector(query)
 
     # --- querying ----------------------------------------------------------------------
@@ -325,11 +299,13 @@ class HybridRetriever:
     def adaptive_alpha(self, query: str) -> float:
         """The dense weight ``adaptive`` mode uses for ``query`` (rule in ``adaptive.py``)."""
         check_text(query, "query")
-        snap = self._snapshot()
+        return self._adaptive_alpha(self._snapshot(), query, analyze(query))
+
+    def _adaptive_alpha(self, snap: Snapshot, query: str, tokens: list[str]) -> float:
         if not snap.entries:
             return self.alpha
         index = self._bm25(snap)
-        return adaptive.alpha_for(query, analyze(query), index.document_frequency, len(snap.entries))
+        return adaptive.alpha_for(query, tokens, index.document_frequency, len(snap.entries))
 
     def score_all(self, query: str) -> dict[str, np.ndarray]:
         """Raw ``bm25``, ``tfidf`` and ``dense`` scores of every document, in index order."""
@@ -354,8 +330,8 @@ class HybridRetriever:
         snap = self._snapshot()
         if not snap.entries:
             return []
+        tokens = analyze(query) if mode != "dense" else []
         if mode in ("keyword", "tfidf"):
-            tokens = analyze(query)
             index = self._bm25(snap) if mode == "keyword" else self._tfidf(snap)
             scores = index.scores(tokens)
             name = "bm25" if mode == "keyword" else "tfidf"
@@ -365,11 +341,13 @@ class HybridRetriever:
             scores = self._dense_scores(snap, query)
             chosen = fusion.top_indices(scores, k)
             return [self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen]
-        alpha = self.adaptive_alpha(query) if mode == "adaptive" else self.alpha
-        return self._fused(snap, query, k, alpha)
+        alpha = self._adaptive_alpha(snap, query, tokens) if mode == "adaptive" else self.alpha
+        return self._fused(snap, query, tokens, k, alpha)
 
-    def _fused(self, snap: _Snapshot, query: str, k: int, alpha: float) -> list[ScoredDocument]:
-        lexical = self._bm25(snap).scores(analyze(query))
+    def _fused(
+        self, snap: Snapshot, query: str, tokens: list[str], k: int, alpha: float
+    ) -> list[ScoredDocument]:
+        lexical = self._bm25(snap).scores(tokens)
         dense = self._dense_scores(snap, query)
         chosen, fused = fusion.fuse(
             dense, lexical, alpha=alpha, k=k, pool=self.candidate_pool,
@@ -387,7 +365,7 @@ class HybridRetriever:
         ]
 
     @staticmethod
-    def _scored(snap: _Snapshot, index: int, score: float, stages: dict[str, float]) -> ScoredDocument:
+    def _scored(snap: Snapshot, index: int, score: float, stages: dict[str, float]) -> ScoredDocument:
         return ScoredDocument(snap.documents[int(index)], score, stages)
 
     def __repr__(self) -> str:

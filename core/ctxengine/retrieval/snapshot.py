@@ -1,0 +1,46 @@
+"""The immutable, lazily completed view of an index that query threads share."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..types import Document
+
+
+@dataclass
+class Entry:
+    """One indexed document with what was computed from it exactly once."""
+
+    document: Document
+    tokens: tuple[str, ...]
+    vector: np.ndarray | None = None  # filled when a dense mode first needs it
+
+
+class Snapshot:
+    """The index at one version. Never mutated after creation except for lazily built,
+    write-once parts, so query threads can share it without locks."""
+
+    def __init__(self, version: int, entries: list[Entry]) -> None:
+        self.version = version
+        self.entries = entries
+        self.documents = [entry.document for entry in entries]
+        self._parts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def part(self, name: str, build: Callable[[], Any]) -> Any:
+        value = self._parts.get(name)
+        if value is None:
+            with self._lock:
+                value = self._parts.get(name)
+                if value is None:
+                    value = build()
+                    self._parts[name] = value
+        return value
+
+
+__all__ = ["Entry", "Snapshot"]
