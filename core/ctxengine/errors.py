@@ -53,6 +53,10 @@ class IndexFormatError(CtxEngineError, ValueError):
     """A saved index (or trained model) is corrupt, foreign, or of an unsupported version."""
 
 
+class FeatureSetMismatchError(IndexFormatError):
+    """A trained model's features differ from the features this version computes."""
+
+
 class StoreError(CtxEngineError, RuntimeError):
     """A memory store failed (corrupt SQLite file, unreachable server, bad URL)."""
 
@@ -69,6 +73,7 @@ __all__ = [
     "DocumentNotFoundError",
     "DuplicateDocumentError",
     "EmbeddingMismatchError",
+    "FeatureSetMismatchError",
     "IndexFormatError",
     "InvalidInputError",
     "InvalidTypeError",

@@ -1,0 +1,34 @@
+"""Context modeling: small scorers trained on the application's own data.
+
+The hand-set rules (hybrid alpha 0.65, re-rank blend 0.68/0.32, decay rates) are
+defaults; a :class:`LinearScorer` trained on labelled queries or logged feedback replaces
+them for document ranking (:class:`LearnedRanker`) and for history-turn selection
+(:class:`LearnedMemory`). Features come from scores the pipeline already computes
+(:mod:`ctxengine.learn.features`); models are saved as JSON, never pickled.
+
+    engine.fit([RankingExample("query", ["doc-1"]), ...])   # or MemoryExample(...)
+    engine.record_feedback("query", "doc-1", useful=True)    # log now, train later
+"""
+
+from __future__ import annotations
+
+from .features import DOCUMENT_FEATURE_VERSION, MEMORY_FEATURE_VERSION, DocumentFeatures, MemoryFeatures
+from .model import LinearScorer
+from .scorers import LearnedMemory, LearnedRanker
+from .training import FeedbackLog, MemoryExample, RankingExample, coerce_examples, fit_memory, fit_ranker
+
+__all__ = [
+    "DOCUMENT_FEATURE_VERSION",
+    "MEMORY_FEATURE_VERSION",
+    "DocumentFeatures",
+    "FeedbackLog",
+    "LearnedMemory",
+    "LearnedRanker",
+    "LinearScorer",
+    "MemoryExample",
+    "MemoryFeatures",
+    "RankingExample",
+    "coerce_examples",
+    "fit_memory",
+    "fit_ranker",
+]

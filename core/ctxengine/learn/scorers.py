@@ -1,0 +1,201 @@
+"""The trained scorers as pipeline components.
+
+:class:`LearnedRanker` is a :class:`~ctxengine.rerank.Reranker`: it computes features for
+the candidate pool and orders it by the model, so the engine pipeline keeps its shape.
+:class:`LearnedMemory` selects history turns: it scores a session through the public
+:meth:`DecayMemory.score <ctxengine.memory.DecayMemory.score>` (whose components are its
+features), replaces the hand-set ``effective`` with the model's score and packs the slot
+with the memory's own :func:`~ctxengine.memory.decay.pack_turns`.
+
+Both refuse a model trained on other features
+(:class:`~ctxengine.errors.FeatureSetMismatchError`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_positive_int, check_text
+from ..clock import to_seconds
+from ..errors import ConfigurationError, InvalidTypeError
+from ..rerank.base import check_call, finish
+from ..types import ScoredDocument, ScoredTurn
+from .features import DocumentFeatures, MemoryFeatures, features_from_config
+from .model import LinearScorer
+
+Contributions = dict[str, dict[str, float]]  # item id -> feature -> share of its score
+
+
+def _contributions(model: LinearScorer, features: np.ndarray, ids: Sequence[str]) -> Contributions:
+    parts = model.contributions(features)
+    names = model.feature_names
+    return {item: dict(zip(names, row.tolist())) for item, row in zip(ids, parts)}
+
+
+def _check_model(model: Any, kind: str) -> LinearScorer:
+    if not isinstance(model, LinearScorer):
+        raise InvalidTypeError(f"model must be a LinearScorer, got {type(model).__name__}")
+    if not model.is_fitted:
+        raise ConfigurationError("the model is not trained")
+    if model.kind != kind:
+        raise ConfigurationError(f"a {model.kind!r} model cannot score {kind}")
+    return model
+
+
+class LearnedRanker:
+    """Orders retrieval candidates by a trained :class:`LinearScorer`.
+
+    ``features`` defaults to the featurizer the model was trained with (from its saved
+    config), over ``retriever``. Records ``stage_scores["learned"]``.
+    """
+
+    name = "learned"
+
+    def __init__(
+        self,
+        model: LinearScorer,
+        features: DocumentFeatures | None = None,
+        *,
+        retriever: Any | None = None,
+        embedder: Any | None = None,
+    ) -> None:
+        self.model = _check_model(model, "documents")
+        if features is None:
+            features = features_from_config(model.features, retriever=retriever, embedder=embedder)
+        if not isinstance(features, DocumentFeatures):
+            raise InvalidTypeError(f"features must be DocumentFeatures, got {type(features).__name__}")
+        model.check_features(features)
+        self.features = features
+
+    def rank(
+        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
+    ) -> tuple[list[ScoredDocument], Contributions]:
+        """The best ``k`` candidates by the model, and each one's feature contributions."""
+        items = check_call(query, candidates, k)
+        if not items:
+            return [], {}
+        features = self.features.transform(query, items)
+        ranked = finish(items, self.model.score(features), self.name, k)
+        chosen = {doc.id for doc in ranked}
+        keep = [i for i, item in enumerate(items) if item.id in chosen]
+        return ranked, _contributions(self.model, features[keep], [items[i].id for i in keep])
+
+    def rerank(
+        self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
+    ) -> list[ScoredDocument]:
+        return self.rank(query, candidates, k)[0]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        return self.model.save(path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, retriever: Any | None = None, embedder: Any | None = None
+    ) -> LearnedRanker:
+        return cls(LinearScorer.load(path), retriever=retriever, embedder=embedder)
+
+    def __repr__(self) -> str:
+        return f"LearnedRanker({self.model!r}, {self.features!r})"
+
+
+class LearnedMemory:
+    """Selects history turns by a trained :class:`LinearScorer` instead of the hand-set
+    ``effective`` score; used around a :class:`~ctxengine.memory.DecayMemory`.
+
+    The memory's ``keep_recent`` latest turns still go in first; the rest fill the slot by
+    model score, with no drop threshold (a learned score has no absolute scale). Without
+    a query there is nothing to learn relevance from, so the memory's own recall answers.
+    """
+
+    name = "learned"
+
+    def __init__(self, model: LinearScorer, features: MemoryFeatures | None = None) -> None:
+        self.model = _check_model(model, "memory")
+        features = features if features is not None else features_from_config(model.features)
+        if not isinstance(features, MemoryFeatures):
+            raise InvalidTypeError(f"features must be MemoryFeatures, got {type(features).__name__}")
+        model.check_features(features)
+        self.features = features
+
+    def score(
+        self,
+        memory: Any,
+        query: str,
+        *,
+        session_id: str = "default",
+        now: float | datetime | None = None,
+    ) -> tuple[list[ScoredTurn], np.ndarray]:
+        """Every turn of the session with the model's score as ``effective`` (best first),
+        and the feature rows in the same order."""
+        check_text(query, "query")
+        at = to_seconds(now, memory.clock)
+        scored = list(memory.score(query, session_id=session_id, now=at))
+        if not scored:
+            return [], np.zeros((0, len(self.features.names)))
+        features = self.features.transform(scored, at)
+        values = self.model.score(features)
+        rescored = [
+            ScoredTurn(s.turn, float(v), {**s.components, "learned": float(v)}, s.tokens)
+            for s, v in zip(scored, values)
+        ]
+        order = sorted(range(len(rescored)), key=lambda i: (-rescored[i].effective, -rescored[i].turn.seq))
+        return [rescored[i] for i in order], features[order]
+
+    def select(
+        self,
+        memory: Any,
+        query: str | None,
+        max_tokens: int = 512,
+        *,
+        session_id: str = "default",
+        now: float | datetime | None = None,
+        touch: bool = False,
+    ) -> tuple[list[ScoredTurn], Contributions]:
+        """The turns for a slot of ``max_tokens`` (chronological), and their contributions."""
+        from ..memory.decay import pack_turns
+
+        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        if query is None or not query.strip():
+            return list(memory.recall(query, max_tokens, session_id=session_id, now=now, touch=touch)), {}
+        at = to_seconds(now, memory.clock)
+        ranked, features = self.score(memory, query, session_id=session_id, now=at)
+        keep_recent = getattr(memory, "keep_recent", 0)
+        recent = sorted((s.turn.seq for s in ranked), reverse=True)[:keep_recent]
+        chosen = pack_turns(ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None)
+        if touch and chosen:
+            memory.store.touch(session_id, [s.turn.id for s in chosen], at)
+        rows = {s.turn.id: i for i, s in enumerate(ranked)}
+        picked = [rows[s.turn.id] for s in chosen]
+        return chosen, _contributions(self.model, features[picked], [s.turn.id for s in chosen])
+
+    def recall(
+        self,
+        memory: Any,
+        query: str | None,
+        max_tokens: int = 512,
+        *,
+        session_id: str = "default",
+        now: float | datetime | None = None,
+        touch: bool = False,
+    ) -> list[ScoredTurn]:
+        """:meth:`DecayMemory.recall` with the learned score: same arguments and result shape."""
+        return self.select(memory, query, max_tokens, session_id=session_id, now=now, touch=touch)[0]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        return self.model.save(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LearnedMemory:
+        return cls(LinearScorer.load(path))
+
+    def __repr__(self) -> str:
+        return f"LearnedMemory({self.model!r})"
+
+
+__all__ = ["Contributions", "LearnedMemory", "LearnedRanker"]
