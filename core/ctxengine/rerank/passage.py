@@ -9,6 +9,7 @@ looks at the whole document at the grain where an answer lives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,14 +27,21 @@ def passage_windows(text: str, window: int) -> list[str]:
     sentence at all (blank) has none. Windows are cut from the original text, so spacing
     and punctuation stay as written (and cached vectors stay reusable).
     """
+    return list(_windows(text, window))
+
+
+@lru_cache(maxsize=16384)
+def _windows(text: str, window: int) -> tuple[str, ...]:
+    # The same candidates come back query after query; splitting them is half the cost
+    # of a warm re-rank, so remember the split.
     spans = split_sentences(text)
     if not spans:
-        return []
+        return ()
     if len(spans) <= window:
-        return [text[spans[0][0] : spans[-1][1]]]
-    return [
+        return (text[spans[0][0] : spans[-1][1]],)
+    return tuple(
         text[spans[i][0] : spans[i + window - 1][1]] for i in range(len(spans) - window + 1)
-    ]
+    )
 
 
 class PassageReranker(LazyEmbedderMixin, BaseReranker):
