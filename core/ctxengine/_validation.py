@@ -14,6 +14,16 @@ def check_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
         raise InvalidTypeError(f"{name} must be a str, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise InvalidInputError(f"{name} must not be empty or blank")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # A lone surrogate (e.g. from a bad "\\ud83d" JSON escape) cannot be stored,
+            # saved or sent to a model API; reject it here rather than deep in a store.
+            raise InvalidInputError(
+                f"{name} is not valid Unicode: lone surrogate {value[exc.start]!r} at "
+                f"position {exc.start} (decode the source with errors='replace')"
+            ) from None
     return value
 
 

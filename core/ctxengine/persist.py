@@ -36,6 +36,7 @@ from .errors import (
     EmbeddingMismatchError,
     IndexFormatError,
     InvalidInputError,
+    InvalidTypeError,
 )
 from .text import analyze
 from .types import Document
@@ -71,6 +72,12 @@ def _read_jsonl(path: Path) -> list[Any]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+def _path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise InvalidTypeError(f"an index path must be a non-empty str or path, got {path!r}")
+    return Path(path)
+
+
 def _is_index(path: Path) -> bool:
     try:
         return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
@@ -91,14 +98,14 @@ def save_index(retriever: Any, path: str | os.PathLike[str]) -> Path:
         raise ConfigurationError(
             f"only a HybridRetriever index can be saved, got {type(retriever).__name__}"
         )
-    target = Path(path)
+    target = _path(path)
     if target.exists() and not (target.is_dir() and (_is_index(target) or not any(target.iterdir()))):
         raise IndexFormatError(f"{target} exists and is not a ctxengine index; not overwriting it")
     state = retriever.export_state()
     documents: list[Document] = state["documents"]
     try:
         rows = [{"id": d.id, "text": d.text, "metadata": dict(d.metadata)} for d in documents]
-        json.dumps(rows, allow_nan=False)
+        json.dumps(rows, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"document metadata must be JSON-serialisable to save: {exc}") from exc
     embedder: Embedder | None = state["embedder"]
@@ -142,7 +149,7 @@ def _replace(staging: Path, target: Path) -> None:
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of the index at ``path``, after checking format, version and file checksums."""
-    root = Path(path)
+    root = _path(path)
     if not root.is_dir():
         raise IndexFormatError(f"{root} is not a directory holding a ctxengine index")
     try:
@@ -154,6 +161,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexFormatError(f"{root} is not a ctxengine index (format {manifest.get('format')!r})"
                                if isinstance(manifest, dict) else f"{root / MANIFEST} is not an object")
+    for key in ("embedder", "retriever"):
+        if not isinstance(manifest.get(key), (dict, type(None))):
+            raise IndexFormatError(f"{root / MANIFEST}: {key!r} is not an object")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexFormatError(
             f"{root} has index format version {manifest.get('format_version')!r}; "
@@ -199,7 +209,7 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
     """
     from .retrieval import HybridRetriever
 
-    root = Path(path)
+    root = _path(path)
     manifest = read_manifest(root)
     params = dict(manifest.get("retriever") or {})
     if params.pop("class", None) != "HybridRetriever":
@@ -225,6 +235,8 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
             raise IndexFormatError(
                 f"{root / EMBEDDINGS} holds {vectors.dtype} {vectors.shape}, expected float32 ({count}, {dimension})"
             )
+        if not np.isfinite(vectors).all():
+            raise IndexFormatError(f"{root / EMBEDDINGS} holds NaN or infinite values")
     if analyze(_ANALYZER_PROBE) != manifest.get("analyzer_probe"):
         tokens = [analyze(doc.text) for doc in documents]
     try:

@@ -33,8 +33,7 @@ class Document:
 
     def __post_init__(self) -> None:
         check_text(self.text, "Document.text", allow_empty=True)
-        if not isinstance(self.id, str):
-            raise InvalidTypeError(f"Document.id must be a str, got {type(self.id).__name__}")
+        check_text(self.id, "Document.id", allow_empty=True)
         if not self.id:
             object.__setattr__(self, "id", content_id(self.text))
         if not isinstance(self.metadata, Mapping):

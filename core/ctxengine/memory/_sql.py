@@ -79,7 +79,9 @@ def check_touch(turn_ids: Any, when: Any) -> tuple[list[str], float]:
 
 def encode_metadata(metadata: Mapping[str, Any]) -> str:
     try:
-        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False, sort_keys=True)
+        text = json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False, sort_keys=True)
+        text.encode("utf-8")  # a lone surrogate would fail later, inside the driver
+        return text
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(
             f"turn metadata must be JSON-serialisable (str keys, finite numbers) to persist: {exc}"
