@@ -60,6 +60,26 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / norms
 
 
+def check_embeddings(matrix: Any, rows: int, dimension: int, name: str) -> np.ndarray:
+    """An embedder's output as a finite float32 ``(rows, dimension)`` array.
+
+    A model that returns another shape or NaN would otherwise surface as a numpy error
+    (or silently NaN scores) far from its cause; here it is an
+    :class:`~ctxengine.errors.EmbeddingMismatchError` naming the embedder.
+    """
+    try:
+        array = np.asarray(matrix, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingMismatchError(f"{name} returned something that is not a numeric array: {exc}") from exc
+    if array.shape != (rows, dimension):
+        raise EmbeddingMismatchError(
+            f"{name} returned shape {array.shape}, expected ({rows}, {dimension})"
+        )
+    if not np.isfinite(array).all():
+        raise EmbeddingMismatchError(f"{name} returned NaN or infinite values")
+    return array
+
+
 def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise InvalidTypeError("embed() takes a sequence of strings, not a single str")
@@ -282,7 +302,9 @@ class CachedEmbedder:
                 todo_keys.append(key)
                 todo_texts.append(text)
         if todo_texts:
-            fresh = self.embedder.embed(todo_texts)
+            fresh = check_embeddings(
+                self.embedder.embed(todo_texts), len(todo_texts), self.dimension, self.name
+            )
             for key, vector in zip(todo_keys, fresh):
                 found[key] = np.asarray(vector, dtype=np.float32)
             if self._db_path is not None:
@@ -353,6 +375,7 @@ __all__ = [
     "HashingEmbedder",
     "SentenceTransformerEmbedder",
     "bundled_model_path",
+    "check_embeddings",
     "default_embedder",
     "get_embedder",
     "normalize_rows",

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
-from ..embeddings import CachedEmbedder, Embedder, default_embedder, get_embedder
+from ..embeddings import (
+    CachedEmbedder,
+    Embedder,
+    check_embeddings,
+    default_embedder,
+    get_embedder,
+)
 from ..errors import (
     ConfigurationError,
     DocumentNotFoundError,
@@ -285,7 +291,7 @@ class HybridRetriever:
         if vector is None:
             resolved = self._embedder()
             model = resolved.embedder if isinstance(resolved, CachedEmbedder) else resolved
-            vector = model.embed([query])[0]
+            vector = check_embeddings(model.embed([query]), 1, model.dimension, model.name)[0]
             if len(self._query_vectors) >= _QUERY_CACHE_SIZE:
                 self._query_vectors.clear()
             self._query_vectors[query] = vector
