@@ -298,7 +298,9 @@ class HybridRetriever:
         return vector
 
     def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
-        return self._matrix(snap) @ self._query_vector(query)
+        # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
+        # processes kept the cores busy (thread hand-off), einsum's single loop 0.6 ms at 10k.
+        return np.einsum("ij,j->i", self._matrix(snap), self._query_vector(query))
 
     # --- querying ----------------------------------------------------------------------
 
