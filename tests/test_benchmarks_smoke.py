@@ -22,8 +22,10 @@ def _digest(path: Path) -> str | None:
 
 @pytest.fixture
 def keep_env(monkeypatch):
-    # the harness points CTXENGINE_DATA at --data for the scripts it runs; undo that after
-    monkeypatch.delenv("CTXENGINE_DATA", raising=False)
+    # the harness points CTXENGINE_DATA at --data for the scripts it runs; undo that after.
+    # setenv first so monkeypatch records the original state (absent) and restores it.
+    monkeypatch.setenv("CTXENGINE_DATA", "")
+    monkeypatch.delenv("CTXENGINE_DATA")
 
 
 def test_report_renders_tables_and_plots(tmp_path):
