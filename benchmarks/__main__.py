@@ -1,15 +1,15 @@
 """``python -m benchmarks``: every benchmark, one command, one report.
 
-Runs each section (a benchmark script's ``main``), prints its tables as it goes, and
-writes ``RESULTS.md`` with PNG plots, the machine and the package versions, plus
-``results.json`` (the raw figures) into ``--out``. ``--only NAME`` (repeatable) runs some
+Runs each section (a benchmark script's ``main``; the slower extras only with ``--all``
+or ``--only``), prints its tables as it goes, and writes ``RESULTS.md`` with PNG plots,
+the machine and the package versions, plus ``results.json`` (the raw figures) into ``--out``. ``--only NAME`` (repeatable) runs some
 sections and merges them into the ``results.json`` already in ``--out``. ``--quick`` runs a
 small slice of each (a smoke test; its figures are not comparable) and writes to
 ``.cache/benchmarks-quick`` unless ``--out`` says otherwise, so it never overwrites the
 committed report. Data comes from ``--data``, ``$CTXENGINE_DATA`` or ``../shared/data``;
 sections whose data is missing are skipped with a message.
 
-    python -m benchmarks [--quick] [--only retrieval --only latency] [--data PATH] [--out DIR]
+    python -m benchmarks [--quick | --all] [--only retrieval --only latency] [--data PATH] [--out DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -248,22 +248,28 @@ def store(quick: bool) -> dict[str, Any]:
             "output": output, "command": _command("store_throughput", argv)}  # fmt: skip
 
 
-# name -> (title, runner, data needed)
-SECTIONS: dict[str, tuple[str, Callable[[bool], dict[str, Any]], tuple[str, ...]]] = {
-    "retrieval": ("Retrieval quality: ctxengine vs peers", retrieval, ("scifact", "locomo")),
-    "rerank": ("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo")),
-    "memory": ("Memory under a token budget (LoCoMo)", memory, ("locomo",)),
-    "compression": ("Compression (SciFact rationales)", compression, ("scifact",)),
-    "latency": ("Speed and scale: engine.build()", latency, ("locomo",)),
-    "query_latency": ("Speed: per-query retrieval latency", query_latency, ("locomo",)),
-    "store": ("Memory store throughput", store, ("locomo",)),
+class Spec(NamedTuple):
+    title: str
+    runner: Callable[[bool], dict[str, Any]]
+    needs: tuple[str, ...]  # data folders
+    default: bool  # in the ~15-minute default run (every section runs with --quick or --all)
+
+
+SECTIONS: dict[str, Spec] = {
+    "retrieval": Spec("Retrieval quality: ctxengine vs peers", retrieval, ("scifact", "locomo"), True),
+    "memory": Spec("Memory under a token budget (LoCoMo)", memory, ("locomo",), True),
+    "compression": Spec("Compression (SciFact rationales)", compression, ("scifact",), True),
+    "latency": Spec("Speed and scale: engine.build()", latency, ("locomo",), True),
+    "store": Spec("Memory store throughput", store, ("locomo",), True),
+    "rerank": Spec("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo"), False),
+    "query_latency": Spec("Speed: per-query retrieval latency", query_latency, ("locomo",), False),
 }
 
 
 def run_section(name: str, quick: bool) -> dict[str, Any]:
     from benchmarks.data import data_root
 
-    title, runner, needs = SECTIONS[name]
+    title, runner, needs, _ = SECTIONS[name]
     command = f"python -m benchmarks --only {name}" + (" --quick" if quick else "")
     section: dict[str, Any] = {"name": name, "title": title, "command": command}
     root = data_root()
@@ -289,31 +295,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small slice of everything (smoke test)")
     parser.add_argument("--only", action="append", choices=list(SECTIONS), help="run this section (repeatable)")
+    parser.add_argument("--all", action="store_true", help="also the sections left out of the default run: "
+                        + ", ".join(n for n, spec in SECTIONS.items() if not spec.default))  # fmt: skip
     parser.add_argument("--data", default=None, help="folder holding locomo/ and scifact/")
     parser.add_argument("--out", type=Path, default=None, help="where RESULTS.md, PNGs and results.json go")
     args = parser.parse_args(argv)
     if args.data is not None and not Path(args.data).is_dir():
         parser.error(f"--data {args.data!r} is not a folder")
+    saved = os.environ.get("CTXENGINE_DATA")
     _configure(args.data)
+    try:
+        return _run_all(args)
+    finally:  # main() may run inside another process (the smoke test): restore its data path
+        if saved is None:
+            os.environ.pop("CTXENGINE_DATA", None)
+        else:
+            os.environ["CTXENGINE_DATA"] = saved
+
+
+def _run_all(args: argparse.Namespace) -> int:
     from benchmarks import report
 
     out = args.out or (ROOT / ".cache" / "benchmarks-quick" if args.quick else HERE)
-    names = args.only or list(SECTIONS)
-    command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    names = args.only or [n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick]
+    command = "python -m benchmarks" + (" --quick" if args.quick else "") + (" --all" if args.all else "")
+    command += "".join(f" --only {name}" for name in args.only or ())
     previous = out / "results.json"
     results: dict[str, Any] = {"sections": {}}
     if args.only and previous.exists():  # a partial run updates its sections in place
         results = json.loads(previous.read_text())
         if results.get("quick") != args.quick:
             results = {"sections": {}}
-    started = time.perf_counter()
+        elif set(results["sections"]) - set(names):
+            command = f"{results['command']}; then {command}"
     for name in names:
         results["sections"][name] = run_section(name, args.quick)
-    elapsed = time.perf_counter() - started
-    if args.only:
-        elapsed += sum(s.get("seconds", 0) for n, s in results["sections"].items() if n not in names)
-        command += " (sections " + ", ".join(names) + " rerun alone)" if len(results["sections"]) > len(names) else ""
     results["sections"] = {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}
+    elapsed = sum(section.get("seconds", 0.0) for section in results["sections"].values())
+    results["not_run"] = {n: spec.title for n, spec in SECTIONS.items() if n not in results["sections"]}
     results |= {"command": command, "quick": args.quick, "seconds": elapsed,
                 "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "environment": report.environment(ROOT)}  # fmt: skip

@@ -133,6 +133,8 @@ def render(results: Mapping[str, Any], plots: Mapping[str, list[str]] | None = N
     for section in sections.values():
         for line in section.get("headlines", []):
             out.append(f"- **{section['title']}**: {line}")
+    for name, title in results.get("not_run", {}).items():
+        out.append(f"- *{title}*: not in this run (`python -m benchmarks --only {name}`)")
     out += ["", "## Machine and versions", "", _environment_table(env), ""]
     for section in sections.values():
         out += ["", f"## {section['title']}", ""]
