@@ -22,7 +22,7 @@ from ._validation import check_positive_int, check_text
 from .assembly import assemble, build_messages
 from .budget import BudgetLedger, TokenBudget
 from .clock import Clock, system_clock
-from .errors import ConfigurationError, InvalidTypeError
+from .errors import ConfigurationError, CtxEngineError, InvalidTypeError
 from .packet import ContextPacket
 from .tokens import TokenCounter, get_token_counter
 from .types import Document, ScoredDocument, ScoredTurn, Turn
@@ -84,6 +84,10 @@ class ContextEngine:
         self.system_prompt = check_text(system_prompt, "system_prompt", allow_empty=True)
         # Fail at construction, not at the first build, when the prompt cannot fit.
         self.budget.start().reserve_system_prompt(self.system_prompt)
+        for component, method in ((retriever, "retrieve"), (reranker, "rerank"), (memory, "recall"),
+                                  (compressor, "compress")):
+            if component is not None and not callable(getattr(component, method, None)):
+                raise InvalidTypeError(f"{type(component).__name__} has no {method}() method")
         self.retriever = retriever
         self.reranker = reranker
         self.memory = memory
@@ -115,8 +119,9 @@ class ContextEngine:
         """
         from .retrieval import HybridRetriever
 
-        retriever = HybridRetriever(
-            documents, mode=retrieval, embedder=embedder, **dict(retriever_options or {})
+        retriever = _construct(
+            HybridRetriever, "retriever_options", documents, mode=retrieval, embedder=embedder,
+            **dict(retriever_options or {}),
         )
         return cls.from_retriever(retriever, embedder=embedder, **options)
 
@@ -160,7 +165,9 @@ class ContextEngine:
         reranker = get_reranker(rerank)
         compressor = get_compressor(compression, token_counter=counter, **dict(compressor_options or {}))
         if memory is None:
-            memory = DecayMemory(
+            memory = _construct(
+                DecayMemory,
+                "memory_options",
                 store_from_url(memory_url),
                 token_counter=counter,
                 clock=clock,
@@ -288,6 +295,8 @@ class ContextEngine:
         check_text(query, "query")
         if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
             raise InvalidTypeError("documents must be a sequence of documents")
+        if not isinstance(headers, bool):
+            raise InvalidTypeError(f"headers must be a bool, got {type(headers).__name__}")
         k = len(documents) if k is None else check_positive_int(k, "k")
         scored = [
             doc if isinstance(doc, ScoredDocument) else ScoredDocument(Document.coerce(doc), 0.0)
@@ -489,5 +498,16 @@ class ContextEngine:
 
 
 DEFAULT_RERANK: Sequence[str] = ("tags", "mmr")
+
+
+def _construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any:
+    """``factory(*args, **kwargs)``, with an option it does not take reported as a
+    :class:`ConfigurationError` naming ``option_name`` rather than a bare TypeError."""
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as exc:
+        if isinstance(exc, CtxEngineError):
+            raise
+        raise ConfigurationError(f"{option_name}: {exc}") from exc
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ContextEngine"]

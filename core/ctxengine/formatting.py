@@ -5,9 +5,13 @@ and anything in it that imitates the engine's own markers is neutralised:
 
 * section markers are ``<ctx:NAME ...>`` / ``</ctx:NAME>`` tags; an occurrence of
   ``<ctx:`` or ``</ctx:`` inside content has its ``<`` replaced by ``‹`` so it can never
-  close or open a section;
+  close or open a section. Look-alikes a reader would take for a marker are caught too:
+  case, spaces, invisible format characters (zero-width, bidi controls) between the
+  parts, and full-width or small forms of ``<``, ``/``, ``ctx`` and ``:``;
 * a turn is one ``role: text`` entry whose continuation lines are indented, so a line in
   the content that starts with ``assistant:`` or ``system:`` cannot pass for a new turn.
+  Every Unicode line break counts (``\r``, ``\v``, ``\f``, NEL, U+2028/9...), not only
+  ``\n``, and a role or document id is kept on one line.
 
 Memory and compression count tokens with these same functions, so what they budget is
 exactly what the engine writes.
@@ -19,7 +23,12 @@ import re
 
 from .types import ScoredDocument, Turn
 
-_MARKER_RE = re.compile(r"<(\s*/?\s*ctx\s*:)", re.IGNORECASE)
+# Whitespace and invisible format characters a reader would not see between the parts.
+_GAP = r"[\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*"
+_MARKER_RE = re.compile(
+    rf"[<\ufe64\uff1c]({_GAP}[/\uff0f]?{_GAP}[c\uff43]{_GAP}[t\uff54]{_GAP}[x\uff58]{_GAP}[:\ufe55\uff1a])",
+    re.IGNORECASE,
+)
 _NEUTRAL_OPEN = "\u2039"  # ‹
 
 
@@ -29,12 +38,12 @@ def escape(text: str) -> str:
 
 
 def _attribute(value: str) -> str:
-    return escape(value).replace('"', "'").replace("\n", " ")
+    return " ".join(escape(value).replace('"', "'").splitlines())
 
 
 def render_turn(role: str, content: str) -> str:
     """One history entry: ``role: content`` with indented continuation lines."""
-    body = escape(content).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\n  ")
+    body = "\n  ".join(escape(content).splitlines())
     return f"{_attribute(role)}: {body}"
 
 
