@@ -25,8 +25,10 @@ from .types import ScoredDocument, Turn
 
 # Whitespace and invisible format characters a reader would not see between the parts.
 _GAP = r"[\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*"
+# One gap before an optional "/" and one after it, never two gaps side by side: adjacent
+# gaps make "<" + a long run of spaces quadratic to reject.
 _MARKER_RE = re.compile(
-    rf"[<\ufe64\uff1c]({_GAP}[/\uff0f]?{_GAP}[c\uff43]{_GAP}[t\uff54]{_GAP}[x\uff58]{_GAP}[:\ufe55\uff1a])",
+    rf"[<\ufe64\uff1c](?={_GAP}(?:[/\uff0f]{_GAP})?[c\uff43]{_GAP}[t\uff54]{_GAP}[x\uff58]{_GAP}[:\ufe55\uff1a])",
     re.IGNORECASE,
 )
 _NEUTRAL_OPEN = "\u2039"  # ‹
@@ -34,7 +36,7 @@ _NEUTRAL_OPEN = "\u2039"  # ‹
 
 def escape(text: str) -> str:
     """Neutralise section markers inside untrusted text."""
-    return _MARKER_RE.sub(lambda match: _NEUTRAL_OPEN + match.group(1), text)
+    return _MARKER_RE.sub(_NEUTRAL_OPEN, text)
 
 
 def _attribute(value: str) -> str:

@@ -103,18 +103,26 @@ _NUMBER_ABBREVIATIONS = frozenset("no nos".split())
 _DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace;
 # CJK full stops end a sentence with or without whitespace after them.
+# The lookbehinds start a match only at the beginning of a run of marks: a run that is
+# not a boundary would otherwise be retried from each of its characters (quadratic on
+# "....." runs, minutes for a long one).
 _BOUNDARY_RE = re.compile(
-    r"([.!?…]+)([\"'”’)\]]*)(\s+|$)|([。！？]+[」』”’）]*)"
+    r"(?<![.!?…])([.!?…]+)([\"'”’)\]]*)(\s+|$)|(?<![。！？])([。！？]+[」』”’）]*)"
 )
+_WORD_RE = re.compile(r"\S+")
 _NEWLINES_RE = re.compile(r"\n\s*\n+")
 _GREEK = re.compile(r"[\u0370-\u03ff]")
 
 
-def _last_word(before: str) -> str:
-    match = re.search(r"(\S+)$", before)
-    if not match:
-        return ""
-    return match.group(1).rstrip(".").lstrip("([\"'“‘").casefold()
+def _last_word(text: str, start: int, end: int) -> str:
+    """The word that ends at ``end`` (not before ``start``), scanned backwards so a long
+    sentence is not copied at every candidate boundary."""
+    if end > start and text[end - 1] == "\n":
+        end -= 1  # as the regex "(\S+)$" this replaces: "$" also matches before a final newline
+    begin = end
+    while begin > start and not text[begin - 1].isspace():
+        begin -= 1
+    return text[begin:end].rstrip(".").lstrip("([\"'“‘").casefold()
 
 
 def _continues(next_word: str) -> bool:
@@ -129,13 +137,14 @@ def _continues(next_word: str) -> bool:
     ) and not _GREEK.match(word)
 
 
-def _joins_next(before: str, mark: str, next_word: str) -> bool:
-    """Whether the candidate boundary ``mark`` (after ``before``) is not a sentence end."""
+def _joins_next(text: str, start: int, mark_start: int, mark: str, next_word: str) -> bool:
+    """Whether the candidate boundary ``mark`` (at ``mark_start``, in the sentence that
+    began at ``start``) is not a sentence end."""
     if _continues(next_word):  # "e.g. apples", "Wait… what?", "An. funestus"
         return True
     if mark != ".":
         return False
-    word = _last_word(before)
+    word = _last_word(text, start, mark_start)
     if word in _NUMBER_ABBREVIATIONS:
         return next_word[:1].isdigit()
     if word in _TERMINAL_ABBREVIATIONS:
@@ -160,9 +169,11 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         for match in _BOUNDARY_RE.finditer(text, para_start, para_end):
             if match.group(1):
                 end = match.end(1) + len(match.group(2) or "")
-                next_word = text[match.end() : para_end].split(None, 1)
+                # the next word only: slicing to the paragraph end at every candidate
+                # made long paragraphs quadratic
+                next_word = _WORD_RE.match(text, match.end(), para_end)
                 if next_word and _joins_next(
-                    text[start : match.start(1)], match.group(1), next_word[0]
+                    text, start, match.start(1), match.group(1), next_word.group()
                 ):
                     continue
             else:
