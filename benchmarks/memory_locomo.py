@@ -181,8 +181,11 @@ def weighted(
     return sum(per_conversation[c][budget] * counts[c] for c in per_conversation) / total
 
 
-def leave_one_out(replays: Sequence[Replay], counts: dict[str, int]) -> list[str]:
-    """Pick the best of a small grid on four conversations, score it on the fifth."""
+def leave_one_out(
+    replays: Sequence[Replay], counts: dict[str, int], bm25: dict[str, dict[int, float]]
+) -> list[str]:
+    """Pick the best of a small grid on four conversations, score it on the fifth (at 512
+    tokens), next to the default and BM25 on that conversation."""
     grid = list(itertools.product((20.0, 40.0, 80.0), (0.25, 0.5, 0.75), (0.3, 0.5, 0.7)))
     results: dict[tuple, dict[str, dict[int, float]]] = {}
     for weight, neighbour, lexical in grid:
@@ -195,15 +198,15 @@ def leave_one_out(replays: Sequence[Replay], counts: dict[str, int]) -> list[str
             r.session: evidence_recall(r, r.selector(r.memory(**options))) for r in replays
         }
     default = (40.0, 0.5, 0.5)
-    lines = [
-        "held out   best on the other four (weight, neighbour, lexical)   held-out@512   default@512"
-    ]
+    header = "held out   best on the other four (weight, neighbour, lexical)   held-out@512"
+    lines = [header + "   default@512   BM25@512"]
     for replay in replays:
         others = [r.session for r in replays if r is not replay]
         best = max(grid, key=lambda g: weighted({c: results[g][c] for c in others}, counts, 512))
         lines.append(
             f"{replay.session:<10} {best!s:<52} {results[best][replay.session][512]:>8.3f}"
             f"   {results[default][replay.session][512]:>10.3f}"
+            f"   {bm25[replay.session][512]:>8.3f}"
         )
     return lines
 
@@ -258,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, float]]:
         ))  # fmt: skip
     if args.loo and len(replays) > 1:
         print()
-        print("\n".join(leave_one_out(replays, counts)))
+        print("\n".join(leave_one_out(replays, counts, per["relevance only: BM25"])))
     print(f"\n({time.perf_counter() - started:.0f} s)")
     return table
 
