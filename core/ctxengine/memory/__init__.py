@@ -23,3 +23,16 @@ __all__ = [
     "MemoryStore",
     "store_from_url",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The persistent stores import their drivers (sqlite3, psycopg) only when asked for.
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
+    if name == "PostgresStore":
+        from .postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
