@@ -97,8 +97,9 @@ _ABBREVIATIONS = frozenset(
 # Abbreviations that also end sentences ("... at 5 p.m. Then"): a boundary when a
 # capitalised word follows. The others ("Dr.", "e.g.", "Fig.") never end one.
 _TERMINAL_ABBREVIATIONS = frozenset("etc a.m p.m inc ltd corp jr sr".split())
-# Abbreviations that are also plain words ("I said no."): only before a number ("No. 5").
-_NUMBER_ABBREVIATIONS = frozenset("no nos".split())
+# Abbreviations that are also plain words ("I said no.", "The cat sat."): only before a
+# number ("No. 5", "Sat. 12 May").
+_NUMBER_ABBREVIATIONS = frozenset("no nos sat sun wed mar".split())
 # "i.p.", "s.c.", "U.S.A.": letters joined by dots.
 _DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace;
