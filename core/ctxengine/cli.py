@@ -1,4 +1,5 @@
-"""The ``ctxengine`` command: ``demo`` runs the design's scenario, ``build`` works on a folder."""
+"""The ``ctxengine`` command: ``demo`` runs the design's scenario, ``build`` works on a folder,
+``train`` fits the learned scorers of a saved index from a feedback log."""
 
 from __future__ import annotations
 
@@ -128,6 +129,35 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train(args: argparse.Namespace) -> int:
+    from . import ContextEngine
+    from .learn import FeedbackLog, MemoryExample
+
+    console = _console()
+    if not Path(args.feedback).is_file():
+        raise CtxEngineError(f"--feedback must be a feedback log (JSONL), got {args.feedback!r}")
+    examples = FeedbackLog(args.feedback).examples()
+    if args.memory_url is None:
+        skipped = sum(isinstance(e, MemoryExample) for e in examples)
+        examples = [e for e in examples if not isinstance(e, MemoryExample)]
+        if skipped:
+            console.print(f"{skipped} turn example(s) skipped: pass --memory-url to train the memory scorer")
+    if not examples:
+        raise CtxEngineError(f"{args.feedback} holds no query with an item marked useful")
+    engine = ContextEngine.load(args.index, memory_url=args.memory_url, candidates=args.candidates)
+    report = engine.fit(examples, objective=args.objective, C=args.C)
+    target = engine.save(args.out or args.index)
+    for kind, figures in report.items():
+        scorer = engine.learned_ranker if kind == "documents" else engine.learned_memory
+        weights = sorted(scorer.model.weights().items(), key=lambda kv: -abs(kv[1]))[:5]
+        console.print(
+            f"{kind}: {figures['examples']} examples ({figures['queries']} usable), "
+            f"largest weights " + ", ".join(f"{n}={w:+.2f}" for n, w in weights)
+        )
+    console.print(f"saved with the index in {target}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ctxengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +179,16 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--json", action="store_true", help="print the packet as JSON")
     common(build)
     build.set_defaults(func=run_build)
+
+    train = sub.add_parser("train", help="fit the learned scorers of a saved index from a feedback log")
+    train.add_argument("--index", required=True, help="index directory (saved by engine.save)")
+    train.add_argument("--feedback", required=True, help="JSONL log written by engine.record_feedback")
+    train.add_argument("--memory-url", default=None, help="memory store holding the sessions (turn feedback)")
+    train.add_argument("--candidates", type=int, default=30, help="candidates per query, as at query time")
+    train.add_argument("--objective", default="pairwise", help="pairwise|pointwise")
+    train.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
+    train.add_argument("--out", default=None, help="save here instead of over --index")
+    train.set_defaults(func=run_train)
     return parser
 
 

@@ -60,6 +60,12 @@ class ContextEngine:
         How many documents at most go into a packet.
     candidates:
         How many documents retrieval hands to the re-ranker.
+    learned_ranker, learned_memory:
+        Trained scorers (:mod:`ctxengine.learn`) that replace the re-ranker and the decay
+        score; ``None`` (the default, and what :meth:`fit` sets) keeps the hand-set rules.
+    feedback:
+        Where :meth:`record_feedback` logs: a :class:`~ctxengine.learn.FeedbackLog`, a
+        JSONL file path, or ``None`` (kept in memory).
     """
 
     def __init__(
@@ -75,6 +81,9 @@ class ContextEngine:
         k: int = 5,
         candidates: int = 30,
         clock: Clock | None = None,
+        learned_ranker: Any | None = None,
+        learned_memory: Any | None = None,
+        feedback: Any | None = None,
     ) -> None:
         self.token_counter = get_token_counter(token_counter)
         if isinstance(token_budget, TokenBudget):
@@ -98,6 +107,11 @@ class ContextEngine:
         self.candidates = check_positive_int(candidates, "candidates")
         self.clock: Clock = clock or system_clock
         self._lock = threading.RLock()
+        from .learn import FeedbackLog
+
+        self.learned_ranker = learned_ranker
+        self.learned_memory = learned_memory
+        self.feedback = feedback if isinstance(feedback, FeedbackLog) else FeedbackLog(feedback)
 
     # --- construction --------------------------------------------------------------------
 
@@ -145,6 +159,7 @@ class ContextEngine:
         reserve_for_answer: int = 0,
         memory_options: Mapping[str, Any] | None = None,
         compressor_options: Mapping[str, Any] | None = None,
+        feedback: Any | None = None,
     ) -> ContextEngine:
         """An engine over any first stage with ``retrieve(query, k) -> list[ScoredDocument]``
         (e.g. an adapter around a LangChain or LlamaIndex retriever), with the default
@@ -190,6 +205,7 @@ class ContextEngine:
             k=k,
             candidates=candidates,
             clock=clock,
+            feedback=feedback,
         )
 
     # --- documents and memory ------------------------------------------------------------
@@ -259,6 +275,24 @@ class ContextEngine:
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if max_tokens == 0:
             return []
+        return self._select_turns(query, max_tokens, session_id, now, touch, None)
+
+    def _select_turns(
+        self,
+        query: str | None,
+        max_tokens: int,
+        session_id: str,
+        now: float | datetime | None,
+        touch: bool,
+        contributions: dict[str, dict[str, float]] | None,
+    ) -> list[ScoredTurn]:
+        if self.learned_memory is not None:
+            turns, parts = self.learned_memory.select(
+                self.memory, query, max_tokens, session_id=session_id, now=now, touch=touch
+            )
+            if contributions is not None:
+                contributions.update(parts)
+            return turns
         return list(
             self.memory.recall(query, max_tokens=max_tokens, session_id=session_id, now=now, touch=touch)
         )
@@ -316,7 +350,11 @@ class ContextEngine:
         return fitted
 
     def _retrieve(
-        self, query: str, k: int, timings: dict[str, float]
+        self,
+        query: str,
+        k: int,
+        timings: dict[str, float],
+        contributions: dict[str, dict[str, float]] | None = None,
     ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:
         if self.retriever is None:
             return [], []
@@ -324,7 +362,14 @@ class ContextEngine:
         pool = self.retriever.retrieve(query, k=max(k, self.candidates))
         timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
-        ranked = self.reranker.rerank(query, pool, k=k) if self.reranker is not None else pool[:k]
+        if self.learned_ranker is not None:
+            ranked, parts = self.learned_ranker.rank(query, pool, k=k)
+            if contributions is not None:
+                contributions.update(parts)
+        elif self.reranker is not None:
+            ranked = self.reranker.rerank(query, pool, k=k)
+        else:
+            ranked = pool[:k]
         timings["rerank"] = time.perf_counter() - started
         return list(ranked[:k]), pool
 
@@ -352,7 +397,8 @@ class ContextEngine:
         started = time.perf_counter()
 
         # 1-2. retrieval and re-ranking
-        ranked, pool = self._retrieve(query, k, timings)
+        contributions: dict[str, dict[str, float]] = {}
+        ranked, pool = self._retrieve(query, k, timings, contributions)
 
         # 3. fixed slots: system prompt, then the question
         ledger = self.budget.start()
@@ -361,7 +407,9 @@ class ContextEngine:
 
         # 4. memory, capped at its share so documents keep theirs
         stage = time.perf_counter()
-        turns = self._recall(query, session_id, now, touch, ledger, documents_pending=bool(ranked))
+        turns = self._recall(
+            query, session_id, now, touch, ledger, documents_pending=bool(ranked), contributions=contributions
+        )
         timings["memory"] = time.perf_counter() - stage
 
         # 5. compression into what is left
@@ -395,6 +443,11 @@ class ContextEngine:
             notes=notes,
             token_counter=self.token_counter.name,
             answer_reserve=self.budget.reserve_for_answer,
+            contributions={
+                key: parts
+                for key, parts in contributions.items()
+                if key in {d.id for d in documents} | {t.turn.id for t in turns}
+            },
         )
 
     async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:
@@ -427,6 +480,7 @@ class ContextEngine:
         ledger: BudgetLedger,
         *,
         documents_pending: bool,
+        contributions: dict[str, dict[str, float]] | None = None,
     ) -> list[ScoredTurn]:
         if self.memory is None:
             return []
@@ -434,9 +488,7 @@ class ContextEngine:
         cap = ledger.history_cap(documents_pending=documents_pending) - overhead
         if cap <= 0:
             return []
-        turns = list(
-            self.memory.recall(query, max_tokens=cap, session_id=session_id, now=now, touch=touch)
-        )
+        turns = self._select_turns(query, cap, session_id, now, touch, contributions)
         if turns:
             body = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
             ledger.take("history", min(ledger.count(body) + overhead, ledger.remaining))
@@ -471,24 +523,93 @@ class ContextEngine:
             documents = list(self.compressor.compress(query, kept, room + spare))
         return documents
 
+    # --- learning from the application's data -------------------------------------------
+
+    def fit(self, examples: Iterable[Any], **model_options: Any) -> dict[str, Any]:
+        """Train the learned scorers from labelled examples; returns what was trained.
+
+        :class:`~ctxengine.learn.RankingExample` (query -> relevant document ids) train
+        :attr:`learned_ranker` on this engine's own first stage and candidate count;
+        :class:`~ctxengine.learn.MemoryExample` (question -> evidence turn ids in a
+        session) train :attr:`learned_memory` on this engine's memory. Mappings with
+        ``query``/``relevant`` (and ``session_id`` for memory) work too. ``model_options``
+        go to :class:`~ctxengine.learn.LinearScorer` (``objective``, ``C``...). Nothing
+        changes unless training succeeds; set the attributes to ``None`` to go back to
+        the hand-set rules.
+        """
+        from .errors import InvalidInputError
+        from .learn import LinearScorer, coerce_examples, fit_memory, fit_ranker
+
+        ranking, remembered = coerce_examples(examples)
+        if not ranking and not remembered:
+            raise InvalidInputError("fit() needs at least one example")
+        ranker = memory = None
+        if ranking:
+            if self.retriever is None:
+                raise ConfigurationError("document examples need an engine with a retriever")
+            ranker = fit_ranker(
+                ranking, self.retriever, candidates=self.candidates, model=LinearScorer(**model_options)
+            )
+        if remembered:
+            if self.memory is None:
+                raise ConfigurationError("memory examples need an engine with a memory")
+            memory = fit_memory(remembered, self.memory, model=LinearScorer(**model_options))
+        report: dict[str, Any] = {}
+        if ranker is not None:
+            self.learned_ranker = ranker
+            report["documents"] = {**ranker.model.trained, "examples": len(ranking)}
+        if memory is not None:
+            self.learned_memory = memory
+            report["memory"] = {**memory.model.trained, "examples": len(remembered)}
+        return report
+
+    def record_feedback(
+        self,
+        query: str,
+        item_id: str,
+        useful: bool,
+        *,
+        session_id: str = "default",
+        kind: str = "document",
+    ) -> None:
+        """Log whether a document (``kind="document"``) or a history turn (``"turn"``) was
+        useful for ``query``, to :attr:`feedback`; ``ctxengine train`` (or
+        ``engine.fit(engine.feedback.examples())``) learns from the log later."""
+        self.feedback.record(query, item_id, useful, session_id=session_id, kind=kind, time=self.clock())
+
     # --- persistence -----------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the document index (texts, metadata, analyzed tokens, embeddings) to the
-        directory ``path``, so :meth:`load` needs no re-embedding. Memory is not included:
-        it lives in its store (``memory_url``)."""
+        directory ``path``, so :meth:`load` needs no re-embedding, with the trained scorers
+        if any (JSON). Memory is not included: it lives in its store (``memory_url``)."""
         from .persist import save_index
 
-        return save_index(self.retriever, path)
+        extras = {}
+        if self.learned_ranker is not None:
+            extras["learned_ranker.json"] = self.learned_ranker.model.to_dict()
+        if self.learned_memory is not None:
+            extras["learned_memory.json"] = self.learned_memory.model.to_dict()
+        return save_index(self.retriever, path, extras=extras)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, embedder: Any = None, **options: Any) -> ContextEngine:
         """An engine over the index saved at ``path``. ``embedder`` must be the model the
         index was built with (else :class:`~ctxengine.errors.EmbeddingMismatchError`);
         ``options`` are :meth:`from_retriever`'s (budget, compression, memory_url...)."""
-        from .persist import load_index
+        from .learn import LearnedMemory, LearnedRanker, LinearScorer
+        from .persist import load_index, read_extras
 
-        return cls.from_retriever(load_index(path, embedder=embedder), embedder=embedder, **options)
+        engine = cls.from_retriever(load_index(path, embedder=embedder), embedder=embedder, **options)
+        # Trained scorers saved with the index come back with it (and are refused, with
+        # FeatureSetMismatchError, if this version computes other features).
+        learned = read_extras(path)
+        if "learned_ranker.json" in learned:
+            model = LinearScorer.from_dict(learned["learned_ranker.json"])
+            engine.learned_ranker = LearnedRanker(model, retriever=engine.retriever, embedder=embedder)
+        if "learned_memory.json" in learned:
+            engine.learned_memory = LearnedMemory(LinearScorer.from_dict(learned["learned_memory.json"]))
+        return engine
 
     def __repr__(self) -> str:
         return (
@@ -509,5 +630,6 @@ def _construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any
         if isinstance(exc, CtxEngineError):
             raise
         raise ConfigurationError(f"{option_name}: {exc}") from exc
+
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "ContextEngine"]

@@ -47,6 +47,8 @@ class ContextPacket:
     notes: list[str] = field(default_factory=list)
     token_counter: str = ""
     answer_reserve: int = 0  # tokens kept free for the reply (not part of ``text``)
+    # item id -> feature -> its share of the learned score (only when a learned scorer chose)
+    contributions: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def tokens_free(self) -> int:
@@ -88,6 +90,7 @@ class ContextPacket:
             ],
             "timings": dict(self.timings),
             "notes": list(self.notes),
+            "contributions": {key: dict(parts) for key, parts in self.contributions.items()},
         }
 
     def explain(self, *, width: int = 110) -> str:
@@ -140,9 +143,26 @@ class ContextPacket:
         for stage, seconds in self.timings.items():
             timings.add_row(stage, f"{seconds * 1000:.2f}")
         out: list[Any] = [budget, documents, memory, timings]
+        if self.contributions:
+            out.insert(3, self._contribution_table(Table))
         if self.notes:
             out.extend(f"note: {note}" for note in self.notes)
         return out
+
+    def _contribution_table(self, table_class: Any, top: int = 5) -> Any:
+        """Per chosen item, the features that moved its learned score most (signed: how
+        far the feature was from its training mean, times its weight)."""
+        table = table_class(title="Learned scores: largest feature contributions", title_justify="left")
+        for column in ("item", "score", "contributions"):
+            table.add_column(column)
+        items = [(f"doc {d.id}", d.stage_scores.get("learned", d.score), d.id) for d in self.documents]
+        items += [(f"turn {t.role}: {t.content[:24]}", t.effective, t.turn.id) for t in self.memory_turns]
+        for label, score, key in items:
+            parts = self.contributions.get(key)
+            if parts:
+                largest = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:top]
+                table.add_row(label, f"{score:.3f}", ", ".join(f"{n}={v:+.2f}" for n, v in largest))
+        return table
 
     def __repr__(self) -> str:
         return (

@@ -9,6 +9,8 @@ An index is a directory of plain files (never pickle, so loading one cannot run 
   BM25 and TF-IDF indexes are rebuilt on the first query without re-analysis;
 * ``embeddings.npy`` -- float32 ``(documents, dimension)``, read with
   ``np.load(allow_pickle=False)``; absent for an index that never needed embeddings.
+* ``learned_ranker.json`` / ``learned_memory.json`` -- trained scorers
+  (:mod:`ctxengine.learn`: feature names and coefficients as JSON), when the engine has them.
 
 Loading checks the embedder against the manifest: vectors of another model or dimension
 would rank nonsense, so that is an :class:`~ctxengine.errors.EmbeddingMismatchError`.
@@ -47,6 +49,8 @@ MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 TOKENS = "tokens.jsonl"
 EMBEDDINGS = "embeddings.npy"
+#: Optional JSON files saved with the index (trained scorers of :mod:`ctxengine.learn`).
+LEARNED_FILES = ("learned_ranker.json", "learned_memory.json")
 # Analyzed at save and at load: if the analyzer changed between versions (stemmer, stop
 # words), saved tokens would no longer match analyzed queries, so they are recomputed.
 _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analyzed in 2023 (東京)."
@@ -85,11 +89,14 @@ def _is_index(path: Path) -> bool:
         return False
 
 
-def save_index(retriever: Any, path: str | os.PathLike[str]) -> Path:
+def save_index(
+    retriever: Any, path: str | os.PathLike[str], *, extras: dict[str, Any] | None = None
+) -> Path:
     """Write ``retriever`` (a :class:`~ctxengine.retrieval.HybridRetriever`) to directory ``path``.
 
     ``path`` must not exist, be empty, or hold an index (which is replaced); any other
-    directory is refused so a typo cannot delete unrelated files.
+    directory is refused so a typo cannot delete unrelated files. ``extras`` maps names
+    of :data:`LEARNED_FILES` to JSON-ready objects saved (and checksummed) with the index.
     """
     from . import __version__
     from .retrieval import HybridRetriever
@@ -125,6 +132,10 @@ def save_index(retriever: Any, path: str | os.PathLike[str]) -> Path:
     try:
         _write_jsonl(staging / DOCUMENTS, rows)
         _write_jsonl(staging / TOKENS, [list(tokens) for tokens in state["tokens"]])
+        for name, data in (extras or {}).items():
+            if name not in LEARNED_FILES:
+                raise ConfigurationError(f"unknown extra index file {name!r}")
+            (staging / name).write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
         if vectors is not None:
             np.save(staging / EMBEDDINGS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
         manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
@@ -173,7 +184,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(files, dict) or DOCUMENTS not in files or TOKENS not in files:
         raise IndexFormatError(f"{root / MANIFEST} does not list the index files")
     for name, digest in files.items():
-        if name not in (DOCUMENTS, TOKENS, EMBEDDINGS):
+        if name not in (DOCUMENTS, TOKENS, EMBEDDINGS, *LEARNED_FILES):
             raise IndexFormatError(f"{root / MANIFEST} lists an unknown file {name!r}")
         try:
             actual = _sha256(root / name)
@@ -182,6 +193,19 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         if actual != digest:
             raise IndexFormatError(f"{root / name} is corrupt (checksum differs from the manifest)")
     return manifest
+
+
+def read_extras(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The :data:`LEARNED_FILES` saved with the index at ``path``, parsed (checksums checked)."""
+    manifest = read_manifest(path)
+    out: dict[str, Any] = {}
+    for name in LEARNED_FILES:
+        if name in manifest["files"]:
+            try:
+                out[name] = json.loads((_path(path) / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise IndexFormatError(f"{_path(path) / name} is unreadable: {exc}") from exc
+    return out
 
 
 def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder | None:
@@ -247,4 +271,4 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
         raise IndexFormatError(f"{root} has retriever parameters this version cannot use: {exc}") from exc
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load_index", "read_manifest", "save_index"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "LEARNED_FILES", "read_extras", "load_index", "read_manifest", "save_index"]
