@@ -78,6 +78,8 @@ def environment(root: Path) -> dict[str, Any]:
         "python": platform.python_version(),
         "os": platform.platform(),
         "commit": _git(root, "rev-parse", "--short", "HEAD"),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+        "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else "–",
         "dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
         "versions": versions,
     }
@@ -160,6 +162,10 @@ def _environment_table(env: Mapping[str, Any]) -> str:
         ("RAM", f"{env['ram_gb']} GiB"),
         ("OS", env["os"]),
         ("Python", env["python"]),
+        ("load average (1 min), start / end of run",
+         " / ".join(f"{x:.1f}" for x in env["load"]) if env.get("load") else "–"),
+        ("numpy BLAS threads (OPENBLAS_NUM_THREADS)", env.get("blas_threads", "–")),
+        ("torch intra-op threads", env.get("torch_threads", "–")),
         ("commit", env["commit"] + (" (with uncommitted changes)" if env.get("dirty") else "")),
     ]
     rows += [(name, version) for name, version in env["versions"].items()]
@@ -177,7 +183,8 @@ def draw(spec: Mapping[str, Any], out_dir: Path) -> str:
     import matplotlib.pyplot as plt
 
     panels = spec["panels"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
+    width = 7.5 if spec["kind"] == "bar" else 6.2  # bars carry long system names
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if spec["kind"] == "bar":
             _bars(ax, panel)
