@@ -98,7 +98,9 @@ class ContextPacket:
         from rich.console import Console
 
         buffer = io.StringIO()
-        console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
+        console = Console(
+            file=buffer, width=width, force_terminal=False, force_jupyter=False, color_system=None
+        )
         for renderable in self.renderables():
             console.print(renderable)
         return buffer.getvalue()
