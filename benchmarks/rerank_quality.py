@@ -41,17 +41,22 @@ from ctxengine.types import Document, ScoredDocument  # noqa: E402
 Case = tuple[str, list[ScoredDocument], dict[str, float]]  # query, candidates, relevance
 
 
-def build_rerankers(weights: Sequence[float], window: int, mmr: bool) -> dict[str, Reranker]:
+def build_rerankers(
+    weights: Sequence[float], gains: Sequence[float], window: int, mmr: bool
+) -> dict[str, Reranker]:
     """The strategies compared; they share the process-wide (cached) embedder."""
     embedder = default_embedder()
     out: dict[str, Reranker] = {"tags (no tags in data)": TagReranker()}
     for weight in weights:
         out[f"passage w={weight:g} win={window}"] = PassageReranker(embedder, window=window, weight=weight)
+    for weight in gains:
+        out[f"passage gain w={weight:g} win={window}"] = PassageReranker(
+            embedder, window=window, weight=weight, mode="gain"
+        )
     if mmr:
         out["mmr lambda=0.7"] = MMRReranker(embedder)
-        best = max(weights)
-        out[f"passage w={best:g} + mmr"] = RerankPipeline(
-            [PassageReranker(embedder, window=window, weight=best), MMRReranker(embedder)]
+        out["passage gain w=1 + mmr"] = RerankPipeline(
+            [PassageReranker(embedder, window=window, weight=1.0, mode="gain"), MMRReranker(embedder)]
         )
     return out
 
@@ -160,14 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N claims / questions")
     parser.add_argument("--top", type=int, default=100, help="candidates re-ranked per query")
     parser.add_argument("--first-stage", default="hybrid", help="HybridRetriever mode")
-    parser.add_argument("--weights", default="0.2,0.35,0.5", help="passage weights to compare")
+    parser.add_argument("--weights", default="0.2,0.5,0.7", help="passage weights to compare (blend mode)")
+    parser.add_argument("--gains", default="0.5,1.0", help="passage weights in 'gain' mode")
     parser.add_argument("--window", type=int, default=2, help="sentences per passage window")
     parser.add_argument("--no-mmr", action="store_true", help="skip the MMR rows")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
 
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
-    rerankers = build_rerankers(weights, args.window, not args.no_mmr)
+    gains = [float(w) for w in args.gains.split(",") if w.strip()]
+    rerankers = build_rerankers(weights, gains, args.window, not args.no_mmr)
     loaders: dict[str, Callable[[int | None, int, str], list[Case]]] = {
         "scifact": scifact_cases,
         "locomo": locomo_cases,

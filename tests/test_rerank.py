@@ -197,6 +197,31 @@ def test_passage_finds_the_answer_past_the_model_truncation(embedder):
     assert short.stage_scores["passage"] == short.score
 
 
+def test_passage_gain_moves_long_documents_and_leaves_short_ones(embedder):
+    query = "When was the Eiffel Tower completed?"
+    short = [scored(f"Short note {i} about Paris.", s, doc_id=f"s{i}") for i, s in enumerate([0.6, 0.5, 0.45])]
+    candidates = [*short, scored(LONG_ANSWER, 0.55, doc_id="long")]
+    out = PassageReranker(embedder, mode="gain", weight=1.0).rerank(query, candidates)
+    assert out[0].id == "long"  # its best window beats its truncated whole-document vector
+    assert out[0].stage_scores["passage_gain"] > 0.3
+    # One-sentence documents: the window is the document, no gain, retrieval order kept.
+    assert [c.id for c in out[1:]] == ["s0", "s1", "s2"]
+    assert all(c.stage_scores["passage_gain"] == pytest.approx(0.0, abs=1e-6) for c in out[1:])
+    assert out[1].score == pytest.approx(1.0)  # base_norm + 0
+    assert isinstance(get_reranker("passage-gain", embedder=embedder), PassageReranker)
+    with pytest.raises(UnknownStrategyError):
+        PassageReranker(embedder, mode="sum")
+
+
+def test_passage_prepare_fills_the_cache_ahead_of_queries():
+    counting = CountingEmbedder()
+    reranker = PassageReranker(counting, mode="gain")
+    assert reranker.prepare(c.document.text for c in CANDIDATES) == 2 * len(CANDIDATES)
+    sent = counting.texts
+    reranker.rerank("embedding models", CANDIDATES)
+    assert counting.texts == sent + 1  # only the query was new
+
+
 class CountingEmbedder:
     """A real embedder that counts how many texts reach it."""
 

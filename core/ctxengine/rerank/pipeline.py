@@ -21,7 +21,7 @@ from .tags import TagReranker
 #: behind this choice.
 DEFAULT_RERANKER = "tags"
 
-NAMES = ("none", "tags", "passage", "mmr", "cross-encoder")
+NAMES = ("none", "tags", "passage", "passage-gain", "mmr", "cross-encoder")
 
 
 class RerankPipeline(BaseReranker):
@@ -68,7 +68,8 @@ def get_reranker(
 ) -> Reranker:
     """Resolve a re-ranker from a name, an instance, or a list of either (chained in order).
 
-    Names: ``"none"``, ``"tags"``, ``"passage"``, ``"mmr"`` and ``"cross-encoder:PATH"``
+    Names: ``"none"``, ``"tags"``, ``"passage"`` (blend, weight 0.5), ``"passage-gain"``
+    (``PassageReranker(mode="gain", weight=1.0)``), ``"mmr"`` and ``"cross-encoder:PATH"``
     (a cross-encoder needs a local model directory). ``None`` gives the default
     (:data:`DEFAULT_RERANKER`). ``embedder`` is shared by the strategies that embed
     (``passage``, ``mmr``); None means the process-wide default.
@@ -110,6 +111,8 @@ def _from_name(spec: str, embedder: Embedder | None) -> Reranker:
         return RerankPipeline([])
     if name == "tags":
         return TagReranker()
+    if name == "passage-gain":
+        return PassageReranker(embedder, mode="gain", weight=1.0)
     if name == "passage":
         return PassageReranker(embedder)
     return MMRReranker(embedder)
