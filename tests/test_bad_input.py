@@ -17,11 +17,9 @@ import os
 import sqlite3
 from pathlib import Path
 
+import ctxengine
 import numpy as np
 import pytest
-from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
-
-import ctxengine
 from ctxengine import ContextEngine, Document
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (
@@ -38,6 +36,7 @@ from ctxengine.errors import (
     UnknownStrategyError,
 )
 from ctxengine.types import ScoredDocument
+from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
 
 NAN, INF = float("nan"), float("inf")
 PACKAGE_DIR = str(Path(ctxengine.__file__).parent)
@@ -288,7 +287,7 @@ def test_nul_characters_are_kept_in_process_and_in_sqlite(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_refuses_nul_characters_with_a_store_error_and_keeps_the_rest(pg_url):
+def test_postgres_refuses_nul_characters_with_a_store_error_and_keeps_the_rest(pg_url):  # noqa: F811
     e = engine(memory_url=pg_url)
     e.remember("user", "a turn before the bad one", session_id="nul")
     with pytest.raises(StoreError, match="NUL") as info:
@@ -463,3 +462,4 @@ def test_a_corrupt_sqlite_file_is_a_store_error_and_is_not_modified(tmp_path):
         with pytest.raises(StoreError) as info:
             call()
         assert_raised_by_ctxengine(info)
+

@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import unicodedata
 
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-
+import pytest
 from ctxengine import formatting as fmt
 from ctxengine.embeddings import bundled_model_path
 from ctxengine.memory import Deduplicator
 from ctxengine.text import analyze, sentences, split_sentences, words
 from ctxengine.tokens import HuggingFaceTokenCounter, TiktokenCounter
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 SCALE = float(os.environ.get("CTXENGINE_FUZZ_SCALE", "1"))
 TIKTOKEN = TiktokenCounter("cl100k_base")
@@ -165,3 +165,29 @@ def test_escape_is_idempotent_length_preserving_and_leaves_no_marker(text):
     rendered = fmt.render_turn("user", text)
     lines = rendered.splitlines()
     assert lines[0].startswith("user: ") and all(line.startswith("  ") for line in lines[1:])
+
+
+# --- pathological sizes through the whole engine: bounded time, bounded memory ----------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["10 MB document, extractive", "10 MB single word"])
+def test_a_10_mb_document_is_handled(scenario):
+    """Indexed and compressed into an 800-token packet in a subprocess: it must finish (the
+    child asserts the packet fits), within a timeout far above the measured time, so an
+    accidental quadratic step fails here instead of hanging a server. Figures and limits:
+    ``python -m benchmarks.resource_bounds``."""
+    from benchmarks.resource_bounds import LIMITS, run
+
+    limit_mb, limit_s = LIMITS[scenario]
+    row = run(scenario, 1.0, timeout=3 * limit_s)
+    assert row["peak"] < limit_mb
+
+
+@pytest.mark.slow
+def test_resource_scenarios_run_at_small_scale():
+    from benchmarks.resource_bounds import SCENARIOS, run
+
+    for name in SCENARIOS:
+        if "history" not in name:  # the history scenarios need the LoCoMo data and model
+            assert run(name, 0.001, timeout=600)["peak"] > 0

@@ -15,11 +15,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine import formatting as fmt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 MARKERS = ["<ctx:history>", "</ctx:history>", "<ctx:context>", "</ctx:context>",
            "<ctx:question>", "</ctx:question>", "</ctx:document>"]

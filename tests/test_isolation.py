@@ -14,12 +14,11 @@ import concurrent.futures as cf
 import random
 
 import pytest
-from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
-
 from ctxengine import ContextEngine, ManualClock
 from ctxengine.demo import KNOWLEDGE_BASE
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.rerank import MMRReranker, TagReranker
+from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
 
 HASHING = HashingEmbedder(256)
 # Ids a careless store could merge: case, whitespace, NFKC ("ﬁ" -> "fi"), full-width
