@@ -55,8 +55,16 @@ def build_rerankers(
         )
     if mmr:
         out["mmr lambda=0.7"] = MMRReranker(embedder)
+        # lambda=1: relevance order untouched, only near-duplicates (cos > 0.92) removed.
+        out["mmr dedup-only lambda=1"] = MMRReranker(embedder, lambda_=1.0)
         out["passage gain w=1 + mmr"] = RerankPipeline(
             [PassageReranker(embedder, window=window, weight=1.0, mode="gain"), MMRReranker(embedder)]
+        )
+        out["passage gain w=1 + dedup-only"] = RerankPipeline(
+            [
+                PassageReranker(embedder, window=window, weight=1.0, mode="gain"),
+                MMRReranker(embedder, lambda_=1.0),
+            ]
         )
     return out
 
@@ -99,13 +107,13 @@ def evaluate(cases: Sequence[Case], rerankers: dict[str, Reranker], top: int) ->
     return rows
 
 
-def scifact_cases(limit: int | None, top: int, mode: str) -> list[Case]:
+def scifact_cases(limit: int | None, top: int, mode: str, skip: int = 0) -> list[Case]:
     corpus = load_scifact_corpus()
     queries, qrels = load_scifact_queries()
     retriever = HybridRetriever(
         [Document(doc.document_text, id=doc.id) for doc in corpus], mode=mode
     )
-    items = list(queries.items())[:limit]
+    items = list(queries.items())[skip:][:limit]
     cases: list[Case] = []
     for done, (qid, text) in enumerate(items, 1):
         relevant = {doc_id: float(score) for doc_id, score in qrels[qid].items()}
@@ -115,7 +123,7 @@ def scifact_cases(limit: int | None, top: int, mode: str) -> list[Case]:
     return cases
 
 
-def locomo_cases(limit: int | None, top: int, mode: str) -> list[Case]:
+def locomo_cases(limit: int | None, top: int, mode: str, skip: int = 0) -> list[Case]:
     cases: list[Case] = []
     for conversation in load_locomo():
         retriever = HybridRetriever(
@@ -124,7 +132,7 @@ def locomo_cases(limit: int | None, top: int, mode: str) -> list[Case]:
         for question in conversation.answerable():
             relevant = {dia_id: 1.0 for dia_id in question.evidence}
             cases.append((question.question, retriever.retrieve(question.question, k=top), relevant))
-    return cases[:limit]
+    return cases[skip:][:limit]
 
 
 def prewarm(cases: Sequence[Case], window: int) -> None:
@@ -163,19 +171,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=("scifact", "locomo", "both"), default="scifact")
     parser.add_argument("--limit", type=int, default=None, help="first N claims / questions")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N (a fresh slice)")
     parser.add_argument("--top", type=int, default=100, help="candidates re-ranked per query")
     parser.add_argument("--first-stage", default="hybrid", help="HybridRetriever mode")
     parser.add_argument("--weights", default="0.2,0.5,0.7", help="passage weights to compare (blend mode)")
     parser.add_argument("--gains", default="0.5,1.0", help="passage weights in 'gain' mode")
     parser.add_argument("--window", type=int, default=2, help="sentences per passage window")
     parser.add_argument("--no-mmr", action="store_true", help="skip the MMR rows")
+    parser.add_argument("--only", default="", help="run only strategies whose name contains this")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
 
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
     gains = [float(w) for w in args.gains.split(",") if w.strip()]
     rerankers = build_rerankers(weights, gains, args.window, not args.no_mmr)
-    loaders: dict[str, Callable[[int | None, int, str], list[Case]]] = {
+    rerankers = {name: r for name, r in rerankers.items() if args.only in name}
+    loaders: dict[str, Callable[[int | None, int, str, int], list[Case]]] = {
         "scifact": scifact_cases,
         "locomo": locomo_cases,
     }
@@ -183,12 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, list[dict[str, object]]] = {}
     for name in names:
         print(f"[{name}] first stage: {args.first_stage}, top {args.top}", file=sys.stderr, flush=True)
-        cases = loaders[name](args.limit, args.top, args.first_stage)
+        cases = loaders[name](args.limit, args.top, args.first_stage, args.skip)
         prewarm(cases, args.window)
         rows = evaluate(cases, rerankers, args.top)
         results[name] = rows
         print_table(
-            f"{name}: {len(cases)} queries, first stage {args.first_stage!r}, "
+            f"{name}: {len(cases)} queries (after skipping {args.skip}), first stage {args.first_stage!r}, "
             f"top {args.top} re-ranked, nDCG@10",
             rows,
         )

@@ -51,7 +51,7 @@ def hashing() -> HashingEmbedder:
     return HashingEmbedder(512)
 
 
-@pytest.fixture(params=["none", "tags", "passage", "mmr"])
+@pytest.fixture(params=["none", "tags", "passage", "passage-gain", "mmr", "dedup"])
 def any_reranker(request, hashing) -> Reranker:
     return get_reranker(request.param, embedder=hashing)
 
@@ -401,7 +401,13 @@ def test_get_reranker_names_and_lists(hashing):
     assert isinstance(get_reranker("tags"), TagReranker)
     assert isinstance(get_reranker("passage", embedder=hashing), PassageReranker)
     assert isinstance(get_reranker("mmr", embedder=hashing), MMRReranker)
-    assert isinstance(get_reranker(None), type(get_reranker(DEFAULT_RERANKER)))
+    default = get_reranker(None, embedder=hashing)
+    assert isinstance(default, RerankPipeline)
+    assert [type(stage) for stage in default.stages] == [
+        type(get_reranker(name, embedder=hashing)) for name in DEFAULT_RERANKER
+    ]
+    dedup = get_reranker("dedup", embedder=hashing)
+    assert isinstance(dedup, MMRReranker) and dedup.lambda_ == 1.0
     custom = TagReranker({"memory": 1.0})
     assert get_reranker(custom) is custom
     chained = get_reranker(["tags", custom, "mmr"], embedder=hashing)
