@@ -176,7 +176,7 @@ class ContextEngine:
 
         counter = get_token_counter(token_counter)
         if isinstance(rerank, str) and rerank == "default":
-            rerank = list(DEFAULT_RERANK)
+            rerank = None  # ctxengine.rerank.DEFAULT_RERANKER: tags, passage-gain, dedup
         reranker = get_reranker(rerank)
         compressor = get_compressor(compression, token_counter=counter, **dict(compressor_options or {}))
         if memory is None:
@@ -618,7 +618,6 @@ class ContextEngine:
         )
 
 
-DEFAULT_RERANK: Sequence[str] = ("tags", "mmr")
 
 
 def _construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any:
