@@ -2,8 +2,8 @@
 indexing throughput and peak memory.
 
 Each (size, mode) runs in its own subprocess so that the peak RSS it reports belongs to
-that index alone (``resource.getrusage``; the process also holds Python, torch and the
-MiniLM model, reported apart as the RSS before the corpus is built).
+that index alone (``VmHWM``; the process also holds Python, torch and the MiniLM model,
+reported apart as the RSS before the corpus is built).
 
 Corpora are synthesized from the LoCoMo dev turns ("Speaker: text", 2,760 of them):
 
@@ -60,8 +60,19 @@ HISTORY_TURNS = 40
 STAGES = ("retrieve", "rerank", "memory", "compress", "assemble")
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak (``VmHWM``) or current (``VmRSS``) resident set, in MB.
+
+    Not ``getrusage``: Linux keeps ``ru_maxrss`` across ``execve``, so a child started by a
+    large parent (the harness holds torch and both frameworks) would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB, a peak
 
 
 def measure(size: int, label: str, n_queries: int) -> dict:
@@ -84,7 +95,7 @@ def measure(size: int, label: str, n_queries: int) -> dict:
         documents = [{"id": f"d{i}", "text": turns[i % len(turns)]} for i in range(size)]
     else:
         documents = [{"id": f"d{i}", "text": f"{turns[i % len(turns)]} #{i}"} for i in range(size)]
-    rss_before = _rss_mb()
+    rss_before = _rss_mb("VmRSS")
 
     clock = ManualClock(history[-1].timestamp)
     started = time.perf_counter()

@@ -308,6 +308,7 @@ def evaluate(dataset: Dataset, chosen: Sequence[System], log: Callable[[str], No
         for split in dataset.splits:
             started = time.perf_counter()
             search = system.factory(split.corpus)
+            search(split.cases[0].query, 1)  # lazy indexes (ctxengine builds them on first use)
             build_seconds += time.perf_counter() - started
             depth = min(POOL, len(split.corpus))
             for case in split.cases:
