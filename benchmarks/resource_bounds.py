@@ -7,8 +7,9 @@
 * one 10 MB document, through each compressor, and three pathological 10 MB documents
   (a single 10-million-character word, a run of dots, random characters with emoji and CJK).
 
-Every scenario runs in its own interpreter and reports its peak RSS
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) and the RSS after imports and data loading
+Every scenario runs in its own interpreter and reports its peak RSS (``VmHWM``, as
+``build_latency``: not ``ru_maxrss``, which Linux keeps across ``execve`` so a child of a
+large parent would report the parent's peak) and the peak after imports and data loading
 ("base"), so "added" is what the scenario itself cost. ``--check`` exits non-zero when a
 scenario exceeds the limit documented in the README (``LIMITS``, chosen from these
 measurements with headroom for other machines).
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +33,8 @@ os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
+
+from benchmarks.build_latency import _rss_mb, run_child  # one peak-RSS rule for both
 
 HISTORY_TURNS = 50_000
 BIG_DOCUMENT = 10_000_000  # characters
@@ -57,10 +59,6 @@ LIMITS: dict[str, tuple[float, float]] = {
     "10 MB of dots": (1500, 300),
     "10 MB random characters": (1500, 300),
 }
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 # --- scenarios (run in the child) ------------------------------------------------------
@@ -174,8 +172,6 @@ def run(name: str, scale: float, timeout: float | None = None) -> dict:
     """One scenario in a fresh interpreter: its peak RSS is its own (``timeout`` in
     seconds raises ``subprocess.TimeoutExpired``)."""
     if name in CORPUS_CELLS:
-        from benchmarks.build_latency import run_child
-
         size = int(100_000 * scale)
         started = time.perf_counter()
         cell = run_child(size, CORPUS_CELLS[name], 5)
