@@ -100,13 +100,13 @@ def retrieval(quick: bool) -> dict[str, Any]:
                        "highlight": [r["system"] for r in rows if r["group"] == "ctxengine"]})  # fmt: skip
         # peers as shipped (the "peer variant" row runs a peer with ctxengine's analyzer)
         best = max((r for r in rows if r["group"] == "peer"), key=lambda r: r["ndcg@10"])
-        margin = hybrid["ndcg@10"] - best["ndcg@10"]
-        verdict = "beats every peer" if margin > 0 else "does NOT beat every peer"
+        m = result["margins"][best["system"]]
+        verdict = "beats every peer" if m["margin"] > 0 else "does NOT beat every peer"
         headlines.append(
             f"{dataset}: ctxengine hybrid nDCG@10 {hybrid['ndcg@10']:.4f} {verdict}: best peer "
-            f"{best['system']} {best['ndcg@10']:.4f}, margin {margin:+.4f}; "
-            f"{hybrid['median_ms']:.1f} vs {best['median_ms']:.1f} ms/query "
-            f"({best['median_ms'] / hybrid['median_ms']:.0f}x faster)"
+            f"{best['system']} {best['ndcg@10']:.4f}, margin {m['margin']:+.4f} (95% CI "
+            f"{m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f}); {hybrid['median_ms']:.1f} vs "
+            f"{best['median_ms']:.1f} ms/query"
         )
     plot = {"file": "retrieval_ndcg.png", "title": "nDCG@10, ctxengine (blue) vs peers (grey)",
             "kind": "bar", "panels": panels}  # fmt: skip
@@ -121,9 +121,11 @@ def _latency_note(result: dict[str, Any]) -> str:
             f"and TF-IDF rows). index s: building the system over the corpus (document vectors cached).")
 
 
-def _margin_note(margins: dict[str, float]) -> str:
-    parts = [f"{name} {value:+.4f}" for name, value in margins.items()]
-    return "nDCG@10 margin of ctxengine hybrid over: " + "; ".join(parts) + "."
+def _margin_note(margins: dict[str, dict]) -> str:
+    parts = [f"{name} {m['margin']:+.4f} (95% CI {m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f}; better on "
+             f"{m['wins']}, worse on {m['losses']} queries)" for name, m in margins.items()]  # fmt: skip
+    return ("nDCG@10 margin of ctxengine hybrid over each peer (paired bootstrap over queries): "
+            + "; ".join(parts) + ".")  # fmt: skip
 
 
 def memory(quick: bool) -> dict[str, Any]:

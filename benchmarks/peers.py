@@ -45,44 +45,31 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
-from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
+import numpy as np  # noqa: E402
+
+# the same collections as the mode table of retrieval_quality.py
+from benchmarks.retrieval_quality import Collection, locomo, scifact  # noqa: E402
 from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.engine import DEFAULT_RERANK  # noqa: E402
 from ctxengine.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
-from ctxengine.rerank import get_reranker  # noqa: E402
+from ctxengine.rerank import DEFAULT_RERANKER, get_reranker  # noqa: E402
 from ctxengine.retrieval import HybridRetriever  # noqa: E402
 from ctxengine.text import analyze  # noqa: E402
+from ctxengine.types import Document  # noqa: E402
 
 POOL = 100  # candidates per signal, and the depth of every ranking (Recall@100)
-QUICK_CONVERSATION = "conv-30"
-Corpus = list[tuple[str, str]]  # (id, text)
 Search = Callable[[str, int], list[str]]  # (query, k) -> ids, best first
-Factory = Callable[[Corpus], Search]
-
-
-@dataclass
-class Case:
-    query: str
-    relevant: dict[str, float]
-
-
-@dataclass
-class Split:
-    """A set of queries over one corpus (LoCoMo: one per conversation)."""
-
-    corpus: Corpus
-    cases: list[Case]
+Factory = Callable[[list[Document]], Search]
 
 
 @dataclass
 class Dataset:
     name: str
-    splits: list[Split]
+    collections: list[Collection]  # one index each (LoCoMo: one per conversation)
     notes: list[str] = field(default_factory=list)
 
     @property
     def n_queries(self) -> int:
-        return sum(len(s.cases) for s in self.splits)
+        return sum(len(c.queries) for c in self.collections)
 
 
 # --- shared embeddings, wrapped for each framework -----------------------------------------
@@ -96,30 +83,10 @@ def langchain_embeddings() -> object:
 
 
 def llamaindex_embedding() -> object:
-    """The bundled MiniLM with ctxengine's disk cache, as a LlamaIndex embed model."""
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-    from llama_index.core.bridge.pydantic import PrivateAttr
+    """The same, as a LlamaIndex embed model (batches of 256: the cache, not the model, answers)."""
+    from llamaindex_ctxengine.embeddings import ContextEngineEmbedding
 
-    class MiniLMEmbedding(BaseEmbedding):
-        _embedder: object = PrivateAttr()
-
-        def __init__(self) -> None:
-            super().__init__(model_name="all-MiniLM-L6-v2 (bundled, ctxengine cache)", embed_batch_size=256)
-            self._embedder = default_embedder()
-
-        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-            return self._embedder.embed(list(texts)).tolist()  # type: ignore[attr-defined]
-
-        def _get_text_embedding(self, text: str) -> list[float]:
-            return self._get_text_embeddings([text])[0]
-
-        def _get_query_embedding(self, query: str) -> list[float]:
-            return self._get_text_embedding(query)
-
-        async def _aget_query_embedding(self, query: str) -> list[float]:
-            return self._get_query_embedding(query)
-
-    return MiniLMEmbedding()
+    return ContextEngineEmbedding(default_embedder(), embed_batch_size=256)
 
 
 class SharedCache:
@@ -142,13 +109,13 @@ class SharedCache:
 # --- ctxengine ---------------------------------------------------------------------------
 
 
-def _hybrid(corpus: Corpus, mode: str, **options: object) -> HybridRetriever:
-    return HybridRetriever([{"id": i, "text": t} for i, t in corpus], mode=mode, embedder=SharedCache(), **options)
+def _hybrid(docs: list[Document], mode: str, **options: object) -> HybridRetriever:
+    return HybridRetriever(docs, mode=mode, embedder=SharedCache(), **options)
 
 
 def ctxengine_mode(mode: str, **options: object) -> Factory:
-    def build(corpus: Corpus) -> Search:
-        retriever = _hybrid(corpus, mode, **options)
+    def build(docs: list[Document]) -> Search:
+        retriever = _hybrid(docs, mode, **options)
         return lambda query, k: [d.id for d in retriever.retrieve(query, k)]
 
     return build
@@ -157,8 +124,8 @@ def ctxengine_mode(mode: str, **options: object) -> Factory:
 def ctxengine_reranked(rerank: object, mode: str = "hybrid") -> Factory:
     """First stage ``mode`` (top 100), then a re-ranker over those candidates."""
 
-    def build(corpus: Corpus) -> Search:
-        retriever = _hybrid(corpus, mode)
+    def build(docs: list[Document]) -> Search:
+        retriever = _hybrid(docs, mode)
         reranker = get_reranker(rerank)
 
         def search(query: str, k: int) -> list[str]:
@@ -173,18 +140,18 @@ def ctxengine_reranked(rerank: object, mode: str = "hybrid") -> Factory:
 # --- LangChain ---------------------------------------------------------------------------
 
 
-def _langchain_bm25(corpus: Corpus, preprocess: Callable[[str], list[str]] | None) -> object:
+def _langchain_bm25(docs: list[Document], preprocess: Callable[[str], list[str]] | None) -> object:
     from langchain_community.retrievers import BM25Retriever
 
     options = {} if preprocess is None else {"preprocess_func": preprocess}
     return BM25Retriever.from_texts(
-        [t for _, t in corpus], metadatas=[{"id": i} for i, _ in corpus], k=POOL, **options
+        [d.text for d in docs], metadatas=[{"id": d.id} for d in docs], k=POOL, **options
     )
 
 
 def langchain_bm25(preprocess: Callable[[str], list[str]] | None = None) -> Factory:
-    def build(corpus: Corpus) -> Search:
-        retriever = _langchain_bm25(corpus, preprocess)
+    def build(docs: list[Document]) -> Search:
+        retriever = _langchain_bm25(docs, preprocess)
 
         def search(query: str, k: int) -> list[str]:
             return [d.metadata["id"] for d in retriever.invoke(query)[:k]]
@@ -200,11 +167,11 @@ def langchain_ensemble() -> Factory:
 
     embeddings = langchain_embeddings()
 
-    def build(corpus: Corpus) -> Search:
+    def build(docs: list[Document]) -> Search:
         store = InMemoryVectorStore(embeddings)  # type: ignore[arg-type]
-        store.add_texts([t for _, t in corpus], metadatas=[{"id": i} for i, _ in corpus])
+        store.add_texts([d.text for d in docs], metadatas=[{"id": d.id} for d in docs])
         ensemble = EnsembleRetriever(
-            retrievers=[_langchain_bm25(corpus, None), store.as_retriever(search_kwargs={"k": POOL})],
+            retrievers=[_langchain_bm25(docs, None), store.as_retriever(search_kwargs={"k": POOL})],
             weights=[0.5, 0.5],
             id_key="id",  # fuse by document id, not by page content (texts can repeat)
         )
@@ -220,12 +187,12 @@ def langchain_ensemble() -> Factory:
 # --- LlamaIndex --------------------------------------------------------------------------
 
 
-def _llamaindex_retrievers(corpus: Corpus) -> tuple[object, object]:
+def _llamaindex_retrievers(docs: list[Document]) -> tuple[object, object]:
     from llama_index.core import VectorStoreIndex
     from llama_index.core.schema import TextNode
     from llama_index.retrievers.bm25 import BM25Retriever
 
-    nodes = [TextNode(text=t, id_=i) for i, t in corpus]
+    nodes = [TextNode(text=d.text, id_=d.id) for d in docs]
     index = VectorStoreIndex(nodes, embed_model=llamaindex_embedding(), show_progress=False)
     vector = index.as_retriever(similarity_top_k=POOL)
     bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(POOL, len(nodes)))
@@ -233,11 +200,11 @@ def _llamaindex_retrievers(corpus: Corpus) -> tuple[object, object]:
 
 
 def llamaindex_bm25() -> Factory:
-    def build(corpus: Corpus) -> Search:
+    def build(docs: list[Document]) -> Search:
         from llama_index.core.schema import TextNode
         from llama_index.retrievers.bm25 import BM25Retriever
 
-        nodes = [TextNode(text=t, id_=i) for i, t in corpus]
+        nodes = [TextNode(text=d.text, id_=d.id) for d in docs]
         bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(POOL, len(nodes)))
         return lambda query, k: [n.node.node_id for n in bm25.retrieve(query)[:k]]
 
@@ -245,11 +212,11 @@ def llamaindex_bm25() -> Factory:
 
 
 def llamaindex_fusion(mode: str) -> Factory:
-    def build(corpus: Corpus) -> Search:
+    def build(docs: list[Document]) -> Search:
         from llama_index.core.llms import MockLLM
         from llama_index.core.retrievers import QueryFusionRetriever
 
-        vector, bm25 = _llamaindex_retrievers(corpus)
+        vector, bm25 = _llamaindex_retrievers(docs)
         fusion = QueryFusionRetriever(
             [vector, bm25],  # type: ignore[list-item]
             llm=MockLLM(),
@@ -281,7 +248,8 @@ def systems(cross_encoder: str | None = None, variants: bool = True) -> list[Sys
         System("ctxengine hybrid", "ctxengine", ctxengine_mode("hybrid")),
         System("ctxengine hybrid, RRF fusion", "ctxengine", ctxengine_mode("hybrid", fusion="rrf")),
         System("ctxengine adaptive", "ctxengine", ctxengine_mode("adaptive")),
-        System("ctxengine hybrid + default rerank (tags, MMR)", "ctxengine", ctxengine_reranked(list(DEFAULT_RERANK))),
+        System(f"ctxengine hybrid + default rerank ({', '.join(DEFAULT_RERANKER)})", "ctxengine",
+               ctxengine_reranked(None)),  # fmt: skip
     ]
     if cross_encoder:
         out.append(System("ctxengine hybrid + cross-encoder", "ctxengine",
@@ -305,27 +273,27 @@ def evaluate(dataset: Dataset, chosen: Sequence[System], log: Callable[[str], No
         ranked_lists: list[tuple[list[str], dict[str, float]]] = []
         times: list[float] = []
         build_seconds = 0.0
-        for split in dataset.splits:
+        for collection in dataset.collections:
             started = time.perf_counter()
-            search = system.factory(split.corpus)
-            search(split.cases[0].query, 1)  # lazy indexes (ctxengine builds them on first use)
+            search = system.factory(collection.documents)
+            search(collection.queries[0][0], 1)  # lazy indexes (ctxengine builds them on first use)
             build_seconds += time.perf_counter() - started
-            depth = min(POOL, len(split.corpus))
-            for case in split.cases:
+            depth = min(POOL, len(collection.documents))
+            for query, relevant in collection.queries:
                 started = time.perf_counter()
-                ranked = search(case.query, depth)
+                ranked = search(query, depth)
                 times.append(time.perf_counter() - started)
-                ranked_lists.append((ranked, case.relevant))
+                ranked_lists.append((ranked, relevant))
+        per_query = [ndcg_at_k(r, rel, 10) for r, rel in ranked_lists]
         row = {
             "system": system.name,
             "group": system.group,
-            "ndcg@10": mean([ndcg_at_k(r, rel, 10) for r, rel in ranked_lists]),
-            "recall@5": mean([recall_at_k(r, rel, 5) for r, rel in ranked_lists]),
-            "recall@10": mean([recall_at_k(r, rel, 10) for r, rel in ranked_lists]),
-            "recall@100": mean([recall_at_k(r, rel, 100) for r, rel in ranked_lists]),
+            "ndcg@10": mean(per_query),
+            **{f"recall@{k}": mean([recall_at_k(r, rel, k) for r, rel in ranked_lists]) for k in (5, 10, 100)},
             "median_ms": 1000 * statistics.median(times),
-            "p95_ms": 1000 * sorted(times)[int(0.95 * (len(times) - 1))],
+            "p95_ms": 1000 * float(np.percentile(times, 95)),
             "index_s": build_seconds,
+            "per_query": per_query,  # for the paired margins; dropped from the results
         }
         rows.append(row)
         log(f"  [{dataset.name}] {system.name}: nDCG@10 {row['ndcg@10']:.4f} "
@@ -333,55 +301,53 @@ def evaluate(dataset: Dataset, chosen: Sequence[System], log: Callable[[str], No
     return rows
 
 
-def margins(rows: Sequence[dict], ours: str = "ctxengine hybrid") -> dict[str, float]:
-    """nDCG@10 of ``ours`` minus each peer's (positive: ours is better)."""
-    base = next(r["ndcg@10"] for r in rows if r["system"] == ours)
-    return {r["system"]: base - r["ndcg@10"] for r in rows if r["group"].startswith("peer")}
+def margins(rows: Sequence[dict], ours: str = "ctxengine hybrid") -> dict[str, dict]:
+    """nDCG@10 of ``ours`` minus each peer's, with the queries it wins and loses and a 95%
+    paired-bootstrap interval of the mean difference (fixed seed: same figures every run)."""
+    base = np.array(next(r["per_query"] for r in rows if r["system"] == ours))
+    rng = np.random.default_rng(0)
+    samples = rng.integers(0, len(base), size=(1000, len(base)))
+    out = {}
+    for row in rows:
+        if row["group"].startswith("peer"):
+            diff = base - np.array(row["per_query"])
+            means = diff[samples].mean(axis=1)
+            out[row["system"]] = {
+                "margin": float(diff.mean()),
+                "wins": int((diff > 0).sum()),
+                "losses": int((diff < 0).sum()),
+                "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))],
+            }
+    return out
 
 
 # --- data ----------------------------------------------------------------------------------
 
 
-def scifact(limit: int | None = None, quick: bool = False) -> Dataset:
-    corpus = load_scifact_corpus()
-    queries, qrels = load_scifact_queries()
-    items = list(queries.items())[: (20 if quick and limit is None else limit)]
-    notes = ["BEIR SciFact, train claims (the test split is held out), documents 'title. text'"]
-    if quick:  # a slice: the claims' relevant abstracts plus the first 200 (nDCG not comparable)
-        wanted = {d for qid, _ in items for d in qrels[qid]}
-        corpus = [d for i, d in enumerate(corpus) if i < 200 or d.id in wanted]
-        notes.append(f"quick slice: {len(corpus)} abstracts, figures not comparable to BEIR")
-    cases = [Case(text, {d: float(s) for d, s in qrels[qid].items()}) for qid, text in items]
-    return Dataset("scifact", [Split([(d.id, d.document_text) for d in corpus], cases)], notes)
-
-
-def locomo(limit: int | None = None, quick: bool = False) -> Dataset:
-    conversations = load_locomo()
+def load(name: str, quick: bool, limit: int | None) -> Dataset:
+    """``retrieval_quality``'s collections (so the mode rows there and here agree)."""
+    collections = scifact(quick) if name == "scifact" else locomo(quick)
+    if limit is not None:  # the first N queries overall
+        for collection in collections:
+            collection.queries = collection.queries[: max(0, limit)]
+            limit -= len(collection.queries)
+        collections = [c for c in collections if c.queries]
+    if name == "scifact":
+        notes = ["BEIR SciFact, train claims (the test split is held out), documents 'title. text'"]
+    else:
+        notes = [f"LoCoMo dev, {len(collections)} conversation(s): turns 'Speaker: text' as documents, "
+                 "questions of categories 1-4 as queries, evidence turns relevant"]  # fmt: skip
     if quick:
-        conversations = [c for c in conversations if c.sample_id == QUICK_CONVERSATION] or conversations[:1]
-    splits = []
-    for conv in conversations:
-        ids = {t.dia_id for t in conv.turns}
-        cases = [
-            Case(q.question, {e: 1.0 for e in q.evidence if e in ids}) for q in conv.answerable()
-        ]
-        splits.append(Split([(t.dia_id, t.document_text) for t in conv.turns], cases))
-    if limit is not None:  # first N questions overall
-        left = limit
-        for split in splits:
-            split.cases = split.cases[: max(0, left)]
-            left -= len(split.cases)
-        splits = [s for s in splits if s.cases]
-    notes = [f"LoCoMo dev, {len(splits)} conversation(s): turns 'Speaker: text' as documents, "
-             "questions of categories 1-4 as queries, evidence turns relevant"]  # fmt: skip
-    return Dataset("locomo", splits, notes)
+        notes.append("quick slice: figures not comparable")
+    return Dataset(name, collections, notes)
 
 
 def warm(dataset: Dataset, log: Callable[[str], None]) -> None:
     """Embed every document and query once (a no-op with a warm disk cache), so that no
     system pays for the model inside its timings."""
     embedder = default_embedder()
-    texts = [t for s in dataset.splits for _, t in s.corpus] + [c.query for s in dataset.splits for c in s.cases]
+    texts = [d.text for c in dataset.collections for d in c.documents]
+    texts += [q for c in dataset.collections for q, _ in c.queries]
     started = time.perf_counter()
     for offset in range(0, len(texts), 1000):
         embedder.embed(texts[offset : offset + 1000])
@@ -403,14 +369,16 @@ def model_query_ms(queries: Sequence[str], n: int = 20) -> float:
 
 def print_rows(dataset: Dataset, rows: Sequence[dict]) -> None:
     hybrid = next((r["median_ms"] for r in rows if r["system"] == "ctxengine hybrid"), None)
+    width = max(len(r["system"]) for r in rows)
     print(f"\n{dataset.name}: {dataset.n_queries} queries; " + "; ".join(dataset.notes))
-    print(f"{'system':<48} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'R@100':>6} {'ms/q':>7} {'x hybrid':>8}")
+    print(f"{'system':<{width}} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'R@100':>6} {'ms/q':>7} {'x hybrid':>8}")
     for r in rows:
         ratio = f"{r['median_ms'] / hybrid:.2f}" if hybrid else "-"
-        print(f"{r['system']:<48} {r['ndcg@10']:>8.4f} {r['recall@5']:>6.3f} {r['recall@10']:>6.3f} "
+        print(f"{r['system']:<{width}} {r['ndcg@10']:>8.4f} {r['recall@5']:>6.3f} {r['recall@10']:>6.3f} "
               f"{r['recall@100']:>6.3f} {r['median_ms']:>7.1f} {ratio:>8}")  # fmt: skip
-    for name, margin in margins(rows).items():
-        print(f"  hybrid - {name}: {margin:+.4f} nDCG@10")
+    for name, m in margins(rows).items():
+        print(f"  hybrid - {name}: {m['margin']:+.4f} nDCG@10 (95% CI {m['ci95'][0]:+.4f}..{m['ci95'][1]:+.4f}; "
+              f"better on {m['wins']}, worse on {m['losses']} queries)")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
@@ -426,20 +394,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    loaders = {"scifact": scifact, "locomo": locomo}
     names = ["scifact", "locomo"] if args.dataset == "both" else [args.dataset]
     chosen = systems(args.cross_encoder)
     results: dict[str, dict] = {}
     for name in names:
-        dataset = loaders[name](args.limit, args.quick)
+        dataset = load(name, args.quick, args.limit)
         warm(dataset, log)
         rows = evaluate(dataset, chosen, log)
         print_rows(dataset, rows)
-        model_ms = model_query_ms([c.query for s in dataset.splits for c in s.cases])
+        model_ms = model_query_ms([q for c in dataset.collections for q, _ in c.queries])
         print(f"  one new query through MiniLM: {model_ms:.1f} ms (not in ms/q above: query "
               "embeddings come from the shared cache for every system)")  # fmt: skip
+        paired = margins(rows)
+        for row in rows:
+            del row["per_query"]
         results[name] = {"queries": dataset.n_queries, "notes": dataset.notes, "rows": rows,
-                         "margins": margins(rows), "model_query_ms": model_ms}  # fmt: skip
+                         "margins": paired, "model_query_ms": model_ms}  # fmt: skip
     return results
 
 
