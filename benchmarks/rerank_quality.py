@@ -5,12 +5,15 @@ candidates, each re-ranker re-orders them, nDCG@10 against the qrels. LoCoMo dev
 (documents = turns, relevant = evidence turns): the same per conversation.
 
     CTXENGINE_EMBED_CACHE=.cache/embeddings python benchmarks/rerank_quality.py \
-        --dataset scifact --top 100 [--limit N]
+        --dataset scifact --limit 100 --top 50            # the README figures
+    python benchmarks/rerank_quality.py --dataset scifact --skip 100 --limit 100 --top 50
     python benchmarks/rerank_quality.py --dataset locomo --top 50
 
 The first run embeds every abstract and every two-sentence window of the candidates
-(~47k windows for all claims; tens of minutes on 2 cores); the on-disk cache makes later
-runs take seconds of model time. ``--limit N`` uses the first N claims/questions.
+(~22k windows for 100 claims at top 50, ~47k for all claims: tens of minutes on 2 cores);
+the on-disk cache makes later runs take seconds of model time. ``--limit N`` uses the first
+N claims/questions, ``--skip N`` starts after the first N, ``--only TEXT`` keeps the
+strategies whose name contains TEXT.
 """
 
 from __future__ import annotations
