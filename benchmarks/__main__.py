@@ -275,6 +275,26 @@ def store(quick: bool) -> dict[str, Any]:
             "headlines": headlines, "output": output, "command": _command("store_throughput", argv)}  # fmt: skip
 
 
+def _generic(module: str) -> Callable[[bool], dict[str, Any]]:
+    """A benchmark without its own adapter: its printed output, plus a table when ``main``
+    returns a list of flat dicts."""
+
+    def run(quick: bool) -> dict[str, Any]:
+        from benchmarks.report import table
+
+        argv = ["--quick"] if quick else []
+        value, output = _run(module, argv)
+        tables = []
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            columns = [c for c in dict.fromkeys(c for r in value for c in r)
+                       if all(not isinstance(r.get(c), (dict, list)) for r in value)]  # fmt: skip
+            formats = [".4g" if any(isinstance(r.get(c), float) for r in value) else "" for c in columns]
+            tables.append(table("", columns, [[r.get(c) for c in columns] for r in value], formats))
+        return {"tables": tables, "output": output, "command": _command(module, argv)}
+
+    return run
+
+
 class Spec(NamedTuple):
     title: str
     runner: Callable[[bool], dict[str, Any]]
@@ -290,6 +310,7 @@ SECTIONS: dict[str, Spec] = {
     "store": Spec("Memory store throughput", store, ("locomo",), True),
     "rerank": Spec("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo"), False),
     "query_latency": Spec("Speed: per-query retrieval latency", query_latency, ("locomo",), False),
+    "resource_bounds": Spec("Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False),
 }
 
 
