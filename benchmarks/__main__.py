@@ -379,6 +379,7 @@ def _run_all(args: argparse.Namespace) -> int:
     out = args.out or (ROOT / ".cache" / "benchmarks-quick" if args.quick else HERE)
     names = args.only or [n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick]
     command = "python -m benchmarks" + (" --quick" if args.quick else "") + (" --all" if args.all else "")
+    command += f" --torch-threads {args.torch_threads}" if args.torch_threads else ""
     command += "".join(f" --only {name}" for name in args.only or ())
     previous = out / "results.json"
     results: dict[str, Any] = {"sections": {}}
