@@ -1,20 +1,25 @@
 """Features of (query, candidate) pairs for the learned scorers, from what the pipeline
 already computed.
 
-Documents: the retriever's raw BM25, TF-IDF and dense cosine of every candidate (from the
-candidates' ``stage_scores`` when all three are there, else one ``score_all`` call on the
-retriever), each also min-max scaled, z-scored and ranked within the candidate pool so a
-model can compare queries whose raw scores live on different scales; the incoming
+Documents: the raw BM25 and dense cosine of every candidate (the hybrid first stage
+records both in ``stage_scores``; other first stages get them from the retriever's
+``score_all``), each also min-max scaled, z-scored and ranked within the candidate pool
+so a model can compare queries whose raw scores live on different scales; the incoming
 (first-stage) score and position; the tag match of :class:`~ctxengine.rerank.TagReranker`;
-the document length; optionally the best-passage cosine of
-:class:`~ctxengine.rerank.PassageReranker` (it embeds sentence windows, so it is off by
-default: it is not computed by the default pipeline).
+the document length; the best-passage cosine of :class:`~ctxengine.rerank.PassageReranker`
+(the default re-ranker computes it too; windows are embedded once and cached), scaled and
+ranked likewise, and what it adds over the whole-document cosine (MiniLM reads only the
+first 256 word pieces of a document). ``passage=False`` drops the passage features;
+``tfidf=True`` adds TF-IDF (the hybrid stage does not compute it, so it costs a
+``score_all`` pass over the whole index per query, and it added nothing on SciFact or
+LoCoMo).
 
 Memory turns: the parts :meth:`DecayMemory.score <ctxengine.memory.DecayMemory.score>`
 returns in ``components`` (lexical and dense relevance, importance, the hand-set
-effective score), the same relevance of the adjacent turns, ranks within the session,
-age, idle time, position in the conversation, whether the speaker is the user, and the
-turn's length in tokens.
+effective score) with their ranks, z-scores and gaps to the session's best; the same
+relevance of the adjacent turns and the best within three turns either side (a topic
+spans several turns); whether the speaker is named in the query; age, idle time,
+position in the conversation, whether the speaker is the user, and the turn's length.
 
 Each featurizer has a ``version`` and ``names``; a trained model stores both, and a model
 whose names differ from the featurizer's is refused (see :mod:`ctxengine.learn.model`).
@@ -31,12 +36,13 @@ import numpy as np
 from .._validation import check_positive_int
 from ..clock import to_seconds
 from ..errors import ConfigurationError, InvalidTypeError
-from ..text import analyze
+from ..text import analyze, term_set
 from ..types import Document, ScoredDocument, ScoredTurn
 
 DOCUMENT_FEATURE_VERSION = "documents-1"
 MEMORY_FEATURE_VERSION = "memory-1"
-SIGNALS = ("bm25", "tfidf", "dense")
+SIGNALS = ("bm25", "dense")
+_WINDOW = 3  # turns either side that still count as the same topic
 _DAY = 86_400.0
 _USER_ROLES = frozenset({"user", "human"})
 
@@ -77,9 +83,10 @@ class DocumentFeatures:
 
     ``retriever``: anything with ``score_all(query) -> {"bm25", "tfidf", "dense"}`` arrays
     in the order of its ``documents`` (a :class:`~ctxengine.retrieval.HybridRetriever`);
-    needed unless every candidate already carries all three signals in ``stage_scores``.
-    ``passage=True`` adds the best ``window``-sentence passage cosine (embeds windows
-    with ``embedder``, cached).
+    needed unless every candidate already carries the signals in ``stage_scores``.
+    ``passage`` (default True): the best ``window``-sentence passage cosine (windows
+    embedded with ``embedder``, default the process-wide one, and cached); ``tfidf=True``
+    adds the TF-IDF cosine.
     """
 
     kind = "documents"
@@ -89,7 +96,8 @@ class DocumentFeatures:
         self,
         retriever: Any | None = None,
         *,
-        passage: bool = False,
+        tfidf: bool = False,
+        passage: bool = True,
         window: int = 2,
         embedder: Any | None = None,
     ) -> None:
@@ -97,9 +105,11 @@ class DocumentFeatures:
             raise InvalidTypeError(
                 f"retriever must have score_all(query) (a HybridRetriever), got {type(retriever).__name__}"
             )
-        if not isinstance(passage, bool):
-            raise InvalidTypeError("passage must be a bool")
+        if not isinstance(passage, bool) or not isinstance(tfidf, bool):
+            raise InvalidTypeError("tfidf and passage must be bools")
         self.retriever = retriever
+        self.tfidf = tfidf
+        self.signals = (*SIGNALS, "tfidf") if tfidf else SIGNALS
         self.passage = passage
         self.window = check_positive_int(window, "window")
         self.embedder = embedder
@@ -109,28 +119,30 @@ class DocumentFeatures:
 
     def _names(self) -> tuple[str, ...]:
         names = ["first_norm", "first_logrank"]
-        for signal in SIGNALS:
+        for signal in self.signals:
             names += [signal, f"{signal}_norm", f"{signal}_z", f"{signal}_logrank"]
         names += ["tag_match", "log_length"]
         if self.passage:
-            names += ["passage_cos", "passage_norm", "passage_logrank"]
+            names += ["passage_cos", "passage_norm", "passage_logrank", "passage_gain"]
         return tuple(names)
 
     def config(self) -> dict[str, Any]:
         """What rebuilds this featurizer (stored with a model)."""
-        return {"kind": self.kind, "version": self.version, "passage": self.passage, "window": self.window}
+        return {"kind": self.kind, "version": self.version, "tfidf": self.tfidf, "passage": self.passage,
+                "window": self.window}  # fmt: skip
 
     def _signals(self, query: str, items: Sequence[ScoredDocument]) -> dict[str, np.ndarray]:
-        if all(all(s in item.stage_scores for s in SIGNALS) for item in items):
-            return {s: np.array([item.stage_scores[s] for item in items], dtype=np.float64) for s in SIGNALS}
+        signals = self.signals
+        if all(all(s in item.stage_scores for s in signals) for item in items):
+            return {s: np.array([item.stage_scores[s] for item in items], dtype=np.float64) for s in signals}
         if self.retriever is None:
             raise ConfigurationError(
-                "document features need BM25, TF-IDF and dense scores: give DocumentFeatures "
-                "the retriever (a HybridRetriever) or candidates carrying all three in stage_scores"
+                f"document features need the {', '.join(signals)} scores: give DocumentFeatures "
+                "the retriever (a HybridRetriever) or candidates carrying them in stage_scores"
             )
         scores = self.retriever.score_all(query)
         positions = [self._position(item.id) for item in items]
-        return {s: np.asarray(scores[s], dtype=np.float64)[positions] for s in SIGNALS}
+        return {s: np.asarray(scores[s], dtype=np.float64)[positions] for s in signals}
 
     def _position(self, doc_id: str) -> int:
         # score_all arrays follow retriever.documents; the id -> position map is rebuilt
@@ -158,14 +170,14 @@ class DocumentFeatures:
         columns += [pool_minmax(first), np.log1p(np.arange(n, dtype=np.float64))]
         signals = self._signals(query, items)
         signals["bm25"] = np.log1p(np.maximum(signals["bm25"], 0.0))  # heavy-tailed, unbounded
-        for name in SIGNALS:
+        for name in self.signals:
             values = signals[name]
             columns += [values, pool_minmax(values), pool_zscore(values), pool_logrank(values)]
         columns.append(self._tag_match(query, items))
         columns.append(np.log1p(np.array([len(item.document.text) for item in items], dtype=np.float64)))
         if self.passage:
             cosines = self._passage(query, items)
-            columns += [cosines, pool_minmax(cosines), pool_logrank(cosines)]
+            columns += [cosines, pool_minmax(cosines), pool_logrank(cosines), cosines - signals["dense"]]
         return np.column_stack(columns)
 
     @staticmethod
@@ -187,7 +199,10 @@ class DocumentFeatures:
         return self._passage_scorer.best_passage_scores(query, [item.document.text for item in items])
 
     def __repr__(self) -> str:
-        return f"DocumentFeatures(passage={self.passage}, window={self.window}, features={len(self.names)})"
+        return (
+            f"DocumentFeatures(tfidf={self.tfidf}, passage={self.passage}, window={self.window}, "
+            f"features={len(self.names)})"
+        )
 
 
 class MemoryFeatures:
@@ -200,8 +215,9 @@ class MemoryFeatures:
     kind = "memory"
     version = MEMORY_FEATURE_VERSION
     names: tuple[str, ...] = (
-        "effective", "lexical", "dense", "lexical_logrank", "dense_logrank",
-        "neighbour_lexical", "neighbour_dense", "importance", "log_age_days",
+        "effective", "effective_logrank", "lexical", "dense", "lexical_logrank", "dense_logrank",
+        "lexical_z", "dense_z", "lexical_gap", "dense_gap", "neighbour_lexical", "neighbour_dense",
+        "window_lexical", "window_dense", "speaker_in_query", "importance", "log_age_days",
         "log_idle_days", "position", "log_from_end", "is_user", "log_tokens",
     )  # fmt: skip
     _REQUIRED = ("effective", "lexical", "dense", "importance")
@@ -209,9 +225,9 @@ class MemoryFeatures:
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "version": self.version}
 
-    def transform(self, scored: Sequence[ScoredTurn], now: float) -> np.ndarray:
-        """Feature matrix for ``scored`` (any order; rows follow it). ``now`` is the time
-        the scores were computed at (POSIX seconds)."""
+    def transform(self, query: str, scored: Sequence[ScoredTurn], now: float) -> np.ndarray:
+        """Feature matrix for ``scored`` (any order; rows follow it), as scored for
+        ``query`` at ``now`` (POSIX seconds)."""
         items = list(scored)
         if not items:
             return np.zeros((0, len(self.names)))
@@ -225,16 +241,21 @@ class MemoryFeatures:
         component = {k: np.array([s.components[k] for s in items], dtype=np.float64) for k in self._REQUIRED}
         seqs = np.array([s.turn.seq for s in items])
         order = np.argsort(seqs, kind="stable")
-        neighbours = {k: _adjacent_max(component[k], order) for k in ("lexical", "dense")}
+        lexical, dense, effective = component["lexical"], component["dense"], component["effective"]
+        neighbours = {k: _window_max(component[k], order, 1) for k in ("lexical", "dense")}
+        windows = {k: _window_max(component[k], order, _WINDOW) for k in ("lexical", "dense")}
+        query_terms = term_set(query)
+        named = {role: bool(query_terms & term_set(role)) for role in {s.role for s in items}}
         position = np.empty(len(items))
         position[order] = np.arange(len(items), dtype=np.float64)
         last = max(len(items) - 1, 1)
         age = np.array([max(0.0, now - s.turn.timestamp) for s in items]) / _DAY
         idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / _DAY
         return np.column_stack([
-            component["effective"], component["lexical"], component["dense"],
-            pool_logrank(component["lexical"]), pool_logrank(component["dense"]),
-            neighbours["lexical"], neighbours["dense"], component["importance"],
+            effective, pool_logrank(effective), lexical, dense, pool_logrank(lexical), pool_logrank(dense),
+            pool_zscore(lexical), pool_zscore(dense), lexical - lexical.max(), dense - dense.max(),
+            neighbours["lexical"], neighbours["dense"], windows["lexical"], windows["dense"],
+            np.array([named[s.role] for s in items], dtype=np.float64), component["importance"],
             np.log1p(age), np.log1p(idle), position / last, np.log1p(len(items) - 1 - position),
             np.array([s.role.strip().lower() in _USER_ROLES for s in items], dtype=np.float64),
             np.log1p(np.array([s.tokens or 0 for s in items], dtype=np.float64)),
@@ -244,14 +265,15 @@ class MemoryFeatures:
         return f"MemoryFeatures(features={len(self.names)})"
 
 
-def _adjacent_max(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """For each turn, the larger value of the turns just before and after it in the
-    conversation: an answer shares little with a question that names its topic."""
+def _window_max(values: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
+    """For each turn, the largest value among the ``width`` turns before and after it in
+    the conversation (itself excluded): an answer shares little with the question that
+    names its topic, and a topic runs over several turns."""
     chronological = values[order]
     best = np.zeros_like(chronological)
-    if chronological.size > 1:
-        best[1:] = chronological[:-1]
-        best[:-1] = np.maximum(best[:-1], chronological[1:])
+    for step in range(1, min(width, chronological.size - 1) + 1):
+        best[step:] = np.maximum(best[step:], chronological[:-step])
+        best[:-step] = np.maximum(best[:-step], chronological[step:])
     out = np.empty_like(values)
     out[order] = best
     return out
@@ -263,11 +285,13 @@ def features_from_config(config: Mapping[str, Any], *, retriever: Any = None, em
 
     kind = config.get("kind")
     if kind == "documents":
-        passage = config.get("passage", False)
-        window = config.get("window", 2)
-        if not isinstance(passage, bool) or isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        tfidf, passage, window = config.get("tfidf", False), config.get("passage", True), config.get("window", 2)
+        if (
+            not isinstance(tfidf, bool) or not isinstance(passage, bool)
+            or isinstance(window, bool) or not isinstance(window, int) or window < 1
+        ):  # fmt: skip
             raise IndexFormatError(f"invalid document feature settings {dict(config)!r}")
-        return DocumentFeatures(retriever, passage=passage, window=window, embedder=embedder)
+        return DocumentFeatures(retriever, tfidf=tfidf, passage=passage, window=window, embedder=embedder)
     if kind == "memory":
         return MemoryFeatures()
     raise IndexFormatError(f"unknown feature kind {kind!r}")

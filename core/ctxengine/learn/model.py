@@ -1,22 +1,30 @@
-"""A linear scorer trained with scikit-learn, saved as plain JSON.
+"""A small scorer trained with scikit-learn, saved as plain JSON.
 
-Two objectives on standardized features:
+The score is additive over features: ``score = sum_j f_j(x_j) + intercept``, and each
+``f_j(x_j)`` is that feature's contribution, which :meth:`LinearScorer.contributions`
+returns for ``explain()``. Two shapes of ``f_j``:
 
-* ``pairwise`` (default; RankNet-style): logistic regression on the differences of
-  feature vectors of (relevant, non-relevant) pairs from the same query, so the model
-  learns which of two candidates of one query is better and never compares scores across
-  queries. Each query weighs the same however many pairs it has, as nDCG averages queries.
-* ``pointwise``: logistic regression on single candidates (relevant or not).
+* ``knots=0``: linear, ``coef_j * (x_j - mean_j) / scale_j`` on standardized features;
+* ``knots=k`` (default 4): piecewise linear through ``k`` knots at the feature's training
+  quantiles, flat outside them (a generalized additive model). It learns that a BM25 score
+  stops mattering above some value, or that only the very top dense ranks count, which a
+  straight line cannot, and it stays one ``np.interp`` per feature at query time.
 
-Either way the score is ``sum(coef * (x - mean) / scale) + intercept``: a dot product
-over a dozen features, microseconds for a hundred candidates, and each term is the
-feature's contribution, which :meth:`LinearScorer.contributions` returns for ``explain()``.
+Two objectives, both logistic regression from scikit-learn on the (expanded) features:
+
+* ``pointwise`` (default): on single candidates (relevant or not), each query weighing
+  the same however many candidates it has, as nDCG averages queries; the score is the
+  log-odds that a candidate is relevant.
+* ``pairwise`` (RankNet-style): on the differences of (relevant, non-relevant) pairs from
+  the same query, so the model only learns which of two candidates of one query is
+  better. It ranked no better than pointwise on SciFact, LoCoMo turns or LoCoMo memory
+  (``benchmarks/learned_ranker.py``), and trains slower.
 
 The saved form is JSON (``format``, ``format_version``, ``kind``, ``feature_set_version``,
-``feature_names``, ``features`` config, ``means``, ``scales``, ``coefficients``,
-``intercept``, ``objective``, ``C``, ``trained``): loading it parses numbers, it cannot run
-code. A file of another format or version, or with inconsistent lengths or non-finite
-numbers, is an :class:`~ctxengine.errors.IndexFormatError`.
+``feature_names``, ``features`` config, ``shape``, the shape's numbers, ``intercept``,
+``objective``, ``C``, ``trained``): loading it parses numbers, it cannot run code. A file
+of another format or version, or with inconsistent lengths or non-finite numbers, is an
+:class:`~ctxengine.errors.IndexFormatError`.
 """
 
 from __future__ import annotations
@@ -40,9 +48,10 @@ Group = tuple[np.ndarray, np.ndarray]  # one query: features (n, f), relevance g
 
 
 class LinearScorer:
-    """Linear model over standardized features (see the module docstring).
+    """Additive scorer over features (see the module docstring).
 
-    ``C``: inverse L2 regularisation strength (scikit-learn's). ``max_pairs_per_query``:
+    ``C``: inverse L2 regularisation strength (scikit-learn's). ``knots``: 0 for straight
+    lines, else knots per feature of the piecewise-linear shapes. ``max_pairs_per_query``:
     pairwise training samples at most this many pairs per query (``random_state`` seeds
     the sample, so training is deterministic).
     """
@@ -50,28 +59,39 @@ class LinearScorer:
     def __init__(
         self,
         *,
-        objective: str = "pairwise",
+        objective: str = "pointwise",
         C: float = 1.0,
+        knots: int = 4,
         max_pairs_per_query: int = 1000,
         random_state: int = 0,
     ) -> None:
         self.objective = check_choice(objective, "objective", OBJECTIVES)
         self.C = check_finite(C, "C", low=0.0, low_inclusive=False)
+        self.knots = check_positive_int(knots, "knots", allow_zero=True)
+        if self.knots == 1:
+            raise InvalidInputError("knots must be 0 (linear) or at least 2")
         self.max_pairs_per_query = check_positive_int(max_pairs_per_query, "max_pairs_per_query")
         self.random_state = check_positive_int(random_state, "random_state", allow_zero=True)
         self.kind = ""
         self.feature_set_version = ""
         self.feature_names: tuple[str, ...] = ()
         self.features: dict[str, Any] = {}
-        self.means = np.zeros(0)
+        self.means = np.zeros(0)  # linear shape
         self.scales = np.ones(0)
         self.coefficients = np.zeros(0)
+        self.knot_values: list[np.ndarray] = []  # piecewise shape
+        self.heights: list[np.ndarray] = []
+        self.offsets = np.zeros(0)
         self.intercept = 0.0
         self.trained: dict[str, Any] = {}
 
     @property
     def is_fitted(self) -> bool:
         return bool(self.feature_names)
+
+    @property
+    def shape(self) -> str:
+        return "piecewise" if self.knot_values else "linear"
 
     # --- training --------------------------------------------------------------------
 
@@ -90,6 +110,8 @@ class LinearScorer:
             features, gains = np.asarray(features, dtype=np.float64), np.asarray(gains, dtype=np.float64)
             if features.ndim != 2 or features.shape[1] != len(names) or len(gains) != len(features):
                 raise InvalidInputError(f"a group has features {features.shape} and {len(gains)} labels")
+            if not np.isfinite(features).all():
+                raise InvalidInputError("features must be finite")
             if np.any(gains > 0) and np.any(gains <= 0):
                 usable.append((features, gains))
         if not usable:
@@ -98,28 +120,57 @@ class LinearScorer:
                 "check that the relevant ids are among the candidates"
             )
         rows = np.vstack([features for features, _ in usable])
-        means = rows.mean(axis=0)
-        scales = rows.std(axis=0)
-        scales[scales <= 1e-12] = 1.0  # a constant feature carries nothing; keep it harmless
-        standardized = [((features - means) / scales, gains) for features, gains in usable]
+        expand = self._prepare(rows)
+        expanded = [(expand(features), gains) for features, gains in usable]
+        if expanded[0][0].shape[1] == 0:
+            raise InvalidInputError("every feature is constant over the training examples")
         if self.objective == "pairwise":
-            x, y, weight = self._pairs(standardized)
-            model = LogisticRegression(C=self.C, fit_intercept=False, max_iter=2000)
+            x, y, weight = self._pairs(expanded)
+            model = LogisticRegression(C=self.C, fit_intercept=False, max_iter=5000)
         else:
-            x = np.vstack([z for z, _ in standardized])
-            y = np.concatenate([(gains > 0).astype(int) for _, gains in standardized])
-            weight = np.concatenate([np.full(len(g), len(x) / (len(standardized) * len(g))) for _, g in standardized])
-            model = LogisticRegression(C=self.C, max_iter=2000)
+            x = np.vstack([z for z, _ in expanded])
+            y = np.concatenate([(gains > 0).astype(int) for _, gains in expanded])
+            weight = np.concatenate([np.full(len(g), len(x) / (len(expanded) * len(g))) for _, g in expanded])
+            model = LogisticRegression(C=self.C, max_iter=5000)
         model.fit(x, y, sample_weight=weight)
+        coefficients = model.coef_.ravel().astype(np.float64)
+        intercept = float(model.intercept_[0]) if self.objective == "pointwise" else 0.0
+        self._finish(coefficients, intercept, rows)
         self.kind = str(featurizer.kind)
         self.feature_set_version = str(featurizer.version)
         self.feature_names = names
         self.features = dict(featurizer.config())
-        self.means, self.scales = means, scales
-        self.coefficients = model.coef_.ravel().astype(np.float64)
-        self.intercept = float(model.intercept_[0]) if self.objective == "pointwise" else 0.0
-        self.trained = {"queries": len(usable), "rows": int(len(rows)), "training_rows": int(len(x))}
+        spread = self.contributions(rows).std(axis=0)
+        self.trained = {"queries": len(usable), "rows": int(len(rows)), "training_rows": int(len(x)),
+                        "importance": dict(zip(names, spread.round(6).tolist()))}  # fmt: skip
         return self
+
+    def _prepare(self, rows: np.ndarray) -> Any:
+        """Learn the feature transform from the training rows; returns it."""
+        self.knot_values, self.heights = [], []
+        if not self.knots:
+            self.means = rows.mean(axis=0)
+            self.scales = rows.std(axis=0)
+            self.scales[self.scales <= 1e-12] = 1.0  # a constant feature carries nothing
+            return lambda features: (features - self.means) / self.scales
+        quantiles = np.linspace(0.0, 1.0, self.knots)
+        self.knot_values = [np.unique(np.quantile(rows[:, j], quantiles)) for j in range(rows.shape[1])]
+        return lambda features: _hat_basis(features, self.knot_values)
+
+    def _finish(self, coefficients: np.ndarray, intercept: float, rows: np.ndarray) -> None:
+        """Turn the fitted coefficients into per-feature shapes, centred on the training
+        rows so a contribution reads as 'this much above or below a typical candidate'."""
+        if not self.knot_values:
+            self.coefficients, self.intercept = coefficients, intercept
+            return
+        self.heights, position = [], 0
+        for knots in self.knot_values:
+            width = len(knots) if len(knots) > 1 else 0  # a constant feature has no basis
+            self.heights.append(coefficients[position : position + width] if width else np.zeros(1))
+            position += width
+        raw = np.column_stack([np.interp(rows[:, j], k, h) for j, (k, h) in enumerate(zip(self.knot_values, self.heights))])
+        self.offsets = raw.mean(axis=0)
+        self.intercept = intercept + float(self.offsets.sum())
 
     def _pairs(self, groups: Sequence[Group]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.random_state)
@@ -152,26 +203,38 @@ class LinearScorer:
             )
         return features
 
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Each feature's share of each score, ``(n, features)``; a row adds up to
+        ``score - intercept``."""
+        features = self._check_features(features)
+        if not self.knot_values:
+            return (features - self.means) / self.scales * self.coefficients
+        return np.column_stack([
+            np.interp(features[:, j], knots, heights) - self.offsets[j]
+            for j, (knots, heights) in enumerate(zip(self.knot_values, self.heights))
+        ])  # fmt: skip
+
     def score(self, features: np.ndarray) -> np.ndarray:
         """One score per row: higher means more likely relevant."""
-        features = self._check_features(features)
-        return ((features - self.means) / self.scales) @ self.coefficients + self.intercept
+        return self.contributions(features).sum(axis=1) + self.intercept
 
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        """Each feature's share of each score (rows add up to ``score - intercept``): how
-        far the feature is from its training mean, times its weight."""
-        features = self._check_features(features)
-        return (features - self.means) / self.scales * self.coefficients
-
-    def weights(self) -> dict[str, float]:
-        """Coefficient per feature name (on standardized features, so comparable)."""
-        return dict(zip(self.feature_names, self.coefficients.tolist()))
+    def importances(self) -> dict[str, float]:
+        """How much each feature moved scores on the training rows (std of its
+        contribution): the features the model actually uses, on one scale."""
+        return dict(self.trained.get("importance") or {})
 
     # --- persistence -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         if not self.is_fitted:
             raise ConfigurationError("an untrained scorer cannot be saved")
+        shape: dict[str, Any]
+        if self.knot_values:
+            shape = {"knots": [k.tolist() for k in self.knot_values], "heights": [h.tolist() for h in self.heights],
+                     "offsets": self.offsets.tolist()}  # fmt: skip
+        else:
+            shape = {"means": self.means.tolist(), "scales": self.scales.tolist(),
+                     "coefficients": self.coefficients.tolist()}  # fmt: skip
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -181,9 +244,8 @@ class LinearScorer:
             "features": dict(self.features),
             "objective": self.objective,
             "C": self.C,
-            "means": self.means.tolist(),
-            "scales": self.scales.tolist(),
-            "coefficients": self.coefficients.tolist(),
+            "shape": self.shape,
+            **shape,
             "intercept": self.intercept,
             "trained": dict(self.trained),
         }
@@ -203,32 +265,47 @@ class LinearScorer:
             raise IndexFormatError("feature_names must be a non-empty list of strings")
         if len(set(names)) != len(names):
             raise IndexFormatError("feature_names repeat a name")
-        arrays = {}
-        for key in ("means", "scales", "coefficients"):
-            values = data.get(key)
-            if not isinstance(values, list) or len(values) != len(names) or not all(_finite(v) for v in values):
-                raise IndexFormatError(f"{key} must hold {len(names)} finite numbers")
-            arrays[key] = np.array(values, dtype=np.float64)
-        if np.any(arrays["scales"] <= 0):
-            raise IndexFormatError("scales must be positive")
-        if not _finite(data.get("intercept")):
-            raise IndexFormatError("intercept must be a finite number")
         for key in ("kind", "feature_set_version"):
             if not isinstance(data.get(key), str):
                 raise IndexFormatError(f"{key} must be a string")
-        features = data.get("features")
-        if not isinstance(features, Mapping):
+        if not _finite(data.get("intercept")):
+            raise IndexFormatError("intercept must be a finite number")
+        if not isinstance(data.get("features"), Mapping):
             raise IndexFormatError("features must be an object")
+        shape = data.get("shape")
         try:
-            scorer = cls(objective=data.get("objective", "pairwise"), C=data.get("C", 1.0))
+            knots = 0 if shape == "linear" else 2
+            scorer = cls(objective=data.get("objective", "pointwise"), C=data.get("C", 1.0), knots=knots)
         except (TypeError, ValueError) as exc:
             raise IndexFormatError(f"invalid training settings: {exc}") from exc
+        if shape == "linear":
+            scorer.means, scorer.scales, scorer.coefficients = (
+                _numbers(data, key, len(names)) for key in ("means", "scales", "coefficients")
+            )
+            if np.any(scorer.scales <= 0):
+                raise IndexFormatError("scales must be positive")
+        elif shape == "piecewise":
+            scorer.offsets = _numbers(data, "offsets", len(names))
+            knots_list, heights = data.get("knots"), data.get("heights")
+            if not isinstance(knots_list, list) or not isinstance(heights, list) or not (
+                len(knots_list) == len(heights) == len(names)
+            ):
+                raise IndexFormatError(f"knots and heights must hold {len(names)} lists")
+            for position, (k, h) in enumerate(zip(knots_list, heights)):
+                if not isinstance(k, list) or not k:
+                    raise IndexFormatError(f"knots of feature {names[position]!r} must be a non-empty list")
+                k_values = _numbers({"knots": k}, "knots", len(k))
+                h_values = _numbers({"heights": h}, "heights", len(k) if len(k) > 1 else 1)
+                if np.any(np.diff(k_values) <= 0):
+                    raise IndexFormatError(f"knots of feature {names[position]!r} must increase")
+                scorer.knot_values.append(k_values)
+                scorer.heights.append(h_values)
+        else:
+            raise IndexFormatError(f"unknown scorer shape {shape!r}")
         scorer.kind = data["kind"]
         scorer.feature_set_version = data["feature_set_version"]
         scorer.feature_names = tuple(names)
-        scorer.features = dict(features)
-        scorer.means, scorer.scales = arrays["means"], arrays["scales"]
-        scorer.coefficients = arrays["coefficients"]
+        scorer.features = dict(data["features"])
         scorer.intercept = float(data["intercept"])
         trained = data.get("trained")
         scorer.trained = dict(trained) if isinstance(trained, Mapping) else {}
@@ -266,8 +343,26 @@ class LinearScorer:
             )
 
     def __repr__(self) -> str:
-        state = f"{self.kind}, {len(self.feature_names)} features" if self.is_fitted else "untrained"
+        state = f"{self.kind}, {len(self.feature_names)} features, {self.shape}" if self.is_fitted else "untrained"
         return f"LinearScorer(objective={self.objective!r}, C={self.C}, {state})"
+
+
+def _hat_basis(features: np.ndarray, knot_values: Sequence[np.ndarray]) -> np.ndarray:
+    """Degree-1 B-spline basis (hat functions, flat outside the knots) of every feature
+    with at least two distinct knots; a feature's shape is then a weighted sum of its hats."""
+    columns = []
+    for j, knots in enumerate(knot_values):
+        if len(knots) > 1:
+            identity = np.eye(len(knots))
+            columns += [np.interp(features[:, j], knots, identity[i]) for i in range(len(knots))]
+    return np.column_stack(columns) if columns else np.zeros((len(features), 0))
+
+
+def _numbers(data: Mapping[str, Any], key: str, length: int) -> np.ndarray:
+    values = data.get(key)
+    if not isinstance(values, list) or len(values) != length or not all(_finite(v) for v in values):
+        raise IndexFormatError(f"{key} must hold {length} finite numbers")
+    return np.array(values, dtype=np.float64)
 
 
 def _finite(value: Any) -> bool:

@@ -138,7 +138,7 @@ class LearnedMemory:
         scored = list(memory.score(query, session_id=session_id, now=at))
         if not scored:
             return [], np.zeros((0, len(self.features.names)))
-        features = self.features.transform(scored, at)
+        features = self.features.transform(query, scored, at)
         values = self.model.score(features)
         rescored = [
             ScoredTurn(s.turn, float(v), {**s.components, "learned": float(v)}, s.tokens)

@@ -150,7 +150,7 @@ def fit_memory(
         at = to_seconds(example.now, memory.clock)
         scored = list(memory.score(example.query, session_id=example.session_id, now=at))
         if scored:
-            groups.append((features.transform(scored, at), memory_gains(scored, example.relevant)))
+            groups.append((features.transform(example.query, scored, at), memory_gains(scored, example.relevant)))
     scorer = (model or LinearScorer()).fit(groups, features)
     return LearnedMemory(scorer, features)
 
