@@ -154,8 +154,13 @@ class LinearScorer:
             self.scales[self.scales <= 1e-12] = 1.0  # a constant feature carries nothing
             return lambda features: (features - self.means) / self.scales
         quantiles = np.linspace(0.0, 1.0, self.knots)
-        self.knot_values = [np.unique(np.quantile(rows[:, j], quantiles)) for j in range(rows.shape[1])]
-        return lambda features: _hat_basis(features, self.knot_values)
+        self.knot_values = [_distinct_knots(np.quantile(rows[:, j], quantiles)) for j in range(rows.shape[1])]
+        # The basis is standardized too, so the L2 penalty treats every knot alike (a hat
+        # over a rare range would otherwise need a large, heavily penalised weight).
+        basis = _hat_basis(rows, self.knot_values)
+        self.means, self.scales = basis.mean(axis=0), basis.std(axis=0)
+        self.scales[self.scales <= 1e-12] = 1.0
+        return lambda features: (_hat_basis(features, self.knot_values) - self.means) / self.scales
 
     def _finish(self, coefficients: np.ndarray, intercept: float, rows: np.ndarray) -> None:
         """Turn the fitted coefficients into per-feature shapes, centred on the training
@@ -163,10 +168,14 @@ class LinearScorer:
         if not self.knot_values:
             self.coefficients, self.intercept = coefficients, intercept
             return
+        # Fold the basis standardization into the heights: sum_i c_i (B_i - m_i) / s_i.
+        heights = coefficients / self.scales
+        intercept -= float(heights @ self.means)
+        self.means, self.scales = np.zeros(0), np.ones(0)
         self.heights, position = [], 0
         for knots in self.knot_values:
             width = len(knots) if len(knots) > 1 else 0  # a constant feature has no basis
-            self.heights.append(coefficients[position : position + width] if width else np.zeros(1))
+            self.heights.append(heights[position : position + width] if width else np.zeros(1))
             position += width
         raw = np.column_stack([np.interp(rows[:, j], k, h) for j, (k, h) in enumerate(zip(self.knot_values, self.heights))])
         self.offsets = raw.mean(axis=0)
@@ -356,6 +365,18 @@ def _hat_basis(features: np.ndarray, knot_values: Sequence[np.ndarray]) -> np.nd
             identity = np.eye(len(knots))
             columns += [np.interp(features[:, j], knots, identity[i]) for i in range(len(knots))]
     return np.column_stack(columns) if columns else np.zeros((len(features), 0))
+
+
+def _distinct_knots(quantiles: np.ndarray) -> np.ndarray:
+    """The quantiles with near-equal neighbours merged. Two knots a rounding error apart
+    make a cliff: float noise in a feature (an embedding computed in another batch) would
+    then jump the score, so a saved model would not reproduce its own scores."""
+    knots = np.unique(quantiles)
+    if len(knots) < 2:
+        return knots
+    tolerance = 1e-6 * max(1.0, float(np.abs(knots).max()))
+    keep = np.r_[True, np.diff(knots) > tolerance]
+    return knots[keep]
 
 
 def _numbers(data: Mapping[str, Any], key: str, length: int) -> np.ndarray:
