@@ -256,6 +256,63 @@ def rerank(quick: bool) -> dict[str, Any]:
     return {"tables": tables, "output": "\n".join(outputs), "command": "; ".join(commands)}
 
 
+def learned(quick: bool) -> dict[str, Any]:
+    """Context modeling: the trained scorers against the hand-set rules, cross-validated."""
+    import statistics
+
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("learned_ranker", argv)
+
+    def spread(values: Sequence[float], spec: str) -> str:
+        return f"{statistics.fmean(values):{spec}} ± {statistics.pstdev(values):{spec}}"
+
+    tables, headlines = [], []
+    for key, title in (("scifact", "SciFact train claims, 5-fold cross-validation over claims"),
+                       ("locomo", "LoCoMo dev, turns as documents, leave-one-conversation-out")):  # fmt: skip
+        if key not in value:
+            continue
+        per, summaries = value[key]["folds"], value[key]["summary"]
+        notes = [f"{s['learned_row']} vs the best hand-set row on the same signals ({s['best_handset']}, chosen "
+                 f"on the test folds): {s['margin_mean']:+.4f} ± {s['margin_std']:.4f} nDCG@10, wins "
+                 f"{s['folds_won']}/{s['folds']} folds" for s in summaries]  # fmt: skip
+        tables.append(table(f"{title}: nDCG@10 (mean ± std over {len(next(iter(per.values())))} folds)",
+                            ["system", "nDCG@10", "per fold"],
+                            [[name, spread(v, ".4f"), " ".join(f"{x:.3f}" for x in v)] for name, v in per.items()],
+                            notes=notes))  # fmt: skip
+        s = summaries[0]
+        headlines.append(f"{key}: learned ranker nDCG@10 {s['learned']:.4f} vs best hand-set {s['best']:.4f} "
+                         f"({s['best_handset']}): {s['margin_mean']:+.4f} ± {s['margin_std']:.4f}, wins "
+                         f"{s['folds_won']}/{s['folds']} folds")  # fmt: skip
+    if "latency" in value:
+        tables.append(table("Re-ranking 100 candidates (median ms)", ["what", "median ms"],
+                            list(value["latency"].items()), ["", ".3f"]))  # fmt: skip
+    if "memory" in value:
+        per, summary = value["memory"]["per"], value["memory"]["summary"]
+        budgets = sorted(int(b) for b in summary)
+        sessions = list(next(iter(per.values())))
+        rows = [[name, *(spread([by_conv[s][b] for s in sessions], ".1%") for b in budgets)]
+                for name, by_conv in per.items()]  # fmt: skip
+        rows.append(["tuned hand-set (best row on the other conversations)",
+                     *(f"{summary[b]['tuned']:.1%}" for b in budgets)])  # fmt: skip
+        notes = [f"B={b}: learned {summary[b]['learned']:.1%} vs the best hand-set memory "
+                 f"({summary[b]['best_handset']}, {summary[b]['best']:.1%}): {summary[b]['margin_mean']:+.1%} ± "
+                 f"{summary[b]['margin_std']:.1%}, wins {summary[b]['folds_won']}/{len(sessions)} conversations"
+                 for b in budgets]  # fmt: skip
+        tables.append(table(f"LoCoMo memory, evidence recall in the history slot, leave-one-conversation-out "
+                            f"({len(sessions)} conversations, mean ± std)",
+                            ["system", *(f"B={b}" for b in budgets)], rows, notes=notes))  # fmt: skip
+        tables.append(table("Memory recall, B=512 (median ms)", ["what", "median ms"],
+                            list(value["memory"]["latency_ms"].items()), ["", ".2f"]))  # fmt: skip
+        headlines.append("memory: learned evidence recall at B=" + "/".join(map(str, budgets)) + " "
+                         + "/".join(f"{summary[b]['learned']:.1%}" for b in budgets) + " vs best hand-set "
+                         + "/".join(f"{summary[b]['best']:.1%}" for b in budgets))  # fmt: skip
+    notes = [importlib.import_module("benchmarks.learned_ranker").__doc__.split("\n\n    python")[0]]
+    return {"tables": tables, "headlines": headlines, "notes": notes, "output": output,
+            "command": _command("learned_ranker", argv)}  # fmt: skip
+
+
 def store(quick: bool) -> dict[str, Any]:
     from benchmarks.report import table
 
@@ -308,6 +365,7 @@ SECTIONS: dict[str, Spec] = {
     "compression": Spec("Compression (SciFact rationales)", compression, ("scifact",), True),
     "latency": Spec("Speed and scale: engine.build()", latency, ("locomo",), True),
     "store": Spec("Memory store throughput", store, ("locomo",), True),
+    "learned": Spec("Context modeling: learned scorers vs hand-set rules", learned, ("scifact", "locomo"), True),
     "rerank": Spec("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo"), False),
     "query_latency": Spec("Speed: per-query retrieval latency", query_latency, ("locomo",), False),
     "resource_bounds": Spec("Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False),

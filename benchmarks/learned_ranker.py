@@ -2,22 +2,23 @@
 hand-set rules on that data?
 
 * SciFact (809 train claims, 5,183 abstracts), 5-fold cross-validation over claims: the
-  hybrid first stage's top 100 per claim, featurized (``DocumentFeatures``), a pairwise
-  ``LinearScorer`` trained on four folds re-orders the fifth. Hand-set rows: min-max
-  hybrid at every alpha in 0..1 (0 = BM25, 1 = dense), and weighted RRF, each over the
-  whole corpus.
+  hybrid first stage's top 100 per claim, featurized (``DocumentFeatures``), the shipped
+  ``LinearScorer`` (pointwise, piecewise-linear) trained on four folds re-orders the fifth.
+  Hand-set rows: min-max hybrid at every alpha in 0..1 (0 = BM25, 1 = dense), weighted
+  RRF, passage blends and the engine's default re-ranker over the same pool.
 * LoCoMo dev (5 conversations, turns as documents), leave-one-conversation-out: the same.
 * LoCoMo memory, leave-one-conversation-out: ``LearnedMemory`` against every memory row of
   ``benchmarks/memory_locomo.py`` (same replay, same evidence-recall metric, slots of
   256/512/1024 tokens).
-* Latency: what the learned ranker adds for 100 candidates (median).
+* Latency: what the learned ranker costs for 100 candidates (median), next to the
+  re-ranker it replaces; memory recall, learned vs hand-set.
 
 "best hand-set" is the best row *chosen on the test folds themselves* (an oracle the
 learned model never gets); "tuned hand-set" picks the row on the training folds, as the
 learned model does. Figures are means over folds +- their standard deviation.
 
-    python -m benchmarks.learned_ranker            # everything (~10 min with warm caches)
-    python -m benchmarks.learned_ranker --quick    # 200 claims, 2 conversations (smoke test)
+    python -m benchmarks.learned_ranker            # everything (~4 min with warm caches)
+    python -m benchmarks.learned_ranker --quick    # 40 claims over a slice, 2 conversations (smoke test)
 """
 
 from __future__ import annotations
@@ -37,23 +38,22 @@ os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
+from ctxengine.embeddings import default_embedder
+from ctxengine.learn import DocumentFeatures, LearnedMemory, LinearScorer, MemoryFeatures
+from ctxengine.memory import DecayMemory
+from ctxengine.metrics import ndcg_at_k
+from ctxengine.retrieval import HybridRetriever
+from ctxengine.retrieval.fusion import fuse
+from ctxengine.tokens import TiktokenCounter
+from ctxengine.types import Document, ScoredDocument
 
-from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
-from benchmarks.memory_locomo import BUDGETS, Replay, evidence_recall, systems  # noqa: E402
-from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.learn import DocumentFeatures, LearnedMemory, LinearScorer, MemoryFeatures  # noqa: E402
-from ctxengine.memory import DecayMemory  # noqa: E402
-from ctxengine.metrics import ndcg_at_k  # noqa: E402
-from ctxengine.retrieval import HybridRetriever  # noqa: E402
-from ctxengine.retrieval.fusion import fuse  # noqa: E402
-from ctxengine.tokens import TiktokenCounter  # noqa: E402
-from ctxengine.types import Document, ScoredDocument  # noqa: E402
+from benchmarks.data import load_locomo
+from benchmarks.memory_locomo import BUDGETS, Replay, evidence_recall, systems
+from benchmarks.retrieval_quality import scifact
 
 TOP = 100
-DEFAULT_RERANK = ["tags", "mmr"]  # ContextEngine's rerank="default"
 ALPHAS = tuple(round(a / 10, 1) for a in range(11))
-QUICK_CLAIMS = 200
 QUICK_CONVERSATIONS = ("conv-30", "conv-26")
 
 
@@ -231,13 +231,12 @@ def document_section(name: str, folds: Sequence[list[Query]], lines: list[str]) 
 # --- data ---------------------------------------------------------------------------------
 
 
-def scifact_folds(limit: int | None, k: int) -> tuple[list[list[Query]], HybridRetriever]:
-    corpus = load_scifact_corpus()
-    queries, qrels = load_scifact_queries()
-    retriever = HybridRetriever([Document(doc.document_text, id=doc.id) for doc in corpus],
-                                embedder=DiskCachedEmbedder())  # fmt: skip
-    items = [(text, {d: float(s) for d, s in qrels[qid].items()}) for qid, text in list(queries.items())[:limit]]
-    built = make_queries(retriever, items)
+def scifact_folds(quick: bool, k: int) -> tuple[list[list[Query]], HybridRetriever]:
+    # The collection retrieval_quality.py and peers.py evaluate (quick: 40 claims over
+    # their abstracts plus 400 others, so a smoke test embeds a slice, not the corpus).
+    (collection,) = scifact(quick)
+    retriever = HybridRetriever(collection.documents, embedder=DiskCachedEmbedder())
+    built = make_queries(retriever, collection.queries)
     order = np.random.default_rng(0).permutation(len(built))
     return [[built[i] for i in order[f::k]] for f in range(k)], retriever
 
@@ -387,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def _main(argv: Sequence[str] | None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_CLAIMS} claims, 2 conversations")
+    parser.add_argument("--quick", action="store_true", help="40 claims over a slice, 2 conversations")
     parser.add_argument("--folds", type=int, default=5, help="SciFact cross-validation folds")
     parser.add_argument("--only", choices=("scifact", "locomo", "memory"), action="append")
     parser.add_argument("--out", type=Path, default=None,
@@ -399,7 +398,7 @@ def _main(argv: Sequence[str] | None) -> dict:
     lines = ["## Learned ranker and memory scorer vs hand-set rules", "", f"`{command}`"]
     results: dict = {}
     if "scifact" in sections:
-        folds, _ = scifact_folds(QUICK_CLAIMS if args.quick else None, args.folds)
+        folds, _ = scifact_folds(args.quick, args.folds)
         results["scifact"] = document_section("SciFact train claims", folds, lines)
         results["latency"] = latency_section([q for f in folds for q in f], lines)
     conversations = load_locomo()
