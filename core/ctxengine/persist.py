@@ -49,8 +49,10 @@ MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 TOKENS = "tokens.jsonl"
 EMBEDDINGS = "embeddings.npy"
+LEARNED_RANKER = "learned_ranker.json"
+LEARNED_MEMORY = "learned_memory.json"
 #: Optional JSON files saved with the index (trained scorers of :mod:`ctxengine.learn`).
-LEARNED_FILES = ("learned_ranker.json", "learned_memory.json")
+LEARNED_FILES = (LEARNED_RANKER, LEARNED_MEMORY)
 # Analyzed at save and at load: if the analyzer changed between versions (stemmer, stop
 # words), saved tokens would no longer match analyzed queries, so they are recomputed.
 _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analyzed in 2023 (東京)."
@@ -208,6 +210,35 @@ def read_extras(path: str | os.PathLike[str]) -> dict[str, Any]:
     return out
 
 
+def learned_extras(learned_ranker: Any | None, learned_memory: Any | None) -> dict[str, Any]:
+    """The ``extras`` of :func:`save_index` that hold these trained scorers (``None``: none)."""
+    extras: dict[str, Any] = {}
+    if learned_ranker is not None:
+        extras[LEARNED_RANKER] = learned_ranker.model.to_dict()
+    if learned_memory is not None:
+        extras[LEARNED_MEMORY] = learned_memory.model.to_dict()
+    return extras
+
+
+def load_learned(
+    path: str | os.PathLike[str], *, retriever: Any | None = None, embedder: Any | None = None
+) -> tuple[Any | None, Any | None]:
+    """The :class:`~ctxengine.learn.LearnedRanker` (its features over ``retriever``, passages
+    embedded with ``embedder``) and :class:`~ctxengine.learn.LearnedMemory` saved with the
+    index at ``path``, each ``None`` when absent. A model trained on features this version
+    does not compute is refused (:class:`~ctxengine.errors.FeatureSetMismatchError`)."""
+    from .learn import LearnedMemory, LearnedRanker, LinearScorer
+
+    saved = read_extras(path)
+    ranker = memory = None
+    if LEARNED_RANKER in saved:
+        model = LinearScorer.from_dict(saved[LEARNED_RANKER])
+        ranker = LearnedRanker(model, retriever=retriever, embedder=embedder)
+    if LEARNED_MEMORY in saved:
+        memory = LearnedMemory(LinearScorer.from_dict(saved[LEARNED_MEMORY]))
+    return ranker, memory
+
+
 def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder | None:
     if saved is None:
         return None if embedder is None else get_embedder(embedder)
@@ -271,4 +302,16 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
         raise IndexFormatError(f"{root} has retriever parameters this version cannot use: {exc}") from exc
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "LEARNED_FILES", "read_extras", "load_index", "read_manifest", "save_index"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LEARNED_FILES",
+    "LEARNED_MEMORY",
+    "LEARNED_RANKER",
+    "learned_extras",
+    "load_index",
+    "load_learned",
+    "read_extras",
+    "read_manifest",
+    "save_index",
+]

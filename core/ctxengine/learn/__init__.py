@@ -12,10 +12,23 @@ them for document ranking (:class:`LearnedRanker`) and for history-turn selectio
 
 from __future__ import annotations
 
-from .features import DOCUMENT_FEATURE_VERSION, MEMORY_FEATURE_VERSION, DocumentFeatures, MemoryFeatures
+from .features import (
+    DOCUMENT_FEATURE_VERSION,
+    MEMORY_FEATURE_VERSION,
+    DocumentFeatures,
+    MemoryFeatures,
+)
 from .model import LinearScorer
 from .scorers import LearnedMemory, LearnedRanker
-from .training import FeedbackLog, MemoryExample, RankingExample, coerce_examples, fit_memory, fit_ranker
+from .training import (
+    FeedbackLog,
+    MemoryExample,
+    RankingExample,
+    coerce_examples,
+    fit_engine_scorers,
+    fit_memory,
+    fit_ranker,
+)
 
 __all__ = [
     "DOCUMENT_FEATURE_VERSION",
@@ -29,6 +42,7 @@ __all__ = [
     "MemoryFeatures",
     "RankingExample",
     "coerce_examples",
+    "fit_engine_scorers",
     "fit_memory",
     "fit_ranker",
 ]
