@@ -4,16 +4,20 @@ choice is explainable."""
 import asyncio
 
 import pytest
-
 from ctxengine import ContextEngine, Document
 from ctxengine.budget import TokenBudget
 from ctxengine.demo import CONVERSATION, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET
+from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (
     BudgetError,
     InvalidInputError,
     InvalidTypeError,
     UnknownStrategyError,
 )
+from ctxengine.formatting import render_turn
+from ctxengine.learn import RankingExample
+from ctxengine.rerank import passage_windows
+from ctxengine.text import sentences
 
 
 @pytest.fixture
@@ -167,3 +171,49 @@ def test_fit_documents_without_headers_budgets_texts_alone(demo_engine):
     count = demo_engine.token_counter.count
     assert sum(count(d.text) for d in plain) <= 200
     assert sum(count(d.text) for d in plain) > sum(count(d.text) for d in with_headers)
+
+
+class RecordingEmbedder:
+    """The hashing embedder, recording every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.inner = HashingEmbedder(256)
+        self.name, self.dimension = "recording-hashing-256", 256
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def test_the_engine_embedder_serves_reranking_memory_compression_and_fit(clock):
+    """``embedder=`` reaches every stage that embeds, not only retrieval (keyword retrieval
+    here embeds nothing, so every recorded text comes from a later stage)."""
+    recording = RecordingEmbedder()
+    engine = ContextEngine.from_documents(
+        KNOWLEDGE_BASE, retrieval="keyword", embedder=recording, compression="semantic",
+        token_budget=400, clock=clock,
+    )  # fmt: skip
+    for role, text in CONVERSATION:
+        engine.remember(role, text, session_id="s")
+        clock.advance(30)
+    packet = engine.build(QUERY, session_id="s")
+    seen = set(recording.texts)
+    assert packet.memory_turns and any(doc.compressed for doc in packet.documents)
+
+    # re-ranking: the passage re-ranker embedded two-sentence windows, and its cosines are
+    # the hashing embedder's
+    hashing = HashingEmbedder(256)
+    for doc in packet.documents:
+        windows = passage_windows(doc.document.text, 2)
+        assert set(windows) <= seen
+        vectors = hashing.embed([QUERY, *windows])
+        assert doc.stage_scores["passage_cos"] == pytest.approx(float((vectors[1:] @ vectors[0]).max()))
+    # memory: dense relevance embedded the rendered turns
+    assert {render_turn(t.turn.role, t.turn.content) for t in packet.memory_turns} <= seen
+    # semantic compression: single sentences of the documents it compressed
+    assert {s for doc in packet.documents for s in sentences(doc.document.text)} <= seen
+    # fit: the learned ranker's passage features use it too
+    engine.fit([RankingExample(QUERY, ["emb-003"]), RankingExample("memory decay and TF-IDF", ["mem-001"])])
+    assert engine.learned_ranker.features.embedder is engine.embedder
+    assert engine.embedder.embedder is recording  # behind the one cache the stages share

@@ -12,6 +12,7 @@ from ctxengine.embeddings import HashingEmbedder
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, EmbeddingMismatchError, IndexFormatError
 from ctxengine.persist import read_manifest
+from ctxengine.rerank import get_reranker
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.types import Document, ScoredDocument
 
@@ -62,7 +63,11 @@ def test_save_then_load_embeds_nothing_and_ranks_identically(scifact, embedder, 
     engine.save(tmp_path / "index")
 
     counting = CountingEmbedder(embedder)
-    loaded = ContextEngine.load(tmp_path / "index", embedder=counting, token_budget=600)
+    # The engine's embedder also serves the re-rankers, which embed the candidates' passages
+    # at query time; they get their own (same model) here so that ``counting`` sees exactly
+    # what the loaded index embeds.
+    reranker = get_reranker(None, embedder=embedder)
+    loaded = ContextEngine.load(tmp_path / "index", embedder=counting, token_budget=600, rerank=reranker)
     assert counting.texts == []  # loading embedded nothing
     after = [_ranking(loaded.retrieve(q, k=8)) for q in queries]
     assert after == before  # ids, scores and per-stage scores, exactly

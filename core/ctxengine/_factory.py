@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .budget import TokenBudget
 from .clock import Clock
+from .embeddings import CachedEmbedder, Embedder, get_embedder
 from .errors import ConfigurationError, CtxEngineError
 from .tokens import TokenCounter, get_token_counter
 from .types import Document
@@ -48,6 +49,7 @@ class EngineConstructors:
         """
         from .retrieval import HybridRetriever
 
+        embedder = shared_embedder(embedder)  # one cache for the index and the later stages
         retriever = construct(
             HybridRetriever, "retriever_options", documents, mode=retrieval, embedder=embedder,
             **dict(retriever_options or {}),
@@ -84,20 +86,30 @@ class EngineConstructors:
         ``rerank``: "default", "none", a strategy name, a list of names, or a Reranker.
         ``memory_url``: None (in-process), ``"sqlite:///chat.db"``, ``"postgresql://..."``;
         or pass a ready ``memory``.
+        ``embedder`` (an Embedder, a local model path or ``"hashing"``; ``None``: the
+        process-wide default) is shared by every stage that embeds: the re-rankers named
+        in ``rerank``, the memory's dense relevance, semantic compression and :meth:`fit`'s
+        passage features. An ``embedder`` in ``memory_options`` or ``compressor_options``
+        wins for that component.
         """
         from .compress import get_compressor
         from .memory import DecayMemory, store_from_url
         from .rerank import get_reranker
 
         counter = get_token_counter(token_counter)
+        embedder = shared_embedder(embedder)
         if isinstance(rerank, str) and rerank == "default":
             rerank = None  # ctxengine.rerank.DEFAULT_RERANKER: tags, passage-gain, dedup
-        reranker = get_reranker(rerank)
-        compressor = get_compressor(compression, token_counter=counter, **dict(compressor_options or {}))
+        reranker = get_reranker(rerank, embedder=embedder)
+        compressor_kwargs = {"embedder": embedder, **dict(compressor_options or {})}
+        compressor = get_compressor(compression, token_counter=counter, **compressor_kwargs)
         if memory is None:
+            memory_kwargs = dict(memory_options or {})
+            if embedder is not None:
+                memory_kwargs.setdefault("embedder", embedder)
             memory = construct(
                 DecayMemory, "memory_options", store_from_url(memory_url), token_counter=counter,
-                clock=clock, **dict(memory_options or {}),
+                clock=clock, **memory_kwargs,
             )  # fmt: skip
         budget = TokenBudget(
             token_budget,
@@ -105,11 +117,13 @@ class EngineConstructors:
             reserve_for_answer=reserve_for_answer,
             token_counter=counter,
         )
-        return cls(
+        engine = cls(
             retriever, reranker=reranker, memory=memory, compressor=compressor, token_budget=budget,
             system_prompt=system_prompt, token_counter=counter, k=k, candidates=candidates,
             clock=clock, feedback=feedback,
         )  # fmt: skip
+        engine.embedder = embedder
+        return engine
 
     @classmethod
     def load(
@@ -117,15 +131,32 @@ class EngineConstructors:
     ) -> ContextEngine:
         """An engine over the index saved at ``path``. ``embedder`` must be the model the
         index was built with (else :class:`~ctxengine.errors.EmbeddingMismatchError`);
-        ``options`` are :meth:`from_retriever`'s (budget, compression, memory_url...)."""
+        ``None``: the one its manifest names (the default model, or a hashing embedder
+        rebuilt). The stages that embed share it, as in :meth:`from_retriever`, whose
+        ``options`` these are (budget, compression, memory_url...)."""
         from .persist import load_index, load_learned
 
-        engine = cls.from_retriever(load_index(path, embedder=embedder), embedder=embedder, **options)
+        embedder = shared_embedder(embedder)
+        retriever = load_index(path, embedder=embedder)
+        if embedder is None:  # re-rank and score with the model the index was built with
+            embedder = shared_embedder(retriever.embedder)
+        engine = cls.from_retriever(retriever, embedder=embedder, **options)
         # Trained scorers saved with the index come back with it.
         engine.learned_ranker, engine.learned_memory = load_learned(
             path, retriever=engine.retriever, embedder=embedder
         )
         return engine
+
+
+def shared_embedder(spec: Any) -> Embedder | None:
+    """One resolved embedder, behind one in-memory cache, for every stage that embeds
+    (retrieval, re-ranking, memory relevance, semantic compression), so a text embedded
+    by one stage is not embedded again by the next. ``None`` stays ``None``: each stage
+    then uses the process-wide default, as it always has."""
+    if spec is None:
+        return None
+    resolved = get_embedder(spec)
+    return resolved if isinstance(resolved, CachedEmbedder) else CachedEmbedder(resolved)
 
 
 def construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -139,4 +170,4 @@ def construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any:
         raise ConfigurationError(f"{option_name}: {exc}") from exc
 
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "EngineConstructors", "construct"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "EngineConstructors", "construct", "shared_embedder"]

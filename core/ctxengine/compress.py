@@ -395,9 +395,12 @@ _CLASSES: dict[str, type[_BaseCompressor]] = {
 }
 
 
-def get_compressor(name_or_instance: str | Compressor, **kwargs: Any) -> Compressor:
+def get_compressor(
+    name_or_instance: str | Compressor, *, embedder: Any = None, **kwargs: Any
+) -> Compressor:
     """A compressor from a strategy name in :data:`STRATEGIES` (``kwargs`` go to its
-    constructor) or an object that already has ``compress`` (returned as is)."""
+    constructor) or an object that already has ``compress`` (returned as is). ``embedder``
+    goes to the strategies that embed (``semantic``); the others ignore it."""
     if not isinstance(name_or_instance, str):
         if not callable(getattr(name_or_instance, "compress", None)):
             raise ConfigurationError(
@@ -408,6 +411,8 @@ def get_compressor(name_or_instance: str | Compressor, **kwargs: Any) -> Compres
             raise ConfigurationError("options apply to a strategy name, not to an instance")
         return name_or_instance
     cls = _CLASSES[check_choice(name_or_instance, "compression strategy", STRATEGIES)]
+    if embedder is not None and issubclass(cls, SemanticCompressor):
+        kwargs["embedder"] = embedder
     try:
         return cls(**kwargs)
     except TypeError as exc:  # an option this strategy does not take

@@ -61,6 +61,9 @@ class ContextEngine(EngineConstructors):
     feedback:
         Where :meth:`record_feedback` logs: a :class:`~ctxengine.learn.FeedbackLog`, a
         JSONL file path, or ``None`` (kept in memory).
+
+    ``embedder`` (attribute): what :meth:`fit` embeds passages with; set by
+    :meth:`from_retriever` to the one its components share, else ``None`` (process default).
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class ContextEngine(EngineConstructors):
         self.learned_ranker = learned_ranker
         self.learned_memory = learned_memory
         self.feedback = feedback if isinstance(feedback, FeedbackLog) else FeedbackLog(feedback)
+        self.embedder: Any | None = None
 
     # --- documents and memory ------------------------------------------------------------
 
@@ -354,7 +358,7 @@ class ContextEngine(EngineConstructors):
 
         ranker, memory, report = fit_engine_scorers(
             examples, retriever=self.retriever, memory=self.memory, candidates=self.candidates,
-            **model_options,
+            embedder=self.embedder, **model_options,
         )  # fmt: skip
         if ranker is not None:
             self.learned_ranker = ranker

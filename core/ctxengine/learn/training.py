@@ -111,11 +111,16 @@ def fit_ranker(
     candidates: int = 30,
     features: DocumentFeatures | None = None,
     model: LinearScorer | None = None,
+    embedder: Any | None = None,
 ) -> LearnedRanker:
     """Train a document ranker: the first ``candidates`` of ``retriever.retrieve`` per
-    query, featurized, labelled by the example's relevant ids."""
+    query, featurized, labelled by the example's relevant ids. ``embedder`` embeds the
+    passage features when ``features`` is not given (None: the process-wide default); it
+    must be the one the ranker will score with."""
     check_positive_int(candidates, "candidates")
-    features = features or DocumentFeatures(retriever if hasattr(retriever, "score_all") else None)
+    features = features or DocumentFeatures(
+        retriever if hasattr(retriever, "score_all") else None, embedder=embedder
+    )
     groups = []
     for example in examples:
         pool = retriever.retrieve(example.query, k=candidates)
@@ -161,6 +166,7 @@ def fit_engine_scorers(
     retriever: Any | None,
     memory: Any | None,
     candidates: int = 30,
+    embedder: Any | None = None,
     **model_options: Any,
 ) -> tuple[LearnedRanker | None, LearnedMemory | None, dict[str, Any]]:
     """What :meth:`ContextEngine.fit <ctxengine.engine.ContextEngine.fit>` trains: a
@@ -169,7 +175,8 @@ def fit_engine_scorers(
     and a report ``{"documents"|"memory": {...trained, "examples": n}}``.
 
     Examples are checked before anything is trained, so an error leaves nothing half-fitted
-    for the caller to install. ``model_options`` go to :class:`LinearScorer`.
+    for the caller to install. ``model_options`` go to :class:`LinearScorer`; ``embedder``
+    embeds the ranker's passage features (None: the process-wide default).
     """
     ranking, remembered = coerce_examples(examples)
     if not ranking and not remembered:
@@ -182,7 +189,7 @@ def fit_engine_scorers(
     report: dict[str, Any] = {}
     if ranking:
         model = LinearScorer(**model_options)
-        ranker = fit_ranker(ranking, retriever, candidates=candidates, model=model)
+        ranker = fit_ranker(ranking, retriever, candidates=candidates, model=model, embedder=embedder)
         report["documents"] = {**ranker.model.trained, "examples": len(ranking)}
     if remembered:
         scorer = fit_memory(remembered, memory, model=LinearScorer(**model_options))
