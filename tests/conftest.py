@@ -4,6 +4,7 @@ second run (and CI after the first) does not re-embed."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from benchmarks.data import data_root  # noqa: E402
 from ctxengine.clock import ManualClock  # noqa: E402
+
+POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +53,39 @@ def locomo(shared_data):
     from benchmarks.data import load_locomo
 
     return load_locomo(shared_data / "locomo" / "locomo_dev5.json")
+
+
+# --- memory stores ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        message = f"{POSTGRES_ENV} is not set; start a server with: export {POSTGRES_ENV}=\"$(.ci/postgres.sh)\""
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must not skip the PostgreSQL store)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def pg_url(postgres_url):
+    """A URL whose tables live in a fresh schema, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"ctx_test_{uuid.uuid4().hex[:12]}"
+    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def memory_url(request, tmp_path) -> str | None:
+    """An engine's ``memory_url`` for each store: in-process (None), SQLite, PostgreSQL."""
+    if request.param == "memory":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'chat.db'}"
+    return request.getfixturevalue("pg_url")

@@ -36,7 +36,6 @@ from ctxengine.errors import (
     UnknownStrategyError,
 )
 from ctxengine.types import ScoredDocument
-from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
 
 NAN, INF = float("nan"), float("inf")
 PACKAGE_DIR = str(Path(ctxengine.__file__).parent)
@@ -287,7 +286,7 @@ def test_nul_characters_are_kept_in_process_and_in_sqlite(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_refuses_nul_characters_with_a_store_error_and_keeps_the_rest(pg_url):  # noqa: F811
+def test_postgres_refuses_nul_characters_with_a_store_error_and_keeps_the_rest(pg_url):
     e = engine(memory_url=pg_url)
     e.remember("user", "a turn before the bad one", session_id="nul")
     with pytest.raises(StoreError, match="NUL") as info:
@@ -310,21 +309,12 @@ BAD_REMEMBER = [
 ]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_memory_url(request, tmp_path):
-    if request.param == "memory":
-        return None
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'chat.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 def _snapshot(e: ContextEngine, session: str) -> list[tuple]:
     return [(t.id, t.seq, t.role, t.content, t.timestamp, dict(t.metadata)) for t in e.memory.turns(session)]
 
 
-def test_rejected_turns_leave_stored_turns_untouched(any_memory_url):
-    e = engine(memory_url=any_memory_url)
+def test_rejected_turns_leave_stored_turns_untouched(memory_url):
+    e = engine(memory_url=memory_url)
     for i in range(5):
         e.remember("user" if i % 2 == 0 else "assistant", f"stored turn number {i} about topic {i}",
                    session_id="keep", metadata={"i": i})
@@ -332,7 +322,7 @@ def test_rejected_turns_leave_stored_turns_untouched(any_memory_url):
     for bad in BAD_REMEMBER:
         with pytest.raises(CtxEngineError):
             bad(e)
-    if any_memory_url is not None:  # persistent stores also refuse what they cannot store
+    if memory_url is not None:  # persistent stores also refuse what they cannot store
         for metadata in ({"x": NAN}, {"x": object()}, {"x": "\ud800"}):
             with pytest.raises(InvalidInputError):
                 e.remember("user", "ok text here now", session_id="keep", metadata=metadata)

@@ -18,7 +18,6 @@ import pytest
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.rerank import MMRReranker, TagReranker
-from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
 
 HASHING = HashingEmbedder(256)
 BUDGET = 400
@@ -30,15 +29,6 @@ DOCS = [
              metadata={"tags": [topic]})
     for i, topic in enumerate(TOPICS * 3)
 ]
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def memory_url(request, tmp_path):
-    if request.param == "memory":
-        return None
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'chat.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def make_engine(memory_url, **options) -> ContextEngine:

@@ -18,22 +18,12 @@ from ctxengine import ContextEngine, ManualClock
 from ctxengine.demo import KNOWLEDGE_BASE
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.rerank import MMRReranker, TagReranker
-from test_stores import pg_url, postgres_url  # noqa: F401  (PostgreSQL fixtures)
 
 HASHING = HashingEmbedder(256)
 # Ids a careless store could merge: case, whitespace, NFKC ("ﬁ" -> "fi"), full-width
 # letters, SQL LIKE wildcards, quotes, and a near-empty one.
 SESSIONS = ["alice", "Alice", "alice ", "ﬁle", "file", "ａｌｉｃｅ", "al%", "al_ce", "a'; --", "·"]
 SECRETS = {session: f"SECRET{index:02d}X{index * 7919 % 1000:03d}" for index, session in enumerate(SESSIONS)}
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def memory_url(request, tmp_path):
-    if request.param == "memory":
-        return None
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'chat.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def make_engine(memory_url, clock) -> ContextEngine:

@@ -15,11 +15,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 from _store_workers import add_loop
+from conftest import POSTGRES_ENV
 from ctxengine.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -32,33 +32,9 @@ from ctxengine.memory.sqlite import SQLiteStore
 from ctxengine.types import Turn
 
 WORKERS = str(Path(__file__).with_name("_store_workers.py"))
-POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
 
 
 # --- fixtures ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        message = f"{POSTGRES_ENV} is not set; start a server with: export {POSTGRES_ENV}=\"$(.ci/postgres.sh)\""
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must not skip the PostgreSQL store)")
-        pytest.skip(message)
-    return url
-
-
-@pytest.fixture
-def pg_url(postgres_url):
-    """A URL whose tables live in a fresh schema, dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    schema = f"ctx_test_{uuid.uuid4().hex[:12]}"
-    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
