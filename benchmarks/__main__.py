@@ -159,28 +159,43 @@ def compression(quick: bool) -> dict[str, Any]:
 
     argv = ["--quick"] if quick else []
     value, output = _run("compression_quality", argv)
-    shares = sorted({r["budget"] for r in value})
-    by_name: dict[str, dict[float, dict]] = {}
-    for r in value:
-        by_name.setdefault(r["strategy"], {})[r["budget"]] = r
-    rows = [[name, *(v[s]["kept"] for s in shares), *(v[s]["used"] for s in shares),
-             sum(v[s]["over"] for s in shares), v[shares[0]]["ms"]] for name, v in by_name.items()]  # fmt: skip
-    columns = ["strategy", *(f"kept @{s:.0%}" for s in shares), *(f"tokens/budget @{s:.0%}" for s in shares),
-               "over budget", f"ms/claim @{shares[0]:.0%}"]  # fmt: skip
-    formats = ["", *(".3f" for _ in shares), *(".2f" for _ in shares), "", ".1f"]
-    plot = {"file": "compression_budget.png", "title": "SciFact: rationale sentences kept vs token budget",
-            "kind": "line", "panels": [{"xlabel": "budget (share of the abstracts' tokens)",
-                                        "ylabel": "rationale sentences kept",
-                                        "series": {n: [[s, v[s]["kept"]] for s in shares] for n, v in by_name.items()}}]}  # fmt: skip
-    best_ours = max((n for n in by_name if not n.startswith(("llamaindex", "langchain"))),
-                    key=lambda n: by_name[n][shares[0]]["kept"])  # fmt: skip
-    best_peer = max((n for n in by_name if n.startswith(("llamaindex", "langchain"))),
-                    key=lambda n: by_name[n][shares[0]]["kept"], default=None)  # fmt: skip
-    headline = f"at {shares[0]:.0%} of the tokens, {best_ours} keeps {by_name[best_ours][shares[0]]['kept']:.1%} of rationale sentences"
-    if best_peer:
-        headline += f" vs {by_name[best_peer][shares[0]]['kept']:.1%} for the best peer ({best_peer})"
-    return {"tables": [table("", columns, rows, formats)], "plots": [plot], "headlines": [headline],
-            "output": output, "command": _command("compression_quality", argv)}  # fmt: skip
+    tables, panels, headlines = [], [], []
+    for dataset, (title, kept, unit) in COMPRESSION_DATASETS.items():
+        rows_of = [r for r in value if r["dataset"] == dataset]
+        if not rows_of:
+            continue
+        shares = sorted({r["budget"] for r in rows_of})
+        by_name: dict[str, dict[float, dict]] = {}
+        for r in rows_of:
+            by_name.setdefault(r["strategy"], {})[r["budget"]] = r
+        rows = [[name, *(v[s]["kept"] for s in shares), *(v[s]["used"] for s in shares),
+                 sum(v[s]["over"] for s in shares), v[shares[0]]["ms"]] for name, v in by_name.items()]  # fmt: skip
+        columns = ["strategy", *(f"kept @{s:.0%}" for s in shares), *(f"tokens/budget @{s:.0%}" for s in shares),
+                   "over budget", f"ms/{unit} @{shares[0]:.0%}"]  # fmt: skip
+        formats = ["", *(".3f" for _ in shares), *(".2f" for _ in shares), "", ".1f"]
+        tables.append(table(f"{title} ({rows_of[0]['cases']} {unit}s)", columns, rows, formats))
+        panels.append({"title": title, "xlabel": "budget (share of the texts' tokens)", "ylabel": f"{kept} kept",
+                       "series": {n: [[s, v[s]["kept"]] for s in shares] for n, v in by_name.items()}})  # fmt: skip
+        peer = tuple(n for n in by_name if n.startswith(("llamaindex", "langchain")))
+        at = {n: v[shares[0]]["kept"] for n, v in by_name.items()}
+        best_ours = max((n for n in by_name if n not in peer), key=at.__getitem__)
+        best_peer = max(peer, key=at.__getitem__, default=None)
+        headline = f"{title}: at {shares[0]:.0%} of the tokens, {best_ours} keeps {at[best_ours]:.1%}"
+        headline += f" of {kept}"
+        if best_peer:
+            headline += f" vs {at[best_peer]:.1%} for the best peer ({best_peer})"
+        headlines.append(headline)
+    plot = {"file": "compression_budget.png", "title": "Evidence kept vs token budget", "kind": "line",
+            "panels": panels}  # fmt: skip
+    return {"tables": tables, "plots": [plot], "headlines": headlines, "output": output,
+            "command": _command("compression_quality", argv)}  # fmt: skip
+
+
+# dataset key in compression_quality's rows: (title, what is kept, what a case is)
+COMPRESSION_DATASETS = {
+    "scifact": ("SciFact rationales", "rationale sentences", "claim"),
+    "locomo": ("LoCoMo evidence turns", "evidence turns", "question"),
+}
 
 
 def latency(quick: bool) -> dict[str, Any]:
@@ -362,7 +377,8 @@ class Spec(NamedTuple):
 SECTIONS: dict[str, Spec] = {
     "retrieval": Spec("Retrieval quality: ctxengine vs peers", retrieval, ("scifact", "locomo"), True),
     "memory": Spec("Memory under a token budget (LoCoMo)", memory, ("locomo",), True),
-    "compression": Spec("Compression (SciFact rationales)", compression, ("scifact",), True),
+    "compression": Spec("Compression (SciFact rationales, LoCoMo evidence turns)", compression,
+                        ("scifact", "locomo"), True),
     "latency": Spec("Speed and scale: engine.build()", latency, ("locomo",), True),
     "store": Spec("Memory store throughput", store, ("locomo",), True),
     "learned": Spec("Context modeling: learned scorers vs hand-set rules", learned, ("scifact", "locomo"), True),

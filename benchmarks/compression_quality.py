@@ -1,23 +1,35 @@
-"""Compression quality on SciFact: how many rationale sentences survive a token budget.
+"""Compression quality: how much of the evidence survives a token budget.
 
-For every train claim that has evidence, its cited abstracts (sentences joined with " ",
-best-cited first) are compressed together to 25% and 50% of their tokens (cl100k_base).
-Metric: the share of the claim's rationale sentences that are still in the kept text (a
-sentence counts when >= 90% of its characters are kept), averaged over claims.
+* SciFact: for every train claim that has evidence, its cited abstracts (sentences joined
+  with " ", best-cited first) are compressed together; metric: the share of the claim's
+  rationale sentences still in the kept text.
+* LoCoMo dev: for every question of categories 1-4, the top 10 turns ("Speaker: text")
+  that ``HybridRetriever`` (default hybrid mode, one index per conversation) returns are
+  compressed together; metric: the share of the question's evidence turns among those 10
+  that are still kept, over the questions with at least one evidence turn retrieved. This
+  is the engine's own path (retrieve, then compress) on chat turns, short documents already
+  ranked. LoCoMo's evidence is whole turns (3.4 sentences on average among those
+  retrieved), so the metric rewards keeping a turn whole: the sentence-level strategies
+  keep part of most evidence turns, all of few.
+
+Budgets: 25% and 50% of the texts' tokens (cl100k_base). A rationale sentence or an
+evidence turn counts as kept when >= 90% of its characters are; scores average over
+claims / questions.
 
 Peers, both on the same bundled MiniLM and disk cache (wrapped as in benchmarks/peers.py):
 
-* LlamaIndex ``SentenceEmbeddingOptimizer`` per abstract, ``percentile_cutoff`` = the
-  budget share, its default punkt splitter; once with its default one-sentence context on
-  each side, once with none;
+* LlamaIndex ``SentenceEmbeddingOptimizer`` per abstract / turn, ``percentile_cutoff`` =
+  the budget share, its default punkt splitter; once with its default one-sentence context
+  on each side, once with none (it keeps every sentence when share x sentences < 1);
 * LangChain ``CharacterTextSplitter(chunk_size=300, separator=". ")`` then
-  ``EmbeddingsFilter(k = budget share of the chunks)`` over all abstracts of the claim.
+  ``EmbeddingsFilter(k = budget share of the chunks)`` over all abstracts / turns at once.
 
 Neither takes a token budget, so their output (in the order they return it) is cut to the
 budget afterwards, the last piece with the token counter: that cut is ours, not theirs.
 
-    python benchmarks/compression_quality.py [--limit N] [--quick] [--variants]
-    python benchmarks/compression_quality.py --splitter   # sentence boundaries vs SciFact's
+    python -m benchmarks.compression_quality [--dataset scifact|locomo|both] [--limit N]
+                                             [--quick] [--variants]
+    python -m benchmarks.compression_quality --splitter   # sentence boundaries vs SciFact's
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 from benchmarks.data import load_scifact_claims, load_scifact_sentences  # noqa: E402
 from benchmarks.peers import langchain_embeddings, llamaindex_embedding  # noqa: E402
+from benchmarks.retrieval_quality import locomo  # noqa: E402
 from ctxengine.compress import (  # noqa: E402
     ExtractiveCompressor,
     SemanticCompressor,
@@ -50,24 +63,30 @@ from ctxengine.compress import (  # noqa: E402
     TruncateCompressor,
 )
 from ctxengine.embeddings import default_embedder  # noqa: E402
+from ctxengine.retrieval import HybridRetriever  # noqa: E402
 from ctxengine.tokens import default_token_counter  # noqa: E402
 from ctxengine.types import Document, ScoredDocument  # noqa: E402
 
-KEPT_SHARE = 0.9  # a rationale sentence is kept when this share of its characters is
-Ranges = list[list[tuple[int, int]]]  # per abstract: kept character ranges
+KEPT_SHARE = 0.9  # a gold sentence / evidence turn is kept when this share of its characters is
+RETRIEVED = 10  # LoCoMo: turns retrieved per question, then compressed
+Ranges = list[list[tuple[int, int]]]  # per text: kept character ranges
 
 
 @dataclass
 class Case:
-    claim: str
-    texts: list[str]  # the cited abstracts, sentences joined with " "
-    sentence_spans: list[list[tuple[int, int]]]  # per abstract: each gold sentence's offsets
-    rationale: list[tuple[int, int]]  # (abstract position, gold sentence index)
-    tokens: int  # all abstracts together
+    """One query and the texts compressed together for it (SciFact: cited abstracts;
+    LoCoMo: retrieved turns, each one gold span)."""
+
+    query: str
+    texts: list[str]  # the cited abstracts, sentences joined with " " / the retrieved turns
+    sentence_spans: list[list[tuple[int, int]]]  # per text: each gold sentence's offsets
+    rationale: list[tuple[int, int]]  # (text position, gold sentence index)
+    tokens: int  # all texts together
 
 
-def load_cases(limit: int | None = None) -> list[Case]:
+def scifact_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
     """Claims with evidence, their cited abstracts and rationale sentences, in file order."""
+    limit = 40 if quick and limit is None else limit
     counter = default_token_counter()
     abstracts = load_scifact_sentences()
     cases = []
@@ -91,6 +110,33 @@ def load_cases(limit: int | None = None) -> list[Case]:
             cases.append(Case(claim.claim, texts, spans, rationale, tokens))
         if limit is not None and len(cases) >= limit:
             break
+    print(f"SciFact train claims with evidence: {len(cases)}, "
+          f"{sum(len(c.rationale) for c in cases)} rationale sentences, "
+          f"{sum(len(c.texts) for c in cases)} abstracts", flush=True)
+    return cases
+
+
+def locomo_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
+    """Per answerable question (the slice retrieval_quality evaluates; ``limit``: the first
+    N in all), its top turns; questions whose evidence was not retrieved are left out."""
+    counter = default_token_counter()
+    cases, asked = [], 0
+    for collection in locomo(quick):
+        queries = collection.queries[: None if limit is None else max(0, limit - asked)]
+        asked += len(queries)
+        if not queries:
+            break
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder())
+        for question, relevant in queries:
+            hits = retriever.retrieve(question, RETRIEVED)
+            texts = [hit.document.text for hit in hits]
+            evidence = [(i, 0) for i, hit in enumerate(hits) if hit.id in relevant]
+            if evidence:
+                spans = [[(0, len(text))] for text in texts]
+                cases.append(Case(question, texts, spans, evidence, sum(map(counter.count, texts))))
+    retrieved = sum(len(c.rationale) for c in cases)
+    print(f"LoCoMo dev questions: {asked}, {len(cases)} with an evidence turn in the top "
+          f"{RETRIEVED} ({retrieved} evidence turns retrieved)", flush=True)
     return cases
 
 
@@ -155,7 +201,7 @@ def ours(compressor: object) -> Callable[[Case, int, float], tuple[Ranges, int]]
             ScoredDocument(Document(text, id=f"d{i}"), 1.0 / (1 + i))
             for i, text in enumerate(case.texts)
         ]
-        out = compressor.compress(case.claim, docs, budget)  # type: ignore[attr-defined]
+        out = compressor.compress(case.query, docs, budget)  # type: ignore[attr-defined]
         ranges: Ranges = [[] for _ in case.texts]
         for doc in out:
             position = int(doc.id[1:])
@@ -182,7 +228,7 @@ def llamaindex(context: int) -> Callable[[Case, int, float], tuple[Ranges, int]]
         pieces = []
         for doc, node in enumerate(nodes):
             try:
-                out = optimizer.postprocess_nodes([node], query_bundle=QueryBundle(case.claim))
+                out = optimizer.postprocess_nodes([node], query_bundle=QueryBundle(case.query))
                 pieces.append((doc, out[0].node.get_content()))
             except ValueError:  # "Optimizer returned zero sentences" (short abstract)
                 continue
@@ -206,7 +252,7 @@ def langchain() -> Callable[[Case, int, float], tuple[Ranges, int]]:
             [LCDocument(page_content=text, metadata={"doc": i}) for i, text in enumerate(case.texts)]
         )
         keep = max(1, math.ceil(share * len(chunks)))
-        out = EmbeddingsFilter(embeddings=embeddings, k=keep).compress_documents(chunks, case.claim)
+        out = EmbeddingsFilter(embeddings=embeddings, k=keep).compress_documents(chunks, case.query)
         return _ranges(case, *fit_to_budget([(d.metadata["doc"], d.page_content) for d in out], budget))
 
     return run
@@ -295,13 +341,22 @@ def runners(variants: bool) -> list[tuple[str, Callable[[Case, int, float], tupl
     return rows
 
 
+# dataset: (its cases, what is kept, what a case is)
+DATASETS: dict[str, tuple[Callable[[bool, int | None], list[Case]], str, str]] = {
+    "scifact": (scifact_cases, "rationale kept", "claim"),
+    "locomo": (locomo_cases, "evidence kept", "question"),
+}
+
+
 def evaluate(
-    cases: list[Case], shares: Sequence[float], variants: bool = False, *, show: bool = True
+    dataset: str, cases: list[Case], shares: Sequence[float], variants: bool = False
 ) -> list[dict]:
+    """One row per strategy and budget share: mean share kept, tokens used / budget, cases
+    over budget, median ms per case."""
+    _, kept_label, unit = DATASETS[dataset]
     results = []
-    if show:
-        print(f"{'strategy':30} {'budget':>6} {'rationale kept':>14} {'tokens/budget':>13} "
-              f"{'over':>4} {'ms/claim':>8}")
+    print(f"{'strategy':30} {'budget':>6} {kept_label:>14} {'tokens/budget':>13} "
+          f"{'over':>4} {'ms/' + unit:>11}")
     for name, run in runners(variants):
         for share in shares:
             kept, used, budgets, times, over = [], [], [], [], 0
@@ -315,6 +370,8 @@ def evaluate(
                 budgets.append(budget)
                 over += tokens > budget
             row = {
+                "dataset": dataset,
+                "cases": len(cases),
                 "strategy": name,
                 "budget": share,
                 "kept": statistics.fmean(kept),
@@ -323,31 +380,33 @@ def evaluate(
                 "ms": 1000 * statistics.median(times),
             }
             results.append(row)
-            if show:
-                print(f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
-                      f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>8.2f}", flush=True)
+            print(f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
+                  f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>11.2f}", flush=True)
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=None, help="first N claims with evidence")
-    parser.add_argument("--quick", action="store_true", help="40 claims, 25%% budget only")
+    parser.add_argument("--dataset", choices=(*DATASETS, "both"), default="both")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="first N claims with evidence / LoCoMo questions")
+    parser.add_argument("--quick", action="store_true",
+                        help="40 claims / one conversation's first 40 questions, 25%% budget only")
     parser.add_argument("--variants", action="store_true", help="also the tuning variants")
     parser.add_argument("--splitter", action="store_true",
                         help="only: sentence boundaries vs SciFact's own sentences")
     args = parser.parse_args(argv)
     if args.splitter:
         return splitter_agreement()
-    limit = 40 if args.quick and args.limit is None else args.limit
     shares = (0.25,) if args.quick else (0.25, 0.5)
-    cases = load_cases(limit)
     default_embedder().embed(["warm-up"])  # load the model outside the timings
-    print(f"SciFact train claims with evidence: {len(cases)}, "
-          f"{sum(len(c.rationale) for c in cases)} rationale sentences, "
-          f"{sum(len(c.texts) for c in cases)} abstracts; budget = share of their tokens "
-          f"({default_token_counter().name})", flush=True)
-    return evaluate(cases, shares, args.variants)
+    rows = []
+    for dataset, (load, _, _) in DATASETS.items():
+        if args.dataset in (dataset, "both"):
+            counter = default_token_counter().name
+            print(f"\n{dataset}: budget = share of the texts' tokens ({counter})")
+            rows += evaluate(dataset, load(args.quick, args.limit), shares, args.variants)
+    return rows
 
 
 if __name__ == "__main__":
