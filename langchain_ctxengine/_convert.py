@@ -12,11 +12,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from langchain_core.documents import Document as LCDocument
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-
 from ctxengine.assembly import build_messages
 from ctxengine.types import Document, ScoredDocument
+from langchain_core.documents import Document as LCDocument
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 # Keys the adapters write into a result's metadata; documented in the README.
 RESULT_KEYS = ("id", "source", "score", "stage_scores", "compressed", "tokens")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.embeddings import Embeddings
-
 from ctxengine.embeddings import get_embedder
+from langchain_core.embeddings import Embeddings
 
 
 class ContextEngineEmbeddings(Embeddings):

@@ -3,12 +3,11 @@ embedding model, so a ``VectorStoreIndex`` and the engine embed text the same wa
 
 from __future__ import annotations
 
-from typing import Any, List
-
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
+from typing import Any
 
 from ctxengine.embeddings import get_embedder
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
 
 
 class ContextEngineEmbedding(BaseEmbedding):
@@ -32,16 +31,16 @@ class ContextEngineEmbedding(BaseEmbedding):
     def embedder(self) -> Any:
         return self._embedder
 
-    def _get_query_embedding(self, query: str) -> List[float]:
+    def _get_query_embedding(self, query: str) -> list[float]:
         return self._embedder.embed([query])[0].tolist()
 
-    def _get_text_embedding(self, text: str) -> List[float]:
+    def _get_text_embedding(self, text: str) -> list[float]:
         return self._embedder.embed([text])[0].tolist()
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self._embedder.embed(list(texts)).tolist()
 
-    async def _aget_query_embedding(self, query: str) -> List[float]:
+    async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
 
 

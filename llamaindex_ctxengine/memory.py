@@ -11,18 +11,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, List, Optional, Union
+from typing import Any
 
+from ctxengine import formatting as fmt
+from ctxengine._validation import check_positive_int, check_text
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory import BaseMemory
 from llama_index.core.memory.memory import BaseMemoryBlock
 
-from ctxengine import formatting as fmt
-from ctxengine._validation import check_positive_int, check_text
-
 from ._convert import last_user_text, message_role, message_text, turn_to_message
 from ._engine import resolve_engine
+
 
 class ContextEngineChatMemory(BaseMemory):
     """A chat memory whose ``get`` returns the decay-weighted turns that fit ``token_limit``.
@@ -43,14 +43,14 @@ class ContextEngineChatMemory(BaseMemory):
 
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
     session_id: str = Field(default="default", description="Conversation the turns belong to.")
-    token_limit: Optional[int] = Field(
+    token_limit: int | None = Field(
         default=None, description="Tokens of history get returns (None: the engine's history budget)."
     )
     touch: bool = Field(
         default=False,
         description="Recalled turns count as used, refreshing their freshness (False: get reads only).",
     )
-    _pending: Optional[tuple[ChatMessage, Optional[str]]] = PrivateAttr(default=None)
+    _pending: tuple[ChatMessage, str | None] | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class ContextEngineChatMemory(BaseMemory):
         engine: Any | None = None,
         session_id: str = "default",
         token_limit: int | None = None,
-        chat_history: Optional[List[ChatMessage]] = None,
+        chat_history: list[ChatMessage] | None = None,
         llm: Any = None,
         touch: bool = False,
         **kwargs: Any,
@@ -105,7 +105,7 @@ class ContextEngineChatMemory(BaseMemory):
         # Any other message after a user message means that message is being answered.
         self._pending = (message.model_copy(deep=True), turn.id if turn else None) if role == "user" else None
 
-    def set(self, messages: List[ChatMessage]) -> None:
+    def set(self, messages: list[ChatMessage]) -> None:
         """Replace this session's history with ``messages``."""
         self.reset()
         for message in messages:
@@ -119,8 +119,8 @@ class ContextEngineChatMemory(BaseMemory):
     # --- reading -------------------------------------------------------------------------
 
     def get(
-        self, input: Optional[Union[str, ChatMessage]] = None, **kwargs: Any
-    ) -> List[ChatMessage]:
+        self, input: str | ChatMessage | None = None, **kwargs: Any
+    ) -> list[ChatMessage]:
         """The turns that still matter for ``input``, oldest first, within ``token_limit``.
 
         ``initial_token_count`` (passed by ``SimpleChatEngine`` for its prefix messages) is
@@ -160,7 +160,7 @@ class ContextEngineChatMemory(BaseMemory):
                 return turn.content
         return None
 
-    def get_all(self) -> List[ChatMessage]:
+    def get_all(self) -> list[ChatMessage]:
         """Every stored turn of this session, oldest first (no decay, no budget)."""
         return [turn_to_message(turn) for turn in self.engine.memory.turns(self.session_id)]
 
@@ -180,13 +180,13 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
 
     name: str = Field(default="decayed_memory", description="The name of the memory block.")
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
-    max_tokens: Optional[int] = Field(
+    max_tokens: int | None = Field(
         default=None, description="Tokens the recalled turns may take (None: the engine's history budget)."
     )
-    session_id: Optional[str] = Field(
+    session_id: str | None = Field(
         default=None, description="Session to store and recall (None: the Memory's)."
     )
-    _last_query: Optional[tuple[str, str]] = PrivateAttr(default=None)
+    _last_query: tuple[str, str] | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -207,13 +207,13 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
             engine=engine, name=name, max_tokens=max_tokens, session_id=session_id, **kwargs
         )
 
-    def _session(self, given: Optional[str]) -> str:
+    def _session(self, given: str | None) -> str:
         return self.session_id or given or "default"
 
     async def _aget(
         self,
-        messages: Optional[List[ChatMessage]] = None,
-        session_id: Optional[str] = None,
+        messages: list[ChatMessage] | None = None,
+        session_id: str | None = None,
         **block_kwargs: Any,
     ) -> str:
         query = last_user_text(messages or [])
@@ -228,7 +228,7 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
         # The same rendering the memory budgeted, so the text is as long as it counted.
         return fmt.render_turns([turn.turn for turn in turns])
 
-    async def _aput(self, messages: List[ChatMessage]) -> None:
+    async def _aput(self, messages: list[ChatMessage]) -> None:
         def store() -> None:
             for message in messages:
                 text, role = message_text(message), message_role(message)
@@ -238,7 +238,7 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
 
         await asyncio.to_thread(store)
 
-    async def atruncate(self, content: str, tokens_to_truncate: int) -> Optional[str]:
+    async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
         """Recall again into a smaller budget, so what goes is what mattered least."""
         if self._last_query is None or not content:
             return None

@@ -3,14 +3,13 @@ token budget with :meth:`ctxengine.engine.ContextEngine.fit_documents`."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
-
-from llama_index.core.bridge.pydantic import ConfigDict, Field
-from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from typing import Any
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidInputError
+from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ._convert import node_to_scored, nodes_by_id, scored_to_nodes
 from ._engine import resolve_engine
@@ -40,7 +39,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     token_budget: int = Field(default=800, description="Tokens the returned nodes may take.")
-    k: Optional[int] = Field(default=None, description="At most this many nodes.")
+    k: int | None = Field(default=None, description="At most this many nodes.")
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
 
     def __init__(
@@ -65,9 +64,9 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
 
     def _postprocess_nodes(
         self,
-        nodes: List[NodeWithScore],
-        query_bundle: Optional[QueryBundle] = None,
-    ) -> List[NodeWithScore]:
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
         if query_bundle is None:
             # Re-ranking and query-aware compression are meaningless without the query.
             raise InvalidInputError("ContextEnginePostprocessor needs the query (query_bundle or query_str)")

@@ -6,16 +6,15 @@ import inspect
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, List
-
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
+from typing import Any
 
 from ctxengine._validation import check_positive_int, check_text
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.types import ScoredDocument
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 
 from ._convert import node_to_scored, scored_to_nodes
 from ._engine import resolve_engine
@@ -111,16 +110,16 @@ class ContextEngineRetriever(BaseRetriever):
         self.engine = resolve_engine(engine, "build", "abuild")
         super().__init__(callback_manager=callback_manager, verbose=verbose)
 
-    def _nodes(self, scored: list[ScoredDocument]) -> List[NodeWithScore]:
+    def _nodes(self, scored: list[ScoredDocument]) -> list[NodeWithScore]:
         stage = getattr(self.engine, "retriever", None)
         originals = stage.source_nodes([doc.id for doc in scored]) if isinstance(stage, LlamaIndexFirstStage) else {}
         return scored_to_nodes(scored, originals)
 
-    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         packet = self.engine.build(query_bundle.query_str, session_id=self.session_id, k=self.k)
         return self._nodes(packet.documents)
 
-    async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         packet = await self.engine.abuild(query_bundle.query_str, session_id=self.session_id, k=self.k)
         return self._nodes(packet.documents)
 

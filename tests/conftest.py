@@ -14,8 +14,9 @@ os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from benchmarks.data import data_root  # noqa: E402
-from ctxengine.clock import ManualClock  # noqa: E402
+from ctxengine.clock import ManualClock
+
+from benchmarks.data import data_root
 
 POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
 

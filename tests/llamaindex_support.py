@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, List
+from typing import Any
 
 os.environ.setdefault("IS_TESTING", "1")
 
-import pytest  # noqa: E402
-from llama_index.core import Document as LIDocument  # noqa: E402
-from llama_index.core import Settings  # noqa: E402
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse  # noqa: E402
-from llama_index.core.bridge.pydantic import Field  # noqa: E402
-from llama_index.core.embeddings import MockEmbedding  # noqa: E402
-from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback  # noqa: E402
-from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM  # noqa: E402
-
-from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
+import pytest
+from ctxengine.demo import KNOWLEDGE_BASE
+from llama_index.core import Document as LIDocument
+from llama_index.core import Settings
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
 
 
 @pytest.fixture(autouse=True)
@@ -39,8 +38,8 @@ class CapturingLLM(MockLLM):
     ``complete`` answers with a fixed short text (MockLLM would echo the whole prompt,
     which then floods any memory it is stored in)."""
 
-    prompts: List[str] = Field(default_factory=list, exclude=True)
-    chats: List[List[ChatMessage]] = Field(default_factory=list, exclude=True)
+    prompts: list[str] = Field(default_factory=list, exclude=True)
+    chats: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
     answer: str = "Noted."
 
     @llm_completion_callback()
@@ -58,7 +57,7 @@ class CapturingFunctionLLM(MockFunctionCallingLLM):
     """LlamaIndex's mock function-calling LLM (calls every tool once, then answers), recording
     the messages of every call, streamed or not (agents stream by default)."""
 
-    chats: List[List[ChatMessage]] = Field(default_factory=list, exclude=True)
+    chats: list[list[ChatMessage]] = Field(default_factory=list, exclude=True)
 
     def _get_response_generator(self) -> Any:
         respond = super()._get_response_generator()

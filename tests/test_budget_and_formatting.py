@@ -1,5 +1,4 @@
 import pytest
-
 from ctxengine import formatting as fmt
 from ctxengine.budget import TokenBudget
 from ctxengine.errors import BudgetError, InvalidInputError, InvalidTypeError

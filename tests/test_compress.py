@@ -5,9 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from ctxengine.compress import (
     STRATEGIES,
     ExtractiveCompressor,
@@ -27,6 +24,8 @@ from ctxengine.errors import (
 from ctxengine.text import split_sentences
 from ctxengine.tokens import CharRatioFallbackCounter
 from ctxengine.types import Document, ScoredDocument
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FILLER = [
     "The committee met on Tuesday to review the annual budget.",

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from ctxengine.embeddings import (
     CachedEmbedder,
     CallableEmbedder,

@@ -6,14 +6,12 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from ctxengine.demo import SYSTEM_PROMPT
+from ctxengine.engine import ContextEngine
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
-
-from ctxengine.demo import SYSTEM_PROMPT
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
-from ctxengine.engine import ContextEngine
-from langchain_ctxengine import ContextEngineChatHistory, ContextEngineMemory
 from langchain_support import (
     LONG_TURNS,
     RecordingListChatModel,
@@ -21,6 +19,8 @@ from langchain_support import (
     received_text,
     received_tokens,
 )
+
+from langchain_ctxengine import ContextEngineChatHistory, ContextEngineMemory
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # deprecated APIs, on purpose
 

@@ -4,14 +4,11 @@ the model sees the engine's packet, the checkpoint keeps the whole conversation.
 from __future__ import annotations
 
 import pytest
+from ctxengine.engine import ContextEngine
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
-from langgraph.checkpoint.memory import InMemorySaver
-
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
-from ctxengine.engine import ContextEngine
-from langchain_ctxengine import ContextEngineMiddleware
 from langchain_support import (
     LONG_TURNS,
     RecordingToolChatModel,
@@ -19,6 +16,9 @@ from langchain_support import (
     received_text,
     received_tokens,
 )
+from langgraph.checkpoint.memory import InMemorySaver
+
+from langchain_ctxengine import ContextEngineMiddleware
 
 USER_TURNS = [text for role, text in LONG_TURNS if role == "user"]
 ANSWERS = [text for role, text in LONG_TURNS if role == "assistant"]

@@ -4,22 +4,14 @@ retriever as first stage, and LangChain's standard retriever tests."""
 from __future__ import annotations
 
 import pytest
+from ctxengine.demo import SYSTEM_PROMPT
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_core.documents import Document as LCDocument
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from langchain_tests.integration_tests import RetrieversIntegrationTests
-
-from ctxengine.demo import SYSTEM_PROMPT
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
-from langchain_ctxengine import (
-    ContextEngineEmbeddings,
-    ContextEngineRetriever,
-    LangChainFirstStage,
-)
-from langchain_ctxengine._convert import RESULT_KEYS
 from langchain_support import (
     RecordingListChatModel,
     langchain_documents,
@@ -27,6 +19,14 @@ from langchain_support import (
     received_text,
     received_tokens,
 )
+from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+from langchain_ctxengine import (
+    ContextEngineEmbeddings,
+    ContextEngineRetriever,
+    LangChainFirstStage,
+)
+from langchain_ctxengine._convert import RESULT_KEYS
 
 QUESTION = "How do embeddings compare to TF-IDF for retrieval?"
 

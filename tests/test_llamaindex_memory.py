@@ -8,27 +8,27 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import VectorStoreIndex  # noqa: E402
-from llama_index.core.agent.workflow import FunctionAgent  # noqa: E402
-from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock  # noqa: E402
-from llama_index.core.chat_engine import ContextChatEngine, SimpleChatEngine  # noqa: E402
-from llama_index.core.llms import MockLLM  # noqa: E402
-from llama_index.core.memory import ChatMemoryBuffer, Memory  # noqa: E402
-from llama_index.core.storage.chat_store.sql import MessageStatus  # noqa: E402
-from llama_index.core.tools import FunctionTool  # noqa: E402
-from llamaindex_support import (  # noqa: E402, F401 (offline_settings: an autouse fixture)
-    offline_settings,
+from ctxengine import ContextEngine, ManualClock
+from ctxengine.errors import InvalidInputError, InvalidTypeError
+from ctxengine.formatting import TURN_SEPARATOR, render_turn
+from llama_index.core import VectorStoreIndex
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
+from llama_index.core.chat_engine import ContextChatEngine, SimpleChatEngine
+from llama_index.core.llms import MockLLM
+from llama_index.core.memory import ChatMemoryBuffer, Memory
+from llama_index.core.storage.chat_store.sql import MessageStatus
+from llama_index.core.tools import FunctionTool
+from llamaindex_support import (  # noqa: F401 (offline_settings: an autouse fixture)
     CapturingFunctionLLM,
     CapturingLLM,
     knowledge_base,
+    offline_settings,
 )
 
-from ctxengine import ContextEngine, ManualClock  # noqa: E402
-from ctxengine.errors import InvalidInputError, InvalidTypeError  # noqa: E402
-from ctxengine.formatting import TURN_SEPARATOR, render_turn  # noqa: E402
-from llamaindex_ctxengine import (  # noqa: E402
-    ContextEngineEmbedding,
+from llamaindex_ctxengine import (
     ContextEngineChatMemory,
+    ContextEngineEmbedding,
     ContextEnginePostprocessor,
     DecayMemoryBlock,
 )

@@ -7,23 +7,23 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import VectorStoreIndex  # noqa: E402
-from llama_index.core import Document as LIDocument  # noqa: E402
-from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
-from llama_index.core.schema import (  # noqa: E402
+from ctxengine import ContextEngine
+from ctxengine.demo import KNOWLEDGE_BASE
+from ctxengine.errors import InvalidInputError, InvalidTypeError
+from llama_index.core import Document as LIDocument
+from llama_index.core import VectorStoreIndex
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.schema import (
     MetadataMode,
     NodeRelationship,
     NodeWithScore,
     RelatedNodeInfo,
     TextNode,
 )
-from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: E402, F401
+from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: F401
 
-from ctxengine import ContextEngine  # noqa: E402
-from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
-from ctxengine.errors import InvalidInputError, InvalidTypeError  # noqa: E402
-from llamaindex_ctxengine import ContextEngineEmbedding, ContextEnginePostprocessor  # noqa: E402
-from llamaindex_ctxengine._convert import SCORE_KEYS  # noqa: E402
+from llamaindex_ctxengine import ContextEngineEmbedding, ContextEnginePostprocessor
+from llamaindex_ctxengine._convert import SCORE_KEYS
 
 QUERY = "How do embeddings and TF-IDF compare for memory in agents?"
 # A near-copy of the embeddings document, as a second source or an overlapping chunk makes.

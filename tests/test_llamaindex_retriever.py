@@ -7,22 +7,22 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import VectorStoreIndex  # noqa: E402
-from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
-from llama_index.core.schema import MetadataMode  # noqa: E402
-from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: E402, F401
+from ctxengine import ContextEngine
+from ctxengine.demo import KNOWLEDGE_BASE
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
+from ctxengine.rerank import get_reranker
+from llama_index.core import VectorStoreIndex
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.schema import MetadataMode
+from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: F401
 
-from ctxengine import ContextEngine  # noqa: E402
-from ctxengine.demo import KNOWLEDGE_BASE  # noqa: E402
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError  # noqa: E402
-from ctxengine.rerank import get_reranker  # noqa: E402
-from llamaindex_ctxengine import (  # noqa: E402
+from llamaindex_ctxengine import (
     ContextEngineEmbedding,
     ContextEnginePostprocessor,
     ContextEngineRetriever,
     LlamaIndexFirstStage,
 )
-from llamaindex_ctxengine._convert import node_to_scored  # noqa: E402
+from llamaindex_ctxengine._convert import node_to_scored
 
 
 @pytest.fixture(scope="module")

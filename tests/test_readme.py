@@ -9,7 +9,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_quickstart_block_runs_and_fits(capsys):
     text = README.read_text(encoding="utf-8")
     section = text.split("## Quickstart", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     namespace: dict = {}
     exec(compile(code, "README quickstart", "exec"), namespace)
     packet = namespace["packet"]
@@ -21,7 +21,7 @@ def test_context_modeling_section_runs(tmp_path, monkeypatch, capsys):
     """The README's learned-ranker example trains, explains, saves and reloads as written."""
     text = README.read_text(encoding="utf-8")
     section = text.split("<!-- learn:start -->", 1)[1].split("<!-- learn:end -->", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     monkeypatch.chdir(tmp_path)  # the example saves "support-index" in the working directory
     namespace: dict = {}
     exec(compile(code, "README context modeling", "exec"), namespace)

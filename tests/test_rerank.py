@@ -8,9 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (
     ConfigurationError,
@@ -24,13 +21,15 @@ from ctxengine.rerank import (
     CrossEncoderReranker,
     MMRReranker,
     PassageReranker,
-    RerankPipeline,
     Reranker,
+    RerankPipeline,
     TagReranker,
     get_reranker,
     passage_windows,
 )
 from ctxengine.types import Document, ScoredDocument
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def scored(text: str, score: float, *, tags: list[str] | None = None, doc_id: str = "") -> ScoredDocument:
@@ -305,7 +304,7 @@ def test_mmr_drops_exact_copies_even_with_lexical_vectors(hashing):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    texts=st.lists(st.lists(st.sampled_from("tower paris river bridge ticket queue".split()), min_size=1, max_size=4),
+    texts=st.lists(st.lists(st.sampled_from(["tower", "paris", "river", "bridge", "ticket", "queue"]), min_size=1, max_size=4),
                    min_size=1, max_size=10),
     threshold=st.floats(0.3, 1.0),
     k=st.one_of(st.none(), st.integers(1, 12)),
@@ -333,7 +332,7 @@ def test_mmr_rejects_bad_parameters(kwargs, hashing):
 
 # --- cross-encoder -----------------------------------------------------------------------
 
-VOCAB = "the a of in is was tower eiffel paris built 1889 tickets online cat sat mat memory decay tokens".split()
+VOCAB = ["the", "a", "of", "in", "is", "was", "tower", "eiffel", "paris", "built", "1889", "tickets", "online", "cat", "sat", "mat", "memory", "decay", "tokens"]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,10 @@ import subprocess
 import sys
 
 import pytest
-
 from ctxengine.errors import InvalidInputError, InvalidTypeError, UnknownStrategyError
 from ctxengine.tokens import (
     CharRatioFallbackCounter,
     HuggingFaceTokenCounter,
-    TiktokenCounter,
     TokenCounter,
     get_token_counter,
 )

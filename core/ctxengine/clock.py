@@ -18,7 +18,7 @@ def system_clock() -> float:
     return time.time()
 
 
-def to_seconds(value: float | int | datetime | None, clock: Clock = system_clock) -> float:
+def to_seconds(value: float | datetime | None, clock: Clock = system_clock) -> float:
     """POSIX seconds from a number, a ``datetime`` (naive means UTC) or ``None`` (now)."""
     if value is None:
         return clock()
@@ -33,7 +33,7 @@ def to_seconds(value: float | int | datetime | None, clock: Clock = system_clock
     return check_finite(value, "timestamp")
 
 
-def to_duration(value: float | int | timedelta, name: str) -> float:
+def to_duration(value: float | timedelta, name: str) -> float:
     """Seconds from a number of seconds or a ``timedelta``; must be > 0."""
     if isinstance(value, timedelta):
         value = value.total_seconds()

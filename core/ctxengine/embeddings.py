@@ -390,9 +390,9 @@ def get_embedder(spec: str | os.PathLike[str] | Embedder | None = None) -> Embed
 
 
 __all__ = [
+    "DEFAULT_MODEL_NAME",
     "CachedEmbedder",
     "CallableEmbedder",
-    "DEFAULT_MODEL_NAME",
     "Embedder",
     "HashingEmbedder",
     "SentenceTransformerEmbedder",

@@ -88,18 +88,14 @@ def term_set(text: str) -> frozenset[str]:
 # --- sentences -------------------------------------------------------------------------
 
 _ABBREVIATIONS = frozenset(
-    """
-    e.g i.e viz etc vs al cf approx ca fig figs eq eqs ref refs vol vols pp ch sec
-    dr mr mrs ms prof sr jr st mt inc ltd co corp dept univ est jan feb mar apr jun jul
-    aug sep sept oct nov dec mon tue wed thu fri sat sun u.s u.k e.u a.m p.m ph.d
-    """.split()
+    ["e.g", "i.e", "viz", "etc", "vs", "al", "cf", "approx", "ca", "fig", "figs", "eq", "eqs", "ref", "refs", "vol", "vols", "pp", "ch", "sec", "dr", "mr", "mrs", "ms", "prof", "sr", "jr", "st", "mt", "inc", "ltd", "co", "corp", "dept", "univ", "est", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed", "thu", "fri", "sat", "sun", "u.s", "u.k", "e.u", "a.m", "p.m", "ph.d"]
 )
 # Abbreviations that also end sentences ("... at 5 p.m. Then"): a boundary when a
 # capitalised word follows. The others ("Dr.", "e.g.", "Fig.") never end one.
-_TERMINAL_ABBREVIATIONS = frozenset("etc a.m p.m inc ltd corp jr sr".split())
+_TERMINAL_ABBREVIATIONS = frozenset(["etc", "a.m", "p.m", "inc", "ltd", "corp", "jr", "sr"])
 # Abbreviations that are also plain words ("I said no.", "The cat sat."): only before a
 # number ("No. 5", "Sat. 12 May").
-_NUMBER_ABBREVIATIONS = frozenset("no nos sat sun wed mar".split())
+_NUMBER_ABBREVIATIONS = frozenset(["no", "nos", "sat", "sun", "wed", "mar"])
 # "i.p.", "s.c.", "U.S.A.": letters joined by dots.
 _DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace;

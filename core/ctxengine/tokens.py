@@ -19,7 +19,7 @@ import os
 import tempfile
 import threading
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -101,7 +101,7 @@ def _seed(cache_dir: Path, name: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_tiktoken_encoding(name: str = "cl100k_base") -> Any:
     """Return a ``tiktoken.Encoding`` without touching the network.
 

@@ -141,7 +141,7 @@ class LinearScorer:
         self.feature_names = names
         self.features = dict(featurizer.config())
         spread = self.contributions(rows).std(axis=0)
-        self.trained = {"queries": len(usable), "rows": int(len(rows)), "training_rows": int(len(x)),
+        self.trained = {"queries": len(usable), "rows": len(rows), "training_rows": len(x),
                         "importance": dict(zip(names, spread.round(6).tolist()))}  # fmt: skip
         return self
 
@@ -304,7 +304,7 @@ class LinearScorer:
                 if not isinstance(k, list) or not k:
                     raise IndexFormatError(f"knots of feature {names[position]!r} must be a non-empty list")
                 k_values = _numbers({"knots": k}, "knots", len(k))
-                h_values = _numbers({"heights": h}, "heights", len(k) if len(k) > 1 else 1)
+                h_values = _numbers({"heights": h}, "heights", max(1, len(k)))
                 if np.any(np.diff(k_values) <= 0):
                     raise IndexFormatError(f"knots of feature {names[position]!r} must increase")
                 scorer.knot_values.append(k_values)

@@ -10,7 +10,7 @@ from .._validation import check_choice
 from ..embeddings import Embedder
 from ..errors import InvalidInputError, InvalidTypeError, ModelNotFoundError
 from ..types import ScoredDocument
-from .base import Reranker, BaseReranker
+from .base import BaseReranker, Reranker
 from .cross_encoder import CrossEncoderReranker
 from .mmr import MMRReranker
 from .passage import PassageReranker
