@@ -332,6 +332,8 @@ def runners(variants: bool) -> list[tuple[str, Callable[[Case, int, float], tupl
             ("semantic lexical=0", ours(SemanticCompressor(lexical_weight=0.0))),
             ("semantic lexical=0.3", ours(SemanticCompressor(lexical_weight=0.3))),
             ("semantic density", ours(SemanticCompressor(selection="density"))),
+            *((f"extractive whole_below={n}", ours(ExtractiveCompressor(whole_below=n))) for n in (0, 64, 128)),
+            *((f"semantic whole_below={n}", ours(SemanticCompressor(whole_below=n))) for n in (0, 64, 128)),
         ]
     rows += [
         ("llamaindex optimizer ctx=1", llamaindex(1)),

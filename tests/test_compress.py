@@ -277,3 +277,37 @@ def test_benchmark_smoke(shared_data) -> None:
     assert set(STRATEGIES) < names and any("llamaindex" in n for n in names)
     assert any("langchain" in n for n in names)
     assert all(row["over"] == 0 and 0.0 <= row["kept"] <= 1.0 for row in rows)
+
+
+@pytest.mark.parametrize("name", ["extractive", "semantic"])
+def test_short_documents_are_kept_or_dropped_whole(name, token_counter, embedder) -> None:
+    """A chat turn split into sentences loses its sense ("It was so powerful."): under
+    ``whole_below`` tokens the query-aware strategies keep it whole, spans still exact."""
+    turns = [
+        "Melanie: I finally painted the lake at sunrise. It took three weekends.",
+        "Caroline: I went to the LGBTQ support group yesterday. It was so powerful.",
+        "Melanie: The kids loved the camping trip. We roasted marshmallows all night.",
+        "Caroline: I'm researching adoption agencies. I want to give a kid a loving home.",
+    ]
+    documents = scored(turns)
+    query = "When did Caroline go to the LGBTQ support group?"
+    budget = token_counter.count(turns[1]) + 4
+    options = {"embedder": embedder} if name == "semantic" else {}
+    compressor_class = ExtractiveCompressor if name == "extractive" else SemanticCompressor
+    kept = compressor_class(token_counter, **options).compress(query, documents, budget)
+    assert [doc.text for doc in kept] == [turns[1]]
+    assert [span.text for span in kept[0].kept] == ["Caroline: I went to the LGBTQ support group yesterday.",
+                                                    "It was so powerful."]  # fmt: skip
+    for span in kept[0].kept:
+        assert turns[1][span.start : span.end] == span.text
+    # whole_below=0 splits every document: the matching sentence alone, then filler
+    split = compressor_class(token_counter, whole_below=0, **options).compress(query, documents, budget)
+    assert turns[1] not in [doc.text for doc in split]
+    # a short document that does not fit the budget at all still gives its best sentence
+    tight = token_counter.count("Caroline: I went to the LGBTQ support group yesterday.") + 1
+    assert "LGBTQ" in " ".join(d.text for d in compressor_class(token_counter, **options).compress(query, documents, tight))
+
+
+def test_whole_below_is_validated() -> None:
+    with pytest.raises(InvalidInputError):
+        ExtractiveCompressor(whole_below=-1)
