@@ -394,7 +394,7 @@ def _main(argv: Sequence[str] | None) -> dict:
     parser.add_argument("--folds", type=int, default=5, help="SciFact cross-validation folds")
     parser.add_argument("--only", choices=("scifact", "locomo", "memory"), action="append")
     parser.add_argument("--out", type=Path, default=None,
-                        help="markdown table file (default: benchmarks/results/learned_ranker.md, not with --quick)")
+                        help="also write the tables to this markdown file (python -m benchmarks puts them in RESULTS.md)")
     args = parser.parse_args(argv)
     sections = args.only or ["scifact", "locomo", "memory"]
     started = time.perf_counter()
@@ -413,7 +413,7 @@ def _main(argv: Sequence[str] | None) -> dict:
     if "memory" in sections:
         results["memory"] = memory_section(conversations, lines)
     lines.append(f"\n({time.perf_counter() - started:.0f} s)")
-    out = args.out or (None if args.quick else REPO_ROOT / "benchmarks" / "results" / "learned_ranker.md")
+    out = args.out
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines) + "\n", encoding="utf-8")
