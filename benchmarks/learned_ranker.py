@@ -201,6 +201,16 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
+def verdict(learned: str, what: str, s: dict, folds: int, unit: str, spec: str, lines: list[str]) -> None:
+    """Print and record one 'learned vs the best hand-set' line."""
+    beats = "beats" if s["margin_mean"] > 0 else "does NOT beat"
+    line = (f"{learned} ({s['learned']:{spec}}) {beats} the best hand-set {what} ({s['best_handset']}, "
+            f"{s['best']:{spec}}) by {s['margin_mean']:+{spec}} ± {s['margin_std']:{spec}} "
+            f"(wins {s['folds_won']}/{folds} {unit})")  # fmt: skip
+    print(line)
+    lines.append(f"\n- {line}")
+
+
 def document_section(name: str, folds: Sequence[list[Query]], lines: list[str]) -> dict:
     learners: dict[str, Learner] = {
         SHIPPED: scorer_learner(),
@@ -218,12 +228,7 @@ def document_section(name: str, folds: Sequence[list[Query]], lines: list[str]) 
     rows = list(folds[0][0].handset)
     summaries = [margin(per, SHIPPED, rows), margin(per, NO_PASSAGE, [r for r in rows if "passage" not in r])]
     for s in summaries:
-        verdict = "beats" if s["margin_mean"] > 0 else "does NOT beat"
-        line = (f"{name}: {s['learned_row']} ({s['learned']:.4f}) {verdict} the best hand-set row on the same "
-                f"signals ({s['best_handset']}, {s['best']:.4f}) by {s['margin_mean']:+.4f} ± {s['margin_std']:.4f} "
-                f"(wins {s['folds_won']}/{s['folds']} folds)")  # fmt: skip
-        print(line)
-        lines.append(f"\n- {line}")
+        verdict(f"{name}: {s['learned_row']}", "row on the same signals", s, s["folds"], "folds", ".4f", lines)
     print(f"({time.perf_counter() - started:.0f} s)")
     return {"folds": per, "summary": summaries}
 
@@ -310,13 +315,7 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
                 "leave-one-conversation-out (mean ± std over conversations)",
                 ["system", *(f"B={b}" for b in BUDGETS)], rows, lines)  # fmt: skip
     for b in BUDGETS:
-        s = summary[b]
-        verdict = "beats" if s["margin_mean"] > 0 else "does NOT beat"
-        line = (f"B={b}: learned {s['learned']:.1%} {verdict} the best hand-set memory ({s['best_handset']}, "
-                f"{s['best']:.1%}) by {s['margin_mean']:+.1%} ± {s['margin_std']:.1%} "
-                f"(wins {s['folds_won']}/{len(sessions)} conversations)")  # fmt: skip
-        print(line)
-        lines.append(f"- {line}")
+        verdict(f"B={b}: learned", "memory", summary[b], len(sessions), "conversations", ".1%", lines)
     replay = replays[0]
     memory, learned = replay.memory(), learned_by_session[replay.session]
     questions = [q.question for q in replay.conversation.answerable()][:100]
