@@ -10,8 +10,8 @@ Corpora are synthesized from the LoCoMo dev turns ("Speaker: text", 2,760 of the
 * lexical modes (keyword, tfidf): ``turn + " #<i>"``, so every document is unique text
   and the vocabulary grows by one term per document;
 * modes that embed (dense, hybrid, adaptive): the turns repeated with unique ids. Their
-  vectors are the cached MiniLM vectors of the 2,760 base turns (disk cache, loaded once):
-  "cached document embeddings", as the target says. Embedding 100k unique texts would
+  vectors are the cached MiniLM vectors of the 2,760 base turns and of their two-sentence
+  windows (disk cache, loaded once): "cached document embeddings", as the target says. Embedding 100k unique texts would
   take ~10 minutes on this machine; ``retrieval_latency.py`` reports the model's rate.
 
 The engine is the default one (``ContextEngine.from_documents``: token budget 800, k=5,
@@ -82,6 +82,7 @@ def measure(size: int, label: str, n_queries: int) -> dict:
     from benchmarks.data import load_locomo
     from ctxengine import ContextEngine, ManualClock
     from ctxengine.embeddings import default_embedder
+    from ctxengine.text import sentence_windows
 
     _, mode, rerank = next(m for m in MODES if m[0] == label)
     conversations = load_locomo()
@@ -92,6 +93,8 @@ def measure(size: int, label: str, n_queries: int) -> dict:
     embedder.embed(turns[:1] + questions[: n_queries + 1])  # loads the model; memory reads these
     if mode not in LEXICAL:
         embedder.embed(turns)  # the base vectors, from the disk cache
+        # and their sentence windows (the retriever's passage_window=2), cached alike
+        embedder.embed([w for turn in turns for w in sentence_windows(turn, 2)])
         documents = [{"id": f"d{i}", "text": turns[i % len(turns)]} for i in range(size)]
     else:
         documents = [{"id": f"d{i}", "text": f"{turns[i % len(turns)]} #{i}"} for i in range(size)]

@@ -94,7 +94,13 @@ def test_the_directory_is_plain_files_described_by_the_manifest(scifact, embedde
     lines = (tmp_path / "idx" / "documents.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in lines] == [d.id for d in documents]
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [
-        "documents.jsonl", "embeddings.npy", "manifest.json", "tokens.jsonl"]
+        "documents.jsonl", "embeddings.npy", "manifest.json", "passage_counts.npy", "passages.npy",
+        "tokens.jsonl"]  # fmt: skip
+    # the sentence-window vectors: each document's rows, in index order
+    counts = np.load(tmp_path / "idx" / "passage_counts.npy", allow_pickle=False)
+    windows = np.load(tmp_path / "idx" / "passages.npy", allow_pickle=False)
+    assert counts.shape == (len(documents),) and windows.shape == (counts.sum(), embedder.dimension)
+    assert counts.max() > 1  # abstracts have several windows
 
 
 def test_loading_with_another_embedder_is_a_mismatch(scifact, embedder, tmp_path):

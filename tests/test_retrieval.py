@@ -309,3 +309,45 @@ def test_hybrid_beats_keyword_and_dense_on_a_locomo_conversation(locomo, embedde
 
     hybrid, keyword, dense = mean_ndcg("hybrid"), mean_ndcg("keyword"), mean_ndcg("dense")
     assert hybrid > keyword and hybrid > dense, (hybrid, keyword, dense)
+
+
+LONG = Document(
+    "Museum hours vary by season. The gift shop sells postcards and maps. Parking is free on "
+    "Sundays. The octopus can change the colour of its skin in milliseconds to hide from "
+    "predators. Guided tours start at ten. Tickets are cheaper online.",
+    id="long",
+)
+SHORT = [Document("Cats sleep for most of the day.", id="cats"),
+         Document("Dolphins sleep with one half of the brain at a time.", id="dolphins")]  # fmt: skip
+
+
+def test_dense_score_is_the_best_of_the_document_and_its_sentence_windows(embedder):
+    from ctxengine.text import sentence_windows
+
+    query = "How does an octopus camouflage itself?"
+    retriever = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder)
+    scores = retriever.score_all(query)["dense"]
+    q = embedder.embed([query])[0]
+    for doc, score in zip([LONG, *SHORT], scores):
+        windows = sentence_windows(doc.text, 2)
+        texts = [doc.text] + (windows if len(windows) > 1 else [])
+        assert score == pytest.approx(float((embedder.embed(texts) @ q).max()), abs=1e-5)
+    whole = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder, passage_window=0)
+    plain = whole.score_all(query)["dense"]
+    np.testing.assert_allclose(plain, embedder.embed([d.text for d in (LONG, *SHORT)]) @ q, atol=1e-5)
+    # the window holding the answer lifts the long document well above its whole-text cosine
+    assert scores[0] > plain[0] + 0.1
+    assert retriever.retrieve(query, k=1)[0].id == "long"
+
+
+def test_passage_windows_follow_upserts_and_removals(embedder):
+    retriever = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder)
+    query = "How does an octopus camouflage itself?"
+    before = retriever.score_all(query)["dense"][0]
+    retriever.upsert(Document("Museum hours vary by season. The gift shop sells postcards. "
+                              "Parking is free on Sundays.", id="long"))  # fmt: skip
+    assert retriever.score_all(query)["dense"][0] < before - 0.1  # the octopus window is gone
+    retriever.remove(["long"])
+    assert {d.id for d in retriever.retrieve(query, k=5)} == {"cats", "dolphins"}
+    with pytest.raises(InvalidInputError):
+        HybridRetriever(passage_window=-1)

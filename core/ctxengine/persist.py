@@ -49,6 +49,10 @@ MANIFEST = "manifest.json"
 DOCUMENTS = "documents.jsonl"
 TOKENS = "tokens.jsonl"
 EMBEDDINGS = "embeddings.npy"
+# Sentence-window vectors of the documents that have more than one window, stacked, and
+# how many rows each document owns (index order; 0 for most short documents).
+PASSAGES = "passages.npy"
+PASSAGE_COUNTS = "passage_counts.npy"
 LEARNED_RANKER = "learned_ranker.json"
 LEARNED_MEMORY = "learned_memory.json"
 #: Optional JSON files saved with the index (trained scorers of :mod:`ctxengine.learn`).
@@ -140,6 +144,13 @@ def save_index(
             (staging / name).write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
         if vectors is not None:
             np.save(staging / EMBEDDINGS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        if state["passages"] is not None:
+            counts = np.array([len(rows) for rows in state["passages"]], dtype=np.int64)
+            stacked = [rows for rows in state["passages"] if len(rows)]
+            dimension = vectors.shape[1] if vectors is not None else 0
+            matrix = np.concatenate(stacked) if stacked else np.zeros((0, dimension), np.float32)
+            np.save(staging / PASSAGES, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
+            np.save(staging / PASSAGE_COUNTS, counts, allow_pickle=False)
         manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         _replace(staging, target)
@@ -186,7 +197,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(files, dict) or DOCUMENTS not in files or TOKENS not in files:
         raise IndexFormatError(f"{root / MANIFEST} does not list the index files")
     for name, digest in files.items():
-        if name not in (DOCUMENTS, TOKENS, EMBEDDINGS, *LEARNED_FILES):
+        if name not in (DOCUMENTS, TOKENS, EMBEDDINGS, PASSAGES, PASSAGE_COUNTS, *LEARNED_FILES):
             raise IndexFormatError(f"{root / MANIFEST} lists an unknown file {name!r}")
         try:
             actual = _sha256(root / name)
@@ -267,6 +278,7 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
     root = _path(path)
     manifest = read_manifest(root)
     params = dict(manifest.get("retriever") or {})
+    params.setdefault("passage_window", 0)  # indexes saved before passage windows existed
     if params.pop("class", None) != "HybridRetriever":
         raise IndexFormatError(f"{root} holds an index of an unknown retriever class")
     resolved = _resolve_embedder(manifest.get("embedder"), embedder)
@@ -275,9 +287,15 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
         rows = _read_jsonl(root / DOCUMENTS)
         tokens = _read_jsonl(root / TOKENS)
         documents = [Document(text=r["text"], id=r["id"], metadata=r.get("metadata") or {}) for r in rows]
-        vectors = None
+        vectors = passages = None
         if EMBEDDINGS in manifest["files"]:
             vectors = np.load(root / EMBEDDINGS, allow_pickle=False)
+        if vectors is not None and PASSAGES in manifest["files"] and PASSAGE_COUNTS in manifest["files"]:
+            passages = _split_passages(
+                np.load(root / PASSAGES, allow_pickle=False),
+                np.load(root / PASSAGE_COUNTS, allow_pickle=False),
+                vectors.shape, root,
+            )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexFormatError(f"{root} holds an unreadable index: {exc}") from exc
     if not all(isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tokens):
@@ -296,10 +314,22 @@ def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
         tokens = [analyze(doc.text) for doc in documents]
     try:
         return HybridRetriever.from_state(
-            documents, [tuple(t) for t in tokens], vectors, embedder=resolved, **params
+            documents, [tuple(t) for t in tokens], vectors, passages=passages, embedder=resolved, **params
         )
     except (TypeError, CtxEngineError) as exc:
         raise IndexFormatError(f"{root} has retriever parameters this version cannot use: {exc}") from exc
+
+
+def _split_passages(matrix: np.ndarray, counts: np.ndarray, shape: tuple[int, ...], root: Path) -> list[np.ndarray]:
+    """Per-document window vectors from the stacked matrix, checked against the documents."""
+    count, dimension = shape
+    if counts.ndim != 1 or len(counts) != count or counts.dtype.kind != "i" or (counts < 0).any():
+        raise IndexFormatError(f"{root / PASSAGE_COUNTS} does not hold one count per document")
+    if matrix.dtype != np.float32 or matrix.shape != (int(counts.sum()), dimension):
+        raise IndexFormatError(f"{root / PASSAGES} holds {matrix.dtype} {matrix.shape}, expected float32 ({int(counts.sum())}, {dimension})")
+    if not np.isfinite(matrix).all():
+        raise IndexFormatError(f"{root / PASSAGES} holds NaN or infinite values")
+    return np.split(matrix, np.cumsum(counts)[:-1]) if count else []
 
 
 __all__ = [

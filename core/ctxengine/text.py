@@ -205,4 +205,28 @@ def sentences(text: str) -> list[str]:
     return [text[start:end] for start, end in split_sentences(text)]
 
 
-__all__ = ["STOP_WORDS", "analyze", "sentences", "split_sentences", "term_set", "words"]
+def sentence_windows(text: str, window: int) -> list[str]:
+    """Overlapping windows of ``window`` consecutive sentences (stride one sentence).
+
+    A document with fewer sentences than ``window`` is one window, and a text with no
+    sentence at all (blank) has none. Windows are cut from the original text, so spacing
+    and punctuation stay as written (and cached vectors stay reusable).
+    """
+    return list(_windows(text, window))
+
+
+@lru_cache(maxsize=16384)
+def _windows(text: str, window: int) -> tuple[str, ...]:
+    # The same candidates come back query after query; splitting them is half the cost
+    # of a warm re-rank, so remember the split.
+    spans = split_sentences(text)
+    if not spans:
+        return ()
+    if len(spans) <= window:
+        return (text[spans[0][0] : spans[-1][1]],)
+    return tuple(
+        text[spans[i][0] : spans[i + window - 1][1]] for i in range(len(spans) - window + 1)
+    )
+
+
+__all__ = ["STOP_WORDS", "analyze", "sentence_windows", "sentences", "split_sentences", "term_set", "words"]

@@ -9,39 +9,17 @@ looks at the whole document at the grain where an answer lives.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..embeddings import Embedder
-from ..text import split_sentences
+from ..text import sentence_windows
 from ..types import ScoredDocument
 from .base import BaseReranker, LazyEmbedderMixin, base_scores
 
-
-def passage_windows(text: str, window: int) -> list[str]:
-    """Overlapping windows of ``window`` consecutive sentences (stride one sentence).
-
-    A document with fewer sentences than ``window`` is one window, and a text with no
-    sentence at all (blank) has none. Windows are cut from the original text, so spacing
-    and punctuation stay as written (and cached vectors stay reusable).
-    """
-    return list(_windows(text, window))
-
-
-@lru_cache(maxsize=16384)
-def _windows(text: str, window: int) -> tuple[str, ...]:
-    # The same candidates come back query after query; splitting them is half the cost
-    # of a warm re-rank, so remember the split.
-    spans = split_sentences(text)
-    if not spans:
-        return ()
-    if len(spans) <= window:
-        return (text[spans[0][0] : spans[-1][1]],)
-    return tuple(
-        text[spans[i][0] : spans[i + window - 1][1]] for i in range(len(spans) - window + 1)
-    )
+# The windows a passage is scored on (re-exported under the re-ranker's name).
+passage_windows = sentence_windows
 
 
 MODES = ("blend", "gain")

@@ -19,6 +19,9 @@ class Entry:
     document: Document
     tokens: tuple[str, ...]
     vector: np.ndarray | None = None  # filled when a dense mode first needs it
+    # vectors of the document's sentence windows when it has more than one ((0, d) if not);
+    # None until a dense mode with passage windows first needs them
+    passages: np.ndarray | None = None
 
 
 class Snapshot:
