@@ -16,9 +16,9 @@ Corpora are synthesized from the LoCoMo dev turns ("Speaker: text", 2,760 of the
 
 The engine is the default one (``ContextEngine.from_documents``: token budget 800, k=5,
 30 candidates, extractive compression, in-process memory holding 40 LoCoMo turns), except
-that lexical modes re-rank with ``tags`` only: the default chain (tags, passage-gain,
-dedup) embeds the candidates, which a lexical deployment does not want (and which, on
-unique synthetic texts, would be uncached model calls). Queries: LoCoMo questions, each built twice: "new query" is the
+that lexical modes re-rank with ``tags`` only: the default chain (tags, dedup) embeds the
+candidates for dedup, which a lexical deployment does not want (and which, on unique
+synthetic texts, would be uncached model calls). Queries: LoCoMo questions, each built twice: "new query" is the
 first ``build()`` of a question (the retriever embeds it with the model; the memory reads it
 from the embedding cache), the median/p95 and stage columns are the second (every
 embedding cached: what the index and the pipeline cost).

@@ -43,6 +43,7 @@ from ctxengine.embeddings import default_embedder
 from ctxengine.learn import DocumentFeatures, LearnedMemory, LinearScorer, MemoryFeatures
 from ctxengine.memory import DecayMemory
 from ctxengine.metrics import ndcg_at_k
+from ctxengine.rerank import DEFAULT_RERANKER
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.retrieval.fusion import fuse
 from ctxengine.tokens import TiktokenCounter
@@ -85,7 +86,7 @@ class Query:
 
 FEATURE_SETS = {"default": {}, "no passage": {"passage": False}, "tfidf": {"tfidf": True}}
 PASSAGE_WEIGHTS = (0.2, 0.35, 0.5)
-ENGINE_DEFAULT = "hybrid + engine's default re-ranker (tags, passage-gain, dedup)"
+ENGINE_DEFAULT = f"hybrid + engine's default re-ranker ({', '.join(DEFAULT_RERANKER)})"
 
 
 def make_queries(retriever: HybridRetriever, items: Sequence[tuple[str, dict[str, float]]]) -> list[Query]:
@@ -368,7 +369,7 @@ def latency_section(queries: list[Query], lines: list[str]) -> dict:
             sample, lambda q: rankers["default"].rerank(q.text, q.pool, k=10)),
         "LearnedRanker.rerank, without passage features": _median_ms(
             sample, lambda q: rankers["no passage"].rerank(q.text, q.pool, k=10)),
-        "the engine's default re-ranker (tags, passage-gain, dedup), replaced": _median_ms(
+        f"the engine's default re-ranker ({', '.join(DEFAULT_RERANKER)}), replaced": _median_ms(
             sample, lambda q: default.rerank(q.text, q.pool, k=10)),
         # training is not per query: one fit on every query's candidate rows
         f"training: LinearScorer.fit on {len(queries)} queries x {TOP} candidates (ms, once)": 1000 * fit_seconds,

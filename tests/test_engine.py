@@ -192,7 +192,7 @@ def test_the_engine_embedder_serves_reranking_memory_compression_and_fit(clock):
     recording = RecordingEmbedder()
     engine = ContextEngine.from_documents(
         KNOWLEDGE_BASE, retrieval="keyword", embedder=recording, compression="semantic",
-        token_budget=400, clock=clock,
+        rerank=["tags", "passage-gain", "dedup"], token_budget=400, clock=clock,
     )  # fmt: skip
     for role, text in CONVERSATION:
         engine.remember(role, text, session_id="s")

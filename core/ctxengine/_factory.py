@@ -99,7 +99,7 @@ class EngineConstructors:
         counter = get_token_counter(token_counter)
         embedder = shared_embedder(embedder)
         if isinstance(rerank, str) and rerank == "default":
-            rerank = None  # ctxengine.rerank.DEFAULT_RERANKER: tags, passage-gain, dedup
+            rerank = None  # ctxengine.rerank.DEFAULT_RERANKER: tags, dedup
         reranker = get_reranker(rerank, embedder=embedder)
         compressor_kwargs = {"embedder": embedder, **dict(compressor_options or {})}
         compressor = get_compressor(compression, token_counter=counter, **compressor_kwargs)
