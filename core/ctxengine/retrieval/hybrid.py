@@ -34,12 +34,13 @@ from ..errors import (
     DuplicateDocumentError,
     InvalidTypeError,
 )
-from ..text import analyze, sentence_windows
+from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
 from .lexical import BM25Index, TfidfIndex
 from .snapshot import Entry, Snapshot
+from .windows import WindowMatrix, stack_windows, take_best_window, window_texts
 
 DocumentLike = Document | str | Mapping[str, Any]
 _QUERY_CACHE_SIZE = 4096
@@ -258,7 +259,7 @@ class HybridRetriever:
         batch, so the model sees every new text once."""
         todo = [entry for entry in entries if entry.vector is None]
         windowed = [entry for entry in entries if self.passage_window and entry.passages is None]
-        windows = [self._windows(entry.document.text) for entry in windowed]
+        windows = [window_texts(entry.document.text, self.passage_window) for entry in windowed]
         texts = [entry.document.text for entry in todo] + [w for group in windows for w in group]
         if not texts:
             for entry in windowed:  # nothing to embed: every text is a single window
@@ -271,11 +272,6 @@ class HybridRetriever:
         for entry, group in zip(windowed, windows):
             entry.passages = vectors[position : position + len(group)].reshape(len(group), vectors.shape[1])
             position += len(group)
-
-    def _windows(self, text: str) -> list[str]:
-        # A text of up to passage_window sentences is its own only window: nothing to add.
-        windows = sentence_windows(text, self.passage_window)
-        return windows if len(windows) > 1 else []
 
     def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
         """Cached vectors of ``ids`` (shape ``(len(ids), dimension)``), in the order given."""
@@ -331,21 +327,12 @@ class HybridRetriever:
             self._query_vectors[query] = vector
         return vector
 
-    def _passage_matrix(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every window vector stacked, the documents that have windows, and where each
-        one's run of rows starts (one ``np.maximum.reduceat`` per query)."""
-
-        def build() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _windows(self, snap: Snapshot) -> WindowMatrix:
+        def build() -> WindowMatrix:
             self._fill_vectors(snap.entries)
-            owners = [i for i, e in enumerate(snap.entries) if e.passages is not None and len(e.passages)]
-            if not owners:
-                dimension = self._matrix(snap).shape[1]
-                return np.zeros((0, dimension), np.float32), np.zeros(0, np.intp), np.zeros(0, np.intp)
-            counts = np.array([len(snap.entries[i].passages) for i in owners])
-            matrix = np.concatenate([snap.entries[i].passages for i in owners]).astype(np.float32, copy=False)
-            return matrix, np.array(owners, dtype=np.intp), np.r_[0, np.cumsum(counts)[:-1]].astype(np.intp)
+            return stack_windows(snap.entries, self._matrix(snap).shape[1])
 
-        return snap.part("passages", build)
+        return snap.part("windows", build)
 
     def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
@@ -353,10 +340,7 @@ class HybridRetriever:
         vector = self._query_vector(query)
         scores = np.einsum("ij,j->i", self._matrix(snap), vector)
         if self.passage_window:
-            windows, owners, starts = self._passage_matrix(snap)
-            if len(owners):
-                best = np.maximum.reduceat(np.einsum("ij,j->i", windows, vector), starts)
-                scores[owners] = np.maximum(scores[owners], best)
+            take_best_window(scores, self._windows(snap), vector)
         return scores
 
     # --- querying ----------------------------------------------------------------------

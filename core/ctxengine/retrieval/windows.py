@@ -1,0 +1,53 @@
+"""Sentence windows in the dense signal: which extra texts a document is embedded as, how
+their vectors are stacked for one product per query, and how a document takes its best.
+
+MiniLM reads 256 word pieces and averages what it reads, so a long document's vector buries
+the one passage that answers; scoring its windows of a few sentences finds it. A text of at
+most ``window`` sentences is its own only window and adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from ..text import sentence_windows
+from .snapshot import Entry
+
+
+def window_texts(text: str, window: int) -> list[str]:
+    """The windows ``text`` adds to its whole-text vector (none for short texts)."""
+    windows = sentence_windows(text, window)
+    return windows if len(windows) > 1 else []
+
+
+class WindowMatrix(NamedTuple):
+    """Every window vector of a snapshot, stacked; the entries that own windows; and where
+    each owner's run of rows starts (for one ``np.maximum.reduceat`` per query)."""
+
+    vectors: np.ndarray
+    owners: np.ndarray
+    starts: np.ndarray
+
+
+def stack_windows(entries: Sequence[Entry], dimension: int) -> WindowMatrix:
+    owners = [i for i, e in enumerate(entries) if e.passages is not None and len(e.passages)]
+    if not owners:
+        return WindowMatrix(np.zeros((0, dimension), np.float32), np.zeros(0, np.intp), np.zeros(0, np.intp))
+    counts = np.array([len(entries[i].passages) for i in owners])
+    vectors = np.concatenate([entries[i].passages for i in owners]).astype(np.float32, copy=False)
+    return WindowMatrix(vectors, np.array(owners, dtype=np.intp), np.r_[0, np.cumsum(counts)[:-1]].astype(np.intp))
+
+
+def take_best_window(scores: np.ndarray, windows: WindowMatrix, query: np.ndarray) -> np.ndarray:
+    """``scores`` (whole-text cosines) raised, in place, to each owner's best window cosine."""
+    if len(windows.owners):
+        # einsum, not BLAS, for the reason given in HybridRetriever._dense_scores
+        best = np.maximum.reduceat(np.einsum("ij,j->i", windows.vectors, query), windows.starts)
+        scores[windows.owners] = np.maximum(scores[windows.owners], best)
+    return scores
+
+
+__all__ = ["WindowMatrix", "stack_windows", "take_best_window", "window_texts"]
