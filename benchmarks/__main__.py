@@ -132,7 +132,7 @@ def memory(quick: bool) -> dict[str, Any]:
     from benchmarks.report import table
 
     argv = ["--quick"] if quick else []
-    value, output = _run("memory_locomo", argv)
+    value, output = _run("memory_quality", argv)
     budgets = sorted({b for row in value.values() for b in row})
     # indented names are variants of the default (one ingredient changed)
     rows = [[f"default, {name.strip()}" if name.startswith(" ") else name, *(row[b] for b in budgets)]
@@ -151,7 +151,7 @@ def memory(quick: bool) -> dict[str, Any]:
     return {"tables": [table("share of evidence turns in the history slot (weighted by questions)",
                              ["system", *(f"B={b}" for b in budgets)], rows, ["", *(".1%" for _ in budgets)])],
             "plots": [plot], "headlines": headlines, "output": output,
-            "command": _command("memory_locomo", argv)}  # fmt: skip
+            "command": _command("memory_quality", argv)}  # fmt: skip
 
 
 def compression(quick: bool) -> dict[str, Any]:

@@ -8,7 +8,7 @@ hand-set rules on that data?
   RRF, passage blends and the engine's default re-ranker over the same pool.
 * LoCoMo dev (5 conversations, turns as documents), leave-one-conversation-out: the same.
 * LoCoMo memory, leave-one-conversation-out: ``LearnedMemory`` against every memory row of
-  ``benchmarks/memory_locomo.py`` (same replay, same evidence-recall metric, slots of
+  ``benchmarks/memory_quality.py`` (same replay, same evidence-recall metric, slots of
   256/512/1024 tokens).
 * Latency: what the learned ranker costs for 100 candidates (median), next to the
   re-ranker it replaces; memory recall, learned vs hand-set.
@@ -50,7 +50,7 @@ from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import Document, ScoredDocument
 
 from benchmarks.data import load_locomo
-from benchmarks.memory_locomo import BUDGETS, Replay, evidence_recall, systems
+from benchmarks.memory_quality import BUDGETS, Replay, evidence_recall, systems
 from benchmarks.retrieval_quality import scifact
 
 TOP = 100
@@ -263,7 +263,7 @@ LEARNED_MEMORY = "learned memory (default LinearScorer)"
 
 
 def memory_section(conversations: Sequence, lines: list[str]) -> dict:
-    """Leave-one-conversation-out: LearnedMemory vs every memory_locomo row, per slot."""
+    """Leave-one-conversation-out: LearnedMemory vs every memory_quality row, per slot."""
     started = time.perf_counter()
     counter = TiktokenCounter("cl100k_base")
     replays = [Replay(c, counter) for c in conversations]

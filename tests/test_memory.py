@@ -376,13 +376,13 @@ def test_dense_relevance_finds_a_paraphrase(clock, embedder):
 
 @pytest.mark.slow
 def test_default_beats_window_and_relevance_only_on_locomo(shared_data):
-    from benchmarks import memory_locomo
+    from benchmarks import memory_quality
 
-    table = memory_locomo.main(
+    table = memory_quality.main(
         ["--quick", "--data", str(shared_data / "locomo" / "locomo_dev5.json")]
     )
     default = table["ctxengine default"]
-    for budget in memory_locomo.BUDGETS:
+    for budget in memory_quality.BUDGETS:
         for peer in (
             "token window (last turns)",
             "relevance only: BM25",

@@ -12,9 +12,9 @@ one-day decay multiplied in, ctxengine's default ``DecayMemory()``, and variants
 one ingredient out. ``spread@512`` is the lowest and highest per-conversation figure.
 ``--loo`` adds a leave-one-conversation-out check of the defaults.
 
-    python -m benchmarks.memory_locomo            # the 5 dev conversations (a few minutes)
-    python -m benchmarks.memory_locomo --sweep --loo   # + variations, held-out check (~30 min)
-    python -m benchmarks.memory_locomo --quick    # one conversation (smoke test)
+    python -m benchmarks.memory_quality            # the 5 dev conversations (a few minutes)
+    python -m benchmarks.memory_quality --sweep --loo   # + variations, held-out check (~30 min)
+    python -m benchmarks.memory_quality --quick    # one conversation (smoke test)
 """
 
 from __future__ import annotations
