@@ -406,7 +406,7 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
         result = runner(quick)
         result["script"] = result.pop("command")
         section |= result | {"status": "ok"}
-    except Exception as exc:  # one broken benchmark must not lose the others' figures
+    except Exception as exc:  # noqa: BLE001 - one broken benchmark must not lose the others' figures
         traceback.print_exc()
         section |= {"status": "failed", "message": f"{type(exc).__name__}: {exc}"[:500]}
     section["seconds"] = time.perf_counter() - started

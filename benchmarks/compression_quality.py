@@ -53,19 +53,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
-from benchmarks.data import load_scifact_claims, load_scifact_sentences  # noqa: E402
-from benchmarks.peers import langchain_embeddings, llamaindex_embedding  # noqa: E402
-from benchmarks.retrieval_quality import locomo  # noqa: E402
-from ctxengine.compress import (  # noqa: E402
+from benchmarks.data import load_scifact_claims, load_scifact_sentences
+from benchmarks.peers import langchain_embeddings, llamaindex_embedding
+from benchmarks.retrieval_quality import locomo
+from ctxengine.compress import (
     ExtractiveCompressor,
     SemanticCompressor,
     SentenceCompressor,
     TruncateCompressor,
 )
-from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.retrieval import HybridRetriever  # noqa: E402
-from ctxengine.tokens import default_token_counter  # noqa: E402
-from ctxengine.types import Document, ScoredDocument  # noqa: E402
+from ctxengine.embeddings import default_embedder
+from ctxengine.retrieval import HybridRetriever
+from ctxengine.tokens import default_token_counter
+from ctxengine.types import Document, ScoredDocument
 
 KEPT_SHARE = 0.9  # a gold sentence / evidence turn is kept when this share of its characters is
 RETRIEVED = 10  # LoCoMo: turns retrieved per question, then compressed

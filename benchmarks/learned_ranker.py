@@ -39,6 +39,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+
+from benchmarks.data import load_locomo
+from benchmarks.memory_quality import BUDGETS, Replay, evidence_recall, systems
+from benchmarks.retrieval_quality import scifact
 from ctxengine.embeddings import default_embedder
 from ctxengine.learn import DocumentFeatures, LearnedMemory, LinearScorer, MemoryFeatures
 from ctxengine.memory import DecayMemory
@@ -48,10 +52,6 @@ from ctxengine.retrieval import HybridRetriever
 from ctxengine.retrieval.fusion import fuse
 from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import Document, ScoredDocument
-
-from benchmarks.data import load_locomo
-from benchmarks.memory_quality import BUDGETS, Replay, evidence_recall, systems
-from benchmarks.retrieval_quality import scifact
 
 TOP = 100
 ALPHAS = tuple(round(a / 10, 1) for a in range(11))

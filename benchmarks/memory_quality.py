@@ -35,6 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+
+from benchmarks.data import LocomoConversation, load_locomo
 from ctxengine.clock import ManualClock
 from ctxengine.embeddings import default_embedder
 from ctxengine.formatting import render_turn
@@ -44,8 +46,6 @@ from ctxengine.retrieval.lexical import BM25Index
 from ctxengine.text import analyze
 from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import ScoredTurn, Turn
-
-from benchmarks.data import LocomoConversation, load_locomo
 
 BUDGETS = (256, 512, 1024)
 QUICK_CONVERSATION = "conv-30"  # the shortest dev conversation

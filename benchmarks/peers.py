@@ -45,16 +45,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 # the same collections as the mode table of retrieval_quality.py
-from benchmarks.retrieval_quality import Collection, locomo, scifact  # noqa: E402
-from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
-from ctxengine.rerank import DEFAULT_RERANKER, get_reranker  # noqa: E402
-from ctxengine.retrieval import HybridRetriever  # noqa: E402
-from ctxengine.text import analyze  # noqa: E402
-from ctxengine.types import Document  # noqa: E402
+from benchmarks.retrieval_quality import Collection, locomo, scifact
+from ctxengine.embeddings import default_embedder
+from ctxengine.metrics import mean, ndcg_at_k, recall_at_k
+from ctxengine.rerank import DEFAULT_RERANKER, get_reranker
+from ctxengine.retrieval import HybridRetriever
+from ctxengine.text import analyze
+from ctxengine.types import Document
 
 POOL = 100  # candidates per signal, and the depth of every ranking (Recall@100)
 Search = Callable[[str, int], list[str]]  # (query, k) -> ids, best first
@@ -249,7 +249,7 @@ def systems(cross_encoder: str | None = None, variants: bool = True) -> list[Sys
         System("ctxengine hybrid, RRF fusion", "ctxengine", ctxengine_mode("hybrid", fusion="rrf")),
         System("ctxengine adaptive", "ctxengine", ctxengine_mode("adaptive")),
         System(f"ctxengine hybrid + default rerank ({', '.join(DEFAULT_RERANKER)})", "ctxengine",
-               ctxengine_reranked(None)),  # fmt: skip
+               ctxengine_reranked(None)),
     ]
     if cross_encoder:
         out.append(System("ctxengine hybrid + cross-encoder", "ctxengine",
@@ -348,8 +348,8 @@ def load(name: str, quick: bool, limit: int | None) -> Dataset:
         notes = ["BEIR SciFact, train claims (the test split is held out), documents 'title. text'",
                  PUBLISHED_SCIFACT]
     else:
-        notes = [f"LoCoMo dev, {len(collections)} conversation(s): turns 'Speaker: text' as documents, "
-                 "questions of categories 1-4 as queries, evidence turns relevant"]  # fmt: skip
+        notes = [(f"LoCoMo dev, {len(collections)} conversation(s): turns 'Speaker: text' as documents, "
+                  "questions of categories 1-4 as queries, evidence turns relevant")]
     if quick:
         notes.append("quick slice: figures not comparable")
     return Dataset(name, collections, notes)

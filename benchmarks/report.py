@@ -87,7 +87,7 @@ def environment(root: Path) -> dict[str, Any]:
 
 def _git(root: Path, *args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", *args], check=False, cwd=root, capture_output=True, text=True, timeout=10)
         return done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -238,7 +238,7 @@ def write(results: Mapping[str, Any], out_dir: Path) -> Path:
         for spec in section.get("plots", []):
             try:
                 plots.setdefault(name, []).append(draw(spec, out_dir))
-            except Exception as exc:  # a broken plot must not lose the tables
+            except Exception as exc:  # noqa: BLE001 - a broken plot must not lose the tables
                 print(f"plot {spec.get('file')} failed: {exc}", file=sys.stderr)
     path = out_dir / "RESULTS.md"
     path.write_text(render(results, plots), encoding="utf-8")

@@ -34,12 +34,12 @@ os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
-from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
-from ctxengine.rerank import MMRReranker, PassageReranker, RerankPipeline, Reranker, TagReranker  # noqa: E402
-from ctxengine.retrieval import HybridRetriever  # noqa: E402
-from ctxengine.types import Document, ScoredDocument  # noqa: E402
+from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries
+from ctxengine.embeddings import default_embedder
+from ctxengine.metrics import mean, ndcg_at_k, recall_at_k
+from ctxengine.rerank import MMRReranker, PassageReranker, Reranker, RerankPipeline, TagReranker
+from ctxengine.retrieval import HybridRetriever
+from ctxengine.types import Document, ScoredDocument
 
 Case = tuple[str, list[ScoredDocument], dict[str, float]]  # query, candidates, relevance
 

@@ -68,10 +68,9 @@ LIMITS: dict[str, tuple[float, float]] = {
 
 def history(store: str, scale: float) -> dict:
     """Remember ``HISTORY_TURNS`` LoCoMo turns in one session, then build packets."""
+    from benchmarks.data import load_locomo
     from ctxengine import ContextEngine, ManualClock
     from ctxengine.embeddings import default_embedder
-
-    from benchmarks.data import load_locomo
 
     conversations = load_locomo()
     turns = [t for c in conversations for t in c.turns]

@@ -35,13 +35,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
-import numpy as np  # noqa: E402
-from ctxengine.embeddings import Embedder, default_embedder  # noqa: E402
-from ctxengine.retrieval import HybridRetriever  # noqa: E402
-from ctxengine.text import analyze  # noqa: E402
-from ctxengine.types import Document  # noqa: E402
+import numpy as np
 
-from benchmarks.data import load_locomo  # noqa: E402
+from benchmarks.data import load_locomo
+from ctxengine.embeddings import Embedder, default_embedder
+from ctxengine.retrieval import HybridRetriever
+from ctxengine.text import analyze
+from ctxengine.types import Document
 
 # (label, mode, fusion); dense-mode rows need their own fresh queries
 MODES = [

@@ -34,14 +34,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
-import numpy as np  # noqa: E402
-from ctxengine.embeddings import default_embedder  # noqa: E402
-from ctxengine.metrics import mean, ndcg_at_k, recall_at_k  # noqa: E402
-from ctxengine.retrieval import HybridRetriever, adaptive, fusion  # noqa: E402
-from ctxengine.text import analyze  # noqa: E402
-from ctxengine.types import Document  # noqa: E402
+import numpy as np
 
-from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries  # noqa: E402
+from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queries
+from ctxengine.embeddings import default_embedder
+from ctxengine.metrics import mean, ndcg_at_k, recall_at_k
+from ctxengine.retrieval import HybridRetriever, adaptive, fusion
+from ctxengine.text import analyze
+from ctxengine.types import Document
 
 # (label, mode, retriever attributes other than the defaults)
 MODES: list[tuple[str, str, dict[str, object]]] = [

@@ -35,10 +35,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
+from benchmarks.data import load_locomo
 from ctxengine.memory import store_from_url
 from ctxengine.types import Turn
-
-from benchmarks.data import load_locomo
 
 Adder = Callable[[str, str, str, float], Any]
 Reader = Callable[[str], Sequence[Any]]

@@ -12,10 +12,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ctxengine.assembly import build_messages
-from ctxengine.types import Document, ScoredDocument
 from langchain_core.documents import Document as LCDocument
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from ctxengine.assembly import build_messages
+from ctxengine.types import Document, ScoredDocument
 
 # Keys the adapters write into a result's metadata; documented in the README.
 RESULT_KEYS = ("id", "source", "score", "stage_scores", "compressed", "tokens")
@@ -52,9 +53,8 @@ def metadata_score(document: LCDocument) -> float | None:
     """The similarity score a LangChain retriever put in the metadata, if any."""
     for key in SCORE_KEYS:
         value = (document.metadata or {}).get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
-                return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
     return None
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import AIMessage, BaseMessage
+
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.types import ScoredTurn, Turn
-from langchain_core.messages import AIMessage, BaseMessage
 
 from ._convert import message_role, message_text
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ctxengine._validation import check_positive_int, check_text
-from ctxengine.engine import ContextEngine
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
+
+from ctxengine._validation import check_positive_int, check_text
+from ctxengine.engine import ContextEngine
 
 from ._convert import turns_to_messages
 from ._history import check_engine, recall, remember_message

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ctxengine._validation import check_positive_int
-from ctxengine.engine import ContextEngine
-from ctxengine.errors import InvalidTypeError
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LCDocument
 from pydantic import ConfigDict
+
+from ctxengine._validation import check_positive_int
+from ctxengine.engine import ContextEngine
+from ctxengine.errors import InvalidTypeError
 
 from ._convert import to_langchain_document, to_scored_documents
 

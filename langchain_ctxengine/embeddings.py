@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxengine.embeddings import get_embedder
 from langchain_core.embeddings import Embeddings
+
+from ctxengine.embeddings import get_embedder
 
 
 class ContextEngineEmbeddings(Embeddings):

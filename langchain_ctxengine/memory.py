@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxengine import formatting as fmt
-from ctxengine._validation import check_positive_int, check_text
-from ctxengine.errors import InvalidInputError
 from langchain_classic.base_memory import BaseMemory
 from langchain_classic.memory.utils import get_prompt_input_key
 from pydantic import ConfigDict
+
+from ctxengine import formatting as fmt
+from ctxengine._validation import check_positive_int, check_text
+from ctxengine.errors import InvalidInputError
 
 from ._convert import turns_to_messages
 from ._history import check_engine, recall

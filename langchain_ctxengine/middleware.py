@@ -13,11 +13,12 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+
 from ctxengine._validation import check_text
 from ctxengine.engine import ContextEngine
 from ctxengine.packet import ContextPacket
-from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
 
 from ._convert import message_text, to_langchain_messages
 from ._history import check_engine, remember_message, storable, stored_message_ids

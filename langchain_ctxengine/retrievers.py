@@ -6,10 +6,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ctxengine._validation import check_positive_int
-from ctxengine.engine import ContextEngine
-from ctxengine.errors import ConfigurationError, InvalidTypeError
-from ctxengine.types import ScoredDocument
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -17,6 +13,11 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
+
+from ctxengine._validation import check_positive_int
+from ctxengine.engine import ContextEngine
+from ctxengine.errors import ConfigurationError, InvalidTypeError
+from ctxengine.types import ScoredDocument
 
 from ._convert import to_langchain_document, to_scored_documents
 

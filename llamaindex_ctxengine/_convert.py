@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ctxengine.errors import InvalidTypeError
-from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
+
+from ctxengine.errors import InvalidTypeError
+from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
 #: not content, so LlamaIndex is told to keep them out of prompts and embeddings.

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxengine.embeddings import get_embedder
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
+
+from ctxengine.embeddings import get_embedder
 
 
 class ContextEngineEmbedding(BaseEmbedding):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ctxengine import formatting as fmt
-from ctxengine._validation import check_positive_int, check_text
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from llama_index.core.memory import BaseMemory
 from llama_index.core.memory.memory import BaseMemoryBlock
+
+from ctxengine import formatting as fmt
+from ctxengine._validation import check_positive_int, check_text
 
 from ._convert import last_user_text, message_role, message_text, turn_to_message
 from ._engine import resolve_engine

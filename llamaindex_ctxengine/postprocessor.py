@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxengine._validation import check_positive_int
-from ctxengine.errors import InvalidInputError
 from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from ctxengine._validation import check_positive_int
+from ctxengine.errors import InvalidInputError
 
 from ._convert import node_to_scored, nodes_by_id, scored_to_nodes
 from ._engine import resolve_engine

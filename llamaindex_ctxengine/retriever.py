@@ -8,13 +8,14 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
+
 from ctxengine._validation import check_positive_int, check_text
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.types import ScoredDocument
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 
 from ._convert import node_to_scored, scored_to_nodes
 from ._engine import resolve_engine

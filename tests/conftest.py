@@ -14,9 +14,8 @@ os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from ctxengine.clock import ManualClock
-
 from benchmarks.data import data_root
+from ctxengine.clock import ManualClock
 
 POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
 

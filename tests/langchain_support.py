@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ctxengine import ContextEngine
-from ctxengine.demo import KNOWLEDGE_BASE, SYSTEM_PROMPT
 from langchain_core.documents import Document as LCDocument
 from langchain_core.language_models.fake_chat_models import (
     FakeListChatModel,
@@ -18,6 +16,9 @@ from langchain_core.language_models.fake_chat_models import (
 )
 from langchain_core.messages import BaseMessage
 from pydantic import Field
+
+from ctxengine import ContextEngine
+from ctxengine.demo import KNOWLEDGE_BASE, SYSTEM_PROMPT
 
 
 class RecordingListChatModel(FakeListChatModel):

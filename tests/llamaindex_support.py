@@ -13,7 +13,6 @@ from typing import Any
 os.environ.setdefault("IS_TESTING", "1")
 
 import pytest
-from ctxengine.demo import KNOWLEDGE_BASE
 from llama_index.core import Document as LIDocument
 from llama_index.core import Settings
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
@@ -21,6 +20,8 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
+
+from ctxengine.demo import KNOWLEDGE_BASE
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,10 @@ import os
 import sqlite3
 from pathlib import Path
 
-import ctxengine
 import numpy as np
 import pytest
+
+import ctxengine
 from ctxengine import ContextEngine, Document
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (

@@ -49,7 +49,7 @@ def test_report_renders_tables_and_plots(tmp_path):
                      "panels": [{"xlog": True, "series": {"a": [[256, 0.5], [512, 0.6]]}}]},
                     {"file": "demo_bar.png", "kind": "bar",
                      "panels": [{"series": {"a": 0.5, "b": 0.4}, "highlight": ["a"]}]},
-                ],  # fmt: skip
+                ],
             }
         },
     }

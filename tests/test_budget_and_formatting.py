@@ -1,4 +1,5 @@
 import pytest
+
 from ctxengine import formatting as fmt
 from ctxengine.budget import TokenBudget
 from ctxengine.errors import BudgetError, InvalidInputError, InvalidTypeError
@@ -27,8 +28,8 @@ def test_system_prompt_larger_than_budget_is_an_error(token_counter):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(total=0), dict(total=-1), dict(total=10, max_history_share=1.5),
-     dict(total=10, max_history_share=float("nan")), dict(total=10, reserve_for_answer=10)],
+    [{"total": 0}, {"total": -1}, {"total": 10, "max_history_share": 1.5},
+     {"total": 10, "max_history_share": float("nan")}, {"total": 10, "reserve_for_answer": 10}],
 )
 def test_bad_budgets(kwargs):
     with pytest.raises((InvalidInputError, BudgetError)):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ctxengine.compress import (
     STRATEGIES,
     ExtractiveCompressor,
@@ -24,8 +27,6 @@ from ctxengine.errors import (
 from ctxengine.text import split_sentences
 from ctxengine.tokens import CharRatioFallbackCounter
 from ctxengine.types import Document, ScoredDocument
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 FILLER = [
     "The committee met on Tuesday to review the annual budget.",

@@ -15,6 +15,7 @@ import threading
 import uuid
 
 import pytest
+
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.rerank import MMRReranker, TagReranker

@@ -4,6 +4,7 @@ choice is explainable."""
 import asyncio
 
 import pytest
+
 from ctxengine import ContextEngine, Document
 from ctxengine.budget import TokenBudget
 from ctxengine.demo import CONVERSATION, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET

@@ -13,13 +13,14 @@ import os
 import unicodedata
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from ctxengine import formatting as fmt
 from ctxengine.embeddings import bundled_model_path
 from ctxengine.memory import Deduplicator
 from ctxengine.text import analyze, sentences, split_sentences, words
 from ctxengine.tokens import HuggingFaceTokenCounter, TiktokenCounter
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 SCALE = float(os.environ.get("CTXENGINE_FUZZ_SCALE", "1"))
 TIKTOKEN = TiktokenCounter("cl100k_base")

@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from ctxengine import ContextEngine, Document, ManualClock
-from ctxengine import formatting as fmt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from ctxengine import ContextEngine, Document, ManualClock
+from ctxengine import formatting as fmt
 
 MARKERS = ["<ctx:history>", "</ctx:history>", "<ctx:context>", "</ctx:context>",
            "<ctx:question>", "</ctx:question>", "</ctx:document>"]

@@ -15,14 +15,15 @@ import os
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine import formatting as fmt
 from ctxengine.embeddings import HashingEmbedder, bundled_model_path
 from ctxengine.memory import RELEVANCE_MODES
 from ctxengine.rerank import MMRReranker, PassageReranker, TagReranker
 from ctxengine.tokens import HuggingFaceTokenCounter, TiktokenCounter
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SCALE = float(os.environ.get("CTXENGINE_PROPERTY_SCALE", "1"))
 COUNTER = TiktokenCounter("cl100k_base")

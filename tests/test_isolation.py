@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import random
 
 import pytest
+
 from ctxengine import ContextEngine, ManualClock
 from ctxengine.demo import KNOWLEDGE_BASE
 from ctxengine.embeddings import HashingEmbedder

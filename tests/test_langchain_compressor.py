@@ -4,7 +4,6 @@ DocumentCompressorPipeline."""
 from __future__ import annotations
 
 import pytest
-from ctxengine.errors import InvalidInputError, InvalidTypeError
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_classic.retrievers.document_compressors import DocumentCompressorPipeline
 from langchain_core.documents import BaseDocumentTransformer
@@ -14,6 +13,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_support import RecordingListChatModel, langchain_documents, make_engine
 
+from ctxengine.errors import InvalidInputError, InvalidTypeError
 from langchain_ctxengine import ContextEngineCompressor, ContextEngineEmbeddings
 
 QUESTION = "How do embeddings compare to TF-IDF for retrieval?"

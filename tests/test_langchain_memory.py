@@ -6,9 +6,6 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from ctxengine.demo import SYSTEM_PROMPT
-from ctxengine.engine import ContextEngine
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
@@ -20,6 +17,9 @@ from langchain_support import (
     received_tokens,
 )
 
+from ctxengine.demo import SYSTEM_PROMPT
+from ctxengine.engine import ContextEngine
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_ctxengine import ContextEngineChatHistory, ContextEngineMemory
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # deprecated APIs, on purpose

@@ -4,8 +4,6 @@ the model sees the engine's packet, the checkpoint keeps the whole conversation.
 from __future__ import annotations
 
 import pytest
-from ctxengine.engine import ContextEngine
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
@@ -18,6 +16,8 @@ from langchain_support import (
 )
 from langgraph.checkpoint.memory import InMemorySaver
 
+from ctxengine.engine import ContextEngine
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_ctxengine import ContextEngineMiddleware
 
 USER_TURNS = [text for role, text in LONG_TURNS if role == "user"]

@@ -4,8 +4,6 @@ retriever as first stage, and LangChain's standard retriever tests."""
 from __future__ import annotations
 
 import pytest
-from ctxengine.demo import SYSTEM_PROMPT
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_core.documents import Document as LCDocument
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -21,6 +19,8 @@ from langchain_support import (
 )
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
+from ctxengine.demo import SYSTEM_PROMPT
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from langchain_ctxengine import (
     ContextEngineEmbeddings,
     ContextEngineRetriever,

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine.errors import (
     ConfigurationError,

@@ -19,7 +19,7 @@ ADAPTER = REPO / "llamaindex_ctxengine"
 def run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "IS_TESTING": "1"},
     )
 

@@ -8,9 +8,6 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from ctxengine import ContextEngine, ManualClock
-from ctxengine.errors import InvalidInputError, InvalidTypeError
-from ctxengine.formatting import TURN_SEPARATOR, render_turn
 from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
@@ -26,6 +23,9 @@ from llamaindex_support import (  # noqa: F401 (offline_settings: an autouse fix
     offline_settings,
 )
 
+from ctxengine import ContextEngine, ManualClock
+from ctxengine.errors import InvalidInputError, InvalidTypeError
+from ctxengine.formatting import TURN_SEPARATOR, render_turn
 from llamaindex_ctxengine import (
     ContextEngineChatMemory,
     ContextEngineEmbedding,

@@ -7,9 +7,6 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from ctxengine import ContextEngine
-from ctxengine.demo import KNOWLEDGE_BASE
-from ctxengine.errors import InvalidInputError, InvalidTypeError
 from llama_index.core import Document as LIDocument
 from llama_index.core import VectorStoreIndex
 from llama_index.core.query_engine import RetrieverQueryEngine
@@ -22,6 +19,9 @@ from llama_index.core.schema import (
 )
 from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: F401
 
+from ctxengine import ContextEngine
+from ctxengine.demo import KNOWLEDGE_BASE
+from ctxengine.errors import InvalidInputError, InvalidTypeError
 from llamaindex_ctxengine import ContextEngineEmbedding, ContextEnginePostprocessor
 from llamaindex_ctxengine._convert import SCORE_KEYS
 

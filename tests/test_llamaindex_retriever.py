@@ -7,15 +7,15 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from ctxengine import ContextEngine
-from ctxengine.demo import KNOWLEDGE_BASE
-from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
-from ctxengine.rerank import get_reranker
 from llama_index.core import VectorStoreIndex
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode
 from llamaindex_support import CapturingLLM, knowledge_base, offline_settings  # noqa: F401
 
+from ctxengine import ContextEngine
+from ctxengine.demo import KNOWLEDGE_BASE
+from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
+from ctxengine.rerank import get_reranker
 from llamaindex_ctxengine import (
     ContextEngineEmbedding,
     ContextEnginePostprocessor,

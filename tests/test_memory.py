@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+
 from ctxengine.errors import InvalidInputError, InvalidTypeError, UnknownStrategyError
 from ctxengine.formatting import TURN_SEPARATOR, render_turn
 from ctxengine.memory import (

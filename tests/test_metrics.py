@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from ctxengine.metrics import dcg_at_k, mean, ndcg_at_k, recall_at_k
 
 LOG2_3 = math.log2(3)  # 1.5850: discount of rank 2

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, EmbeddingMismatchError, IndexFormatError

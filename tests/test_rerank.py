@@ -8,6 +8,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (
     ConfigurationError,
@@ -28,8 +31,6 @@ from ctxengine.rerank import (
     passage_windows,
 )
 from ctxengine.types import Document, ScoredDocument
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def scored(text: str, score: float, *, tags: list[str] | None = None, doc_id: str = "") -> ScoredDocument:

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import (
     DocumentNotFoundError,

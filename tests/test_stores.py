@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from _store_workers import add_loop
 from conftest import POSTGRES_ENV
+
 from ctxengine.errors import (
     ConfigurationError,
     InvalidInputError,

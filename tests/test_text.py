@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from ctxengine.text import analyze, sentences, split_sentences, term_set, words
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from ctxengine.text import analyze, sentences, split_sentences, term_set, words
 
 # --- analyzer ----------------------------------------------------------------------------
 

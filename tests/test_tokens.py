@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from ctxengine.errors import InvalidInputError, InvalidTypeError, UnknownStrategyError
 from ctxengine.tokens import (
     CharRatioFallbackCounter,
@@ -59,7 +60,7 @@ def test_offline_load_in_a_fresh_process_with_empty_caches(tmp_path):
     env["TMPDIR"] = str(tmp_path / "tmp")
     (tmp_path / "tmp").mkdir()
     code = "from ctxengine.tokens import TiktokenCounter; print(TiktokenCounter().count('hello world'))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
     url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
@@ -76,7 +77,7 @@ def test_user_tiktoken_cache_dir_is_honoured(tmp_path):
     (user_cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(_bundled_encoding("cl100k_base"))
     env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(user_cache), XDG_CACHE_HOME=str(tmp_path / "xdg"))
     code = "from ctxengine.tokens import TiktokenCounter; print(TiktokenCounter().count('hello world'))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
     assert not (tmp_path / "xdg" / "ctxengine").exists()

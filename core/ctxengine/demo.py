@@ -100,8 +100,10 @@ CONVERSATION: tuple[tuple[str, str], ...] = (
     ("user", "What is context engineering, and why does the token budget matter?"),
     (
         "assistant",
-        "Context engineering decides what the model sees and in what order; the budget matters "
-        "because anything past the window is cut or rejected [ctx-005].",
+        (
+            "Context engineering decides what the model sees and in what order; the budget matters "
+            "because anything past the window is cut or rejected [ctx-005]."
+        ),
     ),
     ("user", "Explain how memory decay prevents context bloat in long chats."),
 )
