@@ -77,3 +77,16 @@ def test_embed_rejects_a_bare_string():
 
 def test_get_embedder_resolves_names():
     assert isinstance(get_embedder("hashing"), HashingEmbedder)
+
+
+def test_a_full_memory_cache_is_not_flushed_by_texts_it_holds():
+    inner = CountingEmbedder()
+    cache = CachedEmbedder(inner, max_memory_items=4)
+    texts = ["one", "two", "three", "four"]
+    cache.embed(texts)  # the cache is now full
+    cache.embed(["one"])  # a hit must not empty it...
+    cache.embed(["two", "two", "four"])  # ...so these are hits too
+    assert inner.seen == 4
+    cache.embed(["five"])  # a new text overflows it: the memory starts again
+    cache.embed(["one"])
+    assert inner.seen == 6

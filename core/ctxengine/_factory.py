@@ -12,10 +12,10 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._validation import construct
 from .budget import TokenBudget
 from .clock import Clock
-from .embeddings import CachedEmbedder, Embedder, get_embedder
-from .errors import ConfigurationError, CtxEngineError
+from .embeddings import Embedder, get_embedder
 from .tokens import TokenCounter, get_token_counter
 from .types import Document
 
@@ -134,16 +134,17 @@ class EngineConstructors:
         ``None``: the one its manifest names (the default model, or a hashing embedder
         rebuilt). The stages that embed share it, as in :meth:`from_retriever`, whose
         ``options`` these are (budget, compression, memory_url...)."""
-        from .persist import load_index, load_learned
+        from .persist import load_index, load_learned, read_manifest
 
+        manifest = read_manifest(path)  # checksums every file once, for both reads below
         embedder = shared_embedder(embedder)
-        retriever = load_index(path, embedder=embedder)
+        retriever = load_index(path, embedder=embedder, manifest=manifest)
         if embedder is None:  # re-rank and score with the model the index was built with
             embedder = shared_embedder(retriever.embedder)
         engine = cls.from_retriever(retriever, embedder=embedder, **options)
         # Trained scorers saved with the index come back with it.
         engine.learned_ranker, engine.learned_memory = load_learned(
-            path, retriever=engine.retriever, embedder=embedder
+            path, retriever=engine.retriever, embedder=embedder, manifest=manifest
         )
         return engine
 
@@ -153,21 +154,9 @@ def shared_embedder(spec: Any) -> Embedder | None:
     (retrieval, re-ranking, memory relevance, semantic compression), so a text embedded
     by one stage is not embedded again by the next. ``None`` stays ``None``: each stage
     then uses the process-wide default, as it always has."""
-    if spec is None:
-        return None
-    resolved = get_embedder(spec)
-    return resolved if isinstance(resolved, CachedEmbedder) else CachedEmbedder(resolved)
+    from .rerank.base import resolve_embedder
+
+    return None if spec is None else resolve_embedder(get_embedder(spec))
 
 
-def construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any:
-    """``factory(*args, **kwargs)``, with an option it does not take reported as a
-    :class:`ConfigurationError` naming ``option_name`` rather than a bare TypeError."""
-    try:
-        return factory(*args, **kwargs)
-    except TypeError as exc:
-        if isinstance(exc, CtxEngineError):
-            raise
-        raise ConfigurationError(f"{option_name}: {exc}") from exc
-
-
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "EngineConstructors", "construct", "shared_embedder"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "EngineConstructors", "shared_embedder"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import InvalidInputError, InvalidTypeError
+from .errors import ConfigurationError, CtxEngineError, InvalidInputError, InvalidTypeError
 
 
 def check_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
@@ -69,3 +69,14 @@ def check_choice(value: Any, name: str, choices: dict[str, Any] | tuple[str, ...
         known = ", ".join(sorted(choices))
         raise UnknownStrategyError(f"unknown {name} {value!r}; choose one of: {known}")
     return value
+
+
+def construct(factory: Any, option_name: str, *args: Any, **kwargs: Any) -> Any:
+    """``factory(*args, **kwargs)``, with an option it does not take reported as a
+    :class:`ConfigurationError` naming ``option_name`` rather than a bare TypeError."""
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as exc:
+        if isinstance(exc, CtxEngineError):
+            raise
+        raise ConfigurationError(f"{option_name}: {exc}") from exc

@@ -317,12 +317,11 @@ class CachedEmbedder:
                         vector = np.frombuffer(blob, dtype=np.float32)
                         if vector.shape == (self.dimension,):
                             found[key] = vector
-        todo_keys: list[str] = []
-        todo_texts: list[str] = []
+        todo: dict[str, str] = {}  # key -> text, first occurrence, in order
         for key, text in zip(keys, items):
-            if key not in found and key not in todo_keys:
-                todo_keys.append(key)
-                todo_texts.append(text)
+            if key not in found and key not in todo:
+                todo[key] = text
+        todo_keys, todo_texts = list(todo), list(todo.values())
         if todo_texts:
             fresh = check_embeddings(
                 self.embedder.embed(todo_texts), len(todo_texts), self.dimension, self.name
@@ -336,9 +335,11 @@ class CachedEmbedder:
                         [(key, found[key].tobytes()) for key in todo_keys],
                     )
         with self._lock:
-            if len(self._memory) + len(found) > self._max_memory_items:
+            # Count only what is new: a call answered from memory must not flush it.
+            new = {key: vector for key, vector in found.items() if key not in self._memory}
+            if len(self._memory) + len(new) > self._max_memory_items:
                 self._memory.clear()
-            self._memory.update(found)
+            self._memory.update(new)
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,7 @@ def save_index(
         if state["passages"] is not None:
             counts = np.array([len(rows) for rows in state["passages"]], dtype=np.int64)
             stacked = [rows for rows in state["passages"] if len(rows)]
-            dimension = vectors.shape[1] if vectors is not None else 0
-            matrix = np.concatenate(stacked) if stacked else np.zeros((0, dimension), np.float32)
+            matrix = np.concatenate(stacked) if stacked else np.zeros((0, vectors.shape[1]), np.float32)
             np.save(staging / PASSAGES, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
             np.save(staging / PASSAGE_COUNTS, counts, allow_pickle=False)
         manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
@@ -208,9 +208,10 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def read_extras(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The :data:`LEARNED_FILES` saved with the index at ``path``, parsed (checksums checked)."""
-    manifest = read_manifest(path)
+def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The :data:`LEARNED_FILES` saved with the index at ``path``, parsed (checksums checked
+    by :func:`read_manifest`; pass the ``manifest`` already read to not hash every file again)."""
+    manifest = read_manifest(path) if manifest is None else manifest
     out: dict[str, Any] = {}
     for name in LEARNED_FILES:
         if name in manifest["files"]:
@@ -232,7 +233,11 @@ def learned_extras(learned_ranker: Any | None, learned_memory: Any | None) -> di
 
 
 def load_learned(
-    path: str | os.PathLike[str], *, retriever: Any | None = None, embedder: Any | None = None
+    path: str | os.PathLike[str],
+    *,
+    retriever: Any | None = None,
+    embedder: Any | None = None,
+    manifest: Mapping[str, Any] | None = None,
 ) -> tuple[Any | None, Any | None]:
     """The :class:`~ctxengine.learn.LearnedRanker` (its features over ``retriever``, passages
     embedded with ``embedder``) and :class:`~ctxengine.learn.LearnedMemory` saved with the
@@ -240,7 +245,7 @@ def load_learned(
     does not compute is refused (:class:`~ctxengine.errors.FeatureSetMismatchError`)."""
     from .learn import LearnedMemory, LearnedRanker, LinearScorer
 
-    saved = read_extras(path)
+    saved = read_extras(path, manifest)
     ranker = memory = None
     if LEARNED_RANKER in saved:
         model = LinearScorer.from_dict(saved[LEARNED_RANKER])
@@ -267,16 +272,19 @@ def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder |
     return resolved
 
 
-def load_index(path: str | os.PathLike[str], *, embedder: Any = None) -> Any:
+def load_index(
+    path: str | os.PathLike[str], *, embedder: Any = None, manifest: Mapping[str, Any] | None = None
+) -> Any:
     """A :class:`~ctxengine.retrieval.HybridRetriever` from an index saved by :func:`save_index`.
 
     ``embedder`` (an Embedder, model path, or None for the default) must be the model the
     index was built with; it then embeds only queries and documents added later.
+    ``manifest``: what :func:`read_manifest` returned for ``path``, if already read.
     """
     from .retrieval import HybridRetriever
 
     root = _path(path)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root) if manifest is None else manifest
     params = dict(manifest.get("retriever") or {})
     params.setdefault("passage_window", 0)  # indexes saved before passage windows existed
     if params.pop("class", None) != "HybridRetriever":

@@ -57,7 +57,7 @@ def fill_history(
         return []
     turns = list(select(cap))
     if turns:
-        body = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
+        body = fmt.render_turns([t.turn for t in turns])
         ledger.take("history", min(ledger.count(body) + overhead, ledger.remaining))
     return turns
 

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._validation import check_choice
-from ..errors import ConfigurationError, CtxEngineError
+from .._validation import check_choice, construct
+from ..errors import ConfigurationError
 from .base import Compressor, _BaseCompressor, lexical_recall
 from .strategies import (
     WHOLE_BELOW,
@@ -73,12 +73,7 @@ def get_compressor(
     cls = _CLASSES[check_choice(name_or_instance, "compression strategy", STRATEGIES)]
     if embedder is not None and issubclass(cls, SemanticCompressor):
         kwargs["embedder"] = embedder
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # an option this strategy does not take
-        if isinstance(exc, CtxEngineError):
-            raise
-        raise ConfigurationError(f"{name_or_instance!r} compressor: {exc}") from exc
+    return construct(cls, f"{name_or_instance!r} compressor", **kwargs)
 
 
 __all__ = [

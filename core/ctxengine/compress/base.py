@@ -59,6 +59,7 @@ class _BaseCompressor:
     def _caches(self) -> None:
         self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
         self._count_document = lru_cache(maxsize=_CACHED_DOCUMENTS)(self.token_counter.count)
+        self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
 
     def compress(
         self, query: str, documents: Sequence[ScoredDocument], max_tokens: int
@@ -92,6 +93,7 @@ class _BaseCompressor:
         state = dict(self.__dict__)
         state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
         state.pop("_count_document", None)
+        state.pop("_whole", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -105,6 +107,14 @@ class _BaseCompressor:
                       frozenset(analyze(text[start:end])))
             for index, (start, end) in enumerate(split_sentences(text))
         )
+
+    def _whole_document(self, text: str) -> _Sentence:
+        """The document as one unit whose parts are its sentences (joined as kept texts are)."""
+        sentences = self._split(text)
+        joined = " ".join(u.text for u in sentences)
+        return _Sentence(0, sentences[0].index, sentences[0].start, sentences[-1].end, joined,
+                         self.token_counter.count(joined), frozenset().union(*(u.terms for u in sentences)),
+                         sentences)  # fmt: skip
 
     def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
         return [

@@ -116,10 +116,7 @@ class ExtractiveCompressor(_BaseCompressor):
             sentences = self._split(doc.document.text)
             tokens = self._count_document(doc.document.text)
             if len(sentences) > 1 and tokens < self.whole_below and tokens <= max_tokens:
-                text = " ".join(u.text for u in sentences)
-                sentences = (_Sentence(0, sentences[0].index, sentences[0].start, sentences[-1].end, text,
-                                       self.token_counter.count(text), frozenset().union(*(u.terms for u in sentences)),
-                                       sentences),)  # fmt: skip
+                sentences = (self._whole(doc.document.text),)
             units += [replace(unit, doc=position) for unit in sentences]
         return units
 

@@ -328,11 +328,8 @@ class HybridRetriever:
         return vector
 
     def _windows(self, snap: Snapshot) -> WindowMatrix:
-        def build() -> WindowMatrix:
-            self._fill_vectors(snap.entries)
-            return stack_windows(snap.entries, self._matrix(snap).shape[1])
-
-        return snap.part("windows", build)
+        # _matrix's build embeds the windows too (_fill_vectors fills both)
+        return snap.part("windows", lambda: stack_windows(snap.entries, self._matrix(snap).shape[1]))
 
     def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
