@@ -82,7 +82,8 @@ def measure(size: int, label: str, n_queries: int) -> dict:
     from benchmarks.data import load_locomo
     from ctxengine import ContextEngine, ManualClock
     from ctxengine.embeddings import default_embedder
-    from ctxengine.text import sentence_windows
+    from ctxengine.retrieval import HybridRetriever
+    from ctxengine.retrieval.windows import window_texts
 
     _, mode, rerank = next(m for m in MODES if m[0] == label)
     conversations = load_locomo()
@@ -93,8 +94,9 @@ def measure(size: int, label: str, n_queries: int) -> dict:
     embedder.embed(turns[:1] + questions[: n_queries + 1])  # loads the model; memory reads these
     if mode not in LEXICAL:
         embedder.embed(turns)  # the base vectors, from the disk cache
-        # and their sentence windows (the retriever's passage_window=2), cached alike
-        embedder.embed([w for turn in turns for w in sentence_windows(turn, 2)])
+        # and the sentence windows the retriever adds to them, cached alike
+        window = HybridRetriever().passage_window
+        embedder.embed([w for turn in turns for w in window_texts(turn, window)])
         documents = [{"id": f"d{i}", "text": turns[i % len(turns)]} for i in range(size)]
     else:
         documents = [{"id": f"d{i}", "text": f"{turns[i % len(turns)]} #{i}"} for i in range(size)]

@@ -93,7 +93,8 @@ class SharedCache:
     """The process-wide cached embedder behind a plain ``Embedder`` face.
 
     HybridRetriever sends queries straight to the model (new queries are the norm in a live
-    system); the peers' wrappers read them from this cache. Handing ctxengine the same cache
+    system): it unwraps a ``CachedEmbedder`` to reach the model, but this class is not one,
+    so its queries go through the disk cache instead. The peers' wrappers read them there too. Handing ctxengine the same cache
     makes a query embedding free for every system alike, so ``ms/query`` compares indexing
     and fusion work; the model's cost per new query is measured on its own (``model_query_ms``).
     """
@@ -380,7 +381,7 @@ def model_query_ms(queries: Sequence[str], n: int = 20) -> float:
     return 1000 * statistics.median(times)
 
 
-def print_rows(dataset: Dataset, rows: Sequence[dict]) -> None:
+def print_rows(dataset: Dataset, rows: Sequence[dict], paired: dict[str, dict]) -> None:
     hybrid = next((r["median_ms"] for r in rows if r["system"] == "ctxengine hybrid"), None)
     width = max(len(r["system"]) for r in rows)
     print(f"\n{dataset.name}: {dataset.n_queries} queries; " + "; ".join(dataset.notes))
@@ -389,7 +390,7 @@ def print_rows(dataset: Dataset, rows: Sequence[dict]) -> None:
         ratio = f"{r['median_ms'] / hybrid:.2f}" if hybrid else "-"
         print(f"{r['system']:<{width}} {r['ndcg@10']:>8.4f} {r['recall@5']:>6.3f} {r['recall@10']:>6.3f} "
               f"{r['recall@100']:>6.3f} {r['median_ms']:>7.1f} {ratio:>8}")  # fmt: skip
-    for name, m in margins(rows).items():
+    for name, m in paired.items():
         print(f"  hybrid - {name}: {m['margin']:+.4f} nDCG@10 (95% CI {m['ci95'][0]:+.4f}..{m['ci95'][1]:+.4f}; "
               f"better on {m['wins']}, worse on {m['losses']} queries)")  # fmt: skip
 
@@ -414,11 +415,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
         dataset = load(name, args.quick, args.limit)
         warm(dataset, log)
         rows = evaluate(dataset, chosen, log)
-        print_rows(dataset, rows)
+        paired = margins(rows)  # a bootstrap: computed once, printed and returned
+        print_rows(dataset, rows, paired)
         model_ms = model_query_ms([q for c in dataset.collections for q, _ in c.queries])
         print(f"  one new query through MiniLM: {model_ms:.1f} ms (not in ms/q above: query "
               "embeddings come from the shared cache for every system)")  # fmt: skip
-        paired = margins(rows)
         for row in rows:
             del row["per_query"]
         results[name] = {"queries": dataset.n_queries, "notes": dataset.notes, "rows": rows,

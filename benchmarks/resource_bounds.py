@@ -75,7 +75,7 @@ def history(store: str, scale: float) -> dict:
     conversations = load_locomo()
     turns = [t for c in conversations for t in c.turns]
     questions = [q.question for c in conversations for q in c.questions][:5]
-    default_embedder().embed([f"{t.speaker}: {t.text}" for t in turns] + questions)  # disk cache
+    default_embedder().embed([t.document_text for t in turns] + questions)  # disk cache
     url = None
     if store == "sqlite":
         import tempfile

@@ -145,11 +145,13 @@ def run_train(args: argparse.Namespace) -> int:
     if not examples:
         raise CtxEngineError(f"{args.feedback} holds no query with an item marked useful")
     engine = ContextEngine.load(args.index, memory_url=args.memory_url, candidates=args.candidates)
-    report = engine.fit(examples, objective=args.objective, C=args.C, knots=args.knots)
+    # only the options given: the rest are LinearScorer's own defaults
+    options = {name: value for name, value in (("objective", args.objective), ("C", args.C), ("knots", args.knots))
+               if value is not None}  # fmt: skip
+    report = engine.fit(examples, **options)
     target = engine.save(args.out or args.index)
     for kind, figures in report.items():
-        scorer = engine.learned_ranker if kind == "documents" else engine.learned_memory
-        used = sorted(scorer.model.importances().items(), key=lambda kv: -kv[1])[:5]
+        used = sorted(figures["importance"].items(), key=lambda kv: -kv[1])[:5]
         console.print(
             f"{kind}: {figures['examples']} examples ({figures['queries']} usable), "
             f"features used most " + ", ".join(f"{n} ({w:.2f})" for n, w in used)
@@ -185,9 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--feedback", required=True, help="JSONL log written by engine.record_feedback")
     train.add_argument("--memory-url", default=None, help="memory store holding the sessions (turn feedback)")
     train.add_argument("--candidates", type=int, default=30, help="candidates per query, as at query time")
-    train.add_argument("--objective", default="pointwise", help="pointwise|pairwise")
-    train.add_argument("--knots", type=int, default=4, help="knots per feature shape (0: linear)")
-    train.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
+    train.add_argument("--objective", default=None, help="pointwise (default) | pairwise")
+    train.add_argument("--knots", type=int, default=None, help="knots per feature shape (0: linear; default 4)")
+    train.add_argument("--C", type=float, default=None, help="inverse regularisation strength (default 1.0)")
     train.add_argument("--out", default=None, help="save here instead of over --index")
     train.set_defaults(func=run_train)
     return parser

@@ -7,9 +7,9 @@ records both in ``stage_scores``; other first stages get them from the retriever
 so a model can compare queries whose raw scores live on different scales; the incoming
 (first-stage) score and position; the tag match of :class:`~ctxengine.rerank.TagReranker`;
 the document length; the best-passage cosine of :class:`~ctxengine.rerank.PassageReranker`
-(the default re-ranker computes it too; windows are embedded once and cached), scaled and
-ranked likewise, and what it adds over the whole-document cosine (MiniLM reads only the
-first 256 word pieces of a document). ``passage=False`` drops the passage features;
+(windows are embedded once and cached), scaled and ranked likewise, and its difference from
+the dense score (which, with the retriever's sentence windows, is already the best of the
+whole text and its two-sentence windows, so the difference is 0 or negative there). ``passage=False`` drops the passage features;
 ``tfidf=True`` adds TF-IDF (the hybrid stage does not compute it, so it costs a
 ``score_all`` pass over the whole index per query, and it added nothing on SciFact or
 LoCoMo).

@@ -309,6 +309,8 @@ class LinearScorer:
                     raise IndexFormatError(f"knots of feature {names[position]!r} must increase")
                 scorer.knot_values.append(k_values)
                 scorer.heights.append(h_values)
+            # the setting it was trained with (what a re-fit of this scorer would use)
+            scorer.knots = max(2, *(len(k) for k in scorer.knot_values))
         else:
             raise IndexFormatError(f"unknown scorer shape {shape!r}")
         scorer.kind = data["kind"]
