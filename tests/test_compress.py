@@ -304,6 +304,7 @@ def test_short_documents_are_kept_or_dropped_whole(name, token_counter, embedder
     # whole_below=0 splits every document: the matching sentence alone, then filler
     split = compressor_class(token_counter, whole_below=0, **options).compress(query, documents, budget)
     assert turns[1] not in [doc.text for doc in split]
+    assert "Caroline: I went to the LGBTQ support group yesterday." in [s.text for d in split for s in d.kept or []]
     # a short document that does not fit the budget at all still gives its best sentence
     tight = token_counter.count("Caroline: I went to the LGBTQ support group yesterday.") + 1
     assert "LGBTQ" in " ".join(d.text for d in compressor_class(token_counter, **options).compress(query, documents, tight))

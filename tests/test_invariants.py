@@ -15,8 +15,9 @@ import os
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_support import scaled_examples
 
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine import formatting as fmt
@@ -46,12 +47,7 @@ SLOTS = ("system_prompt", "history", "retrieved_docs", "query")
 
 
 def examples(n: int) -> settings:
-    return settings(
-        max_examples=max(1, int(n * SCALE)),
-        deadline=None,
-        derandomize=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    return scaled_examples(n, SCALE)
 
 
 # --- inputs ------------------------------------------------------------------------------
