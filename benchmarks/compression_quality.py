@@ -116,9 +116,11 @@ def scifact_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
     return cases
 
 
-def locomo_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
+def locomo_cases(quick: bool = False, limit: int | None = None, passage_window: int | None = None) -> list[Case]:
     """Per answerable question (the slice retrieval_quality evaluates; ``limit``: the first
-    N in all), its top turns; questions whose evidence was not retrieved are left out."""
+    N in all), its top turns; questions whose evidence was not retrieved are left out.
+    ``passage_window``: the retriever's (None: its default; 0: whole-document vectors)."""
+    options = {} if passage_window is None else {"passage_window": passage_window}
     counter = default_token_counter()
     cases, asked = [], 0
     for collection in locomo(quick):
@@ -126,7 +128,7 @@ def locomo_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
         asked += len(queries)
         if not queries:
             break
-        retriever = HybridRetriever(collection.documents, embedder=default_embedder())
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder(), **options)
         for question, relevant in queries:
             hits = retriever.retrieve(question, RETRIEVED)
             texts = [hit.document.text for hit in hits]
@@ -395,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true",
                         help="40 claims / one conversation's first 40 questions, 25%% budget only")
     parser.add_argument("--variants", action="store_true", help="also the tuning variants")
+    parser.add_argument("--passage-window", type=int, default=None,
+                        help="LoCoMo: the retriever's passage_window (0: whole-document vectors)")
     parser.add_argument("--splitter", action="store_true",
                         help="only: sentence boundaries vs SciFact's own sentences")
     args = parser.parse_args(argv)
@@ -407,7 +411,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         if args.dataset in (dataset, "both"):
             counter = default_token_counter().name
             print(f"\n{dataset}: budget = share of the texts' tokens ({counter})")
-            rows += evaluate(dataset, load(args.quick, args.limit), shares, args.variants)
+            cases = load(args.quick, args.limit, args.passage_window) if dataset == "locomo" else load(args.quick, args.limit)
+            rows += evaluate(dataset, cases, shares, args.variants)
     return rows
 
 

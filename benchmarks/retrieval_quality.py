@@ -40,6 +40,7 @@ from benchmarks.data import load_locomo, load_scifact_corpus, load_scifact_queri
 from ctxengine.embeddings import default_embedder
 from ctxengine.metrics import mean, ndcg_at_k, recall_at_k
 from ctxengine.retrieval import HybridRetriever, adaptive, fusion
+from ctxengine.retrieval.windows import window_texts
 from ctxengine.text import analyze
 from ctxengine.types import Document
 
@@ -93,15 +94,21 @@ def metric(kind: str, ranked: list[str], relevant: dict[str, float], k: int) -> 
     return ndcg_at_k(ranked, relevant, k) if kind == "ndcg" else recall_at_k(ranked, relevant, k)
 
 
-def evaluate(dataset: str, collections: Sequence[Collection]) -> dict[str, dict[str, float]]:
+def evaluate(
+    dataset: str, collections: Sequence[Collection], passage_window: int | None = None
+) -> dict[str, dict[str, float]]:
     """Mean of each metric per mode over every query of every collection (per-collection
-    nDCG@10 of the main modes is printed when there are several collections)."""
+    nDCG@10 of the main modes is printed when there are several collections).
+    ``passage_window``: the retriever's (None: its default; 0: whole-document vectors)."""
     metrics = METRICS[dataset]
     depth = max(k for _, _, k in metrics)
     values: dict[str, dict[str, list[float]]] = {label: {m: [] for m, _, _ in metrics} for label, _, _ in MODES}
     defaults = HybridRetriever()
+    window = defaults.passage_window if passage_window is None else passage_window
+    windows = sum(len(window_texts(d.text, window)) for c in collections for d in c.documents) if window else 0
+    print(f"{dataset}: passage_window={window}, {windows:,} sentence windows besides the documents")
     for collection in collections:
-        retriever = HybridRetriever(collection.documents, embedder=default_embedder())
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder(), passage_window=window)
         own: dict[str, float] = {}
         for label, mode, options in MODES:
             for name in ("alpha", "fusion"):
@@ -139,10 +146,11 @@ class QueryTable:
     ndcg: np.ndarray  # (queries, len(ALPHA_GRID))
 
 
-def query_table(collections: Sequence[Collection], pool: int) -> QueryTable:
+def query_table(collections: Sequence[Collection], pool: int, passage_window: int | None = None) -> QueryTable:
     features, rows = [], []
+    options = {} if passage_window is None else {"passage_window": passage_window}
     for collection in collections:
-        retriever = HybridRetriever(collection.documents, embedder=default_embedder())
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder(), **options)
         ids = [d.id for d in retriever.documents]
         index = retriever._bm25(retriever._snapshot())  # the df table adaptive mode reads
         for query, relevant in collection.queries:
@@ -182,23 +190,51 @@ def tune_adaptive(tables: dict[str, QueryTable]) -> adaptive.AdaptiveAlpha:
     return best_rule
 
 
+def alpha_sweep(
+    dataset: str, collections: Sequence[Collection], alphas: Sequence[float], passage_window: int | None
+) -> dict[float, float]:
+    """Hybrid nDCG@10 at each alpha (the signals are computed once per query)."""
+    window = HybridRetriever().passage_window if passage_window is None else passage_window
+    per_alpha: dict[float, list[float]] = {alpha: [] for alpha in alphas}
+    for collection in collections:
+        retriever = HybridRetriever(collection.documents, embedder=default_embedder(), passage_window=window)
+        ids = [d.id for d in retriever.documents]
+        for query, relevant in collection.queries:
+            scores = retriever.score_all(query)
+            for alpha in alphas:
+                chosen, _ = fusion.fuse(scores["dense"], scores["bm25"], alpha=alpha, k=10, pool=retriever.candidate_pool)
+                per_alpha[alpha].append(ndcg_at_k([ids[i] for i in chosen], relevant, 10))
+    result = {alpha: mean(values) for alpha, values in per_alpha.items()}
+    print(f"{dataset} hybrid nDCG@10 (passage_window={window}): "
+          + ", ".join(f"alpha {a:g} {v:.4f}" for a, v in result.items()))  # fmt: skip
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["scifact", "locomo", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="40 queries on a small slice")
     parser.add_argument("--tune-adaptive", action="store_true")
+    parser.add_argument("--passage-window", type=int, default=None,
+                        help="HybridRetriever(passage_window=N); 0: whole-document vectors (default: its default, 2)")
+    parser.add_argument("--alphas", default=None,
+                        help="comma-separated alphas: hybrid nDCG@10 at each (a sweep), then stop")
     args = parser.parse_args(argv)
     datasets = ["scifact", "locomo"] if args.dataset == "both" else [args.dataset]
     loaders = {"scifact": scifact, "locomo": locomo}
     collections = {name: loaders[name](args.quick) for name in datasets}
     if args.tune_adaptive:
-        tables = {name: query_table(c, HybridRetriever().candidate_pool) for name, c in collections.items()}
+        tables = {name: query_table(c, HybridRetriever().candidate_pool, args.passage_window)
+                  for name, c in collections.items()}  # fmt: skip
         tune_adaptive(tables)
         return {}
+    if args.alphas:
+        return {name: alpha_sweep(name, colls, [float(a) for a in args.alphas.split(",")], args.passage_window)
+                for name, colls in collections.items()}  # fmt: skip
     out = {}
     for name, colls in collections.items():
         start = time.perf_counter()
-        out[name] = evaluate(name, colls)
+        out[name] = evaluate(name, colls, args.passage_window)
         print_table(name, sum(len(c.queries) for c in colls), out[name])
         print(f"({time.perf_counter() - start:.0f} s)")
     return out
