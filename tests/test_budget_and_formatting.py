@@ -7,23 +7,37 @@ from ctxengine.errors import BudgetError, InvalidInputError, InvalidTypeError
 
 def test_slots_are_reserved_in_order_and_never_over(token_counter):
     budget = TokenBudget(100, max_history_share=0.5, token_counter=token_counter)
-    ledger = budget.start()
-    system = ledger.reserve_system_prompt("You are terse.")
+    ledger = budget.start("You are terse.")
+    system = ledger.usage["system_prompt"]
     assert system == token_counter.count("You are terse.")
-    ledger.take("query", 10)
+    ledger.reserve("tools", 10)
     cap = ledger.history_cap()
     assert cap == int((100 - system - 10) * 0.5)
     assert ledger.history_cap(documents_pending=False) == 100 - system - 10
-    ledger.take("history", cap)
+    ledger.reserve("tool_messages", cap)
     with pytest.raises(BudgetError):
-        ledger.take("retrieved_docs", ledger.remaining + 1)
+        ledger.reserve("tool_messages", ledger.remaining + 1)
+    with pytest.raises(BudgetError):  # text slots are filled by the ledger, never reserved
+        ledger.reserve("history", 1)
     assert ledger.used <= 100
 
 
+def test_reserved_slots_count_in_the_finished_request(token_counter):
+    budget = TokenBudget(120, token_counter=token_counter)
+    ledger = budget.start("You are terse.")
+    ledger.reserve("tools", 30)
+    ledger.fit_question("What does the budget hold?")
+    request = ledger.finish()
+    assert request.usage["tools"] == 30
+    assert request.tokens == sum(request.usage.values())
+    assert request.tokens == token_counter.count(request.text) + 30 <= 120
+
+
 def test_system_prompt_larger_than_budget_is_an_error(token_counter):
-    ledger = TokenBudget(5, token_counter=token_counter).start()
     with pytest.raises(BudgetError):
-        ledger.reserve_system_prompt("This system prompt is clearly longer than five tokens.")
+        TokenBudget(5, token_counter=token_counter).start(
+            "This system prompt is clearly longer than five tokens."
+        )
 
 
 @pytest.mark.parametrize(

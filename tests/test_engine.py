@@ -216,5 +216,5 @@ def test_the_engine_embedder_serves_reranking_memory_compression_and_fit(clock):
     assert {s for doc in packet.documents for s in sentences(doc.document.text)} <= seen
     # fit: the learned ranker's passage features use it too
     engine.fit([RankingExample(QUERY, ["emb-003"]), RankingExample("memory decay and TF-IDF", ["mem-001"])])
-    assert engine.learned_ranker.features.embedder is engine.embedder
+    assert engine.reranker.features.embedder is engine.embedder
     assert engine.embedder.embedder is recording  # behind the one cache the stages share

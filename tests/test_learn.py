@@ -224,7 +224,7 @@ def make_engine(**options) -> ContextEngine:
 def test_untrained_engine_is_exactly_the_default(tmp_path):
     plain, logged = make_engine(), make_engine(feedback=tmp_path / "feedback.jsonl")
     logged.record_feedback("how do embeddings work", "emb", True)  # logged, never trained on
-    assert logged.learned_ranker is None and logged.learned_memory is None
+    assert not isinstance(logged.reranker, LearnedRanker) and logged.memory.scorer is None
     for query in ("how do embeddings work", "what is bm25", "why compress context"):
         a, b = plain.build(query), logged.build(query)
         assert (a.text, a.usage, [d.score for d in a.documents]) == (b.text, b.usage, [d.score for d in b.documents])
@@ -234,6 +234,7 @@ def test_untrained_engine_is_exactly_the_default(tmp_path):
 
 def test_engine_fit_learns_a_ranker_and_explains_it():
     engine = make_engine()
+    rules = engine.reranker
     # The user's data says: questions about prompts are answered by the budget document.
     examples = [RankingExample(q, ["budget"]) for q in ("prompt size", "how long can the prompt be",
                                                         "limit the prompt", "prompt length")]  # fmt: skip
@@ -244,7 +245,9 @@ def test_engine_fit_learns_a_ranker_and_explains_it():
     assert packet.documents[0].id == "budget"
     assert set(packet.contributions) == {d.id for d in packet.documents}
     assert "Learned scores" in packet.explain() and packet.to_dict()["contributions"]
-    engine.learned_ranker = None  # back to the hand-set rules
+    assert isinstance(engine.reranker, LearnedRanker)
+    assert "learned" in packet.documents[0].stage_scores  # the packet says which model chose
+    engine.reranker = rules  # back to the hand-set rules
     assert engine.build("prompt length").text == make_engine().build("prompt length").text
 
 
@@ -273,8 +276,10 @@ def test_engine_fit_learns_memory_selection(embedder):
     assert [t.turn.seq for t in turns] == sorted(t.turn.seq for t in turns)
     packet = engine.build("what instrument does my sister teach?", session_id="s")
     assert any(t.turn.id in packet.contributions for t in packet.memory_turns)
-    assert isinstance(engine.learned_memory, LearnedMemory)
-    assert MemoryFeatures().names == engine.learned_memory.model.feature_names
+    assert isinstance(engine.memory.scorer, LearnedMemory)
+    assert MemoryFeatures().names == engine.memory.scorer.model.feature_names
+    engine.memory.scorer = None  # back to the decay rule: no learned parts
+    assert not any("learned" in t.components for t in engine.recall("where is Ana?", session_id="s"))
 
 
 def test_feedback_log_round_trip_and_training(tmp_path):
@@ -310,7 +315,7 @@ def test_trained_scorers_are_saved_with_the_index_and_reload(tmp_path, embedder)
     assert json.loads((tmp_path / "index" / "learned_ranker.json").read_text())["kind"] == "documents"
     loaded = ContextEngine.load(tmp_path / "index", token_budget=400, k=2, candidates=6,
                                 clock=ManualClock(1_700_000_000.0))  # fmt: skip
-    assert isinstance(loaded.learned_ranker, LearnedRanker) and loaded.learned_memory is None
+    assert isinstance(loaded.reranker, LearnedRanker) and loaded.memory.scorer is None
     after = loaded.build("prompt length")
     assert [(d.id, d.score) for d in after.documents] == [(d.id, d.score) for d in before.documents]
     assert after.contributions == before.contributions
@@ -321,7 +326,7 @@ def test_trained_scorers_are_saved_with_the_index_and_reload(tmp_path, embedder)
         ContextEngine.load(tmp_path / "index")
     # Saving an engine without scorers drops them from the index.
     make_engine().save(tmp_path / "index")
-    assert ContextEngine.load(tmp_path / "index").learned_ranker is None
+    assert not isinstance(ContextEngine.load(tmp_path / "index").reranker, LearnedRanker)
 
 
 def test_cli_train_fits_from_a_feedback_log(tmp_path, capsys):
@@ -337,7 +342,7 @@ def test_cli_train_fits_from_a_feedback_log(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "documents: 3 examples" in out and "1 turn example(s) skipped" in out
     engine = ContextEngine.load(tmp_path / "trained", k=2, candidates=6)
-    assert engine.learned_ranker is not None and engine.build("prompt length").documents[0].id == "budget"
+    assert isinstance(engine.reranker, LearnedRanker) and engine.build("prompt length").documents[0].id == "budget"
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main(["train", "--index", str(tmp_path / "index"), "--feedback", str(empty)]) == 2

@@ -98,6 +98,8 @@ class ScoredDocument:
     stage_scores: dict[str, float] = field(default_factory=dict)
     kept: list[KeptSpan] | None = None
     tokens: int | None = None
+    # feature -> its share of a learned score (set when a trained scorer ranked it)
+    contributions: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -160,6 +162,8 @@ class ScoredTurn:
     effective: float
     components: Mapping[str, float] = field(default_factory=dict)
     tokens: int | None = None
+    # feature -> its share of a learned score (set when a trained scorer chose it)
+    contributions: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def role(self) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -38,6 +39,7 @@ from ..errors import InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn
+from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
 from .relevance import (
@@ -84,6 +86,7 @@ class DecayMemory:
         lexical_weight: float = 0.5,
         neighbour_weight: float = 0.5,
         dense_floor: float = 0.2,
+        scorer: TurnScorer | None = None,
     ) -> None:
         if store is None:
             store = InMemoryStore()
@@ -122,6 +125,11 @@ class DecayMemory:
         self.lexical_weight = check_finite(lexical_weight, "lexical_weight", low=0.0, high=1.0)
         self.neighbour_weight = check_finite(neighbour_weight, "neighbour_weight", low=0.0)
         self.dense_floor = check_finite(dense_floor, "dense_floor", low=0.0, high=0.99)
+        if scorer is not None and not isinstance(scorer, TurnScorer):
+            raise InvalidTypeError(f"scorer must be a TurnScorer, got {type(scorer).__name__}")
+        # A trained scorer (ctxengine.learn.LearnedMemory) chooses in place of the decay
+        # rule when there is a query to score against; None keeps the rule.
+        self.scorer = scorer
         self._lock = threading.RLock()
         self._tokens: dict[tuple[str, str], int] = {}
 
@@ -317,6 +325,21 @@ class DecayMemory:
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if not isinstance(touch, bool):
             raise InvalidTypeError("touch must be a bool")
+        if self.scorer is not None and query is not None and query.strip():
+            chosen, parts = self.scorer.select(
+                self, query, max_tokens, session_id=session_id, now=now, touch=touch
+            )
+            return [replace(s, contributions=dict(parts.get(s.turn.id, {}))) for s in chosen]
+        return self._recall_by_decay(query, max_tokens, session_id, now, touch)
+
+    def _recall_by_decay(
+        self,
+        query: str | None,
+        max_tokens: int,
+        session_id: str,
+        now: float | datetime | None,
+        touch: bool,
+    ) -> list[ScoredTurn]:
         turns, at = self._read(query, session_id, now)
         scored = self._score(turns, query, at)
         recent = turns[len(turns) - self.keep_recent :] if self.keep_recent else []

@@ -1,29 +1,33 @@
-"""Writing the packet: sections in a fixed order, counted again, trimmed until they fit.
+"""Rendering a filled ledger: sections in a fixed order, counted again, trimmed to fit.
 
-The components budget their own parts, but BPE token counts are not additive across
-joins, so the final text is always counted once more and trimmed (documents first, then
-the weakest history turn, then the question) until it fits. ``usage`` gives each slot's
-*marginal* tokens in text order, so its values add up to the total exactly.
+The slots are budgeted one by one, but BPE token counts are not additive across joins,
+so the final text is always counted once more and trimmed (documents first, then the
+weakest history turn, then the question) until it fits. ``usage`` gives each slot's
+*marginal* tokens in text order, so its values add up to the total exactly. The chat
+messages carry the same rendered content as the text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from . import formatting as fmt
-from .packet import chat_role
-from .tokens import TokenCounter
-from .types import KeptSpan, ScoredDocument, ScoredTurn
+from .. import formatting as fmt
+from ..packet import chat_role
+from ..tokens import TokenCounter
+from ..types import KeptSpan, ScoredDocument, ScoredTurn
 
 
 @dataclass
-class Assembled:
+class Rendered:
+    """A request's text, its chat messages, and what it holds after the final count."""
+
     text: str
     tokens: int
     usage: dict[str, int]
     documents: list[ScoredDocument]
     turns: list[ScoredTurn]
     question: str | None
+    messages: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -38,7 +42,7 @@ def sections(
     if system_prompt:
         out.append(("system_prompt", system_prompt))
     if turns:
-        body = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
+        body = fmt.render_turns([t.turn for t in turns])
         out.append(("history", fmt.wrap(fmt.HISTORY_OPEN, body, fmt.HISTORY_CLOSE)))
     if documents:
         body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
@@ -59,14 +63,14 @@ def drop_last_piece(documents: list[ScoredDocument]) -> list[ScoredDocument]:
     return documents[:-1] + [replace(last, kept=list(spans[:-1]))]
 
 
-def assemble(
+def render(
     system_prompt: str,
     turns: list[ScoredTurn],
     documents: list[ScoredDocument],
     question: str | None,
     limit: int,
     counter: TokenCounter,
-) -> Assembled:
+) -> Rendered:
     """Render, count, and trim until the text has at most ``limit`` tokens."""
     notes: list[str] = []
     while True:
@@ -94,7 +98,8 @@ def assemble(
         usage[slot] = running - previous
         previous = running
     documents = [replace(doc, tokens=counter.count(doc.text)) for doc in documents]
-    return Assembled(text, total, usage, documents, turns, question, notes)
+    messages = build_messages(system_prompt, turns, documents, question)
+    return Rendered(text, total, usage, documents, turns, question, messages, notes)
 
 
 def build_messages(
@@ -131,4 +136,4 @@ def _append(messages: list[dict[str, str]], role: str, content: str) -> None:
         messages.append({"role": role, "content": content})
 
 
-__all__ = ["Assembled", "assemble", "build_messages", "drop_last_piece", "sections"]
+__all__ = ["Rendered", "build_messages", "drop_last_piece", "render", "sections"]
