@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, TypeVar
 
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import InvalidInputError, InvalidTypeError
@@ -36,13 +36,17 @@ COLUMNS = (
 )
 
 
+# typing.Self is 3.11+; the package supports 3.10.
+_Store = TypeVar("_Store", bound="ClosingStore")
+
+
 class ClosingStore:
     """``with store:`` closes the store's connections on exit."""
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Store) -> _Store:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
