@@ -35,9 +35,7 @@ HERE = Path(__file__).resolve().parent
 
 def _configure(data: str | None, torch_threads: int | None) -> None:
     # Before anything imports ctxengine: the default embedder reads these once.
-    os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # The cache and offline defaults are set by importing the package (benchmarks/__init__.py).
     os.environ.setdefault("MPLBACKEND", "Agg")
     # One OpenBLAS thread for every system alike (torch keeps its own threads): on a shared
     # 2-core machine a threaded mat-vec spins for tens of ms, and numpy-based peers (vector

@@ -38,6 +38,8 @@ def test_a_store_keeps_what_it_is_given(store_url):
         "My favourite ranking function is BM25.",
         "Noted: BM25 it is.",
     ]
-    if store_url is not None:  # a new process reads what the first one stored
+    if store_url is not None:  # a new connection reads what the first one stored
         reopened = store_from_url(store_url)
         assert [t.content for t in reopened.turns("ana")] == [t.content for t in packet.memory_turns]
+        reopened.close()
+        engine.memory.store.close()
