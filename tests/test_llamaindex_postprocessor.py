@@ -72,7 +72,7 @@ def test_returns_new_nodes_within_budget_and_leaves_the_input_alone(postprocesso
         meta = item.node.metadata
         assert item.score == meta["ctxengine_score"]
         assert meta["tokens"] == counter.count(item.node.text)
-        assert set(meta["stage_scores"]) >= {"input", "mmr"}
+        assert set(meta["stage_scores"]) >= {"input", "dedup"}  # the default chain: tags + dedup
         # What compression kept is taken from the node, in the node's own order.
         assert all(sentence.strip(" .") in original.text for sentence in item.node.text.split(". "))
         assert item.node.relationships == original.relationships

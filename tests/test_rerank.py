@@ -30,6 +30,7 @@ from ctxengine.rerank import (
     get_reranker,
     passage_windows,
 )
+from ctxengine.rerank.pipeline import NAMES as RERANKER_NAMES
 from ctxengine.types import Document, ScoredDocument
 
 
@@ -51,7 +52,7 @@ def hashing() -> HashingEmbedder:
     return HashingEmbedder(512)
 
 
-@pytest.fixture(params=["none", "tags", "passage", "passage-gain", "mmr", "dedup"])
+@pytest.fixture(params=[name for name in RERANKER_NAMES if name != "cross-encoder"])
 def any_reranker(request, hashing) -> Reranker:
     return get_reranker(request.param, embedder=hashing)
 
@@ -371,8 +372,8 @@ def test_cross_encoder_orders_by_the_model_scores(tiny_cross_encoder):
     assert [c.id for c in out] == [f"d{i}" for i in np.argsort(-expected)[:4]]
     for c in out:
         index = int(c.id[1:])
-        assert c.stage_scores["cross_encoder"] == pytest.approx(float(expected[index]), abs=1e-5)
-        assert c.score == c.stage_scores["cross_encoder"]
+        assert c.stage_scores["cross-encoder"] == pytest.approx(float(expected[index]), abs=1e-5)
+        assert c.score == c.stage_scores["cross-encoder"]
     # blend=0 ignores the model; the raw model score is still recorded.
     kept = CrossEncoderReranker(tiny_cross_encoder, blend=0.0).rerank(query, candidates)
     assert [c.id for c in kept] == [c.id for c in sorted(candidates, key=lambda c: -c.score)]
@@ -435,3 +436,10 @@ def test_none_keeps_the_incoming_order_and_scores():
     out = get_reranker("none").rerank("q", CANDIDATES[::-1], k=2)
     assert [c.id for c in out] == ["tfidf", "emb"]
     assert [c.score for c in out] == [0.90, 0.80]
+
+
+@pytest.mark.parametrize("name", [name for name in RERANKER_NAMES if name not in ("none", "cross-encoder")])
+def test_each_registry_name_is_the_stage_it_records(name, hashing):
+    docs = [ScoredDocument(Document(f"text {i} about tags and memory", id=f"d{i}"), 1.0 - i / 10) for i in range(4)]
+    out = get_reranker(name, embedder=hashing).rerank("memory", docs, k=3)
+    assert out and all(name in doc.stage_scores for doc in out)
