@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report
-from benchmarks.__main__ import SECTIONS, main
+from benchmarks.__main__ import main
+from benchmarks.sections import SECTIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = REPO_ROOT / "benchmarks" / "RESULTS.md"
