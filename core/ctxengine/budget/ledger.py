@@ -13,7 +13,7 @@ and document headers included), so what a stage takes is what the packet holds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from .. import formatting as fmt
 from .._validation import check_positive_int, check_text
@@ -21,9 +21,6 @@ from ..errors import BudgetError
 from ..tokens import TokenCounter
 from ..types import ScoredDocument, ScoredTurn
 from .render import Rendered, render
-
-if TYPE_CHECKING:
-    from .policy import TokenBudget
 
 # Slot names, in the order they are filled. Slots a caller reserves by count (an agent's
 # tool schemas and in-flight tool messages) are not part of the packet's text.
@@ -42,6 +39,15 @@ TEXT_SLOTS = ("system_prompt", "history", "retrieved_docs", "query")
 MIN_TOKENS_PER_DOCUMENT = 24
 
 
+class BudgetPolicy(Protocol):
+    """What a ledger reads from its :class:`~ctxengine.budget.TokenBudget`."""
+
+    total: int
+    max_history_share: float
+    reserve_for_answer: int
+    token_counter: TokenCounter
+
+
 class DocumentCompressor(Protocol):
     """What the documents slot needs from a compressor (see :mod:`ctxengine.compress`)."""
 
@@ -58,7 +64,7 @@ class BudgetLedger:
     first and hands the same ledger to ``build(..., ledger=...)``.
     """
 
-    def __init__(self, budget: TokenBudget, system_prompt: str = "") -> None:
+    def __init__(self, budget: BudgetPolicy, system_prompt: str = "") -> None:
         self.budget = budget
         self.counter: TokenCounter = budget.token_counter
         self.system_prompt = check_text(system_prompt, "system_prompt", allow_empty=True)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .._validation import check_finite, check_positive_int
 from ..errors import BudgetError
 from ..tokens import TokenCounter, get_token_counter
-
-if TYPE_CHECKING:
-    from .ledger import BudgetLedger
+from .ledger import BudgetLedger
 
 
 class TokenBudget:
@@ -68,8 +64,6 @@ class TokenBudget:
     def start(self, system_prompt: str = "") -> BudgetLedger:
         """A fresh ledger for one request, with the answer reserve and ``system_prompt``
         taken first (a :class:`~ctxengine.errors.BudgetError` when the prompt cannot fit)."""
-        from .ledger import BudgetLedger
-
         return BudgetLedger(self, system_prompt)
 
     def __repr__(self) -> str:
