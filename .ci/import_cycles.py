@@ -1,63 +1,106 @@
-"""Import cycles among ctxengine modules, counting imports anywhere (functions, TYPE_CHECKING)."""
-import ast, sys
+"""Fail on any import cycle among the core's modules.
+
+Every import counts: at module level, inside functions and under ``TYPE_CHECKING``, since
+each of them is a place where two modules reach into each other. A package's
+``__init__`` importing its own submodules is how packages export, not a cycle.
+
+    python .ci/import_cycles.py [core/ctxengine]
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
 from pathlib import Path
-root = Path(sys.argv[1] if len(sys.argv) > 1 else "core/ctxengine")
-pkg = "ctxengine"
-mods = {}
-for f in root.rglob("*.py"):
-    rel = f.relative_to(root.parent).with_suffix("")
-    parts = list(rel.parts)
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    mods[".".join(parts)] = f
-def resolve(cur, is_pkg, level, module):
-    base = cur.split(".")
-    if not is_pkg:
-        base = base[:-1]
-    if level:
-        base = base[: len(base) - (level - 1)]
-        return ".".join(base + ([module] if module else []))
-    return module
-graph = {m: set() for m in mods}
-for m, f in mods.items():
-    is_pkg = f.name == "__init__.py"
-    for node in ast.walk(ast.parse(f.read_text())):
-        targets = []
-        if isinstance(node, ast.ImportFrom):
-            t = resolve(m, is_pkg, node.level, node.module)
-            targets.append(t)
-            for a in node.names:
-                targets.append(f"{t}.{a.name}")
-        elif isinstance(node, ast.Import):
-            targets += [a.name for a in node.names]
-        for t in targets:
-            if t in mods and t != m:
-                graph[m].add(t)
-# package __init__ -> submodule edges are natural; drop edges from a package to its own children
-def strip(g):
+
+
+def modules(root: Path) -> dict[str, Path]:
     out = {}
-    for m, ts in g.items():
-        out[m] = {t for t in ts if not (mods[m].name == "__init__.py" and t.startswith(m + "."))}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
     return out
-g = strip(graph)
-# find SCCs (Tarjan)
-index = {}; low = {}; stack = []; on = set(); sccs = []; i = [0]
-sys.setrecursionlimit(10000)
-def sc(v):
-    index[v] = low[v] = i[0]; i[0] += 1; stack.append(v); on.add(v)
-    for w in g[v]:
-        if w not in index:
-            sc(w); low[v] = min(low[v], low[w])
-        elif w in on:
-            low[v] = min(low[v], index[w])
-    if low[v] == index[v]:
-        comp = []
-        while True:
-            w = stack.pop(); on.discard(w); comp.append(w)
-            if w == v: break
-        if len(comp) > 1: sccs.append(comp)
-for v in g:
-    if v not in index: sc(v)
-for c in sccs:
-    print(len(c), sorted(c))
-print("cycles:", len(sccs))
+
+
+def edges(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            targets = [target, *(f"{target}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        for target in targets:
+            own_child = path.name == "__init__.py" and target.startswith(name + ".")
+            if target in known and target != name and not own_child:
+                found.add(target)
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def main(argv: list[str]) -> int:
+    root = Path(argv[0] if argv else "core/ctxengine")
+    known = modules(root)
+    graph = {name: edges(name, path, known) for name, path in known.items()}
+    found = cycles(graph)
+    for component in found:
+        print("import cycle:", " <-> ".join(component))
+    print(f"import_cycles: {len(known)} modules, {len(found)} cycle(s)")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
