@@ -137,10 +137,15 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     from langchain_ctxengine import ContextEngineEmbeddings, LangChainFirstStage
 
     url = urlparse(args.chroma_url)
-    client = chromadb.HttpClient(host=url.hostname, port=url.port)
+    client = chromadb.HttpClient(
+        host=url.hostname,
+        port=url.port,
+        settings=chromadb.config.Settings(anonymized_telemetry=False),
+    )
     embedder = HashingEmbedder(args.dimension)
     print(
-        f"Chroma {client.get_version()} at {args.chroma_url}: {args.docs:,} documents", flush=True
+        f"chromadb {chromadb.__version__} server at {args.chroma_url}: {args.docs:,} documents",
+        flush=True,
     )
     collection, rate = open_collection(client, args.docs, args.window, embedder)
     if rate is not None:

@@ -43,6 +43,7 @@ from llamaindex_ctxengine import ContextEngineEmbedding, LlamaIndexFirstStage
 from llamaindex_ctxengine import ContextEngineRetriever as LIRetriever
 
 pytestmark = pytest.mark.chroma
+NO_TELEMETRY = chromadb.config.Settings(anonymized_telemetry=False)  # nothing leaves the machine
 
 SYSTEM = "Answer from the context only; say which abstract you used."
 CLAIMS = 6  # claims whose cited abstract is in the collection
@@ -88,7 +89,7 @@ def scifact(shared_data):
 @pytest.fixture(scope="module")
 def client(chroma_url):
     parsed = urlparse(chroma_url)
-    return chromadb.HttpClient(host=parsed.hostname, port=parsed.port)
+    return chromadb.HttpClient(host=parsed.hostname, port=parsed.port, settings=NO_TELEMETRY)
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +309,20 @@ def test_llamaindex_metadata_filters_through_the_wrapper(li_index, scifact):
         item.node.metadata["rank"] >= 50 or item.node.metadata["group"] == "cited" for item in docs
     )
     assert cited in {item.node.node_id for item in docs}
+
+
+@needs_per_call_filters
+def test_llamaindex_per_call_metadata_filters_reach_the_server(li_index, scifact):
+    claims, _ = scifact
+    claim, cited = claims[0]
+    engine = ContextEngine.from_retriever(
+        LlamaIndexFirstStage(li_index.as_retriever(similarity_top_k=8))
+    )
+    other = MetadataFilters(filters=[MetadataFilter(key="group", value="other")])
+    packet = engine.build(claim, k=4, filter=other)
+    assert packet.documents and all(doc.metadata["group"] == "other" for doc in packet.documents)
+    assert cited not in {doc.id for doc in packet.documents}
+    assert cited in {doc.id for doc in engine.build(claim, k=4).documents}
 
 
 async def test_llamaindex_async_paths_through_the_server(li_index, scifact):
