@@ -325,6 +325,26 @@ def test_llamaindex_per_call_metadata_filters_reach_the_server(li_index, scifact
     assert cited in {doc.id for doc in engine.build(claim, k=4).documents}
 
 
+@pytest.mark.skipif(
+    "filters" not in inspect.signature(LIRetriever.__init__).parameters,
+    reason="the LlamaIndex retriever takes no filters= in this tree yet",
+)
+def test_llamaindex_retriever_filters_join_the_stores_own(li_index, scifact):
+    claims, _ = scifact
+    claim, _ = claims[0]
+    own = MetadataFilters(filters=[MetadataFilter(key="group", value="other")])
+    extra = MetadataFilters(
+        filters=[MetadataFilter(key="rank", value=30, operator=FilterOperator.GTE)]
+    )
+    retriever = LIRetriever(
+        base_retriever=li_index.as_retriever(similarity_top_k=8, filters=own), k=4, filters=extra
+    )
+    docs = retriever.retrieve(claim)
+    assert docs and all(
+        item.node.metadata["group"] == "other" and item.node.metadata["rank"] >= 30 for item in docs
+    )
+
+
 async def test_llamaindex_async_paths_through_the_server(li_index, scifact):
     claims, _ = scifact
     retriever = LIRetriever(
