@@ -1,0 +1,205 @@
+"""Memory selection after the vectorization: the same turns as the per-turn implementation.
+
+``reference_recall`` below is the selection ``DecayMemory.recall`` made before its scoring
+moved to per-session arrays (commit 6132a4f), copied here unchanged in behaviour: a per-turn
+Python pass over ``store.turns()``. The LoCoMo dev replay then asks both for the same
+questions; any change in which turns are selected fails the test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from ctxengine.clock import ManualClock
+from ctxengine.formatting import TURN_SEPARATOR, render_turn
+from ctxengine.memory import DecayMemory, InMemoryStore
+from ctxengine.text import term_set
+
+# --- the pre-vectorization selection (reference) ----------------------------------------
+
+
+def _ref_lexical(query, texts):
+    sets = [term_set(text) for text in texts]
+    query_terms = term_set(query)
+    out = np.zeros(len(sets), dtype=np.float64)
+    if not query_terms or not sets:
+        return out
+    frequency = Counter(term for terms in sets for term in terms & query_terms)
+    n = len(sets)
+    idf = {t: math.log(1.0 + (n - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t in query_terms}
+    total = sum(idf.values())
+    for index, terms in enumerate(sets):
+        shared = terms & query_terms
+        if shared:
+            out[index] = sum(idf[t] for t in shared) / total
+    return out
+
+
+def _ref_overlap(query, texts):
+    query_words = frozenset(query.lower().split())
+    if not query_words:
+        return np.zeros(len(texts), dtype=np.float64)
+    return np.array(
+        [len(query_words & frozenset(text.lower().split())) / len(query_words) for text in texts],
+        dtype=np.float64,
+    )
+
+
+def _ref_dense(query, texts, embedder, floor):
+    if not texts:
+        return np.zeros(0, dtype=np.float64)
+    vectors = embedder.embed(list(texts))
+    query_vector = embedder.embed([query])[0]
+    cosine = vectors.astype(np.float64) @ query_vector.astype(np.float64)
+    return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
+
+
+def _ref_spread(relevance, weight, roles):
+    inherited = np.zeros_like(relevance)
+    if weight > 0 and len(relevance) > 1:
+        role_ids = np.unique(np.asarray(roles, dtype=object), return_inverse=True)[1]
+        exchange = role_ids[1:] != role_ids[:-1]
+        inherited[1:] = np.where(exchange, relevance[:-1], 0.0)
+        inherited[:-1] = np.maximum(inherited[:-1], np.where(exchange, relevance[1:], 0.0))
+        inherited *= weight
+    return relevance + inherited
+
+
+def _ref_effective(memory, turns, query, at, embedder):
+    age = np.array([max(0.0, at - t.timestamp) for t in turns])
+    idle = np.array([max(0.0, at - t.last_access) for t in turns])
+    importance = np.array([t.importance for t in turns])
+    retention = (
+        importance
+        * np.power(0.5, age / memory.half_life)
+        * np.power(0.5, idle / memory.freshness_half_life)
+    )
+    if not (query and query.strip()):
+        return retention
+    texts = [render_turn(t.role, t.content) for t in turns]
+    if memory.relevance == "overlap":
+        raw = _ref_overlap(query, texts)
+    else:
+        parts = {}
+        if memory.relevance in ("lexical", "hybrid"):
+            parts["lexical"] = _ref_lexical(query, texts)
+        if memory.relevance in ("dense", "hybrid"):
+            parts["dense"] = _ref_dense(query, texts, embedder, memory.dense_floor)
+        if memory.relevance == "hybrid":
+            w = memory.lexical_weight
+            raw = w * parts["lexical"] + (1.0 - w) * parts["dense"]
+        else:
+            raw = next(iter(parts.values()))
+    relevance = _ref_spread(raw, memory.neighbour_weight, [t.role for t in turns])
+    return retention + memory.relevance_weight * relevance
+
+
+def reference_recall(memory, query, max_tokens, *, session_id, now, embedder=None):
+    """The ids of the turns the per-turn implementation selected, in seq order."""
+    turns = memory.store.turns(session_id)
+    if not turns:
+        return []
+    counter = memory.token_counter
+    effective = _ref_effective(memory, turns, query, now, embedder).tolist()
+    tokens = [counter.count(render_turn(t.role, t.content)) for t in turns]
+    scored = sorted(zip(turns, effective, tokens), key=lambda s: (-s[1], -s[0].seq))
+    keep = {t.seq for t in turns[len(turns) - memory.keep_recent :]} if memory.keep_recent else set()
+    separator = counter.count(TURN_SEPARATOR)
+    order = sorted((s for s in scored if s[0].seq in keep), key=lambda s: -s[0].seq)
+    order += [s for s in scored if s[0].seq not in keep and s[1] >= memory.drop_threshold]
+    chosen, used = [], -separator
+    for item in order:
+        cost = item[2] + separator
+        if used + cost <= max_tokens:
+            chosen.append(item)
+            used += cost
+    chosen.sort(key=lambda s: s[0].seq)
+    while chosen:
+        text = TURN_SEPARATOR.join(render_turn(s[0].role, s[0].content) for s in chosen)
+        if counter.count(text) <= max_tokens:
+            break
+        victim = min(chosen, key=lambda s: (s[0].seq in keep, s[1], s[0].seq))
+        chosen = [s for s in chosen if s is not victim]
+    return [s[0].id for s in chosen]
+
+
+# --- the LoCoMo dev replay --------------------------------------------------------------
+
+# Every QUESTION_STEP-th answerable question of the two shortest conversations: ~80 questions,
+# enough to cover every branch (neighbours, drop threshold, keep_recent, the joined check).
+QUESTION_STEP = 3
+CONVERSATIONS = 2
+
+
+def _replay(conversation, store, token_counter, embedder, **options):
+    clock = ManualClock(conversation.turns[0].timestamp)
+    memory = DecayMemory(store, clock=clock, token_counter=token_counter, embedder=embedder, **options)
+    session = conversation.sample_id
+    for turn in conversation.turns:
+        memory.add(turn.speaker, turn.text, session_id=session, timestamp=turn.timestamp)
+    clock.set(conversation.turns[-1].timestamp)
+    return memory, session, conversation.turns[-1].timestamp
+
+
+MODES = {
+    "default (hybrid)": {},
+    "lexical": {"relevance": "lexical"},
+    "dense": {"relevance": "dense", "keep_recent": 0},
+    "article (overlap)": "article",
+}
+
+
+@pytest.fixture(scope="module")
+def replays(locomo, token_counter, embedder):
+    # One write path for all modes: turns are stored once, with their vectors.
+    out = []
+    for conversation in sorted(locomo, key=lambda c: len(c.turns))[:CONVERSATIONS]:
+        memory, session, now = _replay(conversation, InMemoryStore(), token_counter, embedder)
+        out.append((conversation, memory.store, session, now))
+    return out
+
+
+def _memory(store, options, token_counter, embedder):
+    if options == "article":
+        return DecayMemory.article(store, token_counter=token_counter, embedder=embedder)
+    return DecayMemory(store, token_counter=token_counter, embedder=embedder, **options)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_selection_matches_the_per_turn_implementation_on_locomo(
+    mode, replays, token_counter, embedder
+):
+    compared = 0
+    for conversation, store, session, now in replays:
+        memory = _memory(store, MODES[mode], token_counter, embedder)
+        for question in conversation.answerable()[::QUESTION_STEP]:
+            for budget in (256, 1024):
+                got = [
+                    s.turn.id
+                    for s in memory.recall(question.question, budget, session_id=session, now=now)
+                ]
+                want = reference_recall(
+                    memory, question.question, budget, session_id=session, now=now,
+                    embedder=embedder,
+                )  # fmt: skip
+                assert got == want, (mode, question.question, budget)
+                compared += 1
+    assert compared > 100
+
+
+def test_selection_matches_after_touches_and_without_a_query(replays, token_counter, embedder):
+    """touch=True changes freshness; the next selections still agree with the reference."""
+    conversation, store, session, now = replays[0]
+    memory = _memory(store, {}, token_counter, embedder)
+    at = now
+    for question in conversation.answerable()[:20]:
+        at += 600.0
+        memory.recall(question.question, 300, session_id=session, now=at, touch=True)
+        for query in (question.question, None):
+            got = [s.turn.id for s in memory.recall(query, 512, session_id=session, now=at)]
+            want = reference_recall(memory, query, 512, session_id=session, now=at, embedder=embedder)
+            assert got == want
