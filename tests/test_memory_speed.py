@@ -203,3 +203,153 @@ def test_selection_matches_after_touches_and_without_a_query(replays, token_coun
             got = [s.turn.id for s in memory.recall(query, 512, session_id=session, now=at)]
             want = reference_recall(memory, query, 512, session_id=session, now=at, embedder=embedder)
             assert got == want
+
+
+# --- vectors stored with the turns, caches that see other writers -----------------------
+
+
+class CountingEmbedder:
+    """The hashing embedder, counting the texts that reach it."""
+
+    def __init__(self, dimension: int = 256) -> None:
+        from ctxengine.embeddings import HashingEmbedder
+
+        self._inner = HashingEmbedder(dimension)
+        self.name = self._inner.name
+        self.dimension = dimension
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return self._inner.embed(texts)
+
+
+def _store_url(kind, tmp_path, request):
+    if kind == "memory":
+        return "memory://"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'chat.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+PERSISTENT = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+ALL_STORES = ["memory", *PERSISTENT]
+
+MESSAGES = [
+    ("user", "My sister Ana teaches the violin in Porto."),
+    ("assistant", "That sounds lovely. How long has she taught?"),
+    ("user", "Twelve years now, mostly children."),
+    ("assistant", "Noted: Ana, violin teacher in Porto for twelve years."),
+    ("user", "I am planning a trip to Kyoto in April."),
+    ("assistant", "Kyoto in April means cherry blossoms; book early."),
+]
+
+
+def _messages(start: float, repeat: int = 1):
+    return [
+        {"role": role, "content": f"{content} (note {i})", "timestamp": start + 60.0 * i}
+        for i, (role, content) in enumerate(MESSAGES * repeat)
+    ]
+
+
+@pytest.mark.parametrize("kind", PERSISTENT)
+def test_vectors_are_stored_once_and_a_restart_embeds_only_the_query(kind, tmp_path, request):
+    from ctxengine.memory import store_from_url
+
+    url = _store_url(kind, tmp_path, request)
+    clock = ManualClock(1_700_000_000.0)
+    writer_embedder = CountingEmbedder()
+    with store_from_url(url) as store:
+        writer = DecayMemory(
+            store, relevance="dense", embedder=writer_embedder, clock=clock, dedup=False
+        )
+        stored = writer.add_many(_messages(clock(), repeat=5), session_id="s")
+        assert all(turn is not None and turn.vector is not None for turn in stored)
+        # One batch: every turn embedded exactly once, at add time.
+        assert len(writer_embedder.texts) == len(stored) == len(set(writer_embedder.texts))
+        before = [s.turn.id for s in writer.recall("violin teacher", 120, session_id="s")]
+    restarted = CountingEmbedder()
+    with store_from_url(url) as store:
+        reader = DecayMemory(store, relevance="dense", embedder=restarted, clock=clock)
+        after = [s.turn.id for s in reader.recall("violin teacher", 120, session_id="s")]
+        turns = store.turns("s")
+    assert restarted.texts == ["violin teacher"]
+    assert after == before and after
+    assert all(t.vector_model == f"{restarted.name}:{restarted.dimension}" for t in turns)
+    np.testing.assert_array_equal(turns[0].vector, stored[0].vector)
+
+
+@pytest.mark.parametrize("kind", PERSISTENT)
+def test_turns_stored_without_vectors_are_embedded_once_and_written_back(kind, tmp_path, request):
+    from ctxengine.memory import store_from_url
+
+    url = _store_url(kind, tmp_path, request)
+    clock = ManualClock(1_700_000_000.0)
+    with store_from_url(url) as store:
+        lexical = DecayMemory(store, relevance="lexical", clock=clock)
+        lexical.add_many(_messages(clock()), session_id="s")
+        assert all(t.vector is None for t in store.turns("s"))
+        first = CountingEmbedder()
+        DecayMemory(store, relevance="dense", embedder=first, clock=clock).recall("Kyoto", session_id="s")
+        assert len(first.texts) == len(MESSAGES) + 1
+        assert store.version("s") == len(MESSAGES)  # the write-back is not a write
+    second = CountingEmbedder()
+    with store_from_url(url) as store:
+        DecayMemory(store, relevance="dense", embedder=second, clock=clock).recall("Kyoto", session_id="s")
+    assert second.texts == ["Kyoto"]
+
+
+@pytest.mark.parametrize("kind", ALL_STORES)
+def test_a_cached_session_sees_writes_through_another_connection(kind, tmp_path, request):
+    """Memory A keeps the session's arrays; turns added, touched and deleted through another
+    store object (another connection) must show in A's next recall."""
+    from ctxengine.memory import store_from_url
+
+    url = _store_url(kind, tmp_path, request)
+    clock = ManualClock(1_700_000_000.0)
+    store_a = store_from_url(url)
+    store_b = store_a if kind == "memory" else store_from_url(url)
+    try:
+        a = DecayMemory(store_a, relevance="lexical", clock=clock, keep_recent=0)
+        b = DecayMemory(store_b, relevance="lexical", clock=clock, keep_recent=0)
+        a.add_many(_messages(clock()), session_id="s")
+        clock.advance(3600)
+        assert "parrot" not in " ".join(s.content for s in a.recall("parrot Kiwi", session_id="s"))
+        b.add("user", "We adopted a parrot called Kiwi last week.", session_id="s")
+        recalled = a.recall("parrot Kiwi", session_id="s")
+        assert any("Kiwi" in s.content for s in recalled)
+
+        def fresh(query):
+            reader = DecayMemory(store_from_url(url) if kind != "memory" else store_a,
+                                 relevance="lexical", clock=clock, keep_recent=0)  # fmt: skip
+            return [(s.turn.id, s.turn.last_access) for s in reader.recall(query, 60, session_id="s")]
+
+        clock.advance(3600)
+        b.recall("violin Porto", 60, session_id="s", touch=True)  # b refreshes some turns
+        assert [(s.turn.id, s.turn.last_access) for s in a.recall(None, 60, session_id="s")] == fresh(None)
+        # Delete and re-add as many turns: the counter never repeats, so A does not serve
+        # the deleted turns.
+        b.clear("s")
+        b.add_many(_messages(clock.advance(60)), session_id="s")
+        ids = {t.id for t in store_b.turns("s")}
+        assert {s.turn.id for s in a.recall("Kyoto", 400, session_id="s")} <= ids
+    finally:
+        store_a.close() if kind != "memory" else None
+        store_b.close() if kind != "memory" else None
+
+
+def test_add_many_dedups_within_the_batch_and_validates_before_storing():
+    from ctxengine.errors import InvalidInputError
+
+    memory = DecayMemory(relevance="lexical")
+    text = "I am planning a trip to Kyoto in April with my sister."
+    stored = memory.add_many(
+        [{"role": "user", "content": text}, {"role": "user", "content": text}], session_id="s"
+    )
+    assert stored[0] is not None and stored[1] is None
+    with pytest.raises(InvalidInputError):
+        memory.add_many(
+            [{"role": "user", "content": "a new message"}, {"role": "user", "content": " "}],
+            session_id="s",
+        )
+    assert len(memory.turns("s")) == 1
