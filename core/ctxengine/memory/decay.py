@@ -211,8 +211,11 @@ class DecayMemory:
                     replace(t, vector=v, vector_model=model) for t, v in zip(kept, vectors)
                 )
                 prepared = [None if t is None else next(vectorized) for t in prepared]
-            stored = [None if t is None else self.store.add(t) for t in prepared]
-            added = [t for t in stored if t is not None]
+            kept = [t for t in prepared if t is not None]
+            bulk = getattr(self.store, "add_many", None)
+            added = bulk(kept) if callable(bulk) else [self.store.add(t) for t in kept]
+            landed = iter(added)
+            stored = [None if t is None else next(landed) for t in prepared]
             if added:
                 self._after_write(session_id, len(added), lambda arrays: arrays.extend(added))
             return stored
@@ -406,7 +409,10 @@ class DecayMemory:
             store_vectors = getattr(self.store, "set_vectors", None)
             if callable(store_vectors):
                 store_vectors(session_id, [t.id for t in turns], list(vectors), model)
-        cosine = (arrays.vectors @ query_vector.astype(np.float32)).astype(np.float64)
+        # einsum, not BLAS: a threaded BLAS mat-vec stalls for tens of ms on busy cores (see
+        # HybridRetriever._dense_scores); einsum's single loop is ~1 ms at 10k turns.
+        cosine = np.einsum("ij,j->i", arrays.vectors, query_vector.astype(np.float32))
+        cosine = cosine.astype(np.float64)
         floor = self.dense_floor
         return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
 

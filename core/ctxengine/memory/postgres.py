@@ -316,6 +316,16 @@ class PostgresStore(ClosingStore):
             seq = conn.execute(self._sql["add"], params).fetchone()[0]
         return replace(turn, seq=int(seq))
 
+    def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Store several turns in one transaction; each counts as one write."""
+        params = [dict(zip(COLUMNS, turn_params(check_turn(turn), 0))) for turn in turns]
+        out: list[Turn] = []
+        with self._connection() as conn, conn.transaction():
+            for turn, values in zip(turns, params):
+                seq = conn.execute(self._sql["add"], values).fetchone()[0]
+                out.append(replace(turn, seq=int(seq)))
+        return out
+
     def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         query, params = self._turns_query(session_id, last)
         if query is None:

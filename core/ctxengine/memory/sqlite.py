@@ -102,8 +102,8 @@ _INSERT = (
 )
 # Every write to a session raises its counter by one, in the write's own transaction.
 _BUMP = (
-    "INSERT INTO ctxengine_versions (session_id, version) VALUES (?, 1) "
-    "ON CONFLICT (session_id) DO UPDATE SET version = version + 1"
+    "INSERT INTO ctxengine_versions (session_id, version) VALUES (?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET version = version + excluded.version"
 )
 _VERSION = "SELECT version FROM ctxengine_versions WHERE session_id = ?"
 _SET_VECTOR = (
@@ -320,13 +320,38 @@ class SQLiteStore(ClosingStore):
             with self._transaction() as conn:
                 seq = int(conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()[0])
                 conn.execute(_INSERT, turn_params(turn, seq))
-                conn.execute(_BUMP, (turn.session_id,))
+                conn.execute(_BUMP, (turn.session_id, 1))
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
                 raise InvalidInputError(f"a turn with id {turn.id!r} is already stored") from None
             raise
         return replace(turn, seq=seq)
+
+    def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Store several turns in one transaction (one fsync); each counts as one write."""
+        turns = [check_turn(turn) for turn in turns]
+        out: list[Turn] = []
+        try:
+            with self._transaction() as conn:
+                next_seq: dict[str, int] = {}
+                for turn in turns:
+                    if turn.session_id not in next_seq:
+                        row = conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()
+                        next_seq[turn.session_id] = int(row[0])
+                    out.append(replace(turn, seq=next_seq[turn.session_id]))
+                    next_seq[turn.session_id] += 1
+                conn.executemany(_INSERT, [turn_params(t, t.seq) for t in out])
+                counts: dict[str, int] = {}
+                for turn in out:
+                    counts[turn.session_id] = counts.get(turn.session_id, 0) + 1
+                conn.executemany(_BUMP, list(counts.items()))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
+                raise InvalidInputError("a turn with one of these ids is already stored") from None
+            raise
+        return out
 
     def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         check_session(session_id)
@@ -348,12 +373,12 @@ class SQLiteStore(ClosingStore):
             return
         with self._transaction() as conn:
             conn.executemany(_TOUCH, [(when, session_id, turn_id) for turn_id in ids])
-            conn.execute(_BUMP, (session_id,))
+            conn.execute(_BUMP, (session_id, 1))
 
     def delete_session(self, session_id: str) -> int:
         check_session(session_id)
         with self._transaction() as conn:
-            conn.execute(_BUMP, (session_id,))
+            conn.execute(_BUMP, (session_id, 1))
             return conn.execute(
                 "DELETE FROM ctxengine_turns WHERE session_id = ?", (session_id,)
             ).rowcount

@@ -9,13 +9,14 @@ mapping of six calls onto tables. What a store must guarantee:
 * ``turns`` returns a session's turns in ``seq`` order, and never another session's;
 * every method is safe to call from several threads at once.
 
-Two optional methods make :meth:`DecayMemory.recall` fast on long sessions (a store
+Three optional methods make :meth:`DecayMemory.recall` fast on long sessions (a store
 without them still works; the memory then re-reads the session on every recall):
 
 * ``version(session_id) -> int``: a per-session counter that every write to the session
   (``add``, ``touch``, ``delete_session``) raises by exactly one and that never goes back
   (a deleted session keeps counting), so a cached copy of the session is current exactly
   when the counter has not moved;
+* ``add_many(turns) -> list[Turn]``: ``add`` for a batch, in one transaction;
 * ``set_vectors(session_id, turn_ids, vectors, model)``: store turn embeddings computed
   after the fact (for turns stored without one). It changes no turn field the memory
   scores with, so it does not count as a write.
@@ -105,6 +106,19 @@ class InMemoryStore:
             session.append(stored)
             self._bump(turn.session_id)
             return stored
+
+    def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Store several turns (any sessions) at once; each counts as one write."""
+        if not all(isinstance(turn, Turn) for turn in turns):
+            raise InvalidTypeError("a store holds Turn objects")
+        with self._lock:
+            out = []
+            for turn in turns:
+                session = self._sessions.setdefault(turn.session_id, [])
+                out.append(replace(turn, seq=len(session)))
+                session.append(out[-1])
+                self._bump(turn.session_id)
+            return out
 
     def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         check_text(session_id, "session_id")
