@@ -353,3 +353,58 @@ def test_add_many_dedups_within_the_batch_and_validates_before_storing():
             session_id="s",
         )
     assert len(memory.turns("s")) == 1
+
+
+# --- question/answer exchanges recalled whole ----------------------------------------------
+
+TOPICS = ("sourdough", "bike gears", "python decorators", "tomato seedlings", "chess openings")
+
+
+def _chat(memory, clock):
+    memory.add("user", "My sister Priya moved to Lisbon last spring.", session_id="a")
+    memory.add("assistant", "Lisbon! Lovely city.", session_id="a")
+    for topic in TOPICS:
+        clock.advance(60)
+        memory.add("user", f"Give me one tip about {topic}.", session_id="a")
+        memory.add("assistant", f"Here is a practical tip about {topic}: start small.", session_id="a")
+
+
+@pytest.mark.parametrize("budget", [40, 60, 90, 120, 200])
+def test_an_answer_is_never_recalled_without_its_question(budget, clock):
+    memory = DecayMemory(relevance="lexical", clock=clock)
+    _chat(memory, clock)
+    turns = memory.turns("a")
+    recalled = memory.recall("Which tip did you give me about sourdough?", budget, session_id="a")
+    rows = {s.turn.seq for s in recalled}
+    for item in recalled:
+        if item.role == "assistant" and item.turn.seq != turns[-1].seq:
+            assert item.turn.seq - 1 in rows, [s.content for s in recalled]
+    assert "sourdough" in " ".join(s.content for s in recalled) or budget < 60
+
+
+def test_without_exchanges_the_same_slot_holds_replies_without_questions(clock):
+    """What the unit rule prevents: turn by turn, the replies that name the topics outrank
+    the questions, so the slot fills with replies whose questions were dropped."""
+    query = "practical tips: tomato seedlings, chess openings, bike gears"
+    by_turn = DecayMemory(relevance="lexical", clock=clock, exchange_roles=None)
+    _chat(by_turn, clock)
+    paired = DecayMemory(by_turn.store, relevance="lexical", clock=clock)
+
+    def orphans(memory):
+        recalled = memory.recall(query, 70, session_id="a")
+        rows = {s.turn.seq for s in recalled}
+        last = memory.turns("a")[-1].seq
+        return [s for s in recalled if s.role == "assistant" and s.turn.seq - 1 not in rows and s.turn.seq != last]
+
+    assert orphans(by_turn)
+    assert not orphans(paired)
+    assert paired.recall(query, 70, session_id="a")
+
+
+def test_exchange_roles_are_validated():
+    from ctxengine.errors import InvalidInputError, InvalidTypeError
+
+    with pytest.raises(InvalidTypeError):
+        DecayMemory(exchange_roles="user")
+    with pytest.raises(InvalidInputError):
+        DecayMemory(exchange_roles=("user", "user"))

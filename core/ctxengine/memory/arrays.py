@@ -132,6 +132,9 @@ class SessionArrays:
                 [t.vector for t in turns if t.vector_model == self.vector_model],
             )
 
+    def role_id(self, role: str) -> int | None:
+        return self._roles.get(role)
+
     def row(self, turn_id: str) -> int | None:
         return self._index.get(turn_id)
 
@@ -254,6 +257,99 @@ def pack_indices(
     return chosen
 
 
+def exchange_partners(role_ids: np.ndarray, question: int | None, answer: int | None) -> np.ndarray:
+    """Per row, the row of the other half of its question/answer exchange, or -1.
+
+    An exchange is a turn by the ``answer`` role right after one by the ``question`` role
+    (ids as in :attr:`SessionArrays.role_ids`; None: the role never occurred, no pairs)."""
+    partner = np.full(len(role_ids), -1, dtype=np.int64)
+    if question is None or answer is None or len(role_ids) < 2:
+        return partner
+    answers = np.flatnonzero((role_ids[1:] == answer) & (role_ids[:-1] == question)) + 1
+    partner[answers] = answers - 1
+    partner[answers - 1] = answers
+    return partner
+
+
+def pack_exchanges(
+    effective: np.ndarray,
+    tokens: np.ndarray,
+    partner: np.ndarray,
+    *,
+    keep: Sequence[int],
+    threshold: float | None,
+    max_tokens: int,
+    separator: int,
+) -> list[int]:
+    """:func:`pack_indices` where a question and its answer (``partner``) are one unit.
+
+    A unit ranks by its better half and goes in whole when it fits. When it does not, the
+    question goes alone if it fits (it names the topic; its answer follows only when the
+    budget allows); an answer never goes without its question (a reply without what it
+    replies to misleads the model) unless it is one of the ``keep`` turns, whose question
+    goes in last, when the budget allows. Only the top units are looked at, in growing
+    windows, as in :func:`pack_indices`.
+    """
+    remaining = max_tokens + separator
+    costs = tokens + separator
+    chosen: list[int] = []
+    taken = np.zeros(len(effective), dtype=np.bool_)
+    deferred: list[int] = []
+    for row in keep:
+        if taken[row] or costs[row] > remaining:
+            continue
+        chosen.append(int(row))
+        taken[row] = True
+        remaining -= int(costs[row])
+        other = int(partner[row])
+        if 0 <= other < row:
+            # A kept answer brings its question, but after the relevant units: recency
+            # keeps the answer, it should not push out what the query asks about.
+            deferred.append(other)
+            taken[other] = True
+    paired = partner >= 0
+    # A unit is represented by its question (or by the turn itself when unpaired).
+    head = ~paired | (partner > np.arange(len(partner)))
+    mate = np.where(paired, partner, np.arange(len(partner)))
+    score = np.where(paired, np.maximum(effective, effective[mate]), effective)
+    unit_cost = np.where(paired, costs + costs[mate], costs)
+    mask = head & ~taken & ~taken[mate]
+    if threshold is not None:
+        mask &= score >= threshold
+    candidates = np.flatnonzero(mask)
+    smallest = int(costs.min()) if len(costs) else 0
+    window = 256
+    while candidates.size and remaining >= smallest:
+        if candidates.size > window:
+            values = score[candidates]
+            kth = np.partition(values, candidates.size - window)[candidates.size - window]
+            top, rest = candidates[values >= kth], candidates[values < kth]
+        else:
+            top, rest = candidates, candidates[:0]
+        # Later units first among ties, as turns are in pack_indices.
+        top = top[::-1]
+        order = top[np.argsort(-score[top], kind="stable")]
+        for row in order.tolist():  # the top window only: at most a few hundred units
+            other = int(mate[row])
+            if unit_cost[row] <= remaining:
+                chosen.append(row)
+                remaining -= int(costs[row])
+                if other != row:
+                    chosen.append(other)
+                    remaining -= int(costs[other])
+            elif other != row and costs[row] <= remaining:
+                chosen.append(row)
+                remaining -= int(costs[row])
+        candidates = rest
+        window *= 4
+    for row in deferred:
+        if costs[row] <= remaining:
+            chosen.append(row)
+            remaining -= int(costs[row])
+    chosen.sort()
+    return chosen
+
+
 def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
     """Positions taken by a first-fit pass over ``costs`` in order, and the budget left.
 
@@ -272,4 +368,4 @@ def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
     return (np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)), remaining
 
 
-__all__ = ["SessionArrays", "pack_indices"]
+__all__ = ["SessionArrays", "exchange_partners", "pack_exchanges", "pack_indices"]

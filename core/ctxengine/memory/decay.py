@@ -18,6 +18,16 @@ keeps 74%, against 61% for BM25 and 56% for MiniLM cosine alone.
 
 The ``keep_recent`` latest turns are always included (if they fit): a follow-up question
 usually refers to the last message, whatever it shares with the query.
+
+Where turns alternate between ``exchange_roles`` (``user`` then ``assistant``), a question
+and the answer right after it are recalled as one unit: the unit ranks by its better half,
+an answer never comes without its question, and a question comes alone when the whole
+exchange does not fit. Otherwise a slot could hold
+four replies in a row with the questions they answer dropped. Sessions with other roles
+(LoCoMo's speaker names) are selected turn by turn, as before.
+
+Scoring and packing run on per-session numpy columns (:mod:`ctxengine.memory.arrays`)
+that follow the store's writes; see ``docs/concepts/performance.md``.
 """
 
 from __future__ import annotations
@@ -36,11 +46,11 @@ import numpy as np
 from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
 from ..embeddings import CachedEmbedder, Embedder
-from ..errors import InvalidTypeError
+from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn
-from .arrays import SessionArrays, pack_indices
+from .arrays import SessionArrays, exchange_partners, pack_exchanges, pack_indices
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
 from .relevance import RELEVANCE_MODES, lexical_terms, plain_words, spread_to_neighbours
@@ -88,6 +98,7 @@ class DecayMemory:
         lexical_weight: float = 0.5,
         neighbour_weight: float = 0.5,
         dense_floor: float = 0.2,
+        exchange_roles: tuple[str, str] | None = ("user", "assistant"),
     ) -> None:
         if store is None:
             store = InMemoryStore()
@@ -126,6 +137,7 @@ class DecayMemory:
         self.lexical_weight = check_finite(lexical_weight, "lexical_weight", low=0.0, high=1.0)
         self.neighbour_weight = check_finite(neighbour_weight, "neighbour_weight", low=0.0)
         self.dense_floor = check_finite(dense_floor, "dense_floor", low=0.0, high=0.99)
+        self.exchange_roles = _check_exchange_roles(exchange_roles)
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, SessionArrays] = OrderedDict()
 
@@ -416,6 +428,15 @@ class DecayMemory:
         floor = self.dense_floor
         return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
 
+    def _partners(self, arrays: SessionArrays) -> np.ndarray | None:
+        """Each turn's question/answer partner row (-1: none), or None when the session
+        holds no exchange of ``exchange_roles``."""
+        if self.exchange_roles is None:
+            return None
+        question, answer = (arrays.role_id(role) for role in self.exchange_roles)
+        partner = exchange_partners(arrays.role_ids.view, question, answer)
+        return partner if (partner >= 0).any() else None
+
     def _get_embedder(self) -> Embedder:
         if self._embedder is None:
             from ..embeddings import default_embedder
@@ -450,14 +471,17 @@ class DecayMemory:
                 return []
             columns = self._columns(arrays, query, at, query_vector, session_id)
             keep = list(range(n - 1, n - 1 - min(self.keep_recent, n), -1))
-            rows = pack_indices(
-                columns["effective"],
-                arrays.tokens.view,
-                keep=keep,
-                threshold=self.drop_threshold,
-                max_tokens=max_tokens,
-                separator=self.token_counter.count(TURN_SEPARATOR),
-            )
+            packing = {
+                "keep": keep,
+                "threshold": self.drop_threshold,
+                "max_tokens": max_tokens,
+                "separator": self.token_counter.count(TURN_SEPARATOR),
+            }
+            partner = self._partners(arrays)
+            if partner is None:
+                rows = pack_indices(columns["effective"], arrays.tokens.view, **packing)
+            else:
+                rows = pack_exchanges(columns["effective"], arrays.tokens.view, partner, **packing)
             names = tuple(columns)
             tokens = arrays.tokens.view
             chosen = [
@@ -472,6 +496,8 @@ class DecayMemory:
             chosen = fit_joined(
                 chosen, max_tokens, self.token_counter, {arrays.turns[r].seq for r in keep}
             )
+            if partner is not None:
+                chosen = _without_orphan_answers(chosen, arrays, partner, set(keep))
             if touch and chosen:
                 touched = [arrays.row(s.turn.id) for s in chosen]
                 self.store.touch(session_id, [s.turn.id for s in chosen], at)
@@ -487,6 +513,33 @@ class DecayMemory:
             f"relevance={self.relevance!r}, relevance_weight={self.relevance_weight}, "
             f"keep_recent={self.keep_recent}, drop_threshold={self.drop_threshold})"
         )
+
+
+def _check_exchange_roles(value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidTypeError("exchange_roles must be None or a (question_role, answer_role) pair")
+    question, answer = (check_text(role, "exchange_roles item") for role in value)
+    if question == answer:
+        raise InvalidInputError("exchange_roles must name two different roles")
+    return question, answer
+
+
+def _without_orphan_answers(
+    chosen: list[ScoredTurn], arrays: SessionArrays, partner: np.ndarray, keep: set[int]
+) -> list[ScoredTurn]:
+    """Drop answers whose question the joined-count check removed (kept turns stay)."""
+    rows = [arrays.row(s.turn.id) for s in chosen]
+    present = set(rows)
+    out = []
+    for item, row in zip(chosen, rows):
+        assert row is not None
+        other = int(partner[row])
+        if 0 <= other < row and other not in present and row not in keep:
+            continue
+        out.append(item)
+    return out
 
 
 def pack_turns(
