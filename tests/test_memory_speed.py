@@ -408,3 +408,23 @@ def test_exchange_roles_are_validated():
         DecayMemory(exchange_roles="user")
     with pytest.raises(InvalidInputError):
         DecayMemory(exchange_roles=("user", "user"))
+
+
+@pytest.mark.parametrize("kind", ALL_STORES)
+def test_store_add_many_assigns_positions_and_counts_each_turn_as_a_write(kind, tmp_path, request):
+    from ctxengine.memory import store_from_url
+    from ctxengine.types import Turn
+
+    store = store_from_url(_store_url(kind, tmp_path, request))
+    try:
+        store.add(Turn("user", "first", "a", 1.0, 1.0, 1.0))
+        turns = [Turn("user", f"turn {i}", "ab"[i % 2], 2.0 + i, 1.0, 2.0 + i) for i in range(5)]
+        stored = store.add_many(turns)
+        assert [(t.session_id, t.seq) for t in stored] == [
+            ("a", 1), ("b", 0), ("a", 2), ("b", 1), ("a", 3)
+        ]  # fmt: skip
+        assert [t.content for t in store.turns("a")] == ["first", "turn 0", "turn 2", "turn 4"]
+        assert (store.version("a"), store.version("b")) == (4, 2)
+    finally:
+        if kind != "memory":
+            store.close()
