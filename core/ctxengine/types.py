@@ -148,6 +148,10 @@ class Turn:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the session, assigned by the store
+    # The rendered turn's embedding and the model that made it (``name:dimension``), computed
+    # once when the turn is remembered and persisted with it; not part of the turn's identity.
+    vector: Any = field(default=None, compare=False, repr=False)
+    vector_model: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.timestamp) or not math.isfinite(self.importance):

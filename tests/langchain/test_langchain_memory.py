@@ -132,8 +132,11 @@ def test_legacy_conversation_chain_with_base_memory(clock):
 
     prompt = received_text(model.received[-1])
     assert received_tokens(engine, model.received[-1]) <= engine.budget.total
-    # Relevance to the question revives the sourdough exchange; not everything fits.
-    assert "Cold proofing is fine" in prompt
+    # Relevance to the question revives the sourdough exchange; not everything fits: the
+    # whole exchange does not (the last reply is kept), so its question comes alone, never
+    # its answer without it.
+    assert "My sourdough rises slowly" in prompt
+    assert "Cold proofing is fine" not in prompt
     assert prompt.count("assistant: ") < 3
     assert "Tomatoes in my garden" not in prompt
     assert len(engine.memory.turns("legacy")) == 8

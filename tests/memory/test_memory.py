@@ -97,7 +97,11 @@ def test_article_preset_uses_the_article_formula(clock):
 
 def test_an_answer_inherits_relevance_from_its_question(clock):
     def build(neighbour_weight: float) -> list[str]:
-        memory = lexical_memory(clock, keep_recent=0, neighbour_weight=neighbour_weight)
+        # Turn by turn (exchange_roles=None): recalled as one exchange, the answer would
+        # come with its question whatever its own score.
+        memory = lexical_memory(
+            clock, keep_recent=0, neighbour_weight=neighbour_weight, exchange_roles=None
+        )
         start = clock() - 30 * DAY
         memory.add("user", "Where should we store the chat memory?", timestamp=start)
         memory.add(

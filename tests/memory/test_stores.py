@@ -29,6 +29,7 @@ from ctxengine.errors import (
     UnknownStrategyError,
 )
 from ctxengine.memory import DecayMemory, InMemoryStore, store_from_url
+from ctxengine.memory._sql import SCHEMA_VERSION
 from ctxengine.memory.sqlite import SQLiteStore
 from ctxengine.types import Turn
 
@@ -338,7 +339,7 @@ def test_sqlite_uses_wal_and_the_current_schema_version(tmp_path):
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_sqlite_migrates_a_version_1_file_keeping_its_turns(tmp_path):
@@ -354,7 +355,7 @@ def test_sqlite_migrates_a_version_1_file_keeping_its_turns(tmp_path):
         assert store.add(turn("alice", "new", metadata={"k": "v"})).seq == 1
         assert store.turns("alice")[1].metadata == {"k": "v"}
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_sqlite_shares_a_file_with_an_application_leaving_its_tables_alone(tmp_path):
@@ -479,7 +480,7 @@ def test_postgres_migrates_a_version_1_schema(pg_url, postgres_url):
         store.close()
     with psycopg.connect(postgres_url) as conn:
         version = conn.execute(sql.SQL("SELECT version FROM {}.ctxengine_schema").format(ident)).fetchone()
-    assert version == (2,)
+    assert version == (SCHEMA_VERSION,)
 
 
 @pytest.mark.postgres
