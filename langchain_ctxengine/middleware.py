@@ -184,7 +184,7 @@ class ContextEngineMiddleware(AgentMiddleware):
             try:
                 return read_back(middleware.engine, middleware.store, session, handle, query)
             except DocumentNotFoundError as exc:
-                return f"error: {exc}"
+                return f"error: {exc.args[0]}"
 
         return StructuredTool.from_function(
             read_tool_result,
