@@ -24,8 +24,13 @@ from dataclasses import dataclass, field, replace
 from ..compress import Compressor
 from ..tokens import TokenCounter
 from ..types import Document, ScoredDocument
-from .request import MESSAGE_OVERHEAD, NON_TEXT_BLOCK_TOKENS, AgentMessage, count_message
-from .request import fit_head_tail
+from .request import (
+    MESSAGE_OVERHEAD,
+    NON_TEXT_BLOCK_TOKENS,
+    AgentMessage,
+    count_message,
+    fit_head_tail,
+)
 from .store import ToolResultStore
 
 #: Below this many tokens of room, a compressed tool result says too little: stub it.
@@ -97,7 +102,9 @@ def group_steps(
                 open_step.append(message)
                 waiting.discard(message.tool_call_id)
             else:
-                notes.append(f"left out a tool message whose call is not in the request ({message.tool_call_id})")
+                notes.append(
+                    f"left out a tool message whose call is not in the request ({message.tool_call_id})"
+                )
             continue
         close()
         if message.role == "assistant" and message.tool_calls:
@@ -133,10 +140,14 @@ def fit_tool_messages(
         calls = {c.id: c for c in call.tool_calls}
         for position, message in enumerate(step[1:], start=1):
             tool_call = calls[message.tool_call_id or ""]
-            handle = store.put(session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text)
+            handle = store.put(
+                session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
+            )
             handles[tool_call.id] = handle
             query = " ".join(p for p in (question, call.text, tool_call.arguments) if p.strip())
-            results.append((index, _Result(position, message, handle, query, count_message(message, counter))))
+            results.append(
+                (index, _Result(position, message, handle, query, count_message(message, counter)))
+            )
 
     def stub(result: _Result) -> AgentMessage:
         name = result.message.name or "tool"
@@ -185,7 +196,9 @@ def fit_tool_messages(
         notes.append(f"left out the {first} oldest step(s) of this turn to fit {max_tokens} tokens")
     squeezed = sum(1 for s in states.values() if s != WHOLE)
     if squeezed:
-        notes.append(f"{squeezed} tool result(s) compressed or set aside; full outputs kept by handle")
+        notes.append(
+            f"{squeezed} tool result(s) compressed or set aside; full outputs kept by handle"
+        )
     return FittedMessages(out, tokens, states, handles, notes)
 
 

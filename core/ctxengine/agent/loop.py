@@ -15,7 +15,8 @@
 The finished request is counted once more with :func:`~.request.count_request`; if the
 chat form costs more than the ledger's text form (message overheads, joins), the plan is
 redone with that much more set aside, so every call is within ``token_budget`` less the
-answer reserve.
+answer reserve. When tool results were squeezed and history and documents left room
+unused, the plan is redone once with that room given to the tool messages.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
 
 # Tokens the question's section tags and separators take in the ledger's text form.
 _QUESTION_TAGS = 16
-_ATTEMPTS = 4
+_ATTEMPTS = 5
+# Unused tokens worth a second plan (one more compression pass), and a margin kept on it.
+_SLACK = 64
 
 
 @dataclass
@@ -120,7 +123,7 @@ def prepare_call(
     system = compose_system_prompt(system_prompt, engine.system_prompt)
     limit = engine.budget.total - engine.budget.reserve_for_answer
     tool_tokens = count_tools(tools, counter)
-    extra = 0
+    extra, slack = 0, 0
     for _attempt in range(_ATTEMPTS):
         ledger = engine.budget.start(system)
         ledger.reserve("tools", tool_tokens)
@@ -138,6 +141,7 @@ def prepare_call(
             )
         question_tokens = counter.count(text) + _QUESTION_TAGS
         room = max(int((ledger.remaining - question_tokens) * tool_share), 0)
+        room = min(room + slack, max(ledger.remaining - question_tokens, 0))
         fitted = fit_tool_messages(
             in_flight, room, counter=counter, store=store, session_id=session_id,
             question=question.text, compressor=engine.compressor, reader=reader,
@@ -150,6 +154,11 @@ def prepare_call(
             messages[-1] = AgentMessage("user", messages[-1].text, blocks=question.blocks)
         messages = [*messages, *fitted.messages]
         tokens = count_request(packet_system, messages, tools, counter)
+        squeezed = any(state != "whole" for state in fitted.states.values())
+        if tokens <= limit and squeezed and not slack and limit - tokens > _SLACK:
+            # History and documents left room unused: give it to the squeezed tool results.
+            slack = limit - tokens - _SLACK // 2
+            continue
         if tokens <= limit:
             notes = [*notes, *fitted.notes]
             for note in notes:
@@ -183,7 +192,9 @@ def read_back(
     room = max_tokens if max_tokens is not None else engine.budget.total // 2
     if engine.compressor is None:
         return fit_head_tail(stored.text, room, engine.token_counter)
-    kept = engine.compressor.compress(query, [ScoredDocument(Document(stored.text, id=handle), 1.0)], room)
+    kept = engine.compressor.compress(
+        query, [ScoredDocument(Document(stored.text, id=handle), 1.0)], room
+    )
     return kept[0].text if kept else ""
 
 

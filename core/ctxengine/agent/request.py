@@ -69,7 +69,9 @@ def arguments_json(arguments: Mapping[str, Any] | str | None) -> str:
 
 def schema_json(schema: Mapping[str, Any]) -> str:
     """A tool schema as the compact JSON it is counted as."""
-    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
+    return json.dumps(
+        schema, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str
+    )
 
 
 def count_message(message: AgentMessage, counter: TokenCounter) -> int:

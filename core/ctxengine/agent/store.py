@@ -47,7 +47,7 @@ class StoredToolResult:
 
 def make_handle(session_id: str, tool_call_id: str, text: str) -> str:
     """The handle of one output: stable across calls, distinct across sessions."""
-    digest = hashlib.sha256("\0".join((session_id, tool_call_id, text)).encode("utf-8"))
+    digest = hashlib.sha256(f"{session_id}\x00{tool_call_id}\x00{text}".encode())
     return "tr_" + digest.hexdigest()[:12]
 
 
@@ -80,14 +80,14 @@ class ToolResultStore:
         with self._lock, self._db:
             self._db.execute(_SCHEMA)
 
-    def put(
-        self, session_id: str, tool_call_id: str, name: str, arguments: str, text: str
-    ) -> str:
+    def put(self, session_id: str, tool_call_id: str, name: str, arguments: str, text: str) -> str:
         """Keep ``text`` (idempotent); returns its handle."""
         check_text(session_id, "session_id")
         handle = make_handle(session_id, tool_call_id, text)
         with self._lock, self._db:
-            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tool_results").fetchone()[0]
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tool_results").fetchone()[
+                0
+            ]
             self._db.execute(
                 "INSERT OR IGNORE INTO tool_results VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (session_id, handle, tool_call_id, name, arguments, text, seq),
@@ -120,7 +120,9 @@ class ToolResultStore:
     def clear(self, session_id: str) -> int:
         """Forget this session's outputs; returns how many were removed."""
         with self._lock, self._db:
-            cursor = self._db.execute("DELETE FROM tool_results WHERE session_id = ?", (session_id,))
+            cursor = self._db.execute(
+                "DELETE FROM tool_results WHERE session_id = ?", (session_id,)
+            )
         return cursor.rowcount
 
     def close(self) -> None:
