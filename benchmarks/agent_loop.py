@@ -382,7 +382,7 @@ def rows(task: Task, runs: Sequence[Run]) -> list[list[Any]]:
     out = []
     for run in runs:
         tokens = sorted(run.tokens)
-        p95 = tokens[min(len(tokens) - 1, int(round(0.95 * (len(tokens) - 1))))]
+        p95 = tokens[min(len(tokens) - 1, round(0.95 * (len(tokens) - 1)))]
         over = sum(t > task.budget for t in tokens)
         out.append([
             task.name, run.system, len(tokens), int(statistics.median(tokens)), p95, tokens[-1],
