@@ -30,7 +30,8 @@ the tool schemas, which they do not count, so their message lists aim at the sam
   counts as lost, which an LLM summary might partly keep;
 * LlamaIndex ``FunctionAgent`` with ``Memory.from_defaults(token_limit=B)`` (the same
   scripted plan through ``MockFunctionCallingLLM``);
-* ctxengine ``ContextEngineMiddleware`` (engine without documents, default compressor).
+* ctxengine ``ContextEngineMiddleware`` (engine without documents, default compressor),
+  and for LlamaIndex ``ContextEngineLLM`` + ``ContextEngineChatMemory`` on the same engine.
 
     python -m benchmarks.agent_loop [--quick] [--budget 2000] [--data DIR]
 """
@@ -309,14 +310,17 @@ def _kept(gold: Sequence[str], text: str) -> float:
 # --- LlamaIndex -------------------------------------------------------------------------
 
 
-def llamaindex_run(task: Task, counter: Any) -> Run:
+def llamaindex_run(task: Task, counter: Any, *, ctxengine: bool = False) -> Run:
     from llama_index.core.agent.workflow import FunctionAgent
     from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
     from llama_index.core.llms.mock import MockFunctionCallingLLM
     from llama_index.core.memory import Memory
     from llama_index.core.tools import FunctionTool
 
+    from ctxengine import ContextEngine
     from ctxengine.agent import count_request
+    from ctxengine.types import Document, ScoredDocument
+    from llamaindex_ctxengine import ContextEngineChatMemory, ContextEngineLLM
     from llamaindex_ctxengine._agent import to_agent_message, tool_schemas
 
     received: list[tuple[list[ChatMessage], list[Any]]] = []
@@ -343,13 +347,23 @@ def llamaindex_run(task: Task, counter: Any) -> Run:
     tool = FunctionTool.from_defaults(
         namespace["tool_fn"], name=task.tool_name, description=task.tool_doc
     )
-    run = Run("LlamaIndex Memory defaults")
+    run = Run("LlamaIndex + ctxengine" if ctxengine else "LlamaIndex Memory defaults")
+    setups = []
+    for t in range(len(task.threads)):
+        session = f"{task.name}-{t}"
+        llm: Any = MockFunctionCallingLLM(response_generator=respond)
+        if ctxengine:
+            engine = ContextEngine.from_retriever(None, token_budget=task.budget, system_prompt="")
+            engine.compressor.compress("warm up", [ScoredDocument(Document("One. Two."), 1.0)], 8)
+            llm = ContextEngineLLM(llm, engine, session_id=session)
+            memory: Any = ContextEngineChatMemory(engine, session_id=session)
+        else:
+            memory = Memory.from_defaults(session_id=session, token_limit=task.budget)
+        setups.append((llm, memory))
 
     async def go() -> None:
-        for t, thread in enumerate(task.threads):
-            llm = MockFunctionCallingLLM(response_generator=respond)
+        for (llm, memory), thread in zip(setups, task.threads):
             agent = FunctionAgent(tools=[tool], llm=llm, system_prompt=SYSTEM)
-            memory = Memory.from_defaults(session_id=f"{task.name}-{t}", token_limit=task.budget)
             for question in thread:
                 await agent.run(question.text, memory=memory)
 
@@ -457,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> list[list[Any]]:
     for task in tasks:
         runs = langchain_runs(task, SYSTEMS, counter)
         runs.insert(-1, llamaindex_run(task, counter))
+        runs.append(llamaindex_run(task, counter, ctxengine=True))
         all_rows += rows(task, runs)
     widths = [max(len(str(r[i])) for r in [HEADER, *all_rows]) for i in range(len(HEADER))]
     for row in [HEADER, *all_rows]:
