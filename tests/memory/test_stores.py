@@ -32,7 +32,7 @@ from ctxengine.memory import DecayMemory, InMemoryStore, store_from_url
 from ctxengine.memory.sqlite import SQLiteStore
 from ctxengine.types import Turn
 
-WORKERS = str(Path(__file__).with_name("_store_workers.py"))
+WORKERS = str(Path(__file__).resolve().parents[1] / "_store_workers.py")
 
 
 # --- fixtures ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ctxengine import formatting as fmt
 from ctxengine.embeddings import HashingEmbedder, bundled_model_path
 from ctxengine.memory import RELEVANCE_MODES
 from ctxengine.rerank import MMRReranker, PassageReranker, TagReranker
+from ctxengine.retrieval import MODES
 from ctxengine.tokens import HuggingFaceTokenCounter, TiktokenCounter
 
 SCALE = float(os.environ.get("CTXENGINE_PROPERTY_SCALE", "1"))
@@ -41,7 +42,6 @@ RERANKS = {
     "passage": lambda: [PassageReranker(HASHING)],
 }
 HASHING = HashingEmbedder(256)
-MODES = ("keyword", "tfidf", "dense", "hybrid", "adaptive")
 COMPRESSIONS = ("truncate", "sentence", "extractive", "semantic")
 SLOTS = ("system_prompt", "history", "retrieved_docs", "query")
 

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 START, END = "<!-- llamaindex:start -->", "<!-- llamaindex:end -->"
 ADAPTERS = ("ContextEnginePostprocessor", "ContextEngineChatMemory", "DecayMemoryBlock", "ContextEngineRetriever")
 

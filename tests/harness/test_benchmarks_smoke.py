@@ -13,7 +13,7 @@ from benchmarks import report
 from benchmarks.__main__ import main
 from benchmarks.sections import SECTIONS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = REPO_ROOT / "benchmarks" / "RESULTS.md"
 
 
