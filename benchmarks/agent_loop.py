@@ -446,7 +446,7 @@ def plot(all_rows: Sequence[Sequence[Any]], path: Path, budget: int) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main(argv: Sequence[str] | None = None) -> list[list[Any]]:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small slice (CI smoke)")
     parser.add_argument("--budget", type=int, default=2000)
@@ -482,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> list[list[Any]]:
     if args.plot and not args.quick:
         plot(all_rows, Path(args.plot), args.budget)
         print(f"plot: {args.plot}")
-    return all_rows
+    return [dict(zip(HEADER, row)) for row in all_rows]
 
 
 if __name__ == "__main__":
