@@ -166,10 +166,11 @@ class ContextEngineMiddleware(AgentMiddleware):
         system = None
         if entries and entries[0]["role"] == "system":
             system, entries = SystemMessage(entries[0]["content"]), entries[1:]
-        history = to_langchain_messages(entries[:-1])
-        question = (
-            question_message(entries[-1]["content"], request.messages[index]) if entries else None
-        )
+        question = None
+        if entries and entries[-1]["role"] == "user":  # the question (merged with a user turn)
+            question = question_message(entries[-1]["content"], request.messages[index])
+            entries = entries[:-1]
+        history = to_langchain_messages(entries)
         in_flight = [from_agent_message(m) for m in prepared.in_flight.messages]
         messages: list[Any] = [*history, *([question] if question else []), *in_flight]
         return request.override(system_message=system, messages=messages)
