@@ -186,8 +186,8 @@ def fit_tool_messages(
         by_step = {(i, r.position): r.handle for i, r in kept}
         for index in range(first, len(steps)):
             for position, message in enumerate(steps[index]):
-                handle = by_step.get((index, position))
-                out.append(chosen[handle] if handle else message)
+                key = by_step.get((index, position))
+                out.append(chosen[key] if key else message)
         tokens = sum(count_message(m, counter) for m in out)
         if tokens <= max_tokens:
             break

@@ -93,7 +93,8 @@ def resolve_session(
 
 def packet_messages(packet: ContextPacket) -> tuple[str, list[AgentMessage]]:
     """The packet's system content and its other messages, in the core's message form."""
-    system, messages = "", []
+    system = ""
+    messages: list[AgentMessage] = []
     for entry in packet.messages:
         if entry["role"] == "system" and not messages and not system:
             system = entry["content"]
