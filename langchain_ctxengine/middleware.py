@@ -146,6 +146,7 @@ class ContextEngineMiddleware(AgentMiddleware):
             in_flight=[to_agent_message(m) for m in request.messages[index + 1 :]],
             system_prompt=str(system), tools=tool_schemas(request.tools), store=self.store,
             reader=self._reader, tool_share=self.tool_share, question_share=self.question_share,
+            earlier=[to_agent_message(m) for m in request.messages[:index]],
         )  # fmt: skip
 
     def _session(self, request: ModelRequest) -> str:

@@ -99,6 +99,11 @@ def test_every_call_within_budget_pairs_intact_checkpoint_untouched(checkpointer
     assert "FATAL spam" in last[-1].text  # the newest result is whole
     assert any("read_tool_result" in m.text for m in last if isinstance(m, ToolMessage))
 
+    # From the second turn on, earlier turns' outputs are listed by handle to be read back.
+    assert "Tool outputs from earlier turns" not in model.received[3][0].text
+    ledger_output = make_handle("ops-1", "call-2-0", log_block("ledger"))
+    assert f"{ledger_output}: search_logs" in model.received[4][0].text
+
     state = agent.get_state(config).values["messages"]
     outputs = [m for m in state if isinstance(m, ToolMessage)]
     assert len(outputs) == 12

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .._validation import check_finite, check_text
 from ..errors import BudgetError, ConfigurationError
 from ..packet import ContextPacket
-from .fit import FittedMessages, fit_tool_messages
+from .fit import FittedMessages, fit_tool_messages, group_steps
 from .request import (
     MESSAGE_OVERHEAD,
     NON_TEXT_BLOCK_TOKENS,
@@ -116,12 +116,23 @@ def prepare_call(
     tool_share: float = 0.7,
     question_share: float = 0.5,
     touch: bool = False,
+    earlier: Sequence[AgentMessage] = (),
+    k_earlier: int = 5,
 ) -> PreparedCall:
-    """Plan one model call within the engine's budget (see the module docstring)."""
+    """Plan one model call within the engine's budget (see the module docstring).
+
+    ``earlier``: the messages of earlier turns; their tool outputs are kept in ``store``
+    and, when ``reader`` names a read-back tool, the newest ``k_earlier`` handles are
+    listed at the end of the system prompt (counted; left out if they would take more
+    than a tenth of the budget), so the model can read an earlier output again.
+    """
     check_finite(tool_share, "tool_share", low=0.0, high=1.0)
     check_finite(question_share, "question_share", low=0.0, high=1.0)
     counter = engine.token_counter
     system = compose_system_prompt(system_prompt, engine.system_prompt)
+    listing = earlier_outputs(earlier, store, session_id, reader, k_earlier)
+    if listing and counter.count(listing) <= engine.budget.total // 10:
+        system = compose_system_prompt(system, listing)
     limit = engine.budget.total - engine.budget.reserve_for_answer
     tool_tokens = count_tools(tools, counter)
     extra, slack = 0, 0
@@ -174,6 +185,29 @@ def prepare_call(
     )
 
 
+def earlier_outputs(
+    messages: Sequence[AgentMessage],
+    store: ToolResultStore,
+    session_id: str,
+    reader: str | None,
+    k: int,
+) -> str:
+    """Keep earlier turns' tool outputs in ``store``; the listing of the newest ``k``
+    handles for the system prompt ("" without a read-back tool)."""
+    entries = []
+    for step in group_steps(messages)[0]:
+        calls = {call.id: call for call in step[0].tool_calls}
+        for message in step[1:]:
+            call = calls[message.tool_call_id or ""]
+            handle = store.put(session_id, call.id, call.name, call.arguments, message.text)
+            entries.append(f"- {handle}: {call.name}({call.arguments[:60]})")
+    if reader is None or not entries or k <= 0:
+        return ""
+    return f"Tool outputs from earlier turns, readable with {reader}(handle, query):\n" + "\n".join(
+        entries[-k:]
+    )
+
+
 def read_back(
     engine: ContextEngine,
     store: ToolResultStore,
@@ -202,6 +236,7 @@ def read_back(
 __all__ = [
     "PreparedCall",
     "compose_system_prompt",
+    "earlier_outputs",
     "packet_messages",
     "prepare_call",
     "read_back",
