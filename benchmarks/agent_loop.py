@@ -253,7 +253,9 @@ def langchain_runs(task: Task, systems: Sequence[str], counter: Any) -> list[Run
         engine = ContextEngine.from_retriever(None, token_budget=task.budget, system_prompt="")
         # Load the compressor's model before the clock starts (a one-off, not a per-call cost).
         engine.compressor.compress("warm up", [ScoredDocument(Document("One. Two."), 1.0)], 8)
-        return [ContextEngineMiddleware(engine)]
+        return [
+            ContextEngineMiddleware(engine, list_earlier=0 if "list_earlier=0" in system else 3)
+        ]
 
     runs = []
     for system in systems:
@@ -392,6 +394,7 @@ SYSTEMS = [
     "ClearToolUsesEdit (keep=1)",
     "trim_messages",
     "SummarizationMiddleware",
+    "ctxengine, list_earlier=0",
     "ctxengine",
 ]
 
@@ -470,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     started = time.perf_counter()
     for task in tasks:
         runs = langchain_runs(task, SYSTEMS, counter)
-        runs.insert(-1, llamaindex_run(task, counter))
+        runs.insert(len(runs) - 2, llamaindex_run(task, counter))  # before the ctxengine rows
         runs.append(llamaindex_run(task, counter, ctxengine=True))
         all_rows += rows(task, runs)
     widths = [max(len(str(r[i])) for r in [HEADER, *all_rows]) for i in range(len(HEADER))]

@@ -23,7 +23,7 @@ from langchain.tools import ToolRuntime
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.tools import BaseTool, StructuredTool
 
-from ctxengine._validation import check_finite, check_text
+from ctxengine._validation import check_finite, check_positive_int, check_text
 from ctxengine.agent import PreparedCall, ToolResultStore, prepare_call, read_back, resolve_session
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import DocumentNotFoundError, InvalidTypeError
@@ -60,6 +60,9 @@ class ContextEngineMiddleware(AgentMiddleware):
     tool_share, question_share:
         The most of what is left that the current turn's tool messages, and before them
         the question, may take (see :func:`ctxengine.agent.prepare_call`).
+    list_earlier:
+        How many handles of earlier turns' tool outputs to list in the system prompt (for
+        ``read_tool_result``; 0: none).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class ContextEngineMiddleware(AgentMiddleware):
         read_back: bool = True,
         tool_share: float = 0.7,
         question_share: float = 0.5,
+        list_earlier: int = 3,
     ) -> None:
         super().__init__()
         check_engine(engine)
@@ -89,6 +93,7 @@ class ContextEngineMiddleware(AgentMiddleware):
         self.store = store if store is not None else ToolResultStore()
         self.tool_share = check_finite(tool_share, "tool_share", low=0.0, high=1.0)
         self.question_share = check_finite(question_share, "question_share", low=0.0, high=1.0)
+        self.list_earlier = check_positive_int(list_earlier, "list_earlier", allow_zero=True)
         self.tools: list[BaseTool] = [self._read_tool()] if read_back else []
         self._reader = READ_TOOL if read_back else None
         # Message ids offered to memory this process, stored or dropped by its dedup.
@@ -147,6 +152,7 @@ class ContextEngineMiddleware(AgentMiddleware):
             system_prompt=str(system), tools=tool_schemas(request.tools), store=self.store,
             reader=self._reader, tool_share=self.tool_share, question_share=self.question_share,
             earlier=[to_agent_message(m) for m in request.messages[:index]],
+            k_earlier=self.list_earlier,
         )  # fmt: skip
 
     def _session(self, request: ModelRequest) -> str:

@@ -117,21 +117,21 @@ def prepare_call(
     question_share: float = 0.5,
     touch: bool = False,
     earlier: Sequence[AgentMessage] = (),
-    k_earlier: int = 5,
+    k_earlier: int = 3,
 ) -> PreparedCall:
     """Plan one model call within the engine's budget (see the module docstring).
 
     ``earlier``: the messages of earlier turns; their tool outputs are kept in ``store``
     and, when ``reader`` names a read-back tool, the newest ``k_earlier`` handles are
     listed at the end of the system prompt (counted; left out if they would take more
-    than a tenth of the budget), so the model can read an earlier output again.
+    than a twentieth of the budget), so the model can read an earlier output again.
     """
     check_finite(tool_share, "tool_share", low=0.0, high=1.0)
     check_finite(question_share, "question_share", low=0.0, high=1.0)
     counter = engine.token_counter
     system = compose_system_prompt(system_prompt, engine.system_prompt)
     listing = earlier_outputs(earlier, store, session_id, reader, k_earlier)
-    if listing and counter.count(listing) <= engine.budget.total // 10:
+    if listing and counter.count(listing) <= engine.budget.total // 20:
         system = compose_system_prompt(system, listing)
     limit = engine.budget.total - engine.budget.reserve_for_answer
     tool_tokens = count_tools(tools, counter)
