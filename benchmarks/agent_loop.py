@@ -394,7 +394,7 @@ SYSTEMS = [
     "ClearToolUsesEdit (keep=1)",
     "trim_messages",
     "SummarizationMiddleware",
-    "ctxengine, list_earlier=0",
+    "ctxengine, list_earlier=3",
     "ctxengine",
 ]
 

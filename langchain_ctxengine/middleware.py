@@ -61,8 +61,10 @@ class ContextEngineMiddleware(AgentMiddleware):
         The most of what is left that the current turn's tool messages, and before them
         the question, may take (see :func:`ctxengine.agent.prepare_call`).
     list_earlier:
-        How many handles of earlier turns' tool outputs to list in the system prompt (for
-        ``read_tool_result``; 0: none).
+        How many handles of earlier turns' tool outputs to list in the system prompt, so
+        the model can read them again with ``read_tool_result`` (0, the default: none;
+        at a 2,000-token budget three cost 10 points of evidence in
+        ``benchmarks/agent_loop.py``, at larger budgets they cost little).
     """
 
     def __init__(
@@ -76,7 +78,7 @@ class ContextEngineMiddleware(AgentMiddleware):
         read_back: bool = True,
         tool_share: float = 0.7,
         question_share: float = 0.5,
-        list_earlier: int = 3,
+        list_earlier: int = 0,
     ) -> None:
         super().__init__()
         check_engine(engine)

@@ -75,7 +75,7 @@ def checkpointer(request, tmp_path):
 def test_every_call_within_budget_pairs_intact_checkpoint_untouched(checkpointer):
     engine = make_engine()
     model = scripted_model()
-    middleware = ContextEngineMiddleware(engine)
+    middleware = ContextEngineMiddleware(engine, list_earlier=3)
     agent = create_agent(
         model, tools=[search_logs], system_prompt="ALWAYS ANSWER IN FRENCH.",
         middleware=[middleware], checkpointer=checkpointer,

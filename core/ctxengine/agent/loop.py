@@ -117,7 +117,7 @@ def prepare_call(
     question_share: float = 0.5,
     touch: bool = False,
     earlier: Sequence[AgentMessage] = (),
-    k_earlier: int = 3,
+    k_earlier: int = 0,
 ) -> PreparedCall:
     """Plan one model call within the engine's budget (see the module docstring).
 
