@@ -254,7 +254,7 @@ def langchain_runs(task: Task, systems: Sequence[str], counter: Any) -> list[Run
         # Load the compressor's model before the clock starts (a one-off, not a per-call cost).
         engine.compressor.compress("warm up", [ScoredDocument(Document("One. Two."), 1.0)], 8)
         return [
-            ContextEngineMiddleware(engine, list_earlier=0 if "list_earlier=0" in system else 3)
+            ContextEngineMiddleware(engine, list_earlier=3 if "list_earlier=3" in system else 0)
         ]
 
     runs = []
