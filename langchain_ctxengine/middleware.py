@@ -20,6 +20,7 @@ from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain.tools import ToolRuntime
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.tools import BaseTool, StructuredTool
 
@@ -113,6 +114,7 @@ class ContextEngineMiddleware(AgentMiddleware):
         if index is None:
             return handler(request)
         session = self._session(request)
+        request = self._offer_tools(request)
         self._remember_history(session, request.messages[:index])
         prepared = self._prepare(request, index, session)
         response = handler(self._override(request, prepared, index))
@@ -128,6 +130,7 @@ class ContextEngineMiddleware(AgentMiddleware):
         if index is None:
             return await handler(request)
         session = self._session(request)
+        request = self._offer_tools(request)
         await asyncio.to_thread(self._remember_history, session, request.messages[:index])
         prepared = await asyncio.to_thread(self._prepare, request, index, session)
         response = await handler(self._override(request, prepared, index))
@@ -145,6 +148,15 @@ class ContextEngineMiddleware(AgentMiddleware):
 
     # --- translation ---------------------------------------------------------------------
 
+    @staticmethod
+    def _offer_tools(request: ModelRequest) -> ModelRequest:
+        """The request without the read-back tool when its model cannot call tools (a
+        chat model that does not implement ``bind_tools``): no tool is offered to it."""
+        if type(request.model).bind_tools is not BaseChatModel.bind_tools:
+            return request
+        tools = [t for t in request.tools if getattr(t, "name", None) != READ_TOOL]
+        return request if len(tools) == len(request.tools) else request.override(tools=tools)
+
     def _prepare(self, request: ModelRequest, index: int, session: str) -> PreparedCall:
         system = request.system_message.text if request.system_message is not None else ""
         return prepare_call(
@@ -152,7 +164,8 @@ class ContextEngineMiddleware(AgentMiddleware):
             question=to_agent_message(request.messages[index]),
             in_flight=[to_agent_message(m) for m in request.messages[index + 1 :]],
             system_prompt=str(system), tools=tool_schemas(request.tools), store=self.store,
-            reader=self._reader, tool_share=self.tool_share, question_share=self.question_share,
+            reader=self._reader if any(getattr(t, "name", None) == READ_TOOL for t in request.tools)
+            else None, tool_share=self.tool_share, question_share=self.question_share,
             earlier=[to_agent_message(m) for m in request.messages[:index]],
             k_earlier=self.list_earlier,
         )  # fmt: skip

@@ -228,3 +228,19 @@ def test_long_user_message_keeps_beginning_and_end_and_images_pass():
     assert request_tokens(engine.token_counter, received, model.bound) <= 4000
     assert result["messages"][0].content[0]["text"] == pasted  # the state keeps the words
     assert engine.memory.turns("u")[0].content == pasted
+
+
+def test_a_model_that_cannot_call_tools_is_offered_none():
+    from langchain_support import RecordingListChatModel
+
+    engine = make_engine()
+    model = RecordingListChatModel(responses=["Hello."])  # no bind_tools
+    agent = create_agent(
+        model, tools=[], middleware=[ContextEngineMiddleware(engine, session_id="s")]
+    )
+    assert (
+        agent.invoke({"messages": [{"role": "user", "content": "Hi"}]})["messages"][-1].text
+        == "Hello."
+    )
+    (received,) = model.received
+    assert request_tokens(engine.token_counter, received, []) <= BUDGET
