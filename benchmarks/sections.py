@@ -344,4 +344,5 @@ SECTIONS: dict[str, Spec] = {
     "rerank": Spec("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo"), False),
     "query_latency": Spec("Speed: per-query retrieval latency", query_latency, ("locomo",), False),
     "resource_bounds": Spec("Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False),
+    "agent_loop": Spec("Agent loop: every model call within budget", _generic("agent_loop"), ("scifact", "locomo"), False),
 }
