@@ -276,12 +276,52 @@ def get_token_counter(spec: str | TokenCounter | None = None) -> TokenCounter:
     )
 
 
+def fit_head_tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
+    """``text`` cut to ``max_tokens`` keeping its beginning and its end.
+
+    The rule for a user's words that alone exceed their share (a question, a pasted log): two thirds of the room
+    go to the beginning (what is asked, what the log starts with), one third to the end
+    (the final error line, the closing question), joined by a marker that says how many
+    tokens were left out. Text that fits is returned unchanged.
+    """
+    total = counter.count(text)
+    if total <= max_tokens:
+        return text
+    marker = f"\n[... {total - max_tokens} tokens omitted ...]\n"
+    room = max_tokens - counter.count(marker) - 2
+    if room <= 8:
+        return counter.truncate(text, max(max_tokens, 0))
+    head_tokens = (room * 2) // 3
+    head = counter.truncate(text, head_tokens)
+    tail = _tail(text[len(head) :], room - counter.count(head), counter)
+    fitted = head + marker + tail
+    while counter.count(fitted) > max_tokens and tail:
+        tail = tail[max(1, len(tail) // 10) :]
+        fitted = head + marker + tail
+    return fitted if counter.count(fitted) <= max_tokens else counter.truncate(text, max_tokens)
+
+
+def _tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
+    """The longest end of ``text`` within ``max_tokens`` (binary search on characters)."""
+    if max_tokens <= 0:
+        return ""
+    low, high = 0, len(text)  # start index: text[low:] may be too long, text[high:] fits
+    while low < high:
+        middle = (low + high) // 2
+        if counter.count(text[middle:]) <= max_tokens:
+            high = middle
+        else:
+            low = middle + 1
+    return text[low:]
+
+
 __all__ = [
     "CharRatioFallbackCounter",
     "HuggingFaceTokenCounter",
     "TiktokenCounter",
     "TokenCounter",
     "default_token_counter",
+    "fit_head_tail",
     "get_token_counter",
     "load_tiktoken_encoding",
 ]

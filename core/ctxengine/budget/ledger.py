@@ -18,7 +18,7 @@ from typing import Protocol
 from .. import formatting as fmt
 from .._validation import check_positive_int, check_text
 from ..errors import BudgetError
-from ..tokens import TokenCounter
+from ..tokens import TokenCounter, fit_head_tail
 from ..types import ScoredDocument, ScoredTurn
 from .render import Rendered, render
 
@@ -119,7 +119,12 @@ class BudgetLedger:
     # --- the slots, in order ---------------------------------------------------------------
 
     def fit_question(self, query: str) -> str | None:
-        """The escaped question, cut to what is left (``None`` if nothing fits)."""
+        """The escaped question, fitted to what is left (``None`` if nothing fits).
+
+        A question longer than that keeps its beginning and its end
+        (:func:`~ctxengine.tokens.fit_head_tail`: a pasted log keeps its final error line),
+        with a note in the packet.
+        """
         overhead = self.count(fmt.wrap(fmt.QUERY_OPEN, "", fmt.QUERY_CLOSE)) + 1
         room = self.remaining - overhead
         if room <= 0:
@@ -127,8 +132,10 @@ class BudgetLedger:
             return None
         question = fmt.escape(query)
         if self.count(question) > room:
-            question = self.counter.truncate(question, room)
-            self.notes.append(f"the question was cut to {room} tokens to fit the budget")
+            question = fit_head_tail(question, room, self.counter)
+            self.notes.append(
+                f"the question was cut to {room} tokens to fit the budget (beginning and end kept)"
+            )
             if not question.strip():
                 return None
         self._take("query", self.count(question) + overhead)
