@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import Turn
+
+if TYPE_CHECKING:  # typing.Self exists from Python 3.11 only
+    from typing_extensions import Self
 
 # Version 1 was the first table layout (no per-turn metadata); version 2 adds ``metadata``.
 # A new database runs both steps, so the upgrade path is the one every file takes.
