@@ -7,21 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import ScoredDocument, ScoredTurn
-
-_CHAT_ROLES = {
-    "system": "system",
-    "user": "user",
-    "human": "user",
-    "assistant": "assistant",
-    "ai": "assistant",
-    "tool": "tool",
-}
+from .types import ROLES, ScoredDocument, ScoredTurn
 
 
 def chat_role(role: str) -> str:
-    """OpenAI-style role for a stored role name (speaker names become ``user``)."""
-    return _CHAT_ROLES.get(role.strip().lower(), "user")
+    """The ``packet.messages`` role of a stored turn: ``assistant`` for assistant turns,
+    ``user`` for everything else (see :data:`ctxengine.types.ROLES`). A remembered turn is
+    never a system or tool message, whatever its role says."""
+    return ROLES.get(role.strip().lower(), "user")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import InvalidInputError, InvalidTypeError
-from ..types import Turn
+from ..types import Turn, check_role
 
 if TYPE_CHECKING:  # typing.Self exists from Python 3.11 only
     from typing_extensions import Self
@@ -57,7 +57,7 @@ def check_turn(turn: Any) -> Turn:
         raise InvalidTypeError(f"a store holds Turn objects, got {type(turn).__name__}")
     check_text(turn.session_id, "Turn.session_id")
     check_text(turn.id, "Turn.id")
-    check_text(turn.role, "Turn.role")
+    check_role(turn.role)
     check_text(turn.content, "Turn.content", allow_empty=True)
     if not math.isfinite(turn.last_access):
         raise InvalidInputError("Turn.last_access must be finite")

@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_finite, check_positive_int, check_text
+from .._validation import check_choice, check_finite, check_metadata, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
 from ..embeddings import CachedEmbedder, Embedder
 from ..errors import InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter, default_token_counter
-from ..types import ScoredTurn, Turn
+from ..types import ScoredTurn, Turn, check_role
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
 from .relevance import (
@@ -160,14 +160,13 @@ class DecayMemory:
         ``importance=None`` scores it with the :class:`ImportanceScorer`, taking the previous
         message of the session as the query it answers.
         """
-        check_text(role, "role")
+        role = check_role(role)
         check_text(content, "content")
         check_text(session_id, "session_id")
         when = to_seconds(timestamp, self.clock)
         if importance is not None:
             importance = check_finite(importance, "importance", low=0.0)
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidTypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        metadata = check_metadata(metadata) if metadata is not None else None
         with self._lock:  # dedup check and insert must not interleave with another add
             window = self.dedup.window if self.dedup is not None else 1
             recent = self.store.turns(session_id, last=window)
