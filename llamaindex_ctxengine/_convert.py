@@ -92,12 +92,17 @@ def scored_to_nodes(
     return [scored_to_node(item, originals.get(item.id)) for item in scored]
 
 
-def nodes_by_id(items: Sequence[NodeWithScore]) -> dict[str, BaseNode]:
-    """The input nodes by id (the first wins when a node comes twice)."""
-    found: dict[str, BaseNode] = {}
-    for item in items:
-        found.setdefault(item.node.node_id, item.node)
-    return found
+def nodes_to_scored(items: Sequence[NodeWithScore]) -> tuple[list[ScoredDocument], dict[int, BaseNode]]:
+    """The nodes as core documents, and each document's own node keyed by the document
+    object. Keyed by object, not id: two nodes that share an id (two chunks stored under
+    one id) each keep their own text and source."""
+    scored = [node_to_scored(item) for item in items]
+    return scored, {id(doc.document): item.node for doc, item in zip(scored, items)}
+
+
+def scored_to_own_nodes(scored: Sequence[ScoredDocument], originals: Mapping[int, BaseNode]) -> list[NodeWithScore]:
+    """:func:`scored_to_node` of each result with the node its document came from."""
+    return [scored_to_node(item, originals.get(id(item.document))) for item in scored]
 
 
 # --- chat messages ----------------------------------------------------------------------
@@ -147,8 +152,9 @@ __all__ = [
     "message_role",
     "message_text",
     "node_to_scored",
-    "nodes_by_id",
+    "nodes_to_scored",
     "scored_to_node",
     "scored_to_nodes",
+    "scored_to_own_nodes",
     "turn_to_message",
 ]

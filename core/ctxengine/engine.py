@@ -26,7 +26,7 @@ from .errors import ConfigurationError, InvalidTypeError
 from .packet import ContextPacket
 from .slots import compress_into_slot, fill_history, fit_question
 from .tokens import TokenCounter, get_token_counter
-from .types import Document, ScoredDocument, ScoredTurn, Turn
+from .types import Document, ScoredDocument, ScoredTurn, Turn, check_candidates
 
 
 class ContextEngine(EngineConstructors):
@@ -228,10 +228,10 @@ class ContextEngine(EngineConstructors):
         if not isinstance(headers, bool):
             raise InvalidTypeError(f"headers must be a bool, got {type(headers).__name__}")
         k = len(documents) if k is None else check_positive_int(k, "k")
-        scored = [
+        scored = check_candidates([
             doc if isinstance(doc, ScoredDocument) else ScoredDocument(Document.coerce(doc), 0.0)
             for doc in documents
-        ]
+        ], "fit_documents")  # fmt: skip
         if not scored:
             return []
         ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored[:k]
@@ -255,7 +255,7 @@ class ContextEngine(EngineConstructors):
         if self.retriever is None:
             return [], []
         started = time.perf_counter()
-        pool = self.retriever.retrieve(query, k=max(k, self.candidates))
+        pool = check_candidates(self.retriever.retrieve(query, k=max(k, self.candidates)), type(self.retriever).__name__)
         timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
         if self.learned_ranker is not None:

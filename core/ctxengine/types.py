@@ -166,6 +166,30 @@ def check_role(role: Any) -> str:
     return name
 
 
+def check_candidates(items: Any, source: str) -> list[ScoredDocument]:
+    """A first stage's result, checked: a sequence of :class:`ScoredDocument` with real
+    number scores (NaN and infinities are allowed: the re-rankers read them as "no
+    information"). Blank documents (nothing visible) are dropped here, so they never take
+    a slot that a real document could fill."""
+    import numbers
+
+    from ._validation import is_blank
+
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise InvalidTypeError(f"{source}.retrieve must return a list of ScoredDocument, got {type(items).__name__}")
+    out: list[ScoredDocument] = []
+    for item in items:
+        if not isinstance(item, ScoredDocument):
+            raise InvalidTypeError(f"{source}.retrieve returned a {type(item).__name__}, not a ScoredDocument")
+        if isinstance(item.score, bool) or not isinstance(item.score, numbers.Real):
+            raise InvalidTypeError(
+                f"{source}.retrieve returned document {item.id!r} with a non-numeric score {item.score!r}"
+            )
+        if not is_blank(item.text):
+            out.append(item)
+    return out
+
+
 def now_seconds() -> float:
     return time.time()
 
