@@ -51,6 +51,10 @@ def check_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
     return value
 
 
+#: Largest integer accepted anywhere (int64, what numpy and SQLite hold).
+MAX_INT = 2**63 - 1
+
+
 def check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> int:
     """Return ``value`` as int if it is a positive integer (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -58,6 +62,9 @@ def check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> in
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else ">= 1"
         raise InvalidInputError(f"{name} must be {bound}, got {value}")
+    if value > MAX_INT:
+        # numpy, SQLite and float arithmetic overflow past this (OverflowError otherwise)
+        raise InvalidInputError(f"{name} must be <= {MAX_INT}, got an integer of {value.bit_length()} bits")
     return value
 
 
