@@ -14,8 +14,8 @@ and ``packet.messages`` alike):
   character that produced the ``<`` is replaced by ``‹``, so the text can never open or
   close a section;
 * the confusables policy: the marker alphabet is fixed (``<``, ``/``, ``c``, ``t``, ``x``,
-  ``:``), so :data:`CONFUSABLES` holds, for each of these, the characters Unicode's
-  confusables list (UTS #39) gives it as prototype that NFKD does not already fold, e.g.
+  ``:``), so :data:`CONFUSABLES` holds, for each of these, look-alikes picked by hand
+  from Unicode's confusables list (UTS #39) that NFKD does not already fold, e.g.
   Cyrillic ``с`` / ``х`` / ``т``, Greek ``τ`` / ``χ``, fraction and division slashes,
   ``∶`` (U+2236), ``‹`` and ``˂``. Escaping a look-alike that was not meant as a marker
   costs one changed character; missing one would let text forge structure, so the table
