@@ -130,32 +130,48 @@ _KILLER = textwrap.dedent(
     from ctxengine.engine import ContextEngine
     from ctxengine.types import Document
 
-    step = int(sys.argv[1])
-    calls = [0]
-    def hook(name):
-        real = getattr(os, name)
-        def wrapped(*args, **kwargs):
+    old = ContextEngine.from_documents(
+        [Document(id=i, text=f"old document {{i}} about cats") for i in "abc"], embedder=HashingEmbedder(64))
+    new = ContextEngine.from_documents(
+        [Document(id=str(i), text=f"new document number {{i}} about owls") for i in range(5)],
+        embedder=HashingEmbedder(64))
+    root = sys.argv[1]
+
+    def run(step):
+        calls = [0]
+        def tick():
             calls[0] += 1
             if calls[0] == step:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-        return wrapped
-    for name in ("rename", "replace", "unlink", "rmdir", "fsync", "mkdir"):
-        setattr(os, name, hook(name))
-    original = persist._exchange
-    def exchange(a, b):
-        calls[0] += 1
-        if calls[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-        done = original(a, b)
-        calls[0] += 1
-        if calls[0] == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return done
-    persist._exchange = exchange
-    docs = [Document(id=str(i), text=f"new document number {{i}} about owls") for i in range(5)]
-    ContextEngine.from_documents(docs, embedder=HashingEmbedder(64)).save(sys.argv[2])
-    print("DONE", calls[0])
+        def hook(real):
+            def wrapped(*args, **kwargs):
+                tick()
+                return real(*args, **kwargs)
+            return wrapped
+        for name in ("rename", "replace", "unlink", "rmdir", "mkdir"):
+            setattr(os, name, hook(getattr(os, name)))
+        swap = getattr(persist, "exchange", None)  # the atomic swap, where there is one
+        def exchange(a, b):
+            tick()
+            done = swap(a, b)
+            tick()
+            return done
+        if swap is not None:
+            persist.exchange = exchange
+        new.save(os.path.join(root, f"idx{{step}}"))
+        os._exit(0)
+
+    # One import, then a forked child per step, killed at its step-th file operation.
+    for step in range(1, 60):
+        old.save(os.path.join(root, f"idx{{step}}"))
+        pid = os.fork()
+        if pid == 0:
+            run(step)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            print("DONE", step)
+            break
+        print("KILLED", step)
     """
 )
 
@@ -163,27 +179,21 @@ _KILLER = textwrap.dedent(
 def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_index(tmp_path):
     script = tmp_path / "killer.py"
     script.write_text(_KILLER.format(paths=[p for p in sys.path if p]))
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    lines = run.stdout.split()
+    assert "DONE" in lines, run.stderr[-1000:]
+    steps = int(lines[-1])
+    assert lines.count("KILLED") == steps - 1 >= 3  # killed before, during and after the swap
     seen = set()
-    for step in range(1, 60):
-        index = tmp_path / f"idx{step}"
-        _engine().save(index)
-        run = subprocess.run(
-            [sys.executable, str(script), str(step), str(index)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    for step in range(1, steps + 1):
         loaded = ContextEngine.load(
-            index, embedder=HashingEmbedder(64)
+            tmp_path / f"idx{step}", embedder=HashingEmbedder(64)
         )  # never nothing, never half
         ids = sorted(d.id for d in loaded.retriever.documents)
         assert ids in (["a", "b", "c"], ["0", "1", "2", "3", "4"])
         seen.add(tuple(ids))
-        if run.returncode == 0:
-            assert "DONE" in run.stdout
-            break
-    else:
-        pytest.fail("the save never completed")
     assert len(seen) == 2  # both outcomes were reached, so the kills hit the swap
 
 

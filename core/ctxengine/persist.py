@@ -30,15 +30,9 @@ rather than replaced, so a save never deletes a file it did not write.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
-import hashlib
 import json
 import os
 import shutil
-import stat
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +40,16 @@ from typing import Any
 
 import numpy as np
 
+from ._files import (
+    MAX_JSON_DEPTH,
+    exchange,
+    json_depth,
+    json_loads,
+    load_array,
+    open_regular,
+    sha256,
+    sync,
+)
 from .embeddings import Embedder, HashingEmbedder, get_embedder
 from .errors import (
     ConfigurationError,
@@ -79,84 +83,17 @@ _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analy
 
 # Every file an index can hold; anything else in an index directory is foreign.
 INDEX_FILES = (MANIFEST, DOCUMENTS, TOKENS, EMBEDDINGS, PASSAGES, PASSAGE_COUNTS, *LEARNED_FILES)
-# JSON nesting a saved index may hold; deeper input is refused before the parser recurses.
-MAX_JSON_DEPTH = 200
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-
-def _open_regular(path: Path) -> Any:
-    """``path`` opened for binary reading if it is a regular file, never following a link.
-
-    ``O_NOFOLLOW`` refuses a symlink and ``O_NONBLOCK`` makes opening a FIFO return at once
-    (then ``fstat`` refuses it), so checking and reading are one step with no race.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or path.is_symlink():
-            raise IndexFormatError(f"{path} is a symbolic link; an index holds only regular files") from None
-        raise IndexFormatError(f"{path} is missing or unreadable: {exc}") from exc
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise IndexFormatError(f"{path} is not a regular file; an index holds only regular files")
-    if _NONBLOCK:
-        os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with _open_regular(path) as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _json_loads(text: str | bytes, where: Path) -> Any:
-    """``json.loads`` with nesting bounded, so hostile input is an IndexFormatError rather
-    than a RecursionError (or a crash) deep in the parser."""
-    if _nesting(text) > MAX_JSON_DEPTH:
-        raise IndexFormatError(f"{where} nests JSON deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise IndexFormatError(f"{where} is not valid JSON: {exc}") from None
-
-
-def _nesting(text: str | bytes) -> int:
-    """An upper bound of the JSON nesting depth (brackets inside strings count too, which
-    only makes the bound safer); linear, and in C for the common shallow case."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return 0
-    depth = deepest = 0
-    for byte in raw.translate(None, bytes(b for b in range(256) if b not in b"[]{}")):
-        if byte in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
 def _write_jsonl(path: Path, rows: list[Any]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False))
             handle.write("\n")
-        _sync(handle)
-
-
-def _sync(handle: Any) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
+        sync(handle)
 
 
 def _read_jsonl(path: Path) -> list[Any]:
-    with _open_regular(path) as handle:
-        return [_json_loads(line, path) for line in handle if line.strip()]
+    with open_regular(path) as handle:
+        return [json_loads(line, path) for line in handle if line.strip()]
 
 
 def _path(path: Any) -> Path:
@@ -206,7 +143,7 @@ def save_index(
         raise InvalidInputError("document metadata is nested too deeply to save") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"document metadata must be JSON-serialisable to save: {exc}") from exc
-    if any(_nesting(json.dumps(row["metadata"])) > MAX_JSON_DEPTH for row in rows):
+    if any(json_depth(json.dumps(row["metadata"])) > MAX_JSON_DEPTH for row in rows):
         raise InvalidInputError(f"document metadata nests deeper than {MAX_JSON_DEPTH} levels; it could not be loaded back")
     embedder: Embedder | None = state["embedder"]
     vectors: np.ndarray | None = state["vectors"]
@@ -237,10 +174,10 @@ def save_index(
             matrix = np.concatenate(stacked) if stacked else np.zeros((0, vectors.shape[1]), np.float32)
             np.save(staging / PASSAGES, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
             np.save(staging / PASSAGE_COUNTS, counts, allow_pickle=False)
-        manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
+        manifest["files"] = {p.name: sha256(p) for p in sorted(staging.iterdir())}
         with open(staging / MANIFEST, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(manifest, indent=2, ensure_ascii=False))
-            _sync(handle)
+            sync(handle)
         retired = _replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -266,25 +203,6 @@ def _check_target(target: Path) -> None:
         )
 
 
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two directory entries in one atomic step; False where the OS cannot."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False  # old kernel or a file system without the flag
-    raise OSError(code, os.strerror(code), str(second))
-
-
 def _replace(staging: Path, target: Path) -> Path | None:
     """Put ``staging`` at ``target``; the directory now holding the old index (to delete
     once the new one is in place), if there was one."""
@@ -292,7 +210,7 @@ def _replace(staging: Path, target: Path) -> Path | None:
         staging.rename(target)
         return None
     _check_target(target)  # again: a file may have appeared while the index was written
-    if _exchange(staging, target):
+    if exchange(staging, target):
         return staging  # now holds the old index
     # No atomic swap here: two renames, with the old index kept under a hidden sibling
     # name in between (the only window in which the path is briefly empty).
@@ -325,8 +243,8 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not (root / MANIFEST).exists() and not (root / MANIFEST).is_symlink():
         raise IndexFormatError(f"{root} has no {MANIFEST}: not a ctxengine index")
     try:
-        with _open_regular(root / MANIFEST) as handle:
-            manifest = _json_loads(handle.read(), root / MANIFEST)
+        with open_regular(root / MANIFEST) as handle:
+            manifest = json_loads(handle.read(), root / MANIFEST)
     except OSError as exc:
         raise IndexFormatError(f"{root / MANIFEST} is unreadable: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -348,7 +266,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         if name not in INDEX_FILES or name == MANIFEST:
             raise IndexFormatError(f"{root / MANIFEST} lists an unknown file {name!r}")
         try:
-            actual = _sha256(root / name)
+            actual = sha256(root / name)
         except OSError as exc:
             raise IndexFormatError(f"{root / name} is missing or unreadable: {exc}") from exc
         if actual != digest:
@@ -382,8 +300,8 @@ def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None
         if name in manifest["files"]:
             where = _path(path) / name
             try:
-                with _open_regular(where) as handle:
-                    out[name] = _json_loads(handle.read(), where)
+                with open_regular(where) as handle:
+                    out[name] = json_loads(handle.read(), where)
             except OSError as exc:
                 raise IndexFormatError(f"{where} is unreadable: {exc}") from exc
     return out
@@ -467,11 +385,11 @@ def load_index(
         documents = [Document(text=r["text"], id=r["id"], metadata=r.get("metadata") or {}) for r in rows]
         vectors = passages = None
         if EMBEDDINGS in manifest["files"]:
-            vectors = _load_array(root / EMBEDDINGS)
+            vectors = load_array(root / EMBEDDINGS)
         if vectors is not None and PASSAGES in manifest["files"] and PASSAGE_COUNTS in manifest["files"]:
             passages = _split_passages(
-                _load_array(root / PASSAGES),
-                _load_array(root / PASSAGE_COUNTS),
+                load_array(root / PASSAGES),
+                load_array(root / PASSAGE_COUNTS),
                 vectors.shape, root,
             )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -496,28 +414,6 @@ def load_index(
         )
     except (TypeError, CtxEngineError) as exc:
         raise IndexFormatError(f"{root} has retriever parameters this version cannot use: {exc}") from exc
-
-
-def _load_array(path: Path) -> np.ndarray:
-    """An ``.npy`` array, its header checked against the file's size before numpy
-    allocates anything: a header claiming a huge shape is an IndexFormatError, never a
-    MemoryError (or an allocation that takes the machine down)."""
-    with _open_regular(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        try:
-            version = np.lib.format.read_magic(handle)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)(handle)
-        except (ValueError, OverflowError) as exc:
-            raise IndexFormatError(f"{path} is not a numpy array file: {exc}") from None
-        shape, _, dtype = header
-        needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        if dtype.hasobject or needed != size - handle.tell():
-            raise IndexFormatError(
-                f"{path} claims shape {shape} of {dtype} ({needed} bytes) but holds {size - handle.tell()}"
-            )
-        handle.seek(0)
-        return np.load(handle, allow_pickle=False)
 
 
 def _split_passages(matrix: np.ndarray, counts: np.ndarray, shape: tuple[int, ...], root: Path) -> list[np.ndarray]:
