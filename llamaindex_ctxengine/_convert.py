@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
 
+from ctxengine import formatting as fmt
 from ctxengine.errors import InvalidTypeError
+from ctxengine.packet import chat_role
 from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
@@ -129,9 +131,14 @@ def message_role(message: ChatMessage) -> str | None:
 
 
 def turn_to_message(turn: Turn | ScoredTurn) -> ChatMessage:
-    """A stored turn as a ChatMessage; a role the chat APIs do not know (a speaker's name,
-    as in a replayed transcript) is said by the user."""
-    role = turn.role if turn.role in ("user", "assistant", "system") else "user"
+    """A stored turn as a ChatMessage, with the core's role mapping
+    (:func:`ctxengine.packet.chat_role`): assistant turns are the assistant's, every other
+    turn is said by the user, labelled with its role when that is not ``user`` (a
+    speaker's name, or a remembered ``system``/``tool`` turn, which must not come back as
+    a second system message or a tool message without its call)."""
+    role = chat_role(turn.role)
+    if role == "user" and turn.role not in ("user", "human"):
+        return ChatMessage(role=MessageRole.USER, content=fmt.render_turn(turn.role, turn.content))
     return ChatMessage(role=MessageRole(role), content=turn.content)
 
 
