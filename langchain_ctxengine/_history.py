@@ -4,10 +4,12 @@ which turns fit) are the core's; this module only asks."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from ctxengine._validation import is_blank
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.types import ScoredTurn, Turn
@@ -48,7 +50,21 @@ def storable(message: BaseMessage) -> bool:
         return False
     if isinstance(message, AIMessage) and message.tool_calls:
         return False
-    return bool(message_text(message).strip())
+    return not is_blank(message_text(message))
+
+
+def check_messages(messages: Any) -> list[BaseMessage]:
+    """``messages`` as a list, if every item is a LangChain message: checked before any is
+    stored, so a bad item in a batch stores nothing (not the messages before it)."""
+    if isinstance(messages, (str, BaseMessage)) or not isinstance(messages, Sequence):
+        raise InvalidTypeError(f"messages must be a sequence of LangChain messages, got {type(messages).__name__}")
+    items = list(messages)
+    for item in items:
+        if not isinstance(item, BaseMessage):
+            raise InvalidTypeError(
+                f"messages must be LangChain messages (HumanMessage, AIMessage...), got {type(item).__name__}"
+            )
+    return items
 
 
 def remember_message(engine: ContextEngine, session_id: str, message: BaseMessage) -> Turn | None:
@@ -72,6 +88,7 @@ def stored_message_ids(engine: ContextEngine, session_id: str) -> set[str]:
 __all__ = [
     "MESSAGE_ID_KEY",
     "check_engine",
+    "check_messages",
     "history_slot",
     "recall",
     "remember_message",

@@ -12,7 +12,7 @@ from ctxengine._validation import check_positive_int, check_text
 from ctxengine.engine import ContextEngine
 
 from ._convert import turns_to_messages
-from ._history import check_engine, recall, remember_message
+from ._history import check_engine, check_messages, recall, remember_message
 
 
 class ContextEngineChatHistory(BaseChatMessageHistory):
@@ -46,7 +46,7 @@ class ContextEngineChatHistory(BaseChatMessageHistory):
         return turns_to_messages(recall(self.engine, None, self.session_id, self.max_tokens))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        for message in messages:
+        for message in check_messages(messages):
             remember_message(self.engine, self.session_id, message)
 
     def clear(self) -> None:

@@ -60,7 +60,10 @@ class ContextEngineMemory(BaseMemory):
         return {self.memory_key: text}
 
     def save_context(self, inputs: dict[str, Any], outputs: dict[str, str]) -> None:
-        question = inputs[self._input_key(inputs)]
+        key = self._input_key(inputs)
+        if key not in inputs or (self.output_key is not None and self.output_key not in outputs):
+            raise InvalidInputError(f"save_context needs input {key!r} and output {self.output_key!r}")
+        question = inputs[key]
         if self.output_key is not None:
             answer = outputs[self.output_key]
         elif len(outputs) == 1:
@@ -69,6 +72,10 @@ class ContextEngineMemory(BaseMemory):
             raise InvalidInputError(
                 f"several outputs {sorted(outputs)}: set output_key to the one to remember"
             )
+        # Both checked before either is stored: a bad answer must not leave its question
+        # behind as half an exchange.
+        check_text(question, "the input to remember")
+        check_text(answer, "the output to remember")
         self.engine.remember("user", question, session_id=self.session_id)
         self.engine.remember("assistant", answer, session_id=self.session_id)
 

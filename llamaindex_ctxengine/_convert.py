@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
 
+from ctxengine import formatting as fmt
 from ctxengine.errors import InvalidTypeError
+from ctxengine.packet import chat_role
 from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
@@ -92,12 +94,17 @@ def scored_to_nodes(
     return [scored_to_node(item, originals.get(item.id)) for item in scored]
 
 
-def nodes_by_id(items: Sequence[NodeWithScore]) -> dict[str, BaseNode]:
-    """The input nodes by id (the first wins when a node comes twice)."""
-    found: dict[str, BaseNode] = {}
-    for item in items:
-        found.setdefault(item.node.node_id, item.node)
-    return found
+def nodes_to_scored(items: Sequence[NodeWithScore]) -> tuple[list[ScoredDocument], dict[int, BaseNode]]:
+    """The nodes as core documents, and each document's own node keyed by the document
+    object. Keyed by object, not id: two nodes that share an id (two chunks stored under
+    one id) each keep their own text and source."""
+    scored = [node_to_scored(item) for item in items]
+    return scored, {id(doc.document): item.node for doc, item in zip(scored, items)}
+
+
+def scored_to_own_nodes(scored: Sequence[ScoredDocument], originals: Mapping[int, BaseNode]) -> list[NodeWithScore]:
+    """:func:`scored_to_node` of each result with the node its document came from."""
+    return [scored_to_node(item, originals.get(id(item.document))) for item in scored]
 
 
 # --- chat messages ----------------------------------------------------------------------
@@ -124,9 +131,14 @@ def message_role(message: ChatMessage) -> str | None:
 
 
 def turn_to_message(turn: Turn | ScoredTurn) -> ChatMessage:
-    """A stored turn as a ChatMessage; a role the chat APIs do not know (a speaker's name,
-    as in a replayed transcript) is said by the user."""
-    role = turn.role if turn.role in ("user", "assistant", "system") else "user"
+    """A stored turn as a ChatMessage, with the core's role mapping
+    (:func:`ctxengine.packet.chat_role`): assistant turns are the assistant's, every other
+    turn is said by the user, labelled with its role when that is not ``user`` (a
+    speaker's name, or a remembered ``system``/``tool`` turn, which must not come back as
+    a second system message or a tool message without its call)."""
+    role = chat_role(turn.role)
+    if role == "user" and turn.role not in ("user", "human"):
+        return ChatMessage(role=MessageRole.USER, content=fmt.render_turn(turn.role, turn.content))
     return ChatMessage(role=MessageRole(role), content=turn.content)
 
 
@@ -147,8 +159,9 @@ __all__ = [
     "message_role",
     "message_text",
     "node_to_scored",
-    "nodes_by_id",
+    "nodes_to_scored",
     "scored_to_node",
     "scored_to_nodes",
+    "scored_to_own_nodes",
     "turn_to_message",
 ]

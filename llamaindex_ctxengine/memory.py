@@ -19,7 +19,7 @@ from llama_index.core.memory import BaseMemory
 from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ctxengine import formatting as fmt
-from ctxengine._validation import check_positive_int, check_text
+from ctxengine._validation import check_positive_int, check_text, is_blank
 
 from ._convert import last_user_text, message_role, message_text, turn_to_message
 from ._engine import resolve_engine
@@ -229,15 +229,30 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
         # The same rendering the memory budgeted, so the text is as long as it counted.
         return fmt.render_turns([turn.turn for turn in turns])
 
-    async def _aput(self, messages: list[ChatMessage]) -> None:
-        def store() -> None:
-            for message in messages:
-                text, role = message_text(message), message_role(message)
-                if role is not None and text.strip():
-                    session = self._session(message.additional_kwargs.get("session_id"))
-                    self.engine.remember(role, text, session_id=session)
+    async def aput(
+        self,
+        messages: list[ChatMessage],
+        from_short_term_memory: bool = False,
+        session_id: str | None = None,
+    ) -> None:
+        """Store ``messages`` under ``session_id`` as the ``Memory`` passes it (or this
+        block's). LlamaIndex's own ``aput`` writes the session into each message's
+        ``additional_kwargs`` and ``_aput`` reads it back from there, where a message's
+        own metadata could name another user's session; the session travels as an
+        argument here, and the caller's messages are not modified."""
+        if from_short_term_memory and not self.accept_short_term_memory:
+            return
+        session = self._session(session_id)
+        await asyncio.to_thread(self._store, messages, session)
 
-        await asyncio.to_thread(store)
+    async def _aput(self, messages: list[ChatMessage]) -> None:
+        await asyncio.to_thread(self._store, messages, self._session(None))
+
+    def _store(self, messages: list[ChatMessage], session: str) -> None:
+        for message in messages:
+            text, role = message_text(message), message_role(message)
+            if role is not None and not is_blank(text):
+                self.engine.remember(role, text, session_id=session)
 
     async def atruncate(self, content: str, tokens_to_truncate: int) -> str | None:
         """Recall again into a smaller budget, so what goes is what mattered least."""

@@ -12,7 +12,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidInputError
 
-from ._convert import node_to_scored, nodes_by_id, scored_to_nodes
+from ._convert import nodes_to_scored, scored_to_own_nodes
 from ._engine import resolve_engine
 
 
@@ -73,14 +73,15 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
             raise InvalidInputError("ContextEnginePostprocessor needs the query (query_bundle or query_str)")
         if not nodes:
             return []
+        documents, originals = nodes_to_scored(nodes)
         fitted = self.engine.fit_documents(
             query_bundle.query_str,
-            [node_to_scored(item) for item in nodes],
+            documents,
             max_tokens=self.token_budget,
             k=self.k,
             headers=False,  # the framework formats documents itself: budget the texts
         )
-        return scored_to_nodes(fitted, nodes_by_id(nodes))
+        return scored_to_own_nodes(fitted, originals)
 
 
 __all__ = ["ContextEnginePostprocessor"]

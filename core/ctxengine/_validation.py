@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from typing import Any
 
 from .errors import ConfigurationError, CtxEngineError, InvalidInputError, InvalidTypeError
 
+# Characters that render as nothing although Unicode does not class them as spaces,
+# controls, format characters or marks (Hangul fillers, braille blank, Mongolian vowel
+# separator, combining grapheme joiner, Khmer inherent vowels).
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e\u034f\u17b4\u17b5")
+_INVISIBLE_CATEGORIES = frozenset(("Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"))
+_VISIBLE_ASCII = re.compile(r"[!-~]")
+
+
+def invisible(ch: str) -> bool:
+    """True for a character a reader does not see: whitespace, controls, format
+    characters (zero-width, bidi), combining marks on their own, and fillers."""
+    return ch.isspace() or ch in _FILLERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+
+
+def is_blank(text: str) -> bool:
+    """True if ``text`` shows nothing: empty, whitespace, or invisible characters only
+    (zero-width spaces, U+2800...). Linear, and one C scan for ordinary text."""
+    if _VISIBLE_ASCII.search(text):
+        return False
+    return all(invisible(ch) for ch in text)
+
 
 def check_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
-    """Return ``value`` if it is a ``str`` (non-blank unless ``allow_empty``)."""
+    """Return ``value`` if it is a ``str`` (one that shows something unless ``allow_empty``:
+    whitespace and invisible characters alone are blank)."""
     if not isinstance(value, str):
         raise InvalidTypeError(f"{name} must be a str, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
+    if not allow_empty and is_blank(value):
         raise InvalidInputError(f"{name} must not be empty or blank")
     if not value.isascii():
         try:
@@ -27,6 +51,10 @@ def check_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
     return value
 
 
+#: Largest integer accepted anywhere (int64, what numpy and SQLite hold).
+MAX_INT = 2**63 - 1
+
+
 def check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> int:
     """Return ``value`` as int if it is a positive integer (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -34,6 +62,9 @@ def check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> in
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else ">= 1"
         raise InvalidInputError(f"{name} must be {bound}, got {value}")
+    if value > MAX_INT:
+        # numpy, SQLite and float arithmetic overflow past this (OverflowError otherwise)
+        raise InvalidInputError(f"{name} must be <= {MAX_INT}, got an integer of {value.bit_length()} bits")
     return value
 
 
@@ -48,7 +79,10 @@ def check_finite(
     """Return ``value`` as float if it is a finite number inside ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTypeError(f"{name} must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float range (10**400): as infinite as inf
+        raise InvalidInputError(f"{name} must be finite, got an integer of {value.bit_length()} bits") from None
     if not math.isfinite(number):
         raise InvalidInputError(f"{name} must be finite, got {value}")
     if low is not None and (number < low or (number == low and not low_inclusive)):
@@ -57,6 +91,40 @@ def check_finite(
     if high is not None and number > high:
         raise InvalidInputError(f"{name} must be <= {high}, got {value}")
     return number
+
+
+#: Deepest nesting of containers accepted in metadata (JSON encoders and decoders recurse).
+MAX_METADATA_DEPTH = 100
+
+
+def check_metadata(value: Any, name: str = "metadata") -> dict[str, Any]:
+    """``value`` as a dict if it is a mapping that every store keeps alike: str keys (JSON
+    would turn ``1`` into ``"1"`` in SQLite and PostgreSQL but not in process), finite
+    numbers, JSON values, nested at most :data:`MAX_METADATA_DEPTH` deep."""
+    from collections.abc import Mapping
+
+    if not isinstance(value, Mapping):
+        raise InvalidTypeError(f"{name} must be a mapping, got {type(value).__name__}")
+    out = dict(value)
+    stack: list[tuple[Any, int]] = [(out, 1)]
+    while stack:  # iterative, so hostile nesting cannot exhaust the Python stack
+        item, depth = stack.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidInputError(f"{name} nests deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(f"{name} keys must be str, got {type(key).__name__} {key!r}")
+                stack.append((child, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInputError(f"{name} holds a non-finite number ({item})")
+        elif isinstance(item, str):
+            check_text(item, f"a {name} value", allow_empty=True)
+        elif not (item is None or isinstance(item, (bool, int, float))):
+            raise InvalidInputError(f"{name} values must be JSON values, got {type(item).__name__}")
+    return out
 
 
 def check_choice(value: Any, name: str, choices: dict[str, Any] | tuple[str, ...]) -> str:

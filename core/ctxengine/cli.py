@@ -15,14 +15,17 @@ from .errors import CtxEngineError
 def _console():  # imported lazily: ``ctxengine --help`` should be instant
     from rich.console import Console
 
-    return Console()
+    # Everything printed comes from the user (queries, documents, turns, paths): shown
+    # literally, never read as markup ("[/i]") or emoji codes (":vampire:").
+    return Console(markup=False, emoji=False, highlight=False)
 
 
 def _print_packet(console, packet, title: str) -> None:
     from rich.panel import Panel
+    from rich.text import Text
 
-    console.rule(f"[bold]{title}")
-    console.print(Panel(packet.text, title="packet.text", expand=True))
+    console.rule(Text(title, style="bold"))
+    console.print(Panel(Text(packet.text), title="packet.text", expand=True))
     for renderable in packet.renderables():
         console.print(renderable)
 
@@ -30,20 +33,21 @@ def _print_packet(console, packet, title: str) -> None:
 def _side_by_side(console, packets, titles) -> None:
     from rich.columns import Columns
     from rich.table import Table
+    from rich.text import Text
 
     tables = []
     for packet, title in zip(packets, titles):
-        table = Table(title=title, title_justify="left")
+        table = Table(title=Text(title), title_justify="left")
         table.add_column("slot")
         table.add_column("tokens", justify="right")
         for slot, tokens in packet.usage.items():
             table.add_row(slot, str(tokens))
         table.add_row("total", f"{packet.tokens_used} / {packet.token_budget}", style="bold")
-        table.add_row("documents", ", ".join(d.id for d in packet.documents))
+        table.add_row("documents", Text(", ".join(d.id for d in packet.documents)))
         table.add_row("memory turns", str(len(packet.memory_turns)))
         table.add_row("build ms", f"{packet.timings['total'] * 1000:.1f}")
         tables.append(table)
-    console.rule("[bold]turn 1 vs turn 2")
+    console.rule(Text("turn 1 vs turn 2", style="bold"))
     console.print(Columns(tables))
 
 

@@ -21,7 +21,7 @@ def system_clock() -> float:
 def to_seconds(value: float | datetime | None, clock: Clock = system_clock) -> float:
     """POSIX seconds from a number, a ``datetime`` (naive means UTC) or ``None`` (now)."""
     if value is None:
-        return clock()
+        return check_finite(clock(), "the clock's time")
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)

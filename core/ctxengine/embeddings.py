@@ -225,12 +225,23 @@ class HashingEmbedder:
     ``HashingVectorizer``) over ctxengine's analyzer, L2-normalised. Same text, same vector,
     on every machine. It captures word overlap, not meaning."""
 
+    #: Largest dimension accepted (a dense float32 row of it is 4 MB).
+    MAX_DIMENSION = 1 << 20
+
     def __init__(self, dimension: int = 2048) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer
 
+        from ._validation import check_positive_int
+        from .errors import InvalidInputError
         from .text import analyze
 
-        self.dimension = int(dimension)
+        # An int, never coerced: int("64x") raised a bare ValueError, int(2.9) silently
+        # gave 2, and 0 reached numpy as a division by zero (SIGFPE) at the first build.
+        self.dimension = check_positive_int(dimension, "HashingEmbedder dimension")
+        if self.dimension > self.MAX_DIMENSION:
+            raise InvalidInputError(
+                f"HashingEmbedder dimension must be <= {self.MAX_DIMENSION}, got {dimension}"
+            )
         self.name = f"hashing-{self.dimension}"
         self._vectorizer = HashingVectorizer(
             n_features=self.dimension,

@@ -30,7 +30,7 @@ from .packet import ContextPacket
 from .rerank import Reranker
 from .retrieval import Retriever
 from .tokens import TokenCounter, get_token_counter
-from .types import Document, ScoredDocument, ScoredTurn, Turn
+from .types import Document, ScoredDocument, ScoredTurn, Turn, check_candidates
 
 DocumentLike = Document | str | Mapping[str, Any]
 
@@ -299,7 +299,9 @@ class ContextEngine:
         if self.retriever is None:
             return [], []
         started = time.perf_counter()
-        pool = self.retriever.retrieve(query, k=max(k, self.candidates))
+        pool = check_candidates(
+            self.retriever.retrieve(query, k=max(k, self.candidates)), type(self.retriever).__name__
+        )
         timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
         ranked = self.reranker.rerank(query, pool, k=k) if self.reranker is not None else pool
@@ -331,10 +333,10 @@ class ContextEngine:
         k = len(documents) if k is None else check_positive_int(k, "k")
         if max_tokens is not None:
             check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-        scored = [
+        scored = check_candidates([
             doc if isinstance(doc, ScoredDocument) else ScoredDocument(Document.coerce(doc), 0.0)
             for doc in documents
-        ]
+        ], "fit_documents")  # fmt: skip
         if not scored:
             return []
         ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored

@@ -1,52 +1,116 @@
 """How retrieved text and remembered turns are written into the prompt.
 
-Every piece of untrusted text (documents, turns) is placed inside a delimited section,
-and anything in it that imitates the engine's own markers is neutralised:
+Every piece of untrusted text (documents, turns, the question) is placed inside a
+delimited section, and anything in it that imitates the engine's own markers is
+neutralised. :func:`escape` is the one escaping, used by every rendering (``packet.text``
+and ``packet.messages`` alike):
 
-* section markers are ``<ctx:NAME ...>`` / ``</ctx:NAME>`` tags; an occurrence of
-  ``<ctx:`` or ``</ctx:`` inside content has its ``<`` replaced by ``‹`` so it can never
-  close or open a section. Look-alikes a reader would take for a marker are caught too:
-  case, spaces, invisible format characters (zero-width, bidi controls) between the
-  parts, and full-width or small forms of ``<``, ``/``, ``ctx`` and ``:``;
+* section markers are ``<ctx:NAME ...>`` / ``</ctx:NAME>`` tags. Content is compared with
+  them on a *normalized view*: each character is NFKD-decomposed and case-folded (so
+  full-width, small, circled, mathematical and Roman-numeral forms read as their letter,
+  and U+FE13 as ``:``), mapped through the look-alike table :data:`CONFUSABLES`, and
+  dropped if a reader would not see it (whitespace, combining marks, zero-width and bidi
+  format characters, fillers). Wherever that view reads ``<ctx:`` or ``</ctx:``, the
+  character that produced the ``<`` is replaced by ``‹``, so the text can never open or
+  close a section;
+* the confusables policy: the marker alphabet is fixed (``<``, ``/``, ``c``, ``t``, ``x``,
+  ``:``), so :data:`CONFUSABLES` holds, for each of these, look-alikes picked by hand
+  from Unicode's confusables list (UTS #39) that NFKD does not already fold, e.g.
+  Cyrillic ``с`` / ``х`` / ``т``, Greek ``τ`` / ``χ``, fraction and division slashes,
+  ``∶`` (U+2236), ``‹`` and ``˂``. Escaping a look-alike that was not meant as a marker
+  costs one changed character; missing one would let text forge structure, so the table
+  errs wide;
 * a turn is one ``role: text`` entry whose continuation lines are indented, so a line in
   the content that starts with ``assistant:`` or ``system:`` cannot pass for a new turn.
   Every Unicode line break counts (``\r``, ``\v``, ``\f``, NEL, U+2028/9...), not only
-  ``\n``, and a role or document id is kept on one line.
+  ``\n``, and a role or document id is kept on one line, without control characters.
 
 Memory and compression count tokens with these same functions, so what they budget is
-exactly what the engine writes.
+exactly what the engine writes. Every step is linear in the text's length.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
+from ._validation import invisible
 from .types import ScoredDocument, Turn
 
-# Whitespace and invisible format characters a reader would not see between the parts.
-_GAP = r"[\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*"
-# One gap before an optional "/" and one after it, never two gaps side by side: adjacent
-# gaps make "<" + a long run of spaces quadratic to reject.
-_MARKER_RE = re.compile(
-    rf"[<\ufe64\uff1c](?={_GAP}(?:[/\uff0f]{_GAP})?[c\uff43]{_GAP}[t\uff54]{_GAP}[x\uff58]{_GAP}[:\ufe55\uff1a])",
-    re.IGNORECASE,
-)
+#: Look-alikes of the marker characters that NFKD + case folding leave apart, mapped to
+#: the character they imitate (see the module docstring for the policy).
+CONFUSABLES: dict[str, str] = {
+    **dict.fromkeys("\u2039\u276e\u02c2\u1438\u16b2\u3008\u27e8\u2329\u29fc\u276c\u2770\U0001d236", "<"),
+    **dict.fromkeys(
+        "\u2044\u2215\u29f8\u2571\u27cb\u1735\u2cc6\u30ce\u4e3f\u31d3\U0001d23a\u2f03\u3033\u2cc7", "/"
+    ),
+    **dict.fromkeys("\u0441\u03f2\u1d04\u2ca5\uabaf\u13df\U0001043d\ua4da\u0421\u03f9\u2ca4\U000118f2\U000118e9", "c"),
+    **dict.fromkeys("\u0442\u03c4\u1d1b\u2ca7\u13a2\uab72\ua4d4\u22a4\u27d9\u0422\u03a4\u2ca6\U0001f768", "t"),
+    **dict.fromkeys(
+        "\u0445\u03c7\u00d7\u2573\u166e\u292b\u292c\u2a2f\u157d\u1541\u2cad\ua4eb\u0425\u03a7\u2cac\u1d61", "x"
+    ),
+    **dict.fromkeys(
+        "\u2236\u0589\u05c3\u0703\u0704\u16ec\u1803\u1809\u205a\u2e2c\ua789\ua6f4\u02f8\u02d0\u1361\u0903\u0a83\ufe30",
+        ":",
+    ),
+}
+# What can start a marker on the normalized view: any character whose view begins with "<".
+_OPENERS = frozenset("<\ufe64\uff1c\u226e") | {ch for ch, to in CONFUSABLES.items() if to == "<"}
+_OPENER_RE = re.compile("[" + "".join(sorted(_OPENERS)) + "]")
+_TARGETS = ("ctx:", "/ctx:")
 _NEUTRAL_OPEN = "\u2039"  # ‹
 
 
+@lru_cache(maxsize=4096)
+def _view(ch: str) -> str:
+    """What ``ch`` reads as on the normalized view ("" if invisible)."""
+    if invisible(ch):
+        return ""
+    out = []
+    for part in unicodedata.normalize("NFKD", ch).casefold():
+        part = CONFUSABLES.get(part, part)
+        if not invisible(part):
+            out.append(part)
+    return "".join(out)
+
+
+def _reads_as_marker(text: str, start: int) -> bool:
+    """Whether the text after the opener at ``start`` reads as ``ctx:`` or ``/ctx:``."""
+    seen = ""
+    for index in range(start + 1, len(text)):
+        seen += _view(text[index])
+        if len(seen) >= 5 or not any(target.startswith(seen) for target in _TARGETS):
+            break
+    return any(seen.startswith(target) for target in _TARGETS)
+
+
 def escape(text: str) -> str:
-    """Neutralise section markers inside untrusted text."""
-    return _MARKER_RE.sub(_NEUTRAL_OPEN, text)
+    """Neutralise section markers (and their look-alikes) inside untrusted text.
+
+    Only characters that can read as ``<`` start the check, found by a C-speed scan, and
+    each check stops at the fifth visible character, so escaping is linear.
+    """
+    hits = [m.start() for m in _OPENER_RE.finditer(text) if _reads_as_marker(text, m.start())]
+    if not hits:
+        return text
+    chars = list(text)
+    for index in hits:
+        chars[index] = _NEUTRAL_OPEN
+    return "".join(chars)
 
 
-def _attribute(value: str) -> str:
-    return " ".join(escape(value).replace('"', "'").splitlines())
+def label(value: str) -> str:
+    """A role or id as it appears in the prompt: escaped, on one line, no control or
+    format characters, double quotes made single (ids sit inside an attribute)."""
+    cleaned = "".join(" " if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value)
+    return " ".join(escape(cleaned).replace('"', "'").split())
 
 
 def render_turn(role: str, content: str) -> str:
     """One history entry: ``role: content`` with indented continuation lines."""
     body = "\n  ".join(escape(content).splitlines())
-    return f"{_attribute(role)}: {body}"
+    return f"{label(role)}: {body}"
 
 
 def render_turns(turns: list[Turn]) -> str:
@@ -55,12 +119,12 @@ def render_turns(turns: list[Turn]) -> str:
 
 def render_document(document: ScoredDocument) -> str:
     """One retrieved document (its kept text) inside its own tag."""
-    return f'<ctx:document id="{_attribute(document.id)}">\n{escape(document.text)}\n</ctx:document>'
+    return f'<ctx:document id="{label(document.id)}">\n{escape(document.text)}\n</ctx:document>'
 
 
 def document_overhead(document_id: str) -> str:
     """The part of :func:`render_document` that is not content (for budgeting)."""
-    return f'<ctx:document id="{_attribute(document_id)}">\n\n</ctx:document>'
+    return f'<ctx:document id="{label(document_id)}">\n\n</ctx:document>'
 
 
 TURN_SEPARATOR = "\n"
@@ -76,6 +140,7 @@ def wrap(open_tag: str, body: str, close_tag: str) -> str:
 
 
 __all__ = [
+    "CONFUSABLES",
     "CONTEXT_CLOSE",
     "CONTEXT_OPEN",
     "DOCUMENT_SEPARATOR",
@@ -87,6 +152,7 @@ __all__ = [
     "TURN_SEPARATOR",
     "document_overhead",
     "escape",
+    "label",
     "render_document",
     "render_turn",
     "render_turns",

@@ -7,24 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .types import ScoredDocument, ScoredTurn
+from .types import ROLES, ScoredDocument, ScoredTurn
 
 if TYPE_CHECKING:
     from .budget import Rendered, TokenBudget
 
-_CHAT_ROLES = {
-    "system": "system",
-    "user": "user",
-    "human": "user",
-    "assistant": "assistant",
-    "ai": "assistant",
-    "tool": "tool",
-}
-
 
 def chat_role(role: str) -> str:
-    """OpenAI-style role for a stored role name (speaker names become ``user``)."""
-    return _CHAT_ROLES.get(role.strip().lower(), "user")
+    """The ``packet.messages`` role of a stored turn: ``assistant`` for assistant turns,
+    ``user`` for everything else (see :data:`ctxengine.types.ROLES`). A remembered turn is
+    never a system or tool message, whatever its role says."""
+    return ROLES.get(role.strip().lower(), "user")
 
 
 @dataclass
@@ -133,27 +126,35 @@ class ContextPacket:
         from rich.console import Console
 
         buffer = io.StringIO()
+        # Display is literal: no console markup ("[/i]" raised MarkupError, "[emb-003]"
+        # vanished), no ":emoji:" codes, no highlighting of the user's text.
         console = Console(
-            file=buffer, width=width, force_terminal=False, force_jupyter=False, color_system=None
+            file=buffer, width=width, force_terminal=False, force_jupyter=False, color_system=None,
+            markup=False, emoji=False, highlight=False,
         )
         for renderable in self.renderables():
             console.print(renderable)
         return buffer.getvalue()
 
     def renderables(self) -> list[Any]:
-        """The rich tables :meth:`explain` prints (the CLI prints them in colour)."""
+        """The rich tables :meth:`explain` prints (the CLI prints them in colour). Every
+        cell is a :class:`rich.text.Text`, so any console shows the text literally."""
         from rich.table import Table
+        from rich.text import Text
 
-        budget = Table(title=f"Token budget ({self.token_counter})", title_justify="left")
+        def row(table: Any, *cells: str, style: str | None = None) -> None:
+            table.add_row(*(Text(cell) for cell in cells), style=style)
+
+        budget = Table(title=Text(f"Token budget ({self.token_counter})"), title_justify="left")
         budget.add_column("slot")
         budget.add_column("tokens", justify="right")
         budget.add_column("share", justify="right")
         for slot, tokens in self.usage.items():
-            budget.add_row(slot, str(tokens), f"{tokens / self.token_budget:.0%}")
+            row(budget, slot, str(tokens), f"{tokens / self.token_budget:.0%}")
         if self.answer_reserve:
-            budget.add_row("answer_reserve", str(self.answer_reserve), f"{self.answer_reserve / self.token_budget:.0%}")
-        budget.add_row("free", str(self.tokens_free), f"{self.tokens_free / self.token_budget:.0%}")
-        budget.add_row("total", f"{self.tokens_used} / {self.token_budget}", "", style="bold")
+            row(budget, "answer_reserve", str(self.answer_reserve), f"{self.answer_reserve / self.token_budget:.0%}")
+        row(budget, "free", str(self.tokens_free), f"{self.tokens_free / self.token_budget:.0%}")
+        row(budget, "total", f"{self.tokens_used} / {self.token_budget}", "", style="bold")
 
         documents = Table(title="Documents (best first)", title_justify="left")
         for column in ("#", "id", "score", "stages", "kept", "tokens"):
@@ -164,7 +165,7 @@ class ContextPacket:
                 kept = "whole"
             else:
                 kept = "sentences " + ",".join(str(s.sentence_index) for s in doc.kept)
-            documents.add_row(str(rank), doc.id, f"{doc.score:.3f}", stages, kept, str(doc.tokens or ""))
+            row(documents, str(rank), doc.id, f"{doc.score:.3f}", stages, kept, str(doc.tokens or ""))
 
         memory = Table(title="Memory turns (chronological)", title_justify="left")
         for column in ("role", "effective", "components", "content"):
@@ -172,23 +173,25 @@ class ContextPacket:
         for turn in self.memory_turns:
             parts = ", ".join(f"{k}={v:.3g}" for k, v in turn.components.items())
             content = turn.content if len(turn.content) <= 60 else turn.content[:57] + "..."
-            memory.add_row(turn.role, f"{turn.effective:.3f}", parts, content)
+            row(memory, turn.role, f"{turn.effective:.3f}", parts, content)
 
         timings = Table(title="Timings", title_justify="left")
         timings.add_column("stage")
         timings.add_column("ms", justify="right")
         for stage, seconds in self.timings.items():
-            timings.add_row(stage, f"{seconds * 1000:.2f}")
+            row(timings, stage, f"{seconds * 1000:.2f}")
         out: list[Any] = [budget, documents, memory, timings]
         if self.contributions:
             out.insert(3, self._contribution_table(Table))
         if self.notes:
-            out.extend(f"note: {note}" for note in self.notes)
+            out.extend(Text(f"note: {note}") for note in self.notes)
         return out
 
     def _contribution_table(self, table_class: Any, top: int = 5) -> Any:
         """Per chosen item, the features that moved its learned score most (signed: how
         far the feature was from its training mean, times its weight)."""
+        from rich.text import Text
+
         table = table_class(title="Learned scores: largest feature contributions", title_justify="left")
         for column in ("item", "score", "contributions"):
             table.add_column(column)
@@ -198,7 +201,8 @@ class ContextPacket:
             parts = self.contributions.get(key)
             if parts:
                 largest = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:top]
-                table.add_row(label, f"{score:.3f}", ", ".join(f"{n}={v:+.2f}" for n, v in largest))
+                cells = (label, f"{score:.3f}", ", ".join(f"{n}={v:+.2f}" for n, v in largest))
+                table.add_row(*(Text(cell) for cell in cells))
         return table
 
     def __repr__(self) -> str:

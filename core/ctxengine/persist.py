@@ -15,13 +15,21 @@ An index is a directory of plain files (never pickle, so loading one cannot run 
 Loading checks the embedder against the manifest: vectors of another model or dimension
 would rank nonsense, so that is an :class:`~ctxengine.errors.EmbeddingMismatchError`.
 Anything that is not an intact index of this format is an
-:class:`~ctxengine.errors.IndexFormatError`. Saving writes a sibling temporary directory
-and renames it into place, so a crash mid-save leaves the previous index intact.
+:class:`~ctxengine.errors.IndexFormatError`: so is a symbolic link, FIFO, device or
+directory where an index file should be (never followed, never opened for reading, so a
+planted link cannot serve a file from outside the index and a FIFO cannot block a load),
+and any number in the manifest that is not what it counts (a dimension of 0, a negative
+document count).
+
+Saving writes a sibling temporary directory and swaps it with the old index in one atomic
+``renameat2(RENAME_EXCHANGE)`` (Linux), so an interrupt at any point leaves either the old
+or the new index at the path, never nothing. An index directory belongs to the index: a
+directory that holds anything else (a memory database, notes, a subdirectory) is refused
+rather than replaced, so a save never deletes a file it did not write.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +40,16 @@ from typing import Any
 
 import numpy as np
 
+from ._files import (
+    MAX_JSON_DEPTH,
+    exchange,
+    json_depth,
+    json_loads,
+    load_array,
+    open_regular,
+    sha256,
+    sync,
+)
 from .embeddings import Embedder, HashingEmbedder, get_embedder
 from .errors import (
     ConfigurationError,
@@ -63,37 +81,39 @@ LEARNED_FILES = (LEARNED_RANKER, LEARNED_MEMORY)
 _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analyzed in 2023 (東京)."
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
+# Every file an index can hold; anything else in an index directory is foreign.
+INDEX_FILES = (MANIFEST, DOCUMENTS, TOKENS, EMBEDDINGS, PASSAGES, PASSAGE_COUNTS, *LEARNED_FILES)
 def _write_jsonl(path: Path, rows: list[Any]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False))
             handle.write("\n")
+        sync(handle)
 
 
 def _read_jsonl(path: Path) -> list[Any]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    with open_regular(path) as handle:
+        return [json_loads(line, path) for line in handle if line.strip()]
 
 
 def _path(path: Any) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+    if not isinstance(path, (str, os.PathLike)):
         raise InvalidTypeError(f"an index path must be a non-empty str or path, got {path!r}")
-    return Path(path)
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidTypeError(f"an index path must be a non-empty str or path, got {path!r}")
+    if "\x00" in text:
+        raise InvalidInputError(f"an index path cannot contain a NUL character: {text!r}")
+    return Path(text)
 
 
-def _is_index(path: Path) -> bool:
-    try:
-        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+def _owned(path: Path) -> bool:
+    """True if everything in directory ``path`` is a regular file the index format owns
+    (so replacing the directory deletes nothing a user put there)."""
+    for entry in os.scandir(path):
+        if entry.name not in INDEX_FILES or not entry.is_file(follow_symlinks=False):
+            return False
+    return True
 
 
 def save_index(
@@ -113,15 +133,18 @@ def save_index(
             f"only a HybridRetriever index can be saved, got {type(retriever).__name__}"
         )
     target = _path(path)
-    if target.exists() and not (target.is_dir() and (_is_index(target) or not any(target.iterdir()))):
-        raise IndexFormatError(f"{target} exists and is not a ctxengine index; not overwriting it")
+    _check_target(target)
     state = retriever.export_state()
     documents: list[Document] = state["documents"]
     try:
         rows = [{"id": d.id, "text": d.text, "metadata": dict(d.metadata)} for d in documents]
         json.dumps(rows, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except RecursionError:
+        raise InvalidInputError("document metadata is nested too deeply to save") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"document metadata must be JSON-serialisable to save: {exc}") from exc
+    if any(json_depth(json.dumps(row["metadata"])) > MAX_JSON_DEPTH for row in rows):
+        raise InvalidInputError(f"document metadata nests deeper than {MAX_JSON_DEPTH} levels; it could not be loaded back")
     embedder: Embedder | None = state["embedder"]
     vectors: np.ndarray | None = state["vectors"]
     manifest: dict[str, Any] = {
@@ -151,24 +174,65 @@ def save_index(
             matrix = np.concatenate(stacked) if stacked else np.zeros((0, vectors.shape[1]), np.float32)
             np.save(staging / PASSAGES, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
             np.save(staging / PASSAGE_COUNTS, counts, allow_pickle=False)
-        manifest["files"] = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        _replace(staging, target)
+        manifest["files"] = {p.name: sha256(p) for p in sorted(staging.iterdir())}
+        with open(staging / MANIFEST, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(manifest, indent=2, ensure_ascii=False))
+            sync(handle)
+        retired = _replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if retired is not None:
+        _discard(retired)
     return target
 
 
-def _replace(staging: Path, target: Path) -> None:
+def _check_target(target: Path) -> None:
+    """Refuse to save over anything but nothing, an empty directory or an index alone."""
+    if target.is_symlink():
+        raise IndexFormatError(f"{target} is a symbolic link; save to the real directory")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise IndexFormatError(f"{target} exists and is not a directory; not overwriting it")
+    if not _owned(target):
+        raise IndexFormatError(
+            f"{target} holds files that are not part of a ctxengine index (a memory database, "
+            "notes, a subdirectory...); an index replaces its whole directory, so it is not "
+            "saved there: choose an empty or new directory, or keep other files beside it"
+        )
+
+
+def _replace(staging: Path, target: Path) -> Path | None:
+    """Put ``staging`` at ``target``; the directory now holding the old index (to delete
+    once the new one is in place), if there was one."""
     if not target.exists():
         staging.rename(target)
-        return
+        return None
+    _check_target(target)  # again: a file may have appeared while the index was written
+    if exchange(staging, target):
+        return staging  # now holds the old index
+    # No atomic swap here: two renames, with the old index kept under a hidden sibling
+    # name in between (the only window in which the path is briefly empty).
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     retired.rmdir()
     target.rename(retired)
     staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)
+    return retired
+
+
+def _discard(retired: Path) -> None:
+    """Delete a replaced index: only the files the format owns, so a file someone created
+    in the directory during the save survives (the directory is then left in place)."""
+    for name in INDEX_FILES:
+        try:
+            (retired / name).unlink()
+        except FileNotFoundError:
+            pass
+    try:
+        retired.rmdir()
+    except OSError:
+        pass
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -176,11 +240,12 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     root = _path(path)
     if not root.is_dir():
         raise IndexFormatError(f"{root} is not a directory holding a ctxengine index")
+    if not (root / MANIFEST).exists() and not (root / MANIFEST).is_symlink():
+        raise IndexFormatError(f"{root} has no {MANIFEST}: not a ctxengine index")
     try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexFormatError(f"{root} has no {MANIFEST}: not a ctxengine index") from None
-    except (OSError, ValueError) as exc:
+        with open_regular(root / MANIFEST) as handle:
+            manifest = json_loads(handle.read(), root / MANIFEST)
+    except OSError as exc:
         raise IndexFormatError(f"{root / MANIFEST} is unreadable: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexFormatError(f"{root} is not a ctxengine index (format {manifest.get('format')!r})"
@@ -196,16 +261,34 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     files = manifest.get("files")
     if not isinstance(files, dict) or DOCUMENTS not in files or TOKENS not in files:
         raise IndexFormatError(f"{root / MANIFEST} does not list the index files")
+    _check_counts(manifest, root)
     for name, digest in files.items():
-        if name not in (DOCUMENTS, TOKENS, EMBEDDINGS, PASSAGES, PASSAGE_COUNTS, *LEARNED_FILES):
+        if name not in INDEX_FILES or name == MANIFEST:
             raise IndexFormatError(f"{root / MANIFEST} lists an unknown file {name!r}")
         try:
-            actual = _sha256(root / name)
+            actual = sha256(root / name)
         except OSError as exc:
             raise IndexFormatError(f"{root / name} is missing or unreadable: {exc}") from exc
         if actual != digest:
             raise IndexFormatError(f"{root / name} is corrupt (checksum differs from the manifest)")
     return manifest
+
+
+def _check_counts(manifest: Mapping[str, Any], root: Path) -> None:
+    """Every number of the manifest is what it counts: a document count >= 0 and an
+    embedding dimension >= 1 (a dimension of 0 reached numpy as a division by zero)."""
+    count = manifest.get("documents")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise IndexFormatError(f"{root / MANIFEST}: 'documents' must be a count >= 0, got {count!r}")
+    embedder = manifest.get("embedder")
+    if embedder is not None:
+        dimension = embedder.get("dimension")
+        if isinstance(dimension, bool) or not isinstance(dimension, int) or not 1 <= dimension <= 1 << 20:
+            raise IndexFormatError(
+                f"{root / MANIFEST}: embedding dimension must be an int in 1..{1 << 20}, got {dimension!r}"
+            )
+        if not isinstance(embedder.get("name"), str):
+            raise IndexFormatError(f"{root / MANIFEST}: the embedder has no name")
 
 
 def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -215,10 +298,12 @@ def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None
     out: dict[str, Any] = {}
     for name in LEARNED_FILES:
         if name in manifest["files"]:
+            where = _path(path) / name
             try:
-                out[name] = json.loads((_path(path) / name).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise IndexFormatError(f"{_path(path) / name} is unreadable: {exc}") from exc
+                with open_regular(where) as handle:
+                    out[name] = json_loads(handle.read(), where)
+            except OSError as exc:
+                raise IndexFormatError(f"{where} is unreadable: {exc}") from exc
     return out
 
 
@@ -263,7 +348,10 @@ def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder |
         return None if embedder is None else get_embedder(embedder)
     name, dimension = saved.get("name"), saved.get("dimension")
     if embedder is None and isinstance(name, str) and name.startswith("hashing-") and isinstance(dimension, int):
-        resolved: Embedder = HashingEmbedder(dimension)  # deterministic: rebuilt, not stored
+        try:
+            resolved: Embedder = HashingEmbedder(dimension)  # deterministic: rebuilt, not stored
+        except CtxEngineError as exc:
+            raise IndexFormatError(f"the index names an embedder that cannot exist: {exc}") from exc
     else:
         resolved = get_embedder(embedder)
     if (resolved.name, resolved.dimension) != (name, dimension):
@@ -300,14 +388,14 @@ def load_index(
         documents = [Document(text=r["text"], id=r["id"], metadata=r.get("metadata") or {}) for r in rows]
         vectors = passages = None
         if EMBEDDINGS in manifest["files"]:
-            vectors = np.load(root / EMBEDDINGS, allow_pickle=False)
+            vectors = load_array(root / EMBEDDINGS)
         if vectors is not None and PASSAGES in manifest["files"] and PASSAGE_COUNTS in manifest["files"]:
             passages = _split_passages(
-                np.load(root / PASSAGES, allow_pickle=False),
-                np.load(root / PASSAGE_COUNTS, allow_pickle=False),
+                load_array(root / PASSAGES),
+                load_array(root / PASSAGE_COUNTS),
                 vectors.shape, root,
             )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexFormatError(f"{root} holds an unreadable index: {exc}") from exc
     if not all(isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tokens):
         raise IndexFormatError(f"{root / TOKENS} does not hold token lists")

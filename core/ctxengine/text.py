@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
+import regex
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 try:  # PyStemmer: C Snowball stemmers, the stemmer bm25s recommends
@@ -47,6 +48,29 @@ def _stemmer() -> object | None:
     return stemmer
 
 
+# Unicode normalization sorts each run of combining marks (canonical ordering), and
+# CPython's sort is quadratic in the run: 60 KB of alternating accents took 9 s. The
+# Stream-Safe Text Format of UAX #15 bounds a run at 30 non-starters; the analyzer strips
+# accents anyway, so the rest of a longer run is dropped. The class is every character
+# with a non-zero combining class, plus the five whose decomposition starts with one.
+_MAX_NONSTARTERS = 30
+_NONSTARTER = r"[\P{ccc=0}\u0f73\u0f75\u0f81\uff9e\uff9f]"
+_NONSTARTER_RUN = regex.compile(rf"({_NONSTARTER}{{{_MAX_NONSTARTERS}}}){_NONSTARTER}+")
+
+
+def stream_safe(text: str) -> str:
+    """``text`` with every run of combining marks cut to 30 (UAX #15 stream-safe), so any
+    normalization of it is linear in its length."""
+    if text.isascii():
+        return text
+    return _NONSTARTER_RUN.sub(r"\1", text)
+
+
+def normalize(form: str, text: str) -> str:
+    """``unicodedata.normalize(form, text)`` in linear time (see :func:`stream_safe`)."""
+    return unicodedata.normalize(form, stream_safe(text))
+
+
 @lru_cache(maxsize=65536)
 def _normalize_word(word: str) -> str:
     if word and word[0] >= "\u3040":  # kana/CJK/Hangul: marks are part of the letter
@@ -58,7 +82,7 @@ def _normalize_word(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Case-folded, accent-stripped words (no stop-word removal, no stemming)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = normalize("NFKC", text).casefold()
     return [_normalize_word(token) for token in _TOKEN_RE.findall(folded)]
 
 
@@ -229,4 +253,14 @@ def _windows(text: str, window: int) -> tuple[str, ...]:
     )
 
 
-__all__ = ["STOP_WORDS", "analyze", "sentence_windows", "sentences", "split_sentences", "term_set", "words"]
+__all__ = [
+    "STOP_WORDS",
+    "analyze",
+    "normalize",
+    "sentence_windows",
+    "sentences",
+    "split_sentences",
+    "stream_safe",
+    "term_set",
+    "words",
+]

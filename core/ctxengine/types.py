@@ -127,6 +127,71 @@ class ScoredDocument:
         return replace(self, score=float(score) if final else self.score, stage_scores=stages)
 
 
+#: The roles a turn can have, and what each becomes in ``packet.messages``. Any other
+#: role is a speaker's name (LoCoMo's "Caroline", a bot's name) and is kept as a label on
+#: a user message. ``system`` and ``tool`` turns are remembered text, never instructions:
+#: they too become labelled user messages, never a second system message or a tool
+#: message without the tool call it would answer.
+ROLES: dict[str, str] = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "system": "user",
+    "tool": "user",
+}
+#: Longest role (speaker name) accepted, in characters.
+MAX_ROLE_LENGTH = 64
+
+
+def check_role(role: Any) -> str:
+    """``role`` as stored: a known role (:data:`ROLES`) case- and space-normalized
+    (``" System "`` -> ``"system"``), or a speaker name, stripped.
+
+    A name is one line of visible text without ``:`` (which would read as a new
+    ``role: text`` entry) and without control or format characters.
+    """
+    import unicodedata
+
+    check_text(role, "role")
+    name = role.strip()
+    if name.lower() in ROLES:
+        return name.lower()
+    if len(name) > MAX_ROLE_LENGTH:
+        raise InvalidInputError(f"role must be at most {MAX_ROLE_LENGTH} characters, got {len(name)}")
+    for ch in name:
+        if ch == ":" or (ch.isspace() and ch != " ") or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            raise InvalidInputError(
+                f"role {role!r} contains {ch!r}: a role is a known role ({', '.join(ROLES)}) or a "
+                "speaker's name on one line, without ':' or control characters"
+            )
+    return name
+
+
+def check_candidates(items: Any, source: str) -> list[ScoredDocument]:
+    """A first stage's result, checked: a sequence of :class:`ScoredDocument` with real
+    number scores (NaN and infinities are allowed: the re-rankers read them as "no
+    information"). Blank documents (nothing visible) are dropped here, so they never take
+    a slot that a real document could fill."""
+    import numbers
+
+    from ._validation import is_blank
+
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise InvalidTypeError(f"{source}.retrieve must return a list of ScoredDocument, got {type(items).__name__}")
+    out: list[ScoredDocument] = []
+    for item in items:
+        if not isinstance(item, ScoredDocument):
+            raise InvalidTypeError(f"{source}.retrieve returned a {type(item).__name__}, not a ScoredDocument")
+        if isinstance(item.score, bool) or not isinstance(item.score, numbers.Real):
+            raise InvalidTypeError(
+                f"{source}.retrieve returned document {item.id!r} with a non-numeric score {item.score!r}"
+            )
+        if not is_blank(item.text):
+            out.append(item)
+    return out
+
+
 def now_seconds() -> float:
     return time.time()
 

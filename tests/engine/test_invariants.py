@@ -21,6 +21,7 @@ from hypothesis_support import scaled_examples
 
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine import formatting as fmt
+from ctxengine._validation import is_blank
 from ctxengine.embeddings import HashingEmbedder, bundled_model_path
 from ctxengine.memory import RELEVANCE_MODES
 from ctxengine.rerank import MMRReranker, PassageReranker, TagReranker
@@ -84,7 +85,7 @@ repeated = st.builds(
 )
 text = st.one_of(plain_text, fragments, repeated, st.sampled_from(AWKWARD))
 query = st.one_of(text, st.sampled_from(["embeddings", "memory decay?", "上下文"])).filter(
-    lambda q: bool(q.strip())
+    lambda q: not is_blank(q)  # the engine's own notion: invisible-only text is blank
 )
 documents = st.lists(text, max_size=8)
 history = st.lists(st.tuples(st.sampled_from(["user", "assistant", "tool", "Caroline"]), text), max_size=10)
@@ -220,7 +221,7 @@ def run_case(docs, turns, question, *, system_prompt, budget, reserve, mode, com
     remembered = set()
     for role, content in turns:
         clock.advance(45)
-        if content.strip():
+        if not is_blank(content):
             engine.remember(role, content, session_id="s")
             remembered.add((role, content))
         engine.remember("user", "other session: " + (content.strip() or "x"), session_id="other")
@@ -305,7 +306,7 @@ def minilm_parts(embedder):
     from ctxengine.retrieval import HybridRetriever
 
     docs = list(KNOWLEDGE_BASE) + [
-        Document(text=t, id=f"awkward-{i}") for i, t in enumerate(AWKWARD) if t.strip() and len(t) < 5000
+        Document(text=t, id=f"awkward-{i}") for i, t in enumerate(AWKWARD) if not is_blank(t) and len(t) < 5000
     ]
     clock = ManualClock()
     return {

@@ -97,9 +97,10 @@ def test_turns_stored_by_other_code_keep_their_speaker():
     engine.remember("Caroline", "I went to a support group yesterday.", session_id="locomo")
     engine.remember("tool", "lookup returned 3 rows", session_id="locomo")
     messages = ContextEngineChatHistory(engine=engine, session_id="locomo").messages
+    # A remembered tool turn has no call to answer: like a named speaker it is a labelled
+    # user-side turn (issue 16), and consecutive user-side turns share one message.
     assert [(type(m), m.text) for m in messages] == [
-        (HumanMessage, "Caroline: I went to a support group yesterday."),
-        (HumanMessage, "tool: lookup returned 3 rows"),
+        (HumanMessage, "Caroline: I went to a support group yesterday.\n\ntool: lookup returned 3 rows"),
     ]
 
 

@@ -358,15 +358,18 @@ def test_sqlite_migrates_a_version_1_file_keeping_its_turns(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_sqlite_shares_a_file_with_an_application_leaving_its_tables_alone(tmp_path):
+def test_sqlite_refuses_a_file_holding_an_applications_tables(tmp_path):
+    # Issue 16: another application's database (user_version 0, its own tables) is not
+    # ours to add a table to or switch to WAL; it is refused and left byte for byte.
     path = tmp_path / "app.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE users (name TEXT)")
         conn.execute("INSERT INTO users VALUES ('ana')")
-    with SQLiteStore(path) as store:
-        store.add(turn("a", "hi"))
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT name FROM users").fetchall() == [("ana",)]
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="another application"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize(

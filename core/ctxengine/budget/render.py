@@ -119,9 +119,9 @@ def build_messages(
         messages.append({"role": "system", "content": fmt.SECTION_SEPARATOR.join(system_parts)})
     for turn in turns:
         role = chat_role(turn.role)
-        content = turn.content
+        content = fmt.escape(turn.content)  # the escaping packet.text applies
         if role == "user" and turn.role.strip().lower() not in ("user", "human"):
-            content = f"{turn.role}: {content}"  # keep the speaker's name
+            content = fmt.render_turn(turn.role, turn.content)  # keep the speaker's name
         _append(messages, role, content)
     if question:
         _append(messages, "user", question)

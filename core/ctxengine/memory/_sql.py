@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import InvalidInputError, InvalidTypeError
-from ..types import Turn
+from ..types import Turn, check_role
+
+if TYPE_CHECKING:  # typing.Self exists from Python 3.11 only
+    from typing_extensions import Self
 
 # Version 1 was the first table layout (no per-turn metadata); version 2 adds ``metadata``;
 # version 3 adds the turn's embedding (``vector``, float32 bytes, and ``vector_model``) and
@@ -42,17 +45,13 @@ COLUMNS = (
 )
 
 
-# typing.Self is 3.11+; the package supports 3.10.
-_Store = TypeVar("_Store", bound="ClosingStore")
-
-
 class ClosingStore:
     """``with store:`` closes the store's connections on exit."""
 
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self: _Store) -> _Store:  # noqa: PYI019 - typing.Self is 3.11+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -64,7 +63,7 @@ def check_turn(turn: Any) -> Turn:
         raise InvalidTypeError(f"a store holds Turn objects, got {type(turn).__name__}")
     check_text(turn.session_id, "Turn.session_id")
     check_text(turn.id, "Turn.id")
-    check_text(turn.role, "Turn.role")
+    check_role(turn.role)
     check_text(turn.content, "Turn.content", allow_empty=True)
     if not math.isfinite(turn.last_access):
         raise InvalidInputError("Turn.last_access must be finite")

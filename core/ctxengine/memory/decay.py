@@ -43,13 +43,13 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_finite, check_positive_int, check_text
+from .._validation import check_choice, check_finite, check_metadata, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
 from ..embeddings import CachedEmbedder, Embedder
 from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter, default_token_counter
-from ..types import ScoredTurn, Turn
+from ..types import ScoredTurn, Turn, check_role
 from .arrays import SessionArrays, exchange_partners, pack_exchanges, pack_indices
 from .base import TurnScorer
 from .dedup import Deduplicator
@@ -244,15 +244,14 @@ class DecayMemory:
     ) -> tuple[str, str, float, float | None, dict[str, Any]]:
         if not isinstance(message, Mapping):
             raise InvalidTypeError(f"a message must be a mapping, got {type(message).__name__}")
-        role = check_text(message.get("role"), "role")
+        role = check_role(message.get("role"))
         content = check_text(message.get("content"), "content")
         when = to_seconds(message.get("timestamp"), self.clock)
         importance = message.get("importance")
         if importance is not None:
             importance = check_finite(importance, "importance", low=0.0)
         metadata = message.get("metadata")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidTypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        metadata = check_metadata(metadata) if metadata is not None else None
         return role, content, when, importance, dict(metadata or {})
 
     def clear(self, session_id: str = "default") -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -130,8 +131,20 @@ def read_version(conn: sqlite3.Connection) -> int:
     if (version > 0) != bool(has_table):
         raise StoreError(
             f"not a ctxengine memory file (user_version={version}, "
-            f"ctxengine_turns table {'present' if has_table else 'absent'})"
+            f"ctxengine_turns table {'present' if has_table else 'absent'}); it was not modified"
         )
+    if version == 0:
+        # A new file is empty. A database with anything in it (another application's
+        # tables, an application_id) is not ours to add a table to.
+        objects = conn.execute("SELECT name FROM sqlite_master LIMIT 3").fetchall()
+        application = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        if objects or application:
+            names = ", ".join(repr(row[0]) for row in objects)
+            raise StoreError(
+                "not a ctxengine memory file: it belongs to another application "
+                f"({f'holds {names}' if objects else f'application_id {application}'}); "
+                "it was not modified"
+            )
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"schema version {version} was written by a newer ctxengine "
@@ -185,6 +198,8 @@ class SQLiteStore(ClosingStore):
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigurationError(f"path must be a str or PathLike, got {type(path).__name__}")
         text = os.fspath(path)
+        if not isinstance(text, str) or "\x00" in text:
+            raise ConfigurationError(f"path must be a str path without NUL characters, got {text!r}")
         if not text or text == ":memory:" or text.startswith("file:"):
             raise ConfigurationError(
                 "SQLiteStore needs a file path; use memory_url=None for an in-process store"
@@ -236,18 +251,42 @@ class SQLiteStore(ClosingStore):
 
     def _check_header(self) -> None:
         # sqlite3 opens anything lazily; read the magic bytes first so a foreign file is
-        # reported clearly and never touched (not even by PRAGMA journal_mode).
-        try:
-            with open(self.path, "rb") as handle:
-                head = handle.read(len(_HEADER))
-        except FileNotFoundError:
+        # reported clearly and never touched (not even by PRAGMA journal_mode). The file
+        # and its -wal / -shm companions must be regular files: a FIFO would block the
+        # open forever, and a symbolic link would put the store somewhere not named.
+        for companion in ("-wal", "-shm", "-journal"):
+            self._check_regular(Path(f"{self.path}{companion}"), missing_ok=True)
+        if not self._check_regular(self.path, missing_ok=True):
             if not self.path.parent.is_dir():
-                raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist") from None
+                raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist")
             return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise StoreError(f"{self.path} is not a regular file; it was not opened")
+                head = handle.read(len(_HEADER))
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from exc
         if head and head != _HEADER:
             raise StoreError(f"{self.path} is not a SQLite database (wrong header); it was not modified")
+
+    @staticmethod
+    def _check_regular(path: Path, *, missing_ok: bool) -> bool:
+        """True if ``path`` is a regular file, False if missing; StoreError otherwise."""
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            if missing_ok:
+                return False
+            raise StoreError(f"{path} does not exist") from None
+        except OSError as exc:
+            raise StoreError(f"cannot inspect {path}: {exc}") from exc
+        if stat.S_ISLNK(mode):
+            raise StoreError(f"{path} is a symbolic link; give the real path of the memory file")
+        if not stat.S_ISREG(mode):
+            raise StoreError(f"{path} is not a regular file (a FIFO, device or directory); it was not opened")
+        return True
 
     def _conn(self) -> _Connection:
         if self._closed:
