@@ -22,6 +22,7 @@ from ._validation import check_positive_int, check_text
 from .assembly import assemble, build_messages
 from .budget import TokenBudget
 from .clock import Clock, system_clock
+from .embeddings import model_usage
 from .errors import ConfigurationError, InvalidTypeError
 from .packet import ContextPacket
 from .slots import compress_into_slot, fill_history, fit_question
@@ -291,6 +292,7 @@ class ContextEngine(EngineConstructors):
         timings: dict[str, float] = {}
         notes: list[str] = []
         started = time.perf_counter()
+        usage = model_usage()  # to report any embedding-model call this build makes
 
         # 1-2. retrieval and re-ranking
         contributions: dict[str, dict[str, float]] = {}
@@ -327,6 +329,10 @@ class ContextEngine(EngineConstructors):
         messages = build_messages(self.system_prompt, turns, documents, assembled.question)
         timings["assemble"] = time.perf_counter() - stage
         timings["total"] = time.perf_counter() - started
+        ran = model_usage() - usage
+        if ran.texts:
+            timings["embed"] = ran.seconds
+            notes.append(f"the embedding model ran at query time on {ran.texts} text(s)")
         chosen = {d.id for d in documents} | {t.turn.id for t in turns}
         return ContextPacket(
             query=query, session_id=session_id, text=assembled.text, messages=messages,

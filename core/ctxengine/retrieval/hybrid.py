@@ -24,7 +24,6 @@ from .._validation import check_choice, check_finite, check_positive_int, check_
 from ..embeddings import (
     CachedEmbedder,
     Embedder,
-    check_embeddings,
     default_embedder,
     get_embedder,
 )
@@ -43,7 +42,6 @@ from .snapshot import Entry, Snapshot
 from .windows import WindowMatrix, stack_windows, take_best_window, window_texts
 
 DocumentLike = Document | str | Mapping[str, Any]
-_QUERY_CACHE_SIZE = 4096
 
 
 def _as_batch(items: Any, what: str) -> list[Any]:
@@ -105,7 +103,6 @@ class HybridRetriever:
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
         self._resolved: Embedder | None = None
-        self._query_vectors: dict[str, np.ndarray] = {}
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -315,17 +312,11 @@ class HybridRetriever:
         return snap.part("matrix", build)
 
     def _query_vector(self, query: str) -> np.ndarray:
-        # Queries skip the on-disk cache (a SQLite write per new query cost ~12 ms, more
-        # than the model) and use a small in-memory one instead; documents keep the disk.
-        vector = self._query_vectors.get(query)
-        if vector is None:
-            resolved = self._embedder()
-            model = resolved.embedder if isinstance(resolved, CachedEmbedder) else resolved
-            vector = check_embeddings(model.embed([query]), 1, model.dimension, model.name)[0]
-            if len(self._query_vectors) >= _QUERY_CACHE_SIZE:
-                self._query_vectors.clear()
-            self._query_vectors[query] = vector
-        return vector
+        # Memory-only cache, shared with every stage that embeds through the same embedder:
+        # one model call per new query per build (CachedEmbedder.embed_query).
+        resolved = self._embedder()
+        assert isinstance(resolved, CachedEmbedder)
+        return resolved.embed_query(query)
 
     def _windows(self, snap: Snapshot) -> WindowMatrix:
         # _matrix's build embeds the windows too (_fill_vectors fills both)
@@ -412,7 +403,10 @@ class HybridRetriever:
 
     @staticmethod
     def _scored(snap: Snapshot, index: int, score: float, stages: dict[str, float]) -> ScoredDocument:
-        return ScoredDocument(snap.documents[int(index)], score, stages)
+        # The index-time vector rides along (when there is one), so near-duplicate removal
+        # downstream never has to run the model on the candidates.
+        vector = snap.entries[int(index)].vector
+        return ScoredDocument(snap.documents[int(index)], score, stages, vector=vector)
 
     def __repr__(self) -> str:
         return (
