@@ -37,7 +37,7 @@ from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
-from .lexical import BM25Index, TfidfIndex
+from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
 from .windows import WindowMatrix, stack_windows, take_best_window, window_texts
 
@@ -103,6 +103,10 @@ class HybridRetriever:
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
         self._resolved: Embedder | None = None
+        # grow-only: a term keeps its id for the retriever's life, so every document's
+        # postings stay valid and a rebuild after a change only concatenates them
+        self._vocabulary: dict[str, int] = {}
+        self._vocabulary_lock = threading.Lock()
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -146,9 +150,10 @@ class HybridRetriever:
         for doc in batch:
             old = previous.get(doc.id)
             if old is not None and old.document.text == doc.text:
-                entries.append(Entry(doc, old.tokens, old.vector, old.passages))
+                entries.append(Entry(doc, old.tokens, old.vector, old.passages, old.postings))
             else:
                 entries.append(Entry(doc, tuple(analyze(doc.text))))
+        self._fill_postings(entries)
         if self.mode in DENSE_MODES:
             self._fill_vectors(entries)
         with self._lock:
@@ -296,10 +301,21 @@ class HybridRetriever:
                 self._snap = Snapshot(self._version, list(self._entries.values()))
             return self._snap
 
+    def _fill_postings(self, entries: Sequence[Entry]) -> None:
+        todo = [entry for entry in entries if entry.postings is None]
+        if todo:
+            with self._vocabulary_lock:
+                for entry in todo:
+                    entry.postings = postings(entry.tokens, self._vocabulary)
+
     def _bm25(self, snap: Snapshot) -> BM25Index:
-        return snap.part(
-            "bm25", lambda: BM25Index([e.tokens for e in snap.entries], k1=self.k1, b=self.b)
-        )
+        def build() -> BM25Index:
+            self._fill_postings(snap.entries)  # entries restored by from_state have none yet
+            return BM25Index(
+                [e.postings for e in snap.entries], self._vocabulary, k1=self.k1, b=self.b
+            )
+
+        return snap.part("bm25", build)
 
     def _tfidf(self, snap: Snapshot) -> TfidfIndex:
         return snap.part("tfidf", lambda: TfidfIndex([e.tokens for e in snap.entries]))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..types import Document
+from .lexical import Postings
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Entry:
     # vectors of the document's sentence windows when it has more than one ((0, d) if not);
     # None until a dense mode with passage windows first needs them
     passages: np.ndarray | None = None
+    # the tokens as term ids and counts in the retriever's vocabulary (BM25's input)
+    postings: Postings | None = None
 
 
 class Snapshot:
