@@ -97,3 +97,41 @@ def test_scores_match_bm25s_on_random_corpora(token_lists, query):
     np.testing.assert_allclose(
         index.scores(query), _reference(token_lists, query), rtol=1e-5, atol=1e-6
     )
+
+
+def test_appended_documents_extend_the_dense_matrices_and_score_like_a_fresh_index():
+    from ctxengine.embeddings import HashingEmbedder
+
+    embedder = HashingEmbedder(256)
+    long_text = "First point here. Second point there. Third point about fusion. Fourth about BM25."
+    docs = [
+        {"id": f"d{i}", "text": f"{text} {long_text}" if i % 2 else text}
+        for i, text in enumerate(TEXTS)
+    ]
+    live = HybridRetriever(docs[:4], embedder=embedder)
+    before = live._snapshot()
+    old_scores = live.score_all("fusion of rankings")["dense"].copy()
+    for doc in docs[4:]:  # one at a time, a query between: every snapshot extends its base
+        live.add(doc)
+        live.retrieve("fusion of rankings", k=3)
+    assert live._snapshot().base is not None  # the append path was taken
+    fresh = HybridRetriever(docs, embedder=embedder)
+    for query in QUERIES:
+        np.testing.assert_allclose(
+            live.score_all(query)["dense"], fresh.score_all(query)["dense"], rtol=1e-6
+        )
+    # a snapshot taken before the appends still sees exactly what it saw
+    np.testing.assert_allclose(
+        live._dense_scores(before, "fusion of rankings"), old_scores, rtol=1e-6
+    )
+    # a replacement or a removal restacks, and still scores like a fresh index
+    live.upsert({"id": "d1", "text": "Replaced text about vectors."})
+    live.remove("d2")
+    assert live._snapshot().base is None
+    rest = [d for d in docs if d["id"] != "d2"]
+    rest[1] = {"id": "d1", "text": "Replaced text about vectors."}
+    fresh = HybridRetriever(rest, embedder=embedder)
+    for query in QUERIES:
+        np.testing.assert_allclose(
+            live.score_all(query)["dense"], fresh.score_all(query)["dense"], rtol=1e-6
+        )

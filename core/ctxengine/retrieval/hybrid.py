@@ -37,6 +37,7 @@ from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
+from .growable import RowStore
 from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
 from .windows import WindowMatrix, stack_windows, take_best_window, window_texts
@@ -102,6 +103,7 @@ class HybridRetriever:
         self._version = 0
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
+        self._appended_only = True  # since the last snapshot, writes only added new ids
         self._resolved: Embedder | None = None
         # grow-only: a term keeps its id for the retriever's life, so every document's
         # postings stay valid and a rebuild after a change only concatenates them
@@ -130,6 +132,7 @@ class HybridRetriever:
                 raise DocumentNotFoundError(f"no document with id {missing[0]!r}")
             for doc_id in batch:
                 self._entries.pop(doc_id, None)
+            self._appended_only = False
             self._version += 1
 
     def _write(self, documents: Iterable[DocumentLike] | DocumentLike, *, replace: bool) -> None:
@@ -159,6 +162,8 @@ class HybridRetriever:
         with self._lock:
             if not replace:
                 self._check_new(batch)  # another thread may have added one meanwhile
+            if any(entry.document.id in self._entries for entry in entries):
+                self._appended_only = False  # a replaced row: the next snapshot restacks
             for entry in entries:
                 self._entries[entry.document.id] = entry
             self._version += 1
@@ -298,7 +303,12 @@ class HybridRetriever:
             return snap
         with self._lock:
             if self._snap is None or self._snap.version != self._version:
-                self._snap = Snapshot(self._version, list(self._entries.values()))
+                previous = self._snap
+                base = previous if self._appended_only else None
+                if previous is not None:
+                    previous.base = None  # keep at most one generation alive
+                self._snap = Snapshot(self._version, list(self._entries.values()), base)
+                self._appended_only = True
             return self._snap
 
     def _fill_postings(self, entries: Sequence[Entry]) -> None:
@@ -322,8 +332,20 @@ class HybridRetriever:
 
     def _matrix(self, snap: Snapshot) -> np.ndarray:
         def build() -> np.ndarray:
+            stored = snap.base.peek("matrix_store") if snap.base is not None else None
+            if stored is not None:  # appended documents: copy their rows only
+                store, n = stored
+                added = snap.entries[n:]
+                self._fill_vectors(added)
+                rows = np.stack([e.vector for e in added]) if added else np.zeros((0, store.view().shape[1]))
+                extended = store.extend(n, rows)
+                if extended is not None:
+                    snap.put("matrix_store", (extended[0], len(snap.entries)))
+                    return extended[1]
             self._fill_vectors(snap.entries)
-            return np.stack([e.vector for e in snap.entries]).astype(np.float32, copy=False)
+            store = RowStore(np.stack([e.vector for e in snap.entries]))
+            snap.put("matrix_store", (store, len(snap.entries)))
+            return store.view()
 
         return snap.part("matrix", build)
 
@@ -335,8 +357,28 @@ class HybridRetriever:
         return resolved.embed_query(query)
 
     def _windows(self, snap: Snapshot) -> WindowMatrix:
-        # _matrix's build embeds the windows too (_fill_vectors fills both)
-        return snap.part("windows", lambda: stack_windows(snap.entries, self._matrix(snap).shape[1]))
+        def build() -> WindowMatrix:
+            dimension = self._matrix(snap).shape[1]  # its build embeds the windows too
+            stored = snap.base.peek("windows_store") if snap.base is not None else None
+            if stored is not None:  # appended documents: copy their window rows only
+                store, n, old = stored
+                added = stack_windows(snap.entries[n:], dimension)
+                extended = store.extend(len(old.vectors), added.vectors)
+                if extended is not None:
+                    windows = WindowMatrix(
+                        extended[1],
+                        np.concatenate([old.owners, added.owners + n]),
+                        np.concatenate([old.starts, added.starts + len(old.vectors)]),
+                    )
+                    snap.put("windows_store", (extended[0], len(snap.entries), windows))
+                    return windows
+            stacked = stack_windows(snap.entries, dimension)
+            store = RowStore(stacked.vectors)
+            windows = WindowMatrix(store.view(), stacked.owners, stacked.starts)
+            snap.put("windows_store", (store, len(snap.entries), windows))
+            return windows
+
+        return snap.part("windows", build)
 
     def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
