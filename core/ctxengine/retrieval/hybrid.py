@@ -35,12 +35,11 @@ from ..errors import (
 )
 from ..text import analyze
 from ..types import Document, ScoredDocument
-from . import adaptive, fusion
+from . import adaptive, dense, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
-from .growable import RowStore
 from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, stack_windows, take_best_window, window_texts
+from .windows import WindowMatrix, take_best_window, window_texts
 
 DocumentLike = Document | str | Mapping[str, Any]
 
@@ -331,23 +330,7 @@ class HybridRetriever:
         return snap.part("tfidf", lambda: TfidfIndex([e.tokens for e in snap.entries]))
 
     def _matrix(self, snap: Snapshot) -> np.ndarray:
-        def build() -> np.ndarray:
-            stored = snap.base.peek("matrix_store") if snap.base is not None else None
-            if stored is not None:  # appended documents: copy their rows only
-                store, n = stored
-                added = snap.entries[n:]
-                self._fill_vectors(added)
-                rows = np.stack([e.vector for e in added]) if added else np.zeros((0, store.view().shape[1]))
-                extended = store.extend(n, rows)
-                if extended is not None:
-                    snap.put("matrix_store", (extended[0], len(snap.entries)))
-                    return extended[1]
-            self._fill_vectors(snap.entries)
-            store = RowStore(np.stack([e.vector for e in snap.entries]))
-            snap.put("matrix_store", (store, len(snap.entries)))
-            return store.view()
-
-        return snap.part("matrix", build)
+        return snap.part("matrix", lambda: dense.matrix(snap, self._fill_vectors))
 
     def _query_vector(self, query: str) -> np.ndarray:
         # Memory-only cache, shared with every stage that embeds through the same embedder:
@@ -357,28 +340,8 @@ class HybridRetriever:
         return resolved.embed_query(query)
 
     def _windows(self, snap: Snapshot) -> WindowMatrix:
-        def build() -> WindowMatrix:
-            dimension = self._matrix(snap).shape[1]  # its build embeds the windows too
-            stored = snap.base.peek("windows_store") if snap.base is not None else None
-            if stored is not None:  # appended documents: copy their window rows only
-                store, n, old = stored
-                added = stack_windows(snap.entries[n:], dimension)
-                extended = store.extend(len(old.vectors), added.vectors)
-                if extended is not None:
-                    windows = WindowMatrix(
-                        extended[1],
-                        np.concatenate([old.owners, added.owners + n]),
-                        np.concatenate([old.starts, added.starts + len(old.vectors)]),
-                    )
-                    snap.put("windows_store", (extended[0], len(snap.entries), windows))
-                    return windows
-            stacked = stack_windows(snap.entries, dimension)
-            store = RowStore(stacked.vectors)
-            windows = WindowMatrix(store.view(), stacked.owners, stacked.starts)
-            snap.put("windows_store", (store, len(snap.entries), windows))
-            return windows
-
-        return snap.part("windows", build)
+        # the matrix's build embeds the windows too (_fill_vectors fills both)
+        return snap.part("windows", lambda: dense.windows(snap, self._matrix(snap).shape[1]))
 
     def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
