@@ -135,3 +135,21 @@ def test_appended_documents_extend_the_dense_matrices_and_score_like_a_fresh_ind
         np.testing.assert_allclose(
             live.score_all(query)["dense"], fresh.score_all(query)["dense"], rtol=1e-6
         )
+
+
+def test_documents_added_one_by_one_between_queries_score_like_a_fresh_index():
+    docs = [{"id": f"d{i}", "text": text} for i, text in enumerate(TEXTS * 3)]
+    docs = [
+        {"id": d["id"], "text": f"{d['text']} copy {i // len(TEXTS)}"} for i, d in enumerate(docs)
+    ]
+    live = HybridRetriever(docs[:2], mode="keyword")
+    for doc in docs[2:]:
+        live.add(doc)
+        live.retrieve("term frequency", k=3)  # a query between adds: segments get appended
+    segments = len(live._bm25(live._snapshot())._segments)
+    assert segments > 1  # the segment path was taken (and merged at least once: 28 adds)
+    fresh = HybridRetriever(docs, mode="keyword")
+    for query in [*QUERIES, "copy 2"]:
+        np.testing.assert_allclose(
+            live.score_all(query)["bm25"], fresh.score_all(query)["bm25"], rtol=1e-5, atol=1e-6
+        )

@@ -319,6 +319,11 @@ class HybridRetriever:
 
     def _bm25(self, snap: Snapshot) -> BM25Index:
         def build() -> BM25Index:
+            base = snap.base.peek("bm25") if snap.base is not None else None
+            if base is not None:  # appended documents: a new segment with theirs only
+                added = snap.entries[base.n_docs :]
+                self._fill_postings(added)
+                return base.extended([e.postings for e in added])
             self._fill_postings(snap.entries)  # entries restored by from_state have none yet
             return BM25Index(
                 [e.postings for e in snap.entries], self._vocabulary, k1=self.k1, b=self.b

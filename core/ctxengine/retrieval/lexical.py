@@ -42,37 +42,65 @@ def postings(tokens: Sequence[str], vocabulary: dict[str, int]) -> Postings:
     return Postings(ids, np.fromiter(counts.values(), dtype=np.float32, count=len(counts)), len(tokens))
 
 
+def _segment(documents: Sequence[Postings], n_terms: int) -> sparse.csc_matrix:
+    """Term-major counts of ``documents`` (column t: the rows holding term t)."""
+    sizes = np.fromiter((len(d.terms) for d in documents), dtype=np.int64, count=len(documents))
+    indptr = np.zeros(len(documents) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    terms = np.concatenate([d.terms for d in documents]) if documents else np.zeros(0, np.int32)
+    counts = np.concatenate([d.counts for d in documents]) if documents else np.zeros(0, np.float32)
+    return sparse.csr_matrix((counts, terms, indptr), shape=(len(documents), n_terms)).tocsc()
+
+
 class BM25Index:
     """Okapi BM25 (Lucene variant: idf = ln(1 + (N - df + .5) / (df + .5)), always > 0; term
     weight tf / (tf + k1 * (1 - b + b * dl / avgdl)), as ``bm25s`` scores it).
 
     Built from per-document :class:`Postings` by concatenation and one CSR -> CSC conversion
     (C speed, no per-document Python), and scored at query time over the postings of the
-    query's terms only, so adding one document to a 10k index costs milliseconds where a
-    full ``bm25s`` re-index cost ~1 s. Because every idf is positive, a document scores
-    above zero exactly when it shares a term with the query.
+    query's terms only. :meth:`extended` adds documents as a new segment (work proportional
+    to them, plus O(vocabulary) for the document frequencies); past
+    :attr:`MAX_SEGMENTS` segments or an eighth of the rows in segments, it rebuilds one.
+    Because every idf is positive, a document scores above zero exactly when it shares a
+    term with the query.
     """
+
+    MAX_SEGMENTS = 16
 
     def __init__(
         self, documents: Sequence[Postings], vocabulary: dict[str, int], *, k1: float, b: float
     ) -> None:
-        self.n_docs = len(documents)
         self.k1, self.b = k1, b
         self._vocab = vocabulary
-        n_terms = len(vocabulary)
-        sizes = np.fromiter((len(d.terms) for d in documents), dtype=np.int64, count=self.n_docs)
-        indptr = np.zeros(self.n_docs + 1, dtype=np.int64)
-        np.cumsum(sizes, out=indptr[1:])
-        terms = np.concatenate([d.terms for d in documents]) if documents else np.zeros(0, np.int32)
-        counts = np.concatenate([d.counts for d in documents]) if documents else np.zeros(0, np.float32)
-        by_doc = sparse.csr_matrix((counts, terms, indptr), shape=(self.n_docs, n_terms))
-        self._by_term = by_doc.tocsc()  # column t: the documents holding term t, with counts
-        self._df = np.diff(self._by_term.indptr)
-        lengths = np.fromiter((d.length for d in documents), dtype=np.float64, count=self.n_docs)
-        average = float(lengths.mean()) if self.n_docs and lengths.any() else 1.0
-        # the length part of the denominator, per document, once per index
-        self._norm = k1 * ((1.0 - b) + b * lengths / average)
-        self._idf = np.log1p((self.n_docs - self._df + 0.5) / (self._df + 0.5))
+        self._documents = list(documents)  # kept for the rebuild that merges segments
+        main = _segment(self._documents, len(vocabulary))
+        self._segments: list[tuple[int, sparse.csc_matrix]] = [(0, main)]
+        lengths = np.fromiter((d.length for d in documents), dtype=np.float64, count=len(documents))
+        self._finish(lengths, np.diff(main.indptr))
+
+    def _finish(self, lengths: np.ndarray, df: np.ndarray) -> None:
+        self.n_docs = len(lengths)
+        self._lengths, self._df = lengths, df
+        self._average = float(lengths.mean()) if self.n_docs and lengths.any() else 1.0
+        self._idf = np.log1p((self.n_docs - df + 0.5) / (df + 0.5))
+
+    def extended(self, added: Sequence[Postings]) -> BM25Index:
+        """A new index holding this one's documents then ``added`` (this one is unchanged)."""
+        documents = self._documents + list(added)
+        tail = sum(seg.shape[0] for _, seg in self._segments[1:]) + len(added)
+        if len(self._segments) >= self.MAX_SEGMENTS or tail > max(64, len(documents) // 8):
+            return BM25Index(documents, self._vocab, k1=self.k1, b=self.b)
+        n_terms = len(self._vocab)
+        segment = _segment(added, n_terms)
+        index = BM25Index.__new__(BM25Index)
+        index.k1, index.b, index._vocab, index._documents = self.k1, self.b, self._vocab, documents
+        index._segments = [*self._segments, (self.n_docs, segment)]
+        df = np.zeros(n_terms, dtype=np.int64)
+        df[: len(self._df)] = self._df
+        df += np.diff(segment.indptr)
+        lengths = np.concatenate([self._lengths, [float(d.length) for d in added]])
+        index._finish(lengths, df)
+        return index
 
     def term_ids(self, tokens: Sequence[str]) -> list[int]:
         """Vocabulary ids of ``tokens`` that occur in at least one indexed document."""
@@ -86,14 +114,21 @@ class BM25Index:
         ids = self.term_ids(tokens)
         if not ids:
             return np.zeros(self.n_docs, dtype=np.float32)
-        indptr = self._by_term.indptr
-        rows = [self._by_term.indices[indptr[t] : indptr[t + 1]] for t in ids]
-        tfs = [self._by_term.data[indptr[t] : indptr[t + 1]] for t in ids]
-        idf = np.repeat(self._idf[ids], [len(r) for r in rows])
-        rows_all = np.concatenate(rows)
+        rows, tfs, idfs = [], [], []
+        for offset, segment in self._segments:
+            indptr, indices, data = segment.indptr, segment.indices, segment.data
+            for t in ids:
+                if t < segment.shape[1] and indptr[t + 1] > indptr[t]:
+                    rows.append(indices[indptr[t] : indptr[t + 1]] + offset)
+                    tfs.append(data[indptr[t] : indptr[t + 1]])
+                    idfs.append(np.full(len(tfs[-1]), self._idf[t]))
+        if not rows:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        row = np.concatenate(rows)
         tf = np.concatenate(tfs).astype(np.float64)
-        weights = idf * tf / (tf + self._norm[rows_all])
-        return np.bincount(rows_all, weights=weights, minlength=self.n_docs).astype(np.float32)
+        norm = self.k1 * ((1.0 - self.b) + self.b * self._lengths[row] / self._average)
+        weights = np.concatenate(idfs) * tf / (tf + norm)
+        return np.bincount(row, weights=weights, minlength=self.n_docs).astype(np.float32)
 
     def document_frequency(self, token: str) -> int:
         """How many documents contain ``token`` (0 for unknown terms)."""
