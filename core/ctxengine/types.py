@@ -101,6 +101,8 @@ class ScoredDocument:
     stage_scores: dict[str, float] = field(default_factory=dict)
     kept: list[KeptSpan] | None = None
     tokens: int | None = None
+    # feature -> its share of a learned score (set when a trained scorer ranked it)
+    contributions: Mapping[str, float] = field(default_factory=dict)
     # The document's embedding when the first stage had one at hand (index-time vectors, or
     # what an external store returned with its hit); lets near-duplicate removal skip the model.
     vector: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -152,6 +154,10 @@ class Turn:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the session, assigned by the store
+    # The rendered turn's embedding and the model that made it (``name:dimension``), computed
+    # once when the turn is remembered and persisted with it; not part of the turn's identity.
+    vector: Any = field(default=None, compare=False, repr=False)
+    vector_model: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.timestamp) or not math.isfinite(self.importance):
@@ -166,6 +172,8 @@ class ScoredTurn:
     effective: float
     components: Mapping[str, float] = field(default_factory=dict)
     tokens: int | None = None
+    # feature -> its share of a learned score (set when a trained scorer chose it)
+    contributions: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
