@@ -169,3 +169,15 @@ def test_keyword_hits_carry_no_vector():
 def test_similarity_is_validated():
     with pytest.raises(UnknownStrategyError):
         MMRReranker(similarity="cosine")
+
+
+def test_default_memory_embeds_no_query_for_an_empty_session():
+    recording = RecordingEmbedder()
+    engine = _engine("keyword", recording)  # default memory: hybrid relevance
+    engine.build("How does TF-IDF weigh rare words?")
+    assert recording.at_query_time == []
+    engine.remember("user", "I asked about TF-IDF weights before.")
+    packet = engine.build("How does TF-IDF weigh rare words?")
+    # with history, the memory's dense relevance must embed the query: reported
+    assert "How does TF-IDF weigh rare words?" in recording.at_query_time
+    assert "embed" in packet.timings
