@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
 
@@ -48,9 +49,10 @@ def node_to_scored(item: NodeWithScore) -> ScoredDocument:
         id=node.node_id,
         metadata=dict(node.metadata),
     )
+    vector = None if node.embedding is None else np.asarray(node.embedding, dtype=np.float32)
     if item.score is None:
-        return ScoredDocument(document, 0.0)
-    return ScoredDocument(document, float(item.score), {INPUT_STAGE: float(item.score)})
+        return ScoredDocument(document, 0.0, vector=vector)
+    return ScoredDocument(document, float(item.score), {INPUT_STAGE: float(item.score)}, vector=vector)
 
 
 def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> NodeWithScore:

@@ -17,10 +17,11 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -257,6 +258,34 @@ class HashingEmbedder:
         return self._vectorizer.transform(items).toarray().astype(np.float32)
 
 
+class ModelUsage(NamedTuple):
+    """Texts sent to an embedding model, and the seconds the model took."""
+
+    texts: int = 0
+    seconds: float = 0.0
+
+    def __sub__(self, other: tuple[Any, ...]) -> ModelUsage:  # type: ignore[override]
+        return ModelUsage(self.texts - other[0], self.seconds - other[1])
+
+
+_usage = threading.local()
+
+
+def model_usage() -> ModelUsage:
+    """What this thread has sent to embedding models so far (through :class:`CachedEmbedder`,
+    which every stage wraps its embedder in; cache hits do not count).
+
+    Take it before and after a piece of work and subtract: the engine does so around
+    ``build()`` to report a query-time model call in the packet's notes and timings.
+    """
+    return ModelUsage(getattr(_usage, "texts", 0), getattr(_usage, "seconds", 0.0))
+
+
+def _record_usage(texts: int, seconds: float) -> None:
+    _usage.texts = getattr(_usage, "texts", 0) + texts
+    _usage.seconds = getattr(_usage, "seconds", 0.0) + seconds
+
+
 def _text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -334,9 +363,7 @@ class CachedEmbedder:
                 todo[key] = text
         todo_keys, todo_texts = list(todo), list(todo.values())
         if todo_texts:
-            fresh = check_embeddings(
-                self.embedder.embed(todo_texts), len(todo_texts), self.dimension, self.name
-            )
+            fresh = self._run_model(todo_texts)
             for key, vector in zip(todo_keys, fresh):
                 found[key] = np.asarray(vector, dtype=np.float32)
             if self._db_path is not None:
@@ -354,6 +381,34 @@ class CachedEmbedder:
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The vector of one query text, shape ``(dimension,)``.
+
+        Kept in the in-memory cache only: a SQLite write per new query cost ~12 ms, more
+        than the model. Every stage that later embeds the same text through this embedder
+        (memory relevance, semantic compression, re-rankers) gets it from memory, so one
+        ``build()`` runs the model on its query once.
+        """
+        if not isinstance(text, str):
+            raise InvalidTypeError(f"embed_query() needs a string, got {type(text).__name__}")
+        key = _text_key(text)
+        vector = self._memory.get(key)
+        if vector is None:
+            vector = self._run_model([text])[0]
+            with self._lock:
+                if len(self._memory) >= self._max_memory_items:
+                    self._memory.clear()
+                self._memory[key] = vector
+        return vector
+
+    def _run_model(self, texts: list[str]) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            vectors = self.embedder.embed(texts)
+        finally:
+            _record_usage(len(texts), time.perf_counter() - started)
+        return check_embeddings(vectors, len(texts), self.dimension, self.name)
 
     def __repr__(self) -> str:
         return f"CachedEmbedder({self.embedder!r}, disk={self._db_path})"
@@ -407,10 +462,12 @@ __all__ = [
     "CallableEmbedder",
     "Embedder",
     "HashingEmbedder",
+    "ModelUsage",
     "SentenceTransformerEmbedder",
     "bundled_model_path",
     "check_embeddings",
     "default_embedder",
     "get_embedder",
+    "model_usage",
     "normalize_rows",
 ]

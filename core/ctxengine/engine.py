@@ -24,6 +24,7 @@ from ._validation import check_positive_int, check_text
 from .budget import BudgetLedger, TokenBudget
 from .clock import Clock, system_clock
 from .compress import Compressor
+from .embeddings import model_usage
 from .errors import ConfigurationError, InvalidTypeError
 from .memory import Memory
 from .packet import ContextPacket
@@ -372,6 +373,7 @@ class ContextEngine:
         k = self.k if k is None else check_positive_int(k, "k")
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        usage = model_usage()  # to report any embedding-model call this build makes
         ranked, pool = self._retrieve(query, k, timings)  # 1-2. retrieval, re-ranking
 
         ledger = ledger if ledger is not None else self.budget.start(self.system_prompt)
@@ -393,6 +395,10 @@ class ContextEngine:
         request = ledger.finish()
         timings["assemble"] = time.perf_counter() - stage
         timings["total"] = time.perf_counter() - started
+        ran = model_usage() - usage
+        if ran.texts:
+            timings["embed"] = ran.seconds
+            request.notes.append(f"the embedding model ran at query time on {ran.texts} text(s)")
         return ContextPacket.from_request(
             request, query=query, session_id=session_id, budget=self.budget, timings=timings,
             candidates=pool,

@@ -8,10 +8,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._validation import check_text
 from .errors import InvalidInputError, InvalidTypeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def content_id(text: str) -> str:
@@ -100,6 +103,9 @@ class ScoredDocument:
     tokens: int | None = None
     # feature -> its share of a learned score (set when a trained scorer ranked it)
     contributions: Mapping[str, float] = field(default_factory=dict)
+    # The document's embedding when the first stage had one at hand (index-time vectors, or
+    # what an external store returned with its hit); lets near-duplicate removal skip the model.
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:

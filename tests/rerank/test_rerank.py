@@ -244,7 +244,7 @@ def test_passage_and_mmr_do_not_embed_the_same_documents_twice():
     assert first > 0
     reranker.rerank("embedding models", CANDIDATES)
     assert counting.texts == first
-    mmr = MMRReranker(counting)
+    mmr = MMRReranker(counting, similarity="embedding")
     mmr.rerank("embedding models", CANDIDATES)
     seen = counting.texts
     mmr.rerank("another query", CANDIDATES)
@@ -282,26 +282,29 @@ DUPLICATES = [
 
 
 def test_mmr_near_duplicates_do_not_crowd_out_the_useful_document(embedder):
-    out = MMRReranker(embedder).rerank("Visiting the Eiffel Tower", DUPLICATES, k=2)
+    out = MMRReranker(embedder, similarity="embedding").rerank("Visiting the Eiffel Tower", DUPLICATES, k=2)
     assert [c.id for c in out] == ["dup1", "useful"]
     # Without k, the near-duplicates are removed, not merely pushed down.
-    assert [c.id for c in MMRReranker(embedder).rerank("Eiffel Tower", DUPLICATES)] == ["dup1", "useful"]
+    dedup = MMRReranker(embedder, similarity="embedding")
+    assert [c.id for c in dedup.rerank("Eiffel Tower", DUPLICATES)] == ["dup1", "useful"]
 
 
 def test_mmr_threshold_one_keeps_everything_with_falling_scores(embedder):
-    out = MMRReranker(embedder, duplicate_threshold=1.0).rerank("Eiffel Tower", DUPLICATES)
+    out = MMRReranker(embedder, duplicate_threshold=1.0, similarity="embedding").rerank("Eiffel Tower", DUPLICATES)
     assert len(out) == 4 and out[0].id == "dup1"
     marginal = [c.stage_scores["mmr"] for c in out]
     assert marginal == sorted(marginal, reverse=True)
     # lambda_=1 is pure relevance: the incoming order comes back.
-    pure = MMRReranker(embedder, lambda_=1.0, duplicate_threshold=1.0).rerank("Eiffel Tower", DUPLICATES)
+    pure = MMRReranker(embedder, lambda_=1.0, duplicate_threshold=1.0, similarity="embedding").rerank(
+        "Eiffel Tower", DUPLICATES
+    )
     assert [c.id for c in pure] == ["dup1", "dup2", "dup3", "useful"]
 
 
 def test_mmr_drops_exact_copies_even_with_lexical_vectors(hashing):
     docs = [scored("same text here", 0.9, doc_id="a"), scored("same text here", 0.8, doc_id="b"),
             scored("something else entirely", 0.1, doc_id="c")]
-    assert [c.id for c in MMRReranker(hashing).rerank("text", docs)] == ["a", "c"]
+    assert [c.id for c in MMRReranker(hashing, similarity="embedding").rerank("text", docs)] == ["a", "c"]
 
 
 @settings(max_examples=40, deadline=None)
@@ -314,7 +317,7 @@ def test_mmr_drops_exact_copies_even_with_lexical_vectors(hashing):
 def test_mmr_properties(texts, threshold, k):
     embedder = HashingEmbedder(256)
     docs = [scored(" ".join(words), 1.0 / (i + 1), doc_id=f"d{i}") for i, words in enumerate(texts)]
-    out = MMRReranker(embedder, duplicate_threshold=threshold).rerank("paris", docs, k=k)
+    out = MMRReranker(embedder, duplicate_threshold=threshold, similarity="embedding").rerank("paris", docs, k=k)
     assert 1 <= len(out) <= (len(docs) if k is None else min(k, len(docs)))
     assert len({c.id for c in out}) == len(out)
     marginal = [c.score for c in out]
@@ -424,7 +427,7 @@ def test_get_reranker_names_and_lists(hashing):
 
 
 def test_pipeline_records_every_stage_and_cuts_only_at_the_end(embedder):
-    pipeline = RerankPipeline([TagReranker(), MMRReranker(embedder)])
+    pipeline = RerankPipeline([TagReranker(), MMRReranker(embedder, similarity="embedding")])
     docs = [*DUPLICATES[:3], scored(DUPLICATES[3].document.text, 0.5, tags=["tickets"], doc_id="useful")]
     out = pipeline.rerank("Eiffel Tower tickets", docs, k=2)
     assert [c.id for c in out] == ["dup1", "useful"]

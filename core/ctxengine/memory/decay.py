@@ -357,7 +357,10 @@ class DecayMemory:
         at = to_seconds(now, self.clock)
         vector = None
         if query and query.strip() and self.relevance in ("dense", "hybrid"):
-            vector = self._get_embedder().embed([query])[0]
+            with self._lock:  # an empty session needs no query vector: no model call
+                empty = not len(self._arrays(session_id))
+            if not empty:
+                vector = self._get_embedder().embed([query])[0]
         return vector, at
 
     def _columns(
@@ -398,7 +401,8 @@ class DecayMemory:
             if self.relevance in ("lexical", "hybrid"):
                 parts["lexical"] = arrays.idf_share(lexical_terms(query))
             if self.relevance in ("dense", "hybrid"):
-                assert query_vector is not None
+                if query_vector is None:  # the session was empty when the read began
+                    query_vector = self._get_embedder().embed([query])[0]
                 parts["dense"] = self._dense(arrays, query_vector, session_id)
             if self.relevance == "hybrid":
                 w = self.lexical_weight

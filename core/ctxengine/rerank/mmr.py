@@ -4,16 +4,94 @@ A context window holds few documents; three copies of one passage (mirrored page
 chunk overlapping its neighbour, a re-posted answer) waste two slots that a document
 with something new would fill. MMR trades relevance against similarity to what is
 already chosen, and anything nearly identical to a chosen document is dropped outright.
+
+Similarity comes from vectors the candidates already carry (the index-time embeddings of
+:class:`~ctxengine.retrieval.HybridRetriever`, or what an external store returned with its
+hits) or, when they carry none, from a lexical near-duplicate test, so the default chain
+never runs the embedding model at query time. ``similarity="embedding"`` embeds the
+candidates with the re-ranker's model instead (a model call per new candidate).
 """
 
 from __future__ import annotations
 
-import numpy as np
+import re
+import threading
 
-from .._validation import check_finite
+import numpy as np
+from scipy import sparse
+
+from .._validation import check_choice, check_finite
 from ..embeddings import Embedder
 from ..types import ScoredDocument
 from .base import BaseReranker, LazyEmbedderMixin, base_scores
+
+#: Where :class:`MMRReranker` takes document similarity from.
+SIMILARITIES: tuple[str, ...] = ("auto", "embedding", "lexical")
+
+_WORD = re.compile(r"\w+")
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: spreads a word hash before xor
+_CACHE_SIZE = 8192
+_shingle_cache: dict[str, np.ndarray] = {}
+_shingle_lock = threading.Lock()
+
+
+def shingles(text: str) -> np.ndarray:
+    """Sorted unique 64-bit hashes of ``text``'s lower-cased words and word bigrams.
+
+    Words and bigrams, as in :class:`~ctxengine.embeddings.HashingEmbedder`: words alone
+    call a reordered text a copy, bigrams alone miss a copy with one word changed per
+    phrase. Hashes come from Python's ``hash`` (salted per process), which only has to be
+    consistent within the process that compares them.
+    """
+    found = _shingle_cache.get(text)
+    if found is not None:
+        return found
+    words = _WORD.findall(text.lower())
+    hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    result = np.unique(np.concatenate([hashes, (hashes[:-1] * _MIX) ^ hashes[1:]]))
+    with _shingle_lock:
+        if len(_shingle_cache) >= _CACHE_SIZE:
+            _shingle_cache.clear()
+        _shingle_cache[text] = result
+    return result
+
+
+def jaccard_matrix(texts: list[str]) -> np.ndarray:
+    """Exact Jaccard similarity of every pair of ``texts``' shingle sets, ``(n, n)``.
+
+    MinHash estimates this value for collections too large to compare pairwise; a re-ranker
+    compares a few dozen candidates, where one sparse product gives the exact figure in
+    less time than hashing the signatures would take.
+    """
+    sets = [shingles(text) for text in texts]
+    sizes = np.array([len(s) for s in sets], dtype=np.float64)
+    if not sizes.any():
+        return np.zeros((len(texts), len(texts)))
+    _, columns = np.unique(np.concatenate(sets), return_inverse=True)
+    rows = np.repeat(np.arange(len(texts)), sizes.astype(np.intp))
+    members = sparse.csr_matrix(
+        (np.ones(len(columns), dtype=np.float64), (rows, columns.ravel())),
+        shape=(len(texts), int(columns.max()) + 1),
+    )
+    shared = (members @ members.T).toarray()
+    union = sizes[:, None] + sizes[None, :] - shared
+    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+
+
+def carried_vectors(items: list[ScoredDocument]) -> np.ndarray | None:
+    """The candidates' own vectors, L2-normalised, when every one carries a vector of one
+    dimension; otherwise None."""
+    vectors = [item.vector for item in items]
+    if any(v is None for v in vectors):
+        return None
+    try:
+        matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
+    except ValueError:  # vectors of different lengths: not one embedding space
+        return None
+    if not np.isfinite(matrix).all():
+        return None
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
 
 
 class MMRReranker(LazyEmbedderMixin, BaseReranker):
@@ -21,11 +99,18 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
 
     ``rel`` is the incoming score min-max normalised within the candidates (so MMR keeps
     what earlier stages decided about relevance and only adds diversity);
-    ``max_sim_to_chosen`` is the highest cosine between the candidate's embedding and any
-    document already picked. A candidate whose cosine to a picked document exceeds
-    ``duplicate_threshold`` is removed from the result, not merely pushed down
-    (``duplicate_threshold=1.0`` keeps everything). ``stage_scores["mmr"]`` is the
-    marginal score at the time of the pick; it never increases down the list.
+    ``max_sim_to_chosen`` is the highest similarity between the candidate and any document
+    already picked. A candidate whose similarity to a picked document exceeds the
+    threshold is removed from the result, not merely pushed down. ``stage_scores["mmr"]``
+    is the marginal score at the time of the pick; it never increases down the list.
+
+    ``similarity``: ``"auto"`` (default) uses the cosine of the vectors the candidates
+    carry when every one carries one, else the lexical test; ``"lexical"`` always uses the
+    Jaccard similarity of word and word-bigram sets (:func:`jaccard_matrix`);
+    ``"embedding"`` embeds every candidate with ``embedder`` (None: the process-wide
+    default), which runs the model at query time on candidates it has not seen.
+    ``duplicate_threshold`` applies to cosines (``1.0`` keeps everything),
+    ``lexical_threshold`` to Jaccard similarities.
     """
 
     name = "mmr"
@@ -36,20 +121,38 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
         *,
         lambda_: float = 0.7,
         duplicate_threshold: float = 0.92,
+        similarity: str = "auto",
+        lexical_threshold: float = 0.6,
     ) -> None:
         self.lambda_ = check_finite(lambda_, "lambda_", low=0.0, high=1.0)
         self.duplicate_threshold = check_finite(
             duplicate_threshold, "duplicate_threshold", low=0.0, high=1.0, low_inclusive=False
         )
+        self.similarity = check_choice(similarity, "similarity", SIMILARITIES)
+        self.lexical_threshold = check_finite(
+            lexical_threshold, "lexical_threshold", low=0.0, high=1.0, low_inclusive=False
+        )
         self.embedder = embedder  # resolved on first use (LazyEmbedderMixin)
 
-    def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
+    def _similarities(self, items: list[ScoredDocument]) -> tuple[np.ndarray, float]:
+        """Pairwise similarity of the candidates and the threshold that marks a duplicate."""
+        if self.similarity == "embedding":
+            vectors = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
+            return vectors @ vectors.T, self.duplicate_threshold
+        vectors = carried_vectors(items) if self.similarity == "auto" else None
+        if vectors is not None:
+            return vectors @ vectors.T, self.duplicate_threshold
+        return jaccard_matrix([item.document.text for item in items]), self.lexical_threshold
+
+    def _order(
+        self, query: str, items: list[ScoredDocument], k: int | None
+    ) -> list[ScoredDocument]:
         relevance = base_scores(items)
-        vectors = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
+        similarities, threshold = self._similarities(items)
         limit = len(items) if k is None else min(k, len(items))
         alive = np.ones(len(items), dtype=bool)
-        # Max cosine to anything chosen so far, floored at 0: a dissimilar document earns no
-        # bonus, which also keeps the marginal scores non-increasing down the list.
+        # Max similarity to anything chosen so far, floored at 0: a dissimilar document earns
+        # no bonus, which also keeps the marginal scores non-increasing down the list.
         closest = np.zeros(len(items))
         chosen: list[ScoredDocument] = []
         while len(chosen) < limit and alive.any():
@@ -58,10 +161,13 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
             pick = int(np.argmax(marginal))  # first maximum: ties keep the incoming order
             chosen.append(items[pick].with_score(self.name, float(marginal[pick])))
             alive[pick] = False
-            similarity = vectors @ vectors[pick]
+            similarity = similarities[:, pick]
             closest = np.maximum(closest, similarity)
-            alive &= ~(similarity > self.duplicate_threshold)
+            alive &= ~(similarity > threshold)
         return chosen
 
     def __repr__(self) -> str:
-        return f"MMRReranker(lambda_={self.lambda_}, duplicate_threshold={self.duplicate_threshold})"
+        return (
+            f"MMRReranker(lambda_={self.lambda_}, duplicate_threshold={self.duplicate_threshold}, "
+            f"similarity={self.similarity!r}, lexical_threshold={self.lexical_threshold})"
+        )

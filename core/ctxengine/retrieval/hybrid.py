@@ -24,7 +24,6 @@ from .._validation import check_choice, check_finite, check_positive_int, check_
 from ..embeddings import (
     CachedEmbedder,
     Embedder,
-    check_embeddings,
     default_embedder,
     get_embedder,
 )
@@ -36,14 +35,13 @@ from ..errors import (
 )
 from ..text import analyze
 from ..types import Document, ScoredDocument
-from . import adaptive, fusion
+from . import adaptive, dense, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
-from .lexical import BM25Index, TfidfIndex
+from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, stack_windows, take_best_window, window_texts
+from .windows import WindowMatrix, take_best_window, window_texts
 
 DocumentLike = Document | str | Mapping[str, Any]
-_QUERY_CACHE_SIZE = 4096
 
 
 def _as_batch(items: Any, what: str) -> list[Any]:
@@ -104,8 +102,12 @@ class HybridRetriever:
         self._version = 0
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
+        self._appended_only = True  # since the last snapshot, writes only added new ids
         self._resolved: Embedder | None = None
-        self._query_vectors: dict[str, np.ndarray] = {}
+        # grow-only: a term keeps its id for the retriever's life, so every document's
+        # postings stay valid and a rebuild after a change only concatenates them
+        self._vocabulary: dict[str, int] = {}
+        self._vocabulary_lock = threading.Lock()
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -129,6 +131,7 @@ class HybridRetriever:
                 raise DocumentNotFoundError(f"no document with id {missing[0]!r}")
             for doc_id in batch:
                 self._entries.pop(doc_id, None)
+            self._appended_only = False
             self._version += 1
 
     def _write(self, documents: Iterable[DocumentLike] | DocumentLike, *, replace: bool) -> None:
@@ -149,14 +152,17 @@ class HybridRetriever:
         for doc in batch:
             old = previous.get(doc.id)
             if old is not None and old.document.text == doc.text:
-                entries.append(Entry(doc, old.tokens, old.vector, old.passages))
+                entries.append(Entry(doc, old.tokens, old.vector, old.passages, old.postings))
             else:
                 entries.append(Entry(doc, tuple(analyze(doc.text))))
+        self._fill_postings(entries)
         if self.mode in DENSE_MODES:
             self._fill_vectors(entries)
         with self._lock:
             if not replace:
                 self._check_new(batch)  # another thread may have added one meanwhile
+            if any(entry.document.id in self._entries for entry in entries):
+                self._appended_only = False  # a replaced row: the next snapshot restacks
             for entry in entries:
                 self._entries[entry.document.id] = entry
             self._version += 1
@@ -296,40 +302,51 @@ class HybridRetriever:
             return snap
         with self._lock:
             if self._snap is None or self._snap.version != self._version:
-                self._snap = Snapshot(self._version, list(self._entries.values()))
+                previous = self._snap
+                base = previous if self._appended_only else None
+                if previous is not None:
+                    previous.base = None  # keep at most one generation alive
+                self._snap = Snapshot(self._version, list(self._entries.values()), base)
+                self._appended_only = True
             return self._snap
 
+    def _fill_postings(self, entries: Sequence[Entry]) -> None:
+        todo = [entry for entry in entries if entry.postings is None]
+        if todo:
+            with self._vocabulary_lock:
+                for entry in todo:
+                    entry.postings = postings(entry.tokens, self._vocabulary)
+
     def _bm25(self, snap: Snapshot) -> BM25Index:
-        return snap.part(
-            "bm25", lambda: BM25Index([e.tokens for e in snap.entries], k1=self.k1, b=self.b)
-        )
+        def build() -> BM25Index:
+            base = snap.base.peek("bm25") if snap.base is not None else None
+            if base is not None:  # appended documents: a new segment with theirs only
+                added = snap.entries[base.n_docs :]
+                self._fill_postings(added)
+                return base.extended([e.postings for e in added])
+            self._fill_postings(snap.entries)  # entries restored by from_state have none yet
+            return BM25Index(
+                [e.postings for e in snap.entries], self._vocabulary, k1=self.k1, b=self.b
+            )
+
+        return snap.part("bm25", build)
 
     def _tfidf(self, snap: Snapshot) -> TfidfIndex:
         return snap.part("tfidf", lambda: TfidfIndex([e.tokens for e in snap.entries]))
 
     def _matrix(self, snap: Snapshot) -> np.ndarray:
-        def build() -> np.ndarray:
-            self._fill_vectors(snap.entries)
-            return np.stack([e.vector for e in snap.entries]).astype(np.float32, copy=False)
-
-        return snap.part("matrix", build)
+        return snap.part("matrix", lambda: dense.matrix(snap, self._fill_vectors))
 
     def _query_vector(self, query: str) -> np.ndarray:
-        # Queries skip the on-disk cache (a SQLite write per new query cost ~12 ms, more
-        # than the model) and use a small in-memory one instead; documents keep the disk.
-        vector = self._query_vectors.get(query)
-        if vector is None:
-            resolved = self._embedder()
-            model = resolved.embedder if isinstance(resolved, CachedEmbedder) else resolved
-            vector = check_embeddings(model.embed([query]), 1, model.dimension, model.name)[0]
-            if len(self._query_vectors) >= _QUERY_CACHE_SIZE:
-                self._query_vectors.clear()
-            self._query_vectors[query] = vector
-        return vector
+        # Memory-only cache, shared with every stage that embeds through the same embedder:
+        # one model call per new query per build (CachedEmbedder.embed_query).
+        resolved = self._embedder()
+        assert isinstance(resolved, CachedEmbedder)
+        return resolved.embed_query(query)
 
     def _windows(self, snap: Snapshot) -> WindowMatrix:
-        # _matrix's build embeds the windows too (_fill_vectors fills both)
-        return snap.part("windows", lambda: stack_windows(snap.entries, self._matrix(snap).shape[1]))
+        # the matrix's build embeds the windows too (_fill_vectors fills both)
+        return snap.part("windows", lambda: dense.windows(snap, self._matrix(snap).shape[1]))
 
     def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
@@ -412,7 +429,10 @@ class HybridRetriever:
 
     @staticmethod
     def _scored(snap: Snapshot, index: int, score: float, stages: dict[str, float]) -> ScoredDocument:
-        return ScoredDocument(snap.documents[int(index)], score, stages)
+        # The index-time vector rides along (when there is one), so near-duplicate removal
+        # downstream never has to run the model on the candidates.
+        vector = snap.entries[int(index)].vector
+        return ScoredDocument(snap.documents[int(index)], score, stages, vector=vector)
 
     def __repr__(self) -> str:
         return (

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..types import Document
+from .lexical import Postings
 
 
 @dataclass
@@ -22,18 +23,32 @@ class Entry:
     # vectors of the document's sentence windows when it has more than one ((0, d) if not);
     # None until a dense mode with passage windows first needs them
     passages: np.ndarray | None = None
+    # the tokens as term ids and counts in the retriever's vocabulary (BM25's input)
+    postings: Postings | None = None
 
 
 class Snapshot:
     """The index at one version. Never mutated after creation except for lazily built,
     write-once parts, so query threads can share it without locks."""
 
-    def __init__(self, version: int, entries: list[Entry]) -> None:
+    def __init__(self, version: int, entries: list[Entry], base: Snapshot | None = None) -> None:
         self.version = version
         self.entries = entries
+        # the previous snapshot when this one only appended entries to it: the dense parts
+        # then extend the base's instead of restacking every row
+        self.base = base
         self.documents = [entry.document for entry in entries]
         self._parts: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def peek(self, name: str) -> Any:
+        """A part already built, else None (never builds)."""
+        return self._parts.get(name)
+
+    def put(self, name: str, value: Any) -> None:
+        """Record a by-product of building another part (called from inside that build,
+        which already holds the lock)."""
+        self._parts[name] = value
 
     def part(self, name: str, build: Callable[[], Any]) -> Any:
         value = self._parts.get(name)
