@@ -16,12 +16,11 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from ctxengine.assembly import build_messages
+from ctxengine.integration import RESULT_KEYS, result_metadata
 from ctxengine.types import Document, ScoredDocument
 
-# Keys the adapters write into a result's metadata; documented in the README.
-RESULT_KEYS = ("id", "source", "score", "stage_scores", "compressed", "tokens")
 # Keys under which LangChain integrations commonly report a similarity score.
-SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
+SCORE_KEYS = ("ctxengine_score", "score", "relevance_score", "similarity_score", "_score")
 
 _ROLE_OF_TYPE = {"human": "user", "ai": "assistant", "system": "system"}
 _MESSAGE_OF_ROLE = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
@@ -36,17 +35,9 @@ def to_core_document(document: LCDocument) -> Document:
 
 
 def to_langchain_document(scored: ScoredDocument) -> LCDocument:
-    """A packet document as a LangChain document: the kept text, plus why it was chosen."""
-    metadata: dict[str, Any] = dict(scored.metadata)
-    metadata.update(
-        id=scored.id,
-        source=scored.document.source,
-        score=float(scored.score),
-        stage_scores=dict(scored.stage_scores),
-        compressed=scored.compressed,
-        tokens=scored.tokens,
-    )
-    return LCDocument(page_content=scored.text, id=scored.id, metadata=metadata)
+    """A packet document as a LangChain document: the kept text, its own metadata, and why
+    it was chosen under namespaced keys (:data:`~ctxengine.integration.RESULT_KEYS`)."""
+    return LCDocument(page_content=scored.text, id=scored.id, metadata=result_metadata(scored))
 
 
 def metadata_score(document: LCDocument) -> float | None:

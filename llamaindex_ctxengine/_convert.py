@@ -8,16 +8,25 @@ these functions only move data across the boundary without mutating what they ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
 
-from ctxengine.errors import InvalidTypeError
+from ctxengine.errors import ConfigurationError, InvalidTypeError
+from ctxengine.integration import RESULT_KEYS, result_metadata
+from ctxengine.retrieval import filters as core
 from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
 #: not content, so LlamaIndex is told to keep them out of prompts and embeddings.
-SCORE_KEYS: tuple[str, ...] = ("ctxengine_score", "stage_scores", "compressed", "tokens")
+SCORE_KEYS: tuple[str, ...] = RESULT_KEYS
 
 #: The stage name under which a node's incoming LlamaIndex score is kept.
 INPUT_STAGE = "input"
@@ -57,13 +66,7 @@ def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> 
     With ``original`` the copy keeps its id, class, relationships (the link to its source
     document) and templates, so citations still resolve; ``original`` itself is untouched.
     """
-    metadata = {key: value for key, value in scored.metadata.items() if key not in SCORE_KEYS}
-    metadata.update(
-        ctxengine_score=float(scored.score),
-        stage_scores=dict(scored.stage_scores),
-        compressed=bool(scored.compressed),
-        tokens=scored.tokens,
-    )
+    metadata = result_metadata(scored)
     if original is None:
         node: BaseNode = TextNode(id_=scored.id, text=scored.text)
         llm_excluded: list[str] = []
@@ -92,12 +95,93 @@ def scored_to_nodes(
     return [scored_to_node(item, originals.get(item.id)) for item in scored]
 
 
+def rendered_tokens(items: Sequence[NodeWithScore], counter: Any) -> int:
+    """Tokens the nodes take in a prompt as LlamaIndex renders them: each node's
+    ``get_content(metadata_mode=MetadataMode.LLM)``, joined by blank lines as the response
+    synthesizers join their context chunks."""
+    texts = [item.node.get_content(metadata_mode=MetadataMode.LLM) for item in items]
+    return counter.count("\n\n".join(texts)) if texts else 0
+
+
 def nodes_by_id(items: Sequence[NodeWithScore]) -> dict[str, BaseNode]:
     """The input nodes by id (the first wins when a node comes twice)."""
     found: dict[str, BaseNode] = {}
     for item in items:
         found.setdefault(item.node.node_id, item.node)
     return found
+
+
+# --- metadata filters ------------------------------------------------------------------
+
+_RANGE_OPERATORS = {
+    FilterOperator.GT: "gt",
+    FilterOperator.GTE: "gte",
+    FilterOperator.LT: "lt",
+    FilterOperator.LTE: "lte",
+}
+
+
+def to_core_filter(filters: MetadataFilters | core.Filter | dict[str, Any] | None) -> core.Filter | None:
+    """LlamaIndex ``MetadataFilters`` as a ctxengine filter (a ctxengine filter or a
+    Chroma-style dict is parsed as it is). Operators without a ctxengine equivalent (text
+    match, contains, any/all of a list, is-empty) raise :class:`ConfigurationError`."""
+    if filters is None or not isinstance(filters, (MetadataFilters, MetadataFilter)):
+        return core.parse_filter(filters)
+    if isinstance(filters, MetadataFilter):
+        return _leaf(filters)
+    parts = [to_core_filter(item) for item in filters.filters]
+    if not parts:
+        raise ConfigurationError("MetadataFilters with no filters")
+    condition = FilterCondition(filters.condition or FilterCondition.AND)
+    if condition == FilterCondition.NOT:  # LlamaIndex: none of them holds
+        return core.Not(parts[0] if len(parts) == 1 else core.Or(tuple(parts)))
+    if len(parts) == 1:
+        return parts[0]
+    return core.And(tuple(parts)) if condition == FilterCondition.AND else core.Or(tuple(parts))
+
+
+def _leaf(item: MetadataFilter) -> core.Filter:
+    operator = FilterOperator(item.operator)
+    if operator == FilterOperator.EQ:
+        return core.Eq(item.key, item.value)
+    if operator == FilterOperator.NE:
+        return core.Not(core.Eq(item.key, item.value))
+    if operator in (FilterOperator.IN, FilterOperator.NIN):
+        member = core.In(item.key, tuple(item.value or ()))
+        return member if operator == FilterOperator.IN else core.Not(member)
+    if operator in _RANGE_OPERATORS:
+        return core.Range(item.key, **{_RANGE_OPERATORS[operator]: item.value})
+    raise ConfigurationError(f"the {operator.value!r} filter operator has no ctxengine equivalent")
+
+
+def to_metadata_filters(spec: core.Filter) -> MetadataFilters:
+    """A ctxengine filter as LlamaIndex ``MetadataFilters`` (for a wrapped vector retriever)."""
+    if isinstance(spec, (core.And, core.Or)):
+        condition = FilterCondition.AND if isinstance(spec, core.And) else FilterCondition.OR
+        return MetadataFilters(filters=[_llama(item) for item in spec.filters], condition=condition)
+    return MetadataFilters(filters=[_llama(spec)])
+
+
+def _llama(spec: core.Filter) -> MetadataFilter | MetadataFilters:
+    if isinstance(spec, core.Eq):
+        return MetadataFilter(key=spec.key, value=spec.value, operator=FilterOperator.EQ)
+    if isinstance(spec, core.In):
+        return MetadataFilter(key=spec.key, value=list(spec.values), operator=FilterOperator.IN)
+    if isinstance(spec, core.Not) and isinstance(spec.filter, core.Eq):
+        return MetadataFilter(key=spec.filter.key, value=spec.filter.value, operator=FilterOperator.NE)
+    if isinstance(spec, core.Not) and isinstance(spec.filter, core.In):
+        inner = spec.filter
+        return MetadataFilter(key=inner.key, value=list(inner.values), operator=FilterOperator.NIN)
+    if isinstance(spec, core.Not):
+        return MetadataFilters(filters=[_llama(spec.filter)], condition=FilterCondition.NOT)
+    if isinstance(spec, core.Range):
+        operators = {name: operator for operator, name in _RANGE_OPERATORS.items()}
+        leaves = [
+            MetadataFilter(key=spec.key, value=bound, operator=operators[name])
+            for name, bound in spec.bounds().items()
+        ]
+        return leaves[0] if len(leaves) == 1 else MetadataFilters(filters=leaves)
+    return to_metadata_filters(spec)
 
 
 # --- chat messages ----------------------------------------------------------------------
@@ -148,7 +232,10 @@ __all__ = [
     "message_text",
     "node_to_scored",
     "nodes_by_id",
+    "rendered_tokens",
     "scored_to_node",
     "scored_to_nodes",
+    "to_core_filter",
+    "to_metadata_filters",
     "turn_to_message",
 ]

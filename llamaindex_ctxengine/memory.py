@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage
@@ -20,9 +21,9 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text
+from ctxengine.integration import adapter_engine
 
 from ._convert import last_user_text, message_role, message_text, turn_to_message
-from ._engine import resolve_engine
 
 
 class ContextEngineChatMemory(BaseMemory):
@@ -65,7 +66,7 @@ class ContextEngineChatMemory(BaseMemory):
         check_text(session_id, "session_id")
         if token_limit is not None:
             check_positive_int(token_limit, "token_limit")
-        engine = resolve_engine(engine, "remember", "recall", "memory")
+        engine = adapter_engine(engine)
         super().__init__(
             engine=engine, session_id=session_id, token_limit=token_limit, touch=bool(touch), **kwargs
         )
@@ -73,6 +74,15 @@ class ContextEngineChatMemory(BaseMemory):
     @classmethod
     def class_name(cls) -> str:
         return "ContextEngineChatMemory"
+
+    @property
+    def tokenizer_fn(self) -> Callable[[str], Sequence[int]]:
+        """The engine's tokenizer as LlamaIndex chat engines use it: ``SimpleChatEngine``
+        measures its prefix messages (the system prompt) with ``len(tokenizer_fn(text))``
+        and passes that as ``initial_token_count`` to :meth:`get`, which takes it off the
+        limit, as it does for ``ChatMemoryBuffer``."""
+        count = self.engine.token_counter.count
+        return lambda text: range(count(text))
 
     @classmethod
     def from_defaults(  # type: ignore[override]
@@ -203,7 +213,7 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
             check_positive_int(max_tokens, "max_tokens")
         if session_id is not None:
             check_text(session_id, "session_id")
-        engine = resolve_engine(engine, "remember", "recall")
+        engine = adapter_engine(engine)
         super().__init__(
             engine=engine, name=name, max_tokens=max_tokens, session_id=session_id, **kwargs
         )

@@ -8,16 +8,18 @@ from typing import Any
 from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.vector_stores.types import MetadataFilters
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidInputError
+from ctxengine.integration import adapter_engine
 
-from ._convert import node_to_scored, nodes_by_id, scored_to_nodes
-from ._engine import resolve_engine
+from ._convert import node_to_scored, nodes_by_id, rendered_tokens, scored_to_nodes, to_core_filter
 
 
 class ContextEnginePostprocessor(BaseNodePostprocessor):
-    """Re-rank, drop near-duplicates and compress retrieved nodes to ``token_budget`` tokens.
+    """Re-rank, drop near-duplicates and compress retrieved nodes to ``token_budget`` tokens
+    as LlamaIndex will render them into the prompt (metadata lines included).
 
     Drop it into ``node_postprocessors=[...]`` of any query or chat engine. It returns NEW
     nodes (same id, class and relationships as the input, so citations resolve) whose text
@@ -28,13 +30,18 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     Parameters
     ----------
     token_budget:
-        Tokens the nodes' texts may take together, counted by the engine's tokenizer
-        (LlamaIndex formats the nodes itself, so no ctxengine headers are counted).
+        Tokens the nodes may take together in the prompt, counted by the engine's tokenizer
+        over what LlamaIndex renders: ``get_content(metadata_mode=MetadataMode.LLM)`` (the
+        node's metadata lines and text) joined by blank lines, as response synthesizers
+        join them. The texts get what the metadata leaves.
     engine:
         A :class:`~ctxengine.engine.ContextEngine` whose re-ranking, compression and token
         counting are used (its own documents are not). ``None``: the default engine.
     k:
         At most this many nodes come back (``None``: as many as fit).
+    filters:
+        ``MetadataFilters`` (or a ctxengine filter, or a Chroma-style dict): nodes that do
+        not pass are dropped before anything is ranked.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -42,6 +49,9 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     token_budget: int = Field(default=800, description="Tokens the returned nodes may take.")
     k: int | None = Field(default=None, description="At most this many nodes.")
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
+    filters: Any = Field(
+        default=None, exclude=True, description="Metadata filters nodes must pass."
+    )
 
     def __init__(
         self,
@@ -49,6 +59,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
         engine: Any | None = None,
         *,
         k: int | None = None,
+        filters: MetadataFilters | Any | None = None,
         **kwargs: Any,
     ) -> None:
         # Checked here, before pydantic, so bad values raise ctxengine's typed errors
@@ -56,8 +67,9 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
         check_positive_int(token_budget, "token_budget")
         if k is not None:
             check_positive_int(k, "k")
-        engine = resolve_engine(engine, "fit_documents")
-        super().__init__(token_budget=token_budget, engine=engine, k=k, **kwargs)
+        engine = adapter_engine(engine)
+        filters = to_core_filter(filters)
+        super().__init__(token_budget=token_budget, engine=engine, k=k, filters=filters, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
@@ -70,17 +82,37 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         if query_bundle is None:
             # Re-ranking and query-aware compression are meaningless without the query.
-            raise InvalidInputError("ContextEnginePostprocessor needs the query (query_bundle or query_str)")
+            raise InvalidInputError(
+                "ContextEnginePostprocessor needs the query (query_bundle or query_str)"
+            )
+        if self.filters is not None:
+            nodes = [item for item in nodes if self.filters.matches(item.node.metadata)]
         if not nodes:
             return []
-        fitted = self.engine.fit_documents(
-            query_bundle.query_str,
-            [node_to_scored(item) for item in nodes],
-            max_tokens=self.token_budget,
-            k=self.k,
-            headers=False,  # the framework formats documents itself: budget the texts
-        )
-        return scored_to_nodes(fitted, nodes_by_id(nodes))
+        scored = [node_to_scored(item) for item in nodes]
+        originals = nodes_by_id(nodes)
+        counter = self.engine.token_counter
+        max_tokens = self.token_budget
+        # The texts are compressed into ``max_tokens``; what LlamaIndex adds (metadata lines,
+        # separators) is measured on the result and taken off the texts' share, until the
+        # rendered nodes fit. Two rounds suffice in practice; the loop is bounded anyway.
+        for _ in range(_ROUNDS):
+            fitted = self.engine.fit_documents(
+                query_bundle.query_str, scored, max_tokens=max_tokens, k=self.k, headers=False
+            )
+            out = scored_to_nodes(fitted, originals)
+            excess = rendered_tokens(out, counter) - self.token_budget
+            if excess <= 0:
+                return out
+            max_tokens -= excess
+            if max_tokens <= 0:
+                break
+        while out and rendered_tokens(out, counter) > self.token_budget:
+            out.pop()  # metadata alone overflows: the lowest-ranked nodes go
+        return out
+
+
+_ROUNDS = 4
 
 
 __all__ = ["ContextEnginePostprocessor"]

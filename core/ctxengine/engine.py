@@ -195,15 +195,30 @@ class ContextEngine(EngineConstructors):
 
     # --- retrieval -----------------------------------------------------------------------
 
-    def retrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
-        """Retrieval + re-ranking, no compression: the best ``k`` documents."""
+    def retrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
+        """Retrieval + re-ranking, no compression: the best ``k`` documents.
+
+        ``filter`` goes to the first stage (see :meth:`build`)."""
         check_text(query, "query")
         check_positive_int(k, "k")
-        candidates, _ = self._retrieve(query, k, {})
+        candidates, _ = self._retrieve(query, k, {}, filter=filter)
         return candidates
 
-    async def aretrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
-        return await asyncio.to_thread(self.retrieve, query, k)
+    async def aretrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
+        """Async :meth:`retrieve`: the first stage's own coroutine when it has one."""
+        check_text(query, "query")
+        check_positive_int(k, "k")
+        pool = await self._afirst_stage(query, k, filter)
+        return await asyncio.to_thread(lambda: self._retrieve(query, k, {}, filter=filter, pool=pool)[0])
+
+    async def _afirst_stage(self, query: str, k: int, filter: Any) -> list[ScoredDocument] | None:
+        """The first stage's candidates from its native ``aretrieve`` (None: it has none, so
+        the worker thread calls ``retrieve``); CPU-bound stages stay off the event loop."""
+        aretrieve = getattr(self.retriever, "aretrieve", None)
+        if aretrieve is None or not asyncio.iscoroutinefunction(aretrieve):
+            return None
+        extra = {} if filter is None else {"filter": filter}
+        return list(await aretrieve(query, k=max(k, self.candidates), **extra))
 
     def fit_documents(
         self,
@@ -249,13 +264,19 @@ class ContextEngine(EngineConstructors):
 
     def _retrieve(
         self, query: str, k: int, timings: dict[str, float],
-        contributions: dict[str, dict[str, float]] | None = None,
+        contributions: dict[str, dict[str, float]] | None = None, *, filter: Any = None,
+        pool: list[ScoredDocument] | None = None,
     ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:  # fmt: skip
-        """Stages 1-2: the first stage's pool, and its best ``k`` after re-ranking."""
+        """Stages 1-2: the first stage's pool (``pool``: already fetched by the async path),
+        and its best ``k`` after re-ranking. ``filter`` goes to the first stage untouched."""
         if self.retriever is None:
+            if filter is not None:
+                raise ConfigurationError("a filter needs a retriever: this engine has none")
             return [], []
         started = time.perf_counter()
-        pool = self.retriever.retrieve(query, k=max(k, self.candidates))
+        if pool is None:
+            extra = {} if filter is None else {"filter": filter}
+            pool = self.retriever.retrieve(query, k=max(k, self.candidates), **extra)
         timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
         if self.learned_ranker is not None:
@@ -279,11 +300,17 @@ class ContextEngine(EngineConstructors):
         k: int | None = None,
         now: float | datetime | None = None,
         touch: bool = False,
+        filter: Any = None,
+        _pool: list[ScoredDocument] | None = None,
     ) -> ContextPacket:
         """Build the packet for ``query``: always within the token budget, every choice recorded.
 
         ``touch=True`` marks the recalled turns as accessed (refreshing their freshness);
         by default reading memory changes nothing, so the same inputs give the same packet.
+        ``filter`` restricts the documents: for the engine's own index a
+        :mod:`ctxengine.retrieval.filters` filter or a Chroma-style dict
+        (``{"year": {"$gte": 2020}}``), applied before scoring; a wrapped framework retriever
+        receives it in its own format.
         """
         check_text(query, "query")
         check_text(session_id, "session_id")
@@ -294,7 +321,7 @@ class ContextEngine(EngineConstructors):
 
         # 1-2. retrieval and re-ranking
         contributions: dict[str, dict[str, float]] = {}
-        ranked, pool = self._retrieve(query, k, timings, contributions)
+        ranked, pool = self._retrieve(query, k, timings, contributions, filter=filter, pool=_pool)
 
         # 3. fixed slots: system prompt, then the question
         ledger = self.budget.start()
@@ -337,8 +364,13 @@ class ContextEngine(EngineConstructors):
         )  # fmt: skip
 
     async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:
-        """Async :meth:`build` (runs in a worker thread; the engine is thread-safe)."""
-        return await asyncio.to_thread(self.build, query, **kwargs)
+        """Async :meth:`build`: the first stage's own ``aretrieve`` coroutine when it has one
+        (an async-only framework retriever works), the CPU-bound stages in a worker thread
+        (the engine is thread-safe)."""
+        check_text(query, "query")
+        k = kwargs.get("k") or self.k
+        pool = await self._afirst_stage(query, check_positive_int(k, "k"), kwargs.get("filter"))
+        return await asyncio.to_thread(lambda: self.build(query, _pool=pool, **kwargs))
 
     # --- learning from the application's data -------------------------------------------
 

@@ -1,0 +1,132 @@
+"""What the framework adapters share: the one place an adapter's engine is chosen or built.
+
+The LangChain and LlamaIndex adapters translate types and call these functions, so both get
+the same default engine and the same rules for the settings they accept.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from .engine import ContextEngine
+from .errors import ConfigurationError, InvalidTypeError
+from .packet import ContextPacket
+from .types import ScoredDocument
+
+#: The keywords of :meth:`ContextEngine.from_retriever` an adapter may take to build its
+#: engine (all but the first stage and ``k``, which the adapters hold themselves); read
+#: from the signature so a setting added to the core is accepted without an edit.
+ENGINE_SETTINGS: frozenset[str] = frozenset(
+    inspect.signature(ContextEngine.from_retriever).parameters
+) - {"retriever", "k"}
+
+
+def default_engine(**settings: Any) -> ContextEngine:
+    """The engine an adapter uses when given none: no documents of its own (the framework
+    hands it nodes, documents and messages), the default re-ranking, compression, memory
+    and token counting, and any of :data:`ENGINE_SETTINGS`."""
+    check_settings(settings)
+    return ContextEngine.from_retriever(None, **settings)
+
+
+def adapter_engine(
+    engine: Any = None,
+    first_stage: Any = None,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    required: bool = False,
+) -> ContextEngine:
+    """The engine an adapter runs: the caller's ``engine``, one built over a framework
+    retriever wrapped as ``first_stage`` with ``settings``, or (unless ``required``) the
+    :func:`default_engine`.
+
+    Raises
+    ------
+    ConfigurationError
+        Both an engine and a first stage; settings next to a ready engine (they would be
+        ignored); an unknown setting; neither when ``required``.
+    InvalidTypeError
+        ``engine`` is not a :class:`~ctxengine.engine.ContextEngine`.
+    """
+    settings = dict(settings or {})
+    check_settings(settings)
+    if engine is not None and first_stage is not None:
+        raise ConfigurationError(
+            "give either an engine or a base retriever: an engine already has its first stage"
+        )
+    if engine is not None:
+        if not isinstance(engine, ContextEngine):
+            raise InvalidTypeError(
+                f"engine must be a ctxengine ContextEngine, got {type(engine).__name__}"
+            )
+        if settings:
+            raise ConfigurationError(
+                f"engine settings {sorted(settings)} only apply when the adapter builds its own "
+                "engine (over a base retriever); configure the engine you pass instead"
+            )
+        return engine
+    if first_stage is not None:
+        return ContextEngine.from_retriever(first_stage, **settings)
+    if required:
+        raise ConfigurationError("give an engine, or a base retriever to build one over")
+    return default_engine(**settings)
+
+
+#: The metadata keys the adapters add to the documents and nodes they return, explaining
+#: a choice. Namespaced, so a user's own ``id``, ``score`` or ``tokens`` is never overwritten.
+RESULT_KEYS: tuple[str, ...] = (
+    "ctxengine_score",
+    "ctxengine_stage_scores",
+    "ctxengine_compressed",
+    "ctxengine_tokens",
+)
+
+
+def result_metadata(scored: ScoredDocument) -> dict[str, Any]:
+    """The document's own metadata plus :data:`RESULT_KEYS` (a new dict)."""
+    metadata = dict(scored.metadata)
+    metadata.update(
+        ctxengine_score=float(scored.score),
+        ctxengine_stage_scores=dict(scored.stage_scores),
+        ctxengine_compressed=bool(scored.compressed),
+        ctxengine_tokens=scored.tokens,
+    )
+    return metadata
+
+
+def trace_metadata(packet: ContextPacket) -> dict[str, Any]:
+    """What a framework trace should show about one packet: per-stage timings (ms), the
+    budget and its use per slot, the notes (truncations, dropped turns), what was chosen.
+    JSON-safe, so tracers can send it as it is."""
+    return {
+        "timings_ms": {
+            stage: round(seconds * 1000.0, 3) for stage, seconds in packet.timings.items()
+        },
+        "token_budget": packet.token_budget,
+        "tokens_used": packet.tokens_used,
+        "usage": dict(packet.usage),
+        "token_counter": packet.token_counter,
+        "notes": list(packet.notes),
+        "documents": [doc.id for doc in packet.documents],
+        "candidates": len(packet.candidates),
+        "memory_turns": len(packet.memory_turns),
+    }
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    unknown = sorted(set(settings) - ENGINE_SETTINGS)
+    if unknown:
+        raise ConfigurationError(f"unknown engine settings: {', '.join(unknown)}")
+
+
+__all__ = [
+    "ENGINE_SETTINGS",
+    "RESULT_KEYS",
+    "adapter_engine",
+    "check_settings",
+    "default_engine",
+    "result_metadata",
+    "trace_metadata",
+]
