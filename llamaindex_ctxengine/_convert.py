@@ -81,7 +81,9 @@ def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> 
             # The vector was computed for the full text; it does not describe the kept part.
             node.embedding = None
     node.metadata = metadata
-    node.excluded_llm_metadata_keys = llm_excluded + [k for k in SCORE_KEYS if k not in llm_excluded]
+    node.excluded_llm_metadata_keys = llm_excluded + [
+        k for k in SCORE_KEYS if k not in llm_excluded
+    ]
     node.excluded_embed_metadata_keys = embed_excluded + [
         k for k in SCORE_KEYS if k not in embed_excluded
     ]
@@ -121,7 +123,9 @@ _RANGE_OPERATORS = {
 }
 
 
-def to_core_filter(filters: MetadataFilters | core.Filter | dict[str, Any] | None) -> core.Filter | None:
+def to_core_filter(
+    filters: MetadataFilters | core.Filter | dict[str, Any] | None,
+) -> core.Filter | None:
     """LlamaIndex ``MetadataFilters`` as a ctxengine filter (a ctxengine filter or a
     Chroma-style dict is parsed as it is). Operators without a ctxengine equivalent (text
     match, contains, any/all of a list, is-empty) raise :class:`ConfigurationError`."""
@@ -156,10 +160,27 @@ def _leaf(item: MetadataFilter) -> core.Filter:
 
 def to_metadata_filters(spec: core.Filter) -> MetadataFilters:
     """A ctxengine filter as LlamaIndex ``MetadataFilters`` (for a wrapped vector retriever)."""
-    if isinstance(spec, (core.And, core.Or)):
-        condition = FilterCondition.AND if isinstance(spec, core.And) else FilterCondition.OR
-        return MetadataFilters(filters=[_llama(item) for item in spec.filters], condition=condition)
-    return MetadataFilters(filters=[_llama(spec)])
+    if isinstance(spec, core.Or):
+        return MetadataFilters(
+            filters=[_llama(item) for item in spec.filters], condition=FilterCondition.OR
+        )
+    parts = spec.filters if isinstance(spec, core.And) else (spec,)
+    return all_of(*(_llama(item) for item in parts))
+
+
+def all_of(*parts: MetadataFilter | MetadataFilters) -> MetadataFilters:
+    """``MetadataFilters`` requiring every part, flat where the parts allow it (LlamaIndex's
+    own vector store rejects nested filters)."""
+    flat: list[MetadataFilter | MetadataFilters] = []
+    for part in parts:
+        if (
+            isinstance(part, MetadataFilters)
+            and FilterCondition(part.condition or "and") == FilterCondition.AND
+        ):
+            flat.extend(part.filters)
+        else:
+            flat.append(part)
+    return MetadataFilters(filters=flat, condition=FilterCondition.AND)
 
 
 def _llama(spec: core.Filter) -> MetadataFilter | MetadataFilters:
@@ -168,7 +189,9 @@ def _llama(spec: core.Filter) -> MetadataFilter | MetadataFilters:
     if isinstance(spec, core.In):
         return MetadataFilter(key=spec.key, value=list(spec.values), operator=FilterOperator.IN)
     if isinstance(spec, core.Not) and isinstance(spec.filter, core.Eq):
-        return MetadataFilter(key=spec.filter.key, value=spec.filter.value, operator=FilterOperator.NE)
+        return MetadataFilter(
+            key=spec.filter.key, value=spec.filter.value, operator=FilterOperator.NE
+        )
     if isinstance(spec, core.Not) and isinstance(spec.filter, core.In):
         inner = spec.filter
         return MetadataFilter(key=inner.key, value=list(inner.values), operator=FilterOperator.NIN)
@@ -191,7 +214,9 @@ def message_text(message: ChatMessage) -> str:
     """What a message says, as text (its text blocks)."""
     if not isinstance(message, ChatMessage):
         raise InvalidTypeError(f"expected a llama_index ChatMessage, got {type(message).__name__}")
-    return "\n".join(block.text for block in message.blocks if isinstance(block, TextBlock) and block.text)
+    return "\n".join(
+        block.text for block in message.blocks if isinstance(block, TextBlock) and block.text
+    )
 
 
 def message_role(message: ChatMessage) -> str | None:
@@ -227,6 +252,7 @@ def last_user_text(messages: Sequence[ChatMessage]) -> str:
 __all__ = [
     "INPUT_STAGE",
     "SCORE_KEYS",
+    "all_of",
     "last_user_text",
     "message_role",
     "message_text",

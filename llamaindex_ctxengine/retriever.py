@@ -19,7 +19,7 @@ from ctxengine.integration import adapter_engine
 from ctxengine.packet import ContextPacket
 from ctxengine.types import ScoredDocument
 
-from ._convert import node_to_scored, scored_to_nodes, to_core_filter, to_metadata_filters
+from ._convert import all_of, node_to_scored, scored_to_nodes, to_core_filter, to_metadata_filters
 from ._events import emit_packet
 
 
@@ -64,7 +64,7 @@ class LlamaIndexFirstStage:
         )
         clone = copy.copy(self.retriever)
         own = self.retriever._filters
-        clone._filters = extra if own is None else MetadataFilters(filters=[own, extra])
+        clone._filters = extra if own is None else all_of(own, extra)
         return clone
 
     def _keep(self, found: Sequence[NodeWithScore], k: int) -> list[ScoredDocument]:
