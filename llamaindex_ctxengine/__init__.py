@@ -6,7 +6,8 @@ engines and agents.
 * :class:`DecayMemoryBlock` — decaying long-term memory for ``Memory(memory_blocks=[...])``;
 * :class:`ContextEngineRetriever` — the engine as a retriever, or re-ranking around any
   LlamaIndex retriever (:class:`LlamaIndexFirstStage`);
-* :class:`ContextEngineEmbedding` — the bundled MiniLM as a LlamaIndex embedding model.
+* :class:`ContextEngineEmbedding` — the bundled MiniLM as a LlamaIndex embedding model;
+* :class:`ContextPacketEvent` — the instrumentation event a packet emits (timings, usage, notes).
 
 The adapters only translate types; every decision is the core's (``ctxengine``).
 """
@@ -22,6 +23,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         "llamaindex_ctxengine needs llama-index-core: pip install 'ctxengine[llamaindex]'"
     ) from error
 
+from ._events import ContextPacketEvent
 from .embeddings import ContextEngineEmbedding
 from .memory import ContextEngineChatMemory, DecayMemoryBlock
 from .postprocessor import ContextEnginePostprocessor
@@ -32,6 +34,7 @@ __all__ = [
     "ContextEngineEmbedding",
     "ContextEnginePostprocessor",
     "ContextEngineRetriever",
+    "ContextPacketEvent",
     "DecayMemoryBlock",
     "LlamaIndexFirstStage",
 ]
