@@ -91,15 +91,28 @@ def _sent_tokens(counter, messages: list[ChatMessage]) -> int:
 LONG_SYSTEM = " ".join(
     ["You are the support assistant of a gardening shop; answer briefly and cite the turn."] * 12
 )
+QUESTION = "What should I plan for the garden this week?"
+TOPICS = [
+    "tomatoes want six hours of direct sun and deep watering twice weekly",
+    "beans climb trellises quickly once nights stay above ten degrees",
+    "basil bolts in heat unless you pinch the flower heads early",
+    "compost piles need brown leaves balanced against green kitchen scraps",
+    "slugs retreat from copper tape and crushed eggshell barriers",
+    "raspberries fruit on second year canes which you prune after harvest",
+    "garlic cloves go into cold soil in autumn pointed end upward",
+    "mulching strawberries with straw keeps berries off damp ground",
+    "aphids disappear when ladybirds find nearby flowering dill",
+    "potatoes must be earthed up so tubers never see daylight",
+    "rhubarb crowns rest over winter and crave manure in spring",
+    "cucumbers prefer greenhouse humidity and steady warm temperatures",
+    "lavender hates wet roots so plant it in gritty free draining soil",
+    "apple trees get pruned in midwinter while fully dormant",
+    "seedlings harden off outdoors for a week before transplanting",
+    "rainwater butts save money and suit acid loving blueberries",
+]
 TURNS = [
-    (
-        "user" if i % 2 == 0 else "assistant",
-        f"Turn {i}: "
-        + " ".join(
-            [f"the {w} bed needs compost and water in week {i}" for w in ("tomato", "bean", "herb")]
-        ),
-    )
-    for i in range(16)
+    ("user" if i % 2 == 0 else "assistant", f"{topic.capitalize()}, so plan the week around it.")
+    for i, topic in enumerate(TOPICS)
 ]
 
 
@@ -116,16 +129,14 @@ def test_chat_memory_takes_the_system_prompt_off_its_limit_under_simple_chat_eng
     for name, mem in (("ctxengine", memory), ("buffer", buffer)):
         llm = CapturingLLM()
         SimpleChatEngine.from_defaults(llm=llm, memory=mem, system_prompt=LONG_SYSTEM).chat(
-            "What does the herb bed need?"
+            QUESTION
         )
         sent[name] = llm.chats[-1]
-        assert (
-            sent[name][0].content == LONG_SYSTEM
-            and sent[name][-1].content == "What does the herb bed need?"
-        )
+        assert sent[name][0].content == LONG_SYSTEM and sent[name][-1].content == QUESTION
     # ChatMemoryBuffer keeps system + history within its limit; so does ours (same tokenizer here)
     assert _sent_tokens(counter, sent["ctxengine"]) <= 400
     assert _sent_tokens(counter, sent["buffer"]) <= 400
     assert len(sent["ctxengine"]) > 2  # some history still fits
-    # without the system prompt taken off, history alone would fill the 400 tokens
-    assert _sent_tokens(counter, [ChatMessage(content=t) for _, t in TURNS]) > 400
+    # without the system prompt taken off, the history alone would fill the 400 tokens
+    alone = memory.get(initial_token_count=0)
+    assert counter.count(LONG_SYSTEM) + _sent_tokens(counter, alone) > 400
