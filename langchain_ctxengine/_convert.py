@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from ctxengine.assembly import build_messages
 from ctxengine.integration import RESULT_KEYS, result_metadata
+from ctxengine.tokens import TokenCounter, counter_for_model
 from ctxengine.types import Document, ScoredDocument
 
 # Keys under which LangChain integrations commonly report a similarity score.
@@ -62,6 +63,17 @@ def to_scored_documents(documents: Sequence[LCDocument]) -> list[ScoredDocument]
     ]
 
 
+def counter_for_chat_model(model: Any) -> TokenCounter:
+    """The token counter of a LangChain chat model: its ``model_name`` / ``model`` (an
+    OpenAI name, or a local model directory for Hugging Face models) through
+    :func:`ctxengine.tokens.counter_for_model`; unknown models get the default counter."""
+    for attribute in ("model_name", "model", "model_id"):
+        name = getattr(model, attribute, None)
+        if isinstance(name, str) and name:
+            return counter_for_model(name)
+    return counter_for_model(None)
+
+
 def message_role(message: BaseMessage) -> str | None:
     """The stored role of a chat message; ``None`` for tool and function messages,
     which are meaningless in a history without the call that produced them."""
@@ -93,6 +105,7 @@ def turns_to_messages(turns: Sequence[Any]) -> list[BaseMessage]:
 
 __all__ = [
     "RESULT_KEYS",
+    "counter_for_chat_model",
     "message_role",
     "message_text",
     "metadata_score",

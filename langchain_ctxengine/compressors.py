@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidTypeError
-from ctxengine.integration import adapter_engine
+from ctxengine.integration import adapter_engine, copy_sharing
 
 from ._convert import to_langchain_document, to_scored_documents
 
@@ -55,6 +55,10 @@ class ContextEngineCompressor(BaseDocumentCompressor):
             check_positive_int(self.k, "k")
         object.__setattr__(self, "engine", adapter_engine(self.engine))
         return self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineCompressor:
+        """A copy with its own settings sharing the engine."""
+        return copy_sharing(self, memo)
 
     def compress_documents(
         self,

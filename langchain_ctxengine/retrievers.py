@@ -3,7 +3,6 @@ LangChain retriever, over ctxengine's own index or over any existing LangChain r
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -16,7 +15,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ctxengine._validation import check_positive_int, check_text
 from ctxengine.errors import ConfigurationError, InvalidTypeError
-from ctxengine.integration import ENGINE_SETTINGS, adapter_engine
+from ctxengine.integration import ENGINE_SETTINGS, adapter_engine, copy_sharing
 from ctxengine.retrieval.filters import Filter, parse_filter
 from ctxengine.types import ScoredDocument
 
@@ -136,10 +135,7 @@ class ContextEngineRetriever(BaseRetriever):
         return self
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineRetriever:
-        fields = {name: getattr(self, name) for name in type(self).model_fields}
-        for name in ("engine_settings", "search_kwargs", "filter"):
-            fields[name] = copy.deepcopy(fields[name], memo)
-        return type(self)(**fields)
+        return copy_sharing(self, memo, shared=("engine", "base_retriever"))
 
     def _arguments(
         self, k: int | None, filter: Any, search_kwargs: dict[str, Any]

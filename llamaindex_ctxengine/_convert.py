@@ -22,6 +22,7 @@ from llama_index.core.vector_stores.types import (
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.integration import RESULT_KEYS, result_metadata
 from ctxengine.retrieval import filters as core
+from ctxengine.tokens import TokenCounter, counter_for_model
 from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
@@ -207,6 +208,17 @@ def _llama(spec: core.Filter) -> MetadataFilter | MetadataFilters:
     return to_metadata_filters(spec)
 
 
+# --- models -----------------------------------------------------------------------------
+
+
+def counter_for_llm(llm: Any) -> TokenCounter:
+    """The token counter of a LlamaIndex LLM: its ``metadata.model_name`` (an OpenAI name or
+    a local model directory) through :func:`ctxengine.tokens.counter_for_model`."""
+    metadata = getattr(llm, "metadata", None)
+    name = getattr(metadata, "model_name", None)
+    return counter_for_model(name if isinstance(name, str) and name else None)
+
+
 # --- chat messages ----------------------------------------------------------------------
 
 
@@ -253,6 +265,7 @@ __all__ = [
     "INPUT_STAGE",
     "SCORE_KEYS",
     "all_of",
+    "counter_for_llm",
     "last_user_text",
     "message_role",
     "message_text",

@@ -21,9 +21,9 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text
-from ctxengine.integration import adapter_engine
+from ctxengine.integration import adapter_engine, copy_sharing, default_engine
 
-from ._convert import last_user_text, message_role, message_text, turn_to_message
+from ._convert import counter_for_llm, last_user_text, message_role, message_text, turn_to_message
 
 
 class ContextEngineChatMemory(BaseMemory):
@@ -75,6 +75,10 @@ class ContextEngineChatMemory(BaseMemory):
     def class_name(cls) -> str:
         return "ContextEngineChatMemory"
 
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineChatMemory:
+        """A copy with its own settings sharing the engine (its index and memory store)."""
+        return copy_sharing(self, memo)
+
     @property
     def tokenizer_fn(self) -> Callable[[str], Sequence[int]]:
         """The engine's tokenizer as LlamaIndex chat engines use it: ``SimpleChatEngine``
@@ -97,9 +101,13 @@ class ContextEngineChatMemory(BaseMemory):
     ) -> ContextEngineChatMemory:
         """Build a memory; ``chat_history`` is stored first.
 
-        ``llm`` is accepted because chat engines pass it to ``memory_cls.from_defaults``;
-        the limit is ``token_limit`` (or the engine's budget), not a share of the LLM's window.
+        ``llm`` (the chat engine's): without an ``engine``, the default engine counts tokens
+        with that model's tokenizer where it is known (:func:`ctxengine.tokens.counter_for_model`
+        on ``llm.metadata.model_name``). The limit is ``token_limit`` (or the engine's
+        budget), not a share of the LLM's window.
         """
+        if engine is None and llm is not None:
+            engine = default_engine(token_counter=counter_for_llm(llm))
         memory = cls(engine, session_id=session_id, token_limit=token_limit, touch=touch, **kwargs)
         if chat_history:
             memory.set(chat_history)

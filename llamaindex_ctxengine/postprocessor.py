@@ -12,7 +12,7 @@ from llama_index.core.vector_stores.types import MetadataFilters
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidInputError
-from ctxengine.integration import adapter_engine
+from ctxengine.integration import adapter_engine, copy_sharing
 
 from ._convert import node_to_scored, nodes_by_id, rendered_tokens, scored_to_nodes, to_core_filter
 
@@ -74,6 +74,10 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     @classmethod
     def class_name(cls) -> str:
         return "ContextEnginePostprocessor"
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEnginePostprocessor:
+        """A copy with its own settings sharing the engine (its index and memory store)."""
+        return copy_sharing(self, memo)
 
     def _postprocess_nodes(
         self,

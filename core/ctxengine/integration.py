@@ -6,6 +6,7 @@ the same default engine and the same rules for the settings they accept.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -115,6 +116,20 @@ def trace_metadata(packet: ContextPacket) -> dict[str, Any]:
     }
 
 
+def copy_sharing(
+    model: Any, memo: dict[int, Any] | None, shared: tuple[str, ...] = ("engine",)
+) -> Any:
+    """``copy.deepcopy`` of a pydantic adapter: every field copied deeply except ``shared``
+    ones (the engine, a wrapped store), which the copy shares. An index, a memory store or a
+    database connection is a service, not a value: copying one would double its memory or
+    fail on its locks."""
+    copied = model.model_copy()
+    for name, value in model.__dict__.items():
+        if name not in shared:
+            object.__setattr__(copied, name, copy.deepcopy(value, memo))
+    return copied
+
+
 def check_settings(settings: Mapping[str, Any]) -> None:
     unknown = sorted(set(settings) - ENGINE_SETTINGS)
     if unknown:
@@ -126,6 +141,7 @@ __all__ = [
     "RESULT_KEYS",
     "adapter_engine",
     "check_settings",
+    "copy_sharing",
     "default_engine",
     "result_metadata",
     "trace_metadata",
