@@ -26,7 +26,7 @@ class ContextEngineCompressor(BaseDocumentCompressor):
     itself); ``None`` uses what the engine's own budget leaves after its system prompt.
     Without an ``engine`` the default adapter engine is used
     (:func:`ctxengine.integration.default_engine`, the same as the LlamaIndex adapters').
-    ``k`` caps how many documents are kept. The incoming order (or the scores in the
+    ``top_n`` (LangChain's name, as in ``CohereRerank``) caps how many documents are kept. The incoming order (or the scores in the
     documents' metadata) is the re-ranker's starting point.
     """
 
@@ -34,14 +34,14 @@ class ContextEngineCompressor(BaseDocumentCompressor):
 
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used (None: the default).")
     token_budget: int | None = Field(default=800, description="Tokens the kept documents may take.")
-    k: int | None = Field(default=None, description="At most this many documents are kept.")
+    top_n: int | None = Field(default=None, description="At most this many documents are kept.")
 
     @model_validator(mode="before")
     @classmethod
     def _check_types(cls, data: Any) -> Any:
         # before pydantic's lax coercion ("800" -> 800) hides a wrong type
         if isinstance(data, dict):
-            for name in ("token_budget", "k"):
+            for name in ("token_budget", "top_n"):
                 value = data.get(name)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     raise InvalidTypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -51,8 +51,8 @@ class ContextEngineCompressor(BaseDocumentCompressor):
     def _resolve_engine(self) -> ContextEngineCompressor:
         if self.token_budget is not None:
             check_positive_int(self.token_budget, "token_budget")
-        if self.k is not None:
-            check_positive_int(self.k, "k")
+        if self.top_n is not None:
+            check_positive_int(self.top_n, "top_n")
         object.__setattr__(self, "engine", adapter_engine(self.engine))
         return self
 
@@ -70,7 +70,7 @@ class ContextEngineCompressor(BaseDocumentCompressor):
             query,
             to_scored_documents(documents),
             max_tokens=self.token_budget,
-            k=self.k,
+            k=self.top_n,
             headers=False,  # the framework formats documents itself: budget the texts
         )
         return [to_langchain_document(doc) for doc in fitted]

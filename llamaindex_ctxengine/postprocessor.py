@@ -37,8 +37,9 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     engine:
         A :class:`~ctxengine.engine.ContextEngine` whose re-ranking, compression and token
         counting are used (its own documents are not). ``None``: the default engine.
-    k:
-        At most this many nodes come back (``None``: as many as fit).
+    top_n:
+        At most this many nodes come back (``None``: as many as fit); LlamaIndex's name,
+        as in ``SentenceTransformerRerank``.
     filters:
         ``MetadataFilters`` (or a ctxengine filter, or a Chroma-style dict): nodes that do
         not pass are dropped before anything is ranked.
@@ -47,7 +48,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     token_budget: int = Field(default=800, description="Tokens the returned nodes may take.")
-    k: int | None = Field(default=None, description="At most this many nodes.")
+    top_n: int | None = Field(default=None, description="At most this many nodes.")
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
     filters: Any = Field(
         default=None, exclude=True, description="Metadata filters nodes must pass."
@@ -58,18 +59,18 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
         token_budget: int = 800,
         engine: Any | None = None,
         *,
-        k: int | None = None,
+        top_n: int | None = None,
         filters: MetadataFilters | Any | None = None,
         **kwargs: Any,
     ) -> None:
         # Checked here, before pydantic, so bad values raise ctxengine's typed errors
         # instead of being coerced ("800" -> 800) or wrapped in a ValidationError.
         check_positive_int(token_budget, "token_budget")
-        if k is not None:
-            check_positive_int(k, "k")
+        if top_n is not None:
+            check_positive_int(top_n, "top_n")
         engine = adapter_engine(engine)
         filters = to_core_filter(filters)
-        super().__init__(token_budget=token_budget, engine=engine, k=k, filters=filters, **kwargs)
+        super().__init__(token_budget=token_budget, engine=engine, top_n=top_n, filters=filters, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
@@ -102,7 +103,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
         # rendered nodes fit. Two rounds suffice in practice; the loop is bounded anyway.
         for _ in range(_ROUNDS):
             fitted = self.engine.fit_documents(
-                query_bundle.query_str, scored, max_tokens=max_tokens, k=self.k, headers=False
+                query_bundle.query_str, scored, max_tokens=max_tokens, k=self.top_n, headers=False
             )
             out = scored_to_nodes(fitted, originals)
             excess = rendered_tokens(out, counter) - self.token_budget

@@ -82,7 +82,7 @@ class _Lowercase(BaseDocumentTransformer):
 
 def test_document_compressor_pipeline(vector_retriever):
     pipeline = DocumentCompressorPipeline(
-        transformers=[_Lowercase(), ContextEngineCompressor(token_budget=150, k=2)]
+        transformers=[_Lowercase(), ContextEngineCompressor(token_budget=150, top_n=2)]
     )
     docs = pipeline.compress_documents(vector_retriever.invoke(QUESTION), QUESTION)
     assert 1 <= len(docs) <= 2

@@ -36,9 +36,9 @@ def test_chat_engine_memory_counts_with_the_llm_s_tokenizer():
 
 
 def test_copies_share_the_engine_and_settings_serialize():
-    post = ContextEnginePostprocessor(token_budget=300, k=2, filters={"lang": "en"})
+    post = ContextEnginePostprocessor(token_budget=300, top_n=2, filters={"lang": "en"})
     clone = copy.deepcopy(post)
-    assert clone.engine is post.engine and (clone.token_budget, clone.k) == (300, 2)
+    assert clone.engine is post.engine and (clone.token_budget, clone.top_n) == (300, 2)
     assert ContextEnginePostprocessor.from_json(post.to_json()).token_budget == 300
     memory = ContextEngineChatMemory(token_limit=200, session_id="s1")
     assert copy.deepcopy(memory).engine is memory.engine

@@ -99,7 +99,7 @@ def test_engine_settings_are_the_engine_s():
 
 def test_edge_cases_and_bad_input(postprocessor):
     assert postprocessor.postprocess_nodes([], query_str=QUERY) == []
-    assert len(ContextEnginePostprocessor(token_budget=2000, k=2, engine=postprocessor.engine)
+    assert len(ContextEnginePostprocessor(token_budget=2000, top_n=2, engine=postprocessor.engine)
                .postprocess_nodes(kb_nodes(), query_str=QUERY)) == 2
     # Retrievers without scores (summary, keyword-table) give None: ranked as equals.
     unscored = [NodeWithScore(node=n.node) for n in kb_nodes()]
