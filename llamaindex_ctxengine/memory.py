@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 from llama_index.core.memory import BaseMemory
 from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text
-from ctxengine.integration import adapter_engine, copy_sharing, default_engine
+from ctxengine.integration import UNSERIALIZED_ENGINE, adapter_engine, copy_sharing, default_engine
 
 from ._convert import counter_for_llm, last_user_text, message_role, message_text, turn_to_message
 
@@ -43,7 +43,7 @@ class ContextEngineChatMemory(BaseMemory):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
+    engine: Any = Field(default=None, description="The ContextEngine used.")
     session_id: str = Field(default="default", description="Conversation the turns belong to.")
     token_limit: int | None = Field(
         default=None, description="Tokens of history get returns (None: the engine's history budget)."
@@ -74,6 +74,10 @@ class ContextEngineChatMemory(BaseMemory):
     @classmethod
     def class_name(cls) -> str:
         return "ContextEngineChatMemory"
+
+    @field_serializer("engine")
+    def _serialize_engine(self, engine: Any) -> str:
+        return UNSERIALIZED_ENGINE
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineChatMemory:
         """A copy with its own settings sharing the engine (its index and memory store)."""

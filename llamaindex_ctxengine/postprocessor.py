@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field
+from llama_index.core.bridge.pydantic import ConfigDict, Field, field_serializer
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidInputError
-from ctxengine.integration import adapter_engine, copy_sharing
+from ctxengine.integration import UNSERIALIZED_ENGINE, adapter_engine, copy_sharing
 
 from ._convert import node_to_scored, nodes_by_id, rendered_tokens, scored_to_nodes, to_core_filter
 
@@ -49,7 +49,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
 
     token_budget: int = Field(default=800, description="Tokens the returned nodes may take.")
     top_n: int | None = Field(default=None, description="At most this many nodes.")
-    engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
+    engine: Any = Field(default=None, description="The ContextEngine used.")
     filters: Any = Field(
         default=None, exclude=True, description="Metadata filters nodes must pass."
     )
@@ -75,6 +75,10 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     @classmethod
     def class_name(cls) -> str:
         return "ContextEnginePostprocessor"
+
+    @field_serializer("engine")
+    def _serialize_engine(self, engine: Any) -> str:
+        return UNSERIALIZED_ENGINE
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEnginePostprocessor:
         """A copy with its own settings sharing the engine (its index and memory store)."""

@@ -14,6 +14,7 @@ from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.schema import NodeWithScore, TextNode
 from llamaindex_support import CapturingLLM, offline_settings  # noqa: F401
 
+from ctxengine.errors import ConfigurationError
 from ctxengine.integration import RESULT_KEYS
 from langchain_ctxengine import ContextEngineCompressor
 from llamaindex_ctxengine import ContextEngineChatMemory, ContextEnginePostprocessor
@@ -39,10 +40,17 @@ def test_copies_share_the_engine_and_settings_serialize():
     post = ContextEnginePostprocessor(token_budget=300, top_n=2, filters={"lang": "en"})
     clone = copy.deepcopy(post)
     assert clone.engine is post.engine and (clone.token_budget, clone.top_n) == (300, 2)
-    assert ContextEnginePostprocessor.from_json(post.to_json()).token_budget == 300
+    # the engine is a live object: loading asks for it rather than running another one
+    with pytest.raises(ConfigurationError, match="engine="):
+        ContextEnginePostprocessor.from_json(post.to_json())
+    loaded = ContextEnginePostprocessor.from_json(post.to_json(), engine=post.engine)
+    assert (loaded.token_budget, loaded.top_n, loaded.engine) == (300, 2, post.engine)
     memory = ContextEngineChatMemory(token_limit=200, session_id="s1")
     assert copy.deepcopy(memory).engine is memory.engine
-    assert ContextEngineChatMemory.from_json(memory.to_json()).token_limit == 200
+    with pytest.raises(ConfigurationError, match="engine="):
+        ContextEngineChatMemory.from_json(memory.to_json())
+    again = ContextEngineChatMemory.from_json(memory.to_json(), engine=memory.engine)
+    assert (again.token_limit, again.session_id, again.engine) == (200, "s1", memory.engine)
 
 
 def test_node_metadata_of_the_user_is_kept():

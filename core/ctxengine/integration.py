@@ -24,6 +24,11 @@ ENGINE_SETTINGS: frozenset[str] = frozenset(
 ) - {"retriever", "k"}
 
 
+#: What a serialized adapter holds in place of its engine (a live object: an index, a
+#: memory store). Loading it back needs ``engine=``; :func:`adapter_engine` says so.
+UNSERIALIZED_ENGINE = "ctxengine.ContextEngine (not serialized: pass engine= when loading)"
+
+
 def default_engine(**settings: Any) -> ContextEngine:
     """The engine an adapter uses when given none: no documents of its own (the framework
     hands it nodes, documents and messages), the default re-ranking, compression, memory
@@ -53,6 +58,11 @@ def adapter_engine(
     """
     settings = dict(settings or {})
     check_settings(settings)
+    if isinstance(engine, str) and engine == UNSERIALIZED_ENGINE:
+        raise ConfigurationError(
+            "this component was serialized without its engine (an index and a memory store "
+            "are live objects): load it with engine=your_engine"
+        )
     if engine is not None and first_stage is not None:
         raise ConfigurationError(
             "give either an engine or a base retriever: an engine already has its first stage"
@@ -139,6 +149,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 __all__ = [
     "ENGINE_SETTINGS",
     "RESULT_KEYS",
+    "UNSERIALIZED_ENGINE",
     "adapter_engine",
     "check_settings",
     "copy_sharing",
