@@ -412,9 +412,14 @@ class HybridRetriever:
         return self._fused(snap, query, tokens, k, alpha, rows)
 
     def _fused(
-        self, snap: Snapshot, query: str, tokens: list[str], k: int, alpha: float,
+        self,
+        snap: Snapshot,
+        query: str,
+        tokens: list[str],
+        k: int,
+        alpha: float,
         rows: np.ndarray | None = None,
-    ) -> list[ScoredDocument]:  # fmt: skip
+    ) -> list[ScoredDocument]:
         lexical = self._bm25(snap).scores(tokens)
         dense = self._dense_scores(snap, query, rows)
         # a filter's survivors are fused (and min-max scaled) among themselves
