@@ -45,6 +45,8 @@ from .windows import WindowMatrix, restrict_windows, stack_windows, take_best_wi
 
 DocumentLike = Document | str | Mapping[str, Any]
 _QUERY_CACHE_SIZE = 4096
+# a filter passing fewer than this share of the documents gets only its rows scored
+_GATHER_BELOW = 0.3
 
 
 def _as_batch(items: Any, what: str) -> list[Any]:
@@ -335,16 +337,24 @@ class HybridRetriever:
     def _dense_scores(self, snap: Snapshot, query: str, rows: np.ndarray | None = None) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
         # processes kept the cores busy (thread hand-off), einsum's single loop 0.6 ms at 10k.
-        # ``rows`` (a filter's survivors): only those are scored, the rest stay at -inf.
+        # ``rows`` (a filter's survivors) score, the rest stay at -inf. Gathering the rows
+        # copies them, so it pays only for a selective filter; when most pass, one pass over
+        # the whole matrix is cheaper (benchmarks/filters.py).
         vector = self._query_vector(query)
         matrix = self._matrix(snap)
-        if rows is None:
-            scores = np.einsum("ij,j->i", matrix, vector)
-        else:
+        gather = rows is not None and _GATHER_BELOW * len(matrix) > len(rows)
+        if gather:
             scores = np.full(len(matrix), -np.inf, dtype=np.float32)
             scores[rows] = np.einsum("ij,j->i", matrix[rows], vector)
+        else:
+            scores = np.einsum("ij,j->i", matrix, vector)
         if self.passage_window:
-            take_best_window(scores, restrict_windows(self._windows(snap), rows), vector)
+            windows = self._windows(snap)
+            take_best_window(scores, restrict_windows(windows, rows) if gather else windows, vector)
+        if rows is not None and not gather:
+            kept = scores[rows]
+            scores.fill(-np.inf)
+            scores[rows] = kept
         return scores
 
     # --- querying ----------------------------------------------------------------------
