@@ -32,7 +32,9 @@ class ContextEngineCompressor(BaseDocumentCompressor):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    engine: Any = Field(default=None, exclude=True, description="The ContextEngine used (None: the default).")
+    engine: Any = Field(
+        default=None, exclude=True, description="The ContextEngine used (None: the default)."
+    )
     token_budget: int | None = Field(default=800, description="Tokens the kept documents may take.")
     top_n: int | None = Field(default=None, description="At most this many documents are kept.")
 

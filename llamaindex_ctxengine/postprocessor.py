@@ -70,7 +70,9 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
             check_positive_int(top_n, "top_n")
         engine = adapter_engine(engine)
         filters = to_core_filter(filters)
-        super().__init__(token_budget=token_budget, engine=engine, top_n=top_n, filters=filters, **kwargs)
+        super().__init__(
+            token_budget=token_budget, engine=engine, top_n=top_n, filters=filters, **kwargs
+        )
 
     @classmethod
     def class_name(cls) -> str:
