@@ -38,7 +38,6 @@ import argparse
 import itertools
 import logging
 import math
-import os
 import statistics
 import sys
 import time
@@ -47,12 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
-
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchmarks  # noqa: F401 - the shared environment (benchmarks/__init__.py)
 from benchmarks.data import load_scifact_claims, load_scifact_sentences
 from benchmarks.peers import langchain_embeddings, llamaindex_embedding
 from benchmarks.retrieval_quality import locomo

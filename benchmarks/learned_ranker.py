@@ -24,7 +24,6 @@ learned model does. Figures are means over folds +- their standard deviation.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -33,13 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(REPO_ROOT)] + [p for p in sys.path if p != str(REPO_ROOT)]
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
+import benchmarks  # noqa: F401 - the shared environment (benchmarks/__init__.py)
 from benchmarks.data import load_locomo
 from benchmarks.memory_quality import BUDGETS, Replay, evidence_recall, systems
 from benchmarks.peers import SharedCache  # queries from the disk cache too

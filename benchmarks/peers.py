@@ -39,13 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ROOT first: an unrelated 'benchmarks' package in site-packages must not shadow ours
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
-
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
+
+import benchmarks  # noqa: F401 - the shared environment (benchmarks/__init__.py)
 
 # the same collections as the mode table of retrieval_quality.py
 from benchmarks.retrieval_quality import Collection, locomo, scifact

@@ -1,20 +1,18 @@
-"""RESULTS.md and its PNG plots, from the harness's results (plain JSON-able dicts).
+"""RESULTS.md and its PNG plots, from the harness's typed, JSON-able results.
 
-The harness (``python -m benchmarks``) turns each benchmark's return value into a
-*section*: tables (numbers plus a format per column), bullet-point headlines, plots in
-a small generic form (line series or grouped bars) and the script's printed output.
-This module knows nothing about any one benchmark, so a new benchmark only needs an
-adapter in ``__main__``.
-
-Section: ``{"name", "title", "command", "status" ("ok" | "skipped" | "failed"),
-"message", "seconds", "headlines": [str], "notes": [str], "tables": [Table], "plots":
-[Plot], "output": str}``. Table: ``{"title", "columns", "formats", "rows", "notes"}``.
+Each section of the harness (:mod:`benchmarks.sections`) returns one
+:class:`SectionResult`: tables (numbers plus a format per column), bullet-point
+headlines, plots in a small generic form (line series or grouped bars), notes, the
+script's printed output and the command that reproduces it. This module knows nothing
+about any one benchmark. The harness adds ``name``, ``title``, ``status`` ("ok" |
+"skipped" | "failed"), ``message`` and ``seconds`` when it records a section.
 Plot: ``{"file", "title", "kind": "line" | "bar", "panels": [{"title", "xlabel",
 "ylabel", "xlog", "ylog", "series": {label: [[x, y], ...]}}]}`` (bar: x is a category).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import subprocess
@@ -22,7 +20,44 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+
+class Table(TypedDict):
+    """One table of RESULTS.md: ``formats`` are ``format()`` specs per column ("" = str)."""
+
+    title: str
+    columns: list[str]
+    formats: list[str]
+    rows: list[list[Any]]
+    notes: list[str]
+
+
+class _SectionRequired(TypedDict):
+    tables: list[Table]
+    output: str
+    command: str
+
+
+class SectionResult(_SectionRequired, total=False):
+    """What one benchmark section returns (the same shape for every section)."""
+
+    plots: list[dict[str, Any]]
+    headlines: list[str]
+    notes: list[str]
+
+
+class Tee(io.TextIOBase):
+    """Print as usual and keep a copy for the report."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.buffer = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self.stream.flush()
+        return self.buffer.write(text)
+
 
 VERSIONED = (
     "ctxengine", "numpy", "scipy", "scikit-learn", "torch", "sentence-transformers",
@@ -38,7 +73,7 @@ def table(
     rows: Iterable[Sequence[Any]],
     formats: Sequence[str] | None = None,
     notes: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> Table:
     """A table for :func:`render`; ``formats`` are ``format()`` specs per column ("" = str)."""
     return {
         "title": title,
@@ -201,8 +236,8 @@ def draw(spec: Mapping[str, Any], out_dir: Path) -> str:
         ax.set_ylabel(panel.get("ylabel", ""))
         if panel.get("xlog"):
             ax.set_xscale("log")
-            xs = sorted({p[0] for points in panel["series"].values() for p in points})
-            ax.set_xticks(xs, [f"{x:,.0f}" if x >= 1000 else f"{x:g}" for x in xs])
+            ticks = sorted({p[0] for points in panel["series"].values() for p in points})
+            ax.set_xticks(ticks, [f"{x:,.0f}" if x >= 1000 else f"{x:g}" for x in ticks])
             ax.minorticks_off()
         if panel.get("ylog"):
             ax.set_yscale("log")

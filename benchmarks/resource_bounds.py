@@ -29,11 +29,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
-
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchmarks  # noqa: F401 - the shared environment (benchmarks/__init__.py)
 from benchmarks.build_latency import _rss_mb, run_child  # one peak-RSS rule for both
 
 HISTORY_TURNS = 50_000

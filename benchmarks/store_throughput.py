@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
-
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import benchmarks  # noqa: F401 - the shared environment (benchmarks/__init__.py)
 from benchmarks.data import load_locomo
 from ctxengine.memory import store_from_url
 from ctxengine.types import Turn

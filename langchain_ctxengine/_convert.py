@@ -2,7 +2,7 @@
 
 LangChain ``Document(page_content, metadata, id)`` <-> ``ctxengine.Document(text, id,
 metadata)``; stored turns <-> chat messages. Rendering and role mapping come from the
-core (:func:`ctxengine.assembly.build_messages`), so a packet reads the same whether the
+core (:func:`ctxengine.budget.build_messages`), so a packet reads the same whether the
 model is called through LangChain or not.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.documents import Document as LCDocument
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from ctxengine.assembly import build_messages
+from ctxengine.budget import build_messages
 from ctxengine.integration import RESULT_KEYS, result_metadata
 from ctxengine.tokens import TokenCounter, counter_for_model
 from ctxengine.types import Document, ScoredDocument

@@ -1,50 +1,104 @@
-"""``ContextEngineMiddleware``: the engine's packet as what a ``create_agent`` model sees.
+"""``ContextEngineMiddleware``: every model call of a ``create_agent`` loop within budget.
 
-Before each model call the middleware hands the model the engine's packet (system prompt
-with retrieved context, the decayed history that fits, the question) instead of the whole
-message list. It changes only the *request*: the agent's checkpointed state keeps every
-message, so nothing is lost when a turn falls out of the packet.
+Before each model call the middleware lays the whole request out on one budget ledger
+(:func:`ctxengine.agent.prepare_call`): the agent's system prompt (with what middleware
+running before this one added) composed with the engine's, the bound tools' schemas, the
+question, the current turn's tool calls and results (the newest kept whole when it fits,
+older ones compressed for the question, then set aside as stubs with a handle), and the
+engine's history and retrieved context in what is left. It changes only the *request*:
+the agent's checkpointed state keeps every message, and every full tool output is kept
+in :attr:`ContextEngineMiddleware.store`, which the model reads back with the
+``read_tool_result`` tool the middleware adds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+from langchain.tools import ToolRuntime
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.tools import BaseTool, StructuredTool
 
-from ctxengine._validation import check_text
+from ctxengine._validation import check_finite, check_positive_int, check_text
+from ctxengine.agent import PreparedCall, ToolResultStore, prepare_call, read_back, resolve_session
 from ctxengine.engine import ContextEngine
-from ctxengine.packet import ContextPacket
+from ctxengine.errors import DocumentNotFoundError, InvalidTypeError
 
-from ._convert import message_text, to_langchain_messages
+from ._agent import from_agent_message, question_message, to_agent_message, tool_schemas
+from ._convert import to_langchain_messages
 from ._history import check_engine, remember_message, storable, stored_message_ids
 
 _MAX_OFFERED = 100_000
+READ_TOOL = "read_tool_result"
 
 
 class ContextEngineMiddleware(AgentMiddleware):
-    """Feeds a ``create_agent`` model the engine's packet, within the engine's budget.
+    """Keeps every model call of a ``create_agent`` loop within the engine's budget.
 
-    The question is the last human message. Finished turns (the question and the final
-    answer) are remembered in the engine's memory under ``session_id``, or, when that is
-    ``None``, under the run's ``thread_id`` (``config={"configurable": {"thread_id": ...}}``).
-    The engine's ``system_prompt`` replaces the agent's: give your instructions to the engine
-    so they are counted in the budget. The current turn's tool calls and tool results are
-    passed after the packet unchanged (the agent loop needs them); the budget covers the
-    packet, not them.
+    The question is the last human message. Its session (for memory and stored tool
+    outputs) is ``session_id``, else the run's ``thread_id``, else ``context_key`` of the
+    run's context (``create_agent(context_schema=...)``), else ``shared_session`` if set;
+    without any of them the first call is a :class:`~ctxengine.errors.ConfigurationError`.
+    Finished turns (question and final answer) are remembered in the engine's memory.
+
+    Parameters
+    ----------
+    engine:
+        A :class:`~ctxengine.ContextEngine` with a memory; its ``token_budget`` bounds
+        every request, counted by :func:`ctxengine.agent.count_request`.
+    session_id, context_key, shared_session:
+        Where the session comes from (see above).
+    store:
+        Where full tool outputs are kept (default: a new in-process
+        :class:`~ctxengine.agent.ToolResultStore`).
+    read_back:
+        Offer the model the ``read_tool_result(handle, query=None)`` tool.
+    tool_share, question_share:
+        The most of what is left that the current turn's tool messages, and before them
+        the question, may take (see :func:`ctxengine.agent.prepare_call`).
+    list_earlier:
+        How many handles of earlier turns' tool outputs to list in the system prompt, so
+        the model can read them again with ``read_tool_result`` (0, the default: none;
+        at a 2,000-token budget three cost 10 points of evidence in
+        ``benchmarks/agent_loop.py``, at larger budgets they cost little).
     """
 
-    def __init__(self, engine: ContextEngine, *, session_id: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: ContextEngine,
+        *,
+        session_id: str | None = None,
+        context_key: str = "user_id",
+        shared_session: str | None = None,
+        store: ToolResultStore | None = None,
+        read_back: bool = True,
+        tool_share: float = 0.7,
+        question_share: float = 0.5,
+        list_earlier: int = 0,
+    ) -> None:
         super().__init__()
         check_engine(engine)
         if session_id is not None:
             check_text(session_id, "session_id")
+        if shared_session is not None:
+            check_text(shared_session, "shared_session")
+        if store is not None and not isinstance(store, ToolResultStore):
+            raise InvalidTypeError(f"store must be a ToolResultStore, got {type(store).__name__}")
         self.engine = engine
         self.session_id = session_id
+        self.context_key = check_text(context_key, "context_key")
+        self.shared_session = shared_session
+        self.store = store if store is not None else ToolResultStore()
+        self.tool_share = check_finite(tool_share, "tool_share", low=0.0, high=1.0)
+        self.question_share = check_finite(question_share, "question_share", low=0.0, high=1.0)
+        self.list_earlier = check_positive_int(list_earlier, "list_earlier", allow_zero=True)
+        self.tools: list[BaseTool] = [self._read_tool()] if read_back else []
+        self._reader = READ_TOOL if read_back else None
         # Message ids offered to memory this process, stored or dropped by its dedup.
         self._offered: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -56,13 +110,14 @@ class ContextEngineMiddleware(AgentMiddleware):
         request: ModelRequest,
         handler: Callable[[ModelRequest], ModelResponse],
     ) -> Any:
-        plan = self._plan(request)
-        if plan is None:
+        index = _question_index(request.messages)
+        if index is None:
             return handler(request)
-        session, index = plan
+        session = self._session(request)
+        request = self._offer_tools(request)
         self._remember_history(session, request.messages[:index])
-        packet = self.engine.build(message_text(request.messages[index]), session_id=session)
-        response = handler(self._override(request, packet, index))
+        prepared = self._prepare(request, index, session)
+        response = handler(self._override(request, prepared, index))
         self._remember_finished_turn(session, request.messages[index], response)
         return response
 
@@ -71,53 +126,97 @@ class ContextEngineMiddleware(AgentMiddleware):
         request: ModelRequest,
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> Any:
-        plan = self._plan(request)
-        if plan is None:
+        index = _question_index(request.messages)
+        if index is None:
             return await handler(request)
-        session, index = plan
+        session = self._session(request)
+        request = self._offer_tools(request)
         await asyncio.to_thread(self._remember_history, session, request.messages[:index])
-        query = message_text(request.messages[index])
-        packet = await self.engine.abuild(query, session_id=session)
-        response = await handler(self._override(request, packet, index))
+        prepared = await asyncio.to_thread(self._prepare, request, index, session)
+        response = await handler(self._override(request, prepared, index))
         await asyncio.to_thread(
             self._remember_finished_turn, session, request.messages[index], response
         )
         return response
 
+    def delete_session(self, session_id: str) -> None:
+        """Forget a session: its turns in the engine's memory and its stored tool outputs
+        (call it with the thread id when you delete a thread from the checkpointer)."""
+        check_text(session_id, "session_id")
+        self.engine.memory.clear(session_id)  # type: ignore[union-attr]
+        self.store.clear(session_id)
+
     # --- translation ---------------------------------------------------------------------
 
-    def _plan(self, request: ModelRequest) -> tuple[str, int] | None:
-        """The session and the index of the question, or ``None`` to leave the call alone."""
-        for index in range(len(request.messages) - 1, -1, -1):
-            message = request.messages[index]
-            if message.type == "human":
-                if not message_text(message).strip():
-                    return None
-                return self._session(request), index
-        return None
+    @staticmethod
+    def _offer_tools(request: ModelRequest) -> ModelRequest:
+        """The request without the read-back tool when its model cannot call tools (a
+        chat model that does not implement ``bind_tools``): no tool is offered to it."""
+        if type(request.model).bind_tools is not BaseChatModel.bind_tools:
+            return request
+        tools = [t for t in request.tools if getattr(t, "name", None) != READ_TOOL]
+        return request if len(tools) == len(request.tools) else request.override(tools=tools)
+
+    def _prepare(self, request: ModelRequest, index: int, session: str) -> PreparedCall:
+        system = request.system_message.text if request.system_message is not None else ""
+        return prepare_call(
+            self.engine, session_id=session,
+            question=to_agent_message(request.messages[index]),
+            in_flight=[to_agent_message(m) for m in request.messages[index + 1 :]],
+            system_prompt=str(system), tools=tool_schemas(request.tools), store=self.store,
+            reader=self._reader if any(getattr(t, "name", None) == READ_TOOL for t in request.tools)
+            else None, tool_share=self.tool_share, question_share=self.question_share,
+            earlier=[to_agent_message(m) for m in request.messages[:index]],
+            k_earlier=self.list_earlier,
+        )  # fmt: skip
 
     def _session(self, request: ModelRequest) -> str:
-        if self.session_id is not None:
-            return self.session_id
-        info = getattr(request.runtime, "execution_info", None)
-        thread_id = getattr(info, "thread_id", None)
-        if thread_id is None:
-            try:
-                from langgraph.config import get_config
+        return self._session_of(getattr(request.runtime, "context", None), _thread_id(request))
 
-                thread_id = get_config().get("configurable", {}).get("thread_id")
-            except RuntimeError:  # called outside a graph run
-                thread_id = None
-        return str(thread_id) if thread_id is not None else "default"
+    def _session_of(self, context: Any, thread_id: Any) -> str:
+        user = None
+        if isinstance(context, Mapping):
+            user = context.get(self.context_key)
+        elif context is not None:
+            user = getattr(context, self.context_key, None)
+        return resolve_session(self.session_id, thread_id, user, self.shared_session)
 
     @staticmethod
-    def _override(request: ModelRequest, packet: ContextPacket, index: int) -> ModelRequest:
-        messages = to_langchain_messages(packet.messages)
+    def _override(request: ModelRequest, prepared: PreparedCall, index: int) -> ModelRequest:
+        packet = prepared.packet
+        entries = packet.messages
         system = None
-        if messages and isinstance(messages[0], SystemMessage):
-            system, messages = messages[0], messages[1:]
-        in_flight: list[AnyMessage] = list(request.messages[index + 1 :])
-        return request.override(system_message=system, messages=[*messages, *in_flight])
+        if entries and entries[0]["role"] == "system":
+            system, entries = SystemMessage(entries[0]["content"]), entries[1:]
+        question = None
+        if entries and entries[-1]["role"] == "user":  # the question (merged with a user turn)
+            question = question_message(entries[-1]["content"], request.messages[index])
+            entries = entries[:-1]
+        history = to_langchain_messages(entries)
+        in_flight = [from_agent_message(m) for m in prepared.in_flight.messages]
+        messages: list[Any] = [*history, *([question] if question else []), *in_flight]
+        return request.override(system_message=system, messages=messages)
+
+    def _read_tool(self) -> BaseTool:
+        middleware = self
+
+        def read_tool_result(handle: str, runtime: ToolRuntime, query: str | None = None) -> str:
+            config = runtime.config or {}
+            thread_id = (config.get("configurable") or {}).get("thread_id")
+            session = middleware._session_of(runtime.context, thread_id)
+            try:
+                return read_back(middleware.engine, middleware.store, session, handle, query)
+            except DocumentNotFoundError as exc:
+                return f"error: {exc.args[0]}"
+
+        return StructuredTool.from_function(
+            read_tool_result,
+            name=READ_TOOL,
+            description=(
+                "Read back a tool output that was compressed or set aside to save context, "
+                "by the handle its note gives; with a query, only the parts that matter for it."
+            ),
+        )
 
     # --- memory --------------------------------------------------------------------------
 
@@ -133,9 +232,7 @@ class ContextEngineMiddleware(AgentMiddleware):
                 remember_message(self.engine, session, message)
             self._mark_offered(session, message)
 
-    def _remember_finished_turn(
-        self, session: str, question: BaseMessage, response: Any
-    ) -> None:
+    def _remember_finished_turn(self, session: str, question: BaseMessage, response: Any) -> None:
         answer = _final_message(response)
         if answer is None or not storable(answer):
             return  # the turn goes on with tool calls; it is stored when it ends
@@ -168,4 +265,25 @@ def _final_message(response: Any) -> AIMessage | None:
     return None
 
 
-__all__ = ["ContextEngineMiddleware"]
+def _question_index(messages: Sequence[BaseMessage]) -> int | None:
+    """The index of the last human message (the question), if any."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].type == "human":
+            return index
+    return None
+
+
+def _thread_id(request: ModelRequest) -> Any:
+    info = getattr(request.runtime, "execution_info", None)
+    thread_id = getattr(info, "thread_id", None)
+    if thread_id is None:
+        try:
+            from langgraph.config import get_config
+
+            thread_id = get_config().get("configurable", {}).get("thread_id")
+        except RuntimeError:  # called outside a graph run
+            thread_id = None
+    return thread_id
+
+
+__all__ = ["READ_TOOL", "ContextEngineMiddleware"]

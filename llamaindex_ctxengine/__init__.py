@@ -7,6 +7,7 @@ engines and agents.
 * :class:`ContextEngineRetriever` — the engine as a retriever, or re-ranking around any
   LlamaIndex retriever (:class:`LlamaIndexFirstStage`);
 * :class:`ContextEngineEmbedding` — the bundled MiniLM as a LlamaIndex embedding model;
+* :class:`ContextEngineLLM` — every model call of a ``FunctionAgent`` within the budget;
 * :class:`ContextPacketEvent` — the instrumentation event a packet emits (timings, usage, notes).
 
 The adapters only translate types; every decision is the core's (``ctxengine``).
@@ -24,6 +25,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
     ) from error
 
 from ._events import ContextPacketEvent
+from .agent import ContextEngineLLM
 from .embeddings import ContextEngineEmbedding
 from .memory import ContextEngineChatMemory, DecayMemoryBlock
 from .postprocessor import ContextEnginePostprocessor
@@ -32,6 +34,7 @@ from .retriever import ContextEngineRetriever, LlamaIndexFirstStage
 __all__ = [
     "ContextEngineChatMemory",
     "ContextEngineEmbedding",
+    "ContextEngineLLM",
     "ContextEnginePostprocessor",
     "ContextEngineRetriever",
     "ContextPacketEvent",

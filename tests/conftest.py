@@ -18,6 +18,7 @@ from benchmarks.data import data_root
 from ctxengine.clock import ManualClock
 
 POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
+CHROMA_ENV = "CTXENGINE_TEST_CHROMA_URL"
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +66,17 @@ def postgres_url() -> str:
         message = f"{POSTGRES_ENV} is not set; start a server with: export {POSTGRES_ENV}=\"$(.ci/postgres.sh)\""
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must not skip the PostgreSQL store)")
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def chroma_url() -> str:
+    url = os.environ.get(CHROMA_ENV)
+    if not url:
+        message = f"{CHROMA_ENV} is not set; start a server with: export {CHROMA_ENV}=\"$(.ci/chroma.sh)\""
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must not skip the Chroma first stage)")
         pytest.skip(message)
     return url
 

@@ -1,9 +1,11 @@
 """ContextEngine: retrieval -> re-ranking -> memory -> compression -> budget -> packet.
 
-The pipeline reads top to bottom in :meth:`ContextEngine.build`. Each stage is a
-component with a small protocol (``ctxengine.retrieval``, ``ctxengine.rerank``,
-``ctxengine.memory``, ``ctxengine.compress``, ``ctxengine.budget``); the engine knows
-strategies only through their registries.
+The pipeline reads top to bottom in :meth:`ContextEngine.build`. Each seat is a component
+behind a small protocol (:class:`~ctxengine.retrieval.Retriever`,
+:class:`~ctxengine.rerank.Reranker`, :class:`~ctxengine.memory.Memory`,
+:class:`~ctxengine.compress.Compressor`); the :class:`~ctxengine.budget.TokenBudget`
+owns the token counter and opens one ledger per request. Strategies are known only
+through their registries (in :mod:`ctxengine._factory`).
 """
 
 from __future__ import annotations
@@ -17,89 +19,106 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._factory import DEFAULT_SYSTEM_PROMPT, EngineConstructors
+from ._factory import DEFAULT_SYSTEM_PROMPT, build_components, build_retriever, shared_embedder
 from ._validation import check_positive_int, check_text
-from .assembly import assemble, build_messages
-from .budget import TokenBudget
+from .budget import BudgetLedger, TokenBudget
 from .clock import Clock, system_clock
+from .compress import Compressor
 from .errors import ConfigurationError, InvalidTypeError
+from .memory import Memory
 from .packet import ContextPacket
-from .slots import compress_into_slot, fill_history, fit_question
+from .rerank import Reranker
+from .retrieval import Retriever
 from .tokens import TokenCounter, get_token_counter
 from .types import Document, ScoredDocument, ScoredTurn, Turn
 
+DocumentLike = Document | str | Mapping[str, Any]
 
-class ContextEngine(EngineConstructors):
+
+class ContextEngine:
     """Decides what enters the model's context window, how much of it, and in what order.
 
-    Build it from components for full control, or with :meth:`from_documents`,
-    :meth:`from_retriever` or :meth:`load` (in :mod:`ctxengine._factory`).
+    Build it from components for full control, or by strategy names with
+    :meth:`from_documents`, :meth:`from_retriever` or :meth:`load`.
 
     Parameters
     ----------
     retriever:
-        First stage: anything with ``retrieve(query, k) -> list[ScoredDocument]``
-        (a :class:`~ctxengine.retrieval.HybridRetriever`, or an adapter around another
-        framework's retriever). ``None``: packets hold history only.
+        First stage (``retrieve(query, k)``): a :class:`~ctxengine.retrieval.HybridRetriever`
+        or an adapter around another framework's retriever. ``None``: history only.
     reranker:
-        ``reranker.rerank(query, candidates, k)``; ``None`` keeps retrieval order.
+        Final order of the candidates (a hand-set strategy, or a trained
+        :class:`~ctxengine.learn.LearnedRanker`); ``None`` keeps retrieval order.
     memory:
-        A :class:`~ctxengine.memory.DecayMemory` (``None``: no history).
+        Conversation memory, e.g. :class:`~ctxengine.memory.DecayMemory` (``None``: none).
     compressor:
-        ``compressor.compress(query, documents, max_tokens)``; required when a retriever is set.
+        Fits documents into the tokens left; required when a retriever is set.
     token_budget:
-        Total prompt tokens (int) or a :class:`~ctxengine.budget.TokenBudget`.
+        Total request tokens (int) or a :class:`~ctxengine.budget.TokenBudget`, which then
+        brings its counter (a different ``token_counter`` is a ConfigurationError).
     system_prompt:
         Reserved first; a budget smaller than it is a :class:`~ctxengine.errors.BudgetError`.
     k:
         How many documents at most go into a packet.
     candidates:
         How many documents retrieval hands to the re-ranker.
-    learned_ranker, learned_memory:
-        Trained scorers (:mod:`ctxengine.learn`) that replace the re-ranker and the decay
-        score; ``None`` (the default, and what :meth:`fit` sets) keeps the hand-set rules.
     feedback:
         Where :meth:`record_feedback` logs: a :class:`~ctxengine.learn.FeedbackLog`, a
         JSONL file path, or ``None`` (kept in memory).
 
-    ``embedder`` (attribute): what :meth:`fit` embeds passages with; set by
-    :meth:`from_retriever` to the one its components share, else ``None`` (process default).
+    Examples
+    --------
+    >>> from ctxengine import ContextEngine
+    >>> engine = ContextEngine.from_documents(
+    ...     ["BM25 ranks by term frequency.", "Embeddings capture meaning."],
+    ...     retrieval="keyword", token_budget=200, memory_options={"relevance": "lexical"})
+    >>> packet = engine.build("How does BM25 rank?")
+    >>> packet.documents[0].text
+    'BM25 ranks by term frequency.'
+    >>> packet.tokens_used <= 200
+    True
     """
 
     def __init__(
         self,
-        retriever: Any | None = None,
+        retriever: Retriever | None = None,
         *,
-        reranker: Any | None = None,
-        memory: Any | None = None,
-        compressor: Any | None = None,
+        reranker: Reranker | None = None,
+        memory: Memory | None = None,
+        compressor: Compressor | None = None,
         token_budget: int | TokenBudget = 800,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         token_counter: TokenCounter | str | None = None,
         k: int = 5,
         candidates: int = 30,
         clock: Clock | None = None,
-        learned_ranker: Any | None = None,
-        learned_memory: Any | None = None,
         feedback: Any | None = None,
     ) -> None:
-        self.token_counter = get_token_counter(token_counter)
         if isinstance(token_budget, TokenBudget):
+            # The budget owns the only counter: a second one would spend other units.
+            if token_counter is not None:
+                named = get_token_counter(token_counter)
+                if named.name != token_budget.token_counter.name:
+                    raise ConfigurationError(
+                        f"token_counter {named.name!r} disagrees with the budget's "
+                        f"{token_budget.token_counter.name!r}: give the counter to one of them"
+                    )
             self.budget = token_budget
         else:
-            self.budget = TokenBudget(token_budget, token_counter=self.token_counter)
+            self.budget = TokenBudget(token_budget, token_counter=token_counter)
+        self.token_counter = self.budget.token_counter
         self.system_prompt = check_text(system_prompt, "system_prompt", allow_empty=True)
-        # Fail at construction, not at the first build, when the prompt cannot fit.
-        self.budget.start().reserve_system_prompt(self.system_prompt)
-        for component, method in ((retriever, "retrieve"), (reranker, "rerank"), (memory, "recall"),
-                                  (compressor, "compress")):
+        self.budget.start(self.system_prompt)  # fail now, not at the first build
+        seats = ((retriever, "retrieve"), (reranker, "rerank"), (memory, "recall"),
+                 (compressor, "compress"))  # fmt: skip
+        for component, method in seats:
             if component is not None and not callable(getattr(component, method, None)):
                 raise InvalidTypeError(f"{type(component).__name__} has no {method}() method")
+        if retriever is not None and compressor is None:
+            raise ConfigurationError("a compressor is required when a retriever is set")
         self.retriever = retriever
         self.reranker = reranker
         self.memory = memory
-        if retriever is not None and compressor is None:
-            raise ConfigurationError("a compressor is required when a retriever is set")
         self.compressor = compressor
         self.k = check_positive_int(k, "k")
         self.candidates = check_positive_int(candidates, "candidates")
@@ -107,18 +126,104 @@ class ContextEngine(EngineConstructors):
         self._lock = threading.RLock()
         from .learn import FeedbackLog
 
-        self.learned_ranker = learned_ranker
-        self.learned_memory = learned_memory
         self.feedback = feedback if isinstance(feedback, FeedbackLog) else FeedbackLog(feedback)
+        # What fit() embeds passages with; from_retriever sets the one its stages share.
         self.embedder: Any | None = None
+
+    # --- constructors by name -------------------------------------------------------------
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[DocumentLike] = (),
+        *,
+        retrieval: str = "hybrid",
+        embedder: Any = None,
+        retriever_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> ContextEngine:
+        """An engine over ``documents`` with its own index. ``retrieval``: keyword | tfidf |
+        dense | hybrid | adaptive (``retriever_options`` go to
+        :class:`~ctxengine.retrieval.HybridRetriever`); other keywords: :meth:`from_retriever`'s."""
+        embedder = shared_embedder(embedder)  # one cache for the index and the later stages
+        retriever = build_retriever(
+            documents, retrieval=retrieval, embedder=embedder, retriever_options=retriever_options
+        )
+        return cls.from_retriever(retriever, embedder=embedder, **options)
+
+    @classmethod
+    def from_retriever(
+        cls,
+        retriever: Retriever | None,
+        *,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        token_budget: int = 800,
+        compression: str | Compressor = "extractive",
+        rerank: Any = "default",
+        memory_url: str | None = None,
+        memory: Memory | None = None,
+        embedder: Any = None,
+        token_counter: TokenCounter | str | None = None,
+        clock: Clock | None = None,
+        k: int = 5,
+        candidates: int = 30,
+        max_history_share: float = 0.5,
+        reserve_for_answer: int = 0,
+        memory_options: Mapping[str, Any] | None = None,
+        compressor_options: Mapping[str, Any] | None = None,
+        feedback: Any | None = None,
+    ) -> ContextEngine:
+        """An engine over any first stage (e.g. an adapter around a LangChain or LlamaIndex
+        retriever) with the default re-ranking, memory, compression and budget.
+
+        ``compression``: truncate | sentence | extractive | semantic (or a Compressor).
+        ``rerank``: "default", "none", a strategy name, a list of names, or a Reranker.
+        ``memory_url``: None (in-process), ``"sqlite:///chat.db"``, ``"postgresql://..."``;
+        or pass a ready ``memory``. ``embedder`` (an Embedder, a local model path or
+        ``"hashing"``; ``None``: the process-wide default) is shared by every stage that
+        embeds; one in ``memory_options`` or ``compressor_options`` wins for that stage.
+        """
+        embedder = shared_embedder(embedder)
+        parts = build_components(
+            token_budget=token_budget, compression=compression, rerank=rerank,
+            memory_url=memory_url, memory=memory, embedder=embedder, token_counter=token_counter,
+            clock=clock, max_history_share=max_history_share,
+            reserve_for_answer=reserve_for_answer, memory_options=memory_options,
+            compressor_options=compressor_options,
+        )  # fmt: skip
+        engine = cls(
+            retriever, reranker=parts.reranker, memory=parts.memory, compressor=parts.compressor,
+            token_budget=parts.budget, system_prompt=system_prompt, k=k, candidates=candidates,
+            clock=clock, feedback=feedback,
+        )  # fmt: skip
+        engine.embedder = parts.embedder
+        return engine
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, embedder: Any = None, **options: Any) -> ContextEngine:
+        """An engine over the index saved at ``path`` (with the trained scorers saved with
+        it). ``embedder`` must be the model the index was built with (else
+        :class:`~ctxengine.errors.EmbeddingMismatchError`); ``None``: the one its manifest
+        names. ``options`` are :meth:`from_retriever`'s (budget, compression, memory_url...)."""
+        from .persist import load_index, load_learned, read_manifest
+
+        manifest = read_manifest(path)  # checksums every file once, for both reads below
+        embedder = shared_embedder(embedder)
+        retriever = load_index(path, embedder=embedder, manifest=manifest)
+        if embedder is None:  # re-rank and score with the model the index was built with
+            embedder = shared_embedder(retriever.embedder)
+        engine = cls.from_retriever(retriever, embedder=embedder, **options)
+        ranker, scorer = load_learned(path, retriever=retriever, embedder=embedder, manifest=manifest)
+        engine.use_learned(ranker, scorer)
+        return engine
 
     # --- documents and memory ------------------------------------------------------------
 
-    def add_documents(self, documents: Iterable[Document | str | Mapping[str, Any]]) -> None:
+    def add_documents(self, documents: Iterable[DocumentLike]) -> None:
         """Index more documents (duplicate ids are an error; use ``upsert_documents``)."""
         self._index().add(documents)
 
-    def upsert_documents(self, documents: Iterable[Document | str | Mapping[str, Any]]) -> None:
+    def upsert_documents(self, documents: Iterable[DocumentLike]) -> None:
         self._index().upsert(documents)
 
     def remove_documents(self, ids: Iterable[str]) -> None:
@@ -128,6 +233,11 @@ class ContextEngine(EngineConstructors):
         if self.retriever is None or not hasattr(self.retriever, "add"):
             raise ConfigurationError("this engine's retriever does not hold its own index")
         return self.retriever
+
+    def _memory(self) -> Memory:
+        if self.memory is None:
+            raise ConfigurationError("this engine has no memory")
+        return self.memory
 
     def remember(
         self,
@@ -140,9 +250,7 @@ class ContextEngine(EngineConstructors):
         metadata: Mapping[str, Any] | None = None,
     ) -> Turn | None:
         """Store a conversation turn; returns it, or ``None`` if dedup dropped it."""
-        if self.memory is None:
-            raise ConfigurationError("this engine has no memory")
-        return self.memory.add(
+        return self._memory().add(
             role, text, session_id=session_id, timestamp=timestamp, importance=importance,
             metadata=metadata,
         )  # fmt: skip
@@ -150,8 +258,7 @@ class ContextEngine(EngineConstructors):
     def history_budget(self) -> int:
         """Tokens history gets in a packet: its share of what the system prompt leaves
         (all of it when the engine retrieves no documents)."""
-        ledger = self.budget.start()
-        ledger.reserve_system_prompt(self.system_prompt)
+        ledger = self.budget.start(self.system_prompt)
         return ledger.history_cap(documents_pending=self.retriever is not None)
 
     def recall(
@@ -165,44 +272,23 @@ class ContextEngine(EngineConstructors):
     ) -> list[ScoredTurn]:
         """The session's turns that still matter for ``query`` (``None``: by decay alone),
         chronological, fitting ``max_tokens`` (default: :meth:`history_budget`)."""
-        if self.memory is None:
-            raise ConfigurationError("this engine has no memory")
+        memory = self._memory()
         check_text(session_id, "session_id")
         if query is not None:
             check_text(query, "query", allow_empty=True)
         if max_tokens is None:
             max_tokens = self.history_budget()
-        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-        if max_tokens == 0:
+        if check_positive_int(max_tokens, "max_tokens", allow_zero=True) == 0:
             return []
-        return self._select_turns(query, max_tokens, session_id, now, touch, None)
-
-    def _select_turns(
-        self, query: str | None, max_tokens: int, session_id: str, now: float | datetime | None,
-        touch: bool, contributions: dict[str, dict[str, float]] | None,
-    ) -> list[ScoredTurn]:  # fmt: skip
-        # The learned scorer, when trained, replaces the decay score (see ctxengine.learn).
-        if self.learned_memory is not None:
-            turns, parts = self.learned_memory.select(
-                self.memory, query, max_tokens, session_id=session_id, now=now, touch=touch
-            )
-            if contributions is not None:
-                contributions.update(parts)
-            return turns
-        return list(
-            self.memory.recall(query, max_tokens=max_tokens, session_id=session_id, now=now, touch=touch)
-        )
+        return list(memory.recall(query, max_tokens, session_id=session_id, now=now, touch=touch))
 
     # --- retrieval -----------------------------------------------------------------------
 
     def retrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
-        """Retrieval + re-ranking, no compression: the best ``k`` documents.
-
-        ``filter`` goes to the first stage (see :meth:`build`)."""
+        """Retrieval + re-ranking, no compression: the best ``k`` documents (``filter``: see
+        :meth:`build`)."""
         check_text(query, "query")
-        check_positive_int(k, "k")
-        candidates, _ = self._retrieve(query, k, {}, filter=filter)
-        return candidates
+        return self._retrieve(query, check_positive_int(k, "k"), {}, filter=filter)[0]
 
     async def aretrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
         """Async :meth:`retrieve`: the first stage's own coroutine when it has one."""
@@ -219,6 +305,31 @@ class ContextEngine(EngineConstructors):
             return None
         extra = {} if filter is None else {"filter": filter}
         return list(await aretrieve(query, k=max(k, self.candidates), **extra))
+
+    def _retrieve(
+        self,
+        query: str,
+        k: int,
+        timings: dict[str, float],
+        *,
+        filter: Any = None,
+        pool: list[ScoredDocument] | None = None,
+    ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:
+        """Stages 1-2: the best ``k`` after re-ranking, and the first stage's whole pool
+        (``pool``: already fetched by the async path). ``filter`` goes to the first stage."""
+        if self.retriever is None:
+            if filter is not None:
+                raise ConfigurationError("a filter needs a retriever: this engine has none")
+            return [], []
+        started = time.perf_counter()
+        if pool is None:
+            extra = {} if filter is None else {"filter": filter}
+            pool = self.retriever.retrieve(query, k=max(k, self.candidates), **extra)
+        timings["retrieve"] = time.perf_counter() - started
+        started = time.perf_counter()
+        ranked = self.reranker.rerank(query, pool, k=k) if self.reranker is not None else pool
+        timings["rerank"] = time.perf_counter() - started
+        return list(ranked[:k]), pool
 
     def fit_documents(
         self,
@@ -243,52 +354,22 @@ class ContextEngine(EngineConstructors):
         if not isinstance(headers, bool):
             raise InvalidTypeError(f"headers must be a bool, got {type(headers).__name__}")
         k = len(documents) if k is None else check_positive_int(k, "k")
+        if max_tokens is not None:
+            check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         scored = [
             doc if isinstance(doc, ScoredDocument) else ScoredDocument(Document.coerce(doc), 0.0)
             for doc in documents
         ]
         if not scored:
             return []
-        ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored[:k]
-        if max_tokens is None:
-            ledger = self.budget.start()
-            ledger.reserve_system_prompt(self.system_prompt)
-            max_tokens = ledger.remaining
-        check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-        fitted = compress_into_slot(
-            query, list(ranked[:k]), max_tokens, self.compressor, self.token_counter, headers=headers
+        ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored
+        ledger = self.budget.start(self.system_prompt)
+        fitted = ledger.fit_documents(
+            query, ranked[:k], self.compressor, max_tokens=max_tokens, headers=headers
         )
         for doc in fitted:
             doc.tokens = self.token_counter.count(doc.text)
         return fitted
-
-    def _retrieve(
-        self, query: str, k: int, timings: dict[str, float],
-        contributions: dict[str, dict[str, float]] | None = None, *, filter: Any = None,
-        pool: list[ScoredDocument] | None = None,
-    ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:  # fmt: skip
-        """Stages 1-2: the first stage's pool (``pool``: already fetched by the async path),
-        and its best ``k`` after re-ranking. ``filter`` goes to the first stage untouched."""
-        if self.retriever is None:
-            if filter is not None:
-                raise ConfigurationError("a filter needs a retriever: this engine has none")
-            return [], []
-        started = time.perf_counter()
-        if pool is None:
-            extra = {} if filter is None else {"filter": filter}
-            pool = self.retriever.retrieve(query, k=max(k, self.candidates), **extra)
-        timings["retrieve"] = time.perf_counter() - started
-        started = time.perf_counter()
-        if self.learned_ranker is not None:
-            ranked, parts = self.learned_ranker.rank(query, pool, k=k)
-            if contributions is not None:
-                contributions.update(parts)
-        elif self.reranker is not None:
-            ranked = self.reranker.rerank(query, pool, k=k)
-        else:
-            ranked = pool[:k]
-        timings["rerank"] = time.perf_counter() - started
-        return list(ranked[:k]), pool
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -300,6 +381,7 @@ class ContextEngine(EngineConstructors):
         k: int | None = None,
         now: float | datetime | None = None,
         touch: bool = False,
+        ledger: BudgetLedger | None = None,
         filter: Any = None,
         _pool: list[ScoredDocument] | None = None,
     ) -> ContextPacket:
@@ -307,6 +389,8 @@ class ContextEngine(EngineConstructors):
 
         ``touch=True`` marks the recalled turns as accessed (refreshing their freshness);
         by default reading memory changes nothing, so the same inputs give the same packet.
+        ``ledger``: one opened with :meth:`TokenBudget.start` whose fixed slots (an agent's
+        system prompt, tool schemas and tool messages) the caller already reserved.
         ``filter`` restricts the documents: for the engine's own index a
         :mod:`ctxengine.retrieval.filters` filter or a Chroma-style dict
         (``{"year": {"$gte": 2020}}``), applied before scoring; a wrapped framework retriever
@@ -316,51 +400,31 @@ class ContextEngine(EngineConstructors):
         check_text(session_id, "session_id")
         k = self.k if k is None else check_positive_int(k, "k")
         timings: dict[str, float] = {}
-        notes: list[str] = []
         started = time.perf_counter()
+        ranked, pool = self._retrieve(query, k, timings, filter=filter, pool=_pool)  # 1-2.
 
-        # 1-2. retrieval and re-ranking
-        contributions: dict[str, dict[str, float]] = {}
-        ranked, pool = self._retrieve(query, k, timings, contributions, filter=filter, pool=_pool)
+        ledger = ledger if ledger is not None else self.budget.start(self.system_prompt)
+        ledger.fit_question(query)  # 3. the question, after the fixed slots
 
-        # 3. fixed slots: system prompt, then the question
-        ledger = self.budget.start()
-        ledger.reserve_system_prompt(self.system_prompt)
-        question = fit_question(query, ledger, self.token_counter, notes)
-
-        # 4. memory, capped at its share so documents keep theirs
-        stage = time.perf_counter()
-        turns: list[ScoredTurn] = []
+        stage = time.perf_counter()  # 4. memory, capped at its share so documents keep theirs
         if self.memory is not None:
-            turns = fill_history(
-                ledger,
-                lambda cap: self._select_turns(query, cap, session_id, now, touch, contributions),
-                documents_pending=bool(ranked),
-            )
+            room = ledger.history_room(documents_pending=bool(ranked))
+            if room > 0:
+                turns = self.memory.recall(query, room, session_id=session_id, now=now, touch=touch)
+                ledger.add_history(turns)
         timings["memory"] = time.perf_counter() - stage
 
-        # 5. compression into what is left
-        stage = time.perf_counter()
-        slot = ledger.remaining
-        documents = compress_into_slot(query, ranked, slot, self.compressor, self.token_counter)
+        stage = time.perf_counter()  # 5. compression into what is left
+        ledger.fit_documents(query, ranked, self.compressor)
         timings["compress"] = time.perf_counter() - stage
 
-        # 6. assembly, verified by counting the final text again
-        stage = time.perf_counter()
-        limit = self.budget.total - self.budget.reserve_for_answer
-        assembled = assemble(self.system_prompt, turns, documents, question, limit, self.token_counter)
-        notes.extend(assembled.notes)
-        documents, turns = assembled.documents, assembled.turns
-        messages = build_messages(self.system_prompt, turns, documents, assembled.question)
+        stage = time.perf_counter()  # 6. render, count again, trim until it fits
+        request = ledger.finish()
         timings["assemble"] = time.perf_counter() - stage
         timings["total"] = time.perf_counter() - started
-        chosen = {d.id for d in documents} | {t.turn.id for t in turns}
-        return ContextPacket(
-            query=query, session_id=session_id, text=assembled.text, messages=messages,
-            token_budget=self.budget.total, tokens_used=assembled.tokens, usage=assembled.usage,
-            documents=documents, memory_turns=turns, timings=timings, candidates=pool, notes=notes,
-            token_counter=self.token_counter.name, answer_reserve=self.budget.reserve_for_answer,
-            contributions={key: parts for key, parts in contributions.items() if key in chosen},
+        return ContextPacket.from_request(
+            request, query=query, session_id=session_id, budget=self.budget, timings=timings,
+            candidates=pool,
         )  # fmt: skip
 
     async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:
@@ -368,35 +432,41 @@ class ContextEngine(EngineConstructors):
         (an async-only framework retriever works), the CPU-bound stages in a worker thread
         (the engine is thread-safe)."""
         check_text(query, "query")
-        k = kwargs.get("k") or self.k
-        pool = await self._afirst_stage(query, check_positive_int(k, "k"), kwargs.get("filter"))
+        k = check_positive_int(kwargs.get("k") or self.k, "k")
+        pool = await self._afirst_stage(query, k, kwargs.get("filter"))
         return await asyncio.to_thread(lambda: self.build(query, _pool=pool, **kwargs))
 
     # --- learning from the application's data -------------------------------------------
 
     def fit(self, examples: Iterable[Any], **model_options: Any) -> dict[str, Any]:
-        """Train the learned scorers from labelled examples; returns what was trained.
+        """Train scorers from labelled examples, put them in their seats; returns a report.
 
-        :class:`~ctxengine.learn.RankingExample` (query -> relevant document ids) train
-        :attr:`learned_ranker` on this engine's own first stage and candidate count;
-        :class:`~ctxengine.learn.MemoryExample` (question -> evidence turn ids in a
-        session) train :attr:`learned_memory` on this engine's memory. Mappings with
-        ``query``/``relevant`` (and ``session_id`` for memory) work too. ``model_options``
-        go to :class:`~ctxengine.learn.LinearScorer` (``objective``, ``C``...). Nothing
-        changes unless training succeeds; set the attributes to ``None`` to go back to
-        the hand-set rules.
+        :class:`~ctxengine.learn.RankingExample` (query -> relevant document ids) train a
+        :class:`~ctxengine.learn.LearnedRanker` on this engine's own first stage, which
+        becomes :attr:`reranker`; :class:`~ctxengine.learn.MemoryExample` (question ->
+        evidence turn ids) train a :class:`~ctxengine.learn.LearnedMemory`, which becomes
+        the memory's ``scorer``. ``model_options`` go to
+        :class:`~ctxengine.learn.LinearScorer`. Nothing changes unless training succeeds;
+        to go back, put the hand-set re-ranker back and set ``engine.memory.scorer = None``.
         """
         from .learn import fit_engine_scorers
 
-        ranker, memory, report = fit_engine_scorers(
+        ranker, scorer, report = fit_engine_scorers(
             examples, retriever=self.retriever, memory=self.memory, candidates=self.candidates,
             embedder=self.embedder, **model_options,
         )  # fmt: skip
-        if ranker is not None:
-            self.learned_ranker = ranker
-        if memory is not None:
-            self.learned_memory = memory
+        self.use_learned(ranker, scorer)
         return report
+
+    def use_learned(self, ranker: Reranker | None, scorer: Any | None) -> None:
+        """Seat trained scorers: ``ranker`` as the re-ranker, ``scorer`` as the memory's
+        turn scorer (each ``None``: that seat is left as it is)."""
+        if ranker is not None:
+            self.reranker = ranker
+        if scorer is not None:
+            if not hasattr(self.memory, "scorer"):
+                raise ConfigurationError("this engine's memory takes no turn scorer")
+            self.memory.scorer = scorer  # type: ignore[union-attr]
 
     def record_feedback(
         self,
@@ -417,10 +487,10 @@ class ContextEngine(EngineConstructors):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the document index (texts, metadata, analyzed tokens, embeddings) to the
         directory ``path``, so :meth:`load` needs no re-embedding, with the trained scorers
-        if any (JSON). Memory is not included: it lives in its store (``memory_url``)."""
+        in their seats (JSON). Memory is not included: it lives in its store (``memory_url``)."""
         from .persist import learned_extras, save_index
 
-        extras = learned_extras(self.learned_ranker, self.learned_memory)
+        extras = learned_extras(self.reranker, getattr(self.memory, "scorer", None))
         return save_index(self.retriever, path, extras=extras)
 
     def __repr__(self) -> str:

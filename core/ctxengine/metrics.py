@@ -23,8 +23,7 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Collection[str] | Mapping[str, fl
     gains = _gains(relevant)
     if not gains:
         return 0.0
-    seen: set[str] = set()
-    unique = [doc_id for doc_id in ranked if not (doc_id in seen or seen.add(doc_id))]
+    unique = list(dict.fromkeys(ranked))  # first occurrence of each id, in order
     ideal = sorted(gains.values(), reverse=True)[:k]
     ideal_dcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
     return dcg_at_k(unique, gains, k) / ideal_dcg

@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .types import ScoredDocument, ScoredTurn
+
+if TYPE_CHECKING:
+    from .budget import Rendered, TokenBudget
 
 _CHAT_ROLES = {
     "system": "system",
@@ -49,6 +52,38 @@ class ContextPacket:
     answer_reserve: int = 0  # tokens kept free for the reply (not part of ``text``)
     # item id -> feature -> its share of the learned score (only when a learned scorer chose)
     contributions: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_request(
+        cls,
+        request: Rendered,
+        *,
+        query: str,
+        session_id: str,
+        budget: TokenBudget,
+        timings: dict[str, float],
+        candidates: list[ScoredDocument],
+    ) -> ContextPacket:
+        """The packet of a finished ledger (:meth:`BudgetLedger.finish`)."""
+        items = [(d.id, d.contributions) for d in request.documents]
+        items += [(t.turn.id, t.contributions) for t in request.turns]
+        return cls(
+            query=query,
+            session_id=session_id,
+            text=request.text,
+            messages=request.messages,
+            token_budget=budget.total,
+            tokens_used=request.tokens,
+            usage=request.usage,
+            documents=request.documents,
+            memory_turns=request.turns,
+            timings=timings,
+            candidates=candidates,
+            notes=request.notes,
+            token_counter=budget.token_counter.name,
+            answer_reserve=budget.reserve_for_answer,
+            contributions={key: dict(parts) for key, parts in items if parts},
+        )
 
     @property
     def tokens_free(self) -> int:

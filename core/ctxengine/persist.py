@@ -222,13 +222,16 @@ def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None
     return out
 
 
-def learned_extras(learned_ranker: Any | None, learned_memory: Any | None) -> dict[str, Any]:
-    """The ``extras`` of :func:`save_index` that hold these trained scorers (``None``: none)."""
+def learned_extras(reranker: Any | None, turn_scorer: Any | None) -> dict[str, Any]:
+    """The ``extras`` of :func:`save_index` that hold the trained scorers among an engine's
+    re-ranker and memory turn scorer (hand-set ones are not saved: they are options)."""
+    from .learn import LearnedMemory, LearnedRanker
+
     extras: dict[str, Any] = {}
-    if learned_ranker is not None:
-        extras[LEARNED_RANKER] = learned_ranker.model.to_dict()
-    if learned_memory is not None:
-        extras[LEARNED_MEMORY] = learned_memory.model.to_dict()
+    if isinstance(reranker, LearnedRanker):
+        extras[LEARNED_RANKER] = reranker.model.to_dict()
+    if isinstance(turn_scorer, LearnedMemory):
+        extras[LEARNED_MEMORY] = turn_scorer.model.to_dict()
     return extras
 
 

@@ -98,6 +98,8 @@ class ScoredDocument:
     stage_scores: dict[str, float] = field(default_factory=dict)
     kept: list[KeptSpan] | None = None
     tokens: int | None = None
+    # feature -> its share of a learned score (set when a trained scorer ranked it)
+    contributions: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -146,6 +148,10 @@ class Turn:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     seq: int = 0  # position in the session, assigned by the store
+    # The rendered turn's embedding and the model that made it (``name:dimension``), computed
+    # once when the turn is remembered and persisted with it; not part of the turn's identity.
+    vector: Any = field(default=None, compare=False, repr=False)
+    vector_model: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.timestamp) or not math.isfinite(self.importance):
@@ -160,6 +166,8 @@ class ScoredTurn:
     effective: float
     components: Mapping[str, float] = field(default_factory=dict)
     tokens: int | None = None
+    # feature -> its share of a learned score (set when a trained scorer chose it)
+    contributions: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def role(self) -> str:

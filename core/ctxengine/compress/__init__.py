@@ -45,14 +45,14 @@ from .strategies import (
     TruncateCompressor,
 )
 
-STRATEGIES = ("truncate", "sentence", "extractive", "semantic")
-
-_CLASSES: dict[str, type[_BaseCompressor]] = {
+#: name -> strategy class (its constructor is the factory), simplest first.
+COMPRESSORS: dict[str, type[_BaseCompressor]] = {
     "truncate": TruncateCompressor,
     "sentence": SentenceCompressor,
     "extractive": ExtractiveCompressor,
     "semantic": SemanticCompressor,
 }
+STRATEGIES: tuple[str, ...] = tuple(COMPRESSORS)
 
 
 def get_compressor(
@@ -70,13 +70,14 @@ def get_compressor(
         if kwargs:
             raise ConfigurationError("options apply to a strategy name, not to an instance")
         return name_or_instance
-    cls = _CLASSES[check_choice(name_or_instance, "compression strategy", STRATEGIES)]
+    cls = COMPRESSORS[check_choice(name_or_instance, "compression strategy", STRATEGIES)]
     if embedder is not None and issubclass(cls, SemanticCompressor):
         kwargs["embedder"] = embedder
     return construct(cls, f"{name_or_instance!r} compressor", **kwargs)
 
 
 __all__ = [
+    "COMPRESSORS",
     "STRATEGIES",
     "WHOLE_BELOW",
     "Compressor",

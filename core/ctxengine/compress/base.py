@@ -3,7 +3,6 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -13,6 +12,7 @@ import numpy as np
 
 from .._validation import check_positive_int, check_text
 from ..errors import InvalidTypeError
+from ..scoring import idf_recall
 from ..text import analyze, split_sentences
 from ..tokens import TokenCounter, get_token_counter
 from ..types import KeptSpan, ScoredDocument
@@ -203,22 +203,7 @@ def lexical_recall(query: str, texts: Sequence[str]) -> np.ndarray:
     IDF is computed over ``texts`` themselves (``log(1 + (N - df + 0.5) / (df + 0.5))``,
     BM25's always-positive form), so terms that every candidate shares weigh little.
     """
-    return _recall(frozenset(analyze(query)), [frozenset(analyze(text)) for text in texts])
-
-
-def _recall(query_terms: frozenset[str], term_sets: Sequence[frozenset[str]]) -> np.ndarray:
-    if not query_terms or not term_sets:
-        return np.zeros(len(term_sets), dtype=np.float64)
-    matched = [terms & query_terms for terms in term_sets]
-    n = len(term_sets)
-    idf = {}
-    for term in query_terms:
-        df = sum(term in terms for terms in matched)
-        idf[term] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-    total = sum(idf.values())
-    return np.array([sum(idf[t] for t in terms) / total for terms in matched], dtype=np.float64)
-
-
+    return idf_recall(frozenset(analyze(query)), [frozenset(analyze(text)) for text in texts])
 
 
 __all__ = ["Compressor", "lexical_recall"]

@@ -9,10 +9,11 @@ import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int
 from ..errors import ConfigurationError, InvalidTypeError
+from ..scoring import idf_recall
 from ..text import analyze
 from ..tokens import TokenCounter
 from ..types import KeptSpan, ScoredDocument
-from .base import _BaseCompressor, _recall, _Sentence
+from .base import _BaseCompressor, _Sentence
 
 # Documents shorter than this many tokens (a chat turn, an FAQ answer, a short paragraph)
 # are kept or dropped whole by the query-aware strategies: half a turn loses who said what
@@ -121,7 +122,7 @@ class ExtractiveCompressor(_BaseCompressor):
         return units
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:
-        return _recall(frozenset(analyze(query)), [unit.terms for unit in units])
+        return idf_recall(frozenset(analyze(query)), [unit.terms for unit in units])
 
     def _rank_prior(self, units: list[_Sentence]) -> np.ndarray:
         return np.array([self.rank_weight / (1 + unit.doc) for unit in units], dtype=np.float64)

@@ -2,7 +2,8 @@
 
 :class:`LearnedRanker` is a :class:`~ctxengine.rerank.Reranker`: it computes features for
 the candidate pool and orders it by the model, so the engine pipeline keeps its shape.
-:class:`LearnedMemory` selects history turns: it scores a session through the public
+:class:`LearnedMemory` is a :class:`~ctxengine.memory.TurnScorer` (passed as
+``DecayMemory(scorer=...)``, where the decay rule would choose): it scores a session through the public
 :meth:`DecayMemory.score <ctxengine.memory.DecayMemory.score>` (whose components are its
 features), replaces the hand-set ``effective`` with the model's score and packs the slot
 with the memory's own :func:`~ctxengine.memory.decay.pack_turns`.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -89,7 +91,10 @@ class LearnedRanker:
     def rerank(
         self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
     ) -> list[ScoredDocument]:
-        return self.rank(query, candidates, k)[0]
+        """The :class:`~ctxengine.rerank.Reranker` call: the best ``k``, each carrying its
+        feature ``contributions`` for :meth:`ContextPacket.explain`."""
+        ranked, parts = self.rank(query, candidates, k)
+        return [replace(doc, contributions=dict(parts.get(doc.id, {}))) for doc in ranked]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         return self.model.save(path)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from .base import Memory, TurnScorer
 from .decay import DecayMemory
 from .dedup import Deduplicator
 from .importance import DEFAULT_KEYWORDS, ImportanceScorer
@@ -20,7 +21,9 @@ __all__ = [
     "Deduplicator",
     "ImportanceScorer",
     "InMemoryStore",
+    "Memory",
     "MemoryStore",
+    "TurnScorer",
     "store_from_url",
 ]
 

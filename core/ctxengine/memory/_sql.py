@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, TypeVar
+
+import numpy as np
 
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import Turn
 
-# Version 1 was the first table layout (no per-turn metadata); version 2 adds ``metadata``.
-# A new database runs both steps, so the upgrade path is the one every file takes.
-SCHEMA_VERSION = 2
+# Version 1 was the first table layout (no per-turn metadata); version 2 adds ``metadata``;
+# version 3 adds the turn's embedding (``vector``, float32 bytes, and ``vector_model``) and
+# the per-session write counter table ``ctxengine_versions``. A new database runs every
+# step, so the upgrade path is the one every file takes.
+SCHEMA_VERSION = 3
 
 TABLE = "ctxengine_turns"
 # Column order of every SELECT and INSERT in both stores.
@@ -33,7 +37,13 @@ COLUMNS = (
     "importance",
     "last_access",
     "metadata",
+    "vector",
+    "vector_model",
 )
+
+
+# typing.Self is 3.11+; the package supports 3.10.
+_Store = TypeVar("_Store", bound="ClosingStore")
 
 
 class ClosingStore:
@@ -42,7 +52,7 @@ class ClosingStore:
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Store) -> _Store:  # noqa: PYI019 - typing.Self is 3.11+
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -100,12 +110,24 @@ def turn_params(turn: Turn, seq: int) -> tuple[Any, ...]:
         float(turn.importance),
         float(turn.last_access),
         encode_metadata(turn.metadata),
+        *encode_vector(turn),
     )
+
+
+def encode_vector(turn: Turn) -> tuple[bytes | None, str | None]:
+    """The ``vector`` and ``vector_model`` column values (float32 bytes) of ``turn``."""
+    if turn.vector is None or turn.vector_model is None:
+        return None, None
+    return np.asarray(turn.vector, dtype=np.float32).tobytes(), str(turn.vector_model)
+
+
+def decode_vector(blob: bytes | memoryview | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(bytes(blob), dtype=np.float32)
 
 
 def row_turn(row: Sequence[Any]) -> Turn:
     """A :class:`Turn` from a row in :data:`COLUMNS` order (metadata as JSON text or a dict)."""
-    turn_id, session_id, seq, role, content, timestamp, importance, last_access, metadata = row
+    turn_id, session_id, seq, role, content, timestamp, importance, last_access, metadata, blob, model = row
     if isinstance(metadata, str):
         # Most turns carry no metadata; skipping the parser for them halves read time.
         metadata = {} if metadata == "{}" else json.loads(metadata)
@@ -119,6 +141,8 @@ def row_turn(row: Sequence[Any]) -> Turn:
         id=turn_id,
         metadata=metadata or {},
         seq=int(seq),
+        vector=decode_vector(blob),
+        vector_model=model if blob is not None else None,
     )
 
 
@@ -131,7 +155,9 @@ __all__ = [
     "check_session",
     "check_touch",
     "check_turn",
+    "decode_vector",
     "encode_metadata",
+    "encode_vector",
     "row_turn",
     "turn_params",
 ]

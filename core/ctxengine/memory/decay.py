@@ -18,13 +18,25 @@ keeps 74%, against 61% for BM25 and 56% for MiniLM cosine alone.
 
 The ``keep_recent`` latest turns are always included (if they fit): a follow-up question
 usually refers to the last message, whatever it shares with the query.
+
+Where turns alternate between ``exchange_roles`` (``user`` then ``assistant``), a question
+and the answer right after it are recalled as one unit: the unit ranks by its better half,
+an answer never comes without its question, and a question comes alone when the whole
+exchange does not fit. Otherwise a slot could hold
+four replies in a row with the questions they answer dropped. Sessions with other roles
+(LoCoMo's speaker names) are selected turn by turn, as before.
+
+Scoring and packing run on per-session numpy columns (:mod:`ctxengine.memory.arrays`)
+that follow the store's writes; see ``docs/concepts/performance.md``.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -34,28 +46,31 @@ import numpy as np
 from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
 from ..embeddings import CachedEmbedder, Embedder
-from ..errors import InvalidTypeError
+from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn
+from .arrays import SessionArrays, exchange_partners, pack_exchanges, pack_indices
+from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
-from .relevance import (
-    RELEVANCE_MODES,
-    dense_relevance,
-    lexical_relevance,
-    overlap_relevance,
-    spread_to_neighbours,
-)
+from .relevance import RELEVANCE_MODES, lexical_terms, plain_words, spread_to_neighbours
 from .store import InMemoryStore, MemoryStore
 
 _LN2 = math.log(2.0)
+# Sessions whose arrays a memory keeps (least recently recalled dropped first).
+_CACHED_SESSIONS = 64
 
 
 @lru_cache(maxsize=65536)
 def _rendered(role: str, content: str) -> str:
     # Relevance and token counts both read the rendering; a long session re-reads it per query.
     return render_turn(role, content)
+
+
+def _model_key(embedder: Embedder) -> str:
+    """What a stored vector is tagged with: it is reused only by the same model."""
+    return f"{embedder.name}:{embedder.dimension}"
 
 
 class DecayMemory:
@@ -84,6 +99,8 @@ class DecayMemory:
         lexical_weight: float = 0.5,
         neighbour_weight: float = 0.5,
         dense_floor: float = 0.2,
+        exchange_roles: tuple[str, str] | None = ("user", "assistant"),
+        scorer: TurnScorer | None = None,
     ) -> None:
         if store is None:
             store = InMemoryStore()
@@ -122,8 +139,14 @@ class DecayMemory:
         self.lexical_weight = check_finite(lexical_weight, "lexical_weight", low=0.0, high=1.0)
         self.neighbour_weight = check_finite(neighbour_weight, "neighbour_weight", low=0.0)
         self.dense_floor = check_finite(dense_floor, "dense_floor", low=0.0, high=0.99)
+        self.exchange_roles = _check_exchange_roles(exchange_roles)
+        if scorer is not None and not isinstance(scorer, TurnScorer):
+            raise InvalidTypeError(f"scorer must be a TurnScorer, got {type(scorer).__name__}")
+        # A trained scorer (ctxengine.learn.LearnedMemory) chooses in place of the decay
+        # rule when there is a query to score against; None keeps the rule.
+        self.scorer = scorer
         self._lock = threading.RLock()
-        self._tokens: dict[tuple[str, str], int] = {}
+        self._cache: OrderedDict[str, SessionArrays] = OrderedDict()
 
     @classmethod
     def article(cls, store: MemoryStore | None = None, **overrides: Any) -> DecayMemory:
@@ -158,42 +181,126 @@ class DecayMemory:
         """Remember a turn; returns the stored turn, or None when dedup dropped it.
 
         ``importance=None`` scores it with the :class:`ImportanceScorer`, taking the previous
-        message of the session as the query it answers.
+        message of the session as the query it answers. With dense or hybrid relevance the
+        turn's embedding is computed here, once, and stored with it.
         """
-        check_text(role, "role")
-        check_text(content, "content")
+        message = {"role": role, "content": content, "timestamp": timestamp,
+                   "importance": importance, "metadata": metadata}  # fmt: skip
+        return self.add_many([message], session_id=session_id)[0]
+
+    def add_many(
+        self, messages: Iterable[Mapping[str, Any]], *, session_id: str = "default"
+    ) -> list[Turn | None]:
+        """Remember several turns in order, embedding them in one batch.
+
+        Each message is a mapping with ``role`` and ``content`` and optionally
+        ``timestamp``, ``importance`` and ``metadata`` (as for :meth:`add`). Every message is
+        validated before any is stored. Returns, per message, the stored turn or None when
+        dedup dropped it (a message can repeat an earlier one of the same batch).
+        """
         check_text(session_id, "session_id")
-        when = to_seconds(timestamp, self.clock)
-        if importance is not None:
-            importance = check_finite(importance, "importance", low=0.0)
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidTypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if isinstance(messages, (str, Mapping)) or not isinstance(messages, Iterable):
+            raise InvalidTypeError("messages must be an iterable of mappings")
+        checked = [self._check_message(message) for message in messages]
         with self._lock:  # dedup check and insert must not interleave with another add
             window = self.dedup.window if self.dedup is not None else 1
-            recent = self.store.turns(session_id, last=window)
-            if self.dedup is not None:
-                same_role = [turn.content for turn in recent if turn.role == role]
-                if self.dedup.is_duplicate(content, same_role):
-                    return None
-            if importance is None:
-                previous = recent[-1].content if recent else None
-                importance = self.importance.score(content, previous)
-            turn = Turn(
-                role=role,
-                content=content,
-                session_id=session_id,
-                timestamp=when,
-                importance=float(importance),
-                last_access=when,
-                metadata=dict(metadata or {}),
-            )
-            return self.store.add(turn)
+            recent = list(self.store.turns(session_id, last=window))
+            prepared: list[Turn | None] = []
+            for role, content, when, importance, metadata in checked:
+                if self.dedup is not None:
+                    same_role = [t.content for t in recent[-window:] if t.role == role]
+                    if self.dedup.is_duplicate(content, same_role):
+                        prepared.append(None)
+                        continue
+                if importance is None:
+                    previous = recent[-1].content if recent else None
+                    importance = self.importance.score(content, previous)
+                turn = Turn(
+                    role=role, content=content, session_id=session_id, timestamp=when,
+                    importance=float(importance), last_access=when, metadata=metadata,
+                )  # fmt: skip
+                recent.append(turn)
+                prepared.append(turn)
+            kept = [turn for turn in prepared if turn is not None]
+            if kept and self.relevance in ("dense", "hybrid"):
+                embedder = self._get_embedder()
+                vectors = embedder.embed([_rendered(t.role, t.content) for t in kept])
+                model = _model_key(embedder)
+                vectorized = iter(
+                    replace(t, vector=v, vector_model=model) for t, v in zip(kept, vectors)
+                )
+                prepared = [None if t is None else next(vectorized) for t in prepared]
+            kept = [t for t in prepared if t is not None]
+            bulk = getattr(self.store, "add_many", None)
+            added = bulk(kept) if callable(bulk) else [self.store.add(t) for t in kept]
+            landed = iter(added)
+            stored = [None if t is None else next(landed) for t in prepared]
+            if added:
+                self._after_write(session_id, len(added), lambda arrays: arrays.extend(added))
+            return stored
+
+    def _check_message(
+        self, message: Any
+    ) -> tuple[str, str, float, float | None, dict[str, Any]]:
+        if not isinstance(message, Mapping):
+            raise InvalidTypeError(f"a message must be a mapping, got {type(message).__name__}")
+        role = check_text(message.get("role"), "role")
+        content = check_text(message.get("content"), "content")
+        when = to_seconds(message.get("timestamp"), self.clock)
+        importance = message.get("importance")
+        if importance is not None:
+            importance = check_finite(importance, "importance", low=0.0)
+        metadata = message.get("metadata")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidTypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        return role, content, when, importance, dict(metadata or {})
 
     def clear(self, session_id: str = "default") -> None:
         """Forget every turn of the session."""
         check_text(session_id, "session_id")
         with self._lock:
             self.store.delete_session(session_id)
+            self._cache.pop(session_id, None)
+
+    # --- the per-session arrays --------------------------------------------------------
+
+    def _store_version(self, session_id: str) -> int | None:
+        version = getattr(self.store, "version", None)
+        return int(version(session_id)) if callable(version) else None
+
+    def _arrays(self, session_id: str) -> SessionArrays:
+        """The session's columns, read from the store only when it changed since."""
+        version = self._store_version(session_id)
+        arrays = self._cache.get(session_id)
+        if arrays is not None and version is not None and arrays.version == version:
+            self._cache.move_to_end(session_id)
+            return arrays
+        terms = {"lexical": lexical_terms, "hybrid": lexical_terms, "overlap": plain_words}
+        arrays = SessionArrays(terms.get(self.relevance), self.token_counter.count, _rendered)
+        # Read after the version: a write in between makes the next check reload, never
+        # leaves newer rows cached under an older version... the reverse would.
+        arrays.extend(self.store.turns(session_id))
+        arrays.version = version
+        if version is not None:
+            self._cache[session_id] = arrays
+            while len(self._cache) > _CACHED_SESSIONS:
+                self._cache.popitem(last=False)
+        return arrays
+
+    def _after_write(
+        self, session_id: str, writes: int, apply: Callable[[SessionArrays], None]
+    ) -> None:
+        """Apply our own write to the cached arrays when it is the only one since they were
+        read (the store's counter moved by exactly ``writes``); otherwise forget them."""
+        arrays = self._cache.get(session_id)
+        if arrays is None:
+            return
+        version = self._store_version(session_id)
+        if version is not None and arrays.version is not None and version == arrays.version + writes:
+            apply(arrays)
+            arrays.version = version
+        else:
+            del self._cache[session_id]
 
     # --- reading ---------------------------------------------------------------------
 
@@ -220,67 +327,122 @@ class DecayMemory:
         ``components`` explains each: importance, recency, freshness, retention
         (their product), the relevance parts, boost, and effective.
         """
-        turns, at = self._read(query, session_id, now)
-        return self._score(turns, query, at)
-
-    def _read(
-        self, query: str | None, session_id: str, now: float | datetime | None
-    ) -> tuple[list[Turn], float]:
-        check_text(session_id, "session_id")
-        if query is not None:
-            check_text(query, "query", allow_empty=True)
-        return self.store.turns(session_id), to_seconds(now, self.clock)
-
-    def _score(self, turns: list[Turn], query: str | None, at: float) -> list[ScoredTurn]:
-        if not turns:
-            return []
-        age = np.array([max(0.0, at - t.timestamp) for t in turns])
-        idle = np.array([max(0.0, at - t.last_access) for t in turns])
-        importance = np.array([t.importance for t in turns])
-        recency = np.power(0.5, age / self.half_life)
-        freshness = np.power(0.5, idle / self.freshness_half_life)
-        retention = importance * recency * freshness
-        parts = self._relevance(query, turns) if query and query.strip() else {}
-        boost = self.relevance_weight * parts["relevance"] if parts else np.zeros(len(turns))
-        effective = retention + boost
-        columns = {
-            "importance": importance, "recency": recency, "freshness": freshness,
-            "retention": retention, **parts, "boost": boost, "effective": effective,
-        }  # fmt: skip
-        rows = zip(*(values.tolist() for values in columns.values()))
+        query_vector, at = self._check_read(query, session_id, now)
+        with self._lock:
+            arrays = self._arrays(session_id)
+            if not len(arrays):
+                return []
+            columns = self._columns(arrays, query, at, query_vector, session_id)
+            turns = list(arrays.turns)
+            tokens = arrays.tokens.view.tolist()
         names = tuple(columns)
+        rows = zip(*(values.tolist() for values in columns.values()))
         scored = [
-            ScoredTurn(turn, row[-1], dict(zip(names, row)), self._count(turn))
-            for turn, row in zip(turns, rows)
+            ScoredTurn(turn, row[-1], dict(zip(names, row)), count)
+            for turn, row, count in zip(turns, rows, tokens)
         ]
         # Ties go to the later turn, so equal scores never depend on dict or sort luck.
         scored.sort(key=lambda s: (-s.effective, -s.turn.seq))
         return scored
 
-    def _relevance(self, query: str, turns: list[Turn]) -> dict[str, np.ndarray]:
-        texts = [_rendered(t.role, t.content) for t in turns]
+    def _check_read(
+        self, query: str | None, session_id: str, now: float | datetime | None
+    ) -> tuple[np.ndarray | None, float]:
+        """Validate a read; returns the query vector (dense modes) and the time it is at.
+
+        The query is embedded here, outside the memory's lock, so concurrent recalls
+        do not queue behind one another's model call."""
+        check_text(session_id, "session_id")
+        if query is not None:
+            check_text(query, "query", allow_empty=True)
+        at = to_seconds(now, self.clock)
+        vector = None
+        if query and query.strip() and self.relevance in ("dense", "hybrid"):
+            vector = self._get_embedder().embed([query])[0]
+        return vector, at
+
+    def _columns(
+        self,
+        arrays: SessionArrays,
+        query: str | None,
+        at: float,
+        query_vector: np.ndarray | None,
+        session_id: str,
+    ) -> dict[str, np.ndarray]:
+        """Every score component of every turn, as columns (numpy over the session)."""
+        importance = arrays.importance.view
+        recency = np.power(0.5, np.maximum(at - arrays.timestamp.view, 0.0) / self.half_life)
+        freshness = np.power(
+            0.5, np.maximum(at - arrays.last_access.view, 0.0) / self.freshness_half_life
+        )
+        retention = importance * recency * freshness
+        parts: dict[str, np.ndarray] = {}
+        if query and query.strip():
+            parts = self._relevance(arrays, query, query_vector, session_id)
+        boost = self.relevance_weight * parts["relevance"] if parts else np.zeros(len(arrays))
+        return {
+            "importance": importance, "recency": recency, "freshness": freshness,
+            "retention": retention, **parts, "boost": boost, "effective": retention + boost,
+        }  # fmt: skip
+
+    def _relevance(
+        self,
+        arrays: SessionArrays,
+        query: str,
+        query_vector: np.ndarray | None,
+        session_id: str,
+    ) -> dict[str, np.ndarray]:
         parts: dict[str, np.ndarray] = {}
         if self.relevance == "overlap":
-            raw = overlap_relevance(query, texts)
+            raw = arrays.share(plain_words(query))
         else:
             if self.relevance in ("lexical", "hybrid"):
-                parts["lexical"] = lexical_relevance(query, texts)
+                parts["lexical"] = arrays.idf_share(lexical_terms(query))
             if self.relevance in ("dense", "hybrid"):
-                parts["dense"] = dense_relevance(
-                    query, texts, self._get_embedder(), self.dense_floor
-                )
+                assert query_vector is not None
+                parts["dense"] = self._dense(arrays, query_vector, session_id)
             if self.relevance == "hybrid":
                 w = self.lexical_weight
                 raw = w * parts["lexical"] + (1.0 - w) * parts["dense"]
             else:
                 raw = next(iter(parts.values()))
-        relevance, inherited = spread_to_neighbours(
-            raw, self.neighbour_weight, [t.role for t in turns]
-        )
+        relevance, inherited = spread_to_neighbours(raw, self.neighbour_weight, arrays.role_ids.view)
         if self.neighbour_weight > 0:
             parts["neighbour"] = inherited
         parts["relevance"] = relevance
         return parts
+
+    def _dense(
+        self, arrays: SessionArrays, query_vector: np.ndarray, session_id: str
+    ) -> np.ndarray:
+        embedder = self._get_embedder()
+        model = _model_key(embedder)
+        arrays.use_vectors(model, int(embedder.dimension))
+        missing = arrays.missing_vectors()
+        if missing.size:
+            # Turns stored without a vector of this model (an older file, another model,
+            # a lexical memory wrote them): embed them once and store the vectors.
+            turns = [arrays.turns[row] for row in missing.tolist()]
+            vectors = embedder.embed([_rendered(t.role, t.content) for t in turns])
+            arrays.set_vectors(missing.tolist(), vectors)
+            store_vectors = getattr(self.store, "set_vectors", None)
+            if callable(store_vectors):
+                store_vectors(session_id, [t.id for t in turns], list(vectors), model)
+        # einsum, not BLAS: a threaded BLAS mat-vec stalls for tens of ms on busy cores (see
+        # HybridRetriever._dense_scores); einsum's single loop is ~1 ms at 10k turns.
+        cosine = np.einsum("ij,j->i", arrays.vectors, query_vector.astype(np.float32))
+        cosine = cosine.astype(np.float64)
+        floor = self.dense_floor
+        return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
+
+    def _partners(self, arrays: SessionArrays) -> np.ndarray | None:
+        """Each turn's question/answer partner row (-1: none), or None when the session
+        holds no exchange of ``exchange_roles``."""
+        if self.exchange_roles is None:
+            return None
+        question, answer = (arrays.role_id(role) for role in self.exchange_roles)
+        partner = exchange_partners(arrays.role_ids.view, question, answer)
+        return partner if (partner >= 0).any() else None
 
     def _get_embedder(self) -> Embedder:
         if self._embedder is None:
@@ -288,15 +450,6 @@ class DecayMemory:
 
             self._embedder = default_embedder()
         return self._embedder
-
-    def _count(self, turn: Turn) -> int:
-        key = (turn.role, turn.content)
-        tokens = self._tokens.get(key)
-        if tokens is None:
-            if len(self._tokens) > 200_000:
-                self._tokens.clear()
-            tokens = self._tokens[key] = self.token_counter.count(_rendered(*key))
-        return tokens
 
     def recall(
         self,
@@ -317,19 +470,53 @@ class DecayMemory:
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if not isinstance(touch, bool):
             raise InvalidTypeError("touch must be a bool")
-        turns, at = self._read(query, session_id, now)
-        scored = self._score(turns, query, at)
-        recent = turns[len(turns) - self.keep_recent :] if self.keep_recent else []
-        chosen = pack_turns(
-            scored,
-            max_tokens,
-            self.token_counter,
-            keep={t.seq for t in recent},
-            threshold=self.drop_threshold,
-        )
-        if touch and chosen:
-            with self._lock:
+        if self.scorer is not None and query is not None and query.strip():
+            chosen, parts = self.scorer.select(
+                self, query, max_tokens, session_id=session_id, now=now, touch=touch
+            )
+            return [replace(s, contributions=dict(parts.get(s.turn.id, {}))) for s in chosen]
+        query_vector, at = self._check_read(query, session_id, now)
+        with self._lock:
+            arrays = self._arrays(session_id)
+            n = len(arrays)
+            if not n:
+                return []
+            columns = self._columns(arrays, query, at, query_vector, session_id)
+            keep = list(range(n - 1, n - 1 - min(self.keep_recent, n), -1))
+            packing = {
+                "keep": keep,
+                "threshold": self.drop_threshold,
+                "max_tokens": max_tokens,
+                "separator": self.token_counter.count(TURN_SEPARATOR),
+            }
+            partner = self._partners(arrays)
+            if partner is None:
+                rows = pack_indices(columns["effective"], arrays.tokens.view, **packing)
+            else:
+                rows = pack_exchanges(columns["effective"], arrays.tokens.view, partner, **packing)
+            names = tuple(columns)
+            tokens = arrays.tokens.view
+            chosen = [
+                ScoredTurn(
+                    arrays.turns[row],
+                    float(columns["effective"][row]),
+                    {name: float(columns[name][row]) for name in names},
+                    int(tokens[row]),
+                )
+                for row in rows
+            ]
+            chosen = fit_joined(
+                chosen, max_tokens, self.token_counter, {arrays.turns[r].seq for r in keep}
+            )
+            if partner is not None:
+                chosen = _without_orphan_answers(chosen, arrays, partner, set(keep))
+            if touch and chosen:
+                touched = [arrays.row(s.turn.id) for s in chosen]
                 self.store.touch(session_id, [s.turn.id for s in chosen], at)
+                refreshed = [replace(s.turn, last_access=float(at)) for s in chosen]
+                self._after_write(
+                    session_id, 1, lambda a: a.set_last_access(touched, refreshed, float(at))
+                )
         return chosen
 
     def __repr__(self) -> str:
@@ -338,6 +525,33 @@ class DecayMemory:
             f"relevance={self.relevance!r}, relevance_weight={self.relevance_weight}, "
             f"keep_recent={self.keep_recent}, drop_threshold={self.drop_threshold})"
         )
+
+
+def _check_exchange_roles(value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise InvalidTypeError("exchange_roles must be None or a (question_role, answer_role) pair")
+    question, answer = (check_text(role, "exchange_roles item") for role in value)
+    if question == answer:
+        raise InvalidInputError("exchange_roles must name two different roles")
+    return question, answer
+
+
+def _without_orphan_answers(
+    chosen: list[ScoredTurn], arrays: SessionArrays, partner: np.ndarray, keep: set[int]
+) -> list[ScoredTurn]:
+    """Drop answers whose question the joined-count check removed (kept turns stay)."""
+    rows = [arrays.row(s.turn.id) for s in chosen]
+    present = set(rows)
+    out = []
+    for item, row in zip(chosen, rows):
+        assert row is not None
+        other = int(partner[row])
+        if 0 <= other < row and other not in present and row not in keep:
+            continue
+        out.append(item)
+    return out
 
 
 def pack_turns(
@@ -370,6 +584,17 @@ def pack_turns(
             chosen.append(item)
             used += cost
     chosen.sort(key=lambda s: s.turn.seq)
+    return fit_joined(chosen, max_tokens, token_counter, keep)
+
+
+def fit_joined(
+    chosen: list[ScoredTurn],
+    max_tokens: int,
+    token_counter: TokenCounter,
+    keep: set[int] | frozenset[int] = frozenset(),
+) -> list[ScoredTurn]:
+    """Drop the weakest turns (kept ones last) until the joined rendering of ``chosen``
+    (in ``seq`` order) counts at most ``max_tokens``."""
     # The greedy pass adds per-turn counts; BPE merges across the separator keep the joined
     # string at most that long in practice, but the contract is the joined count, so check.
     while chosen:
@@ -381,4 +606,4 @@ def pack_turns(
     return chosen
 
 
-__all__ = ["DecayMemory", "pack_turns"]
+__all__ = ["DecayMemory", "fit_joined", "pack_turns"]

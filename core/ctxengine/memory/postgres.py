@@ -30,6 +30,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import numpy as np
+
 from .._validation import check_finite, check_positive_int, check_text
 from ..errors import ConfigurationError, DependencyMissingError, InvalidInputError, StoreError
 from ..types import Turn
@@ -67,18 +69,47 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     ("ALTER TABLE {schema}.ctxengine_turns ADD COLUMN metadata JSONB NOT NULL DEFAULT '{{}}'",),
 )
+
+
+def _vector_migration() -> tuple[str, ...]:
+    """Version 2 -> 3: each turn's embedding stored with it (NULL for older turns: they are
+    embedded once at their first dense recall and written back), and a per-session write
+    counter that lets a memory keep a session cached until someone writes to it (kept when
+    the session is deleted, so a counter never repeats a value)."""
+    return (
+        "ALTER TABLE {schema}.ctxengine_turns ADD COLUMN vector BYTEA, ADD COLUMN vector_model TEXT",
+        ("CREATE TABLE {schema}.ctxengine_versions ("
+         " session_id TEXT PRIMARY KEY, version BIGINT NOT NULL)"),
+    )  # fmt: skip
+
+
+_MIGRATIONS += (_vector_migration(),)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _COLUMN_LIST = ", ".join(COLUMNS)
 _STATEMENTS = {
-    # One statement: bump (or create) the session's counter row and insert at that position.
+    # One statement: bump (or create) the session's counter row and insert at that position;
+    # the write counter (see ``version``) moves in the same statement.
     "add": (
         "WITH s AS (INSERT INTO {schema}.ctxengine_sessions AS c (session_id, next_seq)"
         " VALUES (%(session_id)s, 1) ON CONFLICT (session_id)"
-        " DO UPDATE SET next_seq = c.next_seq + 1 RETURNING c.next_seq - 1 AS seq)"
+        " DO UPDATE SET next_seq = c.next_seq + 1 RETURNING c.next_seq - 1 AS seq),"
+        " v AS (INSERT INTO {schema}.ctxengine_versions AS w (session_id, version)"
+        " VALUES (%(session_id)s, 1) ON CONFLICT (session_id)"
+        " DO UPDATE SET version = w.version + 1)"
         f" INSERT INTO {{schema}}.ctxengine_turns ({_COLUMN_LIST})"
         " SELECT %(id)s, %(session_id)s, s.seq, %(role)s, %(content)s, %(timestamp)s,"
-        " %(importance)s, %(last_access)s, %(metadata)s::jsonb FROM s RETURNING seq"
+        " %(importance)s, %(last_access)s, %(metadata)s::jsonb, %(vector)s, %(vector_model)s"
+        " FROM s RETURNING seq"
+    ),
+    "bump": (
+        "INSERT INTO {schema}.ctxengine_versions AS w (session_id, version) VALUES (%s, 1)"
+        " ON CONFLICT (session_id) DO UPDATE SET version = w.version + 1"
+    ),
+    "version": "SELECT version FROM {schema}.ctxengine_versions WHERE session_id = %s",
+    "set_vector": (
+        "UPDATE {schema}.ctxengine_turns SET vector = %s, vector_model = %s"
+        " WHERE session_id = %s AND id = %s"
     ),
     "turns": (
         f"SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns"
@@ -285,6 +316,16 @@ class PostgresStore(ClosingStore):
             seq = conn.execute(self._sql["add"], params).fetchone()[0]
         return replace(turn, seq=int(seq))
 
+    def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Store several turns in one transaction; each counts as one write."""
+        params = [dict(zip(COLUMNS, turn_params(check_turn(turn), 0))) for turn in turns]
+        out: list[Turn] = []
+        with self._connection() as conn, conn.transaction():
+            for turn, values in zip(turns, params):
+                seq = conn.execute(self._sql["add"], values).fetchone()[0]
+                out.append(replace(turn, seq=int(seq)))
+        return out
+
     def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         query, params = self._turns_query(session_id, last)
         if query is None:
@@ -297,14 +338,38 @@ class PostgresStore(ClosingStore):
         check_session(session_id)
         ids, when = check_touch(turn_ids, when)
         if ids:
-            with self._connection() as conn:
+            with self._connection() as conn, conn.transaction():
                 conn.execute(self._sql["touch"], (when, session_id, ids))
+                conn.execute(self._sql["bump"], (session_id,))
 
     def delete_session(self, session_id: str) -> int:
         check_session(session_id)
         with self._connection() as conn, conn.transaction():
             conn.execute(self._sql["delete_counter"], (session_id,))
+            conn.execute(self._sql["bump"], (session_id,))
             return conn.execute(self._sql["delete_turns"], (session_id,)).rowcount
+
+    def version(self, session_id: str) -> int:
+        """The session's write counter: raised by one by every ``add``, ``touch`` and
+        ``delete_session`` from any worker, never lowered."""
+        check_session(session_id)
+        with self._connection() as conn:
+            row = conn.execute(self._sql["version"], (session_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_vectors(
+        self, session_id: str, turn_ids: Sequence[str], vectors: Sequence[Any], model: str
+    ) -> None:
+        """Store embeddings of ``model`` for those turns (not a write the version counts:
+        no field the memory scores with changes)."""
+        check_session(session_id)
+        rows = [
+            (np.asarray(vector, dtype=np.float32).tobytes(), model, session_id, turn_id)
+            for turn_id, vector in zip(turn_ids, vectors)
+        ]
+        if rows:
+            with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(self._sql["set_vector"], rows)
 
     def count(self, session_id: str | None = None) -> int:
         query, params = self._count_query(session_id)
@@ -357,8 +422,9 @@ class PostgresStore(ClosingStore):
             return
         pool = await self._apool()
         with self._errors():
-            async with pool.connection() as conn:
+            async with pool.connection() as conn, conn.transaction():
                 await conn.execute(self._sql["touch"], (when, session_id, ids))
+                await conn.execute(self._sql["bump"], (session_id,))
 
     async def adelete_session(self, session_id: str) -> int:
         check_session(session_id)
@@ -366,6 +432,7 @@ class PostgresStore(ClosingStore):
         with self._errors():
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute(self._sql["delete_counter"], (session_id,))
+                await conn.execute(self._sql["bump"], (session_id,))
                 cursor = await conn.execute(self._sql["delete_turns"], (session_id,))
                 return cursor.rowcount
 

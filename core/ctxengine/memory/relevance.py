@@ -36,19 +36,19 @@ RELEVANCE_MODES = ("lexical", "dense", "hybrid", "overlap")
 
 
 @lru_cache(maxsize=65536)
-def _terms(text: str) -> frozenset[str]:
+def lexical_terms(text: str) -> frozenset[str]:
     return term_set(text)
 
 
 @lru_cache(maxsize=65536)
-def _plain_words(text: str) -> frozenset[str]:
+def plain_words(text: str) -> frozenset[str]:
     return frozenset(text.lower().split())
 
 
 def lexical_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
     """IDF-weighted share of the query's terms found in each text (0..1)."""
-    sets = [_terms(text) for text in texts]
-    query_terms = _terms(query)
+    sets = [lexical_terms(text) for text in texts]
+    query_terms = lexical_terms(query)
     out = np.zeros(len(sets), dtype=np.float64)
     if not query_terms or not sets:
         return out
@@ -65,11 +65,11 @@ def lexical_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
 
 def overlap_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
     """The article's ``|query ∩ turn| / |query|`` on lower-cased whitespace words."""
-    query_words = _plain_words(query)
+    query_words = plain_words(query)
     if not query_words:
         return np.zeros(len(texts), dtype=np.float64)
     return np.array(
-        [len(query_words & _plain_words(text)) / len(query_words) for text in texts],
+        [len(query_words & plain_words(text)) / len(query_words) for text in texts],
         dtype=np.float64,
     )
 
@@ -87,17 +87,21 @@ def dense_relevance(
 
 
 def spread_to_neighbours(
-    relevance: np.ndarray, weight: float, roles: Sequence[str]
+    relevance: np.ndarray, weight: float, roles: Sequence[str] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """``relevance + weight * max(relevance of the adjacent turns by another role)``.
 
     Only an exchange passes relevance on (a question and its answer); two messages in a row
     from the same role are separate thoughts. Returns the new relevance and the inherited
-    part (for explanations). ``relevance`` and ``roles`` must be in conversation order.
+    part (for explanations). ``relevance`` and ``roles`` must be in conversation order;
+    ``roles`` may be the role names or an integer array of role ids.
     """
     inherited = np.zeros_like(relevance)
     if weight > 0 and len(relevance) > 1:
-        role_ids = np.unique(np.asarray(roles, dtype=object), return_inverse=True)[1]
+        if isinstance(roles, np.ndarray) and roles.dtype.kind in "iu":
+            role_ids = roles
+        else:
+            role_ids = np.unique(np.asarray(roles, dtype=object), return_inverse=True)[1]
         exchange = role_ids[1:] != role_ids[:-1]  # turn i and i+1 are by different roles
         from_before = np.where(exchange, relevance[:-1], 0.0)
         from_after = np.where(exchange, relevance[1:], 0.0)
@@ -111,6 +115,8 @@ __all__ = [
     "RELEVANCE_MODES",
     "dense_relevance",
     "lexical_relevance",
+    "lexical_terms",
     "overlap_relevance",
+    "plain_words",
     "spread_to_neighbours",
 ]

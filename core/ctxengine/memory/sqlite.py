@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
+
 from .._validation import check_finite
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..types import Turn
@@ -67,21 +69,45 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "PRAGMA user_version = 2",
     ),
 )
+
+
+def _vector_migration() -> tuple[str, ...]:
+    """Version 2 -> 3: each turn's embedding stored with it (NULL for older turns: they are
+    embedded once at their first dense recall and written back), and a per-session write
+    counter that lets a memory keep a session cached until someone writes to it."""
+    return (
+        "ALTER TABLE ctxengine_turns ADD COLUMN vector BLOB",
+        "ALTER TABLE ctxengine_turns ADD COLUMN vector_model TEXT",
+        "CREATE TABLE ctxengine_versions (session_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+        "PRAGMA user_version = 3",
+    )
+
+
+_MIGRATIONS += (_vector_migration(),)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _SELECT = (
-    "SELECT id, session_id, seq, role, content, timestamp, importance, last_access, metadata "
-    "FROM ctxengine_turns WHERE session_id = ? ORDER BY seq"
+    "SELECT id, session_id, seq, role, content, timestamp, importance, last_access, metadata, "
+    "vector, vector_model FROM ctxengine_turns WHERE session_id = ? ORDER BY seq"
 )
 _SELECT_LAST = (
     "SELECT * FROM (SELECT id, session_id, seq, role, content, timestamp, importance, "
-    "last_access, metadata FROM ctxengine_turns WHERE session_id = ? "
+    "last_access, metadata, vector, vector_model FROM ctxengine_turns WHERE session_id = ? "
     "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
 )
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), -1) + 1 FROM ctxengine_turns WHERE session_id = ?"
 _INSERT = (
     "INSERT INTO ctxengine_turns (id, session_id, seq, role, content, timestamp, importance, "
-    "last_access, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "last_access, metadata, vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Every write to a session raises its counter by one, in the write's own transaction.
+_BUMP = (
+    "INSERT INTO ctxengine_versions (session_id, version) VALUES (?, ?) "
+    "ON CONFLICT (session_id) DO UPDATE SET version = version + excluded.version"
+)
+_VERSION = "SELECT version FROM ctxengine_versions WHERE session_id = ?"
+_SET_VECTOR = (
+    "UPDATE ctxengine_turns SET vector = ?, vector_model = ? WHERE session_id = ? AND id = ?"
 )
 _TOUCH = "UPDATE ctxengine_turns SET last_access = ? WHERE session_id = ? AND id = ?"
 _SYNCHRONOUS = {"FULL": "PRAGMA synchronous = FULL", "NORMAL": "PRAGMA synchronous = NORMAL"}
@@ -294,12 +320,38 @@ class SQLiteStore(ClosingStore):
             with self._transaction() as conn:
                 seq = int(conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()[0])
                 conn.execute(_INSERT, turn_params(turn, seq))
+                conn.execute(_BUMP, (turn.session_id, 1))
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
                 raise InvalidInputError(f"a turn with id {turn.id!r} is already stored") from None
             raise
         return replace(turn, seq=seq)
+
+    def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Store several turns in one transaction (one fsync); each counts as one write."""
+        turns = [check_turn(turn) for turn in turns]
+        out: list[Turn] = []
+        try:
+            with self._transaction() as conn:
+                next_seq: dict[str, int] = {}
+                for turn in turns:
+                    if turn.session_id not in next_seq:
+                        row = conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()
+                        next_seq[turn.session_id] = int(row[0])
+                    out.append(replace(turn, seq=next_seq[turn.session_id]))
+                    next_seq[turn.session_id] += 1
+                conn.executemany(_INSERT, [turn_params(t, t.seq) for t in out])
+                counts: dict[str, int] = {}
+                for turn in out:
+                    counts[turn.session_id] = counts.get(turn.session_id, 0) + 1
+                conn.executemany(_BUMP, list(counts.items()))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
+                raise InvalidInputError("a turn with one of these ids is already stored") from None
+            raise
+        return out
 
     def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         check_session(session_id)
@@ -321,13 +373,38 @@ class SQLiteStore(ClosingStore):
             return
         with self._transaction() as conn:
             conn.executemany(_TOUCH, [(when, session_id, turn_id) for turn_id in ids])
+            conn.execute(_BUMP, (session_id, 1))
 
     def delete_session(self, session_id: str) -> int:
         check_session(session_id)
         with self._transaction() as conn:
+            conn.execute(_BUMP, (session_id, 1))
             return conn.execute(
                 "DELETE FROM ctxengine_turns WHERE session_id = ?", (session_id,)
             ).rowcount
+
+    def version(self, session_id: str) -> int:
+        """The session's write counter: raised by one by every ``add``, ``touch`` and
+        ``delete_session`` from any connection or process, never lowered."""
+        check_session(session_id)
+        conn = self._conn()
+        with self._errors():
+            row = conn.execute(_VERSION, (session_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_vectors(
+        self, session_id: str, turn_ids: Sequence[str], vectors: Sequence[Any], model: str
+    ) -> None:
+        """Store embeddings of ``model`` for those turns (not a write the version counts:
+        no field the memory scores with changes)."""
+        check_session(session_id)
+        rows = []
+        for turn_id, vector in zip(turn_ids, vectors):
+            blob = np.asarray(vector, dtype=np.float32).tobytes()
+            rows.append((blob, model, session_id, turn_id))
+        if rows:
+            with self._transaction() as conn:
+                conn.executemany(_SET_VECTOR, rows)
 
     def count(self, session_id: str | None = None) -> int:
         conn = self._conn()

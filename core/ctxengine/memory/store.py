@@ -8,6 +8,18 @@ mapping of six calls onto tables. What a store must guarantee:
   to one session never get the same position;
 * ``turns`` returns a session's turns in ``seq`` order, and never another session's;
 * every method is safe to call from several threads at once.
+
+Three optional methods make :meth:`DecayMemory.recall` fast on long sessions (a store
+without them still works; the memory then re-reads the session on every recall):
+
+* ``version(session_id) -> int``: a per-session counter that every write to the session
+  (``add``, ``touch``, ``delete_session``) raises by exactly one and that never goes back
+  (a deleted session keeps counting), so a cached copy of the session is current exactly
+  when the counter has not moved;
+* ``add_many(turns) -> list[Turn]``: ``add`` for a batch, in one transaction;
+* ``set_vectors(session_id, turn_ids, vectors, model)``: store turn embeddings computed
+  after the fact (for turns stored without one). It changes no turn field the memory
+  scores with, so it does not count as a write.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import importlib
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from .._validation import check_positive_int, check_text
@@ -63,7 +75,27 @@ class InMemoryStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, list[Turn]] = {}
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def _bump(self, session_id: str) -> None:
+        self._versions[session_id] = self._versions.get(session_id, 0) + 1
+
+    def version(self, session_id: str) -> int:
+        """The session's write counter (see the module docstring)."""
+        with self._lock:
+            return self._versions.get(session_id, 0)
+
+    def set_vectors(
+        self, session_id: str, turn_ids: Sequence[str], vectors: Sequence[Any], model: str
+    ) -> None:
+        """Attach embeddings of ``model`` to those turns (unknown ids are ignored)."""
+        wanted = dict(zip(turn_ids, vectors))
+        with self._lock:
+            session = self._sessions.get(session_id, [])
+            for index, turn in enumerate(session):
+                if turn.id in wanted:
+                    session[index] = replace(turn, vector=wanted[turn.id], vector_model=model)
 
     def add(self, turn: Turn) -> Turn:
         if not isinstance(turn, Turn):
@@ -72,7 +104,21 @@ class InMemoryStore:
             session = self._sessions.setdefault(turn.session_id, [])
             stored = replace(turn, seq=len(session))
             session.append(stored)
+            self._bump(turn.session_id)
             return stored
+
+    def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
+        """Store several turns (any sessions) at once; each counts as one write."""
+        if not all(isinstance(turn, Turn) for turn in turns):
+            raise InvalidTypeError("a store holds Turn objects")
+        with self._lock:
+            out = []
+            for turn in turns:
+                session = self._sessions.setdefault(turn.session_id, [])
+                out.append(replace(turn, seq=len(session)))
+                session.append(out[-1])
+                self._bump(turn.session_id)
+            return out
 
     def turns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         check_text(session_id, "session_id")
@@ -93,9 +139,11 @@ class InMemoryStore:
             for index, turn in enumerate(session):
                 if turn.id in wanted:
                     session[index] = replace(turn, last_access=float(when))
+            self._bump(session_id)
 
     def delete_session(self, session_id: str) -> int:
         with self._lock:
+            self._bump(session_id)
             return len(self._sessions.pop(session_id, []))
 
     def count(self, session_id: str | None = None) -> int:

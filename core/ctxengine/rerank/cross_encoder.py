@@ -26,12 +26,12 @@ class CrossEncoderReranker(BaseReranker):
 
     ``stage_scores["cross_encoder_model"]`` holds the model's score (after the model's own
     activation, e.g. a sigmoid for one-label rankers). With ``blend=1`` that score is the
-    final one (``"cross_encoder"``); with ``blend<1`` the final score is
+    final one (``"cross-encoder"``); with ``blend<1`` the final score is
     ``blend * ce_norm + (1 - blend) * base_norm``, both min-max normalised within the
     candidates so that logits and retrieval scores of any scale can be mixed.
     """
 
-    name = "cross_encoder"
+    name = "cross-encoder"
 
     def __init__(
         self,

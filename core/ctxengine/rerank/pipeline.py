@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from .._validation import check_choice
@@ -25,7 +24,6 @@ from .tags import TagReranker
 #: lowered nDCG@10 on both sets.
 DEFAULT_RERANKER: tuple[str, ...] = ("tags", "dedup")
 
-NAMES = ("none", "tags", "passage", "passage-gain", "mmr", "dedup", "cross-encoder")
 
 
 class RerankPipeline(BaseReranker):
@@ -65,6 +63,38 @@ class RerankPipeline(BaseReranker):
         return f"RerankPipeline({list(self.stages)!r})"
 
 
+def _named(reranker: BaseReranker, name: str) -> BaseReranker:
+    # A configured variant records its scores under its registry name, so the stage a
+    # packet shows is the name the chain was built from.
+    reranker.name = name
+    return reranker
+
+
+def _cross_encoder(embedder: Embedder | None, argument: str) -> Reranker:
+    if not argument:
+        raise ModelNotFoundError(
+            "'cross-encoder' needs a local model directory: use 'cross-encoder:/path/to/model' "
+            "or pass CrossEncoderReranker(path) (no PyPI package ships cross-encoder weights)"
+        )
+    return CrossEncoderReranker(argument)
+
+
+#: name -> factory(embedder, argument): every built-in strategy, by the stage name it records.
+#: Only ``cross-encoder`` takes an argument (``"cross-encoder:/path/to/model"``).
+RERANKERS: dict[str, Callable[[Embedder | None, str], Reranker]] = {
+    "none": lambda embedder, _: RerankPipeline([]),
+    "tags": lambda embedder, _: TagReranker(),
+    "passage": lambda embedder, _: PassageReranker(embedder),
+    "passage-gain": lambda embedder, _: _named(
+        PassageReranker(embedder, mode="gain", weight=1.0), "passage-gain"
+    ),
+    "mmr": lambda embedder, _: MMRReranker(embedder),
+    "dedup": lambda embedder, _: _named(MMRReranker(embedder, lambda_=1.0), "dedup"),
+    "cross-encoder": _cross_encoder,
+}
+NAMES: tuple[str, ...] = tuple(RERANKERS)
+
+
 def get_reranker(
     spec: str | Reranker | Sequence[str | Reranker] | None = None,
     *,
@@ -72,17 +102,20 @@ def get_reranker(
 ) -> Reranker:
     """Resolve a re-ranker from a name, an instance, or a list of either (chained in order).
 
-    Names: ``"none"``, ``"tags"``, ``"passage"`` (blend, weight 0.5), ``"passage-gain"``
-    (``PassageReranker(mode="gain", weight=1.0)``), ``"mmr"``, ``"dedup"``
-    (``MMRReranker(lambda_=1.0)``: near-duplicate removal only) and ``"cross-encoder:PATH"``
-    (a cross-encoder needs a local model directory). ``None`` gives the default
-    (:data:`DEFAULT_RERANKER`). ``embedder`` is shared by the strategies that embed
-    (``passage``, ``mmr``); None means the process-wide default.
+    Names are the keys of :data:`RERANKERS`; each strategy records its scores under its
+    name. ``None`` gives the default (:data:`DEFAULT_RERANKER`). ``embedder`` is shared by
+    the strategies that embed (``passage``, ``mmr``, ``dedup``); ``None`` means the
+    process-wide default.
     """
     if spec is None:
         return get_reranker(DEFAULT_RERANKER, embedder=embedder)
     if isinstance(spec, str):
-        return _from_name(spec, embedder)
+        head, sep, argument = spec.strip().partition(":")
+        name = head.strip().lower().replace("_", "-")
+        check_choice(name, "reranker", NAMES)
+        if sep and name != "cross-encoder":
+            raise InvalidInputError(f"re-ranker {name!r} takes no argument (got {spec!r})")
+        return RERANKERS[name](embedder, argument.strip())
     if isinstance(spec, Sequence) and not isinstance(spec, bytes):
         stages = []
         for item in spec:
@@ -97,29 +130,5 @@ def get_reranker(
     )
 
 
-def _from_name(spec: str, embedder: Embedder | None) -> Reranker:
-    raw = spec.strip()
-    head, sep, argument = raw.partition(":")
-    name = head.strip().lower().replace("_", "-")
-    if name in ("cross-encoder", "crossencoder", "ce"):
-        path: str | os.PathLike[str] | None = argument.strip() or None
-        if path is None:
-            raise ModelNotFoundError(
-                "'cross-encoder' needs a local model directory: use 'cross-encoder:/path/to/model' "
-                "or pass CrossEncoderReranker(path) (no PyPI package ships cross-encoder weights)"
-            )
-        return CrossEncoderReranker(path)
-    if sep:
-        raise InvalidInputError(f"re-ranker {name!r} takes no argument (got {spec!r})")
-    check_choice(name, "reranker", NAMES)
-    if name == "none":
-        return RerankPipeline([])
-    if name == "tags":
-        return TagReranker()
-    if name == "passage-gain":
-        return PassageReranker(embedder, mode="gain", weight=1.0)
-    if name == "passage":
-        return PassageReranker(embedder)
-    if name == "dedup":
-        return MMRReranker(embedder, lambda_=1.0)
-    return MMRReranker(embedder)
+
+__all__ = ["DEFAULT_RERANKER", "NAMES", "RERANKERS", "RerankPipeline", "get_reranker"]

@@ -1,0 +1,243 @@
+"""Fitting the current turn's tool calls and tool results into their slot.
+
+An agent's in-flight messages are *steps*: an assistant message that calls tools and the
+tool messages that answer it. The rule, newest first:
+
+1. every tool output is kept in the :class:`~.store.ToolResultStore` under a handle;
+2. a tool result is kept whole when it fits the room that is left;
+3. else it is compressed query-aware with the engine's compressor into that room (the
+   query: the user's question, the text of the assistant message that asked for it and
+   the call's arguments), with a note naming its handle;
+4. else it becomes a short stub naming the tool, its size and its handle;
+5. when even the stubs do not fit, whole steps are left out, oldest first.
+
+A step is kept or left out as a whole, so no tool message is left without its call and
+no call without its answer. Tool messages whose call is not among the messages (orphans)
+and calls never answered are left out with a note: chat APIs reject both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ..compress import Compressor
+from ..tokens import TokenCounter
+from ..types import Document, ScoredDocument
+from .request import (
+    MESSAGE_OVERHEAD,
+    NON_TEXT_BLOCK_TOKENS,
+    AgentMessage,
+    count_message,
+    fit_head_tail,
+)
+from .store import ToolResultStore
+
+#: Below this many tokens of room, a compressed tool result says too little: stub it.
+MIN_COMPRESSED_TOKENS = 48
+
+WHOLE, COMPRESSED, STUB = "whole", "compressed", "stub"
+
+
+@dataclass
+class FittedMessages:
+    """The in-flight messages as the model will see them.
+
+    ``states`` maps each kept tool call id to ``"whole"``, ``"compressed"`` or ``"stub"``;
+    ``handles`` maps every tool call id seen to its handle in the store.
+    """
+
+    messages: list[AgentMessage]
+    tokens: int
+    states: dict[str, str] = field(default_factory=dict)
+    handles: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Result:
+    position: int  # index in the step's messages
+    message: AgentMessage
+    handle: str
+    query: str
+    tokens: int  # whole, as counted in a request
+
+
+def stub_text(name: str, tokens: int, handle: str, reader: str | None) -> str:
+    """What a tool result reduced to a stub says."""
+    where = (
+        f'read it with {reader}(handle="{handle}", query=...)' if reader else f"kept as {handle}"
+    )
+    return f"[ctx: the {name} output ({tokens} tokens) was set aside; {where}]"
+
+
+def compressed_note(tokens: int, handle: str, reader: str | None) -> str:
+    where = f'{reader}(handle="{handle}")' if reader else handle
+    return f"\n[ctx: compressed from {tokens} tokens; the full output: {where}]"
+
+
+def group_steps(
+    messages: Sequence[AgentMessage],
+) -> tuple[list[list[AgentMessage]], list[str]]:
+    """Messages cut into steps (a call and its answers, or a lone message), without
+    orphan tool messages or unanswered calls; plus notes on what was left out."""
+    steps: list[list[AgentMessage]] = []
+    notes: list[str] = []
+    open_step: list[AgentMessage] | None = None
+    waiting: set[str] = set()
+
+    def close() -> None:
+        nonlocal open_step
+        if open_step is not None:
+            if waiting:
+                notes.append(f"left out a step whose calls were never answered: {sorted(waiting)}")
+            else:
+                steps.append(open_step)
+        open_step = None
+        waiting.clear()
+
+    for message in messages:
+        if message.role == "tool":
+            if open_step is not None and message.tool_call_id in waiting:
+                open_step.append(message)
+                waiting.discard(message.tool_call_id)
+            else:
+                notes.append(
+                    f"left out a tool message whose call is not in the request ({message.tool_call_id})"
+                )
+            continue
+        close()
+        if message.role == "assistant" and message.tool_calls:
+            open_step = [message]
+            waiting.update(call.id for call in message.tool_calls)
+        else:
+            steps.append([message])
+    close()
+    return steps, notes
+
+
+def fit_tool_messages(
+    messages: Sequence[AgentMessage],
+    max_tokens: int,
+    *,
+    counter: TokenCounter,
+    store: ToolResultStore,
+    session_id: str,
+    question: str = "",
+    compressor: Compressor | None = None,
+    reader: str | None = None,
+) -> FittedMessages:
+    """Fit in-flight ``messages`` into ``max_tokens`` (see the module docstring).
+
+    ``reader`` names the tool the model can call to read a stored output back (stubs and
+    notes tell it how); ``None``: the handles are only named.
+    """
+    steps, notes = group_steps(messages)
+    results: list[tuple[int, _Result]] = []  # (step index, result), oldest first
+    handles: dict[str, str] = {}
+    for index, step in enumerate(steps):
+        call = step[0]
+        calls = {c.id: c for c in call.tool_calls}
+        for position, message in enumerate(step[1:], start=1):
+            tool_call = calls[message.tool_call_id or ""]
+            handle = store.put(
+                session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
+            )
+            handles[tool_call.id] = handle
+            query = " ".join(p for p in (question, call.text, tool_call.arguments) if p.strip())
+            results.append(
+                (index, _Result(position, message, handle, query, count_message(message, counter)))
+            )
+
+    def stub(result: _Result) -> AgentMessage:
+        name = result.message.name or "tool"
+        text = stub_text(name, result.tokens, result.handle, reader)
+        return replace(result.message, text=text)
+
+    first = 0  # steps before this one are left out
+    while True:
+        kept = [(i, r) for i, r in results if i >= first]
+        stubs = {r.handle: stub(r) for _, r in kept}
+        fixed = sum(
+            count_message(m, counter) for step in steps[first:] for m in step if m.role != "tool"
+        )
+        base = fixed + sum(count_message(s, counter) for s in stubs.values())
+        if base > max_tokens and first < len(steps):
+            first += 1
+            continue
+        chosen: dict[str, AgentMessage] = {}
+        states: dict[str, str] = {}
+        room = max_tokens - base
+        for _, result in reversed(kept):
+            stubbed = stubs[result.handle]
+            stub_cost = count_message(stubbed, counter)
+            call_id = result.message.tool_call_id or ""
+            if result.tokens - stub_cost <= room:
+                chosen[result.handle], states[call_id] = result.message, WHOLE
+                room -= result.tokens - stub_cost
+                continue
+            shorter = _compress(result, room + stub_cost, counter, compressor, reader)
+            if shorter is not None and count_message(shorter, counter) - stub_cost <= room:
+                chosen[result.handle], states[call_id] = shorter, COMPRESSED
+                room -= count_message(shorter, counter) - stub_cost
+            else:
+                chosen[result.handle], states[call_id] = stubbed, STUB
+        out: list[AgentMessage] = []
+        by_step = {(i, r.position): r.handle for i, r in kept}
+        for index in range(first, len(steps)):
+            for position, message in enumerate(steps[index]):
+                key = by_step.get((index, position))
+                out.append(chosen[key] if key else message)
+        tokens = sum(count_message(m, counter) for m in out)
+        if tokens <= max_tokens:
+            break
+        first += 1  # counts are exact per message, so this is only a safety net
+    if first:
+        notes.append(f"left out the {first} oldest step(s) of this turn to fit {max_tokens} tokens")
+    squeezed = sum(1 for s in states.values() if s != WHOLE)
+    if squeezed:
+        notes.append(
+            f"{squeezed} tool result(s) compressed or set aside; full outputs kept by handle"
+        )
+    return FittedMessages(out, tokens, states, handles, notes)
+
+
+def _compress(
+    result: _Result,
+    room: int,
+    counter: TokenCounter,
+    compressor: Compressor | None,
+    reader: str | None,
+) -> AgentMessage | None:
+    """The result's text compressed so that the message costs at most ``room``."""
+    note = compressed_note(result.tokens, result.handle, reader)
+    budget = room - MESSAGE_OVERHEAD - NON_TEXT_BLOCK_TOKENS * result.message.blocks
+    budget -= counter.count(note) + 2
+    if budget < MIN_COMPRESSED_TOKENS:
+        return None
+    text = result.message.text
+    if compressor is not None:
+        document = ScoredDocument(Document(text=text, id=result.handle), 1.0)
+        kept = compressor.compress(result.query, [document], budget)
+        shorter = kept[0].text if kept else ""
+    else:
+        shorter = fit_head_tail(text, budget, counter)
+    if not shorter.strip():
+        return None
+    while counter.count(shorter) > budget and shorter:
+        shorter = counter.truncate(shorter, budget - 1)
+        budget -= 1
+    return replace(result.message, text=shorter + note)
+
+
+__all__ = [
+    "COMPRESSED",
+    "MIN_COMPRESSED_TOKENS",
+    "STUB",
+    "WHOLE",
+    "FittedMessages",
+    "compressed_note",
+    "fit_tool_messages",
+    "group_steps",
+    "stub_text",
+]

@@ -1,0 +1,139 @@
+"""Rendering a filled ledger: sections in a fixed order, counted again, trimmed to fit.
+
+The slots are budgeted one by one, but BPE token counts are not additive across joins,
+so the final text is always counted once more and trimmed (documents first, then the
+weakest history turn, then the question) until it fits. ``usage`` gives each slot's
+*marginal* tokens in text order, so its values add up to the total exactly. The chat
+messages carry the same rendered content as the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .. import formatting as fmt
+from ..packet import chat_role
+from ..tokens import TokenCounter
+from ..types import KeptSpan, ScoredDocument, ScoredTurn
+
+
+@dataclass
+class Rendered:
+    """A request's text, its chat messages, and what it holds after the final count."""
+
+    text: str
+    tokens: int
+    usage: dict[str, int]
+    documents: list[ScoredDocument]
+    turns: list[ScoredTurn]
+    question: str | None
+    messages: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def sections(
+    system_prompt: str,
+    turns: list[ScoredTurn],
+    documents: list[ScoredDocument],
+    question: str | None,
+) -> list[tuple[str, str]]:
+    """``(slot, text)`` pairs in prompt order: system, history, context, question."""
+    out: list[tuple[str, str]] = []
+    if system_prompt:
+        out.append(("system_prompt", system_prompt))
+    if turns:
+        body = fmt.render_turns([t.turn for t in turns])
+        out.append(("history", fmt.wrap(fmt.HISTORY_OPEN, body, fmt.HISTORY_CLOSE)))
+    if documents:
+        body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
+        out.append(("retrieved_docs", fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE)))
+    if question:
+        out.append(("query", fmt.wrap(fmt.QUERY_OPEN, question, fmt.QUERY_CLOSE)))
+    return out
+
+
+def drop_last_piece(documents: list[ScoredDocument]) -> list[ScoredDocument]:
+    """Remove the last kept sentence of the last document (the document if it has one)."""
+    last = documents[-1]
+    spans = last.kept
+    if spans is None:
+        spans = [KeptSpan(last.document.text, -1, 0, len(last.document.text))]
+    if len(spans) <= 1:
+        return documents[:-1]
+    return documents[:-1] + [replace(last, kept=list(spans[:-1]))]
+
+
+def render(
+    system_prompt: str,
+    turns: list[ScoredTurn],
+    documents: list[ScoredDocument],
+    question: str | None,
+    limit: int,
+    counter: TokenCounter,
+) -> Rendered:
+    """Render, count, and trim until the text has at most ``limit`` tokens."""
+    notes: list[str] = []
+    while True:
+        parts = sections(system_prompt, turns, documents, question)
+        text = fmt.SECTION_SEPARATOR.join(body for _, body in parts)
+        total = counter.count(text)
+        if total <= limit:
+            break
+        if documents:
+            documents = drop_last_piece(documents)
+        elif turns:
+            weakest = min(range(len(turns)), key=lambda i: turns[i].effective)
+            turns = turns[:weakest] + turns[weakest + 1 :]
+        elif question:
+            keep = max(counter.count(question) - (total - limit), 0)
+            question = counter.truncate(question, keep) or None
+        else:  # only the system prompt is left, and the budget was checked to hold it
+            break
+        notes.append("trimmed after the final count")
+    usage: dict[str, int] = {}
+    prefix, previous = "", 0
+    for index, (slot, body) in enumerate(parts):
+        prefix = body if index == 0 else prefix + fmt.SECTION_SEPARATOR + body
+        running = counter.count(prefix)
+        usage[slot] = running - previous
+        previous = running
+    documents = [replace(doc, tokens=counter.count(doc.text)) for doc in documents]
+    messages = build_messages(system_prompt, turns, documents, question)
+    return Rendered(text, total, usage, documents, turns, question, messages, notes)
+
+
+def build_messages(
+    system_prompt: str,
+    turns: list[ScoredTurn],
+    documents: list[ScoredDocument],
+    question: str | None,
+) -> list[dict[str, str]]:
+    """OpenAI-style messages with the same content as the text: system prompt and
+    retrieved context in the system message, history as role messages, then the question."""
+    system_parts = [system_prompt] if system_prompt else []
+    if documents:
+        body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
+        system_parts.append(fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE))
+    messages: list[dict[str, str]] = []
+    if system_parts:
+        messages.append({"role": "system", "content": fmt.SECTION_SEPARATOR.join(system_parts)})
+    for turn in turns:
+        role = chat_role(turn.role)
+        content = turn.content
+        if role == "user" and turn.role.strip().lower() not in ("user", "human"):
+            content = f"{turn.role}: {content}"  # keep the speaker's name
+        _append(messages, role, content)
+    if question:
+        _append(messages, "user", question)
+    return messages
+
+
+def _append(messages: list[dict[str, str]], role: str, content: str) -> None:
+    # Several providers reject two messages of one role in a row: merge them instead.
+    if messages and messages[-1]["role"] == role and role != "system":
+        messages[-1] = {"role": role, "content": messages[-1]["content"] + "\n\n" + content}
+    else:
+        messages.append({"role": role, "content": content})
+
+
+__all__ = ["Rendered", "build_messages", "drop_last_piece", "render", "sections"]

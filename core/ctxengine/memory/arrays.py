@@ -1,0 +1,371 @@
+"""Per-session arrays behind :meth:`DecayMemory.recall`: what scoring reads, kept as columns.
+
+A recall over 100,000 turns cannot afford a Python step per turn (hashing a text, copying a
+dataclass, counting tokens). :class:`SessionArrays` holds, per turn in ``seq`` order, the
+importance, timestamp, last access, rendered token count, role id and embedding as numpy
+columns, and an inverted index term -> rows for lexical relevance. Turns are appended as
+they arrive; scoring and packing (:func:`pack_indices`) are numpy over the columns, and
+Python touches only the few turns that end up in the slot.
+
+The arrays are a cache of the store. ``version`` is the store's per-session write counter
+when they were read: :class:`DecayMemory` compares it before every use, so a write through
+another memory, connection or process is seen by the next recall.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..types import Turn
+
+
+class _Column:
+    """A growable 1-D numpy column (amortised O(1) append, O(1) view)."""
+
+    def __init__(self, dtype: type, capacity: int = 64) -> None:
+        self._data = np.zeros(max(capacity, 16), dtype=dtype)
+        self.size = 0
+
+    def extend(self, values: Sequence[float] | np.ndarray) -> None:
+        values = np.asarray(values, dtype=self._data.dtype)
+        need = self.size + len(values)
+        if need > len(self._data):
+            grown = np.zeros(max(need, 2 * len(self._data)), dtype=self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : need] = values
+        self.size = need
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self.size]
+
+
+class _Postings:
+    """term -> rows holding it, appended as turns arrive; arrays built once per change."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[int]] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def add(self, row: int, terms: Iterable[str]) -> None:
+        for term in terms:
+            rows = self._rows.get(term)
+            if rows is None:
+                self._rows[term] = [row]
+            else:
+                rows.append(row)
+
+    def rows(self, term: str) -> np.ndarray:
+        rows = self._rows.get(term)
+        if rows is None:
+            return np.zeros(0, dtype=np.int64)
+        cached = self._arrays.get(term)
+        if cached is None or len(cached) != len(rows):
+            cached = self._arrays[term] = np.asarray(rows, dtype=np.int64)
+        return cached
+
+
+class SessionArrays:
+    """The columns of one session's turns (see the module docstring).
+
+    Parameters
+    ----------
+    terms:
+        The tokenizer lexical relevance uses (``None``: no inverted index is kept).
+    count:
+        Token count of a rendered turn.
+    render:
+        ``render(role, content)``: the text relevance and token counts read.
+    """
+
+    def __init__(
+        self,
+        terms: Callable[[str], frozenset[str]] | None,
+        count: Callable[[str], int],
+        render: Callable[[str, str], str],
+    ) -> None:
+        self.version: int | None = None
+        self.turns: list[Turn] = []
+        self.importance = _Column(np.float64)
+        self.timestamp = _Column(np.float64)
+        self.last_access = _Column(np.float64)
+        self.tokens = _Column(np.int64)
+        self.role_ids = _Column(np.int64)
+        self._roles: dict[str, int] = {}
+        self._index: dict[str, int] = {}  # turn id -> row
+        self._terms = terms
+        self._count = count
+        self._render = render
+        self.postings = _Postings() if terms is not None else None
+        self._vectors: np.ndarray | None = None  # float32 rows, grown like a column
+        self.has_vector = _Column(np.bool_)
+        self.vector_model: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    def extend(self, turns: Sequence[Turn]) -> None:
+        """Append turns (in ``seq`` order, after the ones already held)."""
+        if not turns:
+            return
+        start = len(self.turns)
+        texts = [self._render(t.role, t.content) for t in turns]
+        self.importance.extend([t.importance for t in turns])
+        self.timestamp.extend([t.timestamp for t in turns])
+        self.last_access.extend([t.last_access for t in turns])
+        self.tokens.extend([self._count(text) for text in texts])
+        self.role_ids.extend([self._roles.setdefault(t.role, len(self._roles)) for t in turns])
+        for offset, turn in enumerate(turns):
+            self._index[turn.id] = start + offset
+        if self.postings is not None and self._terms is not None:
+            for offset, text in enumerate(texts):
+                self.postings.add(start + offset, self._terms(text))
+        self.turns.extend(turns)
+        self.has_vector.extend(np.zeros(len(turns), dtype=np.bool_))
+        if self.vector_model is not None:
+            self.set_vectors(
+                [start + i for i, t in enumerate(turns) if t.vector_model == self.vector_model],
+                [t.vector for t in turns if t.vector_model == self.vector_model],
+            )
+
+    def role_id(self, role: str) -> int | None:
+        return self._roles.get(role)
+
+    def row(self, turn_id: str) -> int | None:
+        return self._index.get(turn_id)
+
+    def set_last_access(self, rows: Sequence[int], turns: Sequence[Turn], when: float) -> None:
+        """Record a touch made through this memory (rows and their refreshed turns)."""
+        self.last_access.view[list(rows)] = when
+        for row, turn in zip(rows, turns):
+            self.turns[row] = turn
+
+    # --- vectors ---------------------------------------------------------------------
+
+    def use_vectors(self, model: str, dimension: int) -> None:
+        """Start (or keep) holding vectors of ``model``: rows stored with another model's
+        vector count as missing."""
+        if self.vector_model == model and self._vectors is not None:
+            return
+        self.vector_model = model
+        self._vectors = np.zeros((max(len(self.turns), 16), dimension), dtype=np.float32)
+        self.has_vector.view[:] = False
+        rows = [i for i, t in enumerate(self.turns) if t.vector_model == model]
+        self.set_vectors(rows, [self.turns[i].vector for i in rows])
+
+    def set_vectors(self, rows: Sequence[int], vectors: Sequence[np.ndarray] | np.ndarray) -> None:
+        if not len(rows) or self._vectors is None:
+            return
+        need = len(self.turns)
+        if need > len(self._vectors):
+            grown = np.zeros((max(need, 2 * len(self._vectors)), self._vectors.shape[1]), np.float32)
+            grown[: len(self._vectors)] = self._vectors
+            self._vectors = grown
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(rows), -1)
+        if matrix.shape[1] != self._vectors.shape[1]:
+            return  # another dimension: leave these rows missing, they are re-embedded
+        self._vectors[list(rows)] = matrix
+        self.has_vector.view[list(rows)] = True
+
+    def missing_vectors(self) -> np.ndarray:
+        return np.flatnonzero(~self.has_vector.view)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        assert self._vectors is not None
+        return self._vectors[: len(self.turns)]
+
+    # --- relevance -------------------------------------------------------------------
+
+    def idf_share(self, query_terms: frozenset[str]) -> np.ndarray:
+        """``sum(idf(t) for t in query ∩ turn) / sum(idf(t) for t in query)`` per row, with
+        ``idf(t) = ln(1 + (n - df + 0.5) / (df + 0.5))`` over this session."""
+        out = np.zeros(len(self.turns), dtype=np.float64)
+        if not query_terms or not self.turns or self.postings is None:
+            return out
+        n = len(self.turns)
+        found = [(term, self.postings.rows(term)) for term in sorted(query_terms)]
+        idf = {t: math.log(1.0 + (n - len(r) + 0.5) / (len(r) + 0.5)) for t, r in found}
+        total = sum(idf.values())
+        for term, rows in found:
+            if len(rows):
+                out[rows] += idf[term]
+        return out / total
+
+    def share(self, query_terms: frozenset[str]) -> np.ndarray:
+        """The share of ``query_terms`` each row holds (the article's overlap)."""
+        out = np.zeros(len(self.turns), dtype=np.float64)
+        if not query_terms or self.postings is None:
+            return out
+        for term in query_terms:
+            rows = self.postings.rows(term)
+            if len(rows):
+                out[rows] += 1.0
+        return out / len(query_terms)
+
+
+def pack_indices(
+    effective: np.ndarray,
+    tokens: np.ndarray,
+    *,
+    keep: Sequence[int],
+    threshold: float | None,
+    max_tokens: int,
+    separator: int,
+) -> list[int]:
+    """The greedy fill of :func:`~ctxengine.memory.decay.pack_turns` over columns.
+
+    Rows in ``keep`` go first (in the given order), then the others by effective score
+    (ties: the later row first), skipping those below ``threshold`` and those that no
+    longer fit; each row costs ``tokens + separator`` and the slot holds ``max_tokens +
+    separator``. Returns the chosen rows in ascending order. Only the best rows are sorted:
+    a window of the top ``k`` is filled first, and widened only while the budget left could
+    still take a row.
+    """
+    remaining = max_tokens + separator
+    costs = tokens + separator
+    chosen: list[int] = []
+    for row in keep:
+        if costs[row] <= remaining:
+            chosen.append(int(row))
+            remaining -= int(costs[row])
+    mask = costs <= remaining
+    if threshold is not None:
+        mask &= effective >= threshold
+    if len(keep):
+        mask[np.asarray(keep, dtype=np.int64)] = False
+    candidates = np.flatnonzero(mask)
+    window = 256
+    while candidates.size and remaining > 0:
+        if candidates.size > window:
+            values = effective[candidates]
+            kth = np.partition(values, candidates.size - window)[candidates.size - window]
+            top, rest = candidates[values >= kth], candidates[values < kth]
+        else:
+            top, rest = candidates, candidates[:0]
+        top = top[::-1]  # later rows first, and a stable sort keeps them first among ties
+        order = top[np.argsort(-effective[top], kind="stable")]
+        taken, remaining = _greedy(costs[order], remaining)
+        chosen.extend(order[taken].tolist())
+        candidates = rest[costs[rest] <= remaining]
+        window *= 4
+    chosen.sort()
+    return chosen
+
+
+def exchange_partners(role_ids: np.ndarray, question: int | None, answer: int | None) -> np.ndarray:
+    """Per row, the row of the other half of its question/answer exchange, or -1.
+
+    An exchange is a turn by the ``answer`` role right after one by the ``question`` role
+    (ids as in :attr:`SessionArrays.role_ids`; None: the role never occurred, no pairs)."""
+    partner = np.full(len(role_ids), -1, dtype=np.int64)
+    if question is None or answer is None or len(role_ids) < 2:
+        return partner
+    answers = np.flatnonzero((role_ids[1:] == answer) & (role_ids[:-1] == question)) + 1
+    partner[answers] = answers - 1
+    partner[answers - 1] = answers
+    return partner
+
+
+def pack_exchanges(
+    effective: np.ndarray,
+    tokens: np.ndarray,
+    partner: np.ndarray,
+    *,
+    keep: Sequence[int],
+    threshold: float | None,
+    max_tokens: int,
+    separator: int,
+) -> list[int]:
+    """:func:`pack_indices` where a question and its answer (``partner``) are one unit.
+
+    A unit ranks by its better half and goes in whole when it fits. When it does not, the
+    question goes alone if it fits (it names the topic; its answer follows only when the
+    budget allows); an answer never goes without its question (a reply without what it
+    replies to misleads the model) unless it is one of the ``keep`` turns, whose question
+    goes in last, when the budget allows. Only the top units are looked at, in growing
+    windows, as in :func:`pack_indices`.
+    """
+    remaining = max_tokens + separator
+    costs = tokens + separator
+    chosen: list[int] = []
+    taken = np.zeros(len(effective), dtype=np.bool_)
+    deferred: list[int] = []
+    for row in keep:
+        if taken[row] or costs[row] > remaining:
+            continue
+        chosen.append(int(row))
+        taken[row] = True
+        remaining -= int(costs[row])
+        other = int(partner[row])
+        if 0 <= other < row:
+            # A kept answer brings its question, but after the relevant units: recency
+            # keeps the answer, it should not push out what the query asks about.
+            deferred.append(other)
+            taken[other] = True
+    paired = partner >= 0
+    # A unit is represented by its question (or by the turn itself when unpaired).
+    head = ~paired | (partner > np.arange(len(partner)))
+    mate = np.where(paired, partner, np.arange(len(partner)))
+    score = np.where(paired, np.maximum(effective, effective[mate]), effective)
+    unit_cost = np.where(paired, costs + costs[mate], costs)
+    mask = head & ~taken & ~taken[mate]
+    if threshold is not None:
+        mask &= score >= threshold
+    candidates = np.flatnonzero(mask)
+    smallest = int(costs.min()) if len(costs) else 0
+    window = 256
+    while candidates.size and remaining >= smallest:
+        if candidates.size > window:
+            values = score[candidates]
+            kth = np.partition(values, candidates.size - window)[candidates.size - window]
+            top, rest = candidates[values >= kth], candidates[values < kth]
+        else:
+            top, rest = candidates, candidates[:0]
+        # Later units first among ties, as turns are in pack_indices.
+        top = top[::-1]
+        order = top[np.argsort(-score[top], kind="stable")]
+        for row in order.tolist():  # the top window only: at most a few hundred units
+            other = int(mate[row])
+            if unit_cost[row] <= remaining:
+                chosen.append(row)
+                remaining -= int(costs[row])
+                if other != row:
+                    chosen.append(other)
+                    remaining -= int(costs[other])
+            elif other != row and costs[row] <= remaining:
+                chosen.append(row)
+                remaining -= int(costs[row])
+        candidates = rest
+        window *= 4
+    for row in deferred:
+        if costs[row] <= remaining:
+            chosen.append(row)
+            remaining -= int(costs[row])
+    chosen.sort()
+    return chosen
+
+
+def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
+    """Positions taken by a first-fit pass over ``costs`` in order, and the budget left.
+
+    Each round takes the longest prefix that fits (a cumulative sum), skips the item that
+    did not, and drops the items that can no longer fit, so the rounds are few."""
+    positions = np.arange(len(costs))
+    taken: list[np.ndarray] = []
+    while positions.size:
+        sums = np.cumsum(costs[positions])
+        k = int(np.searchsorted(sums, remaining, side="right"))
+        if k:
+            taken.append(positions[:k])
+            remaining -= int(sums[k - 1])
+        positions = positions[k + 1 :]
+        positions = positions[costs[positions] <= remaining]
+    return (np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)), remaining
+
+
+__all__ = ["SessionArrays", "exchange_partners", "pack_exchanges", "pack_indices"]

@@ -1,0 +1,89 @@
+"""Translation between LangChain agent messages and the core's :class:`AgentMessage`.
+
+Nothing is decided here: the core fits, this module only carries messages across and
+puts fitted text back into copies of the original messages (ids, names and tool-call
+ids kept, so the pairs the core kept whole stay pairs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from ctxengine.agent import AgentMessage, ToolCall, arguments_json
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+def non_text_blocks(message: BaseMessage) -> list[Any]:
+    """The content blocks of a message that are not text (images, audio, files)."""
+    if isinstance(message.content, str):
+        return []
+    return [
+        block
+        for block in message.content
+        if not isinstance(block, str)
+        and not (isinstance(block, Mapping) and block.get("type") == "text")
+    ]
+
+
+def to_agent_message(message: BaseMessage) -> AgentMessage:
+    calls: tuple[ToolCall, ...] = ()
+    if isinstance(message, AIMessage):
+        calls = tuple(
+            ToolCall(str(c.get("id") or ""), c["name"], arguments_json(c.get("args")))
+            for c in message.tool_calls
+        )
+    return AgentMessage(
+        role=_ROLES.get(message.type, "user"),
+        text=str(message.text),
+        tool_calls=calls,
+        tool_call_id=message.tool_call_id if isinstance(message, ToolMessage) else None,
+        name=getattr(message, "name", None),
+        blocks=len(non_text_blocks(message)),
+        key=message,
+    )
+
+
+def from_agent_message(fitted: AgentMessage) -> BaseMessage:
+    """The original message, or a copy carrying the fitted text (its blocks kept)."""
+    original: BaseMessage = fitted.key
+    if fitted.text == str(original.text):
+        return original
+    return original.model_copy(update={"content": with_blocks(fitted.text, original), "artifact": None}
+                               if isinstance(original, ToolMessage)
+                               else {"content": with_blocks(fitted.text, original)})  # fmt: skip
+
+
+def with_blocks(text: str, original: BaseMessage) -> str | list[Any]:
+    """``text`` as content, followed by the original's non-text blocks (passed through)."""
+    blocks = non_text_blocks(original)
+    if not blocks:
+        return text
+    return [{"type": "text", "text": text}, *blocks]
+
+
+def question_message(text: str, original: BaseMessage) -> HumanMessage:
+    return HumanMessage(content=with_blocks(text, original), id=original.id)
+
+
+def tool_schemas(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """Bound tools as the OpenAI-style schemas they are counted as."""
+    schemas = []
+    for tool in tools:
+        try:
+            schemas.append(convert_to_openai_tool(tool))
+        except (TypeError, ValueError):  # a provider's built-in tool given as a dict
+            schemas.append(dict(tool) if isinstance(tool, Mapping) else {"tool": str(tool)})
+    return schemas
+
+
+__all__ = [
+    "from_agent_message",
+    "non_text_blocks",
+    "question_message",
+    "to_agent_message",
+    "tool_schemas",
+]

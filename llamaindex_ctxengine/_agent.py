@@ -1,0 +1,74 @@
+"""Translation between LlamaIndex chat messages and the core's :class:`AgentMessage`.
+
+Nothing is decided here; the core fits and counts, this module carries messages across.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
+
+from ctxengine.agent import AgentMessage, ToolCall, arguments_json
+
+_ROLES = {
+    MessageRole.USER: "user",
+    MessageRole.ASSISTANT: "assistant",
+    MessageRole.SYSTEM: "system",
+    MessageRole.DEVELOPER: "system",
+    MessageRole.TOOL: "tool",
+}
+
+
+def tool_calls(message: ChatMessage) -> tuple[ToolCall, ...]:
+    """The tool calls a message makes (as blocks, or in ``additional_kwargs``)."""
+    calls = [
+        ToolCall(block.tool_call_id or "", block.tool_name, arguments_json(block.tool_kwargs))
+        for block in message.blocks
+        if isinstance(block, ToolCallBlock)
+    ]
+    for raw in message.additional_kwargs.get("tool_calls") or []:
+        function = getattr(raw, "function", None) or (
+            raw.get("function") if isinstance(raw, dict) else None
+        )
+        if function is None:
+            continue
+        name = getattr(function, "name", None) or function.get("name", "")
+        arguments = getattr(function, "arguments", None) or function.get("arguments", "{}")
+        call_id = getattr(raw, "id", None) or (raw.get("id") if isinstance(raw, dict) else "")
+        calls.append(ToolCall(str(call_id or ""), str(name), arguments_json(arguments)))
+    return tuple(calls)
+
+
+def to_agent_message(message: ChatMessage) -> AgentMessage:
+    text = "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text)
+    others = [b for b in message.blocks if not isinstance(b, (TextBlock, ToolCallBlock))]
+    role = _ROLES.get(MessageRole(message.role), "user")
+    return AgentMessage(
+        role=role,
+        text=text,
+        tool_calls=tool_calls(message),
+        tool_call_id=message.additional_kwargs.get("tool_call_id") if role == "tool" else None,
+        name=message.additional_kwargs.get("name"),
+        blocks=len(others),
+        key=message,
+    )
+
+
+def from_agent_message(fitted: AgentMessage) -> ChatMessage:
+    """The original message, or a copy carrying the fitted text (other blocks kept)."""
+    original: ChatMessage = fitted.key
+    if fitted.text == to_agent_message(original).text:
+        return original
+    blocks: list[Any] = [TextBlock(text=fitted.text)]
+    blocks += [b for b in original.blocks if not isinstance(b, TextBlock)]
+    return original.model_copy(update={"blocks": blocks})
+
+
+def tool_schemas(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """LlamaIndex tools as the OpenAI-style schemas they are counted as."""
+    return [tool.metadata.to_openai_tool() for tool in tools]
+
+
+__all__ = ["from_agent_message", "to_agent_message", "tool_calls", "tool_schemas"]

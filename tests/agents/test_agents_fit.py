@@ -1,0 +1,106 @@
+"""The core of agent loops, case by case: the store, the tool-message fitting rule, the
+head-and-tail rule for a long user message, the session rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from ctxengine import ContextEngine
+from ctxengine.agent import (
+    AgentMessage,
+    ToolCall,
+    ToolResultStore,
+    count_messages,
+    fit_head_tail,
+    fit_tool_messages,
+    resolve_session,
+)
+from ctxengine.errors import ConfigurationError, DocumentNotFoundError
+from ctxengine.tokens import get_token_counter
+
+COUNTER = get_token_counter("cl100k_base")
+
+
+def test_store_keeps_outputs_per_session_in_an_sqlite_file(tmp_path):
+    path = tmp_path / "tools.db"
+    store = ToolResultStore(path)
+    first = store.put("alice", "call-1", "search", '{"q":"a"}', "output one")
+    assert store.put("alice", "call-1", "search", '{"q":"a"}', "output one") == first  # idempotent
+    second = store.put("alice", "call-2", "search", '{"q":"b"}', "output two")
+    store.close()
+    again = ToolResultStore(path)
+    assert again.handles("alice") == [first, second]
+    assert again.get("alice", second).text == "output two"
+    with pytest.raises(DocumentNotFoundError):
+        again.get("bob", first)  # another session's handle is not found
+    assert again.clear("alice") == 2 and again.handles("alice") == []
+
+
+def _trace(sizes: list[int]) -> list[AgentMessage]:
+    messages = []
+    for i, size in enumerate(sizes):
+        lines = [f"line {j} of output {i}: worker ok" for j in range(size)]
+        lines.insert(size // 2, f"the rollback of release {i} failed on the canary")
+        messages += [
+            AgentMessage("assistant", "", tool_calls=(ToolCall(f"c{i}", "logs", f'{{"n":{i}}}'),)),
+            AgentMessage("tool", "\n".join(lines), tool_call_id=f"c{i}", name="logs"),
+        ]
+    return messages
+
+
+def test_newest_whole_older_compressed_for_the_query_then_stubbed():
+    engine = ContextEngine.from_retriever(None, token_budget=4000, compression="sentence")
+    messages = _trace([60, 60, 60, 60])
+    full = count_messages(messages, COUNTER)
+    store = ToolResultStore()
+    fitted = fit_tool_messages(
+        messages, full // 2, counter=COUNTER, store=store, session_id="s",
+        question="Which rollback failed?", compressor=engine.compressor, reader="read_tool_result",
+    )  # fmt: skip
+    assert fitted.tokens == count_messages(fitted.messages, COUNTER) <= full // 2
+    assert fitted.states["c3"] == "whole" and fitted.messages[-1].text == messages[-1].text
+    assert "stub" in fitted.states.values() and "compressed" in fitted.states.values()
+    squeezed = [
+        m
+        for m in fitted.messages
+        if m.role == "tool" and fitted.states[m.tool_call_id] == "compressed"
+    ]
+    assert all(
+        "rollback of release" in m.text and "read_tool_result(handle=" in m.text for m in squeezed
+    )
+    assert [store.get("s", fitted.handles[f"c{i}"]).text for i in range(4)] == [
+        m.text for m in messages[1::2]
+    ]
+
+
+def test_whole_steps_are_left_out_when_even_stubs_do_not_fit():
+    messages = _trace([40] * 12)
+    fitted = fit_tool_messages(
+        messages, 200, counter=COUNTER, store=ToolResultStore(), session_id="s"
+    )
+    assert fitted.tokens <= 200
+    assert fitted.messages and fitted.messages[0].role == "assistant"  # starts on a call
+    assert fitted.messages[-1].tool_call_id == "c11"  # the newest step stays
+    assert any("left out the" in note for note in fitted.notes)
+
+
+def test_head_and_tail_are_kept():
+    text = (
+        "START of the log\n"
+        + "\n".join(f"noise line {i}" for i in range(800))
+        + "\nFINAL ERROR: quota"
+    )
+    fitted = fit_head_tail(text, 120, COUNTER)
+    assert COUNTER.count(fitted) <= 120
+    assert fitted.startswith("START of the log") and fitted.endswith("FINAL ERROR: quota")
+    assert "tokens omitted" in fitted
+    assert fit_head_tail("short", 120, COUNTER) == "short"
+
+
+def test_session_rule():
+    assert resolve_session("given", "thread", "user") == "given"
+    assert resolve_session(None, "thread", "user") == "thread"
+    assert resolve_session(None, None, "user") == "user"
+    assert resolve_session(None, None, None, shared_session="all") == "all"
+    with pytest.raises(ConfigurationError, match="no session"):
+        resolve_session(None, None, "  ")
