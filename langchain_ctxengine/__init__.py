@@ -18,6 +18,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._convert import counter_for_chat_model
 from .chat_history import ContextEngineChatHistory
 from .compressors import ContextEngineCompressor
 from .embeddings import ContextEngineEmbeddings
@@ -58,4 +59,5 @@ __all__ = [
     "ContextEngineMiddleware",
     "ContextEngineRetriever",
     "LangChainFirstStage",
+    "counter_for_chat_model",
 ]

@@ -16,12 +16,12 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from ctxengine.budget import build_messages
+from ctxengine.integration import RESULT_KEYS, result_metadata
+from ctxengine.tokens import TokenCounter, counter_for_model
 from ctxengine.types import Document, ScoredDocument
 
-# Keys the adapters write into a result's metadata; documented in the README.
-RESULT_KEYS = ("id", "source", "score", "stage_scores", "compressed", "tokens")
 # Keys under which LangChain integrations commonly report a similarity score.
-SCORE_KEYS = ("score", "relevance_score", "similarity_score", "_score")
+SCORE_KEYS = ("ctxengine_score", "score", "relevance_score", "similarity_score", "_score")
 
 _ROLE_OF_TYPE = {"human": "user", "ai": "assistant", "system": "system"}
 _MESSAGE_OF_ROLE = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}
@@ -36,17 +36,9 @@ def to_core_document(document: LCDocument) -> Document:
 
 
 def to_langchain_document(scored: ScoredDocument) -> LCDocument:
-    """A packet document as a LangChain document: the kept text, plus why it was chosen."""
-    metadata: dict[str, Any] = dict(scored.metadata)
-    metadata.update(
-        id=scored.id,
-        source=scored.document.source,
-        score=float(scored.score),
-        stage_scores=dict(scored.stage_scores),
-        compressed=scored.compressed,
-        tokens=scored.tokens,
-    )
-    return LCDocument(page_content=scored.text, id=scored.id, metadata=metadata)
+    """A packet document as a LangChain document: the kept text, its own metadata, and why
+    it was chosen under namespaced keys (:data:`~ctxengine.integration.RESULT_KEYS`)."""
+    return LCDocument(page_content=scored.text, id=scored.id, metadata=result_metadata(scored))
 
 
 def metadata_score(document: LCDocument) -> float | None:
@@ -69,6 +61,17 @@ def to_scored_documents(documents: Sequence[LCDocument]) -> list[ScoredDocument]
         ScoredDocument(to_core_document(doc), score, stage_scores={"first_stage": score})
         for doc, score in zip(documents, scores)
     ]
+
+
+def counter_for_chat_model(model: Any) -> TokenCounter:
+    """The token counter of a LangChain chat model: its ``model_name`` / ``model`` (an
+    OpenAI name, or a local model directory for Hugging Face models) through
+    :func:`ctxengine.tokens.counter_for_model`; unknown models get the default counter."""
+    for attribute in ("model_name", "model", "model_id"):
+        name = getattr(model, attribute, None)
+        if isinstance(name, str) and name:
+            return counter_for_model(name)
+    return counter_for_model(None)
 
 
 def message_role(message: BaseMessage) -> str | None:
@@ -102,6 +105,7 @@ def turns_to_messages(turns: Sequence[Any]) -> list[BaseMessage]:
 
 __all__ = [
     "RESULT_KEYS",
+    "counter_for_chat_model",
     "message_role",
     "message_text",
     "metadata_score",

@@ -10,11 +10,11 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor
 from langchain_core.documents import Document as LCDocument
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field, model_validator
 
 from ctxengine._validation import check_positive_int
-from ctxengine.engine import ContextEngine
 from ctxengine.errors import InvalidTypeError
+from ctxengine.integration import adapter_engine, copy_sharing
 
 from ._convert import to_langchain_document, to_scored_documents
 
@@ -22,35 +22,45 @@ from ._convert import to_langchain_document, to_scored_documents
 class ContextEngineCompressor(BaseDocumentCompressor):
     """Fits the documents another stage found into ``token_budget`` tokens.
 
-    ``token_budget`` bounds the documents as the engine renders them into a prompt
-    (headers included), so what this returns drops into a packet of that size.
-    ``None`` uses what the engine's own budget leaves after its system prompt.
-    Without an ``engine`` the defaults are used (tag + MMR re-ranking, extractive
-    compression, tiktoken counts). ``k`` caps how many documents are kept. The incoming
-    order (or the scores in the documents' metadata) is the re-ranker's starting point.
+    ``token_budget`` bounds the kept texts together (LangChain formats the documents
+    itself); ``None`` uses what the engine's own budget leaves after its system prompt.
+    Without an ``engine`` the default adapter engine is used
+    (:func:`ctxengine.integration.default_engine`, the same as the LlamaIndex adapters').
+    ``top_n`` (LangChain's name, as in ``CohereRerank``) caps how many documents are kept. The incoming order (or the scores in the
+    documents' metadata) is the re-ranker's starting point.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    engine: Any = None
-    token_budget: int | None = 800
-    k: int | None = None
+    engine: Any = Field(
+        default=None, exclude=True, description="The ContextEngine used (None: the default)."
+    )
+    token_budget: int | None = Field(default=800, description="Tokens the kept documents may take.")
+    top_n: int | None = Field(default=None, description="At most this many documents are kept.")
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    @model_validator(mode="before")
+    @classmethod
+    def _check_types(cls, data: Any) -> Any:
+        # before pydantic's lax coercion ("800" -> 800) hides a wrong type
+        if isinstance(data, dict):
+            for name in ("token_budget", "top_n"):
+                value = data.get(name)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise InvalidTypeError(f"{name} must be an int, got {type(value).__name__}")
+        return data
+
+    @model_validator(mode="after")
+    def _resolve_engine(self) -> ContextEngineCompressor:
         if self.token_budget is not None:
             check_positive_int(self.token_budget, "token_budget")
-        if self.k is not None:
-            check_positive_int(self.k, "k")
-        if self.engine is None:
-            # No system prompt: the whole budget is the documents'.
-            self.engine = ContextEngine.from_retriever(
-                None, system_prompt="", token_budget=self.token_budget or 800
-            )
-        elif not isinstance(self.engine, ContextEngine):
-            raise InvalidTypeError(
-                f"engine must be a ContextEngine, got {type(self.engine).__name__}"
-            )
+        if self.top_n is not None:
+            check_positive_int(self.top_n, "top_n")
+        object.__setattr__(self, "engine", adapter_engine(self.engine))
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineCompressor:
+        """A copy with its own settings sharing the engine."""
+        return copy_sharing(self, memo)
 
     def compress_documents(
         self,
@@ -62,7 +72,7 @@ class ContextEngineCompressor(BaseDocumentCompressor):
             query,
             to_scored_documents(documents),
             max_tokens=self.token_budget,
-            k=self.k,
+            k=self.top_n,
             headers=False,  # the framework formats documents itself: budget the texts
         )
         return [to_langchain_document(doc) for doc in fitted]

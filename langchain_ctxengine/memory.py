@@ -7,11 +7,12 @@ from typing import Any
 
 from langchain_classic.base_memory import BaseMemory
 from langchain_classic.memory.utils import get_prompt_input_key
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text
 from ctxengine.errors import InvalidInputError
+from ctxengine.integration import copy_sharing
 
 from ._convert import turns_to_messages
 from ._history import check_engine, recall
@@ -38,12 +39,17 @@ class ContextEngineMemory(BaseMemory):
     return_messages: bool = False
     max_tokens: int | None = None
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    @model_validator(mode="after")
+    def _check(self) -> ContextEngineMemory:
         check_engine(self.engine)
         check_text(self.session_id, "session_id")
         if self.max_tokens is not None:
             check_positive_int(self.max_tokens, "max_tokens")
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineMemory:
+        """A copy with its own settings sharing the engine (its memory store)."""
+        return copy_sharing(self, memo)
 
     @property
     def memory_variables(self) -> list[str]:

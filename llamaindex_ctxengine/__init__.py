@@ -7,7 +7,8 @@ engines and agents.
 * :class:`ContextEngineRetriever` — the engine as a retriever, or re-ranking around any
   LlamaIndex retriever (:class:`LlamaIndexFirstStage`);
 * :class:`ContextEngineEmbedding` — the bundled MiniLM as a LlamaIndex embedding model;
-* :class:`ContextEngineLLM` — every model call of a ``FunctionAgent`` within the budget.
+* :class:`ContextEngineLLM` — every model call of a ``FunctionAgent`` within the budget;
+* :class:`ContextPacketEvent` — the instrumentation event a packet emits (timings, usage, notes).
 
 The adapters only translate types; every decision is the core's (``ctxengine``).
 """
@@ -23,6 +24,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
         "llamaindex_ctxengine needs llama-index-core: pip install 'ctxengine[llamaindex]'"
     ) from error
 
+from ._events import ContextPacketEvent
 from .agent import ContextEngineLLM
 from .embeddings import ContextEngineEmbedding
 from .memory import ContextEngineChatMemory, DecayMemoryBlock
@@ -35,6 +37,7 @@ __all__ = [
     "ContextEngineLLM",
     "ContextEnginePostprocessor",
     "ContextEngineRetriever",
+    "ContextPacketEvent",
     "DecayMemoryBlock",
     "LlamaIndexFirstStage",
 ]

@@ -8,19 +8,29 @@ these functions only move data across the boundary without mutating what they ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, TextNode
+from llama_index.core.vector_stores.types import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
 
 from ctxengine import formatting as fmt
-from ctxengine.errors import InvalidTypeError
+from ctxengine.errors import ConfigurationError, InvalidTypeError
+from ctxengine.integration import RESULT_KEYS, result_metadata
 from ctxengine.packet import chat_role
+from ctxengine.retrieval import filters as core
+from ctxengine.tokens import TokenCounter, counter_for_model
 from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
 #: not content, so LlamaIndex is told to keep them out of prompts and embeddings.
-SCORE_KEYS: tuple[str, ...] = ("ctxengine_score", "stage_scores", "compressed", "tokens")
+SCORE_KEYS: tuple[str, ...] = RESULT_KEYS
 
 #: The stage name under which a node's incoming LlamaIndex score is kept.
 INPUT_STAGE = "input"
@@ -61,13 +71,7 @@ def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> 
     With ``original`` the copy keeps its id, class, relationships (the link to its source
     document) and templates, so citations still resolve; ``original`` itself is untouched.
     """
-    metadata = {key: value for key, value in scored.metadata.items() if key not in SCORE_KEYS}
-    metadata.update(
-        ctxengine_score=float(scored.score),
-        stage_scores=dict(scored.stage_scores),
-        compressed=bool(scored.compressed),
-        tokens=scored.tokens,
-    )
+    metadata = result_metadata(scored)
     if original is None:
         node: BaseNode = TextNode(id_=scored.id, text=scored.text)
         llm_excluded: list[str] = []
@@ -82,7 +86,9 @@ def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> 
             # The vector was computed for the full text; it does not describe the kept part.
             node.embedding = None
     node.metadata = metadata
-    node.excluded_llm_metadata_keys = llm_excluded + [k for k in SCORE_KEYS if k not in llm_excluded]
+    node.excluded_llm_metadata_keys = llm_excluded + [
+        k for k in SCORE_KEYS if k not in llm_excluded
+    ]
     node.excluded_embed_metadata_keys = embed_excluded + [
         k for k in SCORE_KEYS if k not in embed_excluded
     ]
@@ -109,6 +115,119 @@ def scored_to_own_nodes(scored: Sequence[ScoredDocument], originals: Mapping[int
     return [scored_to_node(item, originals.get(id(item.document))) for item in scored]
 
 
+def rendered_tokens(items: Sequence[NodeWithScore], counter: Any) -> int:
+    """Tokens the nodes take in a prompt as LlamaIndex renders them: each node's
+    ``get_content(metadata_mode=MetadataMode.LLM)``, joined by blank lines as the response
+    synthesizers join their context chunks."""
+    texts = [item.node.get_content(metadata_mode=MetadataMode.LLM) for item in items]
+    return counter.count("\n\n".join(texts)) if texts else 0
+
+
+# --- metadata filters ------------------------------------------------------------------
+
+_RANGE_OPERATORS = {
+    FilterOperator.GT: "gt",
+    FilterOperator.GTE: "gte",
+    FilterOperator.LT: "lt",
+    FilterOperator.LTE: "lte",
+}
+
+
+def to_core_filter(
+    filters: MetadataFilters | core.Filter | dict[str, Any] | None,
+) -> core.Filter | None:
+    """LlamaIndex ``MetadataFilters`` as a ctxengine filter (a ctxengine filter or a
+    Chroma-style dict is parsed as it is). Operators without a ctxengine equivalent (text
+    match, contains, any/all of a list, is-empty) raise :class:`ConfigurationError`."""
+    if filters is None or not isinstance(filters, (MetadataFilters, MetadataFilter)):
+        return core.parse_filter(filters)
+    if isinstance(filters, MetadataFilter):
+        return _leaf(filters)
+    parts = [to_core_filter(item) for item in filters.filters]
+    if not parts:
+        raise ConfigurationError("MetadataFilters with no filters")
+    condition = FilterCondition(filters.condition or FilterCondition.AND)
+    if condition == FilterCondition.NOT:  # LlamaIndex: none of them holds
+        return core.Not(parts[0] if len(parts) == 1 else core.Or(tuple(parts)))
+    if len(parts) == 1:
+        return parts[0]
+    return core.And(tuple(parts)) if condition == FilterCondition.AND else core.Or(tuple(parts))
+
+
+def _leaf(item: MetadataFilter) -> core.Filter:
+    operator = FilterOperator(item.operator)
+    if operator == FilterOperator.EQ:
+        return core.Eq(item.key, item.value)
+    if operator == FilterOperator.NE:
+        return core.Not(core.Eq(item.key, item.value))
+    if operator in (FilterOperator.IN, FilterOperator.NIN):
+        member = core.In(item.key, tuple(item.value or ()))
+        return member if operator == FilterOperator.IN else core.Not(member)
+    if operator in _RANGE_OPERATORS:
+        return core.Range(item.key, **{_RANGE_OPERATORS[operator]: item.value})
+    raise ConfigurationError(f"the {operator.value!r} filter operator has no ctxengine equivalent")
+
+
+def to_metadata_filters(spec: core.Filter) -> MetadataFilters:
+    """A ctxengine filter as LlamaIndex ``MetadataFilters`` (for a wrapped vector retriever)."""
+    if isinstance(spec, core.Or):
+        return MetadataFilters(
+            filters=[_llama(item) for item in spec.filters], condition=FilterCondition.OR
+        )
+    parts = spec.filters if isinstance(spec, core.And) else (spec,)
+    return all_of(*(_llama(item) for item in parts))
+
+
+def all_of(*parts: MetadataFilter | MetadataFilters) -> MetadataFilters:
+    """``MetadataFilters`` requiring every part, flat where the parts allow it (LlamaIndex's
+    own vector store rejects nested filters)."""
+    flat: list[MetadataFilter | MetadataFilters] = []
+    for part in parts:
+        if (
+            isinstance(part, MetadataFilters)
+            and FilterCondition(part.condition or "and") == FilterCondition.AND
+        ):
+            flat.extend(part.filters)
+        else:
+            flat.append(part)
+    return MetadataFilters(filters=flat, condition=FilterCondition.AND)
+
+
+def _llama(spec: core.Filter) -> MetadataFilter | MetadataFilters:
+    if isinstance(spec, core.Eq):
+        return MetadataFilter(key=spec.key, value=spec.value, operator=FilterOperator.EQ)
+    if isinstance(spec, core.In):
+        return MetadataFilter(key=spec.key, value=list(spec.values), operator=FilterOperator.IN)
+    if isinstance(spec, core.Not) and isinstance(spec.filter, core.Eq):
+        return MetadataFilter(
+            key=spec.filter.key, value=spec.filter.value, operator=FilterOperator.NE
+        )
+    if isinstance(spec, core.Not) and isinstance(spec.filter, core.In):
+        inner = spec.filter
+        return MetadataFilter(key=inner.key, value=list(inner.values), operator=FilterOperator.NIN)
+    if isinstance(spec, core.Not):
+        return MetadataFilters(filters=[_llama(spec.filter)], condition=FilterCondition.NOT)
+    if isinstance(spec, core.Range):
+        operators = {name: operator for operator, name in _RANGE_OPERATORS.items()}
+        leaves = [
+            MetadataFilter(key=spec.key, value=bound, operator=operators[name])
+            for name, bound in spec.bounds().items()
+        ]
+        return leaves[0] if len(leaves) == 1 else MetadataFilters(filters=leaves)
+    return to_metadata_filters(spec)
+
+
+# --- models -----------------------------------------------------------------------------
+
+
+def counter_for_llm(llm: Any) -> TokenCounter:
+    """The token counter of a LlamaIndex LLM: its ``metadata.model_name`` (an OpenAI name or
+    a local model directory) through :func:`ctxengine.tokens.counter_for_model`."""
+    metadata = getattr(llm, "metadata", None)
+    name = getattr(metadata, "model_name", None)
+    return counter_for_model(name if isinstance(name, str) and name else None)
+
+
 # --- chat messages ----------------------------------------------------------------------
 
 
@@ -116,7 +235,9 @@ def message_text(message: ChatMessage) -> str:
     """What a message says, as text (its text blocks)."""
     if not isinstance(message, ChatMessage):
         raise InvalidTypeError(f"expected a llama_index ChatMessage, got {type(message).__name__}")
-    return "\n".join(block.text for block in message.blocks if isinstance(block, TextBlock) and block.text)
+    return "\n".join(
+        block.text for block in message.blocks if isinstance(block, TextBlock) and block.text
+    )
 
 
 def message_role(message: ChatMessage) -> str | None:
@@ -157,13 +278,18 @@ def last_user_text(messages: Sequence[ChatMessage]) -> str:
 __all__ = [
     "INPUT_STAGE",
     "SCORE_KEYS",
+    "all_of",
+    "counter_for_llm",
     "last_user_text",
     "message_role",
     "message_text",
     "node_to_scored",
     "nodes_to_scored",
+    "rendered_tokens",
     "scored_to_node",
     "scored_to_nodes",
     "scored_to_own_nodes",
+    "to_core_filter",
+    "to_metadata_filters",
     "turn_to_message",
 ]

@@ -22,9 +22,9 @@ from llama_index.core.tools import FunctionTool
 from ctxengine._validation import check_finite, check_text
 from ctxengine.agent import ToolResultStore, prepare_call, read_back, resolve_session
 from ctxengine.errors import DocumentNotFoundError, InvalidTypeError
+from ctxengine.integration import adapter_engine
 
 from ._agent import from_agent_message, to_agent_message, tool_schemas
-from ._engine import resolve_engine
 
 READ_TOOL = "read_tool_result"
 
@@ -79,7 +79,7 @@ class ContextEngineLLM(FunctionCallingLLM):
                 check_text(value, name)
         if store is not None and not isinstance(store, ToolResultStore):
             raise InvalidTypeError(f"store must be a ToolResultStore, got {type(store).__name__}")
-        engine = resolve_engine(engine, "remember", "recall", "memory")
+        engine = adapter_engine(engine)
         super().__init__(
             llm=llm, engine=engine, session_id=session_id, shared_session=shared_session,
             tool_share=check_finite(tool_share, "tool_share", low=0.0, high=1.0),

@@ -11,18 +11,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, field_serializer
 from llama_index.core.memory import BaseMemory
 from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text, is_blank
+from ctxengine.integration import UNSERIALIZED_ENGINE, adapter_engine, copy_sharing, default_engine
 
-from ._convert import last_user_text, message_role, message_text, turn_to_message
-from ._engine import resolve_engine
+from ._convert import counter_for_llm, last_user_text, message_role, message_text, turn_to_message
 
 
 class ContextEngineChatMemory(BaseMemory):
@@ -42,7 +43,7 @@ class ContextEngineChatMemory(BaseMemory):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
+    engine: Any = Field(default=None, description="The ContextEngine used.")
     session_id: str = Field(default="default", description="Conversation the turns belong to.")
     token_limit: int | None = Field(
         default=None, description="Tokens of history get returns (None: the engine's history budget)."
@@ -65,7 +66,7 @@ class ContextEngineChatMemory(BaseMemory):
         check_text(session_id, "session_id")
         if token_limit is not None:
             check_positive_int(token_limit, "token_limit")
-        engine = resolve_engine(engine, "remember", "recall", "memory")
+        engine = adapter_engine(engine)
         super().__init__(
             engine=engine, session_id=session_id, token_limit=token_limit, touch=bool(touch), **kwargs
         )
@@ -73,6 +74,23 @@ class ContextEngineChatMemory(BaseMemory):
     @classmethod
     def class_name(cls) -> str:
         return "ContextEngineChatMemory"
+
+    @field_serializer("engine")
+    def _serialize_engine(self, engine: Any) -> str:
+        return UNSERIALIZED_ENGINE
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ContextEngineChatMemory:
+        """A copy with its own settings sharing the engine (its index and memory store)."""
+        return copy_sharing(self, memo)
+
+    @property
+    def tokenizer_fn(self) -> Callable[[str], Sequence[int]]:
+        """The engine's tokenizer as LlamaIndex chat engines use it: ``SimpleChatEngine``
+        measures its prefix messages (the system prompt) with ``len(tokenizer_fn(text))``
+        and passes that as ``initial_token_count`` to :meth:`get`, which takes it off the
+        limit, as it does for ``ChatMemoryBuffer``."""
+        count = self.engine.token_counter.count
+        return lambda text: range(count(text))
 
     @classmethod
     def from_defaults(  # type: ignore[override]
@@ -87,9 +105,13 @@ class ContextEngineChatMemory(BaseMemory):
     ) -> ContextEngineChatMemory:
         """Build a memory; ``chat_history`` is stored first.
 
-        ``llm`` is accepted because chat engines pass it to ``memory_cls.from_defaults``;
-        the limit is ``token_limit`` (or the engine's budget), not a share of the LLM's window.
+        ``llm`` (the chat engine's): without an ``engine``, the default engine counts tokens
+        with that model's tokenizer where it is known (:func:`ctxengine.tokens.counter_for_model`
+        on ``llm.metadata.model_name``). The limit is ``token_limit`` (or the engine's
+        budget), not a share of the LLM's window.
         """
+        if engine is None and llm is not None:
+            engine = default_engine(token_counter=counter_for_llm(llm))
         memory = cls(engine, session_id=session_id, token_limit=token_limit, touch=touch, **kwargs)
         if chat_history:
             memory.set(chat_history)
@@ -203,7 +225,7 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
             check_positive_int(max_tokens, "max_tokens")
         if session_id is not None:
             check_text(session_id, "session_id")
-        engine = resolve_engine(engine, "remember", "recall")
+        engine = adapter_engine(engine)
         super().__init__(
             engine=engine, name=name, max_tokens=max_tokens, session_id=session_id, **kwargs
         )

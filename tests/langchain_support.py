@@ -6,16 +6,18 @@ Kept out of ``conftest.py`` so that the rest of the suite never imports LangChai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import pytest
 from langchain_core.documents import Document as LCDocument
 from langchain_core.language_models.fake_chat_models import (
     FakeListChatModel,
     GenericFakeChatModel,
 )
 from langchain_core.messages import BaseMessage
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from ctxengine import ContextEngine
 from ctxengine.demo import KNOWLEDGE_BASE, SYSTEM_PROMPT
@@ -85,3 +87,18 @@ LONG_TURNS: tuple[tuple[str, str], ...] = tuple(
         ("assistant", "The towpath east of the bridge: level gravel, few cars, benches."),
     )
 )
+
+
+@contextlib.contextmanager
+def raises_in_validation(error: type[Exception]) -> Iterator[None]:
+    """A pydantic model's constructor rejected its input with ctxengine's ``error``.
+
+    LangChain components validate in pydantic validators, and pydantic reports a
+    validator's ``ValueError`` as a ``ValidationError`` holding it; ctxengine's typed
+    ``TypeError`` subclasses pass through unwrapped.
+    """
+    with pytest.raises((ValidationError, error)) as caught:
+        yield
+    if isinstance(caught.value, ValidationError):
+        causes = [item.get("ctx", {}).get("error") for item in caught.value.errors()]
+        assert any(isinstance(cause, error) for cause in causes), caught.value

@@ -285,24 +285,48 @@ class ContextEngine:
 
     # --- retrieval -----------------------------------------------------------------------
 
-    def retrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
-        """Retrieval + re-ranking, no compression: the best ``k`` documents."""
+    def retrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
+        """Retrieval + re-ranking, no compression: the best ``k`` documents (``filter``: see
+        :meth:`build`)."""
         check_text(query, "query")
-        return self._retrieve(query, check_positive_int(k, "k"), {})[0]
+        return self._retrieve(query, check_positive_int(k, "k"), {}, filter=filter)[0]
 
-    async def aretrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
-        return await asyncio.to_thread(self.retrieve, query, k)
+    async def aretrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
+        """Async :meth:`retrieve`: the first stage's own coroutine when it has one."""
+        check_text(query, "query")
+        check_positive_int(k, "k")
+        pool = await self._afirst_stage(query, k, filter)
+        return await asyncio.to_thread(lambda: self._retrieve(query, k, {}, filter=filter, pool=pool)[0])
+
+    async def _afirst_stage(self, query: str, k: int, filter: Any) -> list[ScoredDocument] | None:
+        """The first stage's candidates from its native ``aretrieve`` (None: it has none, so
+        the worker thread calls ``retrieve``); CPU-bound stages stay off the event loop."""
+        aretrieve = getattr(self.retriever, "aretrieve", None)
+        if aretrieve is None or not asyncio.iscoroutinefunction(aretrieve):
+            return None
+        extra = {} if filter is None else {"filter": filter}
+        return list(await aretrieve(query, k=max(k, self.candidates), **extra))
 
     def _retrieve(
-        self, query: str, k: int, timings: dict[str, float]
+        self,
+        query: str,
+        k: int,
+        timings: dict[str, float],
+        *,
+        filter: Any = None,
+        pool: list[ScoredDocument] | None = None,
     ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:
-        """Stages 1-2: the best ``k`` after re-ranking, and the first stage's whole pool."""
+        """Stages 1-2: the best ``k`` after re-ranking, and the first stage's whole pool
+        (``pool``: already fetched by the async path). ``filter`` goes to the first stage."""
         if self.retriever is None:
+            if filter is not None:
+                raise ConfigurationError("a filter needs a retriever: this engine has none")
             return [], []
         started = time.perf_counter()
-        pool = check_candidates(
-            self.retriever.retrieve(query, k=max(k, self.candidates)), type(self.retriever).__name__
-        )
+        if pool is None:
+            extra = {} if filter is None else {"filter": filter}
+            pool = self.retriever.retrieve(query, k=max(k, self.candidates), **extra)
+        pool = check_candidates(pool, type(self.retriever).__name__)
         timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
         ranked = self.reranker.rerank(query, pool, k=k) if self.reranker is not None else pool
@@ -360,6 +384,8 @@ class ContextEngine:
         now: float | datetime | None = None,
         touch: bool = False,
         ledger: BudgetLedger | None = None,
+        filter: Any = None,
+        _pool: list[ScoredDocument] | None = None,
     ) -> ContextPacket:
         """Build the packet for ``query``: always within the token budget, every choice recorded.
 
@@ -367,6 +393,10 @@ class ContextEngine:
         by default reading memory changes nothing, so the same inputs give the same packet.
         ``ledger``: one opened with :meth:`TokenBudget.start` whose fixed slots (an agent's
         system prompt, tool schemas and tool messages) the caller already reserved.
+        ``filter`` restricts the documents: for the engine's own index a
+        :mod:`ctxengine.retrieval.filters` filter or a Chroma-style dict
+        (``{"year": {"$gte": 2020}}``), applied before scoring; a wrapped framework retriever
+        receives it in its own format.
         """
         check_text(query, "query")
         check_text(session_id, "session_id")
@@ -374,7 +404,7 @@ class ContextEngine:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         usage = model_usage()  # to report any embedding-model call this build makes
-        ranked, pool = self._retrieve(query, k, timings)  # 1-2. retrieval, re-ranking
+        ranked, pool = self._retrieve(query, k, timings, filter=filter, pool=_pool)  # 1-2.
 
         ledger = ledger if ledger is not None else self.budget.start(self.system_prompt)
         ledger.fit_question(query)  # 3. the question, after the fixed slots
@@ -405,8 +435,13 @@ class ContextEngine:
         )  # fmt: skip
 
     async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:
-        """Async :meth:`build` (runs in a worker thread; the engine is thread-safe)."""
-        return await asyncio.to_thread(self.build, query, **kwargs)
+        """Async :meth:`build`: the first stage's own ``aretrieve`` coroutine when it has one
+        (an async-only framework retriever works), the CPU-bound stages in a worker thread
+        (the engine is thread-safe)."""
+        check_text(query, "query")
+        k = check_positive_int(kwargs.get("k") or self.k, "k")
+        pool = await self._afirst_stage(query, k, kwargs.get("filter"))
+        return await asyncio.to_thread(lambda: self.build(query, _pool=pool, **kwargs))
 
     # --- learning from the application's data -------------------------------------------
 

@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._validation import check_positive_int, check_text
-from .errors import ConfigurationError, DependencyMissingError, UnknownStrategyError
+from .errors import (
+    ConfigurationError,
+    DependencyMissingError,
+    InvalidTypeError,
+    UnknownStrategyError,
+)
 
 _ENCODING_URLS = {
     "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
@@ -265,9 +270,11 @@ def get_token_counter(spec: str | TokenCounter | None = None) -> TokenCounter:
             return CharRatioFallbackCounter()
         if os.path.isdir(spec):
             return HuggingFaceTokenCounter.from_pretrained(spec)
+        if model_encoding(spec) is not None:  # a chat model's name: "gpt-4o", "openai:o3"
+            return counter_for_model(spec)
         raise UnknownStrategyError(
-            f"unknown token counter {spec!r}: use 'cl100k_base', 'o200k_base', a local "
-            "tokenizer directory, or a TokenCounter object"
+            f"unknown token counter {spec!r}: use 'cl100k_base', 'o200k_base', an OpenAI "
+            "model name, a local tokenizer directory, or a TokenCounter object"
         )
     if isinstance(spec, TokenCounter):
         return spec
@@ -315,13 +322,55 @@ def _tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
     return text[low:]
 
 
+def model_encoding(name: str) -> str | None:
+    """The tiktoken encoding an OpenAI model name uses (``o200k_base`` for gpt-4o, gpt-4.1,
+    the o-series and gpt-5; ``cl100k_base`` for gpt-4 and gpt-3.5), else ``None``.
+
+    The mapping is tiktoken's own (prefixes and fine-tune names included); a provider
+    prefix (``openai:``, ``openai/``, ``azure/``) is dropped. gpt-oss's ``o200k_harmony``
+    counts ordinary text as ``o200k_base`` does (it only adds special tokens).
+    """
+    try:
+        import tiktoken.model
+    except ImportError:  # the fallback counter is in use; no model maps to an encoding
+        return None
+    bare = name.strip().split(":", 1)[-1] if name.startswith(("openai:", "azure:")) else name.strip()
+    bare = bare.rsplit("/", 1)[-1]
+    try:
+        encoding = tiktoken.model.encoding_name_for_model(bare)
+    except KeyError:
+        return None
+    encoding = "o200k_base" if encoding.startswith("o200k") else encoding
+    return encoding if encoding in _ENCODING_URLS else None
+
+
+def counter_for_model(model: str | os.PathLike[str] | None) -> TokenCounter:
+    """The counter that matches a chat model, where it is known.
+
+    ``model``: an OpenAI model name (its tiktoken encoding, see :func:`model_encoding`), a
+    local Hugging Face model or tokenizer directory (its own tokenizer), or ``None`` / any
+    other name (the default counter, ``cl100k_base``: hosted models whose tokenizer is not
+    public are counted approximately, so leave headroom with ``reserve_for_answer``).
+    """
+    if model is None:
+        return default_token_counter()
+    if isinstance(model, os.PathLike) or os.path.isdir(str(model)):
+        return HuggingFaceTokenCounter.from_pretrained(os.fspath(model))
+    if not isinstance(model, str):
+        raise InvalidTypeError(f"model must be a name or a path, got {type(model).__name__}")
+    encoding = model_encoding(model)
+    return default_token_counter() if encoding is None else TiktokenCounter(encoding)
+
+
 __all__ = [
     "CharRatioFallbackCounter",
     "HuggingFaceTokenCounter",
     "TiktokenCounter",
     "TokenCounter",
+    "counter_for_model",
     "default_token_counter",
     "fit_head_tail",
     "get_token_counter",
     "load_tiktoken_encoding",
+    "model_encoding",
 ]

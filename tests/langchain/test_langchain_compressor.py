@@ -11,7 +11,12 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
-from langchain_support import RecordingListChatModel, langchain_documents, make_engine
+from langchain_support import (
+    RecordingListChatModel,
+    langchain_documents,
+    make_engine,
+    raises_in_validation,
+)
 
 from ctxengine.errors import InvalidInputError, InvalidTypeError
 from langchain_ctxengine import ContextEngineCompressor, ContextEngineEmbeddings
@@ -43,7 +48,7 @@ def test_contextual_compression_retriever_fits_the_budget(vector_retriever):
     assert _rendered_tokens(compressor.engine, raw) > 250  # the raw hits do not fit
     assert docs and _rendered_tokens(compressor.engine, docs) <= 250
     assert {"emb-003", "tfidf-004"} <= {doc.id for doc in docs}
-    assert any(doc.metadata["compressed"] for doc in docs)
+    assert any(doc.metadata["ctxengine_compressed"] for doc in docs)
     for doc in docs:  # compression keeps sentences of the original, in order
         original = next(d for d in raw if d.id == doc.id).page_content
         assert all(part in original for part in doc.page_content.split(". ") if part)
@@ -77,7 +82,7 @@ class _Lowercase(BaseDocumentTransformer):
 
 def test_document_compressor_pipeline(vector_retriever):
     pipeline = DocumentCompressorPipeline(
-        transformers=[_Lowercase(), ContextEngineCompressor(token_budget=150, k=2)]
+        transformers=[_Lowercase(), ContextEngineCompressor(token_budget=150, top_n=2)]
     )
     docs = pipeline.compress_documents(vector_retriever.invoke(QUESTION), QUESTION)
     assert 1 <= len(docs) <= 2
@@ -104,9 +109,11 @@ def test_near_duplicates_are_removed():
 
 
 def test_bad_input():
-    with pytest.raises(InvalidInputError):
+    with raises_in_validation(InvalidInputError):
         ContextEngineCompressor(token_budget=0)
     with pytest.raises(InvalidTypeError):
+        ContextEngineCompressor(token_budget="800")
+    with raises_in_validation(InvalidTypeError):
         ContextEngineCompressor(engine=object())
     with pytest.raises(InvalidInputError):
         ContextEngineCompressor().compress_documents(langchain_documents(), " ")

@@ -13,6 +13,7 @@ from langchain_support import (
     LONG_TURNS,
     RecordingListChatModel,
     make_engine,
+    raises_in_validation,
     received_text,
     received_tokens,
 )
@@ -162,7 +163,7 @@ def test_bad_input():
         ContextEngineChatHistory(engine=ContextEngine())  # no memory
     with pytest.raises(InvalidInputError):
         ContextEngineChatHistory(engine=engine, session_id=" ")
-    with pytest.raises(InvalidInputError):
+    with raises_in_validation(InvalidInputError):
         ContextEngineMemory(engine=engine, max_tokens=0)
     memory = ContextEngineMemory(engine=engine)
     with pytest.raises(InvalidInputError):

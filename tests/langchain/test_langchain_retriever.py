@@ -14,6 +14,7 @@ from langchain_support import (
     RecordingListChatModel,
     langchain_documents,
     make_engine,
+    raises_in_validation,
     received_text,
     received_tokens,
 )
@@ -65,7 +66,7 @@ def test_lcel_rag_chain_model_receives_budgeted_compressed_documents():
     )
     assert full + engine.token_counter.count(SYSTEM_PROMPT) > engine.budget.total
     docs = ContextEngineRetriever(engine=engine, k=3).invoke(QUESTION)
-    assert any(doc.metadata["compressed"] for doc in docs)
+    assert any(doc.metadata["ctxengine_compressed"] for doc in docs)
 
 
 def test_results_carry_scores_and_provenance():
@@ -75,11 +76,11 @@ def test_results_carry_scores_and_provenance():
     assert [doc.id for doc in docs] == [doc.id for doc in packet.documents]
     for doc, scored in zip(docs, packet.documents):
         assert set(RESULT_KEYS) <= set(doc.metadata)
-        assert doc.metadata["id"] == doc.id == scored.id
-        assert doc.metadata["source"] == scored.document.source
-        assert doc.metadata["score"] == pytest.approx(scored.score)
-        assert "bm25" in doc.metadata["stage_scores"]
-        assert doc.metadata["tokens"] == engine.token_counter.count(doc.page_content)
+        assert doc.id == scored.id
+        assert doc.metadata.get("source") == scored.document.source
+        assert doc.metadata["ctxengine_score"] == pytest.approx(scored.score)
+        assert "bm25" in doc.metadata["ctxengine_stage_scores"]
+        assert doc.metadata["ctxengine_tokens"] == engine.token_counter.count(doc.page_content)
         assert doc.metadata["tags"]  # the document's own metadata is kept
 
 
@@ -112,8 +113,8 @@ def test_wraps_a_vector_store_retriever_as_first_stage(embedder):
     docs = retriever.invoke("Which model produces 384-dimensional vectors?")
     assert docs[0].id == "emb-003"
     assert len(docs) <= 2
-    assert "first_stage" in docs[0].metadata["stage_scores"]
-    assert sum(doc.metadata["tokens"] for doc in docs) < 300
+    assert "first_stage" in docs[0].metadata["ctxengine_stage_scores"]
+    assert sum(doc.metadata["ctxengine_tokens"] for doc in docs) < 300
     assert "[emb-003]" in received_text(model.received[0])
 
 
@@ -154,13 +155,15 @@ def test_default_hybrid_engine_in_a_chain(embedder):
 
 def test_bad_construction_raises_typed_errors():
     engine = make_engine()
-    with pytest.raises(ConfigurationError):
+    with raises_in_validation(ConfigurationError):
         ContextEngineRetriever()
-    with pytest.raises(ConfigurationError):
+    with raises_in_validation(ConfigurationError):
         ContextEngineRetriever(engine=engine, token_budget=100)
-    with pytest.raises(InvalidTypeError):
+    with raises_in_validation(InvalidTypeError):
         ContextEngineRetriever(engine="not an engine")
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidTypeError):
+        ContextEngineRetriever(engine=engine, k="4")
+    with raises_in_validation(InvalidInputError):
         ContextEngineRetriever(engine=engine, k=0)
     with pytest.raises(InvalidInputError):
         ContextEngineRetriever(engine=engine).invoke("   ")

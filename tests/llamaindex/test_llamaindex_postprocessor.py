@@ -65,14 +65,14 @@ def test_returns_new_nodes_within_budget_and_leaves_the_input_alone(postprocesso
     assert out and not {id(n.node) for n in out} & {id(n.node) for n in nodes}
     counter = postprocessor.engine.token_counter
     assert sum(counter.count(n.node.text) for n in out) <= 300
-    assert any(n.node.metadata["compressed"] for n in out)  # 5 documents of ~150 tokens
+    assert any(n.node.metadata["ctxengine_compressed"] for n in out)  # 5 documents of ~150 tokens
     by_id = {n.node.node_id: n.node for n in nodes}
     for item in out:
         original = by_id[item.node.node_id]
         meta = item.node.metadata
         assert item.score == meta["ctxengine_score"]
-        assert meta["tokens"] == counter.count(item.node.text)
-        assert set(meta["stage_scores"]) >= {"input", "dedup"}  # the default chain: tags + dedup
+        assert meta["ctxengine_tokens"] == counter.count(item.node.text)
+        assert set(meta["ctxengine_stage_scores"]) >= {"input", "dedup"}  # the default chain: tags + dedup
         # What compression kept is taken from the node, in the node's own order.
         assert all(sentence.strip(" .") in original.text for sentence in item.node.text.split(". "))
         assert item.node.relationships == original.relationships
@@ -99,12 +99,12 @@ def test_engine_settings_are_the_engine_s():
 
 def test_edge_cases_and_bad_input(postprocessor):
     assert postprocessor.postprocess_nodes([], query_str=QUERY) == []
-    assert len(ContextEnginePostprocessor(token_budget=2000, k=2, engine=postprocessor.engine)
+    assert len(ContextEnginePostprocessor(token_budget=2000, top_n=2, engine=postprocessor.engine)
                .postprocess_nodes(kb_nodes(), query_str=QUERY)) == 2
     # Retrievers without scores (summary, keyword-table) give None: ranked as equals.
     unscored = [NodeWithScore(node=n.node) for n in kb_nodes()]
     out = postprocessor.postprocess_nodes(unscored, query_str=QUERY)
-    assert out and all("input" not in n.node.metadata["stage_scores"] for n in out)
+    assert out and all("input" not in n.node.metadata["ctxengine_stage_scores"] for n in out)
     with pytest.raises(InvalidInputError):
         postprocessor.postprocess_nodes(kb_nodes())  # no query
     with pytest.raises(InvalidInputError):

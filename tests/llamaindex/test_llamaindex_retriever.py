@@ -45,9 +45,9 @@ def test_returns_the_packet_documents_as_nodes(kb_engine):
     for item, doc in zip(nodes, expected):
         assert item.score == pytest.approx(doc.score) == item.node.metadata["ctxengine_score"]
         assert item.node.text == doc.text  # what compression kept
-        assert item.node.metadata["compressed"] == doc.compressed
+        assert item.node.metadata["ctxengine_compressed"] == doc.compressed
         assert item.node.metadata["tags"] == list(doc.document.tags)
-        assert set(item.node.metadata["stage_scores"]) == set(doc.stage_scores)
+        assert set(item.node.metadata["ctxengine_stage_scores"]) == set(doc.stage_scores)
 
 
 async def test_async_retrieve_matches(kb_engine):
@@ -69,12 +69,12 @@ def test_wraps_a_llamaindex_retriever_as_first_stage(index):
 
     assert isinstance(retriever.engine.retriever, LlamaIndexFirstStage)
     assert retriever.engine.budget.total == 300
-    assert sum(n.node.metadata["tokens"] for n in nodes) <= 300
+    assert sum(n.node.metadata["ctxengine_tokens"] for n in nodes) <= 300
     for item in nodes:
         original = base_nodes[item.node.node_id]
         assert item.node is not original.node
         assert item.node.ref_doc_id == original.node.ref_doc_id  # the copy keeps its source link
-        assert item.node.metadata["stage_scores"]["input"] == pytest.approx(original.score)
+        assert item.node.metadata["ctxengine_stage_scores"]["input"] == pytest.approx(original.score)
         assert set(item.node.text.split()) <= set(original.node.text.split())
     # The order and scores are the engine's re-ranking of what the base retriever found.
     reranked = get_reranker(["tags"]).rerank(query, [node_to_scored(n) for n in base.retrieve(query)], k=3)

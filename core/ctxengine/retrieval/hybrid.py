@@ -37,11 +37,14 @@ from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, dense, fusion
 from .base import DENSE_MODES, FUSIONS, MODES
+from .filters import Filter, MetadataColumns, matching_rows
 from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, take_best_window, window_texts
+from .windows import WindowMatrix, restrict_windows, take_best_window, window_texts
 
 DocumentLike = Document | str | Mapping[str, Any]
+# a filter passing fewer than this share of the documents gets only its rows scored
+_GATHER_BELOW = 0.3
 
 
 def _as_batch(items: Any, what: str) -> list[Any]:
@@ -348,13 +351,27 @@ class HybridRetriever:
         # the matrix's build embeds the windows too (_fill_vectors fills both)
         return snap.part("windows", lambda: dense.windows(snap, self._matrix(snap).shape[1]))
 
-    def _dense_scores(self, snap: Snapshot, query: str) -> np.ndarray:
+    def _dense_scores(self, snap: Snapshot, query: str, rows: np.ndarray | None = None) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
         # processes kept the cores busy (thread hand-off), einsum's single loop 0.6 ms at 10k.
+        # ``rows`` (a filter's survivors) score, the rest stay at -inf. Gathering the rows
+        # copies them, so it pays only for a selective filter; when most pass, one pass over
+        # the whole matrix is cheaper (benchmarks/filters.py).
         vector = self._query_vector(query)
-        scores = np.einsum("ij,j->i", self._matrix(snap), vector)
+        matrix = self._matrix(snap)
+        gather = rows is not None and _GATHER_BELOW * len(matrix) > len(rows)
+        if gather:
+            scores = np.full(len(matrix), -np.inf, dtype=np.float32)
+            scores[rows] = np.einsum("ij,j->i", matrix[rows], vector)
+        else:
+            scores = np.einsum("ij,j->i", matrix, vector)
         if self.passage_window:
-            take_best_window(scores, self._windows(snap), vector)
+            windows = self._windows(snap)
+            take_best_window(scores, restrict_windows(windows, rows) if gather else windows, vector)
+        if rows is not None and not gather:
+            kept = scores[rows]
+            scores.fill(-np.inf)
+            scores[rows] = kept
         return scores
 
     # --- querying ----------------------------------------------------------------------
@@ -384,38 +401,62 @@ class HybridRetriever:
             "dense": self._dense_scores(snap, query),
         }
 
-    def retrieve(self, query: str, k: int = 10, *, mode: str | None = None) -> list[ScoredDocument]:
+    def retrieve(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
+    ) -> list[ScoredDocument]:
         """At most ``k`` documents, best first. Lexical modes return only documents sharing a
-        term with the query (so possibly none); dense and fused modes rank every document."""
+        term with the query (so possibly none); dense and fused modes rank every document.
+
+        ``filter`` (a :mod:`~ctxengine.retrieval.filters` filter or a Chroma-style dict such
+        as ``{"year": {"$gte": 2020}}``) is applied before scoring: only the documents that
+        pass it are scored and normalised, as if the index held nothing else.
+        """
         check_text(query, "query")
         check_positive_int(k, "k")
         mode = self.mode if mode is None else check_choice(mode, "mode", MODES)
         snap = self._snapshot()
-        if not snap.entries:
+        rows = matching_rows(snap.part("columns", lambda: MetadataColumns(snap.documents)), filter)
+        if not snap.entries or (rows is not None and not len(rows)):
             return []
         tokens = analyze(query) if mode != "dense" else []
         if mode in ("keyword", "tfidf"):
             index = self._bm25(snap) if mode == "keyword" else self._tfidf(snap)
             scores = index.scores(tokens)
             name = "bm25" if mode == "keyword" else "tfidf"
-            chosen = fusion.top_indices(scores, k, np.flatnonzero(scores > 0))
+            pool = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
+            chosen = fusion.top_indices(scores, k, pool)
             return [self._scored(snap, i, float(scores[i]), {name: float(scores[i])}) for i in chosen]
         if mode == "dense":
-            scores = self._dense_scores(snap, query)
-            chosen = fusion.top_indices(scores, k)
+            scores = self._dense_scores(snap, query, rows)
+            chosen = fusion.top_indices(scores, k, rows)
             return [self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen]
         alpha = self._adaptive_alpha(snap, query, tokens) if mode == "adaptive" else self.alpha
-        return self._fused(snap, query, tokens, k, alpha)
+        return self._fused(snap, query, tokens, k, alpha, rows)
 
     def _fused(
-        self, snap: Snapshot, query: str, tokens: list[str], k: int, alpha: float
+        self,
+        snap: Snapshot,
+        query: str,
+        tokens: list[str],
+        k: int,
+        alpha: float,
+        rows: np.ndarray | None = None,
     ) -> list[ScoredDocument]:
         lexical = self._bm25(snap).scores(tokens)
-        dense = self._dense_scores(snap, query)
+        dense = self._dense_scores(snap, query, rows)
+        # a filter's survivors are fused (and min-max scaled) among themselves
+        pick = slice(None) if rows is None else rows
         chosen, fused = fusion.fuse(
-            dense, lexical, alpha=alpha, k=k, pool=self.candidate_pool,
+            dense[pick], lexical[pick], alpha=alpha, k=k, pool=self.candidate_pool,
             method=self.fusion, rrf_k=self.rrf_k,
         )
+        if rows is not None:
+            chosen = rows[chosen]
         return [
             self._scored(
                 snap,

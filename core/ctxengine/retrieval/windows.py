@@ -41,6 +41,21 @@ def stack_windows(entries: Sequence[Entry], dimension: int) -> WindowMatrix:
     return WindowMatrix(vectors, np.array(owners, dtype=np.intp), np.r_[0, np.cumsum(counts)[:-1]].astype(np.intp))
 
 
+def restrict_windows(windows: WindowMatrix, rows: np.ndarray | None) -> WindowMatrix:
+    """The windows of the documents in ``rows`` (sorted indices) only; all for ``None``."""
+    if rows is None or not len(windows.owners):
+        return windows
+    keep = np.isin(windows.owners, rows)
+    if keep.all():
+        return windows
+    ends = np.r_[windows.starts[1:], len(windows.vectors)]
+    counts = (ends - windows.starts)[keep]
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.intp)
+    # the row of every kept window: its owner's old start plus its place in the run
+    take = np.repeat(windows.starts[keep] - starts, counts) + np.arange(int(counts.sum()))
+    return WindowMatrix(windows.vectors[take], windows.owners[keep], starts)
+
+
 def take_best_window(scores: np.ndarray, windows: WindowMatrix, query: np.ndarray) -> np.ndarray:
     """``scores`` (whole-text cosines) raised, in place, to each owner's best window cosine."""
     if len(windows.owners):
@@ -50,4 +65,4 @@ def take_best_window(scores: np.ndarray, windows: WindowMatrix, query: np.ndarra
     return scores
 
 
-__all__ = ["WindowMatrix", "stack_windows", "take_best_window", "window_texts"]
+__all__ = ["WindowMatrix", "restrict_windows", "stack_windows", "take_best_window", "window_texts"]
