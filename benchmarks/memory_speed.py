@@ -110,7 +110,7 @@ def ctxengine_rows(
     out["add_many per 1k turns (s)"] = (time.perf_counter() - start) * 1000 / len(messages)
     path = workdir / f"memory-{len(messages)}.db"
     with SQLiteStore(path, synchronous="NORMAL") as store:
-        DecayMemory(store, **options).add_many(messages, session_id="s")
+        store.add_many(memory_store.turns("s"))  # the same turns, with their vectors
     for mode in ("lexical", "dense", "hybrid"):
         memory = DecayMemory(memory_store, relevance=mode, **options)
         out[f"in-process {mode}"] = median_ms(
