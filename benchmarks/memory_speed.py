@@ -110,7 +110,7 @@ def ctxengine_rows(
     out["add_many per 1k turns (s)"] = (time.perf_counter() - start) * 1000 / len(messages)
     path = workdir / f"memory-{len(messages)}.db"
     with SQLiteStore(path, synchronous="NORMAL") as store:
-        DecayMemory(store, **options).add_many(messages, session_id="s")
+        store.add_many(memory_store.turns("s"))  # the same turns, with their vectors
     for mode in ("lexical", "dense", "hybrid"):
         memory = DecayMemory(memory_store, relevance=mode, **options)
         out[f"in-process {mode}"] = median_ms(
@@ -135,9 +135,7 @@ def llamaindex_rows(
     from llama_index.core.memory import Memory
 
     encode = load_tiktoken_encoding("cl100k_base").encode
-    history = [
-        ChatMessage(role="user", content=f"{m['role']}: {m['content']}") for m in messages
-    ]
+    history = [ChatMessage(role="user", content=f"{m['role']}: {m['content']}") for m in messages]
     out: dict[str, float] = {}
     held = Memory.from_defaults(session_id="set", token_limit=BUDGET, tokenizer_fn=encode)
     held.set(history)
@@ -181,7 +179,9 @@ ROW_ORDER = (
 
 def print_table(results: dict[int, dict[str, float]]) -> None:
     sizes = sorted(results)
-    header = "| system | " + " | ".join(f"{n:,} turns (ms)" for n in sizes) + " | ratio vs lexical |"
+    header = (
+        "| system | " + " | ".join(f"{n:,} turns (ms)" for n in sizes) + " | ratio vs lexical |"
+    )
     print(header)
     print("|" + "---|" * (len(sizes) + 2))
     for name in ROW_ORDER:

@@ -107,7 +107,9 @@ def reference_recall(memory, query, max_tokens, *, session_id, now, embedder=Non
     effective = _ref_effective(memory, turns, query, now, embedder).tolist()
     tokens = [counter.count(render_turn(t.role, t.content)) for t in turns]
     scored = sorted(zip(turns, effective, tokens), key=lambda s: (-s[1], -s[0].seq))
-    keep = {t.seq for t in turns[len(turns) - memory.keep_recent :]} if memory.keep_recent else set()
+    keep = (
+        {t.seq for t in turns[len(turns) - memory.keep_recent :]} if memory.keep_recent else set()
+    )
     separator = counter.count(TURN_SEPARATOR)
     order = sorted((s for s in scored if s[0].seq in keep), key=lambda s: -s[0].seq)
     order += [s for s in scored if s[0].seq not in keep and s[1] >= memory.drop_threshold]
@@ -137,7 +139,9 @@ CONVERSATIONS = 2
 
 def _replay(conversation, store, token_counter, embedder, **options):
     clock = ManualClock(conversation.turns[0].timestamp)
-    memory = DecayMemory(store, clock=clock, token_counter=token_counter, embedder=embedder, **options)
+    memory = DecayMemory(
+        store, clock=clock, token_counter=token_counter, embedder=embedder, **options
+    )
     session = conversation.sample_id
     for turn in conversation.turns:
         memory.add(turn.speaker, turn.text, session_id=session, timestamp=turn.timestamp)
@@ -201,7 +205,9 @@ def test_selection_matches_after_touches_and_without_a_query(replays, token_coun
         memory.recall(question.question, 300, session_id=session, now=at, touch=True)
         for query in (question.question, None):
             got = [s.turn.id for s in memory.recall(query, 512, session_id=session, now=at)]
-            want = reference_recall(memory, query, 512, session_id=session, now=at, embedder=embedder)
+            want = reference_recall(
+                memory, query, 512, session_id=session, now=at, embedder=embedder
+            )
             assert got == want
 
 
@@ -290,12 +296,16 @@ def test_turns_stored_without_vectors_are_embedded_once_and_written_back(kind, t
         lexical.add_many(_messages(clock()), session_id="s")
         assert all(t.vector is None for t in store.turns("s"))
         first = CountingEmbedder()
-        DecayMemory(store, relevance="dense", embedder=first, clock=clock).recall("Kyoto", session_id="s")
+        DecayMemory(store, relevance="dense", embedder=first, clock=clock).recall(
+            "Kyoto", session_id="s"
+        )
         assert len(first.texts) == len(MESSAGES) + 1
         assert store.version("s") == len(MESSAGES)  # the write-back is not a write
     second = CountingEmbedder()
     with store_from_url(url) as store:
-        DecayMemory(store, relevance="dense", embedder=second, clock=clock).recall("Kyoto", session_id="s")
+        DecayMemory(store, relevance="dense", embedder=second, clock=clock).recall(
+            "Kyoto", session_id="s"
+        )
     assert second.texts == ["Kyoto"]
 
 
@@ -322,11 +332,15 @@ def test_a_cached_session_sees_writes_through_another_connection(kind, tmp_path,
         def fresh(query):
             reader = DecayMemory(store_from_url(url) if kind != "memory" else store_a,
                                  relevance="lexical", clock=clock, keep_recent=0)  # fmt: skip
-            return [(s.turn.id, s.turn.last_access) for s in reader.recall(query, 60, session_id="s")]
+            return [
+                (s.turn.id, s.turn.last_access) for s in reader.recall(query, 60, session_id="s")
+            ]
 
         clock.advance(3600)
         b.recall("violin Porto", 60, session_id="s", touch=True)  # b refreshes some turns
-        assert [(s.turn.id, s.turn.last_access) for s in a.recall(None, 60, session_id="s")] == fresh(None)
+        assert [
+            (s.turn.id, s.turn.last_access) for s in a.recall(None, 60, session_id="s")
+        ] == fresh(None)
         # Delete and re-add as many turns: the counter never repeats, so A does not serve
         # the deleted turns.
         b.clear("s")
@@ -366,7 +380,9 @@ def _chat(memory, clock):
     for topic in TOPICS:
         clock.advance(60)
         memory.add("user", f"Give me one tip about {topic}.", session_id="a")
-        memory.add("assistant", f"Here is a practical tip about {topic}: start small.", session_id="a")
+        memory.add(
+            "assistant", f"Here is a practical tip about {topic}: start small.", session_id="a"
+        )
 
 
 @pytest.mark.parametrize("budget", [40, 60, 90, 120, 200])
@@ -394,7 +410,11 @@ def test_without_exchanges_the_same_slot_holds_replies_without_questions(clock):
         recalled = memory.recall(query, 70, session_id="a")
         rows = {s.turn.seq for s in recalled}
         last = memory.turns("a")[-1].seq
-        return [s for s in recalled if s.role == "assistant" and s.turn.seq - 1 not in rows and s.turn.seq != last]
+        return [
+            s
+            for s in recalled
+            if s.role == "assistant" and s.turn.seq - 1 not in rows and s.turn.seq != last
+        ]
 
     assert orphans(by_turn)
     assert not orphans(paired)

@@ -162,7 +162,9 @@ class SessionArrays:
             return
         need = len(self.turns)
         if need > len(self._vectors):
-            grown = np.zeros((max(need, 2 * len(self._vectors)), self._vectors.shape[1]), np.float32)
+            grown = np.zeros(
+                (max(need, 2 * len(self._vectors)), self._vectors.shape[1]), np.float32
+            )
             grown[: len(self._vectors)] = self._vectors
             self._vectors = grown
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(rows), -1)
