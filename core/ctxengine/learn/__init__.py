@@ -12,6 +12,8 @@ them for document ranking (:class:`LearnedRanker`) and for history-turn selectio
 
 from __future__ import annotations
 
+from .adapter import QueryAdapter
+from .adapting import document_pairs, fit_adapter, memory_pairs
 from .features import (
     DOCUMENT_FEATURE_VERSION,
     MEMORY_FEATURE_VERSION,
@@ -40,9 +42,13 @@ __all__ = [
     "LinearScorer",
     "MemoryExample",
     "MemoryFeatures",
+    "QueryAdapter",
     "RankingExample",
     "coerce_examples",
+    "document_pairs",
+    "fit_adapter",
     "fit_engine_scorers",
     "fit_memory",
     "fit_ranker",
+    "memory_pairs",
 ]

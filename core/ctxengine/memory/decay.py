@@ -267,7 +267,8 @@ class DecayMemory:
                 parts["lexical"] = lexical_relevance(query, texts)
             if self.relevance in ("dense", "hybrid"):
                 parts["dense"] = dense_relevance(
-                    query, texts, self._get_embedder(), self.dense_floor
+                    query, texts, self._get_embedder(), self.dense_floor,
+                    getattr(self, "query_adapter", None),
                 )
             if self.relevance == "hybrid":
                 w = self.lexical_weight

@@ -106,6 +106,8 @@ class HybridRetriever:
         self._snap: Snapshot | None = None
         self._resolved: Embedder | None = None
         self._query_vectors: dict[str, np.ndarray] = {}
+        # optional learned map on query vectors (ctxengine.learn.QueryAdapter); corpus unchanged
+        self.query_adapter: Any | None = None
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -335,6 +337,8 @@ class HybridRetriever:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
         # processes kept the cores busy (thread hand-off), einsum's single loop 0.6 ms at 10k.
         vector = self._query_vector(query)
+        if self.query_adapter is not None:
+            vector = self.query_adapter(vector)
         scores = np.einsum("ij,j->i", self._matrix(snap), vector)
         if self.passage_window:
             take_best_window(scores, self._windows(snap), vector)
