@@ -144,7 +144,7 @@ class EngineConstructors:
         engine = cls.from_retriever(retriever, embedder=embedder, **options)
         # Trained scorers saved with the index come back with it.
         engine.learned_ranker, engine.learned_memory = load_learned(
-            path, retriever=engine.retriever, embedder=embedder, manifest=manifest
+            path, retriever=engine.retriever, embedder=embedder, manifest=manifest, memory=engine.memory
         )
         return engine
 

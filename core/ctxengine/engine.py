@@ -388,7 +388,8 @@ class ContextEngine(EngineConstructors):
         if any (JSON). Memory is not included: it lives in its store (``memory_url``)."""
         from .persist import learned_extras, save_index
 
-        extras = learned_extras(self.learned_ranker, self.learned_memory)
+        extras = learned_extras(self.learned_ranker, self.learned_memory,
+                                getattr(self.retriever, "query_adapter", None), getattr(self.memory, "query_adapter", None))  # fmt: skip
         return save_index(self.retriever, path, extras=extras)
 
     def __repr__(self) -> str:
