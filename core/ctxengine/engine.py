@@ -379,6 +379,8 @@ class ContextEngine(EngineConstructors):
         useful for ``query``, to :attr:`feedback`; ``ctxengine train`` (or
         ``engine.fit(engine.feedback.examples())``) learns from the log later."""
         self.feedback.record(query, item_id, useful, session_id=session_id, kind=kind, time=self.clock())
+        if getattr(self, "online", None) is not None:  # a ctxengine.learn.OnlineLearner
+            self.online.observe(self)
 
     # --- persistence -----------------------------------------------------------------------
 

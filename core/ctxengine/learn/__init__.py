@@ -21,6 +21,7 @@ from .features import (
     MemoryFeatures,
 )
 from .model import LinearScorer
+from .online import OnlineLearner
 from .scorers import LearnedMemory, LearnedRanker
 from .training import (
     FeedbackLog,
@@ -42,6 +43,7 @@ __all__ = [
     "LinearScorer",
     "MemoryExample",
     "MemoryFeatures",
+    "OnlineLearner",
     "QueryAdapter",
     "RankingExample",
     "coerce_examples",
