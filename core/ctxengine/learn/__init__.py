@@ -5,6 +5,9 @@ defaults; a :class:`LinearScorer` trained on labelled queries or logged feedback
 them for document ranking (:class:`LearnedRanker`) and for history-turn selection
 (:class:`LearnedMemory`). Features come from scores the pipeline already computes
 (:mod:`ctxengine.learn.features`); models are saved as JSON, never pickled.
+A :class:`QueryAdapter` learns a map on query vectors for the dense signal (documents,
+their sentence windows and memory turns keep their vectors); an :class:`OnlineLearner`
+refits as feedback arrives and installs a refit only when it wins on held-out feedback.
 
     engine.fit([RankingExample("query", ["doc-1"]), ...])   # or MemoryExample(...)
     engine.record_feedback("query", "doc-1", useful=True)    # log now, train later
