@@ -132,3 +132,33 @@ def test_damaged_adapter_files_are_index_format_errors(edit):
     edit(data)
     with pytest.raises(IndexFormatError):
         QueryAdapter.from_dict(data)
+
+
+def test_a_memory_adapter_changes_dense_relevance_and_is_saved(tmp_path):
+    from ctxengine.learn import MemoryExample, memory_pairs
+
+    engine = make_engine()
+    lines = ["My sister Ana lives in Lisbon.", "I adopted a grey cat called Miso.", "Work is busy with the report.",
+             "We hiked the Alps last summer.", "I am learning to play the cello."]  # fmt: skip
+    ids = [engine.remember("user", text, session_id="s").id for text in lines]
+    asked = [("where is my sibling", 0), ("sibling's city", 0), ("my pet's name", 1), ("pet colour", 1),
+             ("job stress", 2), ("job deadline", 2), ("mountain trip", 3), ("mountain holiday", 3),
+             ("music lessons", 4), ("music practice", 4)]  # fmt: skip
+    examples = [MemoryExample(q, [ids[i]], "s") for q, i in asked]
+    memory = engine.memory
+    memory.dense_floor = (
+        0.0  # read the cosine itself (hashed vectors of unrelated texts score near 0)
+    )
+    before = {
+        s.turn.id: s.components["dense"] for s in memory.score("sibling's city", session_id="s")
+    }
+    memory.query_adapter = fit_adapter(
+        memory_pairs(examples, memory, hard_negatives=4), small_adapter()
+    )
+    after = {
+        s.turn.id: s.components["dense"] for s in memory.score("sibling's city", session_id="s")
+    }
+    assert after[ids[0]] > before[ids[0]]
+    engine.save(tmp_path / "index")
+    loaded = ContextEngine.load(tmp_path / "index", memory=memory)
+    assert np.array_equal(loaded.memory.query_adapter.up, memory.query_adapter.up)
