@@ -128,6 +128,8 @@ class ContextEngine:
         from .learn import FeedbackLog
 
         self.feedback = feedback if isinstance(feedback, FeedbackLog) else FeedbackLog(feedback)
+        # Set to a ctxengine.learn.OnlineLearner to refit the scorers as feedback arrives.
+        self.online: Any | None = None
         # What fit() embeds passages with; from_retriever sets the one its stages share.
         self.embedder: Any | None = None
 
@@ -214,7 +216,9 @@ class ContextEngine:
         if embedder is None:  # re-rank and score with the model the index was built with
             embedder = shared_embedder(retriever.embedder)
         engine = cls.from_retriever(retriever, embedder=embedder, **options)
-        ranker, scorer = load_learned(path, retriever=retriever, embedder=embedder, manifest=manifest)
+        ranker, scorer = load_learned(
+            path, retriever=retriever, embedder=embedder, manifest=manifest, memory=engine.memory
+        )
         engine.use_learned(ranker, scorer)
         return engine
 
@@ -488,6 +492,8 @@ class ContextEngine:
         useful for ``query``, to :attr:`feedback`; ``ctxengine train`` (or
         ``engine.fit(engine.feedback.examples())``) learns from the log later."""
         self.feedback.record(query, item_id, useful, session_id=session_id, kind=kind, time=self.clock())
+        if self.online is not None:
+            self.online.observe(self)
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -497,7 +503,12 @@ class ContextEngine:
         in their seats (JSON). Memory is not included: it lives in its store (``memory_url``)."""
         from .persist import learned_extras, save_index
 
-        extras = learned_extras(self.reranker, getattr(self.memory, "scorer", None))
+        extras = learned_extras(
+            self.reranker,
+            getattr(self.memory, "scorer", None),
+            getattr(self.retriever, "query_adapter", None),
+            getattr(self.memory, "query_adapter", None),
+        )
         return save_index(self.retriever, path, extras=extras)
 
     def __repr__(self) -> str:

@@ -74,8 +74,10 @@ PASSAGES = "passages.npy"
 PASSAGE_COUNTS = "passage_counts.npy"
 LEARNED_RANKER = "learned_ranker.json"
 LEARNED_MEMORY = "learned_memory.json"
-#: Optional JSON files saved with the index (trained scorers of :mod:`ctxengine.learn`).
-LEARNED_FILES = (LEARNED_RANKER, LEARNED_MEMORY)
+QUERY_ADAPTER = "query_adapter.json"  # the retriever's (documents)
+MEMORY_ADAPTER = "memory_adapter.json"  # the memory's (history turns)
+#: Optional JSON files saved with the index (trained models of :mod:`ctxengine.learn`).
+LEARNED_FILES = (LEARNED_RANKER, LEARNED_MEMORY, QUERY_ADAPTER, MEMORY_ADAPTER)
 # Analyzed at save and at load: if the analyzer changed between versions (stemmer, stop
 # words), saved tokens would no longer match analyzed queries, so they are recomputed.
 _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analyzed in 2023 (東京)."
@@ -307,12 +309,22 @@ def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None
     return out
 
 
-def learned_extras(reranker: Any | None, turn_scorer: Any | None) -> dict[str, Any]:
-    """The ``extras`` of :func:`save_index` that hold the trained scorers among an engine's
-    re-ranker and memory turn scorer (hand-set ones are not saved: they are options)."""
+def learned_extras(
+    reranker: Any | None,
+    turn_scorer: Any | None,
+    query_adapter: Any | None = None,
+    memory_adapter: Any | None = None,
+) -> dict[str, Any]:
+    """The ``extras`` of :func:`save_index` that hold what an engine learned: the trained
+    scorers among its re-ranker and memory turn scorer (hand-set ones are not saved: they
+    are options) and the query adapters of its retriever and memory."""
     from .learn import LearnedMemory, LearnedRanker
 
     extras: dict[str, Any] = {}
+    if query_adapter is not None:
+        extras[QUERY_ADAPTER] = query_adapter.to_dict()
+    if memory_adapter is not None:
+        extras[MEMORY_ADAPTER] = memory_adapter.to_dict()
     if isinstance(reranker, LearnedRanker):
         extras[LEARNED_RANKER] = reranker.model.to_dict()
     if isinstance(turn_scorer, LearnedMemory):
@@ -326,21 +338,31 @@ def load_learned(
     retriever: Any | None = None,
     embedder: Any | None = None,
     manifest: Mapping[str, Any] | None = None,
+    memory: Any | None = None,
 ) -> tuple[Any | None, Any | None]:
     """The :class:`~ctxengine.learn.LearnedRanker` (its features over ``retriever``, passages
     embedded with ``embedder``) and :class:`~ctxengine.learn.LearnedMemory` saved with the
     index at ``path``, each ``None`` when absent. A model trained on features this version
-    does not compute is refused (:class:`~ctxengine.errors.FeatureSetMismatchError`)."""
-    from .learn import LearnedMemory, LearnedRanker, LinearScorer
+    does not compute is refused (:class:`~ctxengine.errors.FeatureSetMismatchError`).
+    Saved query adapters are installed on ``retriever`` and ``memory`` (``query_adapter``)."""
+    from .learn import LearnedMemory, LearnedRanker, LinearScorer, QueryAdapter
 
     saved = read_extras(path, manifest)
-    ranker = memory = None
+    # parsed before anything is installed, so a bad file changes nothing
+    adapters = {name: QueryAdapter.from_dict(saved[name]) for name in (QUERY_ADAPTER, MEMORY_ADAPTER) if name in saved}
+    ranker = None
     if LEARNED_RANKER in saved:
         model = LinearScorer.from_dict(saved[LEARNED_RANKER])
         ranker = LearnedRanker(model, retriever=retriever, embedder=embedder)
     if LEARNED_MEMORY in saved:
-        memory = LearnedMemory(LinearScorer.from_dict(saved[LEARNED_MEMORY]))
-    return ranker, memory
+        learned_memory = LearnedMemory(LinearScorer.from_dict(saved[LEARNED_MEMORY]))
+    else:
+        learned_memory = None
+    if retriever is not None and QUERY_ADAPTER in adapters:
+        retriever.query_adapter = adapters[QUERY_ADAPTER]
+    if memory is not None and MEMORY_ADAPTER in adapters:
+        memory.query_adapter = adapters[MEMORY_ADAPTER]
+    return ranker, learned_memory
 
 
 def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder | None:

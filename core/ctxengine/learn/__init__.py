@@ -5,6 +5,9 @@ defaults; a :class:`LinearScorer` trained on labelled queries or logged feedback
 them for document ranking (:class:`LearnedRanker`) and for history-turn selection
 (:class:`LearnedMemory`). Features come from scores the pipeline already computes
 (:mod:`ctxengine.learn.features`); models are saved as JSON, never pickled.
+A :class:`QueryAdapter` learns a map on query vectors for the dense signal (documents,
+their sentence windows and memory turns keep their vectors); an :class:`OnlineLearner`
+refits as feedback arrives and installs a refit only when it wins on held-out feedback.
 
     engine.fit([RankingExample("query", ["doc-1"]), ...])   # or MemoryExample(...)
     engine.record_feedback("query", "doc-1", useful=True)    # log now, train later
@@ -12,6 +15,8 @@ them for document ranking (:class:`LearnedRanker`) and for history-turn selectio
 
 from __future__ import annotations
 
+from .adapter import QueryAdapter
+from .adapting import document_pairs, fit_adapter, memory_pairs
 from .features import (
     DOCUMENT_FEATURE_VERSION,
     MEMORY_FEATURE_VERSION,
@@ -19,6 +24,7 @@ from .features import (
     MemoryFeatures,
 )
 from .model import LinearScorer
+from .online import OnlineLearner
 from .scorers import LearnedMemory, LearnedRanker
 from .training import (
     FeedbackLog,
@@ -40,9 +46,14 @@ __all__ = [
     "LinearScorer",
     "MemoryExample",
     "MemoryFeatures",
+    "OnlineLearner",
+    "QueryAdapter",
     "RankingExample",
     "coerce_examples",
+    "document_pairs",
+    "fit_adapter",
     "fit_engine_scorers",
     "fit_memory",
     "fit_ranker",
+    "memory_pairs",
 ]

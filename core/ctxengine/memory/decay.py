@@ -154,6 +154,9 @@ class DecayMemory:
         # A trained scorer (ctxengine.learn.LearnedMemory) chooses in place of the decay
         # rule when there is a query to score against; None keeps the rule.
         self.scorer = scorer
+        # A trained map of query vectors for dense relevance (ctxengine.learn.QueryAdapter),
+        # installed by fitting or by ContextEngine.load; None: the raw query vector.
+        self.query_adapter: Any | None = None
         self._lock = threading.RLock()
         self._cache: OrderedDict[str, SessionArrays] = OrderedDict()
 
@@ -440,6 +443,8 @@ class DecayMemory:
             store_vectors = getattr(self.store, "set_vectors", None)
             if callable(store_vectors):
                 store_vectors(session_id, [t.id for t in turns], list(vectors), model)
+        if self.query_adapter is not None:  # a trained ctxengine.learn.QueryAdapter
+            query_vector = self.query_adapter(query_vector)
         # einsum, not BLAS: a threaded BLAS mat-vec stalls for tens of ms on busy cores (see
         # HybridRetriever._dense_scores); einsum's single loop is ~1 ms at 10k turns.
         cosine = np.einsum("ij,j->i", arrays.vectors, query_vector.astype(np.float32))

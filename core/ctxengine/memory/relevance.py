@@ -26,6 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -75,13 +76,16 @@ def overlap_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
 
 
 def dense_relevance(
-    query: str, texts: Sequence[str], embedder: Embedder, floor: float
+    query: str, texts: Sequence[str], embedder: Embedder, floor: float, query_adapter: Any = None
 ) -> np.ndarray:
-    """Cosine similarity rescaled so that ``floor`` and below map to 0 (0..1)."""
+    """Cosine similarity rescaled so that ``floor`` and below map to 0 (0..1);
+    ``query_adapter`` (a :class:`~ctxengine.learn.QueryAdapter`) maps the query vector first."""
     if not texts:
         return np.zeros(0, dtype=np.float64)
     vectors = embedder.embed(list(texts))
     query_vector = embedder.embed([query])[0]
+    if query_adapter is not None:
+        query_vector = query_adapter(query_vector)
     cosine = vectors.astype(np.float64) @ query_vector.astype(np.float64)
     return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
 

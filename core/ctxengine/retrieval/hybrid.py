@@ -111,6 +111,8 @@ class HybridRetriever:
         # postings stay valid and a rebuild after a change only concatenates them
         self._vocabulary: dict[str, int] = {}
         self._vocabulary_lock = threading.Lock()
+        # optional learned map on query vectors (ctxengine.learn.QueryAdapter); corpus unchanged
+        self.query_adapter: Any | None = None
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -358,6 +360,8 @@ class HybridRetriever:
         # copies them, so it pays only for a selective filter; when most pass, one pass over
         # the whole matrix is cheaper (benchmarks/filters.py).
         vector = self._query_vector(query)
+        if self.query_adapter is not None:
+            vector = self.query_adapter(vector)
         matrix = self._matrix(snap)
         gather = rows is not None and _GATHER_BELOW * len(matrix) > len(rows)
         if gather:

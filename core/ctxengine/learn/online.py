@@ -1,0 +1,181 @@
+"""Learning as feedback arrives, without ever installing a worse model.
+
+:class:`OnlineLearner` watches an engine's :class:`~ctxengine.learn.FeedbackLog`. Every
+``every`` new records it refits the learned ranker and memory scorer on the examples of
+the log *outside* a fixed holdout and compares the candidate with what the engine uses now
+(the current learned model, or the hand-set rules when there is none) on the holdout
+examples, which neither was trained on. The candidate replaces the current model only if
+it scores strictly higher there. The holdout is chosen by a hash of the query text, so a
+query stays on the same side as the log grows and the comparison never sees training data.
+
+Each decision is kept in :attr:`OnlineLearner.history`, and the installed model records
+in ``model.trained["chosen"]`` why it was chosen (which the engine's explanation of a
+packet can quote).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from .._validation import check_finite, check_positive_int
+from ..clock import to_seconds
+from ..metrics import ndcg_at_k
+from .training import (
+    MemoryExample,
+    RankingExample,
+    coerce_examples,
+    fit_memory,
+    fit_ranker,
+    memory_gains,
+)
+
+
+def in_holdout(query: str, share: float, salt: int = 0) -> bool:
+    """Whether ``query`` belongs to the holdout (stable: a hash of the text, not its order)."""
+    digest = hashlib.sha256(f"{salt}:{query}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+class OnlineLearner:
+    """Refit on feedback and swap a model in only when it wins on held-out feedback.
+
+    Parameters
+    ----------
+    every:
+        Refit after this many new feedback records.
+    holdout:
+        Share of the queries kept for the comparison (never trained on).
+    min_examples:
+        Training examples (outside the holdout) needed before a refit is tried.
+    min_holdout:
+        Holdout examples needed for a comparison; with fewer nothing is replaced.
+    k:
+        Depth of the nDCG the comparison uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        every: int = 20,
+        holdout: float = 0.25,
+        min_examples: int = 10,
+        min_holdout: int = 5,
+        k: int = 10,
+    ) -> None:
+        self.every = check_positive_int(every, "every")
+        self.holdout = check_finite(holdout, "holdout", low=0.0, high=0.9, low_inclusive=False)
+        self.min_examples = check_positive_int(min_examples, "min_examples")
+        self.min_holdout = check_positive_int(min_holdout, "min_holdout")
+        self.k = check_positive_int(k, "k")
+        self.seen = 0
+        self.history: list[dict[str, Any]] = []
+
+    def observe(self, engine: Any) -> dict[str, Any] | None:
+        """Called after each recorded feedback: refits when ``every`` records have arrived
+        since the last attempt; returns the decision, or None when it was not yet time."""
+        count = len(engine.feedback)
+        if count - self.seen < self.every:
+            return None
+        self.seen = count
+        return self.update(engine, engine.feedback.examples())
+
+    def update(self, engine: Any, examples: Sequence[Any]) -> dict[str, Any]:
+        """Refit from ``examples`` and install the winners; returns what was decided per
+        model (``"documents"``, ``"memory"``)."""
+        ranking, remembered = coerce_examples(examples)
+        report: dict[str, Any] = {}
+        if ranking and engine.retriever is not None:
+            report["documents"] = self._documents(engine, ranking)
+        if remembered and engine.memory is not None:
+            report["memory"] = self._memory(engine, remembered)
+        self.history.append(report)
+        return report
+
+    def _split(self, examples: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        train = [e for e in examples if not in_holdout(e.query, self.holdout)]
+        held = [e for e in examples if in_holdout(e.query, self.holdout)]
+        return train, held
+
+    def _decide(
+        self, current: Any, candidate_fit: Any, score: Any, train: list, held: list
+    ) -> tuple[Any, dict]:
+        if len(train) < self.min_examples or len(held) < self.min_holdout:
+            return current, {"replaced": False, "reason": f"{len(train)} training / {len(held)} holdout examples: too few",
+                             "train": len(train), "holdout": len(held)}  # fmt: skip
+        try:
+            candidate = candidate_fit(train)
+        except ValueError as exc:  # InvalidInputError: nothing learnable in the training part
+            return current, {
+                "replaced": False,
+                "reason": str(exc),
+                "train": len(train),
+                "holdout": len(held),
+            }
+        old, new = score(current, held), score(candidate, held)
+        decision = {"replaced": new > old, "current": round(old, 6), "candidate": round(new, 6),
+                    "train": len(train), "holdout": len(held)}  # fmt: skip
+        if new > old:
+            candidate.model.trained["chosen"] = (
+                f"online update: holdout nDCG@{self.k} {new:.3f} > {old:.3f} of the model it replaced "
+                f"({len(held)} held-out queries, trained on {len(train)})"
+            )
+            return candidate, decision
+        return current, decision
+
+    def _documents(self, engine: Any, examples: list[RankingExample]) -> dict[str, Any]:
+        train, held = self._split(examples)
+        retriever, candidates = engine.retriever, engine.candidates
+
+        def score(ranker: Any, items: list[RankingExample]) -> float:
+            values = []
+            for example in items:
+                pool = retriever.retrieve(example.query, k=max(self.k, candidates))
+                # the seat's occupant: the hand-set re-ranker or a learned one (None: none)
+                ranked = ranker.rerank(example.query, pool, k=self.k) if ranker else pool[: self.k]
+                values.append(ndcg_at_k([d.id for d in ranked], dict(example.relevant), self.k))
+            return statistics.fmean(values)
+
+        def fit(items: list[RankingExample]) -> Any:
+            return fit_ranker(items, retriever, candidates=candidates, embedder=engine.embedder)
+
+        engine.reranker, decision = self._decide(engine.reranker, fit, score, train, held)
+        return decision
+
+    def _memory(self, engine: Any, examples: list[MemoryExample]) -> dict[str, Any]:
+        train, held = self._split(examples)
+        memory = engine.memory
+
+        def score(learned: Any, items: list[MemoryExample]) -> float:
+            values = []
+            for example in items:
+                at = to_seconds(example.now, memory.clock)
+                scored = list(memory.score(example.query, session_id=example.session_id, now=at))
+                gains = memory_gains(scored, dict(example.relevant)) if scored else []
+                if not any(g > 0 for g in gains):
+                    continue
+                if learned is not None:
+                    learned_scores = learned.model.score(
+                        learned.features.transform(example.query, scored, at)
+                    )
+                    scored = [
+                        scored[i]
+                        for i in sorted(range(len(scored)), key=lambda i: -learned_scores[i])
+                    ]
+                gains = memory_gains(scored, dict(example.relevant))
+                ids = [str(i) for i in range(len(scored))]
+                values.append(
+                    ndcg_at_k(ids, {ids[i]: float(g) for i, g in enumerate(gains) if g > 0}, self.k)
+                )
+            return statistics.fmean(values) if values else 0.0
+
+        def fit(items: list[MemoryExample]) -> Any:
+            return fit_memory(items, memory)
+
+        memory.scorer, decision = self._decide(memory.scorer, fit, score, train, held)
+        return decision
+
+
+__all__ = ["OnlineLearner", "in_holdout"]
