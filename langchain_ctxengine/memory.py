@@ -10,7 +10,7 @@ from langchain_classic.memory.utils import get_prompt_input_key
 from pydantic import ConfigDict, model_validator
 
 from ctxengine import formatting as fmt
-from ctxengine._validation import check_positive_int, check_text
+from ctxengine._validation import check_positive_int, check_text, is_blank
 from ctxengine.errors import InvalidInputError
 from ctxengine.integration import copy_sharing
 
@@ -57,7 +57,7 @@ class ContextEngineMemory(BaseMemory):
 
     def load_memory_variables(self, inputs: dict[str, Any]) -> dict[str, Any]:
         query = inputs.get(self._input_key(inputs)) if inputs else None
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str) or is_blank(query):
             query = None  # no question yet: decay alone ranks the turns
         turns = recall(self.engine, query, self.session_id, self.max_tokens)
         if self.return_messages:

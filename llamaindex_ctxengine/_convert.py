@@ -21,6 +21,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from ctxengine import formatting as fmt
+from ctxengine._validation import is_blank
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.integration import RESULT_KEYS, result_metadata
 from ctxengine.packet import chat_role
@@ -270,7 +271,7 @@ def last_user_text(messages: Sequence[ChatMessage]) -> str:
     for message in reversed(messages):
         if message.role == MessageRole.USER:
             text = message_text(message)
-            if text.strip():
+            if not is_blank(text):
                 return text
     return ""
 

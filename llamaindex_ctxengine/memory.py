@@ -123,7 +123,7 @@ class ContextEngineChatMemory(BaseMemory):
         """Store ``message`` (the engine may drop it as a duplicate of an earlier turn)."""
         text, role = message_text(message), message_role(message)
         turn = None
-        if role is not None and text.strip():
+        if role is not None and not is_blank(text):
             turn = self.engine.remember(role, text, session_id=self.session_id)
         # Any other message after a user message means that message is being answered.
         self._pending = (message.model_copy(deep=True), turn.id if turn else None) if role == "user" else None

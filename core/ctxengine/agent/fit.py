@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .._validation import is_blank
 from ..compress import Compressor
 from ..tokens import TokenCounter
 from ..types import Document, ScoredDocument
@@ -144,7 +145,7 @@ def fit_tool_messages(
                 session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
             )
             handles[tool_call.id] = handle
-            query = " ".join(p for p in (question, call.text, tool_call.arguments) if p.strip())
+            query = " ".join(p for p in (question, call.text, tool_call.arguments) if not is_blank(p))
             results.append(
                 (index, _Result(position, message, handle, query, count_message(message, counter)))
             )
@@ -222,7 +223,7 @@ def _compress(
         shorter = kept[0].text if kept else ""
     else:
         shorter = fit_head_tail(text, budget, counter)
-    if not shorter.strip():
+    if is_blank(shorter):
         return None
     while counter.count(shorter) > budget and shorter:
         shorter = counter.truncate(shorter, budget - 1)

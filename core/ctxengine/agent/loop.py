@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._validation import check_finite, check_text
+from .._validation import check_finite, check_text, is_blank
 from ..errors import BudgetError, ConfigurationError
 from ..packet import ContextPacket
 from .fit import FittedMessages, fit_tool_messages, group_steps
@@ -159,7 +159,7 @@ def prepare_call(
             question=question.text, compressor=engine.compressor, reader=reader,
         )  # fmt: skip
         ledger.reserve("tool_messages", fitted.tokens)
-        packet = engine.build(text if text.strip() else "?", session_id=session_id,
+        packet = engine.build("?" if is_blank(text) else text, session_id=session_id,
                               ledger=ledger, touch=touch)  # fmt: skip
         packet_system, messages = packet_messages(packet)
         if messages and messages[-1].role == "user":
@@ -220,7 +220,7 @@ def read_back(
     matter for the query (the engine's compressor, into ``max_tokens``; default: half
     the budget)."""
     stored = store.get(session_id, handle)
-    if query is None or not query.strip():
+    if query is None or is_blank(query):
         return stored.text
     from ..types import Document, ScoredDocument
 
