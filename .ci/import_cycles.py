@@ -54,10 +54,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     on_stack: set[str] = set()
     found: list[list[str]] = []
     counter = 0
-    for start in graph:
+    for start, children_of_start in graph.items():
         if start in index:
             continue
-        work = [(start, iter(sorted(graph[start])))]
+        work = [(start, iter(sorted(children_of_start)))]
         index[start] = low[start] = counter
         counter += 1
         stack.append(start)

@@ -82,7 +82,8 @@ def check_finite(
     try:
         number = float(value)
     except OverflowError:  # an int beyond float range (10**400): as infinite as inf
-        raise InvalidInputError(f"{name} must be finite, got an integer of {value.bit_length()} bits") from None
+        bits = int(value).bit_length()  # only an int overflows float()
+        raise InvalidInputError(f"{name} must be finite, got an integer of {bits} bits") from None
     if not math.isfinite(number):
         raise InvalidInputError(f"{name} must be finite, got {value}")
     if low is not None and (number < low or (number == low and not low_inclusive)):

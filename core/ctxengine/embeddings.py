@@ -153,6 +153,8 @@ class SentenceTransformerEmbedder:
         dimension = self._model.get_embedding_dimension() if hasattr(
             self._model, "get_embedding_dimension"
         ) else self._model.get_sentence_embedding_dimension()
+        if dimension is None:
+            raise ModelNotFoundError(f"the model at {str(path)!r} does not say its embedding dimension")
         self.dimension = int(dimension)
         self._lock = threading.Lock()
 
@@ -163,7 +165,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_seq_length(self) -> int:
-        return int(self._model.max_seq_length)
+        return int(self._model.max_seq_length or 0)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         items = _check_texts(texts)
@@ -177,9 +179,10 @@ class SentenceTransformerEmbedder:
         import torch
 
         previous = torch.get_num_threads()
-        small = self.small_batch_threads is not None and len(items) <= 8
-        if small:
-            torch.set_num_threads(self.small_batch_threads)
+        threads = self.small_batch_threads
+        small = threads is not None and len(items) <= 8
+        if threads is not None and small:
+            torch.set_num_threads(threads)
         try:
             return self._model.encode(
                 items,
@@ -264,7 +267,7 @@ class ModelUsage(NamedTuple):
     texts: int = 0
     seconds: float = 0.0
 
-    def __sub__(self, other: tuple[Any, ...]) -> ModelUsage:  # type: ignore[override]
+    def __sub__(self, other: tuple[Any, ...]) -> ModelUsage:
         return ModelUsage(self.texts - other[0], self.seconds - other[1])
 
 

@@ -170,7 +170,7 @@ def save_index(
             (staging / name).write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
         if vectors is not None:
             np.save(staging / EMBEDDINGS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        if state["passages"] is not None:
+        if state["passages"] is not None and vectors is not None:  # windows come with vectors
             counts = np.array([len(rows) for rows in state["passages"]], dtype=np.int64)
             stacked = [rows for rows in state["passages"] if len(rows)]
             matrix = np.concatenate(stacked) if stacked else np.zeros((0, vectors.shape[1]), np.float32)

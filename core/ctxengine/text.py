@@ -14,6 +14,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Literal
 
 import regex
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -66,7 +67,7 @@ def stream_safe(text: str) -> str:
     return _NONSTARTER_RUN.sub(r"\1", text)
 
 
-def normalize(form: str, text: str) -> str:
+def normalize(form: Literal["NFC", "NFD", "NFKC", "NFKD"], text: str) -> str:
     """``unicodedata.normalize(form, text)`` in linear time (see :func:`stream_safe`)."""
     return unicodedata.normalize(form, stream_safe(text))
 

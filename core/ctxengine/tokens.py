@@ -178,7 +178,7 @@ class HuggingFaceTokenCounter:
         if not hasattr(tokenizer, "encode"):
             raise ConfigurationError("tokenizer must have an encode() method")
         self._tokenizer = tokenizer
-        self.name = name or getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
+        self.name: str = name or str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str]) -> HuggingFaceTokenCounter:

@@ -203,14 +203,14 @@ class QueryAdapter:
                 epoch_loss = 0.0
                 for start in range(0, len(shuffled), self.batch_size):
                     batch = shuffled[start : start + self.batch_size]
-                    q = adapt(all_q[batch[:, 0]])
+                    adapted_batch = adapt(all_q[batch[:, 0]])
                     own = [item_ids[(a, 0, b)] for a, b in batch.tolist()]
                     hard = [
                         i
                         for a in dict.fromkeys(batch[:, 0].tolist())
                         for i in items_of(a, 1, len(negatives[a]))
                     ]
-                    logits = item_scores(q, own + hard) / self.temperature
+                    logits = item_scores(adapted_batch, own + hard) / self.temperature
                     # another pair of the same query is not a negative
                     same = torch.from_numpy(batch[:, 0][:, None] == batch[:, 0][None, :])
                     mask = same & ~torch.eye(len(batch), dtype=torch.bool)
@@ -251,9 +251,7 @@ class QueryAdapter:
             raise IndexFormatError(f"query adapter format version {data.get('format_version')!r}; "
                                    f"this ctxengine reads version {FORMAT_VERSION}")  # fmt: skip
         rank, dimension = data.get("rank"), data.get("dimension")
-        if not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (rank, dimension)
-        ):
+        if not isinstance(rank, int) or not _positive_int(rank) or not _positive_int(dimension):
             raise IndexFormatError("rank and dimension must be positive integers")
         try:
             down = np.array(data.get("down"), dtype=np.float32)
@@ -305,5 +303,9 @@ def _stack(items: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     owners = np.repeat(np.arange(len(items)), [len(np.atleast_2d(item)) for item in items])
     return vectors, owners
 
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "QueryAdapter"]

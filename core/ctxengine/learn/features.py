@@ -147,6 +147,8 @@ class DocumentFeatures:
     def _position(self, doc_id: str) -> int:
         # score_all arrays follow retriever.documents; the id -> position map is rebuilt
         # whenever that list changed (checked by identity, which is cheap).
+        if self.retriever is None:  # _signals checked; this keeps the method safe alone
+            raise ConfigurationError("document positions need the retriever")
         documents = self.retriever.documents
         cached = self._order
         if cached is None or len(cached[0]) != len(documents) or not all(

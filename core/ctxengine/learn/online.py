@@ -153,8 +153,7 @@ class OnlineLearner:
             for example in items:
                 at = to_seconds(example.now, memory.clock)
                 scored = list(memory.score(example.query, session_id=example.session_id, now=at))
-                gains = memory_gains(scored, dict(example.relevant)) if scored else []
-                if not any(g > 0 for g in gains):
+                if not scored or not (memory_gains(scored, dict(example.relevant)) > 0).any():
                     continue
                 if learned is not None:
                     learned_scores = learned.model.score(

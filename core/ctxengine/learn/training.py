@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -55,7 +55,7 @@ class RankingExample:
     """``query`` and the documents that answer it (ids, or ``{id: graded gain}``)."""
 
     query: str
-    relevant: Mapping[str, float] | Collection[str]
+    relevant: Mapping[str, float]  # ids are accepted too: {id: 1.0} each
 
     def __post_init__(self) -> None:
         check_text(self.query, "query")
@@ -68,7 +68,7 @@ class MemoryExample:
     the turns holding its evidence."""
 
     query: str
-    relevant: Mapping[str, float] | Collection[str]
+    relevant: Mapping[str, float]  # ids are accepted too: {id: 1.0} each
     session_id: str = "default"
     now: float | None = None
 
@@ -269,7 +269,7 @@ class FeedbackLog:
             times[key] = float(row.get("time", 0.0))
         out: list[RankingExample | MemoryExample] = []
         for (kind, session, query), items in verdicts.items():
-            useful = [item for item, ok in items.items() if ok]
+            useful = {item: 1.0 for item, ok in items.items() if ok}
             if not useful:
                 continue
             if kind == "turn":

@@ -26,7 +26,7 @@ class _Column:
     """A growable 1-D numpy column (amortised O(1) append, O(1) view)."""
 
     def __init__(self, dtype: type, capacity: int = 64) -> None:
-        self._data = np.zeros(max(capacity, 16), dtype=dtype)
+        self._data: np.ndarray = np.zeros(max(capacity, 16), dtype=dtype)
         self.size = 0
 
     def extend(self, values: Sequence[float] | np.ndarray) -> None:

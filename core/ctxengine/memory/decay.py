@@ -123,7 +123,7 @@ class DecayMemory:
         if embedder is not None and not isinstance(embedder, Embedder):
             raise InvalidTypeError(f"embedder must be an Embedder, got {type(embedder).__name__}")
         # Cached so that recalling over a long session embeds each turn once.
-        self._embedder = (
+        self._embedder: Embedder | None = (
             embedder
             if embedder is None or isinstance(embedder, CachedEmbedder)
             else CachedEmbedder(embedder)
@@ -500,17 +500,18 @@ class DecayMemory:
                 return []
             columns = self._columns(arrays, query, at, query_vector, session_id)
             keep = list(range(n - 1, n - 1 - min(self.keep_recent, n), -1))
-            packing = {
-                "keep": keep,
-                "threshold": self.drop_threshold,
-                "max_tokens": max_tokens,
-                "separator": self.token_counter.count(TURN_SEPARATOR),
-            }
+            separator = self.token_counter.count(TURN_SEPARATOR)
             partner = self._partners(arrays)
             if partner is None:
-                rows = pack_indices(columns["effective"], arrays.tokens.view, **packing)
+                rows = pack_indices(
+                    columns["effective"], arrays.tokens.view, keep=keep,
+                    threshold=self.drop_threshold, max_tokens=max_tokens, separator=separator,
+                )  # fmt: skip
             else:
-                rows = pack_exchanges(columns["effective"], arrays.tokens.view, partner, **packing)
+                rows = pack_exchanges(
+                    columns["effective"], arrays.tokens.view, partner, keep=keep,
+                    threshold=self.drop_threshold, max_tokens=max_tokens, separator=separator,
+                )  # fmt: skip
             names = tuple(columns)
             tokens = arrays.tokens.view
             chosen = [
@@ -528,7 +529,7 @@ class DecayMemory:
             if partner is not None:
                 chosen = _without_orphan_answers(chosen, arrays, partner, set(keep))
             if touch and chosen:
-                touched = [arrays.row(s.turn.id) for s in chosen]
+                touched = [row for s in chosen if (row := arrays.row(s.turn.id)) is not None]
                 self.store.touch(session_id, [s.turn.id for s in chosen], at)
                 refreshed = [replace(s.turn, last_access=float(at)) for s in chosen]
                 self._after_write(

@@ -313,7 +313,7 @@ class PostgresStore(ClosingStore):
     def add(self, turn: Turn) -> Turn:
         params = dict(zip(COLUMNS, turn_params(check_turn(turn), 0)))
         with self._connection() as conn:
-            seq = conn.execute(self._sql["add"], params).fetchone()[0]
+            seq = _first(conn.execute(self._sql["add"], params).fetchone())
         return replace(turn, seq=int(seq))
 
     def add_many(self, turns: Sequence[Turn]) -> list[Turn]:
@@ -322,7 +322,7 @@ class PostgresStore(ClosingStore):
         out: list[Turn] = []
         with self._connection() as conn, conn.transaction():
             for turn, values in zip(turns, params):
-                seq = conn.execute(self._sql["add"], values).fetchone()[0]
+                seq = _first(conn.execute(self._sql["add"], values).fetchone())
                 out.append(replace(turn, seq=int(seq)))
         return out
 
@@ -374,7 +374,7 @@ class PostgresStore(ClosingStore):
     def count(self, session_id: str | None = None) -> int:
         query, params = self._count_query(session_id)
         with self._connection() as conn:
-            return int(conn.execute(query, params).fetchone()[0])
+            return int(_first(conn.execute(query, params).fetchone()))
 
     def sessions(self) -> list[str]:
         with self._connection() as conn:
@@ -403,7 +403,7 @@ class PostgresStore(ClosingStore):
         with self._errors():
             async with pool.connection() as conn:
                 row = await (await conn.execute(self._sql["add"], params)).fetchone()
-        return replace(turn, seq=int(row[0]))
+        return replace(turn, seq=int(_first(row)))
 
     async def aturns(self, session_id: str, *, last: int | None = None) -> list[Turn]:
         query, params = self._turns_query(session_id, last)
@@ -442,7 +442,7 @@ class PostgresStore(ClosingStore):
         with self._errors():
             async with pool.connection() as conn:
                 row = await (await conn.execute(query, params)).fetchone()
-        return int(row[0])
+        return int(_first(row))
 
     async def asessions(self) -> list[str]:
         pool = await self._apool()
@@ -468,5 +468,12 @@ class PostgresStore(ClosingStore):
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r}, schema={self.schema!r})"
 
+
+
+def _first(row: Any) -> Any:
+    """The first column of a row an INSERT ... RETURNING or a COUNT always yields."""
+    if row is None:
+        raise StoreError("PostgreSQL returned no row where one was expected")
+    return row[0]
 
 __all__ = ["PostgresStore"]

@@ -137,11 +137,11 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
     def _similarities(self, items: list[ScoredDocument]) -> tuple[np.ndarray, float]:
         """Pairwise similarity of the candidates and the threshold that marks a duplicate."""
         if self.similarity == "embedding":
-            vectors = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
-            return vectors @ vectors.T, self.duplicate_threshold
-        vectors = carried_vectors(items) if self.similarity == "auto" else None
-        if vectors is not None:
-            return vectors @ vectors.T, self.duplicate_threshold
+            embedded = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
+            return embedded @ embedded.T, self.duplicate_threshold
+        carried = carried_vectors(items) if self.similarity == "auto" else None
+        if carried is not None:
+            return carried @ carried.T, self.duplicate_threshold
         return jaccard_matrix([item.document.text for item in items]), self.lexical_threshold
 
     def _order(

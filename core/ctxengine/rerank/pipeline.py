@@ -124,7 +124,7 @@ def get_reranker(
             stages.append(get_reranker(item, embedder=embedder))
         return RerankPipeline(stages)
     if callable(getattr(spec, "rerank", None)):
-        return spec  # type: ignore[return-value]
+        return spec
     raise InvalidTypeError(
         f"reranker must be a name, a Reranker or a list of them, got {type(spec).__name__}"
     )

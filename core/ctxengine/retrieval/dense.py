@@ -24,13 +24,13 @@ def matrix(snap: Snapshot, fill: Callable[[Sequence[Entry]], None]) -> np.ndarra
         added = snap.entries[n:]
         fill(added)
         dimension = store.view().shape[1]
-        rows = np.stack([e.vector for e in added]) if added else np.zeros((0, dimension))
+        rows = np.stack([e.filled_vector for e in added]) if added else np.zeros((0, dimension))
         extended = store.extend(n, rows)
         if extended is not None:
             snap.put("matrix_store", (extended[0], len(snap.entries)))
             return extended[1]
     fill(snap.entries)
-    store = RowStore(np.stack([e.vector for e in snap.entries]))
+    store = RowStore(np.stack([e.filled_vector for e in snap.entries]))
     snap.put("matrix_store", (store, len(snap.entries)))
     return store.view()
 

@@ -128,7 +128,7 @@ class Range:
         value = metadata.get(self.key)
         if not _is_number(value):
             return False
-        return bool(np.all(_compare(np.array([float(value)]), self.bounds())))
+        return bool(np.all(_compare(np.array([value], dtype=np.float64), self.bounds())))
 
     def to_dict(self) -> dict[str, Any]:
         ops = [{self.key: {f"${op}": bound}} for op, bound in self.bounds().items()]

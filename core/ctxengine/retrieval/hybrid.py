@@ -210,7 +210,7 @@ class HybridRetriever:
         return {
             "documents": [e.document for e in entries],
             "tokens": [e.tokens for e in entries],
-            "vectors": np.stack([e.vector for e in entries]).astype(np.float32) if have_vectors else None,
+            "vectors": np.stack([e.filled_vector for e in entries]).astype(np.float32) if have_vectors else None,
             "passages": [e.passages for e in entries] if have_passages else None,
             "embedder": self._resolved if have_vectors else None,
             "params": {
@@ -297,7 +297,7 @@ class HybridRetriever:
         self._fill_vectors(entries)
         if not entries:
             return np.zeros((0, self._embedder().dimension), dtype=np.float32)
-        return np.stack([entry.vector for entry in entries]).astype(np.float32, copy=False)
+        return np.stack([entry.filled_vector for entry in entries]).astype(np.float32, copy=False)
 
     # --- snapshot parts ----------------------------------------------------------------
 
@@ -328,10 +328,10 @@ class HybridRetriever:
             if base is not None:  # appended documents: a new segment with theirs only
                 added = snap.entries[base.n_docs :]
                 self._fill_postings(added)
-                return base.extended([e.postings for e in added])
+                return base.extended([e.filled_postings for e in added])
             self._fill_postings(snap.entries)  # entries restored by from_state have none yet
             return BM25Index(
-                [e.postings for e in snap.entries], self._vocabulary, k1=self.k1, b=self.b
+                [e.filled_postings for e in snap.entries], self._vocabulary, k1=self.k1, b=self.b
             )
 
         return snap.part("bm25", build)

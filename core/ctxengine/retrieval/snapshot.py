@@ -26,6 +26,25 @@ class Entry:
     # the tokens as term ids and counts in the retriever's vocabulary (BM25's input)
     postings: Postings | None = None
 
+    # Accessors for the stages that filled the lazy parts first: None there is a bug.
+    @property
+    def filled_vector(self) -> np.ndarray:
+        if self.vector is None:
+            raise RuntimeError(f"document {self.document.id!r} has no vector yet")
+        return self.vector
+
+    @property
+    def filled_passages(self) -> np.ndarray:
+        if self.passages is None:
+            raise RuntimeError(f"document {self.document.id!r} has no window vectors yet")
+        return self.passages
+
+    @property
+    def filled_postings(self) -> Postings:
+        if self.postings is None:
+            raise RuntimeError(f"document {self.document.id!r} has no postings yet")
+        return self.postings
+
 
 class Snapshot:
     """The index at one version. Never mutated after creation except for lazily built,
