@@ -62,8 +62,11 @@ class ContextEngine(EngineConstructors):
         Where :meth:`record_feedback` logs: a :class:`~ctxengine.learn.FeedbackLog`, a
         JSONL file path, or ``None`` (kept in memory).
 
-    ``embedder`` (attribute): what :meth:`fit` embeds passages with; set by
-    :meth:`from_retriever` to the one its components share, else ``None`` (process default).
+    Attributes
+    ----------
+    embedder:
+        What :meth:`fit` embeds passages with; set by :meth:`from_retriever` to the one
+        its components share, else ``None`` (process default).
     """
 
     def __init__(
