@@ -35,7 +35,8 @@ __all__ = ["MarkdownSplitter", "Passage", "fence_spans", "read_folder"]
 
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r"^[ \t]{0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
-_SETEXT = re.compile(r"^[ \t]{0,3}(=+|-+)[ \t]*$")
+# A Markdown setext underline (= or -) or a reStructuredText one (any of these, repeated).
+_UNDERLINE = re.compile(r"^(=+|-+|~+|\^+|\*+|\++|#+|\"+)[ \t]*$")
 SUFFIXES = (".md", ".markdown", ".txt", ".rst")
 
 
@@ -180,7 +181,20 @@ class MarkdownSplitter:
                 if joined:
                     yield _Block(joined, heading(), False)
 
+        levels: dict[str, int] = {"=": 1, "-": 2}  # reStructuredText: by order of first use
         for line in text.splitlines():
+            # an underline under a one-line paragraph is a heading (checked before fences:
+            # in reStructuredText "~~~~" under a title is an underline, not a code fence)
+            if (
+                code is None
+                and len(paragraph) == 1
+                and paragraph[0].strip()
+                and _UNDERLINE.match(line.strip())
+            ):
+                char = line.strip()[0]
+                level = levels.setdefault(char, len(levels) + 1)
+                set_heading(level, paragraph.pop().strip())
+                continue
             if code is not None:
                 code.append(line)
                 fence = _FENCE.match(line)
@@ -197,9 +211,6 @@ class MarkdownSplitter:
             if atx:
                 yield from end_paragraph()
                 set_heading(len(atx.group(1)), atx.group(2).strip())
-                continue
-            if _SETEXT.match(line) and len(paragraph) == 1 and paragraph[0].strip():
-                set_heading(1 if line.strip()[0] == "=" else 2, paragraph.pop().strip())
                 continue
             if line.strip():
                 paragraph.append(line)
@@ -220,7 +231,8 @@ def read_folder(
     when ``splitter`` is ``None``.
 
     Each document's id is ``"relative/path.md"`` (whole files) or
-    ``"relative/path.md#Heading > Sub"`` (passages, numbered when a section has several),
+    ``"relative/path.md#Heading > Sub"`` (passages; ``"... (2)"`` when a section has several,
+    ``"relative/path.md#(2)"`` before the first heading),
     and its metadata holds ``source`` (the file's path), ``heading`` and ``passage``.
     """
     root = Path(folder)
@@ -245,9 +257,12 @@ def read_folder(
         seen: dict[str, int] = {}
         for passage in passages:
             seen[passage.heading] = seen.get(passage.heading, 0) + 1
-            anchor = f"#{passage.heading}" if passage.heading else ""
-            if per_heading[passage.heading] > 1:
-                anchor += f" ({seen[passage.heading]})"
+            number = f"({seen[passage.heading]})" if per_heading[passage.heading] > 1 else ""
+            anchor = (
+                f"#{passage.heading} {number}".rstrip()
+                if passage.heading
+                else (f"#{number}" if number else "")
+            )
             documents.append(
                 Document(
                     id=f"{rel}{anchor}",
