@@ -13,6 +13,15 @@ def test_demo_prints_both_turns_within_budget(capsys):
     totals = [int(used) for used, budget in re.findall(r"total\s*│\s*(\d+) / (\d+)", out)]
     assert len(totals) >= 2 and all(0 < used <= 800 for used in totals)
     assert "history" in out  # memory shows up on turn 2
+    # the re-ranking stages as the default chain names them, not "mmr"
+    assert re.search(r"\bdedup\b", out) and re.search(r"\btags\b", out) and not re.search(r"\bmmr\b", out)
+    assert not re.search(r"sentences \d+,\d+", out)  # no list of sentence numbers for documents kept whole
+    # decay is visible: the six-day-old off-topic turn is dropped, the day-old relevant one is in
+    memory = out.split("Memory: every stored turn", 1)[1]
+    rows = [line for line in memory.splitlines() if re.match(r"^\W*\d+\.\d (d|h)\b", line)]
+    assert len(rows) == 7
+    assert any("6.0 d" in row and "dropped" in row and "Unrelated" in row for row in rows)
+    assert any("1.1 d" in row and "yes" in row and "Explain" in row for row in rows)
 
 
 def test_build_over_a_folder_as_json(tmp_path, capsys):

@@ -47,28 +47,113 @@ def _side_by_side(console, packets, titles) -> None:
     console.print(Columns(tables))
 
 
+def _kept(doc) -> str:
+    """What compression kept, readable: "whole", or how many of the sentences."""
+    from .text import split_sentences
+
+    if doc.kept is None:
+        return "whole"
+    total = len(split_sentences(doc.document.text))
+    if len(doc.kept) >= total and all(span.sentence_index >= 0 for span in doc.kept):
+        return f"whole ({total} sentences)"
+    return f"{len(doc.kept)} of {total} sentences"
+
+
+def _documents_table(packet, title: str):
+    from rich.table import Table
+
+    hidden = {"alpha", "tag_importance"}  # inputs of a stage, not a stage's score
+    stages: list[str] = []
+    for doc in packet.documents:
+        stages += [name for name in doc.stage_scores if name not in hidden and name not in stages]
+    table = Table(title=title, title_justify="left", caption=_DOC_CAPTION, caption_justify="left")
+    for column in ("#", "id", *stages, "kept", "tokens"):
+        table.add_column(column, justify="left" if column in ("id", "kept") else "right")
+    for rank, doc in enumerate(packet.documents, 1):
+        cells = [f"{doc.stage_scores[s]:.2f}" if s in doc.stage_scores else "" for s in stages]
+        table.add_row(str(rank), doc.id, *cells, _kept(doc), str(doc.tokens or ""))
+    return table
+
+
+_DOC_CAPTION = (
+    "bm25: raw BM25; dense: cosine of MiniLM vectors (unrelated texts score ~0.2); hybrid: "
+    "0.65 x dense + 0.35 x bm25, each scaled 0-1 over this query's candidates (so the last "
+    "candidate scores 0); tags, dedup: the re-ranking chain's stages, in order"
+)
+
+
+def _memory_table(engine, query: str, session: str, packet, now: float):
+    from rich.table import Table
+
+    chosen = {turn.turn.id for turn in packet.memory_turns}
+    scored = sorted(
+        engine.memory.score(query, session_id=session), key=lambda s: (s.turn.timestamp, s.turn.seq)
+    )
+    table = Table(
+        title="Memory: every stored turn, scored for this question (chronological)",
+        title_justify="left",
+        caption="effective = importance x recency x freshness + boost (40 x relevance to the "
+        "question); recency halves every day; under 0.1 a turn is dropped. Columns: age, role, "
+        "importance, recency, boost, effective, in packet, content",
+        caption_justify="left",
+    )
+    for column, width in (("age", 5), ("role", 9), ("importance", 5), ("recency", 7), ("boost", 5),
+                          ("effective", 5), ("in packet", 7)):  # fmt: skip
+        justify = "left" if column in ("role", "in packet") else "right"
+        table.add_column(
+            column, justify=justify, no_wrap=True, min_width=width, overflow="ellipsis"
+        )
+    table.add_column("content", no_wrap=True, overflow="ellipsis", max_width=40)
+    for item in scored:
+        parts = item.components
+        hours = (now - item.turn.timestamp) / 3600
+        age = f"{hours / 24:.1f} d" if hours >= 24 else f"{hours:.1f} h"
+        if item.turn.id in chosen:
+            status = "[green]yes"
+        elif item.effective < engine.memory.drop_threshold:
+            status = "[red]dropped"
+        else:
+            status = "[yellow]no room"
+        table.add_row(
+            age, item.role, f"{parts.get('importance', 0):.2f}", f"{parts.get('recency', 0):.3f}",
+            f"{parts.get('boost', 0):.2f}", f"{item.effective:.2f}", status, item.content,
+        )  # fmt: skip
+    return table
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    from . import ContextEngine
-    from .demo import CONVERSATION, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET
+    from rich.panel import Panel
+
+    from . import ContextEngine, ManualClock
+    from .demo import FIRST_QUESTION, HISTORY, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET
 
     console = _console()
+    now = 1_750_000_000.0
+    clock = ManualClock(now - HISTORY[2][0] * 3600)
     engine = ContextEngine.from_documents(
         KNOWLEDGE_BASE,
         system_prompt=SYSTEM_PROMPT,
         token_budget=TOKEN_BUDGET,
         retrieval=args.retrieval,
         compression=args.compression,
+        clock=clock,
     )
     session = "demo"
-    # Turn 1: the user's first question, nothing remembered yet.
-    first_question = CONVERSATION[0][1]
-    first = engine.build(first_question, session_id=session)
-    for role, text in CONVERSATION:
-        engine.remember(role, text, session_id=session)
-    # Turn 2: the design's query, with the conversation in memory.
+    # Turn 1, three days ago: the user's first question, nothing remembered yet.
+    first = engine.build(FIRST_QUESTION, session_id=session)
+    for hours, role, text in HISTORY:
+        engine.remember(role, text, session_id=session, timestamp=now - hours * 3600)
+    clock.set(now)
+    # Turn 2, now: the history has aged; the question is about agents' memory.
     second = engine.build(QUERY, session_id=session)
-    _print_packet(console, first, f"turn 1: {first_question}")
-    _print_packet(console, second, f"turn 2: {QUERY}")
+    for packet, title in (
+        (first, f"turn 1 (3 days ago): {FIRST_QUESTION}"),
+        (second, f"turn 2 (now): {QUERY}"),
+    ):
+        console.rule(f"[bold]{title}")
+        console.print(Panel(packet.text, title="packet.text", expand=True))
+        console.print(_documents_table(packet, "Documents (best first)"))
+    console.print(_memory_table(engine, QUERY, session, second, now))
     _side_by_side(console, [first, second], ["turn 1", "turn 2"])
     return 0
 

@@ -121,5 +121,7 @@ def _from_name(spec: str, embedder: Embedder | None) -> Reranker:
     if name == "passage":
         return PassageReranker(embedder)
     if name == "dedup":
-        return MMRReranker(embedder, lambda_=1.0)
+        dedup = MMRReranker(embedder, lambda_=1.0)
+        dedup.name = "dedup"  # its score is recorded under the name the chain gives it
+        return dedup
     return MMRReranker(embedder)
