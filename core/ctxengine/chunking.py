@@ -102,6 +102,12 @@ class MarkdownSplitter:
         long one costs.
     token_counter:
         How tokens are counted (default: the engine's tiktoken ``cl100k_base``).
+
+    Examples
+    --------
+    >>> splitter = MarkdownSplitter(max_tokens=64)
+    >>> [p.heading for p in splitter.split("# A\\n\\nOne.\\n\\n## B\\n\\nTwo.\\n\\n# C\\n\\nThree.")]
+    ['A', 'A > B', 'C']
     """
 
     def __init__(

@@ -241,7 +241,14 @@ class CallableEmbedder:
 class HashingEmbedder:
     """Deterministic lexical fallback: hashed word and word-bigram counts (scikit-learn's
     ``HashingVectorizer``) over ctxengine's analyzer, L2-normalised. Same text, same vector,
-    on every machine. It captures word overlap, not meaning."""
+    on every machine. It captures word overlap, not meaning.
+
+    Examples
+    --------
+    >>> from ctxengine.embeddings import HashingEmbedder
+    >>> HashingEmbedder().embed(["hello world", "hello there"]).shape
+    (2, 2048)
+    """
 
     def __init__(self, dimension: int = 2048) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer

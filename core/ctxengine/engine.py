@@ -67,6 +67,18 @@ class ContextEngine(EngineConstructors):
     embedder:
         What :meth:`fit` embeds passages with; set by :meth:`from_retriever` to the one
         its components share, else ``None`` (process default).
+
+    Examples
+    --------
+    >>> from ctxengine import ContextEngine, Document
+    >>> engine = ContextEngine.from_documents(
+    ...     [Document(id="bm25", text="BM25 ranks documents by term frequency and rarity."),
+    ...      Document(id="emb", text="Embeddings map text to dense vectors.")],
+    ...     retrieval="keyword", token_budget=300)
+    >>> _ = engine.remember("user", "I am comparing retrieval methods.", session_id="a")
+    >>> packet = engine.build("How does BM25 rank documents?", session_id="a")
+    >>> [d.id for d in packet.documents], packet.tokens_used <= 300, len(packet.memory_turns)
+    (['bm25'], True, 1)
     """
 
     def __init__(
