@@ -46,7 +46,7 @@ def __getattr__(name: str) -> Any:
         from ctxengine.errors import DependencyMissingError
 
         raise DependencyMissingError(
-            f"{name} needs {distribution}: pip install 'ctxengine[langchain]'"
+            f"{name} needs {distribution}: from the ctxengine clone, pip install -e '.[langchain]' (the ctxengine[langchain] extra)"
         ) from exc
     return getattr(module, name)
 

@@ -21,7 +21,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
     from ctxengine.errors import DependencyMissingError
 
     raise DependencyMissingError(
-        "llamaindex_ctxengine needs llama-index-core: pip install 'ctxengine[llamaindex]'"
+        "llamaindex_ctxengine needs llama-index-core: from the ctxengine clone, pip install -e '.[llamaindex]' (the ctxengine[llamaindex] extra)"
     ) from error
 
 from ._events import ContextPacketEvent

@@ -51,85 +51,213 @@ def _side_by_side(console, packets, titles) -> None:
     console.print(Columns(tables))
 
 
+def _kept(doc) -> str:
+    """What compression kept, readable: "whole", or how many of the sentences."""
+    from .text import split_sentences
+
+    if doc.kept is None:
+        return "whole"
+    total = len(split_sentences(doc.document.text))
+    if len(doc.kept) >= total and all(span.sentence_index >= 0 for span in doc.kept):
+        return f"whole ({total} sentences)"
+    return f"{len(doc.kept)} of {total} sentences"
+
+
+def _documents_table(packet, title: str):
+    from rich.table import Table
+
+    hidden = {"alpha", "tag_importance"}  # inputs of a stage, not a stage's score
+    stages: list[str] = []
+    for doc in packet.documents:
+        stages += [name for name in doc.stage_scores if name not in hidden and name not in stages]
+    table = Table(title=title, title_justify="left", caption=_DOC_CAPTION, caption_justify="left")
+    for column in ("#", "id", *stages, "kept", "tokens"):
+        table.add_column(column, justify="left" if column in ("id", "kept") else "right")
+    for rank, doc in enumerate(packet.documents, 1):
+        cells = [f"{doc.stage_scores[s]:.2f}" if s in doc.stage_scores else "" for s in stages]
+        table.add_row(str(rank), doc.id, *cells, _kept(doc), str(doc.tokens or ""))
+    return table
+
+
+_DOC_CAPTION = (
+    "bm25: raw BM25; dense: cosine of MiniLM vectors (unrelated texts score ~0.2); hybrid: "
+    "0.65 x dense + 0.35 x bm25, each scaled 0-1 over this query's candidates (so the last "
+    "candidate scores 0); tags, dedup: the re-ranking chain's stages, in order"
+)
+
+
+def _memory_table(engine, query: str, session: str, packet, now: float):
+    from rich.table import Table
+
+    chosen = {turn.turn.id for turn in packet.memory_turns}
+    scored = sorted(
+        engine.memory.score(query, session_id=session), key=lambda s: (s.turn.timestamp, s.turn.seq)
+    )
+    table = Table(
+        title="Memory: every stored turn, scored for this question (chronological)",
+        title_justify="left",
+        caption="effective = importance x recency x freshness + boost (40 x relevance to the "
+        "question); recency halves every day; under 0.1 a turn is dropped. Columns: age, role, "
+        "importance, recency, boost, effective, in packet, content",
+        caption_justify="left",
+    )
+    for column, width in (("age", 5), ("role", 9), ("importance", 5), ("recency", 7), ("boost", 5),
+                          ("effective", 5), ("in packet", 7)):  # fmt: skip
+        justify = "left" if column in ("role", "in packet") else "right"
+        table.add_column(
+            column, justify=justify, no_wrap=True, min_width=width, overflow="ellipsis"
+        )
+    table.add_column("content", no_wrap=True, overflow="ellipsis", max_width=40)
+    for item in scored:
+        parts = item.components
+        hours = (now - item.turn.timestamp) / 3600
+        age = f"{hours / 24:.1f} d" if hours >= 24 else f"{hours:.1f} h"
+        if item.turn.id in chosen:
+            status = "[green]yes"
+        elif item.effective < engine.memory.drop_threshold:
+            status = "[red]dropped"
+        else:
+            status = "[yellow]no room"
+        table.add_row(
+            age, item.role, f"{parts.get('importance', 0):.2f}", f"{parts.get('recency', 0):.3f}",
+            f"{parts.get('boost', 0):.2f}", f"{item.effective:.2f}", status, item.content,
+        )  # fmt: skip
+    return table
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    from . import ContextEngine
-    from .demo import CONVERSATION, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET
+    from rich.panel import Panel
+
+    from . import ContextEngine, ManualClock
+    from .demo import FIRST_QUESTION, HISTORY, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET
 
     console = _console()
+    now = 1_750_000_000.0
+    clock = ManualClock(now - HISTORY[2][0] * 3600)
     engine = ContextEngine.from_documents(
         KNOWLEDGE_BASE,
         system_prompt=SYSTEM_PROMPT,
         token_budget=TOKEN_BUDGET,
         retrieval=args.retrieval,
         compression=args.compression,
+        clock=clock,
     )
     session = "demo"
-    # Turn 1: the user's first question, nothing remembered yet.
-    first_question = CONVERSATION[0][1]
-    first = engine.build(first_question, session_id=session)
-    for role, text in CONVERSATION:
-        engine.remember(role, text, session_id=session)
-    # Turn 2: the design's query, with the conversation in memory.
+    # Turn 1, three days ago: the user's first question, nothing remembered yet.
+    first = engine.build(FIRST_QUESTION, session_id=session)
+    for hours, role, text in HISTORY:
+        engine.remember(role, text, session_id=session, timestamp=now - hours * 3600)
+    clock.set(now)
+    # Turn 2, now: the history has aged; the question is about agents' memory.
     second = engine.build(QUERY, session_id=session)
-    _print_packet(console, first, f"turn 1: {first_question}")
-    _print_packet(console, second, f"turn 2: {QUERY}")
+    for packet, title in (
+        (first, f"turn 1 (3 days ago): {FIRST_QUESTION}"),
+        (second, f"turn 2 (now): {QUERY}"),
+    ):
+        console.rule(f"[bold]{title}")
+        console.print(Panel(packet.text, title="packet.text", expand=True))
+        console.print(_documents_table(packet, "Documents (best first)"))
+    console.print(_memory_table(engine, QUERY, session, second, now))
     _side_by_side(console, [first, second], ["turn 1", "turn 2"])
     return 0
 
 
-def _read_folder(folder: Path) -> list:
-    from .types import Document
+def _read_folder(args: argparse.Namespace) -> list:
+    from .chunking import MarkdownSplitter, read_folder
 
+    folder = Path(args.docs)
     if not folder.is_dir():
         raise CtxEngineError(f"--docs must be a folder, got {str(folder)!r}")
-    documents = []
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in (".md", ".txt") and path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if text.strip():
-                rel = str(path.relative_to(folder))
-                documents.append(Document(text=text, id=rel, metadata={"source": str(path)}))
+    splitter = None if args.whole_files else MarkdownSplitter(args.chunk_tokens)
+    documents = read_folder(folder, splitter=splitter)
     if not documents:
-        raise CtxEngineError(f"no .md or .txt files under {str(folder)!r}")
+        raise CtxEngineError(f"no .md, .txt or .rst files under {str(folder)!r}")
     return documents
 
 
+class _ProgressEmbedder:
+    """Feeds an embedder in batches and advances one progress display, so every embedding
+    phase of indexing (documents, then sentence windows, in whatever calls the retriever
+    makes) shows on the same bar, with its rate."""
+
+    def __init__(self, inner, progress, task, batch_size: int = 64) -> None:
+        self.inner, self.progress, self.task, self.batch_size = inner, progress, task, batch_size
+        self.name, self.dimension = inner.name, inner.dimension
+
+    def embed(self, texts):
+        import numpy as np
+
+        texts = list(texts)
+        self.progress.update(
+            self.task, total=(self.progress.tasks[self.task].total or 0) + len(texts)
+        )
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            parts.append(self.inner.embed(batch))
+            self.progress.advance(self.task, len(batch))
+        return np.concatenate(parts) if parts else self.inner.embed([])
+
+
 def run_build(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.text import Text
 
     from . import ContextEngine
     from .embeddings import default_embedder
 
     console = _console()
-    documents = _read_folder(Path(args.docs))
-    if args.retrieval in ("dense", "hybrid", "adaptive"):
-        embedder = default_embedder()
-        # Embed in batches up front so the user sees progress; the cache makes the
-        # retriever's own embedding step free afterwards.
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("embedding", total=len(documents))
-            for start in range(0, len(documents), 64):
-                batch = documents[start : start + 64]
-                embedder.embed([doc.text for doc in batch])
-                progress.advance(task, len(batch))
+    started = time.perf_counter()
+    documents = _read_folder(args)
+    files = len({d.metadata["source"] for d in documents})
     kwargs = {}
     if args.system_prompt is not None:
         kwargs["system_prompt"] = args.system_prompt
-    engine = ContextEngine.from_documents(
-        documents,
-        token_budget=args.budget,
-        retrieval=args.retrieval,
-        compression=args.compression,
-        k=args.k,
-        **kwargs,
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.0f} texts/s" if task.speed else "")
+
+    columns = (
+        TextColumn("[bold]embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
     )
+    with Progress(*columns, console=console, transient=True, disable=args.json) as progress:
+        embedder = None
+        if args.retrieval in ("dense", "hybrid", "adaptive") or args.compression == "semantic":
+            task = progress.add_task("embedding", total=0)
+            embedder = _ProgressEmbedder(default_embedder(), progress, task)
+        engine = ContextEngine.from_documents(
+            documents,
+            token_budget=args.budget,
+            retrieval=args.retrieval,
+            compression=args.compression,
+            k=args.k,
+            embedder=embedder,
+            **kwargs,
+        )
+    indexed = time.perf_counter() - started
     packet = engine.build(args.query)
     if args.json:
         import json
 
         print(json.dumps(packet.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        _print_packet(console, packet, args.query)
+        return 0
+    unit = "files" if args.whole_files else f"passages from {files} files"
+    console.print(f"indexed {len(documents)} {unit} in {indexed:.1f} s ({args.retrieval})")
+    _print_packet(console, packet, args.query)
     return 0
 
 
@@ -145,7 +273,9 @@ def run_train(args: argparse.Namespace) -> int:
         skipped = sum(isinstance(e, MemoryExample) for e in examples)
         examples = [e for e in examples if not isinstance(e, MemoryExample)]
         if skipped:
-            console.print(f"{skipped} turn example(s) skipped: pass --memory-url to train the memory scorer")
+            console.print(
+                f"{skipped} turn example(s) skipped: pass --memory-url to train the memory scorer"
+            )
     if not examples:
         raise CtxEngineError(f"{args.feedback} holds no query with an item marked useful")
     engine = ContextEngine.load(args.index, memory_url=args.memory_url, candidates=args.candidates)
@@ -164,44 +294,136 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_cache_dir() -> Path:
+    """Where the command keeps embeddings unless told otherwise: the user cache directory
+    (``~/.cache/ctxengine/embeddings`` on Linux)."""
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:  # platformdirs is optional: the XDG location it would give on Linux
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "ctxengine" / "embeddings"
+    return Path(user_cache_dir("ctxengine")) / "embeddings"
+
+
+EPILOG = """embedding cache:
+  Embeddings are kept on disk (an SQLite file per model, keyed by text) so a second run
+  embeds nothing it has seen. Default: the user cache directory (%(cache)s);
+  CTXENGINE_EMBED_CACHE=DIR or --embed-cache DIR moves it, --no-embed-cache turns it off.
+
+environment:
+  CTXENGINE_EMBED_CACHE  the embedding cache directory (see above)
+  HF_HUB_OFFLINE         set to 1 by this command: models load from local folders only
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ctxengine", description=__doc__)
+    from . import __version__
+
+    epilog = EPILOG % {"cache": default_cache_dir()}
+    parser = argparse.ArgumentParser(
+        prog="ctxengine",
+        description=__doc__,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ctxengine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--retrieval", default="hybrid", help="keyword|tfidf|dense|hybrid|adaptive")
-        p.add_argument("--compression", default="extractive", help="truncate|sentence|extractive|semantic")
+        p.add_argument(
+            "--retrieval",
+            default="hybrid",
+            help="keyword|tfidf|dense|hybrid|adaptive (default hybrid)",
+        )
+        p.add_argument(
+            "--compression",
+            default="extractive",
+            help="truncate|sentence|extractive|semantic (default extractive)",
+        )
+        cache = p.add_mutually_exclusive_group()
+        cache.add_argument(
+            "--embed-cache",
+            metavar="DIR",
+            default=None,
+            help=f"embedding cache directory (default: $CTXENGINE_EMBED_CACHE, else {default_cache_dir()})",
+        )
+        cache.add_argument(
+            "--no-embed-cache", action="store_true", help="keep embeddings in memory only"
+        )
 
-    demo = sub.add_parser("demo", help="run the design's 5-document, two-turn scenario")
+    demo = sub.add_parser(
+        "demo", help="five documents, turns of different ages, two packets side by side", epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     common(demo)
     demo.set_defaults(func=run_demo)
 
-    build = sub.add_parser("build", help="build a packet over a folder of .md/.txt files")
-    build.add_argument("--docs", required=True, help="folder of .md / .txt files")
+    build = sub.add_parser(
+        "build", help="index a folder of .md/.txt/.rst files and build a packet for a query", epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    build.add_argument(
+        "--docs", required=True, help="folder of .md / .txt / .rst files (searched recursively)"
+    )
     build.add_argument("--query", required=True)
     build.add_argument("--budget", type=int, default=800, help="token budget (default 800)")
     build.add_argument("--k", type=int, default=5, help="documents at most (default 5)")
     build.add_argument("--system-prompt", default=None)
     build.add_argument("--json", action="store_true", help="print the packet as JSON")
+    build.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=256,
+        help="passage size in tokens when splitting files (default 256)",
+    )
+    build.add_argument(
+        "--whole-files",
+        action="store_true",
+        help="index each file as one document instead of splitting it",
+    )
     common(build)
     build.set_defaults(func=run_build)
 
-    train = sub.add_parser("train", help="fit the learned scorers of a saved index from a feedback log")
+    train = sub.add_parser(
+        "train", help="fit the learned scorers of a saved index from a feedback log"
+    )
     train.add_argument("--index", required=True, help="index directory (saved by engine.save)")
-    train.add_argument("--feedback", required=True, help="JSONL log written by engine.record_feedback")
-    train.add_argument("--memory-url", default=None, help="memory store holding the sessions (turn feedback)")
-    train.add_argument("--candidates", type=int, default=30, help="candidates per query, as at query time")
+    train.add_argument(
+        "--feedback", required=True, help="JSONL log written by engine.record_feedback"
+    )
+    train.add_argument(
+        "--memory-url", default=None, help="memory store holding the sessions (turn feedback)"
+    )
+    train.add_argument(
+        "--candidates", type=int, default=30, help="candidates per query, as at query time"
+    )
     train.add_argument("--objective", default=None, help="pointwise (default) | pairwise")
-    train.add_argument("--knots", type=int, default=None, help="knots per feature shape (0: linear; default 4)")
-    train.add_argument("--C", type=float, default=None, help="inverse regularisation strength (default 1.0)")
+    train.add_argument(
+        "--knots", type=int, default=None, help="knots per feature shape (0: linear; default 4)"
+    )
+    train.add_argument(
+        "--C", type=float, default=None, help="inverse regularisation strength (default 1.0)"
+    )
     train.add_argument("--out", default=None, help="save here instead of over --index")
     train.set_defaults(func=run_train)
     return parser
 
 
+def _set_embed_cache(args: argparse.Namespace) -> None:
+    """The process-wide embedder reads CTXENGINE_EMBED_CACHE: point it at the flag's
+    directory, else the variable's, else the user cache directory."""
+    if getattr(args, "no_embed_cache", False):
+        os.environ.pop("CTXENGINE_EMBED_CACHE", None)
+    elif getattr(args, "embed_cache", None):
+        os.environ["CTXENGINE_EMBED_CACHE"] = args.embed_cache
+    elif not os.environ.get("CTXENGINE_EMBED_CACHE"):
+        os.environ["CTXENGINE_EMBED_CACHE"] = str(default_cache_dir())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
+    _set_embed_cache(args)
     try:
         return int(args.func(args))
     except CtxEngineError as exc:

@@ -1,4 +1,5 @@
-"""The design's scenario: a 5-document knowledge base, three turns, two packets."""
+"""The demo's scenario: a 5-document knowledge base, a conversation whose turns are hours and
+days old, two packets."""
 
 from __future__ import annotations
 
@@ -96,6 +97,37 @@ SYSTEM_PROMPT = (
     "more depth and end with one line that tells the user what to try next."
 )
 
+#: The conversation so far: (hours ago, role, text). Ages differ so that decay shows: the
+#: six-day-old sourdough chat has decayed to almost nothing (recency 1/64) and keeps only
+#: the little its relevance to the question adds; the day-old question about memory decay
+#: has decayed too, but the question is about it, so the relevance boost ranks it first.
+HISTORY: tuple[tuple[float, str, str], ...] = (
+    (144.0, "user", "Unrelated: what hydration should a beginner use for sourdough bread?"),
+    (144.0, "assistant", "Start around 70% hydration; wetter doughs are harder to shape."),
+    (74.0, "user", "What is context engineering, and why does the token budget matter?"),
+    (
+        74.0,
+        "assistant",
+        (
+            "Context engineering decides what the model sees and in what order; the budget matters "
+            "because anything past the window is cut or rejected [ctx-005]."
+        ),
+    ),
+    (26.0, "user", "Explain how memory decay prevents context bloat in long chats."),
+    (
+        26.0,
+        "assistant",
+        (
+            "Each turn's score fades with age, so old small talk drops out of the prompt while "
+            "turns that match the current question are revived [mem-001]."
+        ),
+    ),
+    (0.2, "user", "I build support agents that keep months of chat history."),
+)
+
+FIRST_QUESTION = HISTORY[2][2]  # asked three days ago, when nothing was remembered
+
+#: The same conversation without ages (role, text), as the tests and adapters replay it.
 CONVERSATION: tuple[tuple[str, str], ...] = (
     ("user", "What is context engineering, and why does the token budget matter?"),
     (
@@ -107,6 +139,5 @@ CONVERSATION: tuple[tuple[str, str], ...] = (
     ),
     ("user", "Explain how memory decay prevents context bloat in long chats."),
 )
-
 QUERY = "How do embeddings and TF-IDF compare for memory in agents?"
 TOKEN_BUDGET = 800

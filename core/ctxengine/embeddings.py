@@ -13,13 +13,14 @@ never re-embeds the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -101,6 +102,22 @@ def bundled_model_path() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+@contextlib.contextmanager
+def _quiet_loading(quiet: bool) -> Iterator[None]:
+    """Hide transformers' ``Loading weights`` bar (printed by every process that loads a
+    model) unless progress was asked for; the caller's own setting is restored."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = not hf_logging.is_progress_bar_enabled()
+    if quiet and not was_disabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and not was_disabled:
+            hf_logging.enable_progress_bar()
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory (never from a hub).
 
@@ -121,8 +138,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise DependencyMissingError(
-                "sentence-transformers is needed for dense embeddings: "
-                "pip install 'ctxengine[embeddings]'"
+                "sentence-transformers is needed for dense embeddings: from the ctxengine "
+                "clone, pip install -e '.[embeddings]' (the ctxengine[embeddings] extra)"
             ) from exc
         if model is None:
             path = bundled_model_path()
@@ -147,7 +164,8 @@ class SentenceTransformerEmbedder:
         self.small_batch_threads = small_batch_threads
         self.show_progress = show_progress
         try:
-            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            with _quiet_loading(not show_progress):
+                self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load a model from {str(path)!r}: {exc}") from exc
         dimension = self._model.get_embedding_dimension() if hasattr(
@@ -227,7 +245,14 @@ class CallableEmbedder:
 class HashingEmbedder:
     """Deterministic lexical fallback: hashed word and word-bigram counts (scikit-learn's
     ``HashingVectorizer``) over ctxengine's analyzer, L2-normalised. Same text, same vector,
-    on every machine. It captures word overlap, not meaning."""
+    on every machine. It captures word overlap, not meaning.
+
+    Examples
+    --------
+    >>> from ctxengine.embeddings import HashingEmbedder
+    >>> HashingEmbedder().embed(["hello world", "hello there"]).shape
+    (2, 2048)
+    """
 
     #: Largest dimension accepted (a dense float32 row of it is 4 MB).
     MAX_DIMENSION = 1 << 20

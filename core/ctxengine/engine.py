@@ -67,17 +67,23 @@ class ContextEngine:
         Where :meth:`record_feedback` logs: a :class:`~ctxengine.learn.FeedbackLog`, a
         JSONL file path, or ``None`` (kept in memory).
 
+    Attributes
+    ----------
+    embedder:
+        What :meth:`fit` embeds passages with; set by :meth:`from_retriever` to the one
+        its components share, else ``None`` (process default).
+
     Examples
     --------
-    >>> from ctxengine import ContextEngine
+    >>> from ctxengine import ContextEngine, Document
     >>> engine = ContextEngine.from_documents(
-    ...     ["BM25 ranks by term frequency.", "Embeddings capture meaning."],
-    ...     retrieval="keyword", token_budget=200, memory_options={"relevance": "lexical"})
-    >>> packet = engine.build("How does BM25 rank?")
-    >>> packet.documents[0].text
-    'BM25 ranks by term frequency.'
-    >>> packet.tokens_used <= 200
-    True
+    ...     [Document(id="bm25", text="BM25 ranks documents by term frequency and rarity."),
+    ...      Document(id="emb", text="Embeddings map text to dense vectors.")],
+    ...     retrieval="keyword", token_budget=300)
+    >>> _ = engine.remember("user", "I am comparing retrieval methods.", session_id="a")
+    >>> packet = engine.build("How does BM25 rank documents?", session_id="a")
+    >>> [d.id for d in packet.documents], packet.tokens_used <= 300, len(packet.memory_turns)
+    (['bm25'], True, 1)
     """
 
     def __init__(

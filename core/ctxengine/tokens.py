@@ -144,7 +144,14 @@ def load_tiktoken_encoding(name: str = "cl100k_base") -> Any:
 
 
 class TiktokenCounter:
-    """Counts tokens with a tiktoken encoding (``cl100k_base`` by default), offline."""
+    """Counts tokens with a tiktoken encoding (``cl100k_base`` by default), offline.
+
+    Examples
+    --------
+    >>> from ctxengine.tokens import TiktokenCounter
+    >>> TiktokenCounter().count("Hello, world!")
+    4
+    """
 
     def __init__(self, encoding: str = "cl100k_base") -> None:
         self.name = encoding

@@ -1,4 +1,4 @@
-"""The README's LlamaIndex section: every ```python block between its markers runs as-is."""
+"""The LlamaIndex guide (docs/guides/llamaindex.md): every ```python block runs as-is."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-START, END = "<!-- llamaindex:start -->", "<!-- llamaindex:end -->"
+README = Path(__file__).resolve().parents[2] / "docs" / "guides" / "llamaindex.md"
 ADAPTERS = ("ContextEnginePostprocessor", "ContextEngineChatMemory", "DecayMemoryBlock", "ContextEngineRetriever")
 
 
 def section(text: str) -> str | None:
-    """The text between the markers, or None when the README has no such section."""
-    if START not in text or END not in text:
-        return None
-    return text.split(START, 1)[1].split(END, 1)[0]
+    """The guide's text (the whole page is the section)."""
+    return text
 
 
 def python_blocks(text: str) -> list[str]:
@@ -27,7 +24,7 @@ def python_blocks(text: str) -> list[str]:
 
 SECTION = section(README.read_text(encoding="utf-8")) if README.exists() else None
 BLOCKS = python_blocks(SECTION) if SECTION is not None else []
-needs_section = pytest.mark.skipif(SECTION is None, reason="README has no LlamaIndex section markers")
+needs_section = pytest.mark.skipif(SECTION is None, reason="no LlamaIndex guide")
 
 
 @needs_section
@@ -41,5 +38,5 @@ def test_section_shows_every_adapter():
 def test_example_runs(index, tmp_path, monkeypatch, capsys):
     # A fresh namespace per block: each example must run on its own, as pasted.
     monkeypatch.chdir(tmp_path)
-    exec(compile(BLOCKS[index], f"README.md:llamaindex[{index}]", "exec"), {"__name__": "__main__"})  # noqa: S102 - the README's own code, run as written
+    exec(compile(BLOCKS[index], f"docs/guides/llamaindex.md[{index}]", "exec"), {"__name__": "__main__"})  # noqa: S102 - the README's own code, run as written
     assert capsys.readouterr().out.strip()  # every example shows its result

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._validation import check_positive_int, check_text
+from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences
@@ -105,7 +106,7 @@ class _BaseCompressor:
         return tuple(
             _Sentence(0, index, start, end, text[start:end], count(text[start:end]),
                       frozenset(analyze(text[start:end])))
-            for index, (start, end) in enumerate(split_sentences(text))
+            for index, (start, end) in enumerate(_keep_fences_whole(text, split_sentences(text)))
         )
 
     def _whole_document(self, text: str) -> _Sentence:
@@ -178,6 +179,10 @@ class _BaseCompressor:
         prefix = prefix.rstrip()
         if counter.count(prefix) > max_tokens:  # a tokenizer that is not prefix-monotone
             prefix = counter.truncate(prefix, max_tokens).rstrip()
+        # A cut inside a code block would leave its fence open: end before the block.
+        for start, end in fence_spans(text):
+            if start < len(prefix) < end:
+                return prefix[:start].rstrip()
         return prefix
 
     def _result(
@@ -195,6 +200,24 @@ class _BaseCompressor:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_counter={self.token_counter!r})"
+
+
+def _keep_fences_whole(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentence spans with those inside one fenced code block merged into one, so a
+    compressor keeps or drops a code block whole and never leaves its fence open."""
+    fences = fence_spans(text) if "``" in text or "~~" in text else []
+    if not fences:
+        return spans
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        for f_start, f_end in fences:
+            if start < f_end and end > f_start:  # overlaps the block: grow to cover it
+                start, end = min(start, f_start), max(end, f_end)
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def lexical_recall(query: str, texts: Sequence[str]) -> np.ndarray:

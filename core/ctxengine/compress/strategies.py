@@ -85,6 +85,16 @@ class ExtractiveCompressor(_BaseCompressor):
     it kept fewer rationale sentences on SciFact). Sentences that match nothing still fill
     leftover room, earlier documents and sentences first. A document shorter than
     ``whole_below`` tokens is scored and taken as one unit (0 splits every document).
+
+    Examples
+    --------
+    >>> from ctxengine.compress import ExtractiveCompressor
+    >>> from ctxengine.types import Document, ScoredDocument
+    >>> text = "BM25 uses term frequency. It also uses document length. The weather is nice today."
+    >>> kept = ExtractiveCompressor().compress(
+    ...     "What does BM25 use?", [ScoredDocument(Document(id="d", text=text), 1.0)], max_tokens=12)
+    >>> [doc.text for doc in kept]
+    ['BM25 uses term frequency. It also uses document length.']
     """
 
     name = "extractive"

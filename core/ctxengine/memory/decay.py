@@ -88,6 +88,15 @@ class DecayMemory:
     Reading (``score``, ``recall`` with ``touch=False``) never changes the memory, so the
     same inputs give the same packet. ``recall(..., touch=True)`` refreshes the returned
     turns' last access.
+
+    Examples
+    --------
+    >>> from ctxengine import ManualClock
+    >>> from ctxengine.memory import DecayMemory
+    >>> memory = DecayMemory(relevance="lexical", clock=ManualClock(1_700_000_000))
+    >>> _ = memory.add("user", "My order number is 4417.", session_id="a")
+    >>> [turn.content for turn in memory.recall("what is my order number", max_tokens=50, session_id="a")]
+    ['My order number is 4417.']
     """
 
     def __init__(

@@ -53,7 +53,7 @@ try:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
     raise DependencyMissingError(
-        f"the PostgreSQL store needs psycopg 3 and psycopg-pool: pip install 'ctxengine[postgres]' ({exc})"
+        f"the PostgreSQL store needs psycopg 3 and psycopg-pool: from the ctxengine clone, pip install -e '.[postgres]' (the ctxengine[postgres] extra; {exc})"
     ) from exc
 
 # Step i upgrades schema version i to i + 1 (see ``_sql.SCHEMA_VERSION``).

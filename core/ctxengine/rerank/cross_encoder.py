@@ -68,7 +68,7 @@ class CrossEncoderReranker(BaseReranker):
         except ImportError as exc:
             raise DependencyMissingError(
                 "sentence-transformers is needed for cross-encoder re-ranking: "
-                "pip install 'ctxengine[embeddings]'"
+                "from the ctxengine clone, pip install -e '.[embeddings]' (the ctxengine[embeddings] extra)"
             ) from exc
         try:
             self._model = CrossEncoder(str(path), device="cpu", local_files_only=True)

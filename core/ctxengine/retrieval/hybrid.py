@@ -72,6 +72,15 @@ class HybridRetriever:
     passage that answers; the windows find it. Measured at alpha 0.65, nDCG@10 SciFact
     0.736 -> 0.748, LoCoMo 0.487 -> 0.501 (``benchmarks/peers.py``); documents of one or two
     sentences (chat turns) add nothing to embed, a 10-sentence abstract adds 9 windows.
+
+    Examples
+    --------
+    >>> from ctxengine.retrieval import HybridRetriever
+    >>> retriever = HybridRetriever(
+    ...     ["BM25 ranks documents by term frequency and rarity.", "Embeddings map text to vectors."],
+    ...     mode="keyword")
+    >>> [hit.document.text[:4] for hit in retriever.retrieve("BM25 rarity", k=2)]  # keyword mode: matches only
+    ['BM25']
     """
 
     def __init__(
