@@ -45,4 +45,4 @@ if failed:
     raise SystemExit(1)
 PY
 # The store tests that need neither a model nor a framework.
-CTXENGINE_LOWEST_PYTHON=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/engine/test_lowest_python.py
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/engine/test_lowest_python.py

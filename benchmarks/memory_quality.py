@@ -97,7 +97,7 @@ class Replay:
         ]  # fmt: skip
         self.texts = [render_turn(t.role, t.content) for t in self.turns]
         self.tokens = [counter.count(text) for text in self.texts]
-        self.bm25 = BM25Index([analyze(text) for text in self.texts], k1=1.5, b=0.75)
+        self.bm25 = BM25Index.from_tokens([analyze(text) for text in self.texts], k1=1.5, b=0.75)
         self.vectors = default_embedder().embed(self.texts)
 
     def memory(self, **options) -> DecayMemory:

@@ -78,6 +78,12 @@ class BM25Index:
         lengths = np.fromiter((d.length for d in documents), dtype=np.float64, count=len(documents))
         self._finish(lengths, np.diff(main.indptr))
 
+    @classmethod
+    def from_tokens(cls, token_lists: Sequence[Sequence[str]], *, k1: float, b: float) -> BM25Index:
+        """An index over analyzed documents, with a vocabulary of its own."""
+        vocabulary: dict[str, int] = {}
+        return cls([postings(tokens, vocabulary) for tokens in token_lists], vocabulary, k1=k1, b=b)
+
     def _finish(self, lengths: np.ndarray, df: np.ndarray) -> None:
         self.n_docs = len(lengths)
         self._lengths, self._df = lengths, df
