@@ -75,15 +75,29 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small slice of everything (smoke test)")
-    parser.add_argument("--only", action="append", choices=list(SECTIONS), help="run this section (repeatable)")
-    parser.add_argument("--all", action="store_true", help="also the sections left out of the default run: "
-                        + ", ".join(n for n, spec in SECTIONS.items() if not spec.default))  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="a small slice of everything (smoke test)"
+    )
+    parser.add_argument(
+        "--only", action="append", choices=list(SECTIONS), help="run this section (repeatable)"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also the sections left out of the default run: "
+        + ", ".join(n for n, spec in SECTIONS.items() if not spec.default),
+    )
     parser.add_argument("--data", default=None, help="folder holding locomo/ and scifact/")
-    parser.add_argument("--out", type=Path, default=None, help="where RESULTS.md, PNGs and results.json go")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch intra-op threads (OMP_NUM_THREADS); on a shared, loaded machine 1 "
-                        "thread embeds one query ~10x faster than torch's default of one per core")  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where RESULTS.md, PNGs and results.json go"
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (OMP_NUM_THREADS); on a shared, loaded machine 1 "
+        "thread embeds one query ~10x faster than torch's default of one per core",
+    )
     args = parser.parse_args(argv)
     if args.data is not None and not Path(args.data).is_dir():
         parser.error(f"--data {args.data!r} is not a folder")
@@ -102,7 +116,10 @@ def _cpu_seconds() -> float:
     """User + system CPU time of this process and its finished children (build_latency's)."""
     import resource
 
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
@@ -110,8 +127,12 @@ def _run_all(args: argparse.Namespace) -> int:
     from benchmarks import report
 
     out = args.out or (ROOT / ".cache" / "benchmarks-quick" if args.quick else HERE)
-    names = args.only or [n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick]
-    command = "python -m benchmarks" + (" --quick" if args.quick else "") + (" --all" if args.all else "")
+    names = args.only or [
+        n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick
+    ]
+    command = (
+        "python -m benchmarks" + (" --quick" if args.quick else "") + (" --all" if args.all else "")
+    )
     command += f" --torch-threads {args.torch_threads}" if args.torch_threads else ""
     command += "".join(f" --only {name}" for name in args.only or ())
     previous = out / "results.json"
@@ -127,11 +148,19 @@ def _run_all(args: argparse.Namespace) -> int:
         results["sections"][name] = run_section(name, args.quick)
     results["sections"] = {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}
     elapsed = sum(section.get("seconds", 0.0) for section in results["sections"].values())
-    results["cpu_seconds"] = sum(section.get("cpu_seconds", 0.0) for section in results["sections"].values())
-    results["not_run"] = {n: spec.title for n, spec in SECTIONS.items() if n not in results["sections"]}
-    results |= {"command": command, "quick": args.quick, "seconds": elapsed,
-                "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "environment": report.environment(ROOT) | {"load": [load_start, os.getloadavg()[0]]}}  # fmt: skip
+    results["cpu_seconds"] = sum(
+        section.get("cpu_seconds", 0.0) for section in results["sections"].values()
+    )
+    results["not_run"] = {
+        n: spec.title for n, spec in SECTIONS.items() if n not in results["sections"]
+    }
+    results |= {
+        "command": command,
+        "quick": args.quick,
+        "seconds": elapsed,
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "environment": report.environment(ROOT) | {"load": [load_start, os.getloadavg()[0]]},
+    }
     out.mkdir(parents=True, exist_ok=True)
     previous.write_text(json.dumps(results, indent=1, default=str))
     path = report.write(results, out)

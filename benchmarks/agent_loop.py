@@ -123,9 +123,13 @@ def locomo_task(
             thread.append(Question(q.question, calls, evidence))
         threads.append(thread)
     return Task(
-        "LoCoMo", "read_session", "Read one whole session of the conversation, by its id.",
-        lambda n: sessions.get(str(n), "no such session"), threads, budget,
-    )  # fmt: skip
+        "LoCoMo",
+        "read_session",
+        "Read one whole session of the conversation, by its id.",
+        lambda n: sessions.get(str(n), "no such session"),
+        threads,
+        budget,
+    )
 
 
 def scifact_task(root: Path, claims: int, budget: int, rng: random.Random) -> Task:
@@ -169,9 +173,13 @@ def scifact_task(root: Path, claims: int, budget: int, rng: random.Random) -> Ta
             )
         threads.append(thread)
     return Task(
-        "SciFact", "search", "Search the literature; returns matching abstracts.",
-        lambda query: results.get(str(query), "no results"), threads, budget,
-    )  # fmt: skip
+        "SciFact",
+        "search",
+        "Search the literature; returns matching abstracts.",
+        lambda query: results.get(str(query), "no results"),
+        threads,
+        budget,
+    )
 
 
 # --- LangChain systems ----------------------------------------------------------------------
@@ -230,8 +238,14 @@ def langchain_runs(task: Task, systems: Sequence[str], counter: Any) -> list[Run
 
     @wrap_model_call
     def trimmed(request: Any, handler: Any) -> Any:
-        kept = trim_messages(request.messages, max_tokens=room, token_counter=count, strategy="last",
-                             start_on="human", allow_partial=False)  # fmt: skip
+        kept = trim_messages(
+            request.messages,
+            max_tokens=room,
+            token_counter=count,
+            strategy="last",
+            start_on="human",
+            allow_partial=False,
+        )
         return handler(request.override(messages=kept))
 
     def middleware(system: str) -> list[Any]:
@@ -248,8 +262,14 @@ def langchain_runs(task: Task, systems: Sequence[str], counter: Any) -> list[Run
             return [trimmed]
         if system == "SummarizationMiddleware":
             summariser = FakeListChatModel(responses=["Earlier, tools were called and read."])
-            return [SummarizationMiddleware(summariser, trigger=("tokens", room), keep=("tokens", room // 2),
-                                            token_counter=count)]  # fmt: skip
+            return [
+                SummarizationMiddleware(
+                    summariser,
+                    trigger=("tokens", room),
+                    keep=("tokens", room // 2),
+                    token_counter=count,
+                )
+            ]
         engine = ContextEngine.from_retriever(None, token_budget=task.budget, system_prompt="")
         # Load the compressor's model before the clock starts (a one-off, not a per-call cost).
         engine.compressor.compress("warm up", [ScoredDocument(Document("One. Two."), 1.0)], 8)
@@ -284,18 +304,29 @@ def langchain_runs(task: Task, systems: Sequence[str], counter: Any) -> list[Run
         chosen = [middleware(system) for _ in task.threads]
         started = time.perf_counter()
         for t, thread in enumerate(task.threads):
-            agent = create_agent(model, tools=[tool], system_prompt=SYSTEM, middleware=chosen[t],
-                                 checkpointer=InMemorySaver())  # fmt: skip
+            agent = create_agent(
+                model,
+                tools=[tool],
+                system_prompt=SYSTEM,
+                middleware=chosen[t],
+                checkpointer=InMemorySaver(),
+            )
             for question in thread:
-                agent.invoke({"messages": [{"role": "user", "content": question.text}]},
-                             {"configurable": {"thread_id": f"{task.name}-{t}"}})  # fmt: skip
+                agent.invoke(
+                    {"messages": [{"role": "user", "content": question.text}]},
+                    {"configurable": {"thread_id": f"{task.name}-{t}"}},
+                )
         run.seconds = time.perf_counter() - started
         evidence = [q.evidence for thread in task.threads for q in thread]
         for messages, bound in model.received:
             system_text = str(messages[0].text) if messages and messages[0].type == "system" else ""
             rest = messages[1:] if system_text else messages
-            run.tokens.append(counter.count(system_text) + 4 * bool(system_text) + count(rest)
-                              + count_tools(tool_schemas(bound), counter))  # fmt: skip
+            run.tokens.append(
+                counter.count(system_text)
+                + 4 * bool(system_text)
+                + count(rest)
+                + count_tools(tool_schemas(bound), counter)
+            )
         for index, gold in zip(answers, evidence):
             run.evidence.append(
                 _kept(gold, " ".join(str(m.text) for m in model.received[index][0]))
@@ -405,11 +436,19 @@ def rows(task: Task, runs: Sequence[Run]) -> list[list[Any]]:
         tokens = sorted(run.tokens)
         p95 = tokens[min(len(tokens) - 1, round(0.95 * (len(tokens) - 1)))]
         over = sum(t > task.budget for t in tokens)
-        out.append([
-            task.name, run.system, len(tokens), int(statistics.median(tokens)), p95, tokens[-1],
-            f"{over} ({over / len(tokens):.0%})", f"{statistics.mean(run.evidence):.1%}",
-            f"{1000 * run.seconds / len(tokens):.1f}",
-        ])  # fmt: skip
+        out.append(
+            [
+                task.name,
+                run.system,
+                len(tokens),
+                int(statistics.median(tokens)),
+                p95,
+                tokens[-1],
+                f"{over} ({over / len(tokens):.0%})",
+                f"{statistics.mean(run.evidence):.1%}",
+                f"{1000 * run.seconds / len(tokens):.1f}",
+            ]
+        )
     return out
 
 
@@ -480,8 +519,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for row in [HEADER, *all_rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
     questions = sum(len(th) for t in tasks for th in t.threads)
-    print(f"B={args.budget} tokens (cl100k_base, count_request), {questions} questions, "
-          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    print(
+        f"B={args.budget} tokens (cl100k_base, count_request), {questions} questions, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     if args.plot and not args.quick:
         plot(all_rows, Path(args.plot), args.budget)
         print(f"plot: {args.plot}")

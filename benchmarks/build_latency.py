@@ -143,34 +143,52 @@ def measure(size: int, label: str, n_queries: int) -> dict:
 
 def run_child(size: int, label: str, n_queries: int) -> dict:
     """``measure`` in a fresh interpreter (its own peak RSS); raises with its stderr on failure."""
-    command = [sys.executable, "-m", "benchmarks.build_latency", "--child", str(size), label,
-               "--queries", str(n_queries)]  # fmt: skip
-    done = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ))
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.build_latency",
+        "--child",
+        str(size),
+        label,
+        "--queries",
+        str(n_queries),
+    ]
+    done = subprocess.run(
+        command, check=False, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ)
+    )
     if done.returncode != 0:
         raise RuntimeError(f"build_latency child {size} {label!r} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-HEADER = (f"{'docs':>7} {'mode':<18} {'median ms':>9} {'p95 ms':>7} {'new q ms':>8} "
-          f"{'retr':>6} {'rerank':>6} {'mem':>5} {'compr':>6} {'asm':>5} {'index docs/s':>12} "
-          f"{'RSS base':>8} {'peak MB':>7}")  # fmt: skip
+HEADER = (
+    f"{'docs':>7} {'mode':<18} {'median ms':>9} {'p95 ms':>7} {'new q ms':>8} "
+    f"{'retr':>6} {'rerank':>6} {'mem':>5} {'compr':>6} {'asm':>5} {'index docs/s':>12} "
+    f"{'RSS base':>8} {'peak MB':>7}"
+)
 
 
 def print_rows(rows: Sequence[dict]) -> None:
     for r in rows:
         s = r["stage_ms"]
-        print(f"{r['docs']:>7} {r['mode']:<18} {r['median_ms']:>9.2f} {r['p95_ms']:>7.2f} {r['new_query_median_ms']:>8.1f} "
-              f"{s['retrieve']:>6.2f} {s['rerank']:>6.2f} {s['memory']:>5.2f} {s['compress']:>6.2f} {s['assemble']:>5.2f} "
-              f"{r['docs_per_s']:>12,.0f} {r['rss_before_mb']:>8.0f} {r['peak_rss_mb']:>7.0f}",
-              flush=True)  # fmt: skip
+        print(
+            f"{r['docs']:>7} {r['mode']:<18} {r['median_ms']:>9.2f} {r['p95_ms']:>7.2f} {r['new_query_median_ms']:>8.1f} "
+            f"{s['retrieve']:>6.2f} {s['rerank']:>6.2f} {s['memory']:>5.2f} {s['compress']:>6.2f} {s['assemble']:>5.2f} "
+            f"{r['docs_per_s']:>12,.0f} {r['rss_before_mb']:>8.0f} {r['peak_rss_mb']:>7.0f}",
+            flush=True,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
-    parser.add_argument("--modes", default=",".join(m[0] for m in MODES), help="comma-separated labels")
+    parser.add_argument(
+        "--modes", default=",".join(m[0] for m in MODES), help="comma-separated labels"
+    )
     parser.add_argument("--queries", type=int, default=60, help="timed build() calls per cell")
-    parser.add_argument("--quick", action="store_true", help="500 documents, keyword and hybrid, 5 queries")
+    parser.add_argument(
+        "--quick", action="store_true", help="500 documents, keyword and hybrid, 5 queries"
+    )
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -179,8 +197,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",")]
     labels = ["keyword", "hybrid"] if args.quick else [m.strip() for m in args.modes.split(",")]
     n_queries = 5 if args.quick else args.queries
-    print(f"engine.build() over synthetic LoCoMo corpora; {n_queries} timed queries per cell, "
-          f"one process per cell; {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"engine.build() over synthetic LoCoMo corpora; {n_queries} timed queries per cell, "
+        f"one process per cell; {os.cpu_count()} CPUs"
+    )
     print(HEADER)
     rows = []
     for size in sizes:

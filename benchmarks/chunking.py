@@ -76,7 +76,9 @@ def load(root: Path, splitter: MarkdownSplitter | None) -> list:
     for sub in SUBFOLDERS:
         for doc in read_folder(root / sub, splitter=splitter):
             file = f"{sub}/{doc.id.split('#', 1)[0]}"
-            documents.append(replace(doc, id=f"{sub}/{doc.id}", metadata={**doc.metadata, "file": file}))
+            documents.append(
+                replace(doc, id=f"{sub}/{doc.id}", metadata={**doc.metadata, "file": file})
+            )
     return documents
 
 

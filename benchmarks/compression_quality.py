@@ -99,7 +99,9 @@ def scifact_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
             for sentence in sentences:
                 offsets.append((position, position + len(sentence)))
                 position += len(sentence) + 1
-            rationale += [(len(texts), i) for i in claim.evidence.get(doc_id, []) if i < len(sentences)]
+            rationale += [
+                (len(texts), i) for i in claim.evidence.get(doc_id, []) if i < len(sentences)
+            ]
             texts.append(" ".join(sentences))
             spans.append(offsets)
         if rationale:
@@ -107,13 +109,18 @@ def scifact_cases(quick: bool = False, limit: int | None = None) -> list[Case]:
             cases.append(Case(claim.claim, texts, spans, rationale, tokens))
         if limit is not None and len(cases) >= limit:
             break
-    print(f"SciFact train claims with evidence: {len(cases)}, "
-          f"{sum(len(c.rationale) for c in cases)} rationale sentences, "
-          f"{sum(len(c.texts) for c in cases)} abstracts", flush=True)
+    print(
+        f"SciFact train claims with evidence: {len(cases)}, "
+        f"{sum(len(c.rationale) for c in cases)} rationale sentences, "
+        f"{sum(len(c.texts) for c in cases)} abstracts",
+        flush=True,
+    )
     return cases
 
 
-def locomo_cases(quick: bool = False, limit: int | None = None, passage_window: int | None = None) -> list[Case]:
+def locomo_cases(
+    quick: bool = False, limit: int | None = None, passage_window: int | None = None
+) -> list[Case]:
     """Per answerable question (the slice retrieval_quality evaluates; ``limit``: the first
     N in all), its top turns; questions whose evidence was not retrieved are left out.
     ``passage_window``: the retriever's (None: its default; 0: whole-document vectors)."""
@@ -134,8 +141,11 @@ def locomo_cases(quick: bool = False, limit: int | None = None, passage_window: 
                 spans = [[(0, len(text))] for text in texts]
                 cases.append(Case(question, texts, spans, evidence, sum(map(counter.count, texts))))
     retrieved = sum(len(c.rationale) for c in cases)
-    print(f"LoCoMo dev questions: {asked}, {len(cases)} with an evidence turn in the top "
-          f"{RETRIEVED} ({retrieved} evidence turns retrieved)", flush=True)
+    print(
+        f"LoCoMo dev questions: {asked}, {len(cases)} with an evidence turn in the top "
+        f"{RETRIEVED} ({retrieved} evidence turns retrieved)",
+        flush=True,
+    )
     return cases
 
 
@@ -172,7 +182,9 @@ def cover(piece: str, text: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def fit_to_budget(pieces: Sequence[tuple[int, str]], budget: int) -> tuple[list[tuple[int, str]], int]:
+def fit_to_budget(
+    pieces: Sequence[tuple[int, str]], budget: int
+) -> tuple[list[tuple[int, str]], int]:
     """Peer output ``(abstract, text)`` in the peer's order, cut to ``budget`` tokens the
     way the engine would: whole pieces while they fit, then one truncated piece."""
     counter = default_token_counter()
@@ -206,7 +218,9 @@ def ours(compressor: object) -> Callable[[Case, int, float], tuple[Ranges, int]]
             position = int(doc.id[1:])
             spans = doc.kept or []
             ranges[position] = (
-                [(0, len(doc.document.text))] if doc.kept is None else [(s.start, s.end) for s in spans]
+                [(0, len(doc.document.text))]
+                if doc.kept is None
+                else [(s.start, s.end) for s in spans]
             )
         return ranges, sum(doc.tokens or 0 for doc in out)
 
@@ -221,7 +235,10 @@ def llamaindex(context: int) -> Callable[[Case, int, float], tuple[Ranges, int]]
 
     def run(case: Case, budget: int, share: float) -> tuple[Ranges, int]:
         optimizer = SentenceEmbeddingOptimizer(
-            embed_model=model, percentile_cutoff=share, context_before=context, context_after=context
+            embed_model=model,
+            percentile_cutoff=share,
+            context_before=context,
+            context_after=context,
         )
         nodes = [NodeWithScore(node=TextNode(text=text), score=1.0) for text in case.texts]
         pieces = []
@@ -248,11 +265,16 @@ def langchain() -> Callable[[Case, int, float], tuple[Ranges, int]]:
 
     def run(case: Case, budget: int, share: float) -> tuple[Ranges, int]:
         chunks = splitter.split_documents(
-            [LCDocument(page_content=text, metadata={"doc": i}) for i, text in enumerate(case.texts)]
+            [
+                LCDocument(page_content=text, metadata={"doc": i})
+                for i, text in enumerate(case.texts)
+            ]
         )
         keep = max(1, math.ceil(share * len(chunks)))
         out = EmbeddingsFilter(embeddings=embeddings, k=keep).compress_documents(chunks, case.query)
-        return _ranges(case, *fit_to_budget([(d.metadata["doc"], d.page_content) for d in out], budget))
+        return _ranges(
+            case, *fit_to_budget([(d.metadata["doc"], d.page_content) for d in out], budget)
+        )
 
     return run
 
@@ -277,7 +299,9 @@ def splitter_agreement() -> list[dict]:
     punkt = globals_helper.punkt_tokenizer
     splitters = {
         "ctxengine split_sentences": lambda text: [end for _, end in split_sentences(text)],
-        "nltk punkt (LlamaIndex default)": lambda text: [s + len(p) for s, p in _find_all(text, punkt.tokenize(text))],
+        "nltk punkt (LlamaIndex default)": lambda text: [
+            s + len(p) for s, p in _find_all(text, punkt.tokenize(text))
+        ],
     }
     rows = []
     abstracts = load_scifact_sentences()
@@ -294,12 +318,21 @@ def splitter_agreement() -> list[dict]:
             found += len(predicted)
             gold_total += len(gold)
             exact += gold == predicted
-        rows.append({"splitter": name, "precision": hits / max(1, found), "recall": hits / max(1, gold_total),
-                     "exact": exact / len(abstracts), "seconds": time.perf_counter() - started})  # fmt: skip
+        rows.append(
+            {
+                "splitter": name,
+                "precision": hits / max(1, found),
+                "recall": hits / max(1, gold_total),
+                "exact": exact / len(abstracts),
+                "seconds": time.perf_counter() - started,
+            }
+        )
     print(f"{'splitter':32} {'precision':>9} {'recall':>7} {'abstracts exact':>15} {'seconds':>7}")
     for row in rows:
-        print(f"{row['splitter']:32} {row['precision']:>9.3f} {row['recall']:>7.3f} "
-              f"{row['exact']:>15.3f} {row['seconds']:>7.2f}")
+        print(
+            f"{row['splitter']:32} {row['precision']:>9.3f} {row['recall']:>7.3f} "
+            f"{row['exact']:>15.3f} {row['seconds']:>7.2f}"
+        )
     return rows
 
 
@@ -331,8 +364,14 @@ def runners(variants: bool) -> list[tuple[str, Callable[[Case, int, float], tupl
             ("semantic lexical=0", ours(SemanticCompressor(lexical_weight=0.0))),
             ("semantic lexical=0.3", ours(SemanticCompressor(lexical_weight=0.3))),
             ("semantic density", ours(SemanticCompressor(selection="density"))),
-            *((f"extractive whole_below={n}", ours(ExtractiveCompressor(whole_below=n))) for n in (0, 64, 128)),
-            *((f"semantic whole_below={n}", ours(SemanticCompressor(whole_below=n))) for n in (0, 64, 128)),
+            *(
+                (f"extractive whole_below={n}", ours(ExtractiveCompressor(whole_below=n)))
+                for n in (0, 64, 128)
+            ),
+            *(
+                (f"semantic whole_below={n}", ours(SemanticCompressor(whole_below=n)))
+                for n in (0, 64, 128)
+            ),
         ]
     rows += [
         ("llamaindex optimizer ctx=1", llamaindex(1)),
@@ -356,8 +395,10 @@ def evaluate(
     over budget, median ms per case."""
     _, kept_label, unit = DATASETS[dataset]
     results = []
-    print(f"{'strategy':30} {'budget':>6} {kept_label:>14} {'tokens/budget':>13} "
-          f"{'over':>4} {'ms/' + unit:>11}")
+    print(
+        f"{'strategy':30} {'budget':>6} {kept_label:>14} {'tokens/budget':>13} "
+        f"{'over':>4} {'ms/' + unit:>11}"
+    )
     for name, run in runners(variants):
         for share in shares:
             kept, used, budgets, times, over = [], [], [], [], 0
@@ -381,23 +422,37 @@ def evaluate(
                 "ms": 1000 * statistics.median(times),
             }
             results.append(row)
-            print(f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
-                  f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>11.2f}", flush=True)
+            print(
+                f"{row['strategy']:30} {row['budget']:>6.0%} {row['kept']:>14.3f} "
+                f"{row['used']:>13.2f} {row['over']:>4} {row['ms']:>11.2f}",
+                flush=True,
+            )
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=(*DATASETS, "both"), default="both")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="first N claims with evidence / LoCoMo questions")
-    parser.add_argument("--quick", action="store_true",
-                        help="40 claims / one conversation's first 40 questions, 25%% budget only")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="first N claims with evidence / LoCoMo questions"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="40 claims / one conversation's first 40 questions, 25%% budget only",
+    )
     parser.add_argument("--variants", action="store_true", help="also the tuning variants")
-    parser.add_argument("--passage-window", type=int, default=None,
-                        help="LoCoMo: the retriever's passage_window (0: whole-document vectors)")
-    parser.add_argument("--splitter", action="store_true",
-                        help="only: sentence boundaries vs SciFact's own sentences")
+    parser.add_argument(
+        "--passage-window",
+        type=int,
+        default=None,
+        help="LoCoMo: the retriever's passage_window (0: whole-document vectors)",
+    )
+    parser.add_argument(
+        "--splitter",
+        action="store_true",
+        help="only: sentence boundaries vs SciFact's own sentences",
+    )
     args = parser.parse_args(argv)
     if args.splitter:
         return splitter_agreement()
@@ -408,7 +463,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         if args.dataset in (dataset, "both"):
             counter = default_token_counter().name
             print(f"\n{dataset}: budget = share of the texts' tokens ({counter})")
-            cases = load(args.quick, args.limit, args.passage_window) if dataset == "locomo" else load(args.quick, args.limit)
+            cases = (
+                load(args.quick, args.limit, args.passage_window)
+                if dataset == "locomo"
+                else load(args.quick, args.limit)
+            )
             rows += evaluate(dataset, cases, shares, args.variants)
     return rows
 

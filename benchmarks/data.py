@@ -21,7 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def data_root(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The data folder: ``explicit``, ``$CTXENGINE_DATA``, or ``../shared/data``."""
-    for candidate in (explicit, os.environ.get("CTXENGINE_DATA"), REPO_ROOT.parent / "shared" / "data"):
+    for candidate in (
+        explicit,
+        os.environ.get("CTXENGINE_DATA"),
+        REPO_ROOT.parent / "shared" / "data",
+    ):
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
@@ -86,7 +90,9 @@ def _normalise_evidence(raw: list[str]) -> list[str]:
     return out
 
 
-def load_locomo(path: str | os.PathLike[str] | None = None, *, seconds_per_turn: float = 30.0) -> list[LocomoConversation]:
+def load_locomo(
+    path: str | os.PathLike[str] | None = None, *, seconds_per_turn: float = 30.0
+) -> list[LocomoConversation]:
     """Load ``locomo_dev5.json`` (or any file of that format) with real session timestamps."""
     if path is None:
         root = data_root()
@@ -106,7 +112,13 @@ def load_locomo(path: str | os.PathLike[str] | None = None, *, seconds_per_turn:
                 if turn.get("blip_caption"):
                     text = f"{text} [shares a photo: {turn['blip_caption']}]"
                 out.turns.append(
-                    LocomoTurn(turn["dia_id"], turn["speaker"], text, start + index * seconds_per_turn, session)
+                    LocomoTurn(
+                        turn["dia_id"],
+                        turn["speaker"],
+                        text,
+                        start + index * seconds_per_turn,
+                        session,
+                    )
                 )
             session += 1
         for qa in item.get("qa", []):
@@ -155,7 +167,9 @@ def load_scifact_corpus(path: str | os.PathLike[str] | None = None) -> list[SciF
     return docs
 
 
-def load_scifact_queries(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+def load_scifact_queries(
+    path: str | os.PathLike[str] | None = None,
+) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
     """Train claims and their qrels: ``({query_id: text}, {query_id: {doc_id: score}})``."""
     folder = _scifact_dir(path)
     queries: dict[str, str] = {}
@@ -178,7 +192,9 @@ class SciFactClaim:
     cited_doc_ids: list[str]
 
 
-def load_scifact_sentences(path: str | os.PathLike[str] | None = None) -> dict[str, tuple[str, list[str]]]:
+def load_scifact_sentences(
+    path: str | os.PathLike[str] | None = None,
+) -> dict[str, tuple[str, list[str]]]:
     """``{doc_id: (title, [sentences])}`` from the original (sentence-split) form."""
     folder = _scifact_dir(path)
     out: dict[str, tuple[str, list[str]]] = {}
@@ -200,6 +216,11 @@ def load_scifact_claims(path: str | os.PathLike[str] | None = None) -> list[SciF
                 indices = sorted({i for entry in entries for i in entry.get("sentences", [])})
                 evidence[str(doc_id)] = indices
             claims.append(
-                SciFactClaim(str(row["id"]), row["claim"], evidence, [str(d) for d in row.get("cited_doc_ids", [])])
+                SciFactClaim(
+                    str(row["id"]),
+                    row["claim"],
+                    evidence,
+                    [str(d) for d in row.get("cited_doc_ids", [])],
+                )
             )
     return claims

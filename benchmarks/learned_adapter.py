@@ -62,17 +62,24 @@ TOP = 100
 
 
 def concat(pairs: Sequence[tuple]) -> tuple:
-    return (np.vstack([p[0] for p in pairs if len(p[0])]), [x for p in pairs for x in p[1]],
-            [x for p in pairs for x in p[2]])  # fmt: skip
+    return (
+        np.vstack([p[0] for p in pairs if len(p[0])]),
+        [x for p in pairs for x in p[1]],
+        [x for p in pairs for x in p[2]],
+    )
 
 
-def featurize(retriever: HybridRetriever, examples: Sequence[RankingExample], features: DocumentFeatures) -> list:
+def featurize(
+    retriever: HybridRetriever, examples: Sequence[RankingExample], features: DocumentFeatures
+) -> list:
     """(pool ids, feature rows, gains) of each example over the retriever's top ``TOP``."""
     out = []
     for example in examples:
         pool = retriever.retrieve(example.query, k=TOP)
         gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
-        out.append(([d.id for d in pool], features.transform(example.query, pool), gains, example.relevant))
+        out.append(
+            ([d.id for d in pool], features.transform(example.query, pool), gains, example.relevant)
+        )
     return out
 
 
@@ -89,10 +96,15 @@ def documents_section(conversations: Sequence, lines: list[str]) -> dict:
     started = time.perf_counter()
     retrievers, examples, pairs = {}, {}, {}
     for c in conversations:
-        r = HybridRetriever([Document(t.document_text, id=t.dia_id) for t in c.turns], embedder=SharedCache())
+        r = HybridRetriever(
+            [Document(t.document_text, id=t.dia_id) for t in c.turns], embedder=SharedCache()
+        )
         retrievers[c.sample_id] = r
-        examples[c.sample_id] = [RankingExample(q.question, [e for e in q.evidence if e in r])
-                                 for q in c.answerable() if any(e in r for e in q.evidence)]  # fmt: skip
+        examples[c.sample_id] = [
+            RankingExample(q.question, [e for e in q.evidence if e in r])
+            for q in c.answerable()
+            if any(e in r for e in q.evidence)
+        ]
         pairs[c.sample_id] = document_pairs(examples[c.sample_id], r)
     names = list(retrievers)
     features = DocumentFeatures()
@@ -107,12 +119,18 @@ def documents_section(conversations: Sequence, lines: list[str]) -> dict:
         for label, a in (("", None), (" + adapter", adapter)):
             r.query_adapter = a
             for mode in ("dense", "hybrid"):
-                per.setdefault(f"{mode}{label}", []).append(statistics.fmean(
-                    ndcg_at_k([d.id for d in r.retrieve(e.query, k=10, mode=mode)], e.relevant, 10)
-                    for e in examples[held]))  # fmt: skip
+                per.setdefault(f"{mode}{label}", []).append(
+                    statistics.fmean(
+                        ndcg_at_k(
+                            [d.id for d in r.retrieve(e.query, k=10, mode=mode)], e.relevant, 10
+                        )
+                        for e in examples[held]
+                    )
+                )
         r.query_adapter = None
         per.setdefault("learned ranker", []).append(
-            learned_ndcg([g for s in names if s != held for g in plain[s]], plain[held], features))
+            learned_ndcg([g for s in names if s != held for g in plain[s]], plain[held], features)
+        )
         # the same ranker over the adapted first stage: every conversation featurized with
         # this fold's adapter (trained without the held-out conversation)
         for s in names:
@@ -121,13 +139,28 @@ def documents_section(conversations: Sequence, lines: list[str]) -> dict:
         for s in names:
             retrievers[s].query_adapter = None
         per.setdefault("learned ranker + adapter", []).append(
-            learned_ndcg([g for s in names if s != held for g in adapted[s]], adapted[held], features))
+            learned_ndcg(
+                [g for s in names if s != held for g in adapted[s]], adapted[held], features
+            )
+        )
         print(held, {k: round(v[-1], 4) for k, v in per.items()}, flush=True)
-    rows = [[k, f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}", " ".join(f"{x:.3f}" for x in v)]
-            for k, v in per.items()]  # fmt: skip
-    print_table(f"LoCoMo dev, turns as documents: nDCG@10, leave-one-conversation-out ({len(names)} folds)",
-                ["system", "nDCG@10", "per conversation"], rows, lines)  # fmt: skip
-    lines.append(f"\n- adapter training: median {statistics.median(fit_seconds):.1f} s per fold (CPU, 1 thread)")
+    rows = [
+        [
+            k,
+            f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}",
+            " ".join(f"{x:.3f}" for x in v),
+        ]
+        for k, v in per.items()
+    ]
+    print_table(
+        f"LoCoMo dev, turns as documents: nDCG@10, leave-one-conversation-out ({len(names)} folds)",
+        ["system", "nDCG@10", "per conversation"],
+        rows,
+        lines,
+    )
+    lines.append(
+        f"\n- adapter training: median {statistics.median(fit_seconds):.1f} s per fold (CPU, 1 thread)"
+    )
     print(f"({time.perf_counter() - started:.0f} s)")
     return {"per": per, "fit_seconds": fit_seconds}
 
@@ -142,8 +175,10 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
 
     pairs = {}
     for replay in replays:
-        examples = [MemoryExample(q.question, list(q.evidence), replay.session, replay.now)
-                    for q in replay.conversation.answerable()]  # fmt: skip
+        examples = [
+            MemoryExample(q.question, list(q.evidence), replay.session, replay.now)
+            for q in replay.conversation.answerable()
+        ]
         pairs[replay.session] = memory_pairs(examples, replay.memory(), label=label)
     per: dict[str, dict[str, dict[int, float]]] = {}
     for replay in replays:
@@ -157,13 +192,29 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
                 return {s.turn.metadata["dia_id"] for s in found}
 
             per.setdefault(name, {})[replay.session] = evidence_recall(replay, select)
-        print(replay.session, {n: round(v[replay.session][512], 4) for n, v in per.items()}, flush=True)
+        print(
+            replay.session,
+            {n: round(v[replay.session][512], 4) for n, v in per.items()},
+            flush=True,
+        )
     sessions = [r.session for r in replays]
-    rows = [[name, *(f"{statistics.fmean(v[s][b] for s in sessions):.1%} ± "
-                     f"{statistics.pstdev([v[s][b] for s in sessions]):.1%}" for b in BUDGETS)]
-            for name, v in per.items()]  # fmt: skip
-    print_table(f"LoCoMo memory: evidence recall, leave-one-conversation-out ({len(sessions)} conversations)",
-                ["system", *(f"B={b}" for b in BUDGETS)], rows, lines)  # fmt: skip
+    rows = [
+        [
+            name,
+            *(
+                f"{statistics.fmean(v[s][b] for s in sessions):.1%} ± "
+                f"{statistics.pstdev([v[s][b] for s in sessions]):.1%}"
+                for b in BUDGETS
+            ),
+        ]
+        for name, v in per.items()
+    ]
+    print_table(
+        f"LoCoMo memory: evidence recall, leave-one-conversation-out ({len(sessions)} conversations)",
+        ["system", *(f"B={b}" for b in BUDGETS)],
+        rows,
+        lines,
+    )
     print(f"({time.perf_counter() - started:.0f} s)")
     return per
 
@@ -187,10 +238,19 @@ def scifact_section(lines: list[str]) -> dict:
         retriever.query_adapter = a
         for mode in ("dense", "hybrid"):
             per[f"{mode}{label}"] = statistics.fmean(
-                ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=10, mode=mode)], e.relevant, 10) for e in test)
+                ndcg_at_k(
+                    [d.id for d in retriever.retrieve(e.query, k=10, mode=mode)], e.relevant, 10
+                )
+                for e in test
+            )
     retriever.query_adapter = None
-    print_table(f"SciFact: adapter trained on {len(train)} train claims, nDCG@10 on {len(test)} claims it never saw "
-                "(whole abstracts)", ["system", "nDCG@10"], [[k, f"{v:.4f}"] for k, v in per.items()], lines)  # fmt: skip
+    print_table(
+        f"SciFact: adapter trained on {len(train)} train claims, nDCG@10 on {len(test)} claims it never saw "
+        "(whole abstracts)",
+        ["system", "nDCG@10"],
+        [[k, f"{v:.4f}"] for k, v in per.items()],
+        lines,
+    )
     print(f"({time.perf_counter() - started:.0f} s)")
     return per
 
@@ -205,17 +265,25 @@ def latency(lines: list[str]) -> dict:
     matrix = rng.normal(size=(10_000, 384)).astype(np.float32)
     vector = rng.normal(size=384).astype(np.float32)
     out = {}
-    for name, run in (("adapter.transform (1 query vector)", lambda: adapter(vector)),
-                      ("dense scores, 10,000 documents (the einsum it precedes)",
-                       lambda: np.einsum("ij,j->i", matrix, vector))):  # fmt: skip
+    for name, run in (
+        ("adapter.transform (1 query vector)", lambda: adapter(vector)),
+        (
+            "dense scores, 10,000 documents (the einsum it precedes)",
+            lambda: np.einsum("ij,j->i", matrix, vector),
+        ),
+    ):
         times = []
         for _ in range(200):
             t0 = time.perf_counter()
             run()
             times.append(time.perf_counter() - t0)
         out[name] = 1000 * statistics.median(times)
-    print_table("Adapter latency per query (median of 200, ms)", ["what", "ms"],
-                [[k, f"{v:.4f}"] for k, v in out.items()], lines)  # fmt: skip
+    print_table(
+        "Adapter latency per query (median of 200, ms)",
+        ["what", "ms"],
+        [[k, f"{v:.4f}"] for k, v in out.items()],
+        lines,
+    )
     return out
 
 
@@ -224,14 +292,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 conversations")
-    parser.add_argument("--only", choices=("documents", "memory", "latency", "scifact"), action="append")
+    parser.add_argument(
+        "--only", choices=("documents", "memory", "latency", "scifact"), action="append"
+    )
     args = parser.parse_args(argv)
     sections = args.only or ["latency", "documents", "memory"]
     conversations = load_locomo()
     if args.quick:
         conversations = [c for c in conversations if c.sample_id in QUICK_CONVERSATIONS]
-    lines = ["## Query adapter (learned map on query vectors)", "",
-             "`python -m benchmarks.learned_adapter" + (" --quick`" if args.quick else "`")]  # fmt: skip
+    lines = [
+        "## Query adapter (learned map on query vectors)",
+        "",
+        "`python -m benchmarks.learned_adapter" + (" --quick`" if args.quick else "`"),
+    ]
     results: dict = {}
     with threadpool_limits(limits=1, user_api="blas"):
         if "latency" in sections:

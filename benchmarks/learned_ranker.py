@@ -73,7 +73,9 @@ PASSAGE_WEIGHTS = (0.2, 0.35, 0.5)
 ENGINE_DEFAULT = f"hybrid + engine's default re-ranker ({', '.join(DEFAULT_RERANKER)})"
 
 
-def make_queries(retriever: HybridRetriever, items: Sequence[tuple[str, dict[str, float]]]) -> list[Query]:
+def make_queries(
+    retriever: HybridRetriever, items: Sequence[tuple[str, dict[str, float]]]
+) -> list[Query]:
     """Featurize the top-``TOP`` pool of each query and score every hand-set row: hybrid
     and RRF over the whole index at every alpha, and the hybrid pool re-ranked by
     :class:`PassageReranker` blends and by the engine's default re-ranker."""
@@ -82,16 +84,29 @@ def make_queries(retriever: HybridRetriever, items: Sequence[tuple[str, dict[str
     documents = retriever.documents
     ids = [doc.id for doc in documents]
     featurizers = {name: DocumentFeatures(**options) for name, options in FEATURE_SETS.items()}
-    rerankers = {f"hybrid + passage blend w={w:g}": PassageReranker(weight=w) for w in PASSAGE_WEIGHTS}
+    rerankers = {
+        f"hybrid + passage blend w={w:g}": PassageReranker(weight=w) for w in PASSAGE_WEIGHTS
+    }
     rerankers[ENGINE_DEFAULT] = get_reranker(None)
     out = []
     for text, relevant in items:
         signals = retriever.score_all(text)
         # The first stage's own fusion (what retrieve() returns), from the signals at hand.
-        chosen, fused = fuse(signals["dense"], signals["bm25"], alpha=retriever.alpha, k=TOP,
-                             pool=retriever.candidate_pool, method=retriever.fusion, rrf_k=retriever.rrf_k)  # fmt: skip
+        chosen, fused = fuse(
+            signals["dense"],
+            signals["bm25"],
+            alpha=retriever.alpha,
+            k=TOP,
+            pool=retriever.candidate_pool,
+            method=retriever.fusion,
+            rrf_k=retriever.rrf_k,
+        )
         pool = [
-            ScoredDocument(documents[i], float(score), {s: float(signals[s][i]) for s in ("bm25", "tfidf", "dense")})
+            ScoredDocument(
+                documents[i],
+                float(score),
+                {s: float(signals[s][i]) for s in ("bm25", "tfidf", "dense")},
+            )
             for i, score in zip(chosen, fused)
         ]
         handset = {}
@@ -101,7 +116,9 @@ def make_queries(retriever: HybridRetriever, items: Sequence[tuple[str, dict[str
         chosen, _ = fuse(signals["dense"], signals["bm25"], alpha=0.5, k=10, pool=TOP, method="rrf")
         handset["rrf alpha=0.5"] = ndcg_at_k([ids[i] for i in chosen], relevant, 10)
         for name, reranker in rerankers.items():
-            handset[name] = ndcg_at_k([d.id for d in reranker.rerank(text, pool, k=10)], relevant, 10)
+            handset[name] = ndcg_at_k(
+                [d.id for d in reranker.rerank(text, pool, k=10)], relevant, 10
+            )
         gains = np.array([relevant.get(doc.id, 0.0) for doc in pool])
         rows = {name: featurizer.transform(text, pool) for name, featurizer in featurizers.items()}
         out.append(Query(text, pool, rows, gains, relevant, handset))
@@ -132,8 +149,13 @@ def gbt_learner(queries: list[Query]) -> Callable[[Query], np.ndarray]:
     """Gradient-boosted trees (pointwise): does a non-linear model earn its cost?"""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
-    model.fit(np.vstack([q.features["default"] for q in queries]), np.concatenate([q.gains > 0 for q in queries]))
+    model = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0
+    )
+    model.fit(
+        np.vstack([q.features["default"] for q in queries]),
+        np.concatenate([q.gains > 0 for q in queries]),
+    )
     return lambda q: model.predict_proba(q.features["default"])[:, 1]
 
 
@@ -142,7 +164,9 @@ def pool_ndcg(query: Query, scores: np.ndarray) -> float:
     return ndcg_at_k([query.pool[i].id for i in order], query.relevant, 10)
 
 
-def cross_validate(folds: Sequence[list[Query]], learners: dict[str, Learner]) -> dict[str, list[float]]:
+def cross_validate(
+    folds: Sequence[list[Query]], learners: dict[str, Learner]
+) -> dict[str, list[float]]:
     """Mean nDCG@10 per fold for every hand-set row, the tuned hand-set row, and every
     learner (trained on the other folds)."""
     rows = list(folds[0][0].handset)
@@ -154,7 +178,9 @@ def cross_validate(folds: Sequence[list[Query]], learners: dict[str, Learner]) -
         for name in rows:
             per[name].append(statistics.fmean(q.handset[name] for q in test))
         tuned = max(rows, key=lambda name: statistics.fmean(q.handset[name] for q in train))
-        per["tuned hand-set (best row on training folds)"].append(statistics.fmean(q.handset[tuned] for q in test))
+        per["tuned hand-set (best row on training folds)"].append(
+            statistics.fmean(q.handset[tuned] for q in test)
+        )
         for name, learner in learners.items():
             scorer = learner(train)
             per[name].append(statistics.fmean(pool_ndcg(q, scorer(q)) for q in test))
@@ -163,8 +189,14 @@ def cross_validate(folds: Sequence[list[Query]], learners: dict[str, Learner]) -
 
 def table_rows(per: dict[str, list[float]]) -> list[list[str]]:
     """One row per system: mean +- std over folds, and the folds."""
-    return [[name, f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}", " ".join(f"{x:.3f}" for x in v)]
-            for name, v in per.items()]  # fmt: skip
+    return [
+        [
+            name,
+            f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}",
+            " ".join(f"{x:.3f}" for x in v),
+        ]
+        for name, v in per.items()
+    ]
 
 
 def margin(per: dict[str, list[float]], learned: str, handset: Sequence[str]) -> dict:
@@ -172,12 +204,21 @@ def margin(per: dict[str, list[float]], learned: str, handset: Sequence[str]) ->
     on the test data: an oracle the learned model never gets)."""
     best = max(handset, key=lambda n: statistics.fmean(per[n]))
     margins = np.array(per[learned]) - np.array(per[best])
-    return {"learned_row": learned, "best_handset": best, "learned": statistics.fmean(per[learned]),
-            "best": statistics.fmean(per[best]), "margin_mean": float(margins.mean()),
-            "margin_std": float(margins.std()), "folds_won": int((margins > 0).sum()), "folds": len(margins)}  # fmt: skip
+    return {
+        "learned_row": learned,
+        "best_handset": best,
+        "learned": statistics.fmean(per[learned]),
+        "best": statistics.fmean(per[best]),
+        "margin_mean": float(margins.mean()),
+        "margin_std": float(margins.std()),
+        "folds_won": int((margins > 0).sum()),
+        "folds": len(margins),
+    }
 
 
-def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], lines: list[str]) -> None:
+def print_table(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], lines: list[str]
+) -> None:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
     block = [f"\n{title}", "  ".join(str(h).ljust(w) for h, w in zip(header, widths))]
     block += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in rows]
@@ -186,12 +227,16 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def verdict(learned: str, what: str, s: dict, folds: int, unit: str, spec: str, lines: list[str]) -> None:
+def verdict(
+    learned: str, what: str, s: dict, folds: int, unit: str, spec: str, lines: list[str]
+) -> None:
     """Print and record one 'learned vs the best hand-set' line."""
     beats = "beats" if s["margin_mean"] > 0 else "does NOT beat"
-    line = (f"{learned} ({s['learned']:{spec}}) {beats} the best hand-set {what} ({s['best_handset']}, "
-            f"{s['best']:{spec}}) by {s['margin_mean']:+{spec}} ± {s['margin_std']:{spec}} "
-            f"(wins {s['folds_won']}/{folds} {unit})")  # fmt: skip
+    line = (
+        f"{learned} ({s['learned']:{spec}}) {beats} the best hand-set {what} ({s['best_handset']}, "
+        f"{s['best']:{spec}}) by {s['margin_mean']:+{spec}} ± {s['margin_std']:{spec}} "
+        f"(wins {s['folds_won']}/{folds} {unit})"
+    )
     print(line)
     lines.append(f"\n- {line}")
 
@@ -208,12 +253,27 @@ def document_section(name: str, folds: Sequence[list[Query]], lines: list[str]) 
     started = time.perf_counter()
     per = cross_validate(folds, learners)
     queries = sum(len(f) for f in folds)
-    print_table(f"{name}: nDCG@10, {queries} queries, {len(folds)} folds (mean ± std over folds)",
-                ["system", "nDCG@10", "per fold"], table_rows(per), lines)  # fmt: skip
+    print_table(
+        f"{name}: nDCG@10, {queries} queries, {len(folds)} folds (mean ± std over folds)",
+        ["system", "nDCG@10", "per fold"],
+        table_rows(per),
+        lines,
+    )
     rows = list(folds[0][0].handset)
-    summaries = [margin(per, SHIPPED, rows), margin(per, NO_PASSAGE, [r for r in rows if "passage" not in r])]
+    summaries = [
+        margin(per, SHIPPED, rows),
+        margin(per, NO_PASSAGE, [r for r in rows if "passage" not in r]),
+    ]
     for s in summaries:
-        verdict(f"{name}: {s['learned_row']}", "row on the same signals", s, s["folds"], "folds", ".4f", lines)
+        verdict(
+            f"{name}: {s['learned_row']}",
+            "row on the same signals",
+            s,
+            s["folds"],
+            "folds",
+            ".4f",
+            lines,
+        )
     print(f"({time.perf_counter() - started:.0f} s)")
     return {"folds": per, "summary": summaries}
 
@@ -234,8 +294,10 @@ def scifact_folds(quick: bool, k: int) -> list[list[Query]]:
 def locomo_folds(conversations: Sequence) -> list[list[Query]]:
     folds = []
     for conversation in conversations:
-        retriever = HybridRetriever([Document(t.document_text, id=t.dia_id) for t in conversation.turns],
-                                    embedder=SharedCache())  # fmt: skip
+        retriever = HybridRetriever(
+            [Document(t.document_text, id=t.dia_id) for t in conversation.turns],
+            embedder=SharedCache(),
+        )
         items = [(q.question, {e: 1.0 for e in q.evidence}) for q in conversation.answerable()]
         folds.append(make_queries(retriever, items))
     return folds
@@ -267,12 +329,21 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
         for name, select in systems(replay).items():
             per.setdefault(name.strip(), {})[replay.session] = evidence_recall(replay, select)
         train = [g for session, gs in groups.items() if session != replay.session for g in gs]
-        learned = learned_by_session[replay.session] = LearnedMemory(LinearScorer().fit(train, features), features)
+        learned = learned_by_session[replay.session] = LearnedMemory(
+            LinearScorer().fit(train, features), features
+        )
         memory = replay.memory()
 
-        def select(question: str, budget: int, replay: Replay = replay, learned: LearnedMemory = learned,
-                   memory: DecayMemory = memory) -> set[str]:  # fmt: skip
-            found = learned.recall(memory, question, budget, session_id=replay.session, now=replay.now)
+        def select(
+            question: str,
+            budget: int,
+            replay: Replay = replay,
+            learned: LearnedMemory = learned,
+            memory: DecayMemory = memory,
+        ) -> set[str]:
+            found = learned.recall(
+                memory, question, budget, session_id=replay.session, now=replay.now
+            )
             return {s.turn.metadata["dia_id"] for s in found}
 
         per.setdefault(LEARNED_MEMORY, {})[replay.session] = evidence_recall(replay, select)
@@ -289,30 +360,60 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
         best = max(handset, key=lambda n: statistics.fmean(per[n][s][b] for s in sessions))
         margins = np.array([per[LEARNED_MEMORY][s][b] - per[best][s][b] for s in sessions])
         # tuned: the row that is best on the other conversations, scored on the held-out one
-        tuned = [per[max(handset, key=lambda n: statistics.fmean(per[n][o][b] for o in sessions if o != s))][s][b]
-                 for s in sessions]  # fmt: skip
-        summary[b] = {"best_handset": best, "margin_mean": float(margins.mean()), "margin_std": float(margins.std()),
-                      "folds_won": int((margins > 0).sum()), "learned": statistics.fmean(per[LEARNED_MEMORY][s][b] for s in sessions),
-                      "best": statistics.fmean(per[best][s][b] for s in sessions), "tuned": statistics.fmean(tuned)}  # fmt: skip
-    rows.append(["tuned hand-set (best row on the other conversations)",
-                 *(f"{summary[b]['tuned']:.1%}" for b in BUDGETS)])  # fmt: skip
-    print_table(f"LoCoMo memory: evidence recall in the history slot, {len(replays)} conversations, "
-                "leave-one-conversation-out (mean ± std over conversations)",
-                ["system", *(f"B={b}" for b in BUDGETS)], rows, lines)  # fmt: skip
+        tuned = [
+            per[
+                max(
+                    handset,
+                    key=lambda n: statistics.fmean(per[n][o][b] for o in sessions if o != s),
+                )
+            ][s][b]
+            for s in sessions
+        ]
+        summary[b] = {
+            "best_handset": best,
+            "margin_mean": float(margins.mean()),
+            "margin_std": float(margins.std()),
+            "folds_won": int((margins > 0).sum()),
+            "learned": statistics.fmean(per[LEARNED_MEMORY][s][b] for s in sessions),
+            "best": statistics.fmean(per[best][s][b] for s in sessions),
+            "tuned": statistics.fmean(tuned),
+        }
+    rows.append(
+        [
+            "tuned hand-set (best row on the other conversations)",
+            *(f"{summary[b]['tuned']:.1%}" for b in BUDGETS),
+        ]
+    )
+    print_table(
+        f"LoCoMo memory: evidence recall in the history slot, {len(replays)} conversations, "
+        "leave-one-conversation-out (mean ± std over conversations)",
+        ["system", *(f"B={b}" for b in BUDGETS)],
+        rows,
+        lines,
+    )
     for b in BUDGETS:
-        verdict(f"B={b}: learned", "memory", summary[b], len(sessions), "conversations", ".1%", lines)
+        verdict(
+            f"B={b}: learned", "memory", summary[b], len(sessions), "conversations", ".1%", lines
+        )
     replay = replays[0]
     memory, learned = replay.memory(), learned_by_session[replay.session]
     questions = [q.question for q in replay.conversation.answerable()][:100]
     timing = {
         "DecayMemory.recall (hand-set)": _median_ms(
-            questions, lambda q: memory.recall(q, 512, session_id=replay.session, now=replay.now)),
+            questions, lambda q: memory.recall(q, 512, session_id=replay.session, now=replay.now)
+        ),
         "LearnedMemory.recall": _median_ms(
-            questions, lambda q: learned.recall(memory, q, 512, session_id=replay.session, now=replay.now)),
-    }  # fmt: skip
-    print_table(f"Memory recall latency, {len(replay.conversation.turns)} turns, B=512, median over "
-                f"{len(questions)} questions", ["what", "median ms"],
-                [[k, f"{v:.2f}"] for k, v in timing.items()], lines)  # fmt: skip
+            questions,
+            lambda q: learned.recall(memory, q, 512, session_id=replay.session, now=replay.now),
+        ),
+    }
+    print_table(
+        f"Memory recall latency, {len(replay.conversation.turns)} turns, B=512, median over "
+        f"{len(questions)} questions",
+        ["what", "median ms"],
+        [[k, f"{v:.2f}"] for k, v in timing.items()],
+        lines,
+    )
     print(f"({time.perf_counter() - started:.0f} s)")
     return {"per": per, "summary": summary, "latency_ms": timing}
 
@@ -348,18 +449,27 @@ def latency_section(queries: list[Query], lines: list[str]) -> dict:
     sample = queries[:200]
     figures = {
         f"model only ({TOP} feature rows -> scores)": _median_ms(
-            sample, lambda q: models["default"].score(q.features["default"])),
+            sample, lambda q: models["default"].score(q.features["default"])
+        ),
         "LearnedRanker.rerank, default features (passage windows from the cache)": _median_ms(
-            sample, lambda q: rankers["default"].rerank(q.text, q.pool, k=10)),
+            sample, lambda q: rankers["default"].rerank(q.text, q.pool, k=10)
+        ),
         "LearnedRanker.rerank, without passage features": _median_ms(
-            sample, lambda q: rankers["no passage"].rerank(q.text, q.pool, k=10)),
+            sample, lambda q: rankers["no passage"].rerank(q.text, q.pool, k=10)
+        ),
         f"the engine's default re-ranker ({', '.join(DEFAULT_RERANKER)}), replaced": _median_ms(
-            sample, lambda q: default.rerank(q.text, q.pool, k=10)),
+            sample, lambda q: default.rerank(q.text, q.pool, k=10)
+        ),
         # training is not per query: one fit on every query's candidate rows
-        f"training: LinearScorer.fit on {len(queries)} queries x {TOP} candidates (ms, once)": 1000 * fit_seconds["default"],
-    }  # fmt: skip
-    print_table(f"Re-ranking latency, {TOP} candidates, median over {len(sample)} queries (1 BLAS thread)",
-                ["what", "median ms"], [[k, f"{v:.3f}"] for k, v in figures.items()], lines)  # fmt: skip
+        f"training: LinearScorer.fit on {len(queries)} queries x {TOP} candidates (ms, once)": 1000
+        * fit_seconds["default"],
+    }
+    print_table(
+        f"Re-ranking latency, {TOP} candidates, median over {len(sample)} queries (1 BLAS thread)",
+        ["what", "median ms"],
+        [[k, f"{v:.3f}"] for k, v in figures.items()],
+        lines,
+    )
     return figures
 
 
@@ -374,11 +484,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def _main(argv: Sequence[str] | None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="40 claims over a slice, 2 conversations")
+    parser.add_argument(
+        "--quick", action="store_true", help="40 claims over a slice, 2 conversations"
+    )
     parser.add_argument("--folds", type=int, default=5, help="SciFact cross-validation folds")
     parser.add_argument("--only", choices=("scifact", "locomo", "memory"), action="append")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the tables to this markdown file (python -m benchmarks puts them in RESULTS.md)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the tables to this markdown file (python -m benchmarks puts them in RESULTS.md)",
+    )
     args = parser.parse_args(argv)
     sections = args.only or ["scifact", "locomo", "memory"]
     started = time.perf_counter()
@@ -393,7 +509,9 @@ def _main(argv: Sequence[str] | None) -> dict:
     if args.quick:
         conversations = [c for c in conversations if c.sample_id in QUICK_CONVERSATIONS]
     if "locomo" in sections:
-        results["locomo"] = document_section("LoCoMo dev, turns as documents", locomo_folds(conversations), lines)
+        results["locomo"] = document_section(
+            "LoCoMo dev, turns as documents", locomo_folds(conversations), lines
+        )
     if "memory" in sections:
         results["memory"] = memory_section(conversations, lines)
     lines.append(f"\n({time.perf_counter() - started:.0f} s)")

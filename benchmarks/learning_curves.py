@@ -45,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning_curves.png")
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "benchmarks" / "learning_curves.png"
+    )
     args = parser.parse_args(argv)
     conversations = load_locomo()
     sizes = SIZES[:2] if args.quick else SIZES
@@ -56,25 +58,42 @@ def main(argv: Sequence[str] | None = None) -> dict:
         retrievers, examples, pairs, rows = {}, {}, {}, {}
         features = DocumentFeatures()
         for c in conversations:
-            r = HybridRetriever([Document(t.document_text, id=t.dia_id) for t in c.turns], embedder=SharedCache())
+            r = HybridRetriever(
+                [Document(t.document_text, id=t.dia_id) for t in c.turns], embedder=SharedCache()
+            )
             s = c.sample_id
             retrievers[s] = r
-            examples[s] = [RankingExample(q.question, [e for e in q.evidence if e in r])
-                           for q in c.answerable() if any(e in r for e in q.evidence)]  # fmt: skip
+            examples[s] = [
+                RankingExample(q.question, [e for e in q.evidence if e in r])
+                for q in c.answerable()
+                if any(e in r for e in q.evidence)
+            ]
             pairs[s] = document_pairs(examples[s], r)
             rows[s] = featurize(r, examples[s], features)
         names = list(retrievers)
-        curves: dict[str, dict[str, list[float]]] = {"hand-set hybrid (no labels)": {}, "learned ranker": {},
-                                                     "query adapter + hybrid": {}}  # fmt: skip
+        curves: dict[str, dict[str, list[float]]] = {
+            "hand-set hybrid (no labels)": {},
+            "learned ranker": {},
+            "query adapter + hybrid": {},
+        }
         for held in names:
             r = retrievers[held]
-            base = statistics.fmean(ndcg_at_k([d.id for d in r.retrieve(e.query, k=10)], e.relevant, 10)
-                                    for e in examples[held])  # fmt: skip
+            base = statistics.fmean(
+                ndcg_at_k([d.id for d in r.retrieve(e.query, k=10)], e.relevant, 10)
+                for e in examples[held]
+            )
             others = [(s, i) for s in names if s != held for i in range(len(examples[s]))]
             for n in (*sizes, "all"):
-                draws = [np.arange(len(others))] if n == "all" else [
-                    np.random.default_rng(seed).choice(len(others), min(n, len(others)), replace=False)
-                    for seed in range(SAMPLES)]  # fmt: skip
+                draws = (
+                    [np.arange(len(others))]
+                    if n == "all"
+                    else [
+                        np.random.default_rng(seed).choice(
+                            len(others), min(n, len(others)), replace=False
+                        )
+                        for seed in range(SAMPLES)
+                    ]
+                )
                 for draw in draws:
                     chosen = [others[i] for i in draw]
                     curves["hand-set hybrid (no labels)"].setdefault(str(n), []).append(base)
@@ -83,19 +102,33 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     except InvalidInputError:  # no query with a relevant turn in its pool
                         value = base
                     curves["learned ranker"].setdefault(str(n), []).append(value)
-                    sub = concat([(pairs[s][0][[i]], [pairs[s][1][i]], [pairs[s][2][i]]) for s, i in chosen])
+                    sub = concat(
+                        [(pairs[s][0][[i]], [pairs[s][1][i]], [pairs[s][2][i]]) for s, i in chosen]
+                    )
                     r.query_adapter = fit_adapter(sub)
-                    curves["query adapter + hybrid"].setdefault(str(n), []).append(statistics.fmean(
-                        ndcg_at_k([d.id for d in r.retrieve(e.query, k=10)], e.relevant, 10) for e in examples[held]))  # fmt: skip
+                    curves["query adapter + hybrid"].setdefault(str(n), []).append(
+                        statistics.fmean(
+                            ndcg_at_k([d.id for d in r.retrieve(e.query, k=10)], e.relevant, 10)
+                            for e in examples[held]
+                        )
+                    )
                     r.query_adapter = None
                 print(held, n, {k: round(v[str(n)][-1], 4) for k, v in curves.items()}, flush=True)
     labels = [str(n) for n in (*sizes, "all")]
-    print(f"\nLoCoMo dev, nDCG@10 vs labelled queries, leave-one-conversation-out ({len(names)} folds"
-          f" x {SAMPLES} samples below 'all'); mean ± std")  # fmt: skip
+    print(
+        f"\nLoCoMo dev, nDCG@10 vs labelled queries, leave-one-conversation-out ({len(names)} folds"
+        f" x {SAMPLES} samples below 'all'); mean ± std"
+    )
     print("| model | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
     for name, by_n in curves.items():
-        print(f"| {name} | " + " | ".join(f"{statistics.fmean(by_n[n]):.4f} ± {statistics.pstdev(by_n[n]):.4f}"
-                                          for n in labels) + " |")  # fmt: skip
+        print(
+            f"| {name} | "
+            + " | ".join(
+                f"{statistics.fmean(by_n[n]):.4f} ± {statistics.pstdev(by_n[n]):.4f}"
+                for n in labels
+            )
+            + " |"
+        )
     _plot(curves, labels, args.out)
     print(f"\nwrote {args.out} ({time.perf_counter() - started:.0f} s)")
     return curves

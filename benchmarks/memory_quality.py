@@ -84,17 +84,29 @@ class Replay:
         writer = DecayMemory(self.store, clock=self.clock, token_counter=counter)
         for turn in conversation.turns:
             writer.add(
-                turn.speaker, turn.text, session_id=self.session, timestamp=turn.timestamp,
+                turn.speaker,
+                turn.text,
+                session_id=self.session,
+                timestamp=turn.timestamp,
                 metadata={"dia_id": turn.dia_id},
-            )  # fmt: skip
+            )
         self.clock.set(self.now)
         self.dropped = len(conversation.turns) - self.store.count(self.session)
         # Peers see every turn, dedup or not.
         self.turns = [
-            Turn(t.speaker, t.text, self.session, t.timestamp, 1.0, t.timestamp,
-                 id=t.dia_id, metadata={"dia_id": t.dia_id}, seq=i)
+            Turn(
+                t.speaker,
+                t.text,
+                self.session,
+                t.timestamp,
+                1.0,
+                t.timestamp,
+                id=t.dia_id,
+                metadata={"dia_id": t.dia_id},
+                seq=i,
+            )
             for i, t in enumerate(conversation.turns)
-        ]  # fmt: skip
+        ]
         self.texts = [render_turn(t.role, t.content) for t in self.turns]
         self.tokens = [counter.count(text) for text in self.texts]
         self.bm25 = BM25Index.from_tokens([analyze(text) for text in self.texts], k1=1.5, b=0.75)
@@ -252,9 +264,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, float]]:
     ours = per["ctxengine default"]
     for peer in ("relevance only: BM25", "relevance only: MiniLM cosine"):
         wins = [sum(ours[c][b] > per[peer][c][b] for c in ours) for b in BUDGETS]
-        print(f"default beats {peer[16:]} on " + ", ".join(
-            f"{w}/{len(ours)} conversations at B={b}" for w, b in zip(wins, BUDGETS)
-        ))  # fmt: skip
+        print(
+            f"default beats {peer[16:]} on "
+            + ", ".join(f"{w}/{len(ours)} conversations at B={b}" for w, b in zip(wins, BUDGETS))
+        )
     if args.loo and len(replays) > 1:
         print()
         print("\n".join(leave_one_out(replays, counts, per["relevance only: BM25"])))

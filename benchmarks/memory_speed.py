@@ -170,11 +170,19 @@ def langchain_rows(
 
 
 ROW_ORDER = (
-    "in-process lexical", "in-process dense", "in-process hybrid",
-    "SQLite lexical", "SQLite dense", "SQLite hybrid",
-    "SQLite lexical cold", "SQLite dense cold", "SQLite hybrid cold",
-    "LlamaIndex Memory.get (set)", "LlamaIndex Memory.get (put)", "LangChain trim_messages",
-)  # fmt: skip
+    "in-process lexical",
+    "in-process dense",
+    "in-process hybrid",
+    "SQLite lexical",
+    "SQLite dense",
+    "SQLite hybrid",
+    "SQLite lexical cold",
+    "SQLite dense cold",
+    "SQLite hybrid cold",
+    "LlamaIndex Memory.get (set)",
+    "LlamaIndex Memory.get (put)",
+    "LangChain trim_messages",
+)
 
 
 def print_table(results: dict[int, dict[str, float]]) -> None:

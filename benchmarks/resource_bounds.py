@@ -80,7 +80,11 @@ def history(store: str, scale: float) -> dict:
 
         url = f"sqlite:///{tempfile.mkdtemp()}/history.db?synchronous=NORMAL"
     engine = ContextEngine.from_documents(
-        [], retrieval="keyword", memory_url=url, clock=ManualClock(turns[0].timestamp), token_budget=800
+        [],
+        retrieval="keyword",
+        memory_url=url,
+        clock=ManualClock(turns[0].timestamp),
+        token_budget=800,
     )
     base = _rss_mb()
     started = time.perf_counter()
@@ -90,7 +94,9 @@ def history(store: str, scale: float) -> dict:
     for i in range(n):
         turn = turns[i % len(turns)]
         at = turn.timestamp + (i // len(turns)) * offset
-        stored += engine.remember(turn.speaker, turn.text, session_id="long", timestamp=at) is not None
+        stored += (
+            engine.remember(turn.speaker, turn.text, session_id="long", timestamp=at) is not None
+        )
     remembered = time.perf_counter() - started
     builds = []
     for question in questions:
@@ -98,9 +104,12 @@ def history(store: str, scale: float) -> dict:
         packet = engine.build(question, session_id="long")
         builds.append(time.perf_counter() - t0)
         assert packet.tokens_used <= 800
-    return {"base": base, "seconds": time.perf_counter() - started,
-            "detail": f"{stored:,} turns stored in {remembered:.0f} s; build {1000 * min(builds):.0f}-"
-                      f"{1000 * max(builds):.0f} ms, {len(packet.memory_turns)} turns in the packet"}
+    return {
+        "base": base,
+        "seconds": time.perf_counter() - started,
+        "detail": f"{stored:,} turns stored in {remembered:.0f} s; build {1000 * min(builds):.0f}-"
+        f"{1000 * max(builds):.0f} ms, {len(packet.memory_turns)} turns in the packet",
+    }
 
 
 def big_document(kind: str, compression: str, scale: float) -> dict:
@@ -122,7 +131,10 @@ def big_document(kind: str, compression: str, scale: float) -> dict:
         rng = random.Random(0)
         text = "".join(rng.choices("abcdefghij klmno.,!?\n\u5b57\U0001f600\u05d0", k=size))
     # Few enough small documents that the big one is among the k=5 the packet compresses.
-    small = [Document(f"A short note {i} about context windows and memory decay.", id=f"s{i}") for i in range(3)]
+    small = [
+        Document(f"A short note {i} about context windows and memory decay.", id=f"s{i}")
+        for i in range(3)
+    ]
     # The hashing embedder keeps the model out of the measurement: a model truncates its
     # input (MiniLM: 256 tokens), so what scales with the document is analysis and counting.
     hashing = HashingEmbedder(384)
@@ -130,18 +142,26 @@ def big_document(kind: str, compression: str, scale: float) -> dict:
     started = time.perf_counter()
     engine = ContextEngine.from_documents(
         [Document(text, id="big"), *small],
-        retrieval="keyword" if kind == "prose" else "hybrid",  # hybrid ranks even a word-less document
-        embedder=hashing, rerank=[TagReranker(), MMRReranker(hashing)], compression=compression,
+        retrieval="keyword"
+        if kind == "prose"
+        else "hybrid",  # hybrid ranks even a word-less document
+        embedder=hashing,
+        rerank=[TagReranker(), MMRReranker(hashing)],
+        compression=compression,
         compressor_options={"embedder": hashing} if compression == "semantic" else None,
-        memory_options={"embedder": hashing}, token_budget=800,
+        memory_options={"embedder": hashing},
+        token_budget=800,
     )
     indexed = time.perf_counter() - started
     packet = engine.build(QUESTION)
     built = time.perf_counter() - started - indexed
     assert packet.tokens_used <= 800
     kept = next((d.tokens for d in packet.documents if d.id == "big"), 0)
-    return {"base": base, "seconds": time.perf_counter() - started,
-            "detail": f"index {indexed:.1f} s, build {built:.1f} s, {kept} tokens of it kept"}
+    return {
+        "base": base,
+        "seconds": time.perf_counter() - started,
+        "detail": f"index {indexed:.1f} s, build {built:.1f} s, {kept} tokens of it kept",
+    }
 
 
 def _history_scenarios() -> dict[str, Callable[[float], dict]]:
@@ -154,14 +174,24 @@ def _history_scenarios() -> dict[str, Callable[[float], dict]]:
 def _document_scenarios() -> dict[str, Callable[[float], dict]]:
     out: dict[str, Callable[[float], dict]] = {}
     for compression in ("truncate", "sentence", "extractive", "semantic"):
-        out[f"10 MB document, {compression}"] = lambda scale, c=compression: big_document("prose", c, scale)
-    for kind, label in (("word", "10 MB single word"), ("dots", "10 MB of dots"), ("random", "10 MB random characters")):
+        out[f"10 MB document, {compression}"] = lambda scale, c=compression: big_document(
+            "prose", c, scale
+        )
+    for kind, label in (
+        ("word", "10 MB single word"),
+        ("dots", "10 MB of dots"),
+        ("random", "10 MB random characters"),
+    ):
         out[label] = lambda scale, k=kind: big_document(k, "extractive", scale)
     return out
 
 
 SCENARIOS: dict[str, Callable[[float], dict]] = {**_history_scenarios(), **_document_scenarios()}
-CORPUS_CELLS = {"100k docs keyword": "keyword", "100k docs tfidf": "tfidf", "100k docs hybrid": "hybrid"}
+CORPUS_CELLS = {
+    "100k docs keyword": "keyword",
+    "100k docs tfidf": "tfidf",
+    "100k docs hybrid": "hybrid",
+}
 
 
 # --- the parent ------------------------------------------------------------------------
@@ -174,13 +204,32 @@ def run(name: str, scale: float, timeout: float | None = None) -> dict:
         size = int(100_000 * scale)
         started = time.perf_counter()
         cell = run_child(size, CORPUS_CELLS[name], 5)
-        return {"name": name, "seconds": time.perf_counter() - started, "base": cell["rss_before_mb"],
-                "peak": cell["peak_rss_mb"],
-                "detail": f"{size:,} docs indexed at {cell['docs_per_s']:,.0f}/s; build median "
-                          f"{cell['median_ms']:.1f} ms"}
-    command = [sys.executable, "-m", "benchmarks.resource_bounds", "--child", name, "--scale", str(scale)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ),
-                          timeout=timeout, check=False)
+        return {
+            "name": name,
+            "seconds": time.perf_counter() - started,
+            "base": cell["rss_before_mb"],
+            "peak": cell["peak_rss_mb"],
+            "detail": f"{size:,} docs indexed at {cell['docs_per_s']:,.0f}/s; build median "
+            f"{cell['median_ms']:.1f} ms",
+        }
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.resource_bounds",
+        "--child",
+        name,
+        "--scale",
+        str(scale),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=timeout,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"scenario {name!r} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -188,9 +237,15 @@ def run(name: str, scale: float, timeout: float | None = None) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="scenarios whose name contains one of these ';'-separated parts")
-    parser.add_argument("--quick", action="store_true", help="every size divided by 100 (a smoke test)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a scenario exceeds its documented limit")
+    parser.add_argument(
+        "--only", help="scenarios whose name contains one of these ';'-separated parts"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="every size divided by 100 (a smoke test)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a scenario exceeds its documented limit"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -200,19 +255,27 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         return []
     names = [*CORPUS_CELLS, *SCENARIOS]
     if args.only:
-        names = [n for n in names if any(part.strip().lower() in n.lower() for part in args.only.split(";"))]
+        names = [
+            n
+            for n in names
+            if any(part.strip().lower() in n.lower() for part in args.only.split(";"))
+        ]
     scale = 0.01 if args.quick else args.scale
     print(f"resource bounds, one process per scenario, scale {scale:g}; {os.cpu_count()} CPUs")
-    print(f"{'scenario':<30} {'seconds':>8} {'base MB':>8} {'peak MB':>8} {'added':>6} {'limit MB / s':>13}  detail")
+    print(
+        f"{'scenario':<30} {'seconds':>8} {'base MB':>8} {'peak MB':>8} {'added':>6} {'limit MB / s':>13}  detail"
+    )
     rows, over = [], []
     for name in names:
         row = run(name, scale)
         limit_mb, limit_s = LIMITS[name]
         if row["peak"] > limit_mb or row["seconds"] > limit_s:
             over.append(name)
-        print(f"{name:<30} {row['seconds']:>8.1f} {row['base']:>8.0f} {row['peak']:>8.0f} "
-              f"{row['peak'] - row['base']:>6.0f} {f'{limit_mb:.0f} / {limit_s:.0f}':>13}  {row['detail']}",
-              flush=True)
+        print(
+            f"{name:<30} {row['seconds']:>8.1f} {row['base']:>8.0f} {row['peak']:>8.0f} "
+            f"{row['peak'] - row['base']:>6.0f} {f'{limit_mb:.0f} / {limit_s:.0f}':>13}  {row['detail']}",
+            flush=True,
+        )
         rows.append(row)
     if args.check and over:
         print(f"over the documented limit: {', '.join(over)}")

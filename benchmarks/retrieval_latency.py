@@ -56,7 +56,9 @@ def synthetic_corpus(turns: Sequence[str], size: int) -> list[Document]:
     return [Document(id=f"d{i}", text=turns[i % len(turns)]) for i in range(size)]
 
 
-def time_queries(retriever: HybridRetriever, queries: Sequence[str], mode: str) -> tuple[float, list[float], list[float]]:
+def time_queries(
+    retriever: HybridRetriever, queries: Sequence[str], mode: str
+) -> tuple[float, list[float], list[float]]:
     """Seconds of the warm-up query, of each new query, and of each query asked again (its
     vector then comes from the retriever's query cache: the index-side cost alone)."""
     start = time.perf_counter()
@@ -102,9 +104,13 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, str], tuple[float
     parser.add_argument("--sizes", default="1000,5000,10000,50000")
     parser.add_argument("--queries", type=int, default=100, help="timed queries per cell")
     parser.add_argument("--quick", action="store_true", help="sizes 200,1000 and 10 queries")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch.set_num_threads(N) first (on a shared, loaded machine 1 thread "
-                             "embeds one query far faster than torch's default of one per core)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) first (on a shared, loaded machine 1 thread "
+        "embeds one query far faster than torch's default of one per core)",
+    )
     args = parser.parse_args(argv)
     if args.torch_threads:
         import torch
@@ -121,15 +127,21 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, str], tuple[float
     shared.embed(turns)  # once; a no-op when the disk cache is warm
 
     analysis_rate, embed_rate = indexing_speed(turns, model, 100 if args.quick else 2000)
-    print(f"indexing: analysis {analysis_rate:,.0f} docs/s; embedding {embed_rate:,.0f} docs/s "
-          f"({model.name}, uncached, {os.cpu_count()} CPUs)")
-    embed_median, embed_p95 = query_embedding_ms(model, questions[-(n_queries + 1):])
+    print(
+        f"indexing: analysis {analysis_rate:,.0f} docs/s; embedding {embed_rate:,.0f} docs/s "
+        f"({model.name}, uncached, {os.cpu_count()} CPUs)"
+    )
+    embed_median, embed_p95 = query_embedding_ms(model, questions[-(n_queries + 1) :])
     print(f"query embedding alone: median {embed_median:.2f} ms, p95 {embed_p95:.2f} ms")
-    print(f"corpus: LoCoMo dev turns repeated to size; {n_queries} timed queries per cell, k=10; "
-          f"load average {os.getloadavg()[0]:.1f} (other processes share the CPUs when > 0)")
+    print(
+        f"corpus: LoCoMo dev turns repeated to size; {n_queries} timed queries per cell, k=10; "
+        f"load average {os.getloadavg()[0]:.1f} (other processes share the CPUs when > 0)"
+    )
     if args.torch_threads:
         print(f"torch threads: {args.torch_threads}")
-    print(f"{'docs':>7} {'mode':<11} {'median ms':>10} {'p95 ms':>8} {'repeat ms':>10} {'first query ms':>15} {'add s':>7}")
+    print(
+        f"{'docs':>7} {'mode':<11} {'median ms':>10} {'p95 ms':>8} {'repeat ms':>10} {'first query ms':>15} {'add s':>7}"
+    )
     results: dict[tuple[int, str], tuple[float, float]] = {}
     for size in sizes:
         corpus = synthetic_corpus(turns, size)
@@ -147,8 +159,11 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, str], tuple[float
             median, p95 = float(np.median(ms)), float(np.percentile(ms, 95))
             repeat = float(np.median(repeats)) * 1000
             results[(size, label)] = (median, p95)
-            print(f"{size:>7} {label:<11} {median:>10.2f} {p95:>8.2f} {repeat:>10.2f} {first * 1000:>15.1f} "
-                  f"{add_seconds:>7.2f}", flush=True)
+            print(
+                f"{size:>7} {label:<11} {median:>10.2f} {p95:>8.2f} {repeat:>10.2f} {first * 1000:>15.1f} "
+                f"{add_seconds:>7.2f}",
+                flush=True,
+            )
     return results
 
 

@@ -70,7 +70,9 @@ class Collection:
 def scifact(quick: bool) -> list[Collection]:
     queries, qrels = load_scifact_queries()
     docs = [Document(id=d.id, text=d.document_text) for d in load_scifact_corpus()]
-    items = [(text, {doc: float(s) for doc, s in qrels[qid].items()}) for qid, text in queries.items()]
+    items = [
+        (text, {doc: float(s) for doc, s in qrels[qid].items()}) for qid, text in queries.items()
+    ]
     if quick:  # 40 claims over their relevant abstracts plus 400 others
         items = items[:40]
         wanted = {doc for _, rel in items for doc in rel}
@@ -99,13 +101,21 @@ def evaluate(
     ``passage_window``: the retriever's (None: its default; 0: whole-document vectors)."""
     metrics = METRICS[dataset]
     depth = max(k for _, _, k in metrics)
-    values: dict[str, dict[str, list[float]]] = {label: {m: [] for m, _, _ in metrics} for label, _, _ in MODES}
+    values: dict[str, dict[str, list[float]]] = {
+        label: {m: [] for m, _, _ in metrics} for label, _, _ in MODES
+    }
     defaults = HybridRetriever()
     window = defaults.passage_window if passage_window is None else passage_window
-    windows = sum(len(window_texts(d.text, window)) for c in collections for d in c.documents) if window else 0
+    windows = (
+        sum(len(window_texts(d.text, window)) for c in collections for d in c.documents)
+        if window
+        else 0
+    )
     print(f"{dataset}: passage_window={window}, {windows:,} sentence windows besides the documents")
     for collection in collections:
-        retriever = HybridRetriever(collection.documents, embedder=default_embedder(), passage_window=window)
+        retriever = HybridRetriever(
+            collection.documents, embedder=default_embedder(), passage_window=window
+        )
         own: dict[str, float] = {}
         for label, mode, options in MODES:
             for name in ("alpha", "fusion"):
@@ -118,7 +128,10 @@ def evaluate(
                 ndcgs.append(ndcg_at_k(ranked, relevant, 10))
             own[label] = mean(ndcgs)
         if len(collections) > 1:
-            print(f"  {collection.name} nDCG@10: " + ", ".join(f"{m} {own[m]:.3f}" for m in PER_COLLECTION))
+            print(
+                f"  {collection.name} nDCG@10: "
+                + ", ".join(f"{m} {own[m]:.3f}" for m in PER_COLLECTION)
+            )
     return {label: {name: mean(v) for name, v in per.items()} for label, per in values.items()}
 
 
@@ -143,7 +156,9 @@ class QueryTable:
     ndcg: np.ndarray  # (queries, len(ALPHA_GRID))
 
 
-def query_table(collections: Sequence[Collection], pool: int, passage_window: int | None = None) -> QueryTable:
+def query_table(
+    collections: Sequence[Collection], pool: int, passage_window: int | None = None
+) -> QueryTable:
     features, rows = [], []
     options = {} if passage_window is None else {"passage_window": passage_window}
     for collection in collections:
@@ -157,7 +172,9 @@ def query_table(collections: Sequence[Collection], pool: int, passage_window: in
             )
             row = []
             for alpha in ALPHA_GRID:
-                chosen, _ = fusion.fuse(scores["dense"], scores["bm25"], alpha=float(alpha), k=10, pool=pool)
+                chosen, _ = fusion.fuse(
+                    scores["dense"], scores["bm25"], alpha=float(alpha), k=10, pool=pool
+                )
                 row.append(ndcg_at_k([ids[i] for i in chosen], relevant, 10))
             rows.append(row)
     return QueryTable(features, np.array(rows))
@@ -172,8 +189,10 @@ def tune_adaptive(tables: dict[str, QueryTable]) -> adaptive.AdaptiveAlpha:
     """Grid search maximising the unweighted mean over datasets of mean nDCG@10."""
     for name, table in tables.items():
         best = int(table.ndcg.mean(0).argmax())
-        print(f"{name}: best fixed alpha {ALPHA_GRID[best]:.2f} -> {table.ndcg.mean(0)[best]:.3f}; "
-              f"0.65 -> {table.ndcg.mean(0)[13]:.3f}; per-query oracle {table.ndcg.max(1).mean():.3f}")
+        print(
+            f"{name}: best fixed alpha {ALPHA_GRID[best]:.2f} -> {table.ndcg.mean(0)[best]:.3f}; "
+            f"0.65 -> {table.ndcg.mean(0)[13]:.3f}; per-query oracle {table.ndcg.max(1).mean():.3f}"
+        )
     best_rule, best_value = adaptive.DEFAULT, -1.0
     for values in itertools.product(*adaptive.SEARCH_SPACE.values()):
         rule = adaptive.AdaptiveAlpha(**dict(zip(adaptive.SEARCH_SPACE, values)))
@@ -188,22 +207,35 @@ def tune_adaptive(tables: dict[str, QueryTable]) -> adaptive.AdaptiveAlpha:
 
 
 def alpha_sweep(
-    dataset: str, collections: Sequence[Collection], alphas: Sequence[float], passage_window: int | None
+    dataset: str,
+    collections: Sequence[Collection],
+    alphas: Sequence[float],
+    passage_window: int | None,
 ) -> dict[float, float]:
     """Hybrid nDCG@10 at each alpha (the signals are computed once per query)."""
     window = HybridRetriever().passage_window if passage_window is None else passage_window
     per_alpha: dict[float, list[float]] = {alpha: [] for alpha in alphas}
     for collection in collections:
-        retriever = HybridRetriever(collection.documents, embedder=default_embedder(), passage_window=window)
+        retriever = HybridRetriever(
+            collection.documents, embedder=default_embedder(), passage_window=window
+        )
         ids = [d.id for d in retriever.documents]
         for query, relevant in collection.queries:
             scores = retriever.score_all(query)
             for alpha in alphas:
-                chosen, _ = fusion.fuse(scores["dense"], scores["bm25"], alpha=alpha, k=10, pool=retriever.candidate_pool)
+                chosen, _ = fusion.fuse(
+                    scores["dense"],
+                    scores["bm25"],
+                    alpha=alpha,
+                    k=10,
+                    pool=retriever.candidate_pool,
+                )
                 per_alpha[alpha].append(ndcg_at_k([ids[i] for i in chosen], relevant, 10))
     result = {alpha: mean(values) for alpha, values in per_alpha.items()}
-    print(f"{dataset} hybrid nDCG@10 (passage_window={window}): "
-          + ", ".join(f"alpha {a:g} {v:.4f}" for a, v in result.items()))  # fmt: skip
+    print(
+        f"{dataset} hybrid nDCG@10 (passage_window={window}): "
+        + ", ".join(f"alpha {a:g} {v:.4f}" for a, v in result.items())
+    )
     return result
 
 
@@ -212,22 +244,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
     parser.add_argument("--dataset", choices=["scifact", "locomo", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="40 queries on a small slice")
     parser.add_argument("--tune-adaptive", action="store_true")
-    parser.add_argument("--passage-window", type=int, default=None,
-                        help="HybridRetriever(passage_window=N); 0: whole-document vectors (default: its default, 2)")
-    parser.add_argument("--alphas", default=None,
-                        help="comma-separated alphas: hybrid nDCG@10 at each (a sweep), then stop")
+    parser.add_argument(
+        "--passage-window",
+        type=int,
+        default=None,
+        help="HybridRetriever(passage_window=N); 0: whole-document vectors (default: its default, 2)",
+    )
+    parser.add_argument(
+        "--alphas",
+        default=None,
+        help="comma-separated alphas: hybrid nDCG@10 at each (a sweep), then stop",
+    )
     args = parser.parse_args(argv)
     datasets = ["scifact", "locomo"] if args.dataset == "both" else [args.dataset]
     loaders = {"scifact": scifact, "locomo": locomo}
     collections = {name: loaders[name](args.quick) for name in datasets}
     if args.tune_adaptive:
-        tables = {name: query_table(c, HybridRetriever().candidate_pool, args.passage_window)
-                  for name, c in collections.items()}  # fmt: skip
+        tables = {
+            name: query_table(c, HybridRetriever().candidate_pool, args.passage_window)
+            for name, c in collections.items()
+        }
         tune_adaptive(tables)
         return {}
     if args.alphas:
-        return {name: alpha_sweep(name, colls, [float(a) for a in args.alphas.split(",")], args.passage_window)
-                for name, colls in collections.items()}  # fmt: skip
+        return {
+            name: alpha_sweep(
+                name, colls, [float(a) for a in args.alphas.split(",")], args.passage_window
+            )
+            for name, colls in collections.items()
+        }
     out = {}
     for name, colls in collections.items():
         start = time.perf_counter()

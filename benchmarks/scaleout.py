@@ -209,8 +209,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         "overhead": "ctxengine overhead (build total - first stage)",
         "total": "engine.build total",
     }
-    rows = [{"what": f"Chroma collection.query (HTTP, n_results={args.candidates})",
-             "median ms": store_median, "p95 ms": percentile(store_ms, 0.95), "x store": 1.0}]  # fmt: skip
+    rows = [
+        {
+            "what": f"Chroma collection.query (HTTP, n_results={args.candidates})",
+            "median ms": store_median,
+            "p95 ms": percentile(store_ms, 0.95),
+            "x store": 1.0,
+        }
+    ]
     order = [
         "retrieve",
         *(s for s in stages if s not in ("retrieve", "overhead", "total")),
@@ -220,8 +226,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for stage in order:
         values = stages[stage]
         median = statistics.median(values)
-        rows.append({"what": label.get(stage, f"stage: {stage}"), "median ms": median,
-                     "p95 ms": percentile(values, 0.95), "x store": median / store_median})  # fmt: skip
+        rows.append(
+            {
+                "what": label.get(stage, f"stage: {stage}"),
+                "median ms": median,
+                "p95 ms": percentile(values, 0.95),
+                "x store": median / store_median,
+            }
+        )
 
     print(
         f"\n{args.docs:,} documents of {args.window}+ sentences/turns in Chroma (HashingEmbedder {args.dimension}-d vectors, precomputed); "

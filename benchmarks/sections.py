@@ -35,8 +35,6 @@ def _command(module: str, argv: Sequence[str]) -> str:
     return " ".join(["python -m", f"benchmarks.{module}", *argv])
 
 
-
-
 def retrieval(quick: bool) -> SectionResult:
     from benchmarks.report import table
 
@@ -46,17 +44,44 @@ def retrieval(quick: bool) -> SectionResult:
     for dataset, result in value.items():
         rows = result["rows"]
         hybrid = next(r for r in rows if r["system"] == "ctxengine hybrid")
-        tables.append(table(
-            f"{dataset}: {result['queries']} queries",
-            ["system", "nDCG@10", "Recall@5", "Recall@10", "Recall@100", "ms/query", "× hybrid", "index s"],
-            [[r["system"], r["ndcg@10"], r["recall@5"], r["recall@10"], r["recall@100"], r["median_ms"],
-              r["median_ms"] / hybrid["median_ms"], r["index_s"]] for r in rows],
-            ["", ".4f", ".3f", ".3f", ".3f", ".1f", ".2f", ".1f"],
-            result["notes"] + [_margin_note(result["margins"]), _latency_note(result)],
-        ))  # fmt: skip
-        panels.append({"title": f"{dataset} ({result['queries']} queries)", "xlabel": "nDCG@10",
-                       "series": {r["system"]: r["ndcg@10"] for r in rows},
-                       "highlight": [r["system"] for r in rows if r["group"] == "ctxengine"]})  # fmt: skip
+        tables.append(
+            table(
+                f"{dataset}: {result['queries']} queries",
+                [
+                    "system",
+                    "nDCG@10",
+                    "Recall@5",
+                    "Recall@10",
+                    "Recall@100",
+                    "ms/query",
+                    "× hybrid",
+                    "index s",
+                ],
+                [
+                    [
+                        r["system"],
+                        r["ndcg@10"],
+                        r["recall@5"],
+                        r["recall@10"],
+                        r["recall@100"],
+                        r["median_ms"],
+                        r["median_ms"] / hybrid["median_ms"],
+                        r["index_s"],
+                    ]
+                    for r in rows
+                ],
+                ["", ".4f", ".3f", ".3f", ".3f", ".1f", ".2f", ".1f"],
+                result["notes"] + [_margin_note(result["margins"]), _latency_note(result)],
+            )
+        )
+        panels.append(
+            {
+                "title": f"{dataset} ({result['queries']} queries)",
+                "xlabel": "nDCG@10",
+                "series": {r["system"]: r["ndcg@10"] for r in rows},
+                "highlight": [r["system"] for r in rows if r["group"] == "ctxengine"],
+            }
+        )
         # peers as shipped (the "peer variant" row runs a peer with ctxengine's analyzer)
         best = max((r for r in rows if r["group"] == "peer"), key=lambda r: r["ndcg@10"])
         m = result["margins"][best["system"]]
@@ -67,24 +92,41 @@ def retrieval(quick: bool) -> SectionResult:
             f"{m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f}); {hybrid['median_ms']:.1f} vs "
             f"{best['median_ms']:.1f} ms/query"
         )
-    plot = {"file": "retrieval_ndcg.png", "title": "nDCG@10, ctxengine (blue) vs peers (grey)",
-            "kind": "bar", "panels": panels}  # fmt: skip
-    return {"tables": tables, "plots": [plot], "headlines": headlines, "output": output,
-            "command": _command("peers", argv)}  # fmt: skip
+    plot = {
+        "file": "retrieval_ndcg.png",
+        "title": "nDCG@10, ctxengine (blue) vs peers (grey)",
+        "kind": "bar",
+        "panels": panels,
+    }
+    return {
+        "tables": tables,
+        "plots": [plot],
+        "headlines": headlines,
+        "output": output,
+        "command": _command("peers", argv),
+    }
 
 
 def _latency_note(result: dict[str, Any]) -> str:
-    return (f"ms/query: median of retrieve(query, k=100) with every query embedding read from the "
-            f"same warm cache, so it is the retrieval work itself; a live query adds one MiniLM call, "
-            f"{result['model_query_ms']:.1f} ms in this run, to every row that embeds (all but the BM25 "
-            f"and TF-IDF rows). index s: building the system over the corpus (document vectors cached).")
+    return (
+        f"ms/query: median of retrieve(query, k=100) with every query embedding read from the "
+        f"same warm cache, so it is the retrieval work itself; a live query adds one MiniLM call, "
+        f"{result['model_query_ms']:.1f} ms in this run, to every row that embeds (all but the BM25 "
+        f"and TF-IDF rows). index s: building the system over the corpus (document vectors cached)."
+    )
 
 
 def _margin_note(margins: dict[str, dict]) -> str:
-    parts = [f"{name} {m['margin']:+.4f} (95% CI {m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f}; better on "
-             f"{m['wins']}, worse on {m['losses']} queries)" for name, m in margins.items()]  # fmt: skip
-    return ("nDCG@10 margin of ctxengine hybrid over each peer (paired bootstrap over queries): "
-            + "; ".join(parts) + ".")  # fmt: skip
+    parts = [
+        f"{name} {m['margin']:+.4f} (95% CI {m['ci95'][0]:+.4f} to {m['ci95'][1]:+.4f}; better on "
+        f"{m['wins']}, worse on {m['losses']} queries)"
+        for name, m in margins.items()
+    ]
+    return (
+        "nDCG@10 margin of ctxengine hybrid over each peer (paired bootstrap over queries): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def memory(quick: bool) -> SectionResult:
@@ -94,23 +136,47 @@ def memory(quick: bool) -> SectionResult:
     value, output = _run("memory_quality", argv)
     budgets = sorted({b for row in value.values() for b in row})
     # indented names are variants of the default (one ingredient changed)
-    rows = [[f"default, {name.strip()}" if name.startswith(" ") else name, *(row[b] for b in budgets)]
-            for name, row in value.items()]  # fmt: skip
+    rows = [
+        [f"default, {name.strip()}" if name.startswith(" ") else name, *(row[b] for b in budgets)]
+        for name, row in value.items()
+    ]
     main_rows = [n for n in value if not n.startswith(" ")]
-    plot = {"file": "memory_budget.png", "title": "LoCoMo: evidence turns kept in a history slot of B tokens",
-            "kind": "line", "panels": [{"xlabel": "history budget B (tokens)", "ylabel": "evidence recall",
-                                        "xlog": True, "series": {n: [[b, value[n][b]] for b in budgets]
-                                                                 for n in main_rows}}]}  # fmt: skip
+    plot = {
+        "file": "memory_budget.png",
+        "title": "LoCoMo: evidence turns kept in a history slot of B tokens",
+        "kind": "line",
+        "panels": [
+            {
+                "xlabel": "history budget B (tokens)",
+                "ylabel": "evidence recall",
+                "xlog": True,
+                "series": {n: [[b, value[n][b]] for b in budgets] for n in main_rows},
+            }
+        ],
+    }
     ours, window = value.get("ctxengine default", {}), value.get("token window (last turns)", {})
     headlines = []
     if ours and window:
-        headlines.append("evidence recall at B=256/512/1024: ctxengine default "
-                         + "/".join(f"{ours[b]:.1%}" for b in budgets) + ", token window "
-                         + "/".join(f"{window[b]:.1%}" for b in budgets))  # fmt: skip
-    return {"tables": [table("share of evidence turns in the history slot (weighted by questions)",
-                             ["system", *(f"B={b}" for b in budgets)], rows, ["", *(".1%" for _ in budgets)])],
-            "plots": [plot], "headlines": headlines, "output": output,
-            "command": _command("memory_quality", argv)}  # fmt: skip
+        headlines.append(
+            "evidence recall at B=256/512/1024: ctxengine default "
+            + "/".join(f"{ours[b]:.1%}" for b in budgets)
+            + ", token window "
+            + "/".join(f"{window[b]:.1%}" for b in budgets)
+        )
+    return {
+        "tables": [
+            table(
+                "share of evidence turns in the history slot (weighted by questions)",
+                ["system", *(f"B={b}" for b in budgets)],
+                rows,
+                ["", *(".1%" for _ in budgets)],
+            )
+        ],
+        "plots": [plot],
+        "headlines": headlines,
+        "output": output,
+        "command": _command("memory_quality", argv),
+    }
 
 
 def compression(quick: bool) -> SectionResult:
@@ -127,27 +193,57 @@ def compression(quick: bool) -> SectionResult:
         by_name: dict[str, dict[float, dict]] = {}
         for r in rows_of:
             by_name.setdefault(r["strategy"], {})[r["budget"]] = r
-        rows = [[name, *(v[s]["kept"] for s in shares), *(v[s]["used"] for s in shares),
-                 sum(v[s]["over"] for s in shares), v[shares[0]]["ms"]] for name, v in by_name.items()]  # fmt: skip
-        columns = ["strategy", *(f"kept @{s:.0%}" for s in shares), *(f"tokens/budget @{s:.0%}" for s in shares),
-                   "over budget", f"ms/{unit} @{shares[0]:.0%}"]  # fmt: skip
+        rows = [
+            [
+                name,
+                *(v[s]["kept"] for s in shares),
+                *(v[s]["used"] for s in shares),
+                sum(v[s]["over"] for s in shares),
+                v[shares[0]]["ms"],
+            ]
+            for name, v in by_name.items()
+        ]
+        columns = [
+            "strategy",
+            *(f"kept @{s:.0%}" for s in shares),
+            *(f"tokens/budget @{s:.0%}" for s in shares),
+            "over budget",
+            f"ms/{unit} @{shares[0]:.0%}",
+        ]
         formats = ["", *(".3f" for _ in shares), *(".2f" for _ in shares), "", ".1f"]
         tables.append(table(f"{title} ({rows_of[0]['cases']} {unit}s)", columns, rows, formats))
-        panels.append({"title": title, "xlabel": "budget (share of the texts' tokens)", "ylabel": f"{kept} kept",
-                       "series": {n: [[s, v[s]["kept"]] for s in shares] for n, v in by_name.items()}})  # fmt: skip
+        panels.append(
+            {
+                "title": title,
+                "xlabel": "budget (share of the texts' tokens)",
+                "ylabel": f"{kept} kept",
+                "series": {n: [[s, v[s]["kept"]] for s in shares] for n, v in by_name.items()},
+            }
+        )
         peer = tuple(n for n in by_name if n.startswith(("llamaindex", "langchain")))
         at = {n: v[shares[0]]["kept"] for n, v in by_name.items()}
         best_ours = max((n for n in by_name if n not in peer), key=at.__getitem__)
         best_peer = max(peer, key=at.__getitem__, default=None)
-        headline = f"{title}: at {shares[0]:.0%} of the tokens, {best_ours} keeps {at[best_ours]:.1%}"
+        headline = (
+            f"{title}: at {shares[0]:.0%} of the tokens, {best_ours} keeps {at[best_ours]:.1%}"
+        )
         headline += f" of {kept}"
         if best_peer:
             headline += f" vs {at[best_peer]:.1%} for the best peer ({best_peer})"
         headlines.append(headline)
-    plot = {"file": "compression_budget.png", "title": "Evidence kept vs token budget", "kind": "line",
-            "panels": panels}  # fmt: skip
-    return {"tables": tables, "plots": [plot], "headlines": headlines, "output": output,
-            "command": _command("compression_quality", argv)}  # fmt: skip
+    plot = {
+        "file": "compression_budget.png",
+        "title": "Evidence kept vs token budget",
+        "kind": "line",
+        "panels": panels,
+    }
+    return {
+        "tables": tables,
+        "plots": [plot],
+        "headlines": headlines,
+        "output": output,
+        "command": _command("compression_quality", argv),
+    }
 
 
 # dataset key in compression_quality's rows: (title, what is kept, what a case is)
@@ -163,38 +259,108 @@ def latency(quick: bool) -> SectionResult:
 
     argv = ["--quick"] if quick else []
     value, output = _run("build_latency", argv)
-    rows = [[r["docs"], r["mode"], r["median_ms"], r["p95_ms"],
-             r["new_query_median_ms"],
-             r["stage_ms"]["retrieve"], r["stage_ms"]["rerank"], r["stage_ms"]["memory"],
-             r["stage_ms"]["compress"], r["stage_ms"]["assemble"], r["docs_per_s"],
-             r["rss_before_mb"], r["peak_rss_mb"]] for r in value]  # fmt: skip
-    columns = ["docs", "mode", "build() median ms", "p95 ms", "new query median ms", "retrieve", "rerank",
-               "memory", "compress", "assemble", "index docs/s", "RSS before MB", "peak RSS MB"]  # fmt: skip
-    formats = [",", "", ".2f", ".2f", ".1f", ".2f", ".2f", ".2f", ".2f", ".2f", ",.0f", ".0f", ".0f"]
+    rows = [
+        [
+            r["docs"],
+            r["mode"],
+            r["median_ms"],
+            r["p95_ms"],
+            r["new_query_median_ms"],
+            r["stage_ms"]["retrieve"],
+            r["stage_ms"]["rerank"],
+            r["stage_ms"]["memory"],
+            r["stage_ms"]["compress"],
+            r["stage_ms"]["assemble"],
+            r["docs_per_s"],
+            r["rss_before_mb"],
+            r["peak_rss_mb"],
+        ]
+        for r in value
+    ]
+    columns = [
+        "docs",
+        "mode",
+        "build() median ms",
+        "p95 ms",
+        "new query median ms",
+        "retrieve",
+        "rerank",
+        "memory",
+        "compress",
+        "assemble",
+        "index docs/s",
+        "RSS before MB",
+        "peak RSS MB",
+    ]
+    formats = [
+        ",",
+        "",
+        ".2f",
+        ".2f",
+        ".1f",
+        ".2f",
+        ".2f",
+        ".2f",
+        ".2f",
+        ".2f",
+        ",.0f",
+        ".0f",
+        ".0f",
+    ]
     modes = list(dict.fromkeys(r["mode"] for r in value))
     series = {m: [[r["docs"], r["median_ms"]] for r in value if r["mode"] == m] for m in modes}
-    memory_series = {m: [[r["docs"], r["peak_rss_mb"]] for r in value if r["mode"] == m] for m in modes}
-    plot = {"file": "build_latency.png", "title": "engine.build() vs corpus size", "kind": "line",
-            "panels": [{"title": "median build() latency", "xlabel": "documents", "ylabel": "ms",
-                        "xlog": True, "ylog": True, "series": series},
-                       {"title": "peak RSS of the process", "xlabel": "documents", "ylabel": "MB",
-                        "xlog": True, "series": memory_series}]}  # fmt: skip
+    memory_series = {
+        m: [[r["docs"], r["peak_rss_mb"]] for r in value if r["mode"] == m] for m in modes
+    }
+    plot = {
+        "file": "build_latency.png",
+        "title": "engine.build() vs corpus size",
+        "kind": "line",
+        "panels": [
+            {
+                "title": "median build() latency",
+                "xlabel": "documents",
+                "ylabel": "ms",
+                "xlog": True,
+                "ylog": True,
+                "series": series,
+            },
+            {
+                "title": "peak RSS of the process",
+                "xlabel": "documents",
+                "ylabel": "MB",
+                "xlog": True,
+                "series": memory_series,
+            },
+        ],
+    }
     headlines = []
     for target_docs in (10_000,):
         cells = {r["mode"]: r for r in value if r["docs"] == target_docs}
         if "hybrid" in cells:
             h = cells["hybrid"]
-            headlines.append(f"hybrid build() at {target_docs:,} docs, cached embeddings: median "
-                             f"{h['median_ms']:.1f} ms (target < 20 ms: {'met' if h['median_ms'] < 20 else 'MISSED'}); "
-                             f"{h['new_query_median_ms']:.1f} ms when the query is new (one model call)")  # fmt: skip
+            headlines.append(
+                f"hybrid build() at {target_docs:,} docs, cached embeddings: median "
+                f"{h['median_ms']:.1f} ms (target < 20 ms: {'met' if h['median_ms'] < 20 else 'MISSED'}); "
+                f"{h['new_query_median_ms']:.1f} ms when the query is new (one model call)"
+            )
         lexical = [cells[m] for m in LEXICAL if m in cells]
         if lexical:
-            headlines.append(", ".join(f"{r['mode']} {r['median_ms']:.1f} ms" for r in lexical)
-                             + f" at {target_docs:,} docs (target < 5 ms: "
-                             + ("met" if all(r["median_ms"] < 5 for r in lexical) else "MISSED") + ")")  # fmt: skip
+            headlines.append(
+                ", ".join(f"{r['mode']} {r['median_ms']:.1f} ms" for r in lexical)
+                + f" at {target_docs:,} docs (target < 5 ms: "
+                + ("met" if all(r["median_ms"] < 5 for r in lexical) else "MISSED")
+                + ")"
+            )
     notes = [_doc("build_latency").split("\n\n", 1)[1].split("\n\n    python")[0]]
-    return {"tables": [table("", columns, rows, formats)], "plots": [plot], "headlines": headlines,
-            "notes": notes, "output": output, "command": _command("build_latency", argv)}  # fmt: skip
+    return {
+        "tables": [table("", columns, rows, formats)],
+        "plots": [plot],
+        "headlines": headlines,
+        "notes": notes,
+        "output": output,
+        "command": _command("build_latency", argv),
+    }
 
 
 def query_latency(quick: bool) -> SectionResult:
@@ -203,9 +369,18 @@ def query_latency(quick: bool) -> SectionResult:
     argv = ["--quick"] if quick else []
     value, output = _run("retrieval_latency", argv)
     rows = [[size, label, median, p95] for (size, label), (median, p95) in value.items()]
-    return {"tables": [table("retrieve(q, k=10), new query embedded by the model each time",
-                             ["docs", "mode", "median ms", "p95 ms"], rows, [",", "", ".2f", ".2f"])],
-            "output": output, "command": _command("retrieval_latency", argv)}  # fmt: skip
+    return {
+        "tables": [
+            table(
+                "retrieve(q, k=10), new query embedded by the model each time",
+                ["docs", "mode", "median ms", "p95 ms"],
+                rows,
+                [",", "", ".2f", ".2f"],
+            )
+        ],
+        "output": output,
+        "command": _command("retrieval_latency", argv),
+    }
 
 
 def rerank(quick: bool) -> SectionResult:
@@ -222,11 +397,18 @@ def rerank(quick: bool) -> SectionResult:
             _, output = _run("rerank_quality", argv)
             rows = json.loads(path.read_text())["results"][dataset]
         columns = list(dict.fromkeys(c for r in rows for c in r))
-        tables.append(table(f"{dataset}: first stage hybrid, top {top} re-ranked", columns,
-                            [[r.get(c) for c in columns] for r in rows],
-                            ["" if c in ("strategy", "better/worse queries") else ".4f" for c in columns]))  # fmt: skip
+        tables.append(
+            table(
+                f"{dataset}: first stage hybrid, top {top} re-ranked",
+                columns,
+                [[r.get(c) for c in columns] for r in rows],
+                ["" if c in ("strategy", "better/worse queries") else ".4f" for c in columns],
+            )
+        )
         outputs.append(output)
-        commands.append(_command("rerank_quality", [a for a in argv if a != str(path) and a != "--json"]))
+        commands.append(
+            _command("rerank_quality", [a for a in argv if a != str(path) and a != "--json"])
+        )
     return {"tables": tables, "output": "\n".join(outputs), "command": "; ".join(commands)}
 
 
@@ -243,48 +425,98 @@ def learned(quick: bool) -> SectionResult:
         return f"{statistics.fmean(values):{spec}} ± {statistics.pstdev(values):{spec}}"
 
     tables, headlines = [], []
-    for key, title in (("scifact", "SciFact train claims, 5-fold cross-validation over claims"),
-                       ("locomo", "LoCoMo dev, turns as documents, leave-one-conversation-out")):  # fmt: skip
+    for key, title in (
+        ("scifact", "SciFact train claims, 5-fold cross-validation over claims"),
+        ("locomo", "LoCoMo dev, turns as documents, leave-one-conversation-out"),
+    ):
         if key not in value:
             continue
         per, summaries = value[key]["folds"], value[key]["summary"]
-        notes = [f"{s['learned_row']} vs the best hand-set row on the same signals ({s['best_handset']}, chosen "
-                 f"on the test folds): {s['margin_mean']:+.4f} ± {s['margin_std']:.4f} nDCG@10, wins "
-                 f"{s['folds_won']}/{s['folds']} folds" for s in summaries]  # fmt: skip
-        tables.append(table(f"{title}: nDCG@10 (mean ± std over {len(next(iter(per.values())))} folds)",
-                            ["system", "nDCG@10", "per fold"],
-                            [[name, spread(v, ".4f"), " ".join(f"{x:.3f}" for x in v)] for name, v in per.items()],
-                            notes=notes))  # fmt: skip
+        notes = [
+            f"{s['learned_row']} vs the best hand-set row on the same signals ({s['best_handset']}, chosen "
+            f"on the test folds): {s['margin_mean']:+.4f} ± {s['margin_std']:.4f} nDCG@10, wins "
+            f"{s['folds_won']}/{s['folds']} folds"
+            for s in summaries
+        ]
+        tables.append(
+            table(
+                f"{title}: nDCG@10 (mean ± std over {len(next(iter(per.values())))} folds)",
+                ["system", "nDCG@10", "per fold"],
+                [
+                    [name, spread(v, ".4f"), " ".join(f"{x:.3f}" for x in v)]
+                    for name, v in per.items()
+                ],
+                notes=notes,
+            )
+        )
         s = summaries[0]
-        headlines.append(f"{key}: learned ranker nDCG@10 {s['learned']:.4f} vs best hand-set {s['best']:.4f} "
-                         f"({s['best_handset']}): {s['margin_mean']:+.4f} ± {s['margin_std']:.4f}, wins "
-                         f"{s['folds_won']}/{s['folds']} folds")  # fmt: skip
+        headlines.append(
+            f"{key}: learned ranker nDCG@10 {s['learned']:.4f} vs best hand-set {s['best']:.4f} "
+            f"({s['best_handset']}): {s['margin_mean']:+.4f} ± {s['margin_std']:.4f}, wins "
+            f"{s['folds_won']}/{s['folds']} folds"
+        )
     if "latency" in value:
-        tables.append(table("Re-ranking 100 candidates (median ms)", ["what", "median ms"],
-                            list(value["latency"].items()), ["", ".3f"]))  # fmt: skip
+        tables.append(
+            table(
+                "Re-ranking 100 candidates (median ms)",
+                ["what", "median ms"],
+                list(value["latency"].items()),
+                ["", ".3f"],
+            )
+        )
     if "memory" in value:
         per, summary = value["memory"]["per"], value["memory"]["summary"]
         budgets = sorted(int(b) for b in summary)
         sessions = list(next(iter(per.values())))
-        rows = [[name, *(spread([by_conv[s][b] for s in sessions], ".1%") for b in budgets)]
-                for name, by_conv in per.items()]  # fmt: skip
-        rows.append(["tuned hand-set (best row on the other conversations)",
-                     *(f"{summary[b]['tuned']:.1%}" for b in budgets)])  # fmt: skip
-        notes = [f"B={b}: learned {summary[b]['learned']:.1%} vs the best hand-set memory "
-                 f"({summary[b]['best_handset']}, {summary[b]['best']:.1%}): {summary[b]['margin_mean']:+.1%} ± "
-                 f"{summary[b]['margin_std']:.1%}, wins {summary[b]['folds_won']}/{len(sessions)} conversations"
-                 for b in budgets]  # fmt: skip
-        tables.append(table(f"LoCoMo memory, evidence recall in the history slot, leave-one-conversation-out "
-                            f"({len(sessions)} conversations, mean ± std)",
-                            ["system", *(f"B={b}" for b in budgets)], rows, notes=notes))  # fmt: skip
-        tables.append(table("Memory recall, B=512 (median ms)", ["what", "median ms"],
-                            list(value["memory"]["latency_ms"].items()), ["", ".2f"]))  # fmt: skip
-        headlines.append("memory: learned evidence recall at B=" + "/".join(map(str, budgets)) + " "
-                         + "/".join(f"{summary[b]['learned']:.1%}" for b in budgets) + " vs best hand-set "
-                         + "/".join(f"{summary[b]['best']:.1%}" for b in budgets))  # fmt: skip
+        rows = [
+            [name, *(spread([by_conv[s][b] for s in sessions], ".1%") for b in budgets)]
+            for name, by_conv in per.items()
+        ]
+        rows.append(
+            [
+                "tuned hand-set (best row on the other conversations)",
+                *(f"{summary[b]['tuned']:.1%}" for b in budgets),
+            ]
+        )
+        notes = [
+            f"B={b}: learned {summary[b]['learned']:.1%} vs the best hand-set memory "
+            f"({summary[b]['best_handset']}, {summary[b]['best']:.1%}): {summary[b]['margin_mean']:+.1%} ± "
+            f"{summary[b]['margin_std']:.1%}, wins {summary[b]['folds_won']}/{len(sessions)} conversations"
+            for b in budgets
+        ]
+        tables.append(
+            table(
+                f"LoCoMo memory, evidence recall in the history slot, leave-one-conversation-out "
+                f"({len(sessions)} conversations, mean ± std)",
+                ["system", *(f"B={b}" for b in budgets)],
+                rows,
+                notes=notes,
+            )
+        )
+        tables.append(
+            table(
+                "Memory recall, B=512 (median ms)",
+                ["what", "median ms"],
+                list(value["memory"]["latency_ms"].items()),
+                ["", ".2f"],
+            )
+        )
+        headlines.append(
+            "memory: learned evidence recall at B="
+            + "/".join(map(str, budgets))
+            + " "
+            + "/".join(f"{summary[b]['learned']:.1%}" for b in budgets)
+            + " vs best hand-set "
+            + "/".join(f"{summary[b]['best']:.1%}" for b in budgets)
+        )
     notes = [_doc("learned_ranker").split("\n\n    python")[0]]
-    return {"tables": tables, "headlines": headlines, "notes": notes, "output": output,
-            "command": _command("learned_ranker", argv)}  # fmt: skip
+    return {
+        "tables": tables,
+        "headlines": headlines,
+        "notes": notes,
+        "output": output,
+        "command": _command("learned_ranker", argv),
+    }
 
 
 def store(quick: bool) -> SectionResult:
@@ -299,11 +531,17 @@ def store(quick: bool) -> SectionResult:
         ours = next((v for n, v in value.items() if n.startswith(backend)), None)
         name = next((n for n in value if n.startswith(backend)), "")
         if peer and ours:
-            headlines.append(f"{name}: {ours[0]:,.0f} adds/s, {ours[1]:,.0f} session reads/s, "
-                             f"{ours[0] / peer[0]:.1f}x / {ours[1] / peer[1]:.1f}x LangChain "
-                             f"SQLChatMessageHistory on {backend}")  # fmt: skip
-    return {"tables": [table("", ["store", "adds/s", "session reads/s"], rows, ["", ",.0f", ",.0f"])],
-            "headlines": headlines, "output": output, "command": _command("store_throughput", argv)}  # fmt: skip
+            headlines.append(
+                f"{name}: {ours[0]:,.0f} adds/s, {ours[1]:,.0f} session reads/s, "
+                f"{ours[0] / peer[0]:.1f}x / {ours[1] / peer[1]:.1f}x LangChain "
+                f"SQLChatMessageHistory on {backend}"
+            )
+    return {
+        "tables": [table("", ["store", "adds/s", "session reads/s"], rows, ["", ",.0f", ",.0f"])],
+        "headlines": headlines,
+        "output": output,
+        "command": _command("store_throughput", argv),
+    }
 
 
 def _generic(module: str) -> Callable[[bool], SectionResult]:
@@ -317,9 +555,14 @@ def _generic(module: str) -> Callable[[bool], SectionResult]:
         value, output = _run(module, argv)
         tables = []
         if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            columns = [c for c in dict.fromkeys(c for r in value for c in r)
-                       if all(not isinstance(r.get(c), (dict, list)) for r in value)]  # fmt: skip
-            formats = [".4g" if any(isinstance(r.get(c), float) for r in value) else "" for c in columns]
+            columns = [
+                c
+                for c in dict.fromkeys(c for r in value for c in r)
+                if all(not isinstance(r.get(c), (dict, list)) for r in value)
+            ]
+            formats = [
+                ".4g" if any(isinstance(r.get(c), float) for r in value) else "" for c in columns
+            ]
             tables.append(table("", columns, [[r.get(c) for c in columns] for r in value], formats))
         return {"tables": tables, "output": output, "command": _command(module, argv)}
 
@@ -334,15 +577,30 @@ class Spec(NamedTuple):
 
 
 SECTIONS: dict[str, Spec] = {
-    "retrieval": Spec("Retrieval quality: ctxengine vs peers", retrieval, ("scifact", "locomo"), True),
+    "retrieval": Spec(
+        "Retrieval quality: ctxengine vs peers", retrieval, ("scifact", "locomo"), True
+    ),
     "memory": Spec("Memory under a token budget (LoCoMo)", memory, ("locomo",), True),
-    "compression": Spec("Compression (SciFact rationales, LoCoMo evidence turns)", compression,
-                        ("scifact", "locomo"), True),
+    "compression": Spec(
+        "Compression (SciFact rationales, LoCoMo evidence turns)",
+        compression,
+        ("scifact", "locomo"),
+        True,
+    ),
     "latency": Spec("Speed and scale: engine.build()", latency, ("locomo",), True),
     "store": Spec("Memory store throughput", store, ("locomo",), True),
-    "learned": Spec("Context modeling: learned scorers vs hand-set rules", learned, ("scifact", "locomo"), True),
+    "learned": Spec(
+        "Context modeling: learned scorers vs hand-set rules", learned, ("scifact", "locomo"), True
+    ),
     "rerank": Spec("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo"), False),
     "query_latency": Spec("Speed: per-query retrieval latency", query_latency, ("locomo",), False),
-    "resource_bounds": Spec("Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False),
-    "agent_loop": Spec("Agent loop: every model call within budget", _generic("agent_loop"), ("scifact", "locomo"), False),
+    "resource_bounds": Spec(
+        "Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False
+    ),
+    "agent_loop": Spec(
+        "Agent loop: every model call within budget",
+        _generic("agent_loop"),
+        ("scifact", "locomo"),
+        False,
+    ),
 }

@@ -87,7 +87,9 @@ def langchain_backend(connection_for: Callable[[Path, str], str]) -> Callable[[P
 
         def history(session: str) -> SQLChatMessageHistory:
             if session not in histories:
-                histories[session] = SQLChatMessageHistory(session, connection=engine, table_name=table)
+                histories[session] = SQLChatMessageHistory(
+                    session, connection=engine, table_name=table
+                )
             return histories[session]
 
         def add(session: str, role: str, content: str, when: float) -> None:
@@ -100,7 +102,9 @@ def langchain_backend(connection_for: Callable[[Path, str], str]) -> Callable[[P
         def close() -> None:
             if engine.dialect.name == "postgresql":
                 with engine.begin() as conn:
-                    conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))  # generated name, not input
+                    conn.execute(
+                        text(f'DROP TABLE IF EXISTS "{table}"')
+                    )  # generated name, not input
             engine.dispose()
 
         return Opened(add, read, close)
@@ -120,8 +124,12 @@ def drop_bench_schemas(base: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(base, autocommit=True) as conn:
-        names = [row[0] for row in conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'").fetchall()]
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
+            ).fetchall()
+        ]
         for name in names:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
@@ -129,24 +137,34 @@ def drop_bench_schemas(base: str) -> None:
 def backends(postgres_url: str | None) -> list[Backend]:
     rows = [
         Backend("in-process", None, ctxengine_backend(lambda _w: "memory://")),
-        Backend("SQLite (FULL)", None, ctxengine_backend(lambda w: f"sqlite:///{w / 'ctx-full.db'}")),
+        Backend(
+            "SQLite (FULL)", None, ctxengine_backend(lambda w: f"sqlite:///{w / 'ctx-full.db'}")
+        ),
         Backend(
             "SQLite (NORMAL)",
             None,
             ctxengine_backend(lambda w: f"sqlite:///{w / 'ctx-normal.db'}?synchronous=NORMAL"),
         ),
-        Backend("LangChain SQLite", "SQLite (FULL)", langchain_backend(lambda w, _t: f"sqlite:///{w / 'lc.db'}")),
+        Backend(
+            "LangChain SQLite",
+            "SQLite (FULL)",
+            langchain_backend(lambda w, _t: f"sqlite:///{w / 'lc.db'}"),
+        ),
     ]
     if postgres_url:
         driver_url = "postgresql+psycopg://" + postgres_url.split("://", 1)[1]
         rows += [
             Backend("PostgreSQL", None, ctxengine_backend(postgres_schema_url(postgres_url))),
-            Backend("LangChain PostgreSQL", "PostgreSQL", langchain_backend(lambda _w, _t: driver_url)),
+            Backend(
+                "LangChain PostgreSQL", "PostgreSQL", langchain_backend(lambda _w, _t: driver_url)
+            ),
         ]
     return rows
 
 
-def measure(backend: Backend, turns: list[tuple[str, str, float]], sessions: int, reads: int) -> tuple[float, float]:
+def measure(
+    backend: Backend, turns: list[tuple[str, str, float]], sessions: int, reads: int
+) -> tuple[float, float]:
     """(adds per second, reads per second) for one run on a fresh database."""
     with tempfile.TemporaryDirectory(prefix="ctx-bench-") as tmp:
         opened = backend.open(Path(tmp))
@@ -190,11 +208,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, tuple[float, float]]:
         args.turns, args.reads, args.runs = 120, 40, 2
     turns = load_turns(args.turns)
     rows = backends(args.postgres_url)
-    print(f"{args.turns} LoCoMo turns over {args.sessions} sessions, one add per transaction; "
-          f"{args.reads} reads of a whole session ({args.turns // args.sessions} turns); "
-          f"median of {args.runs} interleaved runs")
+    print(
+        f"{args.turns} LoCoMo turns over {args.sessions} sessions, one add per transaction; "
+        f"{args.reads} reads of a whole session ({args.turns // args.sessions} turns); "
+        f"median of {args.runs} interleaved runs"
+    )
     if not args.postgres_url:
-        print("PostgreSQL rows skipped: set CTXENGINE_TEST_POSTGRES_URL (see .ci/postgres.sh) or --postgres-url")
+        print(
+            "PostgreSQL rows skipped: set CTXENGINE_TEST_POSTGRES_URL (see .ci/postgres.sh) or --postgres-url"
+        )
     samples: dict[str, list[tuple[float, float]]] = {row.label: [] for row in rows}
     try:
         for _run in range(args.runs):
@@ -207,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, tuple[float, float]]:
         label: (statistics.median(a for a, _ in runs), statistics.median(r for _, r in runs))
         for label, runs in samples.items()
     }
-    print(f"{'store':<22} {'adds/s':>9} {'reads/s':>9} {'turns read/s':>13} {'ctx/peer add':>13} {'ctx/peer read':>14}")
+    print(
+        f"{'store':<22} {'adds/s':>9} {'reads/s':>9} {'turns read/s':>13} {'ctx/peer add':>13} {'ctx/peer read':>14}"
+    )
     per_read = args.turns // args.sessions
     for row in rows:
         add, read = medians[row.label]

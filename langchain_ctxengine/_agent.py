@@ -52,9 +52,11 @@ def from_agent_message(fitted: AgentMessage) -> BaseMessage:
     original: BaseMessage = fitted.key
     if fitted.text == str(original.text):
         return original
-    return original.model_copy(update={"content": with_blocks(fitted.text, original), "artifact": None}
-                               if isinstance(original, ToolMessage)
-                               else {"content": with_blocks(fitted.text, original)})  # fmt: skip
+    return original.model_copy(
+        update={"content": with_blocks(fitted.text, original), "artifact": None}
+        if isinstance(original, ToolMessage)
+        else {"content": with_blocks(fitted.text, original)}
+    )
 
 
 def with_blocks(text: str, original: BaseMessage) -> str | list[Any]:

@@ -57,7 +57,9 @@ def check_messages(messages: Any) -> list[BaseMessage]:
     """``messages`` as a list, if every item is a LangChain message: checked before any is
     stored, so a bad item in a batch stores nothing (not the messages before it)."""
     if isinstance(messages, (str, BaseMessage)) or not isinstance(messages, Sequence):
-        raise InvalidTypeError(f"messages must be a sequence of LangChain messages, got {type(messages).__name__}")
+        raise InvalidTypeError(
+            f"messages must be a sequence of LangChain messages, got {type(messages).__name__}"
+        )
     items = list(messages)
     for item in items:
         if not isinstance(item, BaseMessage):

@@ -68,7 +68,9 @@ class ContextEngineMemory(BaseMemory):
     def save_context(self, inputs: dict[str, Any], outputs: dict[str, str]) -> None:
         key = self._input_key(inputs)
         if key not in inputs or (self.output_key is not None and self.output_key not in outputs):
-            raise InvalidInputError(f"save_context needs input {key!r} and output {self.output_key!r}")
+            raise InvalidInputError(
+                f"save_context needs input {key!r} and output {self.output_key!r}"
+            )
         question = inputs[key]
         if self.output_key is not None:
             answer = outputs[self.output_key]

@@ -160,15 +160,21 @@ class ContextEngineMiddleware(AgentMiddleware):
     def _prepare(self, request: ModelRequest, index: int, session: str) -> PreparedCall:
         system = request.system_message.text if request.system_message is not None else ""
         return prepare_call(
-            self.engine, session_id=session,
+            self.engine,
+            session_id=session,
             question=to_agent_message(request.messages[index]),
             in_flight=[to_agent_message(m) for m in request.messages[index + 1 :]],
-            system_prompt=str(system), tools=tool_schemas(request.tools), store=self.store,
-            reader=self._reader if any(getattr(t, "name", None) == READ_TOOL for t in request.tools)
-            else None, tool_share=self.tool_share, question_share=self.question_share,
+            system_prompt=str(system),
+            tools=tool_schemas(request.tools),
+            store=self.store,
+            reader=self._reader
+            if any(getattr(t, "name", None) == READ_TOOL for t in request.tools)
+            else None,
+            tool_share=self.tool_share,
+            question_share=self.question_share,
             earlier=[to_agent_message(m) for m in request.messages[:index]],
             k_earlier=self.list_earlier,
-        )  # fmt: skip
+        )
 
     def _session(self, request: ModelRequest) -> str:
         return self._session_of(getattr(request.runtime, "context", None), _thread_id(request))

@@ -63,7 +63,9 @@ def node_to_scored(item: NodeWithScore) -> ScoredDocument:
     vector = None if node.embedding is None else np.asarray(node.embedding, dtype=np.float32)
     if item.score is None:
         return ScoredDocument(document, 0.0, vector=vector)
-    return ScoredDocument(document, float(item.score), {INPUT_STAGE: float(item.score)}, vector=vector)
+    return ScoredDocument(
+        document, float(item.score), {INPUT_STAGE: float(item.score)}, vector=vector
+    )
 
 
 def scored_to_node(scored: ScoredDocument, original: BaseNode | None = None) -> NodeWithScore:
@@ -103,7 +105,9 @@ def scored_to_nodes(
     return [scored_to_node(item, originals.get(item.id)) for item in scored]
 
 
-def nodes_to_scored(items: Sequence[NodeWithScore]) -> tuple[list[ScoredDocument], dict[int, BaseNode]]:
+def nodes_to_scored(
+    items: Sequence[NodeWithScore],
+) -> tuple[list[ScoredDocument], dict[int, BaseNode]]:
     """The nodes as core documents, and each document's own node keyed by the document
     object. Keyed by object, not id: two nodes that share an id (two chunks stored under
     one id) each keep their own text and source."""
@@ -111,7 +115,9 @@ def nodes_to_scored(items: Sequence[NodeWithScore]) -> tuple[list[ScoredDocument
     return scored, {id(doc.document): item.node for doc, item in zip(scored, items)}
 
 
-def scored_to_own_nodes(scored: Sequence[ScoredDocument], originals: Mapping[int, BaseNode]) -> list[NodeWithScore]:
+def scored_to_own_nodes(
+    scored: Sequence[ScoredDocument], originals: Mapping[int, BaseNode]
+) -> list[NodeWithScore]:
     """:func:`scored_to_node` of each result with the node its document came from."""
     return [scored_to_node(item, originals.get(id(item.document))) for item in scored]
 

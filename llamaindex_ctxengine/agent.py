@@ -81,11 +81,15 @@ class ContextEngineLLM(FunctionCallingLLM):
             raise InvalidTypeError(f"store must be a ToolResultStore, got {type(store).__name__}")
         engine = adapter_engine(engine)
         super().__init__(
-            llm=llm, engine=engine, session_id=session_id, shared_session=shared_session,
+            llm=llm,
+            engine=engine,
+            session_id=session_id,
+            shared_session=shared_session,
             tool_share=check_finite(tool_share, "tool_share", low=0.0, high=1.0),
             question_share=check_finite(question_share, "question_share", low=0.0, high=1.0),
-            read_back=bool(read_back), **kwargs,
-        )  # fmt: skip
+            read_back=bool(read_back),
+            **kwargs,
+        )
         self._store = store if store is not None else ToolResultStore()
 
     @classmethod
@@ -110,12 +114,17 @@ class ContextEngineLLM(FunctionCallingLLM):
             return list(messages)
         system = "\n\n".join(i.text for i in items[:index] if i.role == "system")
         prepared = prepare_call(
-            self.engine, session_id=self._session(), question=items[index],
+            self.engine,
+            session_id=self._session(),
+            question=items[index],
             in_flight=[i for i in items[index + 1 :] if i.role != "system"],
-            system_prompt=system, tools=tool_schemas(tools), store=self._store,
-            reader=READ_TOOL if self.read_back else None, tool_share=self.tool_share,
+            system_prompt=system,
+            tools=tool_schemas(tools),
+            store=self._store,
+            reader=READ_TOOL if self.read_back else None,
+            tool_share=self.tool_share,
             question_share=self.question_share,
-        )  # fmt: skip
+        )
         out: list[ChatMessage] = []
         entries = prepared.packet.messages
         for position, entry in enumerate(entries):
@@ -148,23 +157,43 @@ class ContextEngineLLM(FunctionCallingLLM):
 
     # --- the calls: fit, then delegate ----------------------------------------------------
 
-    def chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None,
-                        chat_history: list[ChatMessage] | None = None, **kwargs: Any) -> ChatResponse:  # fmt: skip
+    def chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: Any = None,
+        chat_history: list[ChatMessage] | None = None,
+        **kwargs: Any,
+    ) -> ChatResponse:
         history = self.fit(_joined(user_msg, chat_history), tools)
         return self.llm.chat_with_tools(tools, chat_history=history, **kwargs)
 
-    async def achat_with_tools(self, tools: Sequence[Any], user_msg: Any = None,
-                               chat_history: list[ChatMessage] | None = None, **kwargs: Any) -> ChatResponse:  # fmt: skip
+    async def achat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: Any = None,
+        chat_history: list[ChatMessage] | None = None,
+        **kwargs: Any,
+    ) -> ChatResponse:
         history = self.fit(_joined(user_msg, chat_history), tools)
         return await self.llm.achat_with_tools(tools, chat_history=history, **kwargs)
 
-    def stream_chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None,
-                               chat_history: list[ChatMessage] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+    def stream_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: Any = None,
+        chat_history: list[ChatMessage] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         history = self.fit(_joined(user_msg, chat_history), tools)
         return self.llm.stream_chat_with_tools(tools, chat_history=history, **kwargs)
 
-    async def astream_chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None,
-                                      chat_history: list[ChatMessage] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+    async def astream_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: Any = None,
+        chat_history: list[ChatMessage] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         history = self.fit(_joined(user_msg, chat_history), tools)
         return await self.llm.astream_chat_with_tools(tools, chat_history=history, **kwargs)
 

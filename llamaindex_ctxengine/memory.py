@@ -46,7 +46,8 @@ class ContextEngineChatMemory(BaseMemory):
     engine: Any = Field(default=None, description="The ContextEngine used.")
     session_id: str = Field(default="default", description="Conversation the turns belong to.")
     token_limit: int | None = Field(
-        default=None, description="Tokens of history get returns (None: the engine's history budget)."
+        default=None,
+        description="Tokens of history get returns (None: the engine's history budget).",
     )
     touch: bool = Field(
         default=False,
@@ -68,7 +69,11 @@ class ContextEngineChatMemory(BaseMemory):
             check_positive_int(token_limit, "token_limit")
         engine = adapter_engine(engine)
         super().__init__(
-            engine=engine, session_id=session_id, token_limit=token_limit, touch=bool(touch), **kwargs
+            engine=engine,
+            session_id=session_id,
+            token_limit=token_limit,
+            touch=bool(touch),
+            **kwargs,
         )
 
     @classmethod
@@ -126,7 +131,9 @@ class ContextEngineChatMemory(BaseMemory):
         if role is not None and not is_blank(text):
             turn = self.engine.remember(role, text, session_id=self.session_id)
         # Any other message after a user message means that message is being answered.
-        self._pending = (message.model_copy(deep=True), turn.id if turn else None) if role == "user" else None
+        self._pending = (
+            (message.model_copy(deep=True), turn.id if turn else None) if role == "user" else None
+        )
 
     def set(self, messages: list[ChatMessage]) -> None:
         """Replace this session's history with ``messages``."""
@@ -141,9 +148,7 @@ class ContextEngineChatMemory(BaseMemory):
 
     # --- reading -------------------------------------------------------------------------
 
-    def get(
-        self, input: str | ChatMessage | None = None, **kwargs: Any
-    ) -> list[ChatMessage]:
+    def get(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
         """The turns that still matter for ``input``, oldest first, within ``token_limit``.
 
         ``initial_token_count`` (passed by ``SimpleChatEngine`` for its prefix messages) is
@@ -204,7 +209,8 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
     name: str = Field(default="decayed_memory", description="The name of the memory block.")
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine used.")
     max_tokens: int | None = Field(
-        default=None, description="Tokens the recalled turns may take (None: the engine's history budget)."
+        default=None,
+        description="Tokens the recalled turns may take (None: the engine's history budget).",
     )
     session_id: str | None = Field(
         default=None, description="Session to store and recall (None: the Memory's)."

@@ -1,10 +1,10 @@
 """Subprocess side of the store crash and concurrency tests (run as a script, not collected).
 
-    python tests/_store_workers.py writer URL SESSION
-        add turns to SESSION forever, printing each committed seq (the parent SIGKILLs it)
-    python tests/_store_workers.py hammer URL WORKER THREADS N
-        print "ready", wait for a line on stdin, then THREADS threads each add N turns to
-        the session "shared" and N to its own session "own-WORKER-THREAD"; print "done"
+python tests/_store_workers.py writer URL SESSION
+    add turns to SESSION forever, printing each committed seq (the parent SIGKILLs it)
+python tests/_store_workers.py hammer URL WORKER THREADS N
+    print "ready", wait for a line on stdin, then THREADS threads each add N turns to
+    the session "shared" and N to its own session "own-WORKER-THREAD"; print "done"
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def hammer(url: str, worker: str, threads: int, count: int) -> None:
     store = store_from_url(url)
     print("ready", flush=True)
     sys.stdin.readline()  # the start signal: every writer begins at the same moment
-    pool = [threading.Thread(target=add_loop, args=(store, worker, t, count)) for t in range(threads)]
+    pool = [
+        threading.Thread(target=add_loop, args=(store, worker, t, count)) for t in range(threads)
+    ]
     for thread in pool:
         thread.start()
     for thread in pool:

@@ -63,7 +63,7 @@ def locomo(shared_data):
 def postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        message = f"{POSTGRES_ENV} is not set; start a server with: export {POSTGRES_ENV}=\"$(.ci/postgres.sh)\""
+        message = f'{POSTGRES_ENV} is not set; start a server with: export {POSTGRES_ENV}="$(.ci/postgres.sh)"'
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must not skip the PostgreSQL store)")
         pytest.skip(message)
@@ -74,7 +74,9 @@ def postgres_url() -> str:
 def chroma_url() -> str:
     url = os.environ.get(CHROMA_ENV)
     if not url:
-        message = f"{CHROMA_ENV} is not set; start a server with: export {CHROMA_ENV}=\"$(.ci/chroma.sh)\""
+        message = (
+            f'{CHROMA_ENV} is not set; start a server with: export {CHROMA_ENV}="$(.ci/chroma.sh)"'
+        )
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must not skip the Chroma first stage)")
         pytest.skip(message)

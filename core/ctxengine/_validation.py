@@ -64,7 +64,9 @@ def check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> in
         raise InvalidInputError(f"{name} must be {bound}, got {value}")
     if value > MAX_INT:
         # numpy, SQLite and float arithmetic overflow past this (OverflowError otherwise)
-        raise InvalidInputError(f"{name} must be <= {MAX_INT}, got an integer of {value.bit_length()} bits")
+        raise InvalidInputError(
+            f"{name} must be <= {MAX_INT}, got an integer of {value.bit_length()} bits"
+        )
     return value
 
 
@@ -115,7 +117,9 @@ def check_metadata(value: Any, name: str = "metadata") -> dict[str, Any]:
         if isinstance(item, Mapping):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    raise InvalidInputError(f"{name} keys must be str, got {type(key).__name__} {key!r}")
+                    raise InvalidInputError(
+                        f"{name} keys must be str, got {type(key).__name__} {key!r}"
+                    )
                 stack.append((child, depth + 1))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, depth + 1) for child in item)

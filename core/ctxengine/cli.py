@@ -101,8 +101,15 @@ def _memory_table(engine, query: str, session: str, packet, now: float):
         "importance, recency, boost, effective, in packet, content",
         caption_justify="left",
     )
-    for column, width in (("age", 5), ("role", 9), ("importance", 5), ("recency", 7), ("boost", 5),
-                          ("effective", 5), ("in packet", 7)):  # fmt: skip
+    for column, width in (
+        ("age", 5),
+        ("role", 9),
+        ("importance", 5),
+        ("recency", 7),
+        ("boost", 5),
+        ("effective", 5),
+        ("in packet", 7),
+    ):
         justify = "left" if column in ("role", "in packet") else "right"
         table.add_column(
             column, justify=justify, no_wrap=True, min_width=width, overflow="ellipsis"
@@ -119,9 +126,15 @@ def _memory_table(engine, query: str, session: str, packet, now: float):
         else:
             status = "[yellow]no room"
         table.add_row(
-            age, item.role, f"{parts.get('importance', 0):.2f}", f"{parts.get('recency', 0):.3f}",
-            f"{parts.get('boost', 0):.2f}", f"{item.effective:.2f}", status, item.content,
-        )  # fmt: skip
+            age,
+            item.role,
+            f"{parts.get('importance', 0):.2f}",
+            f"{parts.get('recency', 0):.3f}",
+            f"{parts.get('boost', 0):.2f}",
+            f"{item.effective:.2f}",
+            status,
+            item.content,
+        )
     return table
 
 
@@ -280,8 +293,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise CtxEngineError(f"{args.feedback} holds no query with an item marked useful")
     engine = ContextEngine.load(args.index, memory_url=args.memory_url, candidates=args.candidates)
     # only the options given: the rest are LinearScorer's own defaults
-    options = {name: value for name, value in (("objective", args.objective), ("C", args.C), ("knots", args.knots))
-               if value is not None}  # fmt: skip
+    options = {
+        name: value
+        for name, value in (("objective", args.objective), ("C", args.C), ("knots", args.knots))
+        if value is not None
+    }
     report = engine.fit(examples, **options)
     target = engine.save(args.out or args.index)
     for kind, figures in report.items():
@@ -352,16 +368,20 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     demo = sub.add_parser(
-        "demo", help="five documents, turns of different ages, two packets side by side", epilog=epilog,
+        "demo",
+        help="five documents, turns of different ages, two packets side by side",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     common(demo)
     demo.set_defaults(func=run_demo)
 
     build = sub.add_parser(
-        "build", help="index a folder of .md/.txt/.rst files and build a packet for a query", epilog=epilog,
+        "build",
+        help="index a folder of .md/.txt/.rst files and build a packet for a query",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     build.add_argument(
         "--docs", required=True, help="folder of .md / .txt / .rst files (searched recursively)"
     )

@@ -72,7 +72,9 @@ def check_embeddings(matrix: Any, rows: int, dimension: int, name: str) -> np.nd
     try:
         array = np.asarray(matrix, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise EmbeddingMismatchError(f"{name} returned something that is not a numeric array: {exc}") from exc
+        raise EmbeddingMismatchError(
+            f"{name} returned something that is not a numeric array: {exc}"
+        ) from exc
     if array.shape != (rows, dimension):
         raise EmbeddingMismatchError(
             f"{name} returned shape {array.shape}, expected ({rows}, {dimension})"
@@ -168,11 +170,15 @@ class SentenceTransformerEmbedder:
                 self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load a model from {str(path)!r}: {exc}") from exc
-        dimension = self._model.get_embedding_dimension() if hasattr(
-            self._model, "get_embedding_dimension"
-        ) else self._model.get_sentence_embedding_dimension()
+        dimension = (
+            self._model.get_embedding_dimension()
+            if hasattr(self._model, "get_embedding_dimension")
+            else self._model.get_sentence_embedding_dimension()
+        )
         if dimension is None:
-            raise ModelNotFoundError(f"the model at {str(path)!r} does not say its embedding dimension")
+            raise ModelNotFoundError(
+                f"the model at {str(path)!r} does not say its embedding dimension"
+            )
         self.dimension = int(dimension)
         self._lock = threading.Lock()
 
@@ -220,9 +226,7 @@ class SentenceTransformerEmbedder:
 class CallableEmbedder:
     """Wraps a user function ``texts -> array-like (n, dimension)``; rows are normalised."""
 
-    def __init__(
-        self, function: Callable[[list[str]], Any], *, name: str, dimension: int
-    ) -> None:
+    def __init__(self, function: Callable[[list[str]], Any], *, name: str, dimension: int) -> None:
         if not callable(function):
             raise ConfigurationError("function must be callable")
         self._function = function

@@ -116,8 +116,12 @@ class ContextEngine:
         self.token_counter = self.budget.token_counter
         self.system_prompt = check_text(system_prompt, "system_prompt", allow_empty=True)
         self.budget.start(self.system_prompt)  # fail now, not at the first build
-        seats = ((retriever, "retrieve"), (reranker, "rerank"), (memory, "recall"),
-                 (compressor, "compress"))  # fmt: skip
+        seats = (
+            (retriever, "retrieve"),
+            (reranker, "rerank"),
+            (memory, "recall"),
+            (compressor, "compress"),
+        )
         for component, method in seats:
             if component is not None and not callable(getattr(component, method, None)):
                 raise InvalidTypeError(f"{type(component).__name__} has no {method}() method")
@@ -194,22 +198,38 @@ class ContextEngine:
         """
         embedder = shared_embedder(embedder)
         parts = build_components(
-            token_budget=token_budget, compression=compression, rerank=rerank,
-            memory_url=memory_url, memory=memory, embedder=embedder, token_counter=token_counter,
-            clock=clock, max_history_share=max_history_share,
-            reserve_for_answer=reserve_for_answer, memory_options=memory_options,
+            token_budget=token_budget,
+            compression=compression,
+            rerank=rerank,
+            memory_url=memory_url,
+            memory=memory,
+            embedder=embedder,
+            token_counter=token_counter,
+            clock=clock,
+            max_history_share=max_history_share,
+            reserve_for_answer=reserve_for_answer,
+            memory_options=memory_options,
             compressor_options=compressor_options,
-        )  # fmt: skip
+        )
         engine = cls(
-            retriever, reranker=parts.reranker, memory=parts.memory, compressor=parts.compressor,
-            token_budget=parts.budget, system_prompt=system_prompt, k=k, candidates=candidates,
-            clock=clock, feedback=feedback,
-        )  # fmt: skip
+            retriever,
+            reranker=parts.reranker,
+            memory=parts.memory,
+            compressor=parts.compressor,
+            token_budget=parts.budget,
+            system_prompt=system_prompt,
+            k=k,
+            candidates=candidates,
+            clock=clock,
+            feedback=feedback,
+        )
         engine.embedder = parts.embedder
         return engine
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, embedder: Any = None, **options: Any) -> ContextEngine:
+    def load(
+        cls, path: str | os.PathLike[str], *, embedder: Any = None, **options: Any
+    ) -> ContextEngine:
         """An engine over the index saved at ``path`` (with the trained scorers saved with
         it). ``embedder`` must be the model the index was built with (else
         :class:`~ctxengine.errors.EmbeddingMismatchError`); ``None``: the one its manifest
@@ -262,9 +282,13 @@ class ContextEngine:
     ) -> Turn | None:
         """Store a conversation turn; returns it, or ``None`` if dedup dropped it."""
         return self._memory().add(
-            role, text, session_id=session_id, timestamp=timestamp, importance=importance,
+            role,
+            text,
+            session_id=session_id,
+            timestamp=timestamp,
+            importance=importance,
             metadata=metadata,
-        )  # fmt: skip
+        )
 
     def history_budget(self) -> int:
         """Tokens history gets in a packet: its share of what the system prompt leaves
@@ -301,12 +325,16 @@ class ContextEngine:
         check_text(query, "query")
         return self._retrieve(query, check_positive_int(k, "k"), {}, filter=filter)[0]
 
-    async def aretrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
+    async def aretrieve(
+        self, query: str, k: int = 10, *, filter: Any = None
+    ) -> list[ScoredDocument]:
         """Async :meth:`retrieve`: the first stage's own coroutine when it has one."""
         check_text(query, "query")
         check_positive_int(k, "k")
         pool = await self._afirst_stage(query, k, filter)
-        return await asyncio.to_thread(lambda: self._retrieve(query, k, {}, filter=filter, pool=pool)[0])
+        return await asyncio.to_thread(
+            lambda: self._retrieve(query, k, {}, filter=filter, pool=pool)[0]
+        )
 
     async def _afirst_stage(self, query: str, k: int, filter: Any) -> list[ScoredDocument] | None:
         """The first stage's candidates from its native ``aretrieve`` (None: it has none, so
@@ -368,10 +396,15 @@ class ContextEngine:
         k = len(documents) if k is None else check_positive_int(k, "k")
         if max_tokens is not None:
             check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-        scored = check_candidates([
-            doc if isinstance(doc, ScoredDocument) else ScoredDocument(Document.coerce(doc), 0.0)
-            for doc in documents
-        ], "fit_documents")  # fmt: skip
+        scored = check_candidates(
+            [
+                doc
+                if isinstance(doc, ScoredDocument)
+                else ScoredDocument(Document.coerce(doc), 0.0)
+                for doc in documents
+            ],
+            "fit_documents",
+        )
         if not scored:
             return []
         ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored
@@ -440,9 +473,13 @@ class ContextEngine:
             timings["embed"] = ran.seconds
             request.notes.append(f"the embedding model ran at query time on {ran.texts} text(s)")
         return ContextPacket.from_request(
-            request, query=query, session_id=session_id, budget=self.budget, timings=timings,
+            request,
+            query=query,
+            session_id=session_id,
+            budget=self.budget,
+            timings=timings,
             candidates=pool,
-        )  # fmt: skip
+        )
 
     async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:
         """Async :meth:`build`: the first stage's own ``aretrieve`` coroutine when it has one
@@ -469,9 +506,13 @@ class ContextEngine:
         from .learn import fit_engine_scorers
 
         ranker, scorer, report = fit_engine_scorers(
-            examples, retriever=self.retriever, memory=self.memory, candidates=self.candidates,
-            embedder=self.embedder, **model_options,
-        )  # fmt: skip
+            examples,
+            retriever=self.retriever,
+            memory=self.memory,
+            candidates=self.candidates,
+            embedder=self.embedder,
+            **model_options,
+        )
         self.use_learned(ranker, scorer)
         return report
 
@@ -497,7 +538,9 @@ class ContextEngine:
         """Log whether a document (``kind="document"``) or a history turn (``"turn"``) was
         useful for ``query``, to :attr:`feedback`; ``ctxengine train`` (or
         ``engine.fit(engine.feedback.examples())``) learns from the log later."""
-        self.feedback.record(query, item_id, useful, session_id=session_id, kind=kind, time=self.clock())
+        self.feedback.record(
+            query, item_id, useful, session_id=session_id, kind=kind, time=self.clock()
+        )
         if self.online is not None:
             self.online.observe(self)
 

@@ -41,14 +41,23 @@ from .types import ScoredDocument, Turn
 #: Look-alikes of the marker characters that NFKD + case folding leave apart, mapped to
 #: the character they imitate (see the module docstring for the policy).
 CONFUSABLES: dict[str, str] = {
-    **dict.fromkeys("\u2039\u276e\u02c2\u1438\u16b2\u3008\u27e8\u2329\u29fc\u276c\u2770\U0001d236", "<"),
     **dict.fromkeys(
-        "\u2044\u2215\u29f8\u2571\u27cb\u1735\u2cc6\u30ce\u4e3f\u31d3\U0001d23a\u2f03\u3033\u2cc7", "/"
+        "\u2039\u276e\u02c2\u1438\u16b2\u3008\u27e8\u2329\u29fc\u276c\u2770\U0001d236", "<"
     ),
-    **dict.fromkeys("\u0441\u03f2\u1d04\u2ca5\uabaf\u13df\U0001043d\ua4da\u0421\u03f9\u2ca4\U000118f2\U000118e9", "c"),
-    **dict.fromkeys("\u0442\u03c4\u1d1b\u2ca7\u13a2\uab72\ua4d4\u22a4\u27d9\u0422\u03a4\u2ca6\U0001f768", "t"),
     **dict.fromkeys(
-        "\u0445\u03c7\u00d7\u2573\u166e\u292b\u292c\u2a2f\u157d\u1541\u2cad\ua4eb\u0425\u03a7\u2cac\u1d61", "x"
+        "\u2044\u2215\u29f8\u2571\u27cb\u1735\u2cc6\u30ce\u4e3f\u31d3\U0001d23a\u2f03\u3033\u2cc7",
+        "/",
+    ),
+    **dict.fromkeys(
+        "\u0441\u03f2\u1d04\u2ca5\uabaf\u13df\U0001043d\ua4da\u0421\u03f9\u2ca4\U000118f2\U000118e9",
+        "c",
+    ),
+    **dict.fromkeys(
+        "\u0442\u03c4\u1d1b\u2ca7\u13a2\uab72\ua4d4\u22a4\u27d9\u0422\u03a4\u2ca6\U0001f768", "t"
+    ),
+    **dict.fromkeys(
+        "\u0445\u03c7\u00d7\u2573\u166e\u292b\u292c\u2a2f\u157d\u1541\u2cad\ua4eb\u0425\u03a7\u2cac\u1d61",
+        "x",
     ),
     **dict.fromkeys(
         "\u2236\u0589\u05c3\u0703\u0704\u16ec\u1803\u1809\u205a\u2e2c\ua789\ua6f4\u02f8\u02d0\u1361\u0903\u0a83\ufe30",
@@ -103,7 +112,9 @@ def escape(text: str) -> str:
 def label(value: str) -> str:
     """A role or id as it appears in the prompt: escaped, on one line, no control or
     format characters, double quotes made single (ids sit inside an attribute)."""
-    cleaned = "".join(" " if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value)
+    cleaned = "".join(
+        " " if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value
+    )
     return " ".join(escape(cleaned).replace('"', "'").split())
 
 

@@ -12,13 +12,19 @@ def _gains(relevant: Collection[str] | Mapping[str, float]) -> Mapping[str, floa
     return {key: 1.0 for key in relevant}
 
 
-def dcg_at_k(ranked: Sequence[str], relevant: Collection[str] | Mapping[str, float], k: int) -> float:
+def dcg_at_k(
+    ranked: Sequence[str], relevant: Collection[str] | Mapping[str, float], k: int
+) -> float:
     """Discounted cumulative gain with the linear gain BEIR/pytrec_eval use: sum rel/log2(i+2)."""
     gains = _gains(relevant)
-    return sum(gains.get(doc_id, 0.0) / math.log2(rank + 2) for rank, doc_id in enumerate(ranked[:k]))
+    return sum(
+        gains.get(doc_id, 0.0) / math.log2(rank + 2) for rank, doc_id in enumerate(ranked[:k])
+    )
 
 
-def ndcg_at_k(ranked: Sequence[str], relevant: Collection[str] | Mapping[str, float], k: int = 10) -> float:
+def ndcg_at_k(
+    ranked: Sequence[str], relevant: Collection[str] | Mapping[str, float], k: int = 10
+) -> float:
     """Normalised DCG at ``k``; 0.0 when nothing is relevant. Duplicate ids count once."""
     gains = _gains(relevant)
     if not gains:
@@ -29,7 +35,9 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Collection[str] | Mapping[str, fl
     return dcg_at_k(unique, gains, k) / ideal_dcg
 
 
-def recall_at_k(ranked: Sequence[str], relevant: Collection[str] | Mapping[str, float], k: int) -> float:
+def recall_at_k(
+    ranked: Sequence[str], relevant: Collection[str] | Mapping[str, float], k: int
+) -> float:
     """Share of relevant ids found in the first ``k``; 0.0 when nothing is relevant."""
     gains = _gains(relevant)
     if not gains:

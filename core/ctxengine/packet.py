@@ -129,8 +129,14 @@ class ContextPacket:
         # Display is literal: no console markup ("[/i]" raised MarkupError, "[emb-003]"
         # vanished), no ":emoji:" codes, no highlighting of the user's text.
         console = Console(
-            file=buffer, width=width, force_terminal=False, force_jupyter=False, color_system=None,
-            markup=False, emoji=False, highlight=False,
+            file=buffer,
+            width=width,
+            force_terminal=False,
+            force_jupyter=False,
+            color_system=None,
+            markup=False,
+            emoji=False,
+            highlight=False,
         )
         for renderable in self.renderables():
             console.print(renderable)
@@ -152,20 +158,37 @@ class ContextPacket:
         for slot, tokens in self.usage.items():
             row(budget, slot, str(tokens), f"{tokens / self.token_budget:.0%}")
         if self.answer_reserve:
-            row(budget, "answer_reserve", str(self.answer_reserve), f"{self.answer_reserve / self.token_budget:.0%}")
+            row(
+                budget,
+                "answer_reserve",
+                str(self.answer_reserve),
+                f"{self.answer_reserve / self.token_budget:.0%}",
+            )
         row(budget, "free", str(self.tokens_free), f"{self.tokens_free / self.token_budget:.0%}")
         row(budget, "total", f"{self.tokens_used} / {self.token_budget}", "", style="bold")
 
         documents = Table(title="Documents (best first)", title_justify="left")
         for column in ("#", "id", "score", "stages", "kept", "tokens"):
-            documents.add_column(column, justify="right" if column in ("#", "score", "tokens") else "left")
+            documents.add_column(
+                column, justify="right" if column in ("#", "score", "tokens") else "left"
+            )
         for rank, doc in enumerate(self.documents, 1):
-            stages = ", ".join(f"{name}={value:.3g}" for name, value in _stage_items(doc.stage_scores))
+            stages = ", ".join(
+                f"{name}={value:.3g}" for name, value in _stage_items(doc.stage_scores)
+            )
             if doc.kept is None:
                 kept = "whole"
             else:
                 kept = "sentences " + ",".join(str(s.sentence_index) for s in doc.kept)
-            row(documents, str(rank), doc.id, f"{doc.score:.3f}", stages, kept, str(doc.tokens or ""))
+            row(
+                documents,
+                str(rank),
+                doc.id,
+                f"{doc.score:.3f}",
+                stages,
+                kept,
+                str(doc.tokens or ""),
+            )
 
         memory = Table(title="Memory turns (chronological)", title_justify="left")
         for column in ("role", "effective", "components", "content"):
@@ -192,11 +215,17 @@ class ContextPacket:
         far the feature was from its training mean, times its weight)."""
         from rich.text import Text
 
-        table = table_class(title="Learned scores: largest feature contributions", title_justify="left")
+        table = table_class(
+            title="Learned scores: largest feature contributions", title_justify="left"
+        )
         for column in ("item", "score", "contributions"):
             table.add_column(column)
-        items = [(f"doc {d.id}", d.stage_scores.get("learned", d.score), d.id) for d in self.documents]
-        items += [(f"turn {t.role}: {t.content[:24]}", t.effective, t.turn.id) for t in self.memory_turns]
+        items = [
+            (f"doc {d.id}", d.stage_scores.get("learned", d.score), d.id) for d in self.documents
+        ]
+        items += [
+            (f"turn {t.role}: {t.content[:24]}", t.effective, t.turn.id) for t in self.memory_turns
+        ]
         for label, score, key in items:
             parts = self.contributions.get(key)
             if parts:

@@ -85,6 +85,8 @@ _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analy
 
 # Every file an index can hold; anything else in an index directory is foreign.
 INDEX_FILES = (MANIFEST, DOCUMENTS, TOKENS, EMBEDDINGS, PASSAGES, PASSAGE_COUNTS, *LEARNED_FILES)
+
+
 def _write_jsonl(path: Path, rows: list[Any]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
@@ -144,9 +146,13 @@ def save_index(
     except RecursionError:
         raise InvalidInputError("document metadata is nested too deeply to save") from None
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"document metadata must be JSON-serialisable to save: {exc}") from exc
+        raise InvalidInputError(
+            f"document metadata must be JSON-serialisable to save: {exc}"
+        ) from exc
     if any(json_depth(json.dumps(row["metadata"])) > MAX_JSON_DEPTH for row in rows):
-        raise InvalidInputError(f"document metadata nests deeper than {MAX_JSON_DEPTH} levels; it could not be loaded back")
+        raise InvalidInputError(
+            f"document metadata nests deeper than {MAX_JSON_DEPTH} levels; it could not be loaded back"
+        )
     embedder: Embedder | None = state["embedder"]
     vectors: np.ndarray | None = state["vectors"]
     manifest: dict[str, Any] = {
@@ -155,7 +161,9 @@ def save_index(
         "ctxengine_version": __version__,
         "retriever": {"class": "HybridRetriever", **state["params"]},
         "documents": len(documents),
-        "embedder": None if embedder is None else {"name": embedder.name, "dimension": embedder.dimension},
+        "embedder": None
+        if embedder is None
+        else {"name": embedder.name, "dimension": embedder.dimension},
         "analyzer_probe": analyze(_ANALYZER_PROBE),
         "files": {},
     }
@@ -167,14 +175,26 @@ def save_index(
         for name, data in (extras or {}).items():
             if name not in LEARNED_FILES:
                 raise ConfigurationError(f"unknown extra index file {name!r}")
-            (staging / name).write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
+            (staging / name).write_text(
+                json.dumps(data, indent=2, allow_nan=False), encoding="utf-8"
+            )
         if vectors is not None:
-            np.save(staging / EMBEDDINGS, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+            np.save(
+                staging / EMBEDDINGS,
+                np.ascontiguousarray(vectors, dtype=np.float32),
+                allow_pickle=False,
+            )
         if state["passages"] is not None and vectors is not None:  # windows come with vectors
             counts = np.array([len(rows) for rows in state["passages"]], dtype=np.int64)
             stacked = [rows for rows in state["passages"] if len(rows)]
-            matrix = np.concatenate(stacked) if stacked else np.zeros((0, vectors.shape[1]), np.float32)
-            np.save(staging / PASSAGES, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
+            matrix = (
+                np.concatenate(stacked) if stacked else np.zeros((0, vectors.shape[1]), np.float32)
+            )
+            np.save(
+                staging / PASSAGES,
+                np.ascontiguousarray(matrix, dtype=np.float32),
+                allow_pickle=False,
+            )
             np.save(staging / PASSAGE_COUNTS, counts, allow_pickle=False)
         manifest["files"] = {p.name: sha256(p) for p in sorted(staging.iterdir())}
         with open(staging / MANIFEST, "w", encoding="utf-8") as handle:
@@ -250,8 +270,11 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise IndexFormatError(f"{root / MANIFEST} is unreadable: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexFormatError(f"{root} is not a ctxengine index (format {manifest.get('format')!r})"
-                               if isinstance(manifest, dict) else f"{root / MANIFEST} is not an object")
+        raise IndexFormatError(
+            f"{root} is not a ctxengine index (format {manifest.get('format')!r})"
+            if isinstance(manifest, dict)
+            else f"{root / MANIFEST} is not an object"
+        )
     for key in ("embedder", "retriever"):
         if not isinstance(manifest.get(key), (dict, type(None))):
             raise IndexFormatError(f"{root / MANIFEST}: {key!r} is not an object")
@@ -281,11 +304,17 @@ def _check_counts(manifest: Mapping[str, Any], root: Path) -> None:
     embedding dimension >= 1 (a dimension of 0 reached numpy as a division by zero)."""
     count = manifest.get("documents")
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise IndexFormatError(f"{root / MANIFEST}: 'documents' must be a count >= 0, got {count!r}")
+        raise IndexFormatError(
+            f"{root / MANIFEST}: 'documents' must be a count >= 0, got {count!r}"
+        )
     embedder = manifest.get("embedder")
     if embedder is not None:
         dimension = embedder.get("dimension")
-        if isinstance(dimension, bool) or not isinstance(dimension, int) or not 1 <= dimension <= 1 << 20:
+        if (
+            isinstance(dimension, bool)
+            or not isinstance(dimension, int)
+            or not 1 <= dimension <= 1 << 20
+        ):
             raise IndexFormatError(
                 f"{root / MANIFEST}: embedding dimension must be an int in 1..{1 << 20}, got {dimension!r}"
             )
@@ -293,7 +322,9 @@ def _check_counts(manifest: Mapping[str, Any], root: Path) -> None:
             raise IndexFormatError(f"{root / MANIFEST}: the embedder has no name")
 
 
-def read_extras(path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def read_extras(
+    path: str | os.PathLike[str], manifest: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The :data:`LEARNED_FILES` saved with the index at ``path``, parsed (checksums checked
     by :func:`read_manifest`; pass the ``manifest`` already read to not hash every file again)."""
     manifest = read_manifest(path) if manifest is None else manifest
@@ -349,7 +380,11 @@ def load_learned(
 
     saved = read_extras(path, manifest)
     # parsed before anything is installed, so a bad file changes nothing
-    adapters = {name: QueryAdapter.from_dict(saved[name]) for name in (QUERY_ADAPTER, MEMORY_ADAPTER) if name in saved}
+    adapters = {
+        name: QueryAdapter.from_dict(saved[name])
+        for name in (QUERY_ADAPTER, MEMORY_ADAPTER)
+        if name in saved
+    }
     ranker = None
     if LEARNED_RANKER in saved:
         model = LinearScorer.from_dict(saved[LEARNED_RANKER])
@@ -369,7 +404,12 @@ def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder |
     if saved is None:
         return None if embedder is None else get_embedder(embedder)
     name, dimension = saved.get("name"), saved.get("dimension")
-    if embedder is None and isinstance(name, str) and name.startswith("hashing-") and isinstance(dimension, int):
+    if (
+        embedder is None
+        and isinstance(name, str)
+        and name.startswith("hashing-")
+        and isinstance(dimension, int)
+    ):
         try:
             resolved: Embedder = HashingEmbedder(dimension)  # deterministic: rebuilt, not stored
         except CtxEngineError as exc:
@@ -407,22 +447,31 @@ def load_index(
     try:
         rows = _read_jsonl(root / DOCUMENTS)
         tokens = _read_jsonl(root / TOKENS)
-        documents = [Document(text=r["text"], id=r["id"], metadata=r.get("metadata") or {}) for r in rows]
+        documents = [
+            Document(text=r["text"], id=r["id"], metadata=r.get("metadata") or {}) for r in rows
+        ]
         vectors = passages = None
         if EMBEDDINGS in manifest["files"]:
             vectors = load_array(root / EMBEDDINGS)
-        if vectors is not None and PASSAGES in manifest["files"] and PASSAGE_COUNTS in manifest["files"]:
+        if (
+            vectors is not None
+            and PASSAGES in manifest["files"]
+            and PASSAGE_COUNTS in manifest["files"]
+        ):
             passages = _split_passages(
                 load_array(root / PASSAGES),
                 load_array(root / PASSAGE_COUNTS),
-                vectors.shape, root,
+                vectors.shape,
+                root,
             )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexFormatError(f"{root} holds an unreadable index: {exc}") from exc
     if not all(isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tokens):
         raise IndexFormatError(f"{root / TOKENS} does not hold token lists")
     if not (len(documents) == len(tokens) == count):
-        raise IndexFormatError(f"{root}: {count} documents in the manifest, {len(documents)} stored")
+        raise IndexFormatError(
+            f"{root}: {count} documents in the manifest, {len(documents)} stored"
+        )
     if vectors is not None:
         dimension = (manifest.get("embedder") or {}).get("dimension")
         if vectors.dtype != np.float32 or vectors.shape != (count, dimension):
@@ -435,19 +484,30 @@ def load_index(
         tokens = [analyze(doc.text) for doc in documents]
     try:
         return HybridRetriever.from_state(
-            documents, [tuple(t) for t in tokens], vectors, passages=passages, embedder=resolved, **params
+            documents,
+            [tuple(t) for t in tokens],
+            vectors,
+            passages=passages,
+            embedder=resolved,
+            **params,
         )
     except (TypeError, CtxEngineError) as exc:
-        raise IndexFormatError(f"{root} has retriever parameters this version cannot use: {exc}") from exc
+        raise IndexFormatError(
+            f"{root} has retriever parameters this version cannot use: {exc}"
+        ) from exc
 
 
-def _split_passages(matrix: np.ndarray, counts: np.ndarray, shape: tuple[int, ...], root: Path) -> list[np.ndarray]:
+def _split_passages(
+    matrix: np.ndarray, counts: np.ndarray, shape: tuple[int, ...], root: Path
+) -> list[np.ndarray]:
     """Per-document window vectors from the stacked matrix, checked against the documents."""
     count, dimension = shape
     if counts.ndim != 1 or len(counts) != count or counts.dtype.kind != "i" or (counts < 0).any():
         raise IndexFormatError(f"{root / PASSAGE_COUNTS} does not hold one count per document")
     if matrix.dtype != np.float32 or matrix.shape != (int(counts.sum()), dimension):
-        raise IndexFormatError(f"{root / PASSAGES} holds {matrix.dtype} {matrix.shape}, expected float32 ({int(counts.sum())}, {dimension})")
+        raise IndexFormatError(
+            f"{root / PASSAGES} holds {matrix.dtype} {matrix.shape}, expected float32 ({int(counts.sum())}, {dimension})"
+        )
     if not np.isfinite(matrix).all():
         raise IndexFormatError(f"{root / PASSAGES} holds NaN or infinite values")
     return np.split(matrix, np.cumsum(counts)[:-1]) if count else []

@@ -42,9 +42,7 @@ def minmax(values: Sequence[float] | np.ndarray, reference: np.ndarray | None = 
     return (array - low) / (high - low)
 
 
-def idf_recall(
-    query_terms: Collection[str], term_sets: Sequence[Collection[str]]
-) -> np.ndarray:
+def idf_recall(query_terms: Collection[str], term_sets: Sequence[Collection[str]]) -> np.ndarray:
     """IDF-weighted share of the query's distinct terms each set contains, in [0, 1].
 
     IDF is computed over ``term_sets`` themselves (``log(1 + (N - df + 0.5) / (df + 0.5))``,

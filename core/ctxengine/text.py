@@ -87,7 +87,9 @@ def words(text: str) -> list[str]:
     return [_normalize_word(token) for token in _TOKEN_RE.findall(folded)]
 
 
-def analyze(text: str, *, stem: bool = True, stop_words: Iterable[str] | None = STOP_WORDS) -> list[str]:
+def analyze(
+    text: str, *, stem: bool = True, stop_words: Iterable[str] | None = STOP_WORDS
+) -> list[str]:
     """The lexical analyzer: words minus stop words, stemmed.
 
     Single characters are kept only for unsegmented scripts and digits, where they carry
@@ -113,7 +115,69 @@ def term_set(text: str) -> frozenset[str]:
 # --- sentences -------------------------------------------------------------------------
 
 _ABBREVIATIONS = frozenset(
-    ["e.g", "i.e", "viz", "etc", "vs", "al", "cf", "approx", "ca", "fig", "figs", "eq", "eqs", "ref", "refs", "vol", "vols", "pp", "ch", "sec", "dr", "mr", "mrs", "ms", "prof", "sr", "jr", "st", "mt", "inc", "ltd", "co", "corp", "dept", "univ", "est", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed", "thu", "fri", "sat", "sun", "u.s", "u.k", "e.u", "a.m", "p.m", "ph.d"]
+    [
+        "e.g",
+        "i.e",
+        "viz",
+        "etc",
+        "vs",
+        "al",
+        "cf",
+        "approx",
+        "ca",
+        "fig",
+        "figs",
+        "eq",
+        "eqs",
+        "ref",
+        "refs",
+        "vol",
+        "vols",
+        "pp",
+        "ch",
+        "sec",
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "dept",
+        "univ",
+        "est",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+        "u.s",
+        "u.k",
+        "e.u",
+        "a.m",
+        "p.m",
+        "ph.d",
+    ]
 )
 # Abbreviations that also end sentences ("... at 5 p.m. Then"): a boundary when a
 # capitalised word follows. The others ("Dr.", "e.g.", "Fig.") never end one.
@@ -154,9 +218,12 @@ def _continues(next_word: str) -> bool:
     scientific text, so digits, inner capitals and Greek letters mean a new sentence.
     """
     word = next_word.lstrip("([\"'“‘")
-    return bool(word) and word.islower() and not any(
-        ch.isdigit() for ch in word
-    ) and not _GREEK.match(word)
+    return (
+        bool(word)
+        and word.islower()
+        and not any(ch.isdigit() for ch in word)
+        and not _GREEK.match(word)
+    )
 
 
 def _joins_next(text: str, start: int, mark_start: int, mark: str, next_word: str) -> bool:

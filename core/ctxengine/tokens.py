@@ -341,7 +341,9 @@ def model_encoding(name: str) -> str | None:
         import tiktoken.model
     except ImportError:  # the fallback counter is in use; no model maps to an encoding
         return None
-    bare = name.strip().split(":", 1)[-1] if name.startswith(("openai:", "azure:")) else name.strip()
+    bare = (
+        name.strip().split(":", 1)[-1] if name.startswith(("openai:", "azure:")) else name.strip()
+    )
     bare = bare.rsplit("/", 1)[-1]
     try:
         encoding = tiktoken.model.encoding_name_for_model(bare)

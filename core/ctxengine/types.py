@@ -72,9 +72,7 @@ class Document:
                 id=str(value.get("id") or ""),
                 metadata=value.get("metadata") or {},
             )
-        raise InvalidTypeError(
-            f"expected a Document, str or mapping, got {type(value).__name__}"
-        )
+        raise InvalidTypeError(f"expected a Document, str or mapping, got {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -164,9 +162,15 @@ def check_role(role: Any) -> str:
     if name.lower() in ROLES:
         return name.lower()
     if len(name) > MAX_ROLE_LENGTH:
-        raise InvalidInputError(f"role must be at most {MAX_ROLE_LENGTH} characters, got {len(name)}")
+        raise InvalidInputError(
+            f"role must be at most {MAX_ROLE_LENGTH} characters, got {len(name)}"
+        )
     for ch in name:
-        if ch == ":" or (ch.isspace() and ch != " ") or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+        if (
+            ch == ":"
+            or (ch.isspace() and ch != " ")
+            or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+        ):
             raise InvalidInputError(
                 f"role {role!r} contains {ch!r}: a role is a known role ({', '.join(ROLES)}) or a "
                 "speaker's name on one line, without ':' or control characters"
@@ -184,11 +188,15 @@ def check_candidates(items: Any, source: str) -> list[ScoredDocument]:
     from ._validation import is_blank
 
     if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
-        raise InvalidTypeError(f"{source}.retrieve must return a list of ScoredDocument, got {type(items).__name__}")
+        raise InvalidTypeError(
+            f"{source}.retrieve must return a list of ScoredDocument, got {type(items).__name__}"
+        )
     out: list[ScoredDocument] = []
     for item in items:
         if not isinstance(item, ScoredDocument):
-            raise InvalidTypeError(f"{source}.retrieve returned a {type(item).__name__}, not a ScoredDocument")
+            raise InvalidTypeError(
+                f"{source}.retrieve returned a {type(item).__name__}, not a ScoredDocument"
+            )
         if isinstance(item.score, bool) or not isinstance(item.score, numbers.Real):
             raise InvalidTypeError(
                 f"{source}.retrieve returned document {item.id!r} with a non-numeric score {item.score!r}"

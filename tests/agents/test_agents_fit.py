@@ -54,9 +54,15 @@ def test_newest_whole_older_compressed_for_the_query_then_stubbed():
     full = count_messages(messages, COUNTER)
     store = ToolResultStore()
     fitted = fit_tool_messages(
-        messages, full // 2, counter=COUNTER, store=store, session_id="s",
-        question="Which rollback failed?", compressor=engine.compressor, reader="read_tool_result",
-    )  # fmt: skip
+        messages,
+        full // 2,
+        counter=COUNTER,
+        store=store,
+        session_id="s",
+        question="Which rollback failed?",
+        compressor=engine.compressor,
+        reader="read_tool_result",
+    )
     assert fitted.tokens == count_messages(fitted.messages, COUNTER) <= full // 2
     assert fitted.states["c3"] == "whole" and fitted.messages[-1].text == messages[-1].text
     assert "stub" in fitted.states.values() and "compressed" in fitted.states.values()

@@ -42,9 +42,12 @@ def search_logs(topic: str) -> str:
 
 def make_engine(budget: int = BUDGET) -> ContextEngine:
     return ContextEngine.from_documents(
-        KNOWLEDGE_BASE, retrieval="keyword", token_budget=budget,
-        system_prompt="Cite the logs you used.", memory_options={"relevance": "lexical"},
-    )  # fmt: skip
+        KNOWLEDGE_BASE,
+        retrieval="keyword",
+        token_budget=budget,
+        system_prompt="Cite the logs you used.",
+        memory_options={"relevance": "lexical"},
+    )
 
 
 TURNS = [
@@ -77,9 +80,12 @@ def test_every_call_within_budget_pairs_intact_checkpoint_untouched(checkpointer
     model = scripted_model()
     middleware = ContextEngineMiddleware(engine, list_earlier=3)
     agent = create_agent(
-        model, tools=[search_logs], system_prompt="ALWAYS ANSWER IN FRENCH.",
-        middleware=[middleware], checkpointer=checkpointer,
-    )  # fmt: skip
+        model,
+        tools=[search_logs],
+        system_prompt="ALWAYS ANSWER IN FRENCH.",
+        middleware=[middleware],
+        checkpointer=checkpointer,
+    )
     config = {"configurable": {"thread_id": "ops-1"}}
     for question, _topics in TURNS:
         agent.invoke({"messages": [{"role": "user", "content": question}]}, config)
@@ -112,8 +118,9 @@ def test_every_call_within_budget_pairs_intact_checkpoint_untouched(checkpointer
     stored = [middleware.store.get("ops-1", h).text for h in middleware.store.handles("ops-1")]
     assert stored == [log_block(t) for t in topics]  # nothing lost
     assert [t.content for t in engine.memory.turns("ops-1")][:2] == [
-        TURNS[0][0], "The billing disk quota was exceeded.",
-    ]  # fmt: skip
+        TURNS[0][0],
+        "The billing disk quota was exceeded.",
+    ]
 
 
 def test_read_tool_result_gives_back_what_was_set_aside():
@@ -122,13 +129,17 @@ def test_read_tool_result_gives_back_what_was_set_aside():
     first = log_block("billing")
     handle = make_handle(session, "call-0-0", first)
     model = ScriptedAgentModel(
-        messages=iter(plan(
-            [("search_logs", {"topic": "billing"})], [("search_logs", {"topic": "payments"})],
-            [("search_logs", {"topic": "ledger"})],
-            [("read_tool_result", {"handle": handle, "query": "FATAL disk quota"})],
-            [("read_tool_result", {"handle": "tr_000000000000"})], "Done.",
-        ))
-    )  # fmt: skip
+        messages=iter(
+            plan(
+                [("search_logs", {"topic": "billing"})],
+                [("search_logs", {"topic": "payments"})],
+                [("search_logs", {"topic": "ledger"})],
+                [("read_tool_result", {"handle": handle, "query": "FATAL disk quota"})],
+                [("read_tool_result", {"handle": "tr_000000000000"})],
+                "Done.",
+            )
+        )
+    )
     middleware = ContextEngineMiddleware(engine, session_id=session)
     agent = create_agent(model, tools=[search_logs], middleware=[middleware])
     result = agent.invoke({"messages": [{"role": "user", "content": "Billing failure?"}]})
@@ -154,9 +165,10 @@ def test_other_middleware_prompt_additions_are_kept_and_counted():
         messages=iter(plan([("search_logs", {"topic": "billing"})], "Fini."))
     )
     agent = create_agent(
-        model, tools=[search_logs],
+        model,
+        tools=[search_logs],
         middleware=[tone, TodoListMiddleware(), ContextEngineMiddleware(engine, session_id="s")],
-    )  # fmt: skip
+    )
     agent.invoke({"messages": [{"role": "user", "content": "Billing?"}]})
     for received in model.received:
         system = received[0].text
@@ -175,9 +187,11 @@ def test_two_users_without_thread_ids_are_apart():
     engine = make_engine()
     model = ScriptedAgentModel(messages=iter(["Noted.", "I have nothing on file for you."]))
     agent = create_agent(
-        model, tools=[search_logs], context_schema=UserContext,
+        model,
+        tools=[search_logs],
+        context_schema=UserContext,
         middleware=[ContextEngineMiddleware(engine)],
-    )  # fmt: skip
+    )
     secret = "My account recovery code is 4417-PLUM-88, keep it."
     agent.invoke({"messages": [{"role": "user", "content": secret}]}, context=UserContext("alice"))
     agent.invoke(
@@ -192,9 +206,10 @@ def test_two_users_without_thread_ids_are_apart():
 def test_no_session_is_an_error_unless_a_shared_one_is_chosen():
     engine = make_engine()
     agent = create_agent(
-        ScriptedAgentModel(messages=iter(["Hi."])), tools=[search_logs],
+        ScriptedAgentModel(messages=iter(["Hi."])),
+        tools=[search_logs],
         middleware=[ContextEngineMiddleware(engine)],
-    )  # fmt: skip
+    )
     with pytest.raises(ConfigurationError, match="no session"):
         agent.invoke({"messages": [{"role": "user", "content": "Hello"}]})
     shared = ContextEngineMiddleware(engine, shared_session="everyone")

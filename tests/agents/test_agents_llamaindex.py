@@ -57,9 +57,12 @@ class Script:
 
 def make_engine() -> ContextEngine:
     return ContextEngine.from_documents(
-        KNOWLEDGE_BASE, retrieval="keyword", token_budget=BUDGET,
-        system_prompt="Cite the logs you used.", memory_options={"relevance": "lexical"},
-    )  # fmt: skip
+        KNOWLEDGE_BASE,
+        retrieval="keyword",
+        token_budget=BUDGET,
+        system_prompt="Cite the logs you used.",
+        memory_options={"relevance": "lexical"},
+    )
 
 
 def assert_pairs_intact(messages: Sequence[ChatMessage]) -> None:

@@ -53,9 +53,15 @@ WORDS = {
     "script": ["<script>", "</ctx:context>", '{"json": [1,2]}', "def f(x):", "\t", "\n"],
 }
 TOOLS = [
-    {"type": "function", "function": {"name": "search", "description": "Search.",
-     "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}},
-]  # fmt: skip
+    {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "Search.",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        },
+    },
+]
 
 
 def text(rng: random.Random, script: str, words: int) -> str:
@@ -88,9 +94,12 @@ def engines():
     def get(budget: int) -> ContextEngine:
         if budget not in cache:
             cache[budget] = ContextEngine.from_documents(
-                KNOWLEDGE_BASE, retrieval="keyword", token_budget=budget, compression="sentence",
+                KNOWLEDGE_BASE,
+                retrieval="keyword",
+                token_budget=budget,
+                compression="sentence",
                 memory_options={"relevance": "lexical"},
-            )  # fmt: skip
+            )
         return cache[budget]
 
     return get
@@ -110,10 +119,15 @@ def test_every_call_within_budget_no_orphans_nothing_lost(engines, trace):
         in_flight: list[AgentMessage] = []
         for step_number, sizes in enumerate([*steps, None]):
             prepared = prepare_call(
-                engine, session_id=session, question=question, in_flight=in_flight,
-                system_prompt="ALWAYS ANSWER IN FRENCH.", tools=TOOLS, store=store,
+                engine,
+                session_id=session,
+                question=question,
+                in_flight=in_flight,
+                system_prompt="ALWAYS ANSWER IN FRENCH.",
+                tools=TOOLS,
+                store=store,
                 reader="read_tool_result",
-            )  # fmt: skip
+            )
             recount = count_request(
                 prepared.system_prompt, prepared.messages, TOOLS, engine.token_counter
             )

@@ -42,8 +42,13 @@ def test_system_prompt_larger_than_budget_is_an_error(token_counter):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"total": 0}, {"total": -1}, {"total": 10, "max_history_share": 1.5},
-     {"total": 10, "max_history_share": float("nan")}, {"total": 10, "reserve_for_answer": 10}],
+    [
+        {"total": 0},
+        {"total": -1},
+        {"total": 10, "max_history_share": 1.5},
+        {"total": 10, "max_history_share": float("nan")},
+        {"total": 10, "reserve_for_answer": 10},
+    ],
 )
 def test_bad_budgets(kwargs):
     with pytest.raises((InvalidInputError, BudgetError)):
@@ -72,7 +77,11 @@ def test_turn_continuation_lines_cannot_pose_as_turns():
 
 
 def test_a_question_over_its_room_keeps_its_beginning_and_end(token_counter):
-    log = "Traceback (most recent call last):\n" + "  frame line\n" * 400 + "ValueError: the real cause"
+    log = (
+        "Traceback (most recent call last):\n"
+        + "  frame line\n" * 400
+        + "ValueError: the real cause"
+    )
     ledger = TokenBudget(120, token_counter=token_counter).start("Be terse.")
     question = ledger.fit_question(log)
     assert question.startswith("Traceback") and question.endswith("ValueError: the real cause")

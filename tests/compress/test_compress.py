@@ -41,7 +41,8 @@ QUERY = "How does photosynthesis turn sunlight into glucose?"
 
 def scored(texts: list[str]) -> list[ScoredDocument]:
     return [
-        ScoredDocument(Document(text, id=f"d{i}"), score=1.0 - i / 100) for i, text in enumerate(texts)
+        ScoredDocument(Document(text, id=f"d{i}"), score=1.0 - i / 100)
+        for i, text in enumerate(texts)
     ]
 
 
@@ -99,7 +100,16 @@ def test_never_over_budget_on_awkward_text(name, case, max_tokens, token_counter
 
 SENTENCE = st.sampled_from(
     FILLER
-    + [NEEDLE, "猫很可爱。", "Emoji 🎉 here!", "e.g. this", "v1.2 and 3.5%.", "\n\n", "Wait...", " "]
+    + [
+        NEEDLE,
+        "猫很可爱。",
+        "Emoji 🎉 here!",
+        "e.g. this",
+        "v1.2 and 3.5%.",
+        "\n\n",
+        "Wait...",
+        " ",
+    ]
 )
 
 
@@ -221,7 +231,8 @@ def test_lexical_recall_weights_rare_terms_higher() -> None:
 
 def test_get_compressor_resolves_names_and_instances(token_counter) -> None:
     for name, cls in zip(
-        STRATEGIES, (TruncateCompressor, SentenceCompressor, ExtractiveCompressor, SemanticCompressor)
+        STRATEGIES,
+        (TruncateCompressor, SentenceCompressor, ExtractiveCompressor, SemanticCompressor),
     ):
         assert type(get_compressor(name)) is cls
     instance = ExtractiveCompressor(token_counter)
@@ -297,17 +308,25 @@ def test_short_documents_are_kept_or_dropped_whole(name, token_counter, embedder
     compressor_class = ExtractiveCompressor if name == "extractive" else SemanticCompressor
     kept = compressor_class(token_counter, **options).compress(query, documents, budget)
     assert [doc.text for doc in kept] == [turns[1]]
-    assert [span.text for span in kept[0].kept] == ["Caroline: I went to the LGBTQ support group yesterday.",
-                                                    "It was so powerful."]  # fmt: skip
+    assert [span.text for span in kept[0].kept] == [
+        "Caroline: I went to the LGBTQ support group yesterday.",
+        "It was so powerful.",
+    ]
     for span in kept[0].kept:
         assert turns[1][span.start : span.end] == span.text
     # whole_below=0 splits every document: the matching sentence alone, then filler
-    split = compressor_class(token_counter, whole_below=0, **options).compress(query, documents, budget)
+    split = compressor_class(token_counter, whole_below=0, **options).compress(
+        query, documents, budget
+    )
     assert turns[1] not in [doc.text for doc in split]
-    assert "Caroline: I went to the LGBTQ support group yesterday." in [s.text for d in split for s in d.kept or []]
+    assert "Caroline: I went to the LGBTQ support group yesterday." in [
+        s.text for d in split for s in d.kept or []
+    ]
     # a short document that does not fit the budget at all still gives its best sentence
     tight = token_counter.count("Caroline: I went to the LGBTQ support group yesterday.") + 1
-    assert "LGBTQ" in " ".join(d.text for d in compressor_class(token_counter, **options).compress(query, documents, tight))
+    assert "LGBTQ" in " ".join(
+        d.text for d in compressor_class(token_counter, **options).compress(query, documents, tight)
+    )
 
 
 def test_whole_below_is_validated() -> None:

@@ -49,7 +49,11 @@ DOCS = [
 
 def engine(**options) -> ContextEngine:
     """A cheap engine: BM25, tag re-ranking, lexical memory relevance (no model)."""
-    settings = {"retrieval": "keyword", "rerank": "tags", "memory_options": {"relevance": "lexical"}}
+    settings = {
+        "retrieval": "keyword",
+        "rerank": "tags",
+        "memory_options": {"relevance": "lexical"},
+    }
     settings.update(options)
     return ContextEngine.from_documents(DOCS, **settings)
 
@@ -66,7 +70,9 @@ class WrongShape:
 
     name, dimension = "liar", 8
 
-    def __init__(self, rows: int | None = None, width: int = 8, value: float = 1.0, poison: str = ""):
+    def __init__(
+        self, rows: int | None = None, width: int = 8, value: float = 1.0, poison: str = ""
+    ):
         self.rows, self.width, self.value, self.poison = rows, width, value, poison
 
     def embed(self, texts):
@@ -85,26 +91,51 @@ CONSTRUCTION = [
     ("documents None", lambda: ContextEngine.from_documents(None), InvalidTypeError),
     ("documents int", lambda: ContextEngine.from_documents(5), InvalidTypeError),
     ("documents bytes", lambda: ContextEngine.from_documents([b"bytes"]), InvalidTypeError),
-    ("document None", lambda: ContextEngine.from_documents([None], retrieval="keyword"), InvalidTypeError),
-    ("document mapping without text", lambda: engine().add_documents([{"id": "x"}]), InvalidInputError),
+    (
+        "document None",
+        lambda: ContextEngine.from_documents([None], retrieval="keyword"),
+        InvalidTypeError,
+    ),
+    (
+        "document mapping without text",
+        lambda: engine().add_documents([{"id": "x"}]),
+        InvalidInputError,
+    ),
     ("document text int", lambda: Document(text=5), InvalidTypeError),
     ("document id int", lambda: Document(text="x", id=5), InvalidTypeError),
     ("document metadata list", lambda: Document(text="x", metadata=[1]), InvalidTypeError),
     ("document lone surrogate", lambda: Document(text="bad \ud83d text"), InvalidInputError),
-    ("duplicate ids in one batch",
-     lambda: ContextEngine.from_documents([Document("a", id="x"), Document("b", id="x")], retrieval="keyword"),
-     DuplicateDocumentError),
+    (
+        "duplicate ids in one batch",
+        lambda: ContextEngine.from_documents(
+            [Document("a", id="x"), Document("b", id="x")], retrieval="keyword"
+        ),
+        DuplicateDocumentError,
+    ),
     ("budget None", lambda: engine(token_budget=None), InvalidTypeError),
     ("budget str", lambda: engine(token_budget="800"), InvalidTypeError),
     ("budget float", lambda: engine(token_budget=800.0), InvalidTypeError),
     ("budget nan", lambda: engine(token_budget=NAN), InvalidTypeError),
     ("budget zero", lambda: engine(token_budget=0), InvalidInputError),
     ("budget negative", lambda: engine(token_budget=-800), InvalidInputError),
-    ("budget below system prompt", lambda: engine(token_budget=3, system_prompt="You are helpful and kind."), BudgetError),
-    ("answer reserve >= budget", lambda: engine(token_budget=100, reserve_for_answer=100), BudgetError),
+    (
+        "budget below system prompt",
+        lambda: engine(token_budget=3, system_prompt="You are helpful and kind."),
+        BudgetError,
+    ),
+    (
+        "answer reserve >= budget",
+        lambda: engine(token_budget=100, reserve_for_answer=100),
+        BudgetError,
+    ),
     ("answer reserve negative", lambda: engine(reserve_for_answer=-1), InvalidInputError),
-    ("answer reserve leaves no room for the system prompt",
-     lambda: engine(token_budget=20, reserve_for_answer=15, system_prompt="You are helpful and kind."), BudgetError),
+    (
+        "answer reserve leaves no room for the system prompt",
+        lambda: engine(
+            token_budget=20, reserve_for_answer=15, system_prompt="You are helpful and kind."
+        ),
+        BudgetError,
+    ),
     ("system prompt None", lambda: engine(system_prompt=None), InvalidTypeError),
     ("k zero", lambda: engine(k=0), InvalidInputError),
     ("k negative", lambda: engine(k=-3), InvalidInputError),
@@ -114,44 +145,94 @@ CONSTRUCTION = [
     ("history share nan", lambda: engine(max_history_share=NAN), InvalidInputError),
     ("history share inf", lambda: engine(max_history_share=INF), InvalidInputError),
     ("history share > 1", lambda: engine(max_history_share=1.5), InvalidInputError),
-    ("alpha nan", lambda: engine(retrieval="hybrid", embedder="hashing", retriever_options={"alpha": NAN}), InvalidInputError),
-    ("alpha inf", lambda: engine(retrieval="hybrid", embedder="hashing", retriever_options={"alpha": INF}), InvalidInputError),
+    (
+        "alpha nan",
+        lambda: engine(retrieval="hybrid", embedder="hashing", retriever_options={"alpha": NAN}),
+        InvalidInputError,
+    ),
+    (
+        "alpha inf",
+        lambda: engine(retrieval="hybrid", embedder="hashing", retriever_options={"alpha": INF}),
+        InvalidInputError,
+    ),
     ("bm25 k1 nan", lambda: engine(retriever_options={"k1": NAN}), InvalidInputError),
-    ("relevance weight inf", lambda: engine(memory_options={"relevance_weight": INF}), InvalidInputError),
+    (
+        "relevance weight inf",
+        lambda: engine(memory_options={"relevance_weight": INF}),
+        InvalidInputError,
+    ),
     ("half-life nan", lambda: engine(memory_options={"half_life": NAN}), InvalidInputError),
     ("half-life zero", lambda: engine(memory_options={"half_life": 0}), InvalidInputError),
-    ("compressor weight nan", lambda: engine(compressor_options={"rank_weight": NAN}), InvalidInputError),
-    ("unknown retriever option", lambda: engine(retriever_options={"alhpa": 0.5}), ConfigurationError),
+    (
+        "compressor weight nan",
+        lambda: engine(compressor_options={"rank_weight": NAN}),
+        InvalidInputError,
+    ),
+    (
+        "unknown retriever option",
+        lambda: engine(retriever_options={"alhpa": 0.5}),
+        ConfigurationError,
+    ),
     ("unknown memory option", lambda: engine(memory_options={"halflife": 10}), ConfigurationError),
-    ("unknown compressor option", lambda: engine(compressor_options={"ratio": 0.5}), ConfigurationError),
+    (
+        "unknown compressor option",
+        lambda: engine(compressor_options={"ratio": 0.5}),
+        ConfigurationError,
+    ),
     ("unknown retrieval", lambda: engine(retrieval="semantic-magic"), UnknownStrategyError),
     ("retrieval None", lambda: engine(retrieval=None), InvalidTypeError),
     ("unknown compression", lambda: engine(compression="zip"), UnknownStrategyError),
     ("compression int", lambda: engine(compression=5), ConfigurationError),
     ("unknown rerank", lambda: engine(rerank="magic"), UnknownStrategyError),
     ("rerank int", lambda: engine(rerank=5), InvalidTypeError),
-    ("unknown memory relevance", lambda: engine(memory_options={"relevance": "vibes"}), UnknownStrategyError),
-    ("unknown memory_url scheme", lambda: engine(memory_url="redis://localhost"), UnknownStrategyError),
+    (
+        "unknown memory relevance",
+        lambda: engine(memory_options={"relevance": "vibes"}),
+        UnknownStrategyError,
+    ),
+    (
+        "unknown memory_url scheme",
+        lambda: engine(memory_url="redis://localhost"),
+        UnknownStrategyError,
+    ),
     ("memory_url int", lambda: engine(memory_url=5), InvalidTypeError),
     ("memory_url blank", lambda: engine(memory_url="  "), InvalidInputError),
     ("unknown token counter", lambda: engine(token_counter="gpt-17"), UnknownStrategyError),
     ("token counter int", lambda: engine(token_counter=5), ConfigurationError),
     ("embedder int", lambda: engine(retrieval="dense", embedder=5), ConfigurationError),
-    ("embedder missing path", lambda: engine(retrieval="dense", embedder="/no/such/model"), ctxengine.errors.ModelNotFoundError),
+    (
+        "embedder missing path",
+        lambda: engine(retrieval="dense", embedder="/no/such/model"),
+        ctxengine.errors.ModelNotFoundError,
+    ),
     ("clock not callable", lambda: engine(clock=5), InvalidTypeError),
-    ("first stage without retrieve()", lambda: ContextEngine.from_retriever(NotARetriever()), InvalidTypeError),
+    (
+        "first stage without retrieve()",
+        lambda: ContextEngine.from_retriever(NotARetriever()),
+        InvalidTypeError,
+    ),
     ("first stage int", lambda: ContextEngine.from_retriever(5), InvalidTypeError),
     ("reranker without rerank()", lambda: ContextEngine(None, reranker=object()), InvalidTypeError),
     ("retriever without compressor", lambda: ContextEngine(engine().retriever), ConfigurationError),
-    ("embedder of another dimension for documents",
-     lambda: ContextEngine.from_documents(DOCS, retrieval="dense", embedder=WrongShape(width=5, poison="")),
-     EmbeddingMismatchError),
-    ("embedder returning too few rows",
-     lambda: ContextEngine.from_documents(DOCS, retrieval="dense", embedder=WrongShape(rows=1)),
-     EmbeddingMismatchError),
-    ("embedder returning NaN",
-     lambda: ContextEngine.from_documents(DOCS, retrieval="hybrid", embedder=WrongShape(value=NAN)),
-     EmbeddingMismatchError),
+    (
+        "embedder of another dimension for documents",
+        lambda: ContextEngine.from_documents(
+            DOCS, retrieval="dense", embedder=WrongShape(width=5, poison="")
+        ),
+        EmbeddingMismatchError,
+    ),
+    (
+        "embedder returning too few rows",
+        lambda: ContextEngine.from_documents(DOCS, retrieval="dense", embedder=WrongShape(rows=1)),
+        EmbeddingMismatchError,
+    ),
+    (
+        "embedder returning NaN",
+        lambda: ContextEngine.from_documents(
+            DOCS, retrieval="hybrid", embedder=WrongShape(value=NAN)
+        ),
+        EmbeddingMismatchError,
+    ),
 ]
 
 
@@ -190,33 +271,85 @@ CALLS = [
     ("retrieve query None", lambda e: e.retrieve(None), InvalidTypeError),
     ("retrieve k zero", lambda e: e.retrieve("embeddings", k=0), InvalidInputError),
     ("retrieve k None", lambda e: e.retrieve("embeddings", k=None), InvalidTypeError),
-    ("aretrieve k negative", lambda e: asyncio.run(e.aretrieve("embeddings", k=-2)), InvalidInputError),
+    (
+        "aretrieve k negative",
+        lambda e: asyncio.run(e.aretrieve("embeddings", k=-2)),
+        InvalidInputError,
+    ),
     ("remember role None", lambda e: e.remember(None, "hello there"), InvalidTypeError),
     ("remember role empty", lambda e: e.remember("", "hello there"), InvalidInputError),
     ("remember text None", lambda e: e.remember("user", None), InvalidTypeError),
     ("remember text int", lambda e: e.remember("user", 42), InvalidTypeError),
     ("remember text blank", lambda e: e.remember("user", "   "), InvalidInputError),
-    ("remember text lone surrogate", lambda e: e.remember("user", "hi \ud800 there"), InvalidInputError),
-    ("remember session None", lambda e: e.remember("user", "hello there", session_id=None), InvalidTypeError),
-    ("remember timestamp nan", lambda e: e.remember("user", "hello there", timestamp=NAN), InvalidInputError),
-    ("remember timestamp inf", lambda e: e.remember("user", "hello there", timestamp=INF), InvalidInputError),
-    ("remember timestamp str", lambda e: e.remember("user", "hello there", timestamp="now"), InvalidTypeError),
-    ("remember importance nan", lambda e: e.remember("user", "hello there", importance=NAN), InvalidInputError),
-    ("remember importance inf", lambda e: e.remember("user", "hello there", importance=INF), InvalidInputError),
-    ("remember importance negative", lambda e: e.remember("user", "hello there", importance=-1.0), InvalidInputError),
-    ("remember metadata list", lambda e: e.remember("user", "hello there", metadata=[("a", 1)]), InvalidTypeError),
+    (
+        "remember text lone surrogate",
+        lambda e: e.remember("user", "hi \ud800 there"),
+        InvalidInputError,
+    ),
+    (
+        "remember session None",
+        lambda e: e.remember("user", "hello there", session_id=None),
+        InvalidTypeError,
+    ),
+    (
+        "remember timestamp nan",
+        lambda e: e.remember("user", "hello there", timestamp=NAN),
+        InvalidInputError,
+    ),
+    (
+        "remember timestamp inf",
+        lambda e: e.remember("user", "hello there", timestamp=INF),
+        InvalidInputError,
+    ),
+    (
+        "remember timestamp str",
+        lambda e: e.remember("user", "hello there", timestamp="now"),
+        InvalidTypeError,
+    ),
+    (
+        "remember importance nan",
+        lambda e: e.remember("user", "hello there", importance=NAN),
+        InvalidInputError,
+    ),
+    (
+        "remember importance inf",
+        lambda e: e.remember("user", "hello there", importance=INF),
+        InvalidInputError,
+    ),
+    (
+        "remember importance negative",
+        lambda e: e.remember("user", "hello there", importance=-1.0),
+        InvalidInputError,
+    ),
+    (
+        "remember metadata list",
+        lambda e: e.remember("user", "hello there", metadata=[("a", 1)]),
+        InvalidTypeError,
+    ),
     ("recall max_tokens negative", lambda e: e.recall("q", max_tokens=-1), InvalidInputError),
     ("recall max_tokens nan", lambda e: e.recall("q", max_tokens=NAN), InvalidTypeError),
     ("recall query int", lambda e: e.recall(5), InvalidTypeError),
     ("fit_documents None", lambda e: e.fit_documents("q", None), InvalidTypeError),
     ("fit_documents str", lambda e: e.fit_documents("q", "a document"), InvalidTypeError),
     ("fit_documents [None]", lambda e: e.fit_documents("q", [None]), InvalidTypeError),
-    ("fit_documents max_tokens negative", lambda e: e.fit_documents("q", ["text"], max_tokens=-5), InvalidInputError),
+    (
+        "fit_documents max_tokens negative",
+        lambda e: e.fit_documents("q", ["text"], max_tokens=-5),
+        InvalidInputError,
+    ),
     ("fit_documents k zero", lambda e: e.fit_documents("q", ["text"], k=0), InvalidInputError),
-    ("fit_documents headers str", lambda e: e.fit_documents("q", ["text"], headers="no"), InvalidTypeError),
+    (
+        "fit_documents headers str",
+        lambda e: e.fit_documents("q", ["text"], headers="no"),
+        InvalidTypeError,
+    ),
     ("add_documents None", lambda e: e.add_documents(None), InvalidTypeError),
     ("add_documents [None]", lambda e: e.add_documents([None]), InvalidTypeError),
-    ("add_documents existing id", lambda e: e.add_documents([Document("new text", id="emb")]), DuplicateDocumentError),
+    (
+        "add_documents existing id",
+        lambda e: e.add_documents([Document("new text", id="emb")]),
+        DuplicateDocumentError,
+    ),
     ("remove unknown id", lambda e: e.remove_documents(["no-such-id"]), DocumentNotFoundError),
     ("remove None", lambda e: e.remove_documents(None), InvalidTypeError),
     ("save None", lambda e: e.save(None), InvalidTypeError),
@@ -233,7 +366,9 @@ def test_calls_reject_bad_input(shared, case, error):
 
 
 def test_a_query_embedding_of_another_dimension_is_a_mismatch():
-    poisoned = ContextEngine.from_documents(DOCS, retrieval="dense", embedder=WrongShape(width=5, poison="POISON"))
+    poisoned = ContextEngine.from_documents(
+        DOCS, retrieval="dense", embedder=WrongShape(width=5, poison="POISON")
+    )
     with pytest.raises(EmbeddingMismatchError) as info:
         poisoned.build("POISON query")
     assert_raised_by_ctxengine(info)
@@ -245,11 +380,18 @@ def test_a_query_embedding_of_another_dimension_is_a_mismatch():
 
 def test_graceful_results(shared, tmp_path):
     # an empty or whitespace document is indexed but never put in a packet
-    blank = ContextEngine.from_documents(["", "   ", "Embeddings are vectors."], retrieval="keyword", rerank="tags")
-    assert [d.text for d in blank.build("embeddings vectors").documents] == ["Embeddings are vectors."]
+    blank = ContextEngine.from_documents(
+        ["", "   ", "Embeddings are vectors."], retrieval="keyword", rerank="tags"
+    )
+    assert [d.text for d in blank.build("embeddings vectors").documents] == [
+        "Embeddings are vectors."
+    ]
     # an empty system prompt is allowed; k above the corpus size returns every match once
     packet = engine(system_prompt="", k=50).build("embeddings tf-idf decay")
-    assert "system_prompt" not in packet.usage and len(packet.documents) == len({d.id for d in packet.documents}) == 3
+    assert (
+        "system_prompt" not in packet.usage
+        and len(packet.documents) == len({d.id for d in packet.documents}) == 3
+    )
     # a question longer than the budget is cut to fit, and the packet says so
     small = engine(token_budget=60, system_prompt="Be brief.")
     packet = small.build("embeddings " * 500)
@@ -266,13 +408,20 @@ def test_graceful_results(shared, tmp_path):
     assert mem.remember("user", "Please explain how memory decay works in agents.") is not None
     assert mem.remember("user", "Please explain how memory decay works in agents.") is None
     # fit_documents keeps given documents that share an id as separate documents
-    fitted = shared.fit_documents("embeddings", [Document("Embeddings are vectors.", id="x"),
-                                                  Document("TF-IDF counts terms.", id="x")])
+    fitted = shared.fit_documents(
+        "embeddings",
+        [Document("Embeddings are vectors.", id="x"), Document("TF-IDF counts terms.", id="x")],
+    )
     assert len(fitted) == 2
+
     # NaN and infinite scores from a foreign first stage count as "no information"
     class Scores:
         def retrieve(self, query, k):
-            return [ScoredDocument(DOCS[0], NAN), ScoredDocument(DOCS[1], INF), ScoredDocument(DOCS[2], 1.0)]
+            return [
+                ScoredDocument(DOCS[0], NAN),
+                ScoredDocument(DOCS[1], INF),
+                ScoredDocument(DOCS[2], 1.0),
+            ]
 
     packet = ContextEngine.from_retriever(Scores(), rerank="tags").build("embeddings")
     assert {d.id for d in packet.documents} == {"emb", "tfidf", "decay"}
@@ -311,14 +460,21 @@ BAD_REMEMBER = [
 
 
 def _snapshot(e: ContextEngine, session: str) -> list[tuple]:
-    return [(t.id, t.seq, t.role, t.content, t.timestamp, dict(t.metadata)) for t in e.memory.turns(session)]
+    return [
+        (t.id, t.seq, t.role, t.content, t.timestamp, dict(t.metadata))
+        for t in e.memory.turns(session)
+    ]
 
 
 def test_rejected_turns_leave_stored_turns_untouched(memory_url):
     e = engine(memory_url=memory_url)
     for i in range(5):
-        e.remember("user" if i % 2 == 0 else "assistant", f"stored turn number {i} about topic {i}",
-                   session_id="keep", metadata={"i": i})
+        e.remember(
+            "user" if i % 2 == 0 else "assistant",
+            f"stored turn number {i} about topic {i}",
+            session_id="keep",
+            metadata={"i": i},
+        )
     before = _snapshot(e, "keep")
     for bad in BAD_REMEMBER:
         with pytest.raises(CtxEngineError):
@@ -333,13 +489,20 @@ def test_rejected_turns_leave_stored_turns_untouched(memory_url):
 
 
 def test_rejected_documents_leave_the_index_untouched():
-    e = ContextEngine.from_documents(DOCS, retrieval="dense", embedder=WrongShape(width=5, poison="POISON"),
-                                     rerank="tags")
+    e = ContextEngine.from_documents(
+        DOCS, retrieval="dense", embedder=WrongShape(width=5, poison="POISON"), rerank="tags"
+    )
     before = [(d.id, d.score) for d in e.retrieve("meaning of vectors", k=3)]
     bad_batches = [
-        [Document("fresh text", id="new"), Document("again", id="new")],  # duplicate within the batch
+        [
+            Document("fresh text", id="new"),
+            Document("again", id="new"),
+        ],  # duplicate within the batch
         [Document("fresh text", id="new"), Document("clash", id="emb")],  # clashes with the index
-        [Document("fresh text", id="new"), Document("POISON text", id="p")],  # embedder fails midway
+        [
+            Document("fresh text", id="new"),
+            Document("POISON text", id="p"),
+        ],  # embedder fails midway
         [Document("fresh text", id="new"), None],
     ]
     for batch in bad_batches:
@@ -379,16 +542,42 @@ INDEX_DAMAGE = {
     "manifest array": lambda p: (p / "manifest.json").write_text("[1, 2]"),
     "embedder not an object": lambda p: _edit_manifest(p, embedder=[64]),
     "retriever not an object": lambda p: _edit_manifest(p, retriever=["HybridRetriever"]),
-    "unknown retriever parameters": lambda p: _edit_manifest(p, retriever={"class": "HybridRetriever", "mode": "magic"}),
-    "file outside the index": lambda p: _edit_manifest(p, files={"documents.jsonl": "", "tokens.jsonl": "", "../x": ""}),
-    "documents not JSON (re-signed)": lambda p: ((p / "documents.jsonl").write_text("{oops\n" * 3), _resign(p)),
-    "documents binary (re-signed)": lambda p: ((p / "documents.jsonl").write_bytes(os.urandom(300) + b"\xff"), _resign(p)),
-    "duplicate document ids (re-signed)": lambda p: ((p / "documents.jsonl").write_text(
-        "".join(json.dumps({"id": "same", "text": f"t{i}"}) + "\n" for i in range(3))), _resign(p)),
-    "tokens not lists (re-signed)": lambda p: ((p / "tokens.jsonl").write_text('"abc"\n' * 3), _resign(p)),
-    "vectors NaN (re-signed)": lambda p: (np.save(p / "embeddings.npy", np.full((3, 64), NAN, np.float32)), _resign(p)),
-    "vectors 3-D (re-signed)": lambda p: (np.save(p / "embeddings.npy", np.ones((3, 64, 1), np.float32)), _resign(p)),
-    "a file, not a directory": lambda p: (__import__("shutil").rmtree(p), p.write_text("not an index")),
+    "unknown retriever parameters": lambda p: _edit_manifest(
+        p, retriever={"class": "HybridRetriever", "mode": "magic"}
+    ),
+    "file outside the index": lambda p: _edit_manifest(
+        p, files={"documents.jsonl": "", "tokens.jsonl": "", "../x": ""}
+    ),
+    "documents not JSON (re-signed)": lambda p: (
+        (p / "documents.jsonl").write_text("{oops\n" * 3),
+        _resign(p),
+    ),
+    "documents binary (re-signed)": lambda p: (
+        (p / "documents.jsonl").write_bytes(os.urandom(300) + b"\xff"),
+        _resign(p),
+    ),
+    "duplicate document ids (re-signed)": lambda p: (
+        (p / "documents.jsonl").write_text(
+            "".join(json.dumps({"id": "same", "text": f"t{i}"}) + "\n" for i in range(3))
+        ),
+        _resign(p),
+    ),
+    "tokens not lists (re-signed)": lambda p: (
+        (p / "tokens.jsonl").write_text('"abc"\n' * 3),
+        _resign(p),
+    ),
+    "vectors NaN (re-signed)": lambda p: (
+        np.save(p / "embeddings.npy", np.full((3, 64), NAN, np.float32)),
+        _resign(p),
+    ),
+    "vectors 3-D (re-signed)": lambda p: (
+        np.save(p / "embeddings.npy", np.ones((3, 64, 1), np.float32)),
+        _resign(p),
+    ),
+    "a file, not a directory": lambda p: (
+        __import__("shutil").rmtree(p),
+        p.write_text("not an index"),
+    ),
 }
 
 
@@ -415,10 +604,14 @@ def test_a_failed_save_leaves_the_previous_index_in_place(tmp_path):
     path = tmp_path / "idx"
     _index(path)
     before = {p.name: p.read_bytes() for p in path.iterdir()}
-    e = ContextEngine.from_documents([Document("text", id="a", metadata={"when": object()})], retrieval="keyword")
+    e = ContextEngine.from_documents(
+        [Document("text", id="a", metadata={"when": object()})], retrieval="keyword"
+    )
     with pytest.raises(InvalidInputError):
         e.save(path)
-    e = ContextEngine.from_documents([Document("text", id="a", metadata={"bad": "\ud800"})], retrieval="keyword")
+    e = ContextEngine.from_documents(
+        [Document("text", id="a", metadata={"bad": "\ud800"})], retrieval="keyword"
+    )
     with pytest.raises(InvalidInputError):
         e.save(path)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
@@ -439,7 +632,11 @@ def test_a_corrupt_sqlite_file_is_a_store_error_and_is_not_modified(tmp_path):
     path = tmp_path / "chat.db"
     e = engine(memory_url=f"sqlite:///{path}")
     for i in range(200):
-        e.remember("user", f"turn {i} with enough padding to fill several pages " * 3, session_id=f"s{i % 3}")
+        e.remember(
+            "user",
+            f"turn {i} with enough padding to fill several pages " * 3,
+            session_id=f"s{i % 3}",
+        )
     e.memory.store.close()
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -448,9 +645,10 @@ def test_a_corrupt_sqlite_file_is_a_store_error_and_is_not_modified(tmp_path):
     data[8192:16384] = b"\xab" * 8192  # pages 3-4: the turns table and its index
     path.write_bytes(bytes(data))
     reopened = engine(memory_url=f"sqlite:///{path}")
-    for call in (lambda: reopened.build("turn", session_id="s1"),
-                 lambda: reopened.remember("user", "one more turn here", session_id="s1")):
+    for call in (
+        lambda: reopened.build("turn", session_id="s1"),
+        lambda: reopened.remember("user", "one more turn here", session_id="s1"),
+    ):
         with pytest.raises(StoreError) as info:
             call()
         assert_raised_by_ctxengine(info)
-

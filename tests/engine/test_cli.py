@@ -14,8 +14,14 @@ def test_demo_prints_both_turns_within_budget(capsys):
     assert len(totals) >= 2 and all(0 < used <= 800 for used in totals)
     assert "history" in out  # memory shows up on turn 2
     # the re-ranking stages as the default chain names them, not "mmr"
-    assert re.search(r"\bdedup\b", out) and re.search(r"\btags\b", out) and not re.search(r"\bmmr\b", out)
-    assert not re.search(r"sentences \d+,\d+", out)  # no list of sentence numbers for documents kept whole
+    assert (
+        re.search(r"\bdedup\b", out)
+        and re.search(r"\btags\b", out)
+        and not re.search(r"\bmmr\b", out)
+    )
+    assert not re.search(
+        r"sentences \d+,\d+", out
+    )  # no list of sentence numbers for documents kept whole
     # decay is visible: the six-day-old off-topic turn is dropped, the day-old relevant one is in
     memory = out.split("Memory: every stored turn", 1)[1]
     rows = [line for line in memory.splitlines() if re.match(r"^\W*\d+\.\d (d|h)\b", line)]
@@ -25,11 +31,25 @@ def test_demo_prints_both_turns_within_budget(capsys):
 
 
 def test_build_over_a_folder_as_json(tmp_path, capsys):
-    (tmp_path / "a.md").write_text("# Embeddings\nEmbeddings map text to vectors. Cosine ranks by meaning.")
+    (tmp_path / "a.md").write_text(
+        "# Embeddings\nEmbeddings map text to vectors. Cosine ranks by meaning."
+    )
     (tmp_path / "b.txt").write_text("TF-IDF weighs rare terms. BM25 saturates term frequency.")
     (tmp_path / "skip.py").write_text("print('not a document')")
-    code = main(["build", "--docs", str(tmp_path), "--query", "What does TF-IDF weigh?",
-                 "--budget", "120", "--retrieval", "keyword", "--json"])
+    code = main(
+        [
+            "build",
+            "--docs",
+            str(tmp_path),
+            "--query",
+            "What does TF-IDF weigh?",
+            "--budget",
+            "120",
+            "--retrieval",
+            "keyword",
+            "--json",
+        ]
+    )
     assert code == 0
     packet = json.loads(capsys.readouterr().out)
     assert packet["tokens_used"] <= 120
@@ -43,7 +63,13 @@ def test_build_errors_are_clean(tmp_path, capsys):
 
 
 def test_entry_point_runs_as_module():
-    out = subprocess.run([sys.executable, "-m", "ctxengine", "--help"], check=False, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "ctxengine", "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "demo" in out.stdout
 
 
@@ -51,11 +77,19 @@ def test_version_and_help_document_the_cache():
     from ctxengine import __version__
 
     out = subprocess.run(
-        [sys.executable, "-m", "ctxengine", "--version"], check=False, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ctxengine", "--version"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0 and out.stdout.strip() == f"ctxengine {__version__}"
     helped = subprocess.run(
-        [sys.executable, "-m", "ctxengine", "build", "--help"], check=False, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ctxengine", "build", "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "CTXENGINE_EMBED_CACHE" in helped.stdout and "--embed-cache" in helped.stdout
 
@@ -80,16 +114,38 @@ def test_build_splits_files_and_cites_file_and_heading(tmp_path, capsys):
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "runbook.md").write_text(GUIDE)
     (tmp_path / "lunch.txt").write_text("Lunch is served at noon in the canteen.")
-    code = main(["build", "--docs", str(tmp_path), "--query", "How often do we rotate the API keys?",
-                 "--retrieval", "keyword", "--budget", "300"])  # fmt: skip
+    code = main(
+        [
+            "build",
+            "--docs",
+            str(tmp_path),
+            "--query",
+            "How often do we rotate the API keys?",
+            "--retrieval",
+            "keyword",
+            "--budget",
+            "300",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert re.search(r"indexed 3 passages from 2 files in [\d.]+ s", out)
     assert "ops/runbook.md#Operations > Rotating keys" in out
     assert "ninety days" in out and "ops keys rotate --all" in out  # the code block came whole
 
-    main(["build", "--docs", str(tmp_path), "--query", "rotate keys", "--retrieval", "keyword", "--whole-files",
-          "--json"])  # fmt: skip
+    main(
+        [
+            "build",
+            "--docs",
+            str(tmp_path),
+            "--query",
+            "rotate keys",
+            "--retrieval",
+            "keyword",
+            "--whole-files",
+            "--json",
+        ]
+    )
     assert json.loads(capsys.readouterr().out)["documents"][0]["id"] == "ops/runbook.md"
 
 
@@ -97,7 +153,16 @@ def test_embedding_cache_defaults_to_the_user_cache_directory(tmp_path, monkeypa
     from ctxengine.cli import default_cache_dir
 
     (tmp_path / "a.md").write_text("Some text about caching.")
-    argv = ["build", "--docs", str(tmp_path), "--query", "caching", "--retrieval", "keyword", "--json"]
+    argv = [
+        "build",
+        "--docs",
+        str(tmp_path),
+        "--query",
+        "caching",
+        "--retrieval",
+        "keyword",
+        "--json",
+    ]
     monkeypatch.delenv("CTXENGINE_EMBED_CACHE", raising=False)
     assert main(argv) == 0
     import os
@@ -116,10 +181,23 @@ def test_hybrid_build_fills_the_disk_cache_and_reports_the_time(tmp_path):
     (docs / "guide.md").write_text(GUIDE)
     cache = tmp_path / "cache"
     run = subprocess.run(
-        [sys.executable, "-m", "ctxengine", "build", "--docs", str(docs), "--query", "rotate keys",
-         "--embed-cache", str(cache)],
-        check=False, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ctxengine",
+            "build",
+            "--docs",
+            str(docs),
+            "--query",
+            "rotate keys",
+            "--embed-cache",
+            str(cache),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert re.search(r"indexed 2 passages from 1 files in [\d.]+ s \(hybrid\)", run.stdout)
     assert list(cache.glob("*.sqlite*")) or list(cache.rglob("*")), "nothing was cached on disk"

@@ -60,18 +60,40 @@ def test_demo_scenario_two_turns_fit_and_turn_two_has_memory(demo_engine, clock)
 def test_long_history_no_longer_pushes_the_prompt_past_its_budget(clock):
     """The seed bug: total=200, ten 400-character turns used to give 5x the budget."""
     engine = ContextEngine.from_documents(
-        KNOWLEDGE_BASE, system_prompt="Be brief.", token_budget=200, retrieval="keyword", clock=clock
+        KNOWLEDGE_BASE,
+        system_prompt="Be brief.",
+        token_budget=200,
+        retrieval="keyword",
+        clock=clock,
     )
-    topics = ["memory", "embeddings", "budgets", "TF-IDF", "RAG", "decay", "agents", "tokens", "context", "re-ranking"]
+    topics = [
+        "memory",
+        "embeddings",
+        "budgets",
+        "TF-IDF",
+        "RAG",
+        "decay",
+        "agents",
+        "tokens",
+        "context",
+        "re-ranking",
+    ]
     for index, topic in enumerate(topics):
-        text = (f"Turn {index}: tell me more about {topic} and how it relates to the rest. " * 8)[:400]
+        text = (f"Turn {index}: tell me more about {topic} and how it relates to the rest. " * 8)[
+            :400
+        ]
         engine.remember("user" if index % 2 == 0 else "assistant", text, session_id="s")
         clock.advance(60)
-    packet = engine.build("How do embeddings and TF-IDF compare for memory in agents?", session_id="s")
+    packet = engine.build(
+        "How do embeddings and TF-IDF compare for memory in agents?", session_id="s"
+    )
     assert packet.tokens_used == _recount(engine, packet) <= 200
     assert packet.documents, "documents must keep a share of the budget"
     assert packet.usage.get("retrieved_docs", 0) > 0
-    assert packet.usage.get("history", 0) <= 0.5 * (200 - packet.usage["system_prompt"] - packet.usage["query"]) + 2
+    assert (
+        packet.usage.get("history", 0)
+        <= 0.5 * (200 - packet.usage["system_prompt"] - packet.usage["query"]) + 2
+    )
 
 
 @pytest.mark.parametrize("retrieval", MODES)
@@ -79,9 +101,13 @@ def test_long_history_no_longer_pushes_the_prompt_past_its_budget(clock):
 def test_every_strategy_fits_small_and_large_budgets(clock, retrieval, compression):
     for budget in (60, 150, 400, 2000):
         engine = ContextEngine.from_documents(
-            KNOWLEDGE_BASE, system_prompt="Answer briefly.", token_budget=budget,
-            retrieval=retrieval, compression=compression, clock=clock,
-        )  # fmt: skip
+            KNOWLEDGE_BASE,
+            system_prompt="Answer briefly.",
+            token_budget=budget,
+            retrieval=retrieval,
+            compression=compression,
+            clock=clock,
+        )
         engine.remember("user", "Tell me about decay in agent memory.")
         packet = engine.build(QUERY)
         assert packet.tokens_used == _recount(engine, packet) <= budget, budget
@@ -125,7 +151,9 @@ def test_explain_names_every_choice(demo_engine):
 
 
 def test_plain_strings_get_content_ids():
-    engine = ContextEngine.from_documents(["alpha beta gamma", "delta epsilon"], retrieval="keyword")
+    engine = ContextEngine.from_documents(
+        ["alpha beta gamma", "delta epsilon"], retrieval="keyword"
+    )
     docs = engine.retrieve("beta", k=2)
     assert docs and docs[0].id.startswith("doc-")
 
@@ -138,7 +166,11 @@ def test_fit_documents_respects_max_tokens(demo_engine):
 
 def test_answer_reserve_is_kept_free(clock):
     engine = ContextEngine.from_documents(
-        KNOWLEDGE_BASE, system_prompt="Be brief.", token_budget=300, reserve_for_answer=100, clock=clock
+        KNOWLEDGE_BASE,
+        system_prompt="Be brief.",
+        token_budget=300,
+        reserve_for_answer=100,
+        clock=clock,
     )
     packet = engine.build(QUERY)
     assert packet.tokens_used <= 200 and packet.answer_reserve == 100
@@ -194,9 +226,14 @@ def test_the_engine_embedder_serves_reranking_memory_compression_and_fit(clock):
     here embeds nothing, so every recorded text comes from a later stage)."""
     recording = RecordingEmbedder()
     engine = ContextEngine.from_documents(
-        KNOWLEDGE_BASE, retrieval="keyword", embedder=recording, compression="semantic",
-        rerank=["tags", "passage-gain", "dedup"], token_budget=400, clock=clock,
-    )  # fmt: skip
+        KNOWLEDGE_BASE,
+        retrieval="keyword",
+        embedder=recording,
+        compression="semantic",
+        rerank=["tags", "passage-gain", "dedup"],
+        token_budget=400,
+        clock=clock,
+    )
     for role, text in CONVERSATION:
         engine.remember(role, text, session_id="s")
         clock.advance(30)
@@ -211,12 +248,16 @@ def test_the_engine_embedder_serves_reranking_memory_compression_and_fit(clock):
         windows = passage_windows(doc.document.text, 2)
         assert set(windows) <= seen
         vectors = hashing.embed([QUERY, *windows])
-        assert doc.stage_scores["passage_cos"] == pytest.approx(float((vectors[1:] @ vectors[0]).max()))
+        assert doc.stage_scores["passage_cos"] == pytest.approx(
+            float((vectors[1:] @ vectors[0]).max())
+        )
     # memory: dense relevance embedded the rendered turns
     assert {render_turn(t.turn.role, t.turn.content) for t in packet.memory_turns} <= seen
     # semantic compression: single sentences of the documents it compressed
     assert {s for doc in packet.documents for s in sentences(doc.document.text)} <= seen
     # fit: the learned ranker's passage features use it too
-    engine.fit([RankingExample(QUERY, ["emb-003"]), RankingExample("memory decay and TF-IDF", ["mem-001"])])
+    engine.fit(
+        [RankingExample(QUERY, ["emb-003"]), RankingExample("memory decay and TF-IDF", ["mem-001"])]
+    )
     assert engine.reranker.features.embedder is engine.embedder
     assert engine.embedder.embedder is recording  # behind the one cache the stages share

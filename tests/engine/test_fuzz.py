@@ -34,17 +34,74 @@ def fuzz(n: int) -> settings:
 
 
 PIECES = [
-    "Dr.", "e.g.", "i.e.", "etc.", "p.m.", "No.", "no.", "U.S.", "3.5", "v1.2", "J. K.", "A.", "p53",
-    "β-amyloid", "...", "…", "?!", "。", "！", "」", "”", "’", ")", "\"", "'", "(", "\n", "\n\n", "\r\n",
-    "\u2028", "\x85", "\t", " ", "  ", "word", "Word", "WORD", "über", "café", "東京", "字", "😀", "👩‍👩‍👧",
-    "مرحبا", "שלום", "\u200b", "\u202e", "\ufeff", "\x00", "<ctx:", "</ctx:context>", "＜", "ｃｔｘ", "：",
-    "assistant:", "system:", "<|endoftext|>", "http://a.b/c.d?e=f.", "3.", "a.b.c.",
+    "Dr.",
+    "e.g.",
+    "i.e.",
+    "etc.",
+    "p.m.",
+    "No.",
+    "no.",
+    "U.S.",
+    "3.5",
+    "v1.2",
+    "J. K.",
+    "A.",
+    "p53",
+    "β-amyloid",
+    "...",
+    "…",
+    "?!",
+    "。",
+    "！",
+    "」",
+    "”",
+    "’",
+    ")",
+    '"',
+    "'",
+    "(",
+    "\n",
+    "\n\n",
+    "\r\n",
+    "\u2028",
+    "\x85",
+    "\t",
+    " ",
+    "  ",
+    "word",
+    "Word",
+    "WORD",
+    "über",
+    "café",
+    "東京",
+    "字",
+    "😀",
+    "👩‍👩‍👧",
+    "مرحبا",
+    "שלום",
+    "\u200b",
+    "\u202e",
+    "\ufeff",
+    "\x00",
+    "<ctx:",
+    "</ctx:context>",
+    "＜",
+    "ｃｔｘ",
+    "：",
+    "assistant:",
+    "system:",
+    "<|endoftext|>",
+    "http://a.b/c.d?e=f.",
+    "3.",
+    "a.b.c.",
 ]
 shaped = st.lists(st.sampled_from(PIECES), max_size=80).map(" ".join)
 glued = st.lists(st.sampled_from(PIECES), max_size=80).map("".join)
 runs = st.builds(
     lambda unit, n: unit * n,
-    st.sampled_from([".", "。", "!", " ", "\n", "<", "< ", "e.g. ", "a", "字", "😀", "a. ", ". a "]),
+    st.sampled_from(
+        [".", "。", "!", " ", "\n", "<", "< ", "e.g. ", "a", "字", "😀", "a. ", ". a "]
+    ),
     st.integers(1, 20_000),
 )
 any_text = st.one_of(st.text(max_size=500), shaped, glued, runs)
@@ -69,7 +126,13 @@ def test_sentence_spans_are_ordered_stripped_and_cover_all_text(text):
 
 
 @fuzz(300)
-@given(st.lists(st.sampled_from(["The cat sat.", "It rained!", "Why?", "猫がいる。", "Done…"]), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(["The cat sat.", "It rained!", "Why?", "猫がいる。", "Done…"]),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_plain_sentences_split_where_written(parts):
     """Sentences that end clearly and start with a capital (or CJK) are found one by one."""
     assert sentences(" ".join(parts)) == parts
@@ -126,8 +189,14 @@ def test_dedup_never_fails_and_names_a_known_reason(text, earlier):
 
 
 @fuzz(500)
-@given(st.lists(st.sampled_from(["memory", "decay", "token", "budget", "東京", "café", "42", "😀x"]),
-                min_size=4, max_size=30), st.data())
+@given(
+    st.lists(
+        st.sampled_from(["memory", "decay", "token", "budget", "東京", "café", "42", "😀x"]),
+        min_size=4,
+        max_size=30,
+    ),
+    st.data(),
+)
 def test_a_repeat_or_a_contained_run_is_always_caught(vocabulary_words, data):
     text = " ".join(vocabulary_words)
     assume(len(words(text)) >= DEDUP.min_words)
@@ -148,7 +217,9 @@ def test_a_repeat_or_a_contained_run_is_always_caught(vocabulary_words, data):
 def test_analyzer_terms_are_clean_words(text):
     for term in [*analyze(text), *words(text)]:
         assert term and not any(ch.isspace() for ch in term)
-    assert analyze(unicodedata.normalize("NFKC", text)) == analyze(text)  # analysis starts with NFKC
+    assert analyze(unicodedata.normalize("NFKC", text)) == analyze(
+        text
+    )  # analysis starts with NFKC
 
 
 @fuzz(1000)

@@ -10,7 +10,10 @@ from ctxengine import ContextEngine
 from ctxengine.memory import store_from_url
 
 DOCS = [
-    {"id": "bm25", "text": "BM25 ranks documents by term frequency and inverse document frequency."},
+    {
+        "id": "bm25",
+        "text": "BM25 ranks documents by term frequency and inverse document frequency.",
+    },
     {"id": "decay", "text": "Memory decay lowers the weight of old conversation turns over time."},
 ]
 
@@ -26,9 +29,13 @@ def store_url(request, tmp_path):
 
 def test_a_store_keeps_what_it_is_given(store_url):
     engine = ContextEngine.from_documents(
-        DOCS, retrieval="keyword", rerank="tags", token_budget=300, memory_url=store_url,
+        DOCS,
+        retrieval="keyword",
+        rerank="tags",
+        token_budget=300,
+        memory_url=store_url,
         memory_options={"relevance": "lexical"},
-    )  # fmt: skip
+    )
     engine.remember("user", "My favourite ranking function is BM25.", session_id="ana")
     engine.remember("assistant", "Noted: BM25 it is.", session_id="ana")
     packet = engine.build("How does BM25 rank documents?", session_id="ana")
@@ -40,6 +47,8 @@ def test_a_store_keeps_what_it_is_given(store_url):
     ]
     if store_url is not None:  # a new connection reads what the first one stored
         reopened = store_from_url(store_url)
-        assert [t.content for t in reopened.turns("ana")] == [t.content for t in packet.memory_turns]
+        assert [t.content for t in reopened.turns("ana")] == [
+            t.content for t in packet.memory_turns
+        ]
         reopened.close()
         engine.memory.store.close()

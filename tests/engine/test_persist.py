@@ -40,12 +40,19 @@ def scifact():
     chosen = list(queries)[:6]
     relevant = {doc for q in chosen for doc in qrels[q]}
     corpus = load_scifact_corpus()
-    picked = [d for d in corpus if d.id in relevant] + [d for d in corpus if d.id not in relevant][:50]
+    picked = [d for d in corpus if d.id in relevant] + [d for d in corpus if d.id not in relevant][
+        :50
+    ]
     documents = [
         Document(
             id=d.id,
             text=f"{d.title}. {d.text}",
-            metadata={"title": d.title, "source": "scifact", "tags": ["biomed", f"n{i % 3}"], "rank": i * 0.5},
+            metadata={
+                "title": d.title,
+                "source": "scifact",
+                "tags": ["biomed", f"n{i % 3}"],
+                "rank": i * 0.5,
+            },
         )
         for i, d in enumerate(picked)
     ]
@@ -58,7 +65,9 @@ def _ranking(results: list[ScoredDocument]) -> list[tuple]:
 
 def test_save_then_load_embeds_nothing_and_ranks_identically(scifact, embedder, tmp_path):
     documents, queries = scifact
-    engine = ContextEngine.from_documents(documents, embedder=CountingEmbedder(embedder), token_budget=600)
+    engine = ContextEngine.from_documents(
+        documents, embedder=CountingEmbedder(embedder), token_budget=600
+    )
     before = [_ranking(engine.retrieve(q, k=8)) for q in queries]
     packet_before = engine.build(queries[0]).text
     engine.save(tmp_path / "index")
@@ -68,7 +77,9 @@ def test_save_then_load_embeds_nothing_and_ranks_identically(scifact, embedder, 
     # at query time; they get their own (same model) here so that ``counting`` sees exactly
     # what the loaded index embeds.
     reranker = get_reranker(None, embedder=embedder)
-    loaded = ContextEngine.load(tmp_path / "index", embedder=counting, token_budget=600, rerank=reranker)
+    loaded = ContextEngine.load(
+        tmp_path / "index", embedder=counting, token_budget=600, rerank=reranker
+    )
     assert counting.texts == []  # loading embedded nothing
     after = [_ranking(loaded.retrieve(q, k=8)) for q in queries]
     assert after == before  # ids, scores and per-stage scores, exactly
@@ -95,8 +106,13 @@ def test_the_directory_is_plain_files_described_by_the_manifest(scifact, embedde
     lines = (tmp_path / "idx" / "documents.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in lines] == [d.id for d in documents]
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [
-        "documents.jsonl", "embeddings.npy", "manifest.json", "passage_counts.npy", "passages.npy",
-        "tokens.jsonl"]  # fmt: skip
+        "documents.jsonl",
+        "embeddings.npy",
+        "manifest.json",
+        "passage_counts.npy",
+        "passages.npy",
+        "tokens.jsonl",
+    ]
     # the sentence-window vectors: each document's rows, in index order
     counts = np.load(tmp_path / "idx" / "passage_counts.npy", allow_pickle=False)
     windows = np.load(tmp_path / "idx" / "passages.npy", allow_pickle=False)
@@ -114,8 +130,10 @@ def test_loading_with_another_embedder_is_a_mismatch(scifact, embedder, tmp_path
 
 
 def test_keyword_index_needs_no_embedder(tmp_path):
-    documents = [Document(id=f"d{i}", text=f"note {i} about topic {i % 4} and lexical search")
-                 for i in range(30)]
+    documents = [
+        Document(id=f"d{i}", text=f"note {i} about topic {i % 4} and lexical search")
+        for i in range(30)
+    ]
     engine = ContextEngine.from_documents(documents, retrieval="keyword")
     before = _ranking(engine.retrieve("topic 2 search", k=5))
     engine.save(tmp_path / "kw")
@@ -129,7 +147,9 @@ def test_hashing_index_reloads_without_naming_the_embedder(tmp_path):
     engine = ContextEngine.from_documents(documents, embedder=HashingEmbedder(512))
     engine.save(tmp_path / "h")
     loaded = ContextEngine.load(tmp_path / "h")  # the manifest names a deterministic embedder
-    assert _ranking(loaded.retrieve("subject 3", k=4)) == _ranking(engine.retrieve("subject 3", k=4))
+    assert _ranking(loaded.retrieve("subject 3", k=4)) == _ranking(
+        engine.retrieve("subject 3", k=4)
+    )
 
 
 def _small_index(path: Path) -> None:
@@ -147,11 +167,15 @@ def _set_manifest(path: Path, **changes) -> None:
     "damage",
     [
         pytest.param(lambda p: (p / "manifest.json").unlink(), id="no-manifest"),
-        pytest.param(lambda p: (p / "manifest.json").write_text("{not json"), id="manifest-not-json"),
+        pytest.param(
+            lambda p: (p / "manifest.json").write_text("{not json"), id="manifest-not-json"
+        ),
         pytest.param(lambda p: _set_manifest(p, format="someone-else"), id="foreign-format"),
         pytest.param(lambda p: _set_manifest(p, format_version=99), id="future-version"),
-        pytest.param(lambda p: (p / "embeddings.npy").write_bytes(
-            (p / "embeddings.npy").read_bytes()[:-40]), id="truncated-embeddings"),
+        pytest.param(
+            lambda p: (p / "embeddings.npy").write_bytes((p / "embeddings.npy").read_bytes()[:-40]),
+            id="truncated-embeddings",
+        ),
         pytest.param(lambda p: (p / "documents.jsonl").unlink(), id="missing-documents"),
         pytest.param(lambda p: _set_manifest(p, documents=4), id="count-mismatch"),
     ],
@@ -180,7 +204,9 @@ def test_save_never_overwrites_a_foreign_directory_but_replaces_an_index(tmp_pat
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    engine = ContextEngine.from_documents(["alpha beta", "gamma delta"], embedder=HashingEmbedder(64))
+    engine = ContextEngine.from_documents(
+        ["alpha beta", "gamma delta"], embedder=HashingEmbedder(64)
+    )
     with pytest.raises(IndexFormatError):
         engine.save(foreign)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]

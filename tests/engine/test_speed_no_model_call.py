@@ -110,18 +110,25 @@ NEAR_COPIES = [
 
 def _scored(texts, vectors=None):
     return [
-        ScoredDocument(Document(text, id=f"d{i}"), 1.0 - i / 10, {"hybrid": 1.0 - i / 10},
-                       vector=None if vectors is None else vectors[i])
+        ScoredDocument(
+            Document(text, id=f"d{i}"),
+            1.0 - i / 10,
+            {"hybrid": 1.0 - i / 10},
+            vector=None if vectors is None else vectors[i],
+        )
         for i, text in enumerate(texts)
-    ]  # fmt: skip
+    ]
 
 
 def test_lexical_dedup_drops_near_copies_and_keeps_distinct_documents():
     out = get_reranker("dedup").rerank("Eiffel Tower", _scored(NEAR_COPIES))
     assert [c.id for c in out] == ["d0", "d3"]
     # unrelated texts on one topic are not near-duplicates
-    distinct = ["Paris has many museums.", "The Louvre is the largest museum in Paris.",
-                "Paris hosted the 1900 World's Fair."]  # fmt: skip
+    distinct = [
+        "Paris has many museums.",
+        "The Louvre is the largest museum in Paris.",
+        "Paris hosted the 1900 World's Fair.",
+    ]
     assert len(get_reranker("dedup").rerank("Paris", _scored(distinct))) == 3
 
 

@@ -44,12 +44,22 @@ def test_report_renders_tables_and_plots(tmp_path):
                 "status": "ok",
                 "seconds": 1.0,
                 "headlines": ["hybrid wins by +0.0100"],
-                "tables": [report.table("t", ["system", "nDCG@10"], [["a|b", 0.51234], ["c", None]], ["", ".3f"])],
+                "tables": [
+                    report.table(
+                        "t", ["system", "nDCG@10"], [["a|b", 0.51234], ["c", None]], ["", ".3f"]
+                    )
+                ],
                 "plots": [
-                    {"file": "demo_line.png", "kind": "line",
-                     "panels": [{"xlog": True, "series": {"a": [[256, 0.5], [512, 0.6]]}}]},
-                    {"file": "demo_bar.png", "kind": "bar",
-                     "panels": [{"series": {"a": 0.5, "b": 0.4}, "highlight": ["a"]}]},
+                    {
+                        "file": "demo_line.png",
+                        "kind": "line",
+                        "panels": [{"xlog": True, "series": {"a": [[256, 0.5], [512, 0.6]]}}],
+                    },
+                    {
+                        "file": "demo_bar.png",
+                        "kind": "bar",
+                        "panels": [{"series": {"a": 0.5, "b": 0.4}, "highlight": ["a"]}],
+                    },
                 ],
             }
         },
@@ -68,7 +78,10 @@ def test_report_renders_tables_and_plots(tmp_path):
 def test_missing_data_skips_with_a_message(tmp_path, keep_env):
     empty = tmp_path / "no-data"
     empty.mkdir()
-    assert main(["--quick", "--only", "memory", "--data", str(empty), "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(["--quick", "--only", "memory", "--data", str(empty), "--out", str(tmp_path / "out")])
+        == 0
+    )
     section = json.loads((tmp_path / "out" / "results.json").read_text())["sections"]["memory"]
     assert section["status"] == "skipped" and "locomo" in section["message"]
     assert "data not found: locomo" in (tmp_path / "out" / "RESULTS.md").read_text()
@@ -88,9 +101,17 @@ def test_quick_harness_runs_every_section(tmp_path, shared_data, keep_env):
         assert f"## {section['title']}" in text
     for retrieval_table in results["sections"]["retrieval"]["tables"]:  # SciFact, LoCoMo
         systems = {row[0] for row in retrieval_table["rows"]}
-        assert {"ctxengine hybrid", "LangChain EnsembleRetriever (BM25 + MiniLM, RRF)",
-                "LlamaIndex QueryFusion relative_score"} <= systems  # fmt: skip
-    for png in ("retrieval_ndcg.png", "memory_budget.png", "compression_budget.png", "build_latency.png"):
+        assert {
+            "ctxengine hybrid",
+            "LangChain EnsembleRetriever (BM25 + MiniLM, RRF)",
+            "LlamaIndex QueryFusion relative_score",
+        } <= systems
+    for png in (
+        "retrieval_ndcg.png",
+        "memory_budget.png",
+        "compression_budget.png",
+        "build_latency.png",
+    ):
         assert (out / png).stat().st_size > 1000, png
     # --only reruns one section and keeps the others
     assert main(["--quick", "--only", "store", "--out", str(out)]) == 0

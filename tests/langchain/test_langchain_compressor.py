@@ -61,11 +61,13 @@ def test_in_a_rag_chain_the_model_sees_the_compressed_documents(vector_retriever
     model = RecordingListChatModel(responses=["ok"])
     prompt = ChatPromptTemplate.from_messages([("human", "{context}\n\nQuestion: {question}")])
     chain = (
-        {"context": retriever | (lambda docs: "\n".join(d.page_content for d in docs)),
-         "question": RunnablePassthrough()}
+        {
+            "context": retriever | (lambda docs: "\n".join(d.page_content for d in docs)),
+            "question": RunnablePassthrough(),
+        }
         | prompt
         | model
-    )  # fmt: skip
+    )
     chain.invoke(QUESTION)
     seen = model.received[0][0].text
     assert "TF-IDF" in seen and "Embeddings" in seen
@@ -77,7 +79,10 @@ class _Lowercase(BaseDocumentTransformer):
     """Another stage of the pipeline (LangChain's own transformers need models)."""
 
     def transform_documents(self, documents, **kwargs):
-        return [LCDocument(page_content=d.page_content.lower(), id=d.id, metadata=d.metadata) for d in documents]
+        return [
+            LCDocument(page_content=d.page_content.lower(), id=d.id, metadata=d.metadata)
+            for d in documents
+        ]
 
 
 def test_document_compressor_pipeline(vector_retriever):

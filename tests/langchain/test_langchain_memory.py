@@ -42,7 +42,9 @@ def _history_chain(engine, model):
 
 def test_runnable_with_message_history_stays_in_budget(clock):
     engine = make_engine(clock=clock)
-    model = RecordingListChatModel(responses=[text for role, text in LONG_TURNS if role == "assistant"])
+    model = RecordingListChatModel(
+        responses=[text for role, text in LONG_TURNS if role == "assistant"]
+    )
     chain = _history_chain(engine, model)
     config = {"configurable": {"session_id": "alice"}}
     questions = [text for role, text in LONG_TURNS if role == "user"]
@@ -66,8 +68,13 @@ def test_runnable_with_message_history_stays_in_budget(clock):
 def test_history_decays_with_time(clock):
     engine = make_engine(clock=clock)
     history = ContextEngineChatHistory(engine=engine, session_id="s")
-    history.add_messages([HumanMessage("Tell me about tomato watering schedules."), AIMessage("At dawn.")])
-    assert [m.text for m in history.messages] == ["Tell me about tomato watering schedules.", "At dawn."]
+    history.add_messages(
+        [HumanMessage("Tell me about tomato watering schedules."), AIMessage("At dawn.")]
+    )
+    assert [m.text for m in history.messages] == [
+        "Tell me about tomato watering schedules.",
+        "At dawn.",
+    ]
     clock.advance(30 * DAY)
     history.add_message(HumanMessage("What about bread?"))
     # A month later the old exchange has decayed below the threshold; the record remains.
@@ -87,7 +94,10 @@ def test_chat_history_translation_and_clear():
         ]
     )
     turns = engine.memory.turns("t")
-    assert [(t.role, t.metadata.get("message_id")) for t in turns] == [("user", "h1"), ("assistant", "a1")]
+    assert [(t.role, t.metadata.get("message_id")) for t in turns] == [
+        ("user", "h1"),
+        ("assistant", "a1"),
+    ]
     assert [type(m) for m in history.messages] == [HumanMessage, AIMessage]
     history.clear()
     assert history.messages == [] and engine.memory.turns("t") == []
@@ -101,7 +111,10 @@ def test_turns_stored_by_other_code_keep_their_speaker():
     # A remembered tool turn has no call to answer: like a named speaker it is a labelled
     # user-side turn (issue 16), and consecutive user-side turns share one message.
     assert [(type(m), m.text) for m in messages] == [
-        (HumanMessage, "Caroline: I went to a support group yesterday.\n\ntool: lookup returned 3 rows"),
+        (
+            HumanMessage,
+            "Caroline: I went to a support group yesterday.\n\ntool: lookup returned 3 rows",
+        ),
     ]
 
 
@@ -122,7 +135,9 @@ def test_legacy_conversation_chain_with_base_memory(clock):
 
     engine = make_engine(clock=clock, token_budget=800)
     memory = ContextEngineMemory(engine=engine, session_id="legacy")
-    model = RecordingListChatModel(responses=[text for role, text in LONG_TURNS if role == "assistant"] + ["ok"])
+    model = RecordingListChatModel(
+        responses=[text for role, text in LONG_TURNS if role == "assistant"] + ["ok"]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         chain = ConversationChain(llm=model, memory=memory)
@@ -149,7 +164,9 @@ def test_memory_variables_and_string_rendering():
     memory = ContextEngineMemory(engine=engine, memory_key="chat", input_key="q", output_key="a")
     assert memory.memory_variables == ["chat"]
     memory.save_context({"q": "Hi there", "other": 1}, {"a": "Hello!", "extra": "x"})
-    assert memory.load_memory_variables({"q": "greeting"}) == {"chat": "user: Hi there\nassistant: Hello!"}
+    assert memory.load_memory_variables({"q": "greeting"}) == {
+        "chat": "user: Hi there\nassistant: Hello!"
+    }
     assert memory.load_memory_variables({}) == {"chat": "user: Hi there\nassistant: Hello!"}
     memory.clear()
     assert memory.load_memory_variables({"q": "greeting"}) == {"chat": ""}

@@ -56,7 +56,9 @@ def test_model_sees_the_packet_and_the_checkpoint_keeps_everything(clock):
 
     last = model.received[-1]
     assert received_tokens(engine, last) <= engine.budget.total
-    assert received_tokens(engine, state) > engine.budget.total - engine.token_counter.count(engine.system_prompt)
+    assert received_tokens(engine, state) > engine.budget.total - engine.token_counter.count(
+        engine.system_prompt
+    )
     assert isinstance(last[0], SystemMessage)
     assert last[0].text.startswith("The agent's own prompt, composed with the engine's.")
     assert engine.system_prompt in last[0].text
@@ -67,7 +69,9 @@ def test_model_sees_the_packet_and_the_checkpoint_keeps_everything(clock):
 
     turns = engine.memory.turns("thread-1")  # the thread id is the memory session
     assert [t.content for t in turns] == [
-        text for pair in zip([*USER_TURNS, FINAL_QUESTION], [*ANSWERS, "Embeddings match meaning."]) for text in pair
+        text
+        for pair in zip([*USER_TURNS, FINAL_QUESTION], [*ANSWERS, "Embeddings match meaning."])
+        for text in pair
     ]
     assert {t.metadata["message_id"] for t in turns} == {m.id for m in state}
 
@@ -108,7 +112,11 @@ def test_history_from_before_the_middleware_is_remembered_once():
 
     # A fresh middleware (another process) replaying the same conversation stores only
     # the new turn.
-    replay = [*earlier, AIMessage("TF-IDF weighs rare terms up.", id=ids[3]), HumanMessage("Thanks!", id="h2")]
+    replay = [
+        *earlier,
+        AIMessage("TF-IDF weighs rare terms up.", id=ids[3]),
+        HumanMessage("Thanks!", id="h2"),
+    ]
     other = RecordingToolChatModel(messages=iter(["You are welcome."]))
     _agent(engine, other, session_id="s", checkpointer=None).invoke({"messages": replay})
     turns = engine.memory.turns("s")
@@ -122,7 +130,11 @@ async def test_async_agent():
     agent = _agent(engine, model)
     config = {"configurable": {"thread_id": "async"}}
     result = await agent.ainvoke(
-        {"messages": [{"role": "user", "content": "Explain how memory decay prevents context bloat."}]},
+        {
+            "messages": [
+                {"role": "user", "content": "Explain how memory decay prevents context bloat."}
+            ]
+        },
         config,
     )
     assert result["messages"][-1].text == "Decay fades old turns."

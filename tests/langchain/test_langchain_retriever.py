@@ -62,7 +62,9 @@ def test_lcel_rag_chain_model_receives_budgeted_compressed_documents():
     assert received_tokens(engine, messages) <= engine.budget.total
     # Without the engine the same two documents alone overflow what the budget leaves.
     full = engine.token_counter.count(
-        "\n\n".join(doc.page_content for doc in langchain_documents() if doc.id in ("emb-003", "tfidf-004"))
+        "\n\n".join(
+            doc.page_content for doc in langchain_documents() if doc.id in ("emb-003", "tfidf-004")
+        )
     )
     assert full + engine.token_counter.count(SYSTEM_PROMPT) > engine.budget.total
     docs = ContextEngineRetriever(engine=engine, k=3).invoke(QUESTION)
@@ -124,19 +126,27 @@ class _ScoringRetriever(BaseRetriever):
     def _get_relevant_documents(self, query, *, run_manager):
         scores = [0.1, 0.9, 0.5, 0.3, 0.2]
         return [
-            LCDocument(page_content=d.page_content, id=d.id, metadata={**d.metadata, "relevance_score": s})
+            LCDocument(
+                page_content=d.page_content, id=d.id, metadata={**d.metadata, "relevance_score": s}
+            )
             for d, s in zip(langchain_documents(), scores)
         ]
 
 
 def test_first_stage_scores_come_from_metadata_else_from_rank(embedder):
     scored = LangChainFirstStage(_ScoringRetriever()).retrieve("anything", k=3)
-    assert [(s.id, s.score) for s in scored] == [("mem-001", 0.1), ("rag-002", 0.9), ("emb-003", 0.5)]
+    assert [(s.id, s.score) for s in scored] == [
+        ("mem-001", 0.1),
+        ("rag-002", 0.9),
+        ("emb-003", 0.5),
+    ]
     assert scored[0].metadata["tags"] == ["memory", "agents"]
 
     store = InMemoryVectorStore(ContextEngineEmbeddings(embedder))
     store.add_documents(langchain_documents())
-    ranked = LangChainFirstStage(store.as_retriever(search_kwargs={"k": 2})).retrieve("tf-idf", k=10)
+    ranked = LangChainFirstStage(store.as_retriever(search_kwargs={"k": 2})).retrieve(
+        "tf-idf", k=10
+    )
     assert [s.score for s in ranked] == [1.0, 0.5]  # the wrapped retriever's own k holds
     with pytest.raises(InvalidTypeError):
         LangChainFirstStage(store)

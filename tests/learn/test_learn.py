@@ -31,10 +31,14 @@ from ctxengine.learn.features import pool_logrank
 from ctxengine.types import ScoredDocument
 
 NAMES = ("signal", "noise_a", "noise_b", "noise_c")
-STUB = SimpleNamespace(kind="documents", version="stub-1", names=NAMES, config=lambda: {"kind": "documents"})
+STUB = SimpleNamespace(
+    kind="documents", version="stub-1", names=NAMES, config=lambda: {"kind": "documents"}
+)
 
 
-def synthetic_groups(queries: int, seed: int, column: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def synthetic_groups(
+    queries: int, seed: int, column: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per query 20 candidates of random features; the 2 highest on ``column`` are relevant."""
     rng = np.random.default_rng(seed)
     groups = []
@@ -66,9 +70,15 @@ def candidates(query_id: int, rng: np.random.Generator, relevant: set[int]) -> l
     incoming order is random, so the hand-set order is wrong."""
     out = []
     for i in range(12):
-        stages = {"bm25": float(rng.uniform(0, 10)),
-                  "dense": float(rng.uniform(0.5, 0.9) if i in relevant else rng.uniform(0.0, 0.4))}  # fmt: skip
-        out.append(ScoredDocument(Document(f"text {i}", id=f"q{query_id}-d{i}"), float(rng.uniform()), stages))
+        stages = {
+            "bm25": float(rng.uniform(0, 10)),
+            "dense": float(rng.uniform(0.5, 0.9) if i in relevant else rng.uniform(0.0, 0.4)),
+        }
+        out.append(
+            ScoredDocument(
+                Document(f"text {i}", id=f"q{query_id}-d{i}"), float(rng.uniform()), stages
+            )
+        )
     return out
 
 
@@ -114,7 +124,9 @@ def test_document_ranker_save_load_keeps_scores(tmp_path):
     ranker = LearnedRanker(LinearScorer().fit(groups, features), features)
     loaded = LearnedRanker.load(ranker.save(tmp_path / "ranker.json"))
     pool = candidates(50, rng, {4})
-    assert [(d.id, d.score) for d in loaded.rerank("q", pool)] == [(d.id, d.score) for d in ranker.rerank("q", pool)]
+    assert [(d.id, d.score) for d in loaded.rerank("q", pool)] == [
+        (d.id, d.score) for d in ranker.rerank("q", pool)
+    ]
 
 
 def test_a_model_trained_on_other_features_is_refused(tmp_path):
@@ -150,7 +162,9 @@ def test_a_model_trained_on_other_features_is_refused(tmp_path):
     ],
 )
 def test_damaged_or_foreign_files_are_index_format_errors(tmp_path, knots, edit):
-    path = LinearScorer(knots=knots).fit(synthetic_groups(20, seed=7), STUB).save(tmp_path / "m.json")
+    path = (
+        LinearScorer(knots=knots).fit(synthetic_groups(20, seed=7), STUB).save(tmp_path / "m.json")
+    )
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
@@ -182,24 +196,47 @@ def test_memory_features_read_neighbours_and_the_speaker():
     from ctxengine.types import ScoredTurn, Turn
 
     turns = []
-    for seq, (role, lexical) in enumerate([("Ana", 0.0), ("Ben", 0.9), ("Ana", 0.0), ("Ben", 0.0),
-                                           ("Ana", 0.0), ("Ben", 0.0), ("Ana", 0.0)]):  # fmt: skip
-        turn = Turn(role, f"turn {seq}", "s", 1000.0 + seq, 1.0, 1000.0 + seq, id=f"t{seq}", seq=seq)
+    for seq, (role, lexical) in enumerate(
+        [
+            ("Ana", 0.0),
+            ("Ben", 0.9),
+            ("Ana", 0.0),
+            ("Ben", 0.0),
+            ("Ana", 0.0),
+            ("Ben", 0.0),
+            ("Ana", 0.0),
+        ]
+    ):
+        turn = Turn(
+            role, f"turn {seq}", "s", 1000.0 + seq, 1.0, 1000.0 + seq, id=f"t{seq}", seq=seq
+        )
         parts = {"effective": lexical, "lexical": lexical, "dense": 0.0, "importance": 1.0}
         turns.append(ScoredTurn(turn, lexical, parts, 5))
     rows = MemoryFeatures().transform("what did Ben say?", turns[::-1], now=1000.0 + 86_400)[::-1]
     column = {name: rows[:, i] for i, name in enumerate(MemoryFeatures.names)}
     assert column["neighbour_lexical"].tolist() == [0.9, 0.0, 0.9, 0.0, 0.0, 0.0, 0.0]
-    assert column["window_lexical"].tolist() == [0.9, 0.0, 0.9, 0.9, 0.9, 0.0, 0.0]  # itself excluded
+    assert column["window_lexical"].tolist() == [
+        0.9,
+        0.0,
+        0.9,
+        0.9,
+        0.9,
+        0.0,
+        0.0,
+    ]  # itself excluded
     assert column["speaker_in_query"].tolist() == [0, 1, 0, 1, 0, 1, 0]
     assert column["position"][0] == 0.0 and column["position"][-1] == 1.0
     assert column["log_age_days"][0] == pytest.approx(np.log1p(1.0), abs=1e-3)
     with pytest.raises(ConfigurationError, match="hybrid"):
-        MemoryFeatures().transform("q", [ScoredTurn(turns[0].turn, 0.0, {"effective": 0.0}, 5)], now=0.0)
+        MemoryFeatures().transform(
+            "q", [ScoredTurn(turns[0].turn, 0.0, {"effective": 0.0}, 5)], now=0.0
+        )
 
 
 def test_pool_ranks_share_ties():
-    assert pool_logrank(np.array([3.0, 0.0, 0.0, 5.0])).tolist() == pytest.approx(np.log1p([1, 2, 2, 0]).tolist())
+    assert pool_logrank(np.array([3.0, 0.0, 0.0, 5.0])).tolist() == pytest.approx(
+        np.log1p([1, 2, 2, 0]).tolist()
+    )
 
 
 # --- the engine ------------------------------------------------------------------------
@@ -208,7 +245,9 @@ DOCS = [
     Document("Embeddings map text to vectors; cosine similarity compares them.", id="emb"),
     Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
     Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document("Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"),
+    Document(
+        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
+    ),
     Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
     Document("Compression keeps the sentences that answer the query.", id="compress"),
 ]
@@ -216,9 +255,15 @@ DOCS = [
 
 def make_engine(**options) -> ContextEngine:
     return ContextEngine.from_documents(
-        DOCS, retrieval="hybrid", embedder="hashing", token_budget=400, k=2, candidates=6,
-        clock=ManualClock(1_700_000_000.0), **options,
-    )  # fmt: skip
+        DOCS,
+        retrieval="hybrid",
+        embedder="hashing",
+        token_budget=400,
+        k=2,
+        candidates=6,
+        clock=ManualClock(1_700_000_000.0),
+        **options,
+    )
 
 
 def test_untrained_engine_is_exactly_the_default(tmp_path):
@@ -227,17 +272,25 @@ def test_untrained_engine_is_exactly_the_default(tmp_path):
     assert not isinstance(logged.reranker, LearnedRanker) and logged.memory.scorer is None
     for query in ("how do embeddings work", "what is bm25", "why compress context"):
         a, b = plain.build(query), logged.build(query)
-        assert (a.text, a.usage, [d.score for d in a.documents]) == (b.text, b.usage, [d.score for d in b.documents])
+        assert (a.text, a.usage, [d.score for d in a.documents]) == (
+            b.text,
+            b.usage,
+            [d.score for d in b.documents],
+        )
         assert b.contributions == {} and "Learned scores" not in b.explain()
-    assert [d.id for d in plain.retrieve("memory decay", k=3)] == [d.id for d in logged.retrieve("memory decay", k=3)]
+    assert [d.id for d in plain.retrieve("memory decay", k=3)] == [
+        d.id for d in logged.retrieve("memory decay", k=3)
+    ]
 
 
 def test_engine_fit_learns_a_ranker_and_explains_it():
     engine = make_engine()
     rules = engine.reranker
     # The user's data says: questions about prompts are answered by the budget document.
-    examples = [RankingExample(q, ["budget"]) for q in ("prompt size", "how long can the prompt be",
-                                                        "limit the prompt", "prompt length")]  # fmt: skip
+    examples = [
+        RankingExample(q, ["budget"])
+        for q in ("prompt size", "how long can the prompt be", "limit the prompt", "prompt length")
+    ]
     examples += [{"query": "vector similarity", "relevant": ["emb"]}]
     report = engine.fit(examples)
     assert report["documents"]["examples"] == 5 and "memory" not in report
@@ -256,18 +309,22 @@ def test_engine_fit_learns_memory_selection(embedder):
     engine = make_engine()
     engine.memory.clock = clock
     ids = {}
-    lines = [("user", "My sister Ana lives in Lisbon and teaches piano."),
-             ("assistant", "Lisbon is lovely; piano lessons there must be popular."),
-             ("user", "I adopted a grey cat called Miso last spring."),
-             ("assistant", "Miso is a great name for a cat."),
-             ("user", "Work has been busy with the quarterly report."),
-             ("assistant", "Good luck with the report.")]  # fmt: skip
+    lines = [
+        ("user", "My sister Ana lives in Lisbon and teaches piano."),
+        ("assistant", "Lisbon is lovely; piano lessons there must be popular."),
+        ("user", "I adopted a grey cat called Miso last spring."),
+        ("assistant", "Miso is a great name for a cat."),
+        ("user", "Work has been busy with the quarterly report."),
+        ("assistant", "Good luck with the report."),
+    ]
     for role, text in lines:
         clock.advance(3600)
         ids[text] = engine.remember(role, text, session_id="s").id
-    examples = [MemoryExample("Where does Ana live?", [ids[lines[0][1]]], "s"),
-                MemoryExample("What is my cat called?", [ids[lines[2][1]]], "s"),
-                MemoryExample("What was keeping me busy?", [ids[lines[4][1]]], "s")]  # fmt: skip
+    examples = [
+        MemoryExample("Where does Ana live?", [ids[lines[0][1]]], "s"),
+        MemoryExample("What is my cat called?", [ids[lines[2][1]]], "s"),
+        MemoryExample("What was keeping me busy?", [ids[lines[4][1]]], "s"),
+    ]
     report = engine.fit(examples)
     assert report["memory"]["queries"] == 3
     turns = engine.recall("what instrument does my sister teach?", session_id="s", max_tokens=40)
@@ -279,7 +336,9 @@ def test_engine_fit_learns_memory_selection(embedder):
     assert isinstance(engine.memory.scorer, LearnedMemory)
     assert MemoryFeatures().names == engine.memory.scorer.model.feature_names
     engine.memory.scorer = None  # back to the decay rule: no learned parts
-    assert not any("learned" in t.components for t in engine.recall("where is Ana?", session_id="s"))
+    assert not any(
+        "learned" in t.components for t in engine.recall("where is Ana?", session_id="s")
+    )
 
 
 def test_feedback_log_round_trip_and_training(tmp_path):
@@ -299,8 +358,15 @@ def test_feedback_log_round_trip_and_training(tmp_path):
     ranking = {e.query: dict(e.relevant) for e in examples if isinstance(e, RankingExample)}
     assert ranking == {"prompt size": {"budget": 1.0}, "vector similarity": {"emb": 1.0}}
     (turn,) = [e for e in examples if isinstance(e, MemoryExample)]
-    assert (turn.session_id, turn.now, dict(turn.relevant)) == ("s", 1_700_000_000.0, {"turn-1": 1.0})
-    assert engine.fit([e for e in examples if isinstance(e, RankingExample)])["documents"]["examples"] == 2
+    assert (turn.session_id, turn.now, dict(turn.relevant)) == (
+        "s",
+        1_700_000_000.0,
+        {"turn-1": 1.0},
+    )
+    assert (
+        engine.fit([e for e in examples if isinstance(e, RankingExample)])["documents"]["examples"]
+        == 2
+    )
     with pytest.raises(InvalidInputError):
         engine.record_feedback("q", "id", True, kind="page")
     with pytest.raises(InvalidTypeError):
@@ -312,9 +378,12 @@ def test_trained_scorers_are_saved_with_the_index_and_reload(tmp_path, embedder)
     engine.fit([RankingExample("prompt size", ["budget"]), RankingExample("vector math", ["emb"])])
     before = engine.build("prompt length")
     engine.save(tmp_path / "index")
-    assert json.loads((tmp_path / "index" / "learned_ranker.json").read_text())["kind"] == "documents"
-    loaded = ContextEngine.load(tmp_path / "index", token_budget=400, k=2, candidates=6,
-                                clock=ManualClock(1_700_000_000.0))  # fmt: skip
+    assert (
+        json.loads((tmp_path / "index" / "learned_ranker.json").read_text())["kind"] == "documents"
+    )
+    loaded = ContextEngine.load(
+        tmp_path / "index", token_budget=400, k=2, candidates=6, clock=ManualClock(1_700_000_000.0)
+    )
     assert isinstance(loaded.reranker, LearnedRanker) and loaded.memory.scorer is None
     after = loaded.build("prompt length")
     assert [(d.id, d.score) for d in after.documents] == [(d.id, d.score) for d in before.documents]
@@ -337,12 +406,26 @@ def test_cli_train_fits_from_a_feedback_log(tmp_path, capsys):
     for query in ("prompt size", "prompt length", "limit the prompt"):
         log.record(query, "budget", True)
     log.record("where is Ana", "some-turn", True, session_id="s", kind="turn")
-    code = main(["train", "--index", str(tmp_path / "index"), "--feedback", str(tmp_path / "feedback.jsonl"),
-                 "--candidates", "6", "--out", str(tmp_path / "trained")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--index",
+            str(tmp_path / "index"),
+            "--feedback",
+            str(tmp_path / "feedback.jsonl"),
+            "--candidates",
+            "6",
+            "--out",
+            str(tmp_path / "trained"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "documents: 3 examples" in out and "1 turn example(s) skipped" in out
     engine = ContextEngine.load(tmp_path / "trained", k=2, candidates=6)
-    assert isinstance(engine.reranker, LearnedRanker) and engine.build("prompt length").documents[0].id == "budget"
+    assert (
+        isinstance(engine.reranker, LearnedRanker)
+        and engine.build("prompt length").documents[0].id == "budget"
+    )
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     assert main(["train", "--index", str(tmp_path / "index"), "--feedback", str(empty)]) == 2

@@ -26,17 +26,35 @@ DOCS = [
     ),
 ]
 # The application's own vocabulary: none of these queries shares a word with its answer.
-EXAMPLES = [RankingExample(q, [doc]) for q, doc in [
-    ("prompt size", "budget"), ("how long may the prompt get", "budget"), ("limit on prompt length", "budget"),
-    ("cut the prompt down", "compress"), ("shorter prompt please", "compress"), ("prompt trimming", "compress"),
-    ("forgetting chats", "decay"), ("old chats fading", "decay"), ("chats from last year", "decay"),
-    ("keyword matching", "bm25"), ("exact keyword hits", "bm25"), ("keyword scoring", "bm25"),
-]]  # fmt: skip
+EXAMPLES = [
+    RankingExample(q, [doc])
+    for q, doc in [
+        ("prompt size", "budget"),
+        ("how long may the prompt get", "budget"),
+        ("limit on prompt length", "budget"),
+        ("cut the prompt down", "compress"),
+        ("shorter prompt please", "compress"),
+        ("prompt trimming", "compress"),
+        ("forgetting chats", "decay"),
+        ("old chats fading", "decay"),
+        ("chats from last year", "decay"),
+        ("keyword matching", "bm25"),
+        ("exact keyword hits", "bm25"),
+        ("keyword scoring", "bm25"),
+    ]
+]
 
 
 def make_engine() -> ContextEngine:
-    return ContextEngine.from_documents(DOCS, retrieval="hybrid", embedder="hashing", token_budget=400, k=2,
-                                        candidates=6, clock=ManualClock(1_700_000_000.0))  # fmt: skip
+    return ContextEngine.from_documents(
+        DOCS,
+        retrieval="hybrid",
+        embedder="hashing",
+        token_budget=400,
+        k=2,
+        candidates=6,
+        clock=ManualClock(1_700_000_000.0),
+    )
 
 
 def dense_mrr(engine: ContextEngine) -> float:
@@ -119,11 +137,16 @@ def test_training_on_nothing_changes_nothing():
     ] == before
 
 
-@pytest.mark.parametrize("edit", [
-    lambda d: d.update(format="other"), lambda d: d.update(format_version=99),
-    lambda d: d.update(rank=0), lambda d: d["down"].pop(),
-    lambda d: d["up"][0].__setitem__(0, float("nan")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.update(format="other"),
+        lambda d: d.update(format_version=99),
+        lambda d: d.update(rank=0),
+        lambda d: d["down"].pop(),
+        lambda d: d["up"][0].__setitem__(0, float("nan")),
+    ],
+)
 def test_damaged_adapter_files_are_index_format_errors(edit):
     engine = make_engine()
     data = fit_adapter(
@@ -138,12 +161,26 @@ def test_a_memory_adapter_changes_dense_relevance_and_is_saved(tmp_path):
     from ctxengine.learn import MemoryExample, memory_pairs
 
     engine = make_engine()
-    lines = ["My sister Ana lives in Lisbon.", "I adopted a grey cat called Miso.", "Work is busy with the report.",
-             "We hiked the Alps last summer.", "I am learning to play the cello."]  # fmt: skip
+    lines = [
+        "My sister Ana lives in Lisbon.",
+        "I adopted a grey cat called Miso.",
+        "Work is busy with the report.",
+        "We hiked the Alps last summer.",
+        "I am learning to play the cello.",
+    ]
     ids = [engine.remember("user", text, session_id="s").id for text in lines]
-    asked = [("where is my sibling", 0), ("sibling's city", 0), ("my pet's name", 1), ("pet colour", 1),
-             ("job stress", 2), ("job deadline", 2), ("mountain trip", 3), ("mountain holiday", 3),
-             ("music lessons", 4), ("music practice", 4)]  # fmt: skip
+    asked = [
+        ("where is my sibling", 0),
+        ("sibling's city", 0),
+        ("my pet's name", 1),
+        ("pet colour", 1),
+        ("job stress", 2),
+        ("job deadline", 2),
+        ("mountain trip", 3),
+        ("mountain holiday", 3),
+        ("music lessons", 4),
+        ("music practice", 4),
+    ]
     examples = [MemoryExample(q, [ids[i]], "s") for q, i in asked]
     memory = engine.memory
     memory.dense_floor = (

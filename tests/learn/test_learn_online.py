@@ -28,8 +28,15 @@ QUERIES = [(f"{topic} question {i}", doc) for i in range(12) for topic, doc in T
 
 
 def make_engine() -> ContextEngine:
-    return ContextEngine.from_documents(DOCS, retrieval="hybrid", embedder="hashing", token_budget=400, k=2,
-                                        candidates=6, clock=ManualClock(1_700_000_000.0))  # fmt: skip
+    return ContextEngine.from_documents(
+        DOCS,
+        retrieval="hybrid",
+        embedder="hashing",
+        token_budget=400,
+        k=2,
+        candidates=6,
+        clock=ManualClock(1_700_000_000.0),
+    )
 
 
 def wrong(doc: str) -> str:

@@ -19,7 +19,11 @@ ADAPTER = REPO / "llamaindex_ctxengine"
 def run(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        check=False, cwd=REPO, capture_output=True, text=True, timeout=300,
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "IS_TESTING": "1"},
     )
 
@@ -76,6 +80,9 @@ def test_adapters_run_without_langchain():
 def test_no_module_imports_langchain(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = [
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
     ] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert not [name for name in imported if name.split(".")[0].startswith("langchain")]

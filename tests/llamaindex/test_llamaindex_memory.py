@@ -35,8 +35,16 @@ from llamaindex_ctxengine import (
 
 FACT = "My sister Priya moved to Lisbon last spring and works there as an architect."
 QUESTION = "Which city does my sister live in now?"
-TOPICS = ("a sourdough starter", "my bike's gears", "a python decorator", "tomato seedlings",
-          "a chess opening", "the bus timetable", "a birthday cake", "my router's wifi")
+TOPICS = (
+    "a sourdough starter",
+    "my bike's gears",
+    "a python decorator",
+    "tomato seedlings",
+    "a chess opening",
+    "the bus timetable",
+    "a birthday cake",
+    "my router's wifi",
+)
 CONVERSATION = [
     ("user", FACT),
     ("assistant", "That sounds exciting! Lisbon has a lively architecture scene."),
@@ -76,7 +84,9 @@ def texts(messages) -> list[str]:
 
 
 def test_get_keeps_the_old_relevant_turn_a_buffer_drops(engine, clock):
-    memory = ContextEngineChatMemory.from_defaults(engine=engine, session_id="alice", token_limit=120)
+    memory = ContextEngineChatMemory.from_defaults(
+        engine=engine, session_id="alice", token_limit=120
+    )
     buffer = ChatMemoryBuffer.from_defaults(token_limit=120)
     for target in (memory, buffer):
         replay(target, clock, [*CONVERSATION, ("user", QUESTION)], step=0)
@@ -103,7 +113,8 @@ def test_decay_drops_what_nothing_revives(engine, clock):
 
 def test_sessions_reset_set_and_get_all(engine):
     alice = ContextEngineChatMemory.from_defaults(
-        engine=engine, session_id="alice",
+        engine=engine,
+        session_id="alice",
         chat_history=[ChatMessage(role="user", content="I prefer window seats on trains.")],
     )
     bob = ContextEngineChatMemory.from_defaults(engine=engine, session_id="bob", llm=MockLLM())
@@ -111,8 +122,12 @@ def test_sessions_reset_set_and_get_all(engine):
     assert texts(alice.get_all()) == ["I prefer window seats on trains."]
     assert texts(bob.get_all()) == ["Book me a table for two at eight."]
 
-    alice.set([ChatMessage(role="user", content="Aisle seats, please."),
-               ChatMessage(role="assistant", content="Aisle seats it is.")])
+    alice.set(
+        [
+            ChatMessage(role="user", content="Aisle seats, please."),
+            ChatMessage(role="assistant", content="Aisle seats it is."),
+        ]
+    )
     assert texts(alice.get_all()) == ["Aisle seats, please.", "Aisle seats it is."]
     alice.reset()
     assert alice.get_all() == [] and alice.get() == []
@@ -121,7 +136,11 @@ def test_sessions_reset_set_and_get_all(engine):
 
 def test_a_repeated_question_is_stored_once_and_still_asked(engine):
     memory = ContextEngineChatMemory(engine, session_id="carol")
-    for message in ("What time does the museum open?", "It opens at nine.", "What time does the museum open?"):
+    for message in (
+        "What time does the museum open?",
+        "It opens at nine.",
+        "What time does the museum open?",
+    ):
         role = "assistant" if message.startswith("It") else "user"
         memory.put(ChatMessage(role=role, content=message))
     assert texts(memory.get_all()).count("What time does the museum open?") == 1
@@ -131,9 +150,19 @@ def test_a_repeated_question_is_stored_once_and_still_asked(engine):
 def test_tool_traffic_is_not_stored(engine):
     memory = ContextEngineChatMemory(engine, session_id="dave")
     memory.put(ChatMessage(role="user", content="Weather in Oslo?"))
-    memory.put(ChatMessage(role="assistant", blocks=[
-        ToolCallBlock(tool_call_id="c1", tool_name="get_weather", tool_kwargs={"city": "Oslo"})]))
-    memory.put(ChatMessage(role="tool", content="Snow, -3 C", additional_kwargs={"tool_call_id": "c1"}))
+    memory.put(
+        ChatMessage(
+            role="assistant",
+            blocks=[
+                ToolCallBlock(
+                    tool_call_id="c1", tool_name="get_weather", tool_kwargs={"city": "Oslo"}
+                )
+            ],
+        )
+    )
+    memory.put(
+        ChatMessage(role="tool", content="Snow, -3 C", additional_kwargs={"tool_call_id": "c1"})
+    )
     memory.put(ChatMessage(role="assistant", content="It is snowing in Oslo, -3 C."))
     assert texts(memory.get_all()) == ["Weather in Oslo?", "It is snowing in Oslo, -3 C."]
     assert texts(memory.get(input="Is it cold in Oslo?")) == texts(memory.get_all())
@@ -171,7 +200,9 @@ async def test_async_methods(engine):
 
 
 def test_simple_chat_engine_sends_the_recalled_history(engine, clock):
-    memory = ContextEngineChatMemory.from_defaults(engine=engine, session_id="alice", token_limit=120)
+    memory = ContextEngineChatMemory.from_defaults(
+        engine=engine, session_id="alice", token_limit=120
+    )
     replay(memory, clock)
     llm = CapturingLLM()
     chat = SimpleChatEngine.from_defaults(llm=llm, memory=memory, system_prompt="Be brief.")
@@ -185,9 +216,13 @@ def test_simple_chat_engine_sends_the_recalled_history(engine, clock):
 
 
 def test_context_chat_engine_with_postprocessor_and_memory(engine, clock, embedder):
-    memory = ContextEngineChatMemory.from_defaults(engine=engine, session_id="alice", token_limit=120)
+    memory = ContextEngineChatMemory.from_defaults(
+        engine=engine, session_id="alice", token_limit=120
+    )
     replay(memory, clock)
-    index = VectorStoreIndex.from_documents(knowledge_base(), embed_model=ContextEngineEmbedding(embedder))
+    index = VectorStoreIndex.from_documents(
+        knowledge_base(), embed_model=ContextEngineEmbedding(embedder)
+    )
     llm = CapturingLLM()
     chat = ContextChatEngine.from_defaults(
         retriever=index.as_retriever(similarity_top_k=5),
@@ -217,7 +252,9 @@ async def test_function_agent_runs_with_the_memory(engine):
     agent = FunctionAgent(
         tools=[FunctionTool.from_defaults(get_weather)], llm=llm, system_prompt="You plan trips."
     )
-    memory = ContextEngineChatMemory.from_defaults(engine=engine, session_id="trip", token_limit=200)
+    memory = ContextEngineChatMemory.from_defaults(
+        engine=engine, session_id="trip", token_limit=200
+    )
     await agent.run(user_msg="What is the weather in Paris today?", memory=memory)
     first_run = len(llm.chats)
     await agent.run(user_msg="Should I pack an umbrella for Paris?", memory=memory)
@@ -227,7 +264,9 @@ async def test_function_agent_runs_with_the_memory(engine):
     assert sent[-1].content == "Should I pack an umbrella for Paris?"
     # The first run's question and answer are recalled; its tool traffic was not stored.
     assert texts(sent)[1:] == [
-        "What is the weather in Paris today?", "Tool calls complete.", "Should I pack an umbrella for Paris?"
+        "What is the weather in Paris today?",
+        "Tool calls complete.",
+        "Should I pack an umbrella for Paris?",
     ]
     assert {m.role for m in sent} <= {MessageRole.SYSTEM, MessageRole.USER, MessageRole.ASSISTANT}
     assert history_tokens(engine, sent[1:]) <= 200

@@ -53,7 +53,9 @@ def kb_nodes() -> list[NodeWithScore]:
 
 
 def snapshot(nodes: list[NodeWithScore]) -> list[tuple]:
-    return [(n.node.node_id, n.node.text, dict(n.node.metadata), n.score, id(n.node)) for n in nodes]
+    return [
+        (n.node.node_id, n.node.text, dict(n.node.metadata), n.score, id(n.node)) for n in nodes
+    ]
 
 
 def test_returns_new_nodes_within_budget_and_leaves_the_input_alone(postprocessor):
@@ -72,7 +74,10 @@ def test_returns_new_nodes_within_budget_and_leaves_the_input_alone(postprocesso
         meta = item.node.metadata
         assert item.score == meta["ctxengine_score"]
         assert meta["ctxengine_tokens"] == counter.count(item.node.text)
-        assert set(meta["ctxengine_stage_scores"]) >= {"input", "dedup"}  # the default chain: tags + dedup
+        assert set(meta["ctxengine_stage_scores"]) >= {
+            "input",
+            "dedup",
+        }  # the default chain: tags + dedup
         # What compression kept is taken from the node, in the node's own order.
         assert all(sentence.strip(" .") in original.text for sentence in item.node.text.split(". "))
         assert item.node.relationships == original.relationships
@@ -99,8 +104,14 @@ def test_engine_settings_are_the_engine_s():
 
 def test_edge_cases_and_bad_input(postprocessor):
     assert postprocessor.postprocess_nodes([], query_str=QUERY) == []
-    assert len(ContextEnginePostprocessor(token_budget=2000, top_n=2, engine=postprocessor.engine)
-               .postprocess_nodes(kb_nodes(), query_str=QUERY)) == 2
+    assert (
+        len(
+            ContextEnginePostprocessor(
+                token_budget=2000, top_n=2, engine=postprocessor.engine
+            ).postprocess_nodes(kb_nodes(), query_str=QUERY)
+        )
+        == 2
+    )
     # Retrievers without scores (summary, keyword-table) give None: ranked as equals.
     unscored = [NodeWithScore(node=n.node) for n in kb_nodes()]
     out = postprocessor.postprocess_nodes(unscored, query_str=QUERY)
@@ -145,7 +156,9 @@ def test_retriever_query_engine_sends_the_fitted_nodes_to_the_llm(index, postpro
     assert "ctxengine_score" not in prompt
     # Without the postprocessor the same engine sends all six chunks, whole.
     plain_llm = CapturingLLM()
-    RetrieverQueryEngine.from_args(index.as_retriever(similarity_top_k=6), llm=plain_llm).query(QUERY)
+    RetrieverQueryEngine.from_args(index.as_retriever(similarity_top_k=6), llm=plain_llm).query(
+        QUERY
+    )
     assert counter.count(plain_llm.prompts[0]) > counter.count(prompt) + 300
 
 
@@ -156,5 +169,8 @@ async def test_as_query_engine_async_path(index, postprocessor):
     )
     response = await query_engine.aquery(QUERY)
     context_of(llm.prompts[0], response.source_nodes)
-    assert sum(postprocessor.engine.token_counter.count(n.node.text) for n in response.source_nodes) <= 300
+    assert (
+        sum(postprocessor.engine.token_counter.count(n.node.text) for n in response.source_nodes)
+        <= 300
+    )
     assert {n.node.ref_doc_id for n in response.source_nodes} >= {"emb-003", "tfidf-004"}

@@ -10,7 +10,12 @@ import pytest
 pytest.importorskip("llama_index.core")
 
 README = Path(__file__).resolve().parents[2] / "docs" / "guides" / "llamaindex.md"
-ADAPTERS = ("ContextEnginePostprocessor", "ContextEngineChatMemory", "DecayMemoryBlock", "ContextEngineRetriever")
+ADAPTERS = (
+    "ContextEnginePostprocessor",
+    "ContextEngineChatMemory",
+    "DecayMemoryBlock",
+    "ContextEngineRetriever",
+)
 
 
 def section(text: str) -> str | None:
@@ -34,9 +39,14 @@ def test_section_shows_every_adapter():
 
 
 @needs_section
-@pytest.mark.parametrize("index", range(len(BLOCKS)) if BLOCKS else [pytest.param(0, marks=pytest.mark.skip)])
+@pytest.mark.parametrize(
+    "index", range(len(BLOCKS)) if BLOCKS else [pytest.param(0, marks=pytest.mark.skip)]
+)
 def test_example_runs(index, tmp_path, monkeypatch, capsys):
     # A fresh namespace per block: each example must run on its own, as pasted.
     monkeypatch.chdir(tmp_path)
-    exec(compile(BLOCKS[index], f"docs/guides/llamaindex.md[{index}]", "exec"), {"__name__": "__main__"})  # noqa: S102 - the README's own code, run as written
+    exec(  # noqa: S102 - the guide's own code, run as written
+        compile(BLOCKS[index], f"docs/guides/llamaindex.md[{index}]", "exec"),
+        {"__name__": "__main__"},
+    )
     assert capsys.readouterr().out.strip()  # every example shows its result

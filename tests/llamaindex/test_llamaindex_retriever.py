@@ -32,7 +32,9 @@ def kb_engine(embedder) -> ContextEngine:
 
 @pytest.fixture(scope="module")
 def index(embedder) -> VectorStoreIndex:
-    return VectorStoreIndex.from_documents(knowledge_base(), embed_model=ContextEngineEmbedding(embedder))
+    return VectorStoreIndex.from_documents(
+        knowledge_base(), embed_model=ContextEngineEmbedding(embedder)
+    )
 
 
 def test_returns_the_packet_documents_as_nodes(kb_engine):
@@ -41,7 +43,9 @@ def test_returns_the_packet_documents_as_nodes(kb_engine):
     nodes = retriever.retrieve(query)
     expected = kb_engine.build(query, k=2).documents
 
-    assert [n.node.node_id for n in nodes] == [d.id for d in expected] and nodes[0].node.node_id == "mem-001"
+    assert [n.node.node_id for n in nodes] == [d.id for d in expected] and nodes[
+        0
+    ].node.node_id == "mem-001"
     for item, doc in zip(nodes, expected):
         assert item.score == pytest.approx(doc.score) == item.node.metadata["ctxengine_score"]
         assert item.node.text == doc.text  # what compression kept
@@ -74,10 +78,14 @@ def test_wraps_a_llamaindex_retriever_as_first_stage(index):
         original = base_nodes[item.node.node_id]
         assert item.node is not original.node
         assert item.node.ref_doc_id == original.node.ref_doc_id  # the copy keeps its source link
-        assert item.node.metadata["ctxengine_stage_scores"]["input"] == pytest.approx(original.score)
+        assert item.node.metadata["ctxengine_stage_scores"]["input"] == pytest.approx(
+            original.score
+        )
         assert set(item.node.text.split()) <= set(original.node.text.split())
     # The order and scores are the engine's re-ranking of what the base retriever found.
-    reranked = get_reranker(["tags"]).rerank(query, [node_to_scored(n) for n in base.retrieve(query)], k=3)
+    reranked = get_reranker(["tags"]).rerank(
+        query, [node_to_scored(n) for n in base.retrieve(query)], k=3
+    )
     assert [(n.node.node_id, n.score) for n in nodes] == [(d.id, d.score) for d in reranked]
 
 
@@ -92,7 +100,9 @@ def test_inside_a_query_engine_with_the_postprocessor(kb_engine):
     sources = response.source_nodes
     assert {"emb-003", "tfidf-004"} <= {n.node.node_id for n in sources}
     assert sum(kb_engine.token_counter.count(n.node.text) for n in sources) <= 200
-    assert all(n.node.get_content(metadata_mode=MetadataMode.LLM) in llm.prompts[0] for n in sources)
+    assert all(
+        n.node.get_content(metadata_mode=MetadataMode.LLM) in llm.prompts[0] for n in sources
+    )
 
 
 def test_first_stage_alone_and_bad_input(index, kb_engine):
@@ -100,7 +110,9 @@ def test_first_stage_alone_and_bad_input(index, kb_engine):
     stage = LlamaIndexFirstStage(base, keep_nodes=2)
     docs = stage.retrieve("dense vectors and cosine similarity", k=3)
     found = base.retrieve("dense vectors and cosine similarity")[:3]
-    assert [(d.id, d.score, d.text) for d in docs] == [(n.node.node_id, n.score, n.node.text) for n in found]
+    assert [(d.id, d.score, d.text) for d in docs] == [
+        (n.node.node_id, n.score, n.node.text) for n in found
+    ]
     assert len(stage.source_nodes([d.id for d in docs])) == 2  # only the last two are kept
     engine = ContextEngine.from_retriever(stage)  # the first stage drives a whole packet
     assert engine.build("How are dense vectors compared?").documents
@@ -125,7 +137,9 @@ def test_embedding_model_is_the_engine_s(embedder):
     model = ContextEngineEmbedding(embedder)
     texts = [d.text for d in KNOWLEDGE_BASE[:2]]
     assert model.get_text_embedding_batch(texts) == embedder.embed(texts).tolist()
-    assert model.get_query_embedding("dense vectors") == embedder.embed(["dense vectors"])[0].tolist()
+    assert (
+        model.get_query_embedding("dense vectors") == embedder.embed(["dense vectors"])[0].tolist()
+    )
     assert ContextEngineEmbedding("hashing").embedder.name != embedder.name
     with pytest.raises(ConfigurationError):
         ContextEngineEmbedding(42)

@@ -22,12 +22,25 @@ from ctxengine.rerank import MMRReranker, TagReranker
 
 HASHING = HashingEmbedder(256)
 BUDGET = 400
-TOPICS = ["memory decay", "token budgets", "embeddings", "TF-IDF", "re-ranking", "compression",
-          "agents", "context windows", "BM25", "hybrid retrieval"]
+TOPICS = [
+    "memory decay",
+    "token budgets",
+    "embeddings",
+    "TF-IDF",
+    "re-ranking",
+    "compression",
+    "agents",
+    "context windows",
+    "BM25",
+    "hybrid retrieval",
+]
 DOCS = [
-    Document(id=f"doc-{i}", text=f"{topic.capitalize()} is discussed here. " * 3
-             + f"Document {i} explains {topic} with an example. It also mentions {TOPICS[(i + 3) % 10]}.",
-             metadata={"tags": [topic]})
+    Document(
+        id=f"doc-{i}",
+        text=f"{topic.capitalize()} is discussed here. " * 3
+        + f"Document {i} explains {topic} with an example. It also mentions {TOPICS[(i + 3) % 10]}.",
+        metadata={"tags": [topic]},
+    )
     for i, topic in enumerate(TOPICS * 3)
 ]
 
@@ -36,9 +49,14 @@ def make_engine(memory_url, **options) -> ContextEngine:
     """Hybrid retrieval, MMR and dense memory relevance on the hashing embedder: every
     shared structure of the real pipeline, without a model's cost."""
     settings = {
-        "retrieval": "hybrid", "embedder": HASHING, "rerank": [TagReranker(), MMRReranker(HASHING)],
-        "memory_options": {"embedder": HASHING}, "memory_url": memory_url, "token_budget": BUDGET,
-        "system_prompt": "Answer from the context.", "clock": ManualClock(),
+        "retrieval": "hybrid",
+        "embedder": HASHING,
+        "rerank": [TagReranker(), MMRReranker(HASHING)],
+        "memory_options": {"embedder": HASHING},
+        "memory_url": memory_url,
+        "token_budget": BUDGET,
+        "system_prompt": "Answer from the context.",
+        "clock": ManualClock(),
     }
     settings.update(options)
     return ContextEngine.from_documents(DOCS, **settings)
@@ -65,13 +83,15 @@ def worker(engine, index: int, operations: int, sessions: list[str]) -> dict[str
         session = own if step % 2 == 0 else rng.choice(sessions)
         action = rng.random()
         if action < 0.5:
-            turn = engine.remember(rng.choice(["user", "assistant"]), unique_turn(rng, index, step),
-                                   session_id=session)
+            turn = engine.remember(
+                rng.choice(["user", "assistant"]), unique_turn(rng, index, step), session_id=session
+            )
             assert turn is not None, "unique content must never be dropped"
             stored.setdefault(session, []).append(turn.id)
         elif action < 0.9:
-            packet = engine.build(f"What about {rng.choice(TOPICS)}?", session_id=session,
-                                  touch=rng.random() < 0.3)
+            packet = engine.build(
+                f"What about {rng.choice(TOPICS)}?", session_id=session, touch=rng.random() < 0.3
+            )
             check(packet, engine, session)
         else:
             assert engine.retrieve(rng.choice(TOPICS), k=3)
@@ -114,7 +134,9 @@ def test_asyncio_tasks_share_one_engine(memory_url):
                 )
                 stored.setdefault(session, []).append(turn.id)
             else:
-                packet = await engine.abuild(f"Tell me about {rng.choice(TOPICS)}", session_id=session)
+                packet = await engine.abuild(
+                    f"Tell me about {rng.choice(TOPICS)}", session_id=session
+                )
                 check(packet, engine, session)
         return stored
 
@@ -133,7 +155,9 @@ def test_builds_stay_within_budget_while_documents_change():
         try:
             for i in range(60):
                 doc_id = f"live-{i}"
-                engine.add_documents([Document(f"Live document {i} about {rng.choice(TOPICS)}. " * 5, id=doc_id)])
+                engine.add_documents(
+                    [Document(f"Live document {i} about {rng.choice(TOPICS)}. " * 5, id=doc_id)]
+                )
                 engine.upsert_documents([Document(f"Edited live document {i}.", id=doc_id)])
                 if i % 2:
                     engine.remove_documents([doc_id])
@@ -144,7 +168,11 @@ def test_builds_stay_within_budget_while_documents_change():
         rng = random.Random(index)
         built = 0
         while not stop.is_set() or built < 5:
-            check(engine.build(f"live document about {rng.choice(TOPICS)}", session_id="r"), engine, "r")
+            check(
+                engine.build(f"live document about {rng.choice(TOPICS)}", session_id="r"),
+                engine,
+                "r",
+            )
             built += 1
         return built
 
@@ -161,8 +189,13 @@ def test_token_counters_give_the_same_counts_from_many_threads():
     from ctxengine.embeddings import bundled_model_path
     from ctxengine.tokens import HuggingFaceTokenCounter, TiktokenCounter
 
-    texts = [f"{topic} " * (1 + i % 40) + "上下文 😀 " * (i % 7) for i, topic in enumerate(TOPICS * 20)]
-    for counter in (TiktokenCounter(), HuggingFaceTokenCounter.from_pretrained(bundled_model_path())):
+    texts = [
+        f"{topic} " * (1 + i % 40) + "上下文 😀 " * (i % 7) for i, topic in enumerate(TOPICS * 20)
+    ]
+    for counter in (
+        TiktokenCounter(),
+        HuggingFaceTokenCounter.from_pretrained(bundled_model_path()),
+    ):
         expected = [(counter.count(t), counter.truncate(t, 17)) for t in texts]
         with cf.ThreadPoolExecutor(max_workers=8) as pool:
             got = list(pool.map(lambda t, c=counter: (c.count(t), c.truncate(t, 17)), texts))
@@ -172,8 +205,13 @@ def test_token_counters_give_the_same_counts_from_many_threads():
 @pytest.mark.slow
 def test_threads_with_the_real_model(embedder):
     """The bundled MiniLM behind retrieval, MMR, memory relevance and semantic compression."""
-    engine = ContextEngine.from_documents(DOCS[:10], embedder=embedder, compression="semantic",
-                                          token_budget=BUDGET, clock=ManualClock())
+    engine = ContextEngine.from_documents(
+        DOCS[:10],
+        embedder=embedder,
+        compression="semantic",
+        token_budget=BUDGET,
+        clock=ManualClock(),
+    )
     with cf.ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda i: worker(engine, i, 12, ["shared"]), range(4)))
     assert_nothing_lost(engine, results)

@@ -24,14 +24,22 @@ HASHING = HashingEmbedder(256)
 # Ids a careless store could merge: case, whitespace, NFKC ("ﬁ" -> "fi"), full-width
 # letters, SQL LIKE wildcards, quotes, and a near-empty one.
 SESSIONS = ["alice", "Alice", "alice ", "ﬁle", "file", "ａｌｉｃｅ", "al%", "al_ce", "a'; --", "·"]
-SECRETS = {session: f"SECRET{index:02d}X{index * 7919 % 1000:03d}" for index, session in enumerate(SESSIONS)}
+SECRETS = {
+    session: f"SECRET{index:02d}X{index * 7919 % 1000:03d}"
+    for index, session in enumerate(SESSIONS)
+}
 
 
 def make_engine(memory_url, clock) -> ContextEngine:
     return ContextEngine.from_documents(
-        KNOWLEDGE_BASE, retrieval="hybrid", embedder=HASHING,
-        rerank=[TagReranker(), MMRReranker(HASHING)], memory_options={"embedder": HASHING},
-        memory_url=memory_url, token_budget=600, clock=clock,
+        KNOWLEDGE_BASE,
+        retrieval="hybrid",
+        embedder=HASHING,
+        rerank=[TagReranker(), MMRReranker(HASHING)],
+        memory_options={"embedder": HASHING},
+        memory_url=memory_url,
+        token_budget=600,
+        clock=clock,
     )
 
 
@@ -50,12 +58,23 @@ def test_interleaved_sessions_with_near_identical_content_never_mix(memory_url):
         for session in SESSIONS:
             clock.advance(5)
             if round_ == 0:
-                engine.remember("user", f"Please remember that my secret code word is {SECRETS[session]}.",
-                                session_id=session)
+                engine.remember(
+                    "user",
+                    f"Please remember that my secret code word is {SECRETS[session]}.",
+                    session_id=session,
+                )
             elif round_ == 1:
-                engine.remember("assistant", "Noted, I will keep your secret code word safe.", session_id=session)
+                engine.remember(
+                    "assistant",
+                    "Noted, I will keep your secret code word safe.",
+                    session_id=session,
+                )
             else:
-                engine.remember("user", f"Also, the context window of round {round_} is fine.", session_id=session)
+                engine.remember(
+                    "user",
+                    f"Also, the context window of round {round_} is fine.",
+                    session_id=session,
+                )
     for session in SESSIONS:
         packet = engine.build("What is my secret code word?", session_id=session)
         assert SECRETS[session] in packet.text, f"{session!r} lost its own memory"
@@ -75,11 +94,16 @@ def test_sessions_stay_apart_under_concurrency(memory_url):
         rng = random.Random(session)
         for step in range(10):
             if step % 2 == 0:
-                engine.remember("user", f"Turn {step}: my secret code word is {SECRETS[session]} "
-                                f"and my lucky number is {rng.randint(0, 10**9)}.", session_id=session)
+                engine.remember(
+                    "user",
+                    f"Turn {step}: my secret code word is {SECRETS[session]} "
+                    f"and my lucky number is {rng.randint(0, 10**9)}.",
+                    session_id=session,
+                )
             else:
-                packet = engine.build("Remind me of my secret code word.", session_id=session,
-                                      touch=step % 4 == 1)
+                packet = engine.build(
+                    "Remind me of my secret code word.", session_id=session, touch=step % 4 == 1
+                )
                 assert SECRETS[session] in packet.text
                 assert_only_own_memory(packet, session)
 
@@ -93,7 +117,11 @@ def test_sessions_stay_apart_under_concurrency(memory_url):
 def test_two_engines_on_one_database_see_only_their_sessions(store, request, tmp_path):
     """Two workers (two engines, one database): each session's packet holds its own turns
     only, whichever worker wrote them."""
-    url = f"sqlite:///{tmp_path / 'chat.db'}" if store == "sqlite" else request.getfixturevalue("pg_url")
+    url = (
+        f"sqlite:///{tmp_path / 'chat.db'}"
+        if store == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     clock = ManualClock()
     first, second = make_engine(url, clock), make_engine(url, clock)
     for index, session in enumerate(SESSIONS):

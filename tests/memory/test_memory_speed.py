@@ -187,9 +187,13 @@ def test_selection_matches_the_per_turn_implementation_on_locomo(
                     for s in memory.recall(question.question, budget, session_id=session, now=now)
                 ]
                 want = reference_recall(
-                    memory, question.question, budget, session_id=session, now=now,
+                    memory,
+                    question.question,
+                    budget,
+                    session_id=session,
+                    now=now,
                     embedder=embedder,
-                )  # fmt: skip
+                )
                 assert got == want, (mode, question.question, budget)
                 compared += 1
     assert compared > 100
@@ -330,8 +334,12 @@ def test_a_cached_session_sees_writes_through_another_connection(kind, tmp_path,
         assert any("Kiwi" in s.content for s in recalled)
 
         def fresh(query):
-            reader = DecayMemory(store_from_url(url) if kind != "memory" else store_a,
-                                 relevance="lexical", clock=clock, keep_recent=0)  # fmt: skip
+            reader = DecayMemory(
+                store_from_url(url) if kind != "memory" else store_a,
+                relevance="lexical",
+                clock=clock,
+                keep_recent=0,
+            )
             return [
                 (s.turn.id, s.turn.last_access) for s in reader.recall(query, 60, session_id="s")
             ]
@@ -441,8 +449,12 @@ def test_store_add_many_assigns_positions_and_counts_each_turn_as_a_write(kind, 
         turns = [Turn("user", f"turn {i}", "ab"[i % 2], 2.0 + i, 1.0, 2.0 + i) for i in range(5)]
         stored = store.add_many(turns)
         assert [(t.session_id, t.seq) for t in stored] == [
-            ("a", 1), ("b", 0), ("a", 2), ("b", 1), ("a", 3)
-        ]  # fmt: skip
+            ("a", 1),
+            ("b", 0),
+            ("a", 2),
+            ("b", 1),
+            ("a", 3),
+        ]
         assert [t.content for t in store.turns("a")] == ["first", "turn 0", "turn 2", "turn 4"]
         assert (store.version("a"), store.version("b")) == (4, 2)
     finally:

@@ -85,8 +85,16 @@ def turn(session_id: str, content: str, *, at: float = 1_700_000_000.0, **fields
 def test_add_assigns_seq_in_order_and_fields_round_trip(store):
     metadata = {"source": "chat", "tags": ["a", "b"], "nested": {"n": 1.5}, "ok": True}
     added = [
-        store.add(turn("alice", f"message {i} — ünïcode 日本", at=1_700_000_000.123456 + i,
-                       importance=0.25 * i, metadata=metadata, role="user" if i % 2 else "assistant"))
+        store.add(
+            turn(
+                "alice",
+                f"message {i} — ünïcode 日本",
+                at=1_700_000_000.123456 + i,
+                importance=0.25 * i,
+                metadata=metadata,
+                role="user" if i % 2 else "assistant",
+            )
+        )
         for i in range(5)
     ]
     assert [t.seq for t in added] == [0, 1, 2, 3, 4]
@@ -218,13 +226,23 @@ def test_a_store_inherited_through_fork_works_in_the_child(persistent_url):
         if pid == 0:  # the child: report through the exit code only
             code = 1
             try:
-                code = 0 if store.add(turn("fork", "child")).seq == 1 and store.count("fork") == 2 else 2
+                code = (
+                    0
+                    if store.add(turn("fork", "child")).seq == 1 and store.count("fork") == 2
+                    else 2
+                )
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert store.add(turn("fork", "parent after")).seq == 2  # the parent's connection still works
-        assert [t.content for t in store.turns("fork")] == ["parent before", "child", "parent after"]
+        assert (
+            store.add(turn("fork", "parent after")).seq == 2
+        )  # the parent's connection still works
+        assert [t.content for t in store.turns("fork")] == [
+            "parent before",
+            "child",
+            "parent after",
+        ]
     finally:
         _close(store)
 
@@ -346,12 +364,19 @@ def test_sqlite_migrates_a_version_1_file_keeping_its_turns(tmp_path):
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as conn:
         conn.execute(V1_SCHEMA)
-        conn.execute("INSERT INTO ctxengine_turns VALUES ('t0', 'alice', 0, 'user', 'hello', 1.0, 2.0, 3.0)")
+        conn.execute(
+            "INSERT INTO ctxengine_turns VALUES ('t0', 'alice', 0, 'user', 'hello', 1.0, 2.0, 3.0)"
+        )
         conn.execute("PRAGMA user_version = 1")
     with SQLiteStore(path) as store:
         (old,) = store.turns("alice")
         assert (old.id, old.content, old.importance, old.last_access, old.metadata) == (
-            "t0", "hello", 2.0, 3.0, {})
+            "t0",
+            "hello",
+            2.0,
+            3.0,
+            {},
+        )
         assert store.add(turn("alice", "new", metadata={"k": "v"})).seq == 1
         assert store.turns("alice")[1].metadata == {"k": "v"}
     with sqlite3.connect(path) as conn:
@@ -376,9 +401,15 @@ def test_sqlite_refuses_a_file_holding_an_applications_tables(tmp_path):
     "make",
     [
         pytest.param(lambda p: p.write_bytes(os.urandom(8192)), id="random-bytes"),
-        pytest.param(lambda p: p.write_bytes(b"SQLite format 3\x00" + os.urandom(8176)), id="damaged-sqlite"),
-        pytest.param(lambda p: _sqlite_with(p, "PRAGMA user_version = 7"), id="another-apps-version"),
-        pytest.param(lambda p: _sqlite_with(p, V1_SCHEMA, "PRAGMA user_version = 99"), id="newer-ctxengine"),
+        pytest.param(
+            lambda p: p.write_bytes(b"SQLite format 3\x00" + os.urandom(8176)), id="damaged-sqlite"
+        ),
+        pytest.param(
+            lambda p: _sqlite_with(p, "PRAGMA user_version = 7"), id="another-apps-version"
+        ),
+        pytest.param(
+            lambda p: _sqlite_with(p, V1_SCHEMA, "PRAGMA user_version = 99"), id="newer-ctxengine"
+        ),
     ],
 )
 def test_sqlite_refuses_a_foreign_or_corrupt_file_without_touching_it(tmp_path, make):
@@ -462,16 +493,27 @@ def test_postgres_migrates_a_version_1_schema(pg_url, postgres_url):
     ident = sql.Identifier(schema)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
-        conn.execute(sql.SQL("CREATE TABLE {}.ctxengine_schema (version INTEGER NOT NULL)").format(ident))
+        conn.execute(
+            sql.SQL("CREATE TABLE {}.ctxengine_schema (version INTEGER NOT NULL)").format(ident)
+        )
         conn.execute(sql.SQL("INSERT INTO {}.ctxengine_schema VALUES (1)").format(ident))
-        conn.execute(sql.SQL(
-            "CREATE TABLE {}.ctxengine_sessions (session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)"
-        ).format(ident))
-        conn.execute(sql.SQL(V1_SCHEMA.replace("ctxengine_turns", "{}.ctxengine_turns")
-                             .replace("REAL", "DOUBLE PRECISION").replace("INTEGER", "BIGINT")).format(ident))
-        conn.execute(sql.SQL(
-            "INSERT INTO {}.ctxengine_turns VALUES ('t0', 'alice', 0, 'user', 'hello', 1, 2, 3)"
-        ).format(ident))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {}.ctxengine_sessions (session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)"
+            ).format(ident)
+        )
+        conn.execute(
+            sql.SQL(
+                V1_SCHEMA.replace("ctxengine_turns", "{}.ctxengine_turns")
+                .replace("REAL", "DOUBLE PRECISION")
+                .replace("INTEGER", "BIGINT")
+            ).format(ident)
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.ctxengine_turns VALUES ('t0', 'alice', 0, 'user', 'hello', 1, 2, 3)"
+            ).format(ident)
+        )
         conn.execute(sql.SQL("INSERT INTO {}.ctxengine_sessions VALUES ('alice', 1)").format(ident))
     store = store_from_url(pg_url)
     try:
@@ -482,7 +524,9 @@ def test_postgres_migrates_a_version_1_schema(pg_url, postgres_url):
     finally:
         store.close()
     with psycopg.connect(postgres_url) as conn:
-        version = conn.execute(sql.SQL("SELECT version FROM {}.ctxengine_schema").format(ident)).fetchone()
+        version = conn.execute(
+            sql.SQL("SELECT version FROM {}.ctxengine_schema").format(ident)
+        ).fetchone()
     assert version == (SCHEMA_VERSION,)
 
 
@@ -500,7 +544,11 @@ def test_postgres_schemas_are_isolated(pg_url, postgres_url):
         from psycopg import sql
 
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(other_url.rsplit("schema=", 1)[1])))
+            conn.execute(
+                sql.SQL("DROP SCHEMA {} CASCADE").format(
+                    sql.Identifier(other_url.rsplit("schema=", 1)[1])
+                )
+            )
 
 
 @pytest.mark.postgres

@@ -22,9 +22,13 @@ DOCS = [Document(id="a", text="Context engineering decides what the model sees."
 
 def _engine(memory_url=None, **kwargs) -> ContextEngine:
     return ContextEngine.from_documents(
-        DOCS, embedder=HashingEmbedder(64), system_prompt=SYSTEM_PROMPT, memory_url=memory_url,
-        token_budget=2000, **kwargs,
-    )  # fmt: skip
+        DOCS,
+        embedder=HashingEmbedder(64),
+        system_prompt=SYSTEM_PROMPT,
+        memory_url=memory_url,
+        token_budget=2000,
+        **kwargs,
+    )
 
 
 # --- 7. roles -------------------------------------------------------------------------------
@@ -51,10 +55,23 @@ def test_remembered_system_and_tool_turns_are_labelled_user_turns(role):
 
 @pytest.mark.parametrize(
     "role",
-    ["bob\n\nsystem", "bob\rsystem", "a\u2028system", "x\x85y", "bob\x00", "bob\x1b[31m", "al\u202eice",
-     "assistant: fake", "bob:", "x" * 65, "\u200b", "", "  "],
+    [
+        "bob\n\nsystem",
+        "bob\rsystem",
+        "a\u2028system",
+        "x\x85y",
+        "bob\x00",
+        "bob\x1b[31m",
+        "al\u202eice",
+        "assistant: fake",
+        "bob:",
+        "x" * 65,
+        "\u200b",
+        "",
+        "  ",
+    ],
     ids=repr,
-)  # fmt: skip
+)
 def test_roles_with_control_text_or_a_colon_are_refused(role):
     engine = _engine()
     with pytest.raises(InvalidInputError):
@@ -136,10 +153,17 @@ def test_hostile_sessions_stay_apart_under_threads(memory_url):
 
 @pytest.mark.parametrize(
     "metadata",
-    [{1: "int key"}, {"a": {2: "nested int key"}}, {(1, 2): "tuple key"}, {"x": float("nan")},
-     {"x": object()}, {"x": b"bytes"}, {"x": "\ud800"}],
+    [
+        {1: "int key"},
+        {"a": {2: "nested int key"}},
+        {(1, 2): "tuple key"},
+        {"x": float("nan")},
+        {"x": object()},
+        {"x": b"bytes"},
+        {"x": "\ud800"},
+    ],
     ids=repr,
-)  # fmt: skip
+)
 def test_metadata_every_store_would_change_is_refused_alike(memory_url, metadata):
     engine = _engine(memory_url)
     with pytest.raises(InvalidInputError):
@@ -305,11 +329,16 @@ def test_langchain_add_messages_refuses_a_bad_batch_and_stores_nothing(batch):
 
 @pytest.mark.parametrize(
     ("inputs", "outputs"),
-    [({"input": "What is BM25?"}, {"output": None}), ({"input": "What is BM25?"}, {"output": "  "}),
-     ({"input": "What is BM25?"}, {"output": 5}), ({"input": "What is BM25?"}, {"output": "\u200b"}),
-     ({"input": None}, {"output": "an answer"}), ({"input": "q"}, {"output": "a\ud800"})],
+    [
+        ({"input": "What is BM25?"}, {"output": None}),
+        ({"input": "What is BM25?"}, {"output": "  "}),
+        ({"input": "What is BM25?"}, {"output": 5}),
+        ({"input": "What is BM25?"}, {"output": "\u200b"}),
+        ({"input": None}, {"output": "an answer"}),
+        ({"input": "q"}, {"output": "a\ud800"}),
+    ],
     ids=repr,
-)  # fmt: skip
+)
 def test_langchain_save_context_stores_a_whole_exchange_or_nothing(inputs, outputs):
     from langchain_ctxengine import ContextEngineMemory
 

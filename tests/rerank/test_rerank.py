@@ -34,7 +34,9 @@ from ctxengine.rerank.pipeline import NAMES as RERANKER_NAMES
 from ctxengine.types import Document, ScoredDocument
 
 
-def scored(text: str, score: float, *, tags: list[str] | None = None, doc_id: str = "") -> ScoredDocument:
+def scored(
+    text: str, score: float, *, tags: list[str] | None = None, doc_id: str = ""
+) -> ScoredDocument:
     metadata = {"tags": tags} if tags is not None else {}
     return ScoredDocument(Document(text, id=doc_id, metadata=metadata), score, {"hybrid": score})
 
@@ -68,7 +70,9 @@ def test_contract_new_objects_sorted_cut_to_k(any_reranker):
     assert all(c is not original for c in out for original in CANDIDATES)
     assert CANDIDATES == before  # inputs untouched, stage_scores included
     assert {c.id for c in out} <= {c.id for c in CANDIDATES}
-    assert all(c.stage_scores["hybrid"] == next(o.score for o in CANDIDATES if o.id == c.id) for c in out)
+    assert all(
+        c.stage_scores["hybrid"] == next(o.score for o in CANDIDATES if o.id == c.id) for c in out
+    )
     everything = any_reranker.rerank("how do embedding models work?", CANDIDATES)
     assert len(everything) == len(CANDIDATES)
 
@@ -106,7 +110,12 @@ def test_tags_formula_and_stem_matching():
 def test_tags_without_tags_keep_retrieval_order():
     plain = [scored(f"document {i}", s) for i, s in enumerate([0.3, 0.9, 0.1, 0.5])]
     out = TagReranker().rerank("memory", plain)
-    assert [c.document.text for c in out] == ["document 1", "document 3", "document 0", "document 2"]
+    assert [c.document.text for c in out] == [
+        "document 1",
+        "document 3",
+        "document 0",
+        "document 2",
+    ]
 
 
 def test_tags_multiword_partial_match_and_priorities():
@@ -157,7 +166,10 @@ def test_tags_rejects_unusable_configuration():
     k=st.one_of(st.none(), st.integers(1, 15)),
 )
 def test_tags_output_is_a_sorted_prefix_of_the_candidates(scores, k):
-    docs = [scored(f"doc {i}", s, tags=["memory"] if i % 3 == 0 else [], doc_id=f"d{i}") for i, s in enumerate(scores)]
+    docs = [
+        scored(f"doc {i}", s, tags=["memory"] if i % 3 == 0 else [], doc_id=f"d{i}")
+        for i, s in enumerate(scores)
+    ]
     out = TagReranker().rerank("memory decay", docs, k=k)
     assert len(out) == (len(docs) if k is None else min(k, len(docs)))
     assert len({c.id for c in out}) == len(out)
@@ -187,20 +199,28 @@ def test_passage_finds_the_answer_past_the_model_truncation(embedder):
     whole = embedder.embed([query, LONG_ANSWER, SHORT_OFF_TOPIC])
     # Judged as a whole (truncated at 256 word pieces) the long document looks worse...
     assert whole[1] @ whole[0] < whole[2] @ whole[0]
-    candidates = [scored(SHORT_OFF_TOPIC, 0.6, doc_id="short"), scored(LONG_ANSWER, 0.5, doc_id="long")]
+    candidates = [
+        scored(SHORT_OFF_TOPIC, 0.6, doc_id="short"),
+        scored(LONG_ANSWER, 0.5, doc_id="long"),
+    ]
     out = PassageReranker(embedder, weight=1.0).rerank(query, candidates)
     # ...its best window holds the answer.
     assert [c.id for c in out] == ["long", "short"]
     assert out[0].stage_scores["passage_cos"] > 0.4
     blended = PassageReranker(embedder, weight=0.5).rerank(query, candidates)
     short = next(c for c in blended if c.id == "short")
-    assert short.score == pytest.approx(0.5 * 1.0 + 0.5 * short.stage_scores["passage_cos"], abs=1e-6)
+    assert short.score == pytest.approx(
+        0.5 * 1.0 + 0.5 * short.stage_scores["passage_cos"], abs=1e-6
+    )
     assert short.stage_scores["passage"] == short.score
 
 
 def test_passage_gain_moves_long_documents_and_leaves_short_ones(embedder):
     query = "When was the Eiffel Tower completed?"
-    short = [scored(f"Short note {i} about Paris.", s, doc_id=f"s{i}") for i, s in enumerate([0.6, 0.5, 0.45])]
+    short = [
+        scored(f"Short note {i} about Paris.", s, doc_id=f"s{i}")
+        for i, s in enumerate([0.6, 0.5, 0.45])
+    ]
     candidates = [*short, scored(LONG_ANSWER, 0.55, doc_id="long")]
     out = PassageReranker(embedder, mode="gain", weight=1.0).rerank(query, candidates)
     assert out[0].id == "long"  # its best window beats its truncated whole-document vector
@@ -282,7 +302,9 @@ DUPLICATES = [
 
 
 def test_mmr_near_duplicates_do_not_crowd_out_the_useful_document(embedder):
-    out = MMRReranker(embedder, similarity="embedding").rerank("Visiting the Eiffel Tower", DUPLICATES, k=2)
+    out = MMRReranker(embedder, similarity="embedding").rerank(
+        "Visiting the Eiffel Tower", DUPLICATES, k=2
+    )
     assert [c.id for c in out] == ["dup1", "useful"]
     # Without k, the near-duplicates are removed, not merely pushed down.
     dedup = MMRReranker(embedder, similarity="embedding")
@@ -290,34 +312,51 @@ def test_mmr_near_duplicates_do_not_crowd_out_the_useful_document(embedder):
 
 
 def test_mmr_threshold_one_keeps_everything_with_falling_scores(embedder):
-    out = MMRReranker(embedder, duplicate_threshold=1.0, similarity="embedding").rerank("Eiffel Tower", DUPLICATES)
+    out = MMRReranker(embedder, duplicate_threshold=1.0, similarity="embedding").rerank(
+        "Eiffel Tower", DUPLICATES
+    )
     assert len(out) == 4 and out[0].id == "dup1"
     marginal = [c.stage_scores["mmr"] for c in out]
     assert marginal == sorted(marginal, reverse=True)
     # lambda_=1 is pure relevance: the incoming order comes back.
-    pure = MMRReranker(embedder, lambda_=1.0, duplicate_threshold=1.0, similarity="embedding").rerank(
-        "Eiffel Tower", DUPLICATES
-    )
+    pure = MMRReranker(
+        embedder, lambda_=1.0, duplicate_threshold=1.0, similarity="embedding"
+    ).rerank("Eiffel Tower", DUPLICATES)
     assert [c.id for c in pure] == ["dup1", "dup2", "dup3", "useful"]
 
 
 def test_mmr_drops_exact_copies_even_with_lexical_vectors(hashing):
-    docs = [scored("same text here", 0.9, doc_id="a"), scored("same text here", 0.8, doc_id="b"),
-            scored("something else entirely", 0.1, doc_id="c")]
-    assert [c.id for c in MMRReranker(hashing, similarity="embedding").rerank("text", docs)] == ["a", "c"]
+    docs = [
+        scored("same text here", 0.9, doc_id="a"),
+        scored("same text here", 0.8, doc_id="b"),
+        scored("something else entirely", 0.1, doc_id="c"),
+    ]
+    assert [c.id for c in MMRReranker(hashing, similarity="embedding").rerank("text", docs)] == [
+        "a",
+        "c",
+    ]
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    texts=st.lists(st.lists(st.sampled_from(["tower", "paris", "river", "bridge", "ticket", "queue"]), min_size=1, max_size=4),
-                   min_size=1, max_size=10),
+    texts=st.lists(
+        st.lists(
+            st.sampled_from(["tower", "paris", "river", "bridge", "ticket", "queue"]),
+            min_size=1,
+            max_size=4,
+        ),
+        min_size=1,
+        max_size=10,
+    ),
     threshold=st.floats(0.3, 1.0),
     k=st.one_of(st.none(), st.integers(1, 12)),
 )
 def test_mmr_properties(texts, threshold, k):
     embedder = HashingEmbedder(256)
     docs = [scored(" ".join(words), 1.0 / (i + 1), doc_id=f"d{i}") for i, words in enumerate(texts)]
-    out = MMRReranker(embedder, duplicate_threshold=threshold, similarity="embedding").rerank("paris", docs, k=k)
+    out = MMRReranker(embedder, duplicate_threshold=threshold, similarity="embedding").rerank(
+        "paris", docs, k=k
+    )
     assert 1 <= len(out) <= (len(docs) if k is None else min(k, len(docs)))
     assert len({c.id for c in out}) == len(out)
     marginal = [c.score for c in out]
@@ -328,7 +367,13 @@ def test_mmr_properties(texts, threshold, k):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"lambda_": 1.5}, {"lambda_": math.nan}, {"duplicate_threshold": 0.0}, {"duplicate_threshold": 1.1}]
+    "kwargs",
+    [
+        {"lambda_": 1.5},
+        {"lambda_": math.nan},
+        {"duplicate_threshold": 0.0},
+        {"duplicate_threshold": 1.1},
+    ],
 )
 def test_mmr_rejects_bad_parameters(kwargs, hashing):
     with pytest.raises(InvalidInputError):
@@ -337,7 +382,27 @@ def test_mmr_rejects_bad_parameters(kwargs, hashing):
 
 # --- cross-encoder -----------------------------------------------------------------------
 
-VOCAB = ["the", "a", "of", "in", "is", "was", "tower", "eiffel", "paris", "built", "1889", "tickets", "online", "cat", "sat", "mat", "memory", "decay", "tokens"]
+VOCAB = [
+    "the",
+    "a",
+    "of",
+    "in",
+    "is",
+    "was",
+    "tower",
+    "eiffel",
+    "paris",
+    "built",
+    "1889",
+    "tickets",
+    "online",
+    "cat",
+    "sat",
+    "mat",
+    "memory",
+    "decay",
+    "tokens",
+]
 
 
 @pytest.fixture(scope="module")
@@ -347,12 +412,22 @@ def tiny_cross_encoder(tmp_path_factory):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     path = tmp_path_factory.mktemp("tiny-cross-encoder")
-    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *VOCAB]) + "\n")
-    tokenizer = transformers.BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    (path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *VOCAB]) + "\n"
+    )
+    tokenizer = transformers.BertTokenizerFast(
+        vocab_file=str(path / "vocab.txt"), do_lower_case=True
+    )
     torch.manual_seed(7)
     config = transformers.BertConfig(
-        vocab_size=len(VOCAB) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64, num_labels=1, initializer_range=0.3,
+        vocab_size=len(VOCAB) + 5,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=1,
+        initializer_range=0.3,
     )
     transformers.BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -362,14 +437,23 @@ def tiny_cross_encoder(tmp_path_factory):
 def test_cross_encoder_orders_by_the_model_scores(tiny_cross_encoder):
     from sentence_transformers import CrossEncoder
 
-    texts = ["the eiffel tower was built in 1889", "tickets online", "the cat sat on a mat",
-             "memory decay of tokens", "paris"]
+    texts = [
+        "the eiffel tower was built in 1889",
+        "tickets online",
+        "the cat sat on a mat",
+        "memory decay of tokens",
+        "paris",
+    ]
     query = "eiffel tower paris"
-    expected = CrossEncoder(str(tiny_cross_encoder), local_files_only=True).predict([(query, t) for t in texts])
+    expected = CrossEncoder(str(tiny_cross_encoder), local_files_only=True).predict(
+        [(query, t) for t in texts]
+    )
     assert np.diff(np.sort(expected)).min() > 1e-4  # the test needs distinct scores
     # Retrieval scores in the opposite order, so a pass-through would fail.
     ranks = np.argsort(np.argsort(expected))
-    candidates = [scored(t, -float(r), doc_id=f"d{i}") for i, (t, r) in enumerate(zip(texts, ranks))]
+    candidates = [
+        scored(t, -float(r), doc_id=f"d{i}") for i, (t, r) in enumerate(zip(texts, ranks))
+    ]
     reranker = CrossEncoderReranker(tiny_cross_encoder, max_length=512)  # capped to 64 positions
     out = reranker.rerank(query, candidates, k=4)
     assert [c.id for c in out] == [f"d{i}" for i in np.argsort(-expected)[:4]]
@@ -428,7 +512,10 @@ def test_get_reranker_names_and_lists(hashing):
 
 def test_pipeline_records_every_stage_and_cuts_only_at_the_end(embedder):
     pipeline = RerankPipeline([TagReranker(), MMRReranker(embedder, similarity="embedding")])
-    docs = [*DUPLICATES[:3], scored(DUPLICATES[3].document.text, 0.5, tags=["tickets"], doc_id="useful")]
+    docs = [
+        *DUPLICATES[:3],
+        scored(DUPLICATES[3].document.text, 0.5, tags=["tickets"], doc_id="useful"),
+    ]
     out = pipeline.rerank("Eiffel Tower tickets", docs, k=2)
     assert [c.id for c in out] == ["dup1", "useful"]
     assert {"hybrid", "tag_importance", "tags", "mmr"} <= set(out[1].stage_scores)
@@ -441,8 +528,13 @@ def test_none_keeps_the_incoming_order_and_scores():
     assert [c.score for c in out] == [0.90, 0.80]
 
 
-@pytest.mark.parametrize("name", [name for name in RERANKER_NAMES if name not in ("none", "cross-encoder")])
+@pytest.mark.parametrize(
+    "name", [name for name in RERANKER_NAMES if name not in ("none", "cross-encoder")]
+)
 def test_each_registry_name_is_the_stage_it_records(name, hashing):
-    docs = [ScoredDocument(Document(f"text {i} about tags and memory", id=f"d{i}"), 1.0 - i / 10) for i in range(4)]
+    docs = [
+        ScoredDocument(Document(f"text {i} about tags and memory", id=f"d{i}"), 1.0 - i / 10)
+        for i in range(4)
+    ]
     out = get_reranker(name, embedder=hashing).rerank("memory", docs, k=3)
     assert out and all(name in doc.stage_scores for doc in out)

@@ -22,10 +22,20 @@ from ctxengine.retrieval import MODES, HybridRetriever, Retriever
 from ctxengine.types import Document
 
 CORPUS = [
-    Document(id="bm25", text="BM25 ranks documents by term frequency and inverse document frequency."),
-    Document(id="emb", text="Dense embeddings map sentences to vectors so that paraphrases land close together."),
-    Document(id="decay", text="Memory decay lowers the weight of old conversation turns over time."),
-    Document(id="budget", text="A token budget reserves room for the system prompt before history and documents."),
+    Document(
+        id="bm25", text="BM25 ranks documents by term frequency and inverse document frequency."
+    ),
+    Document(
+        id="emb",
+        text="Dense embeddings map sentences to vectors so that paraphrases land close together.",
+    ),
+    Document(
+        id="decay", text="Memory decay lowers the weight of old conversation turns over time."
+    ),
+    Document(
+        id="budget",
+        text="A token budget reserves room for the system prompt before history and documents.",
+    ),
     Document(id="cafe", text="Le café crème du matin à Zürich coûte cher."),
     Document(id="cjk", text="東京の猫はとても可愛いです。"),
     Document(id="emoji", text="Launch day 🚀 the rocket flew to orbit 🎉"),
@@ -43,7 +53,9 @@ def ids(results) -> list[str]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_ranks_the_obvious_document_first(retriever, mode):
-    results = retriever.retrieve("how does inverse document frequency rank documents in BM25", 3, mode=mode)
+    results = retriever.retrieve(
+        "how does inverse document frequency rank documents in BM25", 3, mode=mode
+    )
     assert results[0].id == "bm25"
     assert len(results) <= 3
     scores = [r.score for r in results]
@@ -104,7 +116,9 @@ def test_empty_corpus_returns_nothing_in_every_mode():
     for mode in MODES:
         assert empty.retrieve("anything", 5, mode=mode) == []
     assert {key: len(v) for key, v in empty.score_all("anything").items()} == {
-        "bm25": 0, "tfidf": 0, "dense": 0,
+        "bm25": 0,
+        "tfidf": 0,
+        "dense": 0,
     }
 
 
@@ -144,7 +158,14 @@ def test_unknown_mode_is_rejected(retriever):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"alpha": math.nan}, {"alpha": 1.5}, {"alpha": -0.1}, {"candidate_pool": 0}, {"rrf_k": 0}, {"b": 2.0}],
+    [
+        {"alpha": math.nan},
+        {"alpha": 1.5},
+        {"alpha": -0.1},
+        {"candidate_pool": 0},
+        {"rrf_k": 0},
+        {"b": 2.0},
+    ],
 )
 def test_bad_constructor_values_are_rejected(kwargs):
     with pytest.raises(InvalidInputError):
@@ -152,9 +173,21 @@ def test_bad_constructor_values_are_rejected(kwargs):
 
 
 def test_constructor_parameters_are_kept_as_attributes():
-    retriever = HybridRetriever(mode="keyword", alpha=0.3, fusion="rrf", rrf_k=10, k1=1.2, b=0.5, candidate_pool=7)
-    assert (retriever.mode, retriever.alpha, retriever.fusion, retriever.rrf_k) == ("keyword", 0.3, "rrf", 10)
-    assert (retriever.k1, retriever.b, retriever.candidate_pool, retriever.embedder) == (1.2, 0.5, 7, None)
+    retriever = HybridRetriever(
+        mode="keyword", alpha=0.3, fusion="rrf", rrf_k=10, k1=1.2, b=0.5, candidate_pool=7
+    )
+    assert (retriever.mode, retriever.alpha, retriever.fusion, retriever.rrf_k) == (
+        "keyword",
+        0.3,
+        "rrf",
+        10,
+    )
+    assert (retriever.k1, retriever.b, retriever.candidate_pool, retriever.embedder) == (
+        1.2,
+        0.5,
+        7,
+        None,
+    )
     assert isinstance(retriever, Retriever)
 
 
@@ -171,7 +204,9 @@ def test_add_upsert_remove_then_retrieve():
     retriever = HybridRetriever(mode="keyword")
     retriever.add([{"id": "1", "text": "solar panels on the roof"}, "wind turbines offshore"])
     assert ids(retriever.retrieve("solar roof")) == ["1"]
-    retriever.upsert([{"id": "1", "text": "geothermal heat pumps"}, {"id": "2", "text": "solar farms"}])
+    retriever.upsert(
+        [{"id": "1", "text": "geothermal heat pumps"}, {"id": "2", "text": "solar farms"}]
+    )
     assert ids(retriever.retrieve("solar")) == ["2"]
     assert ids(retriever.retrieve("geothermal")) == ["1"]
     assert retriever.documents[0].id == "1"  # upsert keeps the index position
@@ -191,22 +226,30 @@ def test_adding_a_document_embeds_and_analyzes_only_that_document(monkeypatch):
     calls: list[int] = []
     analyzed: list[str] = []
     real_analyze = hybrid_module.analyze
-    monkeypatch.setattr(hybrid_module, "analyze", lambda text: analyzed.append(text) or real_analyze(text))
+    monkeypatch.setattr(
+        hybrid_module, "analyze", lambda text: analyzed.append(text) or real_analyze(text)
+    )
 
     class CountingEmbedder(HashingEmbedder):
         def embed(self, texts):
             calls.append(len(texts))
             return super().embed(texts)
 
-    retriever = HybridRetriever([f"document number {i} about topic {i}" for i in range(20)],
-                                embedder=CountingEmbedder(), mode="hybrid")
+    retriever = HybridRetriever(
+        [f"document number {i} about topic {i}" for i in range(20)],
+        embedder=CountingEmbedder(),
+        mode="hybrid",
+    )
     retriever.retrieve("topic 3")
     calls.clear()
     analyzed.clear()
     retriever.add(["a brand new document about otters"])
     assert ids(retriever.retrieve("otters", 1)) == [retriever.documents[-1].id]
     assert sum(calls) == 2  # the new document and the (new) query; no corpus re-embedding
-    assert analyzed == ["a brand new document about otters", "otters"]  # the index rebuilt from cached tokens
+    assert analyzed == [
+        "a brand new document about otters",
+        "otters",
+    ]  # the index rebuilt from cached tokens
 
 
 def test_score_all_and_document_embeddings_are_aligned_with_index_order(retriever):
@@ -219,7 +262,8 @@ def test_score_all_and_document_embeddings_are_aligned_with_index_order(retrieve
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
     np.testing.assert_allclose(
         scores["dense"][[order.index("emoji"), order.index("bm25")]],
-        vectors @ retriever._embedder().embed(["rocket launch"])[0], rtol=1e-4,
+        vectors @ retriever._embedder().embed(["rocket launch"])[0],
+        rtol=1e-4,
     )
 
 
@@ -229,7 +273,9 @@ def test_adaptive_alpha_leans_lexical_for_rare_keywords_and_dense_for_questions(
         "why would old messages in a long conversation matter less than the recent ones?"
     )
     assert 0.0 <= rare < question <= 1.0
-    assert retriever.retrieve("Zürich", 1, mode="adaptive")[0].stage_scores["alpha"] == pytest.approx(rare)
+    assert retriever.retrieve("Zürich", 1, mode="adaptive")[0].stage_scores[
+        "alpha"
+    ] == pytest.approx(rare)
 
 
 def test_state_round_trip_ranks_identically_without_analysis_or_embedding():
@@ -244,11 +290,17 @@ def test_state_round_trip_ranks_identically_without_analysis_or_embedding():
     state = original.export_state()
     assert state["params"]["alpha"] == 0.4 and state["vectors"].shape == (len(CORPUS), 2048)
     restored = HybridRetriever.from_state(
-        state["documents"], state["tokens"], state["vectors"], embedder=CountingEmbedder(), **state["params"]
+        state["documents"],
+        state["tokens"],
+        state["vectors"],
+        embedder=CountingEmbedder(),
+        **state["params"],
     )
     for mode in MODES:
         before = [(r.id, r.score) for r in original.retrieve("memory of old turns", 5, mode=mode)]
-        assert [(r.id, r.score) for r in restored.retrieve("memory of old turns", 5, mode=mode)] == before
+        assert [
+            (r.id, r.score) for r in restored.retrieve("memory of old turns", 5, mode=mode)
+        ] == before
     assert calls == ["memory of old turns"]  # only the query; documents came from the state
     with pytest.raises(DuplicateDocumentError):
         HybridRetriever.from_state([CORPUS[0], CORPUS[0]], [(), ()])
@@ -263,7 +315,9 @@ def test_rrf_fusion_ranks_by_ranks():
 
 
 def test_retrieve_is_safe_while_documents_are_added_concurrently():
-    retriever = HybridRetriever([f"seed document {i}" for i in range(50)], embedder=HashingEmbedder())
+    retriever = HybridRetriever(
+        [f"seed document {i}" for i in range(50)], embedder=HashingEmbedder()
+    )
     errors: list[BaseException] = []
 
     def writer() -> None:
@@ -278,11 +332,15 @@ def test_retrieve_is_safe_while_documents_are_added_concurrently():
             for _ in range(100):
                 for mode in ("keyword", "hybrid"):
                     results = retriever.retrieve("penguins note", 5, mode=mode)
-                    assert all(r.id.startswith("new-") for r in results if r.stage_scores["bm25"] > 0)
+                    assert all(
+                        r.id.startswith("new-") for r in results if r.stage_scores["bm25"] > 0
+                    )
         except Exception as exc:  # noqa: BLE001 - reported in the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -303,10 +361,12 @@ def test_hybrid_beats_keyword_and_dense_on_a_locomo_conversation(locomo, embedde
     assert len(questions) > 100
 
     def mean_ndcg(mode: str) -> float:
-        return mean([
-            ndcg_at_k(ids(retriever.retrieve(q.question, 10, mode=mode)), set(q.evidence), 10)
-            for q in questions
-        ])
+        return mean(
+            [
+                ndcg_at_k(ids(retriever.retrieve(q.question, 10, mode=mode)), set(q.evidence), 10)
+                for q in questions
+            ]
+        )
 
     hybrid, keyword, dense = mean_ndcg("hybrid"), mean_ndcg("keyword"), mean_ndcg("dense")
     assert hybrid > keyword and hybrid > dense, (hybrid, keyword, dense)
@@ -318,8 +378,10 @@ LONG = Document(
     "predators. Guided tours start at ten. Tickets are cheaper online.",
     id="long",
 )
-SHORT = [Document("Cats sleep for most of the day.", id="cats"),
-         Document("Dolphins sleep with one half of the brain at a time.", id="dolphins")]  # fmt: skip
+SHORT = [
+    Document("Cats sleep for most of the day.", id="cats"),
+    Document("Dolphins sleep with one half of the brain at a time.", id="dolphins"),
+]
 
 
 def test_dense_score_is_the_best_of_the_document_and_its_sentence_windows(embedder):
@@ -335,7 +397,9 @@ def test_dense_score_is_the_best_of_the_document_and_its_sentence_windows(embedd
         assert score == pytest.approx(float((embedder.embed(texts) @ q).max()), abs=1e-5)
     whole = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder, passage_window=0)
     plain = whole.score_all(query)["dense"]
-    np.testing.assert_allclose(plain, embedder.embed([d.text for d in (LONG, *SHORT)]) @ q, atol=1e-5)
+    np.testing.assert_allclose(
+        plain, embedder.embed([d.text for d in (LONG, *SHORT)]) @ q, atol=1e-5
+    )
     # the window holding the answer lifts the long document well above its whole-text cosine
     assert scores[0] > plain[0] + 0.1
     assert retriever.retrieve(query, k=1)[0].id == "long"
@@ -345,8 +409,13 @@ def test_passage_windows_follow_upserts_and_removals(embedder):
     retriever = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder)
     query = "How does an octopus camouflage itself?"
     before = retriever.score_all(query)["dense"][0]
-    retriever.upsert(Document("Museum hours vary by season. The gift shop sells postcards. "
-                              "Parking is free on Sundays.", id="long"))  # fmt: skip
+    retriever.upsert(
+        Document(
+            "Museum hours vary by season. The gift shop sells postcards. "
+            "Parking is free on Sundays.",
+            id="long",
+        )
+    )
     assert retriever.score_all(query)["dense"][0] < before - 0.1  # the octopus window is gone
     retriever.remove(["long"])
     assert {d.id for d in retriever.retrieve(query, k=5)} == {"cats", "dolphins"}

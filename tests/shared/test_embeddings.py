@@ -25,7 +25,9 @@ class CountingEmbedder:
 
 
 def test_bundled_minilm_gives_normalised_semantic_vectors(embedder):
-    vectors = embedder.embed(["A cat sits on the mat.", "A kitten rests on a rug.", "Stock prices fell sharply."])
+    vectors = embedder.embed(
+        ["A cat sits on the mat.", "A kitten rests on a rug.", "Stock prices fell sharply."]
+    )
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     # paraphrase closer than an unrelated sentence: a real model, not random vectors

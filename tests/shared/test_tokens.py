@@ -55,16 +55,27 @@ def test_bad_input_is_typed(token_counter):
 
 def test_offline_load_in_a_fresh_process_with_empty_caches(tmp_path):
     """A new process with no tiktoken cache anywhere still loads cl100k (from bpe-openai)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR")
+    }
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     env["TMPDIR"] = str(tmp_path / "tmp")
     (tmp_path / "tmp").mkdir()
     code = "from ctxengine.tokens import TiktokenCounter; print(TiktokenCounter().count('hello world'))"
-    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
     url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
-    assert (tmp_path / "xdg" / "ctxengine" / "tiktoken" / hashlib.sha1(url.encode()).hexdigest()).is_file()
+    assert (
+        tmp_path / "xdg" / "ctxengine" / "tiktoken" / hashlib.sha1(url.encode()).hexdigest()
+    ).is_file()
 
 
 def test_user_tiktoken_cache_dir_is_honoured(tmp_path):
@@ -74,10 +85,19 @@ def test_user_tiktoken_cache_dir_is_honoured(tmp_path):
     url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
     user_cache = tmp_path / "user-cache"
     user_cache.mkdir()
-    (user_cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(_bundled_encoding("cl100k_base"))
+    (user_cache / hashlib.sha1(url.encode()).hexdigest()).write_bytes(
+        _bundled_encoding("cl100k_base")
+    )
     env = dict(os.environ, TIKTOKEN_CACHE_DIR=str(user_cache), XDG_CACHE_HOME=str(tmp_path / "xdg"))
     code = "from ctxengine.tokens import TiktokenCounter; print(TiktokenCounter().count('hello world'))"
-    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
     assert not (tmp_path / "xdg" / "ctxengine").exists()

@@ -145,7 +145,9 @@ def fit_tool_messages(
                 session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
             )
             handles[tool_call.id] = handle
-            query = " ".join(p for p in (question, call.text, tool_call.arguments) if not is_blank(p))
+            query = " ".join(
+                p for p in (question, call.text, tool_call.arguments) if not is_blank(p)
+            )
             results.append(
                 (index, _Result(position, message, handle, query, count_message(message, counter)))
             )

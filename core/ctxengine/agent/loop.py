@@ -155,12 +155,19 @@ def prepare_call(
         room = max(int((ledger.remaining - question_tokens) * tool_share), 0)
         room = min(room + slack, max(ledger.remaining - question_tokens, 0))
         fitted = fit_tool_messages(
-            in_flight, room, counter=counter, store=store, session_id=session_id,
-            question=question.text, compressor=engine.compressor, reader=reader,
-        )  # fmt: skip
+            in_flight,
+            room,
+            counter=counter,
+            store=store,
+            session_id=session_id,
+            question=question.text,
+            compressor=engine.compressor,
+            reader=reader,
+        )
         ledger.reserve("tool_messages", fitted.tokens)
-        packet = engine.build("?" if is_blank(text) else text, session_id=session_id,
-                              ledger=ledger, touch=touch)  # fmt: skip
+        packet = engine.build(
+            "?" if is_blank(text) else text, session_id=session_id, ledger=ledger, touch=touch
+        )
         packet_system, messages = packet_messages(packet)
         if messages and messages[-1].role == "user":
             messages[-1] = AgentMessage("user", messages[-1].text, blocks=question.blocks)

@@ -197,7 +197,9 @@ class BudgetLedger:
         self.notes.extend(rendered.notes)
         self.turns, self.documents = rendered.turns, rendered.documents
         self.question = rendered.question
-        extra = {s: n for s, n in self.spent.items() if s not in TEXT_SLOTS and s != "answer_reserve"}
+        extra = {
+            s: n for s, n in self.spent.items() if s not in TEXT_SLOTS and s != "answer_reserve"
+        }
         rendered.usage.update(extra)
         rendered.tokens += sum(extra.values())
         rendered.notes = list(self.notes)

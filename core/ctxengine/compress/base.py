@@ -104,8 +104,15 @@ class _BaseCompressor:
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         count = self.token_counter.count
         return tuple(
-            _Sentence(0, index, start, end, text[start:end], count(text[start:end]),
-                      frozenset(analyze(text[start:end])))
+            _Sentence(
+                0,
+                index,
+                start,
+                end,
+                text[start:end],
+                count(text[start:end]),
+                frozenset(analyze(text[start:end])),
+            )
             for index, (start, end) in enumerate(_keep_fences_whole(text, split_sentences(text)))
         )
 
@@ -113,9 +120,16 @@ class _BaseCompressor:
         """The document as one unit whose parts are its sentences (joined as kept texts are)."""
         sentences = self._split(text)
         joined = " ".join(u.text for u in sentences)
-        return _Sentence(0, sentences[0].index, sentences[0].start, sentences[-1].end, joined,
-                         self.token_counter.count(joined), frozenset().union(*(u.terms for u in sentences)),
-                         sentences)  # fmt: skip
+        return _Sentence(
+            0,
+            sentences[0].index,
+            sentences[0].start,
+            sentences[-1].end,
+            joined,
+            self.token_counter.count(joined),
+            frozenset().union(*(u.terms for u in sentences)),
+            sentences,
+        )
 
     def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
         return [
@@ -161,7 +175,9 @@ class _BaseCompressor:
                 best = replace(best.parts[0], doc=best.doc)
             piece = self._cut(best.text, max_tokens)
             if piece:
-                chosen[best.doc] = [replace(best, index=-1, end=best.start + len(piece), text=piece)]
+                chosen[best.doc] = [
+                    replace(best, index=-1, end=best.start + len(piece), text=piece)
+                ]
         return chosen
 
     def _cut(self, text: str, max_tokens: int) -> str:
@@ -193,7 +209,9 @@ class _BaseCompressor:
             units = chosen.get(position)
             if not units:
                 continue
-            kept = [KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))]
+            kept = [
+                KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))
+            ]
             text = " ".join(span.text for span in kept)
             out.append(replace(doc, kept=kept, tokens=self.token_counter.count(text)))
         return out

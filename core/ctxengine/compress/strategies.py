@@ -171,10 +171,18 @@ class SemanticCompressor(ExtractiveCompressor):
         selection: str = "score",
         whole_below: int = WHOLE_BELOW,
     ) -> None:
-        super().__init__(token_counter, rank_weight=rank_weight, selection=selection, whole_below=whole_below)
+        super().__init__(
+            token_counter, rank_weight=rank_weight, selection=selection, whole_below=whole_below
+        )
         self.lexical_weight = check_finite(lexical_weight, "lexical_weight", low=0.0, high=1.0)
-        if embedder is not None and not isinstance(embedder, str) and not hasattr(embedder, "embed"):
-            raise ConfigurationError("embedder must be None, a model path, 'hashing' or an Embedder")
+        if (
+            embedder is not None
+            and not isinstance(embedder, str)
+            and not hasattr(embedder, "embed")
+        ):
+            raise ConfigurationError(
+                "embedder must be None, a model path, 'hashing' or an Embedder"
+            )
         self._embedder_spec = embedder
         self._embedder: Any = None
 

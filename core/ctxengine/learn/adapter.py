@@ -228,9 +228,14 @@ class QueryAdapter:
         finally:
             torch.set_num_threads(threads)
         self.down, self.up = best[0].numpy().astype(np.float32), best[1].numpy().astype(np.float32)
-        self.trained = {"queries": len(keep), "pairs": len(pairs), "validation_queries": int(held),
-                        "epoch": best_epoch, "validation_mrr": round(best_score, 6),
-                        "loss": [round(x, 6) for x in losses]}  # fmt: skip
+        self.trained = {
+            "queries": len(keep),
+            "pairs": len(pairs),
+            "validation_queries": int(held),
+            "epoch": best_epoch,
+            "validation_mrr": round(best_score, 6),
+            "loss": [round(x, 6) for x in losses],
+        }
         return self
 
     # --- persistence -------------------------------------------------------------------
@@ -238,9 +243,15 @@ class QueryAdapter:
     def to_dict(self) -> dict[str, Any]:
         if not self.is_fitted:
             raise ConfigurationError("an untrained adapter cannot be saved")
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "rank": self.rank,
-                "dimension": self.dimension, "down": self.down.tolist(), "up": self.up.tolist(),
-                "trained": dict(self.trained)}  # fmt: skip
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "rank": self.rank,
+            "dimension": self.dimension,
+            "down": self.down.tolist(),
+            "up": self.up.tolist(),
+            "trained": dict(self.trained),
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> QueryAdapter:
@@ -248,8 +259,10 @@ class QueryAdapter:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise IndexFormatError("not a ctxengine query-adapter file")
         if data.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(f"query adapter format version {data.get('format_version')!r}; "
-                                   f"this ctxengine reads version {FORMAT_VERSION}")  # fmt: skip
+            raise IndexFormatError(
+                f"query adapter format version {data.get('format_version')!r}; "
+                f"this ctxengine reads version {FORMAT_VERSION}"
+            )
         rank, dimension = data.get("rank"), data.get("dimension")
         if not isinstance(rank, int) or not _positive_int(rank) or not _positive_int(dimension):
             raise IndexFormatError("rank and dimension must be positive integers")
@@ -304,8 +317,8 @@ def _stack(items: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return vectors, owners
 
 
-
 def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "QueryAdapter"]

@@ -90,8 +90,13 @@ def memory_pairs(
     embedder = memory._get_embedder()
     queries, positives, negatives = [], [], []
     for example in examples:
-        scored = list(memory.score(example.query, session_id=example.session_id,
-                                   now=to_seconds(example.now, memory.clock)))  # fmt: skip
+        scored = list(
+            memory.score(
+                example.query,
+                session_id=example.session_id,
+                now=to_seconds(example.now, memory.clock),
+            )
+        )
         gains = label(scored, example.relevant) if scored else np.zeros(0)
         if not np.any(gains > 0):
             continue

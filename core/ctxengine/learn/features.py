@@ -128,13 +128,21 @@ class DocumentFeatures:
 
     def config(self) -> dict[str, Any]:
         """What rebuilds this featurizer (stored with a model)."""
-        return {"kind": self.kind, "version": self.version, "tfidf": self.tfidf, "passage": self.passage,
-                "window": self.window}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "tfidf": self.tfidf,
+            "passage": self.passage,
+            "window": self.window,
+        }
 
     def _signals(self, query: str, items: Sequence[ScoredDocument]) -> dict[str, np.ndarray]:
         signals = self.signals
         if all(all(s in item.stage_scores for s in signals) for item in items):
-            return {s: np.array([item.stage_scores[s] for item in items], dtype=np.float64) for s in signals}
+            return {
+                s: np.array([item.stage_scores[s] for item in items], dtype=np.float64)
+                for s in signals
+            }
         if self.retriever is None:
             raise ConfigurationError(
                 f"document features need the {', '.join(signals)} scores: give DocumentFeatures "
@@ -151,8 +159,10 @@ class DocumentFeatures:
             raise ConfigurationError("document positions need the retriever")
         documents = self.retriever.documents
         cached = self._order
-        if cached is None or len(cached[0]) != len(documents) or not all(
-            map(operator.is_, cached[0], documents)
+        if (
+            cached is None
+            or len(cached[0]) != len(documents)
+            or not all(map(operator.is_, cached[0], documents))
         ):
             cached = self._order = (documents, {doc.id: i for i, doc in enumerate(documents)})
         position = cached[1].get(doc_id)
@@ -176,10 +186,17 @@ class DocumentFeatures:
             values = signals[name]
             columns += [values, pool_minmax(values), pool_zscore(values), pool_logrank(values)]
         columns.append(self._tag_match(query, items))
-        columns.append(np.log1p(np.array([len(item.document.text) for item in items], dtype=np.float64)))
+        columns.append(
+            np.log1p(np.array([len(item.document.text) for item in items], dtype=np.float64))
+        )
         if self.passage:
             cosines = self._passage(query, items)
-            columns += [cosines, pool_minmax(cosines), pool_logrank(cosines), cosines - signals["dense"]]
+            columns += [
+                cosines,
+                pool_minmax(cosines),
+                pool_logrank(cosines),
+                cosines - signals["dense"],
+            ]
         return np.column_stack(columns)
 
     @staticmethod
@@ -198,7 +215,9 @@ class DocumentFeatures:
             from ..rerank import PassageReranker
 
             self._passage_scorer = PassageReranker(self.embedder, window=self.window)
-        return self._passage_scorer.best_passage_scores(query, [item.document.text for item in items])
+        return self._passage_scorer.best_passage_scores(
+            query, [item.document.text for item in items]
+        )
 
     def __repr__(self) -> str:
         return (
@@ -217,11 +236,29 @@ class MemoryFeatures:
     kind = "memory"
     version = MEMORY_FEATURE_VERSION
     names: tuple[str, ...] = (
-        "effective", "effective_logrank", "lexical", "dense", "lexical_logrank", "dense_logrank",
-        "lexical_z", "dense_z", "lexical_gap", "dense_gap", "neighbour_lexical", "neighbour_dense",
-        "window_lexical", "window_dense", "speaker_in_query", "importance", "log_age_days",
-        "log_idle_days", "position", "log_from_end", "is_user", "log_tokens",
-    )  # fmt: skip
+        "effective",
+        "effective_logrank",
+        "lexical",
+        "dense",
+        "lexical_logrank",
+        "dense_logrank",
+        "lexical_z",
+        "dense_z",
+        "lexical_gap",
+        "dense_gap",
+        "neighbour_lexical",
+        "neighbour_dense",
+        "window_lexical",
+        "window_dense",
+        "speaker_in_query",
+        "importance",
+        "log_age_days",
+        "log_idle_days",
+        "position",
+        "log_from_end",
+        "is_user",
+        "log_tokens",
+    )
     _REQUIRED = ("effective", "lexical", "dense", "importance")
 
     def config(self) -> dict[str, Any]:
@@ -240,7 +277,9 @@ class MemoryFeatures:
                 "relevance='hybrid' and a non-empty query"
             )
         now = to_seconds(now)
-        component = {k: np.array([s.components[k] for s in items], dtype=np.float64) for k in self._REQUIRED}
+        component = {
+            k: np.array([s.components[k] for s in items], dtype=np.float64) for k in self._REQUIRED
+        }
         seqs = np.array([s.turn.seq for s in items])
         order = np.argsort(seqs, kind="stable")
         lexical, dense, effective = component["lexical"], component["dense"], component["effective"]
@@ -253,15 +292,32 @@ class MemoryFeatures:
         last = max(len(items) - 1, 1)
         age = np.array([max(0.0, now - s.turn.timestamp) for s in items]) / _DAY
         idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / _DAY
-        return np.column_stack([
-            effective, pool_logrank(effective), lexical, dense, pool_logrank(lexical), pool_logrank(dense),
-            pool_zscore(lexical), pool_zscore(dense), lexical - lexical.max(), dense - dense.max(),
-            neighbours["lexical"], neighbours["dense"], windows["lexical"], windows["dense"],
-            np.array([named[s.role] for s in items], dtype=np.float64), component["importance"],
-            np.log1p(age), np.log1p(idle), position / last, np.log1p(len(items) - 1 - position),
-            np.array([s.role.strip().lower() in _USER_ROLES for s in items], dtype=np.float64),
-            np.log1p(np.array([s.tokens or 0 for s in items], dtype=np.float64)),
-        ])  # fmt: skip
+        return np.column_stack(
+            [
+                effective,
+                pool_logrank(effective),
+                lexical,
+                dense,
+                pool_logrank(lexical),
+                pool_logrank(dense),
+                pool_zscore(lexical),
+                pool_zscore(dense),
+                lexical - lexical.max(),
+                dense - dense.max(),
+                neighbours["lexical"],
+                neighbours["dense"],
+                windows["lexical"],
+                windows["dense"],
+                np.array([named[s.role] for s in items], dtype=np.float64),
+                component["importance"],
+                np.log1p(age),
+                np.log1p(idle),
+                position / last,
+                np.log1p(len(items) - 1 - position),
+                np.array([s.role.strip().lower() in _USER_ROLES for s in items], dtype=np.float64),
+                np.log1p(np.array([s.tokens or 0 for s in items], dtype=np.float64)),
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"MemoryFeatures(features={len(self.names)})"
@@ -281,19 +337,30 @@ def _window_max(values: np.ndarray, order: np.ndarray, width: int) -> np.ndarray
     return out
 
 
-def features_from_config(config: Mapping[str, Any], *, retriever: Any = None, embedder: Any = None) -> Any:
+def features_from_config(
+    config: Mapping[str, Any], *, retriever: Any = None, embedder: Any = None
+) -> Any:
     """The featurizer a saved model was trained with (``config`` as stored by ``config()``)."""
     from ..errors import IndexFormatError
 
     kind = config.get("kind")
     if kind == "documents":
-        tfidf, passage, window = config.get("tfidf", False), config.get("passage", True), config.get("window", 2)
+        tfidf, passage, window = (
+            config.get("tfidf", False),
+            config.get("passage", True),
+            config.get("window", 2),
+        )
         if (
-            not isinstance(tfidf, bool) or not isinstance(passage, bool)
-            or isinstance(window, bool) or not isinstance(window, int) or window < 1
-        ):  # fmt: skip
+            not isinstance(tfidf, bool)
+            or not isinstance(passage, bool)
+            or isinstance(window, bool)
+            or not isinstance(window, int)
+            or window < 1
+        ):
             raise IndexFormatError(f"invalid document feature settings {dict(config)!r}")
-        return DocumentFeatures(retriever, tfidf=tfidf, passage=passage, window=window, embedder=embedder)
+        return DocumentFeatures(
+            retriever, tfidf=tfidf, passage=passage, window=window, embedder=embedder
+        )
     if kind == "memory":
         return MemoryFeatures()
     raise IndexFormatError(f"unknown feature kind {kind!r}")

@@ -107,9 +107,14 @@ class LinearScorer:
         names = tuple(featurizer.names)
         usable: list[Group] = []
         for features, gains in groups:
-            features, gains = np.asarray(features, dtype=np.float64), np.asarray(gains, dtype=np.float64)
+            features, gains = (
+                np.asarray(features, dtype=np.float64),
+                np.asarray(gains, dtype=np.float64),
+            )
             if features.ndim != 2 or features.shape[1] != len(names) or len(gains) != len(features):
-                raise InvalidInputError(f"a group has features {features.shape} and {len(gains)} labels")
+                raise InvalidInputError(
+                    f"a group has features {features.shape} and {len(gains)} labels"
+                )
             if not np.isfinite(features).all():
                 raise InvalidInputError("features must be finite")
             if np.any(gains > 0) and np.any(gains <= 0):
@@ -130,7 +135,9 @@ class LinearScorer:
         else:
             x = np.vstack([z for z, _ in expanded])
             y = np.concatenate([(gains > 0).astype(int) for _, gains in expanded])
-            weight = np.concatenate([np.full(len(g), len(x) / (len(expanded) * len(g))) for _, g in expanded])
+            weight = np.concatenate(
+                [np.full(len(g), len(x) / (len(expanded) * len(g))) for _, g in expanded]
+            )
             model = LogisticRegression(C=self.C, max_iter=5000)
         model.fit(x, y, sample_weight=weight)
         coefficients = model.coef_.ravel().astype(np.float64)
@@ -141,8 +148,12 @@ class LinearScorer:
         self.feature_names = names
         self.features = dict(featurizer.config())
         spread = self.contributions(rows).std(axis=0)
-        self.trained = {"queries": len(usable), "rows": len(rows), "training_rows": len(x),
-                        "importance": dict(zip(names, spread.round(6).tolist()))}  # fmt: skip
+        self.trained = {
+            "queries": len(usable),
+            "rows": len(rows),
+            "training_rows": len(x),
+            "importance": dict(zip(names, spread.round(6).tolist())),
+        }
         return self
 
     def _prepare(self, rows: np.ndarray) -> Any:
@@ -154,7 +165,9 @@ class LinearScorer:
             self.scales[self.scales <= 1e-12] = 1.0  # a constant feature carries nothing
             return lambda features: (features - self.means) / self.scales
         quantiles = np.linspace(0.0, 1.0, self.knots)
-        self.knot_values = [_distinct_knots(np.quantile(rows[:, j], quantiles)) for j in range(rows.shape[1])]
+        self.knot_values = [
+            _distinct_knots(np.quantile(rows[:, j], quantiles)) for j in range(rows.shape[1])
+        ]
         # The basis is standardized too, so the L2 penalty treats every knot alike (a hat
         # over a rare range would otherwise need a large, heavily penalised weight).
         basis = _hat_basis(rows, self.knot_values)
@@ -177,7 +190,12 @@ class LinearScorer:
             width = len(knots) if len(knots) > 1 else 0  # a constant feature has no basis
             self.heights.append(heights[position : position + width] if width else np.zeros(1))
             position += width
-        raw = np.column_stack([np.interp(rows[:, j], k, h) for j, (k, h) in enumerate(zip(self.knot_values, self.heights))])
+        raw = np.column_stack(
+            [
+                np.interp(rows[:, j], k, h)
+                for j, (k, h) in enumerate(zip(self.knot_values, self.heights))
+            ]
+        )
         self.offsets = raw.mean(axis=0)
         self.intercept = intercept + float(self.offsets.sum())
 
@@ -218,10 +236,12 @@ class LinearScorer:
         features = self._check_features(features)
         if not self.knot_values:
             return (features - self.means) / self.scales * self.coefficients
-        return np.column_stack([
-            np.interp(features[:, j], knots, heights) - self.offsets[j]
-            for j, (knots, heights) in enumerate(zip(self.knot_values, self.heights))
-        ])  # fmt: skip
+        return np.column_stack(
+            [
+                np.interp(features[:, j], knots, heights) - self.offsets[j]
+                for j, (knots, heights) in enumerate(zip(self.knot_values, self.heights))
+            ]
+        )
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """One score per row: higher means more likely relevant."""
@@ -239,11 +259,17 @@ class LinearScorer:
             raise ConfigurationError("an untrained scorer cannot be saved")
         shape: dict[str, Any]
         if self.knot_values:
-            shape = {"knots": [k.tolist() for k in self.knot_values], "heights": [h.tolist() for h in self.heights],
-                     "offsets": self.offsets.tolist()}  # fmt: skip
+            shape = {
+                "knots": [k.tolist() for k in self.knot_values],
+                "heights": [h.tolist() for h in self.heights],
+                "offsets": self.offsets.tolist(),
+            }
         else:
-            shape = {"means": self.means.tolist(), "scales": self.scales.tolist(),
-                     "coefficients": self.coefficients.tolist()}  # fmt: skip
+            shape = {
+                "means": self.means.tolist(),
+                "scales": self.scales.tolist(),
+                "coefficients": self.coefficients.tolist(),
+            }
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -284,7 +310,9 @@ class LinearScorer:
         shape = data.get("shape")
         try:
             knots = 0 if shape == "linear" else 2
-            scorer = cls(objective=data.get("objective", "pointwise"), C=data.get("C", 1.0), knots=knots)
+            scorer = cls(
+                objective=data.get("objective", "pointwise"), C=data.get("C", 1.0), knots=knots
+            )
         except (TypeError, ValueError) as exc:
             raise IndexFormatError(f"invalid training settings: {exc}") from exc
         if shape == "linear":
@@ -296,13 +324,17 @@ class LinearScorer:
         elif shape == "piecewise":
             scorer.offsets = _numbers(data, "offsets", len(names))
             knots_list, heights = data.get("knots"), data.get("heights")
-            if not isinstance(knots_list, list) or not isinstance(heights, list) or not (
-                len(knots_list) == len(heights) == len(names)
+            if (
+                not isinstance(knots_list, list)
+                or not isinstance(heights, list)
+                or not (len(knots_list) == len(heights) == len(names))
             ):
                 raise IndexFormatError(f"knots and heights must hold {len(names)} lists")
             for position, (k, h) in enumerate(zip(knots_list, heights)):
                 if not isinstance(k, list) or not k:
-                    raise IndexFormatError(f"knots of feature {names[position]!r} must be a non-empty list")
+                    raise IndexFormatError(
+                        f"knots of feature {names[position]!r} must be a non-empty list"
+                    )
                 k_values = _numbers({"knots": k}, "knots", len(k))
                 h_values = _numbers({"heights": h}, "heights", max(1, len(k)))
                 if np.any(np.diff(k_values) <= 0):
@@ -326,7 +358,9 @@ class LinearScorer:
         """Write the model as JSON to ``path`` (written aside, then renamed into place)."""
         target = Path(path)
         temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
+        temporary.write_text(
+            json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8"
+        )
         temporary.replace(target)
         return target
 
@@ -354,7 +388,11 @@ class LinearScorer:
             )
 
     def __repr__(self) -> str:
-        state = f"{self.kind}, {len(self.feature_names)} features, {self.shape}" if self.is_fitted else "untrained"
+        state = (
+            f"{self.kind}, {len(self.feature_names)} features, {self.shape}"
+            if self.is_fitted
+            else "untrained"
+        )
         return f"LinearScorer(objective={self.objective!r}, C={self.C}, {state})"
 
 

@@ -103,8 +103,12 @@ class OnlineLearner:
         self, current: Any, candidate_fit: Any, score: Any, train: list, held: list
     ) -> tuple[Any, dict]:
         if len(train) < self.min_examples or len(held) < self.min_holdout:
-            return current, {"replaced": False, "reason": f"{len(train)} training / {len(held)} holdout examples: too few",
-                             "train": len(train), "holdout": len(held)}  # fmt: skip
+            return current, {
+                "replaced": False,
+                "reason": f"{len(train)} training / {len(held)} holdout examples: too few",
+                "train": len(train),
+                "holdout": len(held),
+            }
         try:
             candidate = candidate_fit(train)
         except ValueError as exc:  # InvalidInputError: nothing learnable in the training part
@@ -115,8 +119,13 @@ class OnlineLearner:
                 "holdout": len(held),
             }
         old, new = score(current, held), score(candidate, held)
-        decision = {"replaced": new > old, "current": round(old, 6), "candidate": round(new, 6),
-                    "train": len(train), "holdout": len(held)}  # fmt: skip
+        decision = {
+            "replaced": new > old,
+            "current": round(old, 6),
+            "candidate": round(new, 6),
+            "train": len(train),
+            "holdout": len(held),
+        }
         if new > old:
             candidate.model.trained["chosen"] = (
                 f"online update: holdout nDCG@{self.k} {new:.3f} > {old:.3f} of the model it replaced "

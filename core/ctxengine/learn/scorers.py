@@ -71,7 +71,9 @@ class LearnedRanker:
         if features is None:
             features = features_from_config(model.features, retriever=retriever, embedder=embedder)
         if not isinstance(features, DocumentFeatures):
-            raise InvalidTypeError(f"features must be DocumentFeatures, got {type(features).__name__}")
+            raise InvalidTypeError(
+                f"features must be DocumentFeatures, got {type(features).__name__}"
+            )
         model.check_features(features)
         self.features = features
 
@@ -101,7 +103,11 @@ class LearnedRanker:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, retriever: Any | None = None, embedder: Any | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        retriever: Any | None = None,
+        embedder: Any | None = None,
     ) -> LearnedRanker:
         return cls(LinearScorer.load(path), retriever=retriever, embedder=embedder)
 
@@ -124,7 +130,9 @@ class LearnedMemory:
         self.model = _check_model(model, "memory")
         features = features if features is not None else features_from_config(model.features)
         if not isinstance(features, MemoryFeatures):
-            raise InvalidTypeError(f"features must be MemoryFeatures, got {type(features).__name__}")
+            raise InvalidTypeError(
+                f"features must be MemoryFeatures, got {type(features).__name__}"
+            )
         model.check_features(features)
         self.features = features
 
@@ -149,7 +157,9 @@ class LearnedMemory:
             ScoredTurn(s.turn, float(v), {**s.components, "learned": float(v)}, s.tokens)
             for s, v in zip(scored, values)
         ]
-        order = sorted(range(len(rescored)), key=lambda i: (-rescored[i].effective, -rescored[i].turn.seq))
+        order = sorted(
+            range(len(rescored)), key=lambda i: (-rescored[i].effective, -rescored[i].turn.seq)
+        )
         return [rescored[i] for i in order], features[order]
 
     def select(
@@ -167,12 +177,16 @@ class LearnedMemory:
 
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if query is None or not query.strip():
-            return list(memory.recall(query, max_tokens, session_id=session_id, now=now, touch=touch)), {}
+            return list(
+                memory.recall(query, max_tokens, session_id=session_id, now=now, touch=touch)
+            ), {}
         at = to_seconds(now, memory.clock)
         ranked, features = self.score(memory, query, session_id=session_id, now=at)
         keep_recent = getattr(memory, "keep_recent", 0)
         recent = sorted((s.turn.seq for s in ranked), reverse=True)[:keep_recent]
-        chosen = pack_turns(ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None)
+        chosen = pack_turns(
+            ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None
+        )
         if touch and chosen:
             memory.store.touch(session_id, [s.turn.id for s in chosen], at)
         rows = {s.turn.id: i for i, s in enumerate(ranked)}
@@ -190,7 +204,9 @@ class LearnedMemory:
         touch: bool = False,
     ) -> list[ScoredTurn]:
         """:meth:`DecayMemory.recall` with the learned score: same arguments and result shape."""
-        return self.select(memory, query, max_tokens, session_id=session_id, now=now, touch=touch)[0]
+        return self.select(memory, query, max_tokens, session_id=session_id, now=now, touch=touch)[
+            0
+        ]
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         return self.model.save(path)

@@ -44,7 +44,9 @@ def _gains(relevant: Any) -> dict[str, float]:
     elif isinstance(relevant, Iterable):
         out = {str(item): 1.0 for item in relevant}
     else:
-        raise InvalidTypeError(f"relevant must be ids or {{id: gain}}, got {type(relevant).__name__}")
+        raise InvalidTypeError(
+            f"relevant must be ids or {{id: gain}}, got {type(relevant).__name__}"
+        )
     if not out:
         raise InvalidInputError("an example needs at least one relevant id")
     return out
@@ -92,7 +94,9 @@ def coerce_examples(examples: Iterable[Any]) -> tuple[list[RankingExample], list
             if "query" not in item or "relevant" not in item:
                 raise InvalidInputError("an example mapping needs 'query' and 'relevant'")
             if "session_id" in item:
-                item = MemoryExample(item["query"], item["relevant"], item["session_id"], item.get("now"))
+                item = MemoryExample(
+                    item["query"], item["relevant"], item["session_id"], item.get("now")
+                )
             else:
                 item = RankingExample(item["query"], item["relevant"])
         if isinstance(item, RankingExample):
@@ -138,7 +142,9 @@ def turn_keys(turn: Any) -> tuple[str, ...]:
 
 
 def memory_gains(scored: Sequence[Any], relevant: Mapping[str, float]) -> np.ndarray:
-    return np.array([max((relevant.get(key, 0.0) for key in turn_keys(s.turn)), default=0.0) for s in scored])
+    return np.array(
+        [max((relevant.get(key, 0.0) for key in turn_keys(s.turn)), default=0.0) for s in scored]
+    )
 
 
 def fit_memory(
@@ -155,7 +161,12 @@ def fit_memory(
         at = to_seconds(example.now, memory.clock)
         scored = list(memory.score(example.query, session_id=example.session_id, now=at))
         if scored:
-            groups.append((features.transform(example.query, scored, at), memory_gains(scored, example.relevant)))
+            groups.append(
+                (
+                    features.transform(example.query, scored, at),
+                    memory_gains(scored, example.relevant),
+                )
+            )
     scorer = (model or LinearScorer()).fit(groups, features)
     return LearnedMemory(scorer, features)
 
@@ -189,7 +200,9 @@ def fit_engine_scorers(
     report: dict[str, Any] = {}
     if ranking:
         model = LinearScorer(**model_options)
-        ranker = fit_ranker(ranking, retriever, candidates=candidates, model=model, embedder=embedder)
+        ranker = fit_ranker(
+            ranking, retriever, candidates=candidates, model=model, embedder=embedder
+        )
         report["documents"] = {**ranker.model.trained, "examples": len(ranking)}
     if remembered:
         scorer = fit_memory(remembered, memory, model=LinearScorer(**model_options))
@@ -225,8 +238,14 @@ class FeedbackLog:
             raise InvalidTypeError(f"useful must be a bool, got {type(useful).__name__}")
         if kind not in KINDS:
             raise InvalidInputError(f"kind must be one of {KINDS}, got {kind!r}")
-        row = {"time": to_seconds(time), "session_id": session_id, "query": query,
-               "item_id": item_id, "useful": useful, "kind": kind}  # fmt: skip
+        row = {
+            "time": to_seconds(time),
+            "session_id": session_id,
+            "query": query,
+            "item_id": item_id,
+            "useful": useful,
+            "kind": kind,
+        }
         with self._lock:
             if self.path is None:
                 self._records.append(row)
@@ -235,7 +254,9 @@ class FeedbackLog:
                     with open(self.path, "a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row, ensure_ascii=False) + "\n")
                 except OSError as exc:
-                    raise StoreError(f"cannot append to the feedback log {self.path}: {exc}") from exc
+                    raise StoreError(
+                        f"cannot append to the feedback log {self.path}: {exc}"
+                    ) from exc
         return row
 
     def records(self) -> list[dict[str, Any]]:
@@ -252,7 +273,10 @@ class FeedbackLog:
                 row = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(row, dict) or not {"query", "item_id", "useful", "kind"} <= row.keys():
+            if (
+                not isinstance(row, dict)
+                or not {"query", "item_id", "useful", "kind"} <= row.keys()
+            ):
                 raise StoreError(f"{path}:{number} is not a feedback record")
             rows.append(row)
         return rows

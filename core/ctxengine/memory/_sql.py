@@ -126,7 +126,19 @@ def decode_vector(blob: bytes | memoryview | None) -> np.ndarray | None:
 
 def row_turn(row: Sequence[Any]) -> Turn:
     """A :class:`Turn` from a row in :data:`COLUMNS` order (metadata as JSON text or a dict)."""
-    turn_id, session_id, seq, role, content, timestamp, importance, last_access, metadata, blob, model = row
+    (
+        turn_id,
+        session_id,
+        seq,
+        role,
+        content,
+        timestamp,
+        importance,
+        last_access,
+        metadata,
+        blob,
+        model,
+    ) = row
     if isinstance(metadata, str):
         # Most turns carry no metadata; skipping the parser for them halves read time.
         metadata = {} if metadata == "{}" else json.loads(metadata)

@@ -205,8 +205,13 @@ class DecayMemory:
         message of the session as the query it answers. With dense or hybrid relevance the
         turn's embedding is computed here, once, and stored with it.
         """
-        message = {"role": role, "content": content, "timestamp": timestamp,
-                   "importance": importance, "metadata": metadata}  # fmt: skip
+        message = {
+            "role": role,
+            "content": content,
+            "timestamp": timestamp,
+            "importance": importance,
+            "metadata": metadata,
+        }
         return self.add_many([message], session_id=session_id)[0]
 
     def add_many(
@@ -237,9 +242,14 @@ class DecayMemory:
                     previous = recent[-1].content if recent else None
                     importance = self.importance.score(content, previous)
                 turn = Turn(
-                    role=role, content=content, session_id=session_id, timestamp=when,
-                    importance=float(importance), last_access=when, metadata=metadata,
-                )  # fmt: skip
+                    role=role,
+                    content=content,
+                    session_id=session_id,
+                    timestamp=when,
+                    importance=float(importance),
+                    last_access=when,
+                    metadata=metadata,
+                )
                 recent.append(turn)
                 prepared.append(turn)
             kept = [turn for turn in prepared if turn is not None]
@@ -260,9 +270,7 @@ class DecayMemory:
                 self._after_write(session_id, len(added), lambda arrays: arrays.extend(added))
             return stored
 
-    def _check_message(
-        self, message: Any
-    ) -> tuple[str, str, float, float | None, dict[str, Any]]:
+    def _check_message(self, message: Any) -> tuple[str, str, float, float | None, dict[str, Any]]:
         if not isinstance(message, Mapping):
             raise InvalidTypeError(f"a message must be a mapping, got {type(message).__name__}")
         role = check_role(message.get("role"))
@@ -316,7 +324,11 @@ class DecayMemory:
         if arrays is None:
             return
         version = self._store_version(session_id)
-        if version is not None and arrays.version is not None and version == arrays.version + writes:
+        if (
+            version is not None
+            and arrays.version is not None
+            and version == arrays.version + writes
+        ):
             apply(arrays)
             arrays.version = version
         else:
@@ -404,9 +416,14 @@ class DecayMemory:
             parts = self._relevance(arrays, query, query_vector, session_id)
         boost = self.relevance_weight * parts["relevance"] if parts else np.zeros(len(arrays))
         return {
-            "importance": importance, "recency": recency, "freshness": freshness,
-            "retention": retention, **parts, "boost": boost, "effective": retention + boost,
-        }  # fmt: skip
+            "importance": importance,
+            "recency": recency,
+            "freshness": freshness,
+            "retention": retention,
+            **parts,
+            "boost": boost,
+            "effective": retention + boost,
+        }
 
     def _relevance(
         self,
@@ -430,7 +447,9 @@ class DecayMemory:
                 raw = w * parts["lexical"] + (1.0 - w) * parts["dense"]
             else:
                 raw = next(iter(parts.values()))
-        relevance, inherited = spread_to_neighbours(raw, self.neighbour_weight, arrays.role_ids.view)
+        relevance, inherited = spread_to_neighbours(
+            raw, self.neighbour_weight, arrays.role_ids.view
+        )
         if self.neighbour_weight > 0:
             parts["neighbour"] = inherited
         parts["relevance"] = relevance
@@ -513,14 +532,23 @@ class DecayMemory:
             partner = self._partners(arrays)
             if partner is None:
                 rows = pack_indices(
-                    columns["effective"], arrays.tokens.view, keep=keep,
-                    threshold=self.drop_threshold, max_tokens=max_tokens, separator=separator,
-                )  # fmt: skip
+                    columns["effective"],
+                    arrays.tokens.view,
+                    keep=keep,
+                    threshold=self.drop_threshold,
+                    max_tokens=max_tokens,
+                    separator=separator,
+                )
             else:
                 rows = pack_exchanges(
-                    columns["effective"], arrays.tokens.view, partner, keep=keep,
-                    threshold=self.drop_threshold, max_tokens=max_tokens, separator=separator,
-                )  # fmt: skip
+                    columns["effective"],
+                    arrays.tokens.view,
+                    partner,
+                    keep=keep,
+                    threshold=self.drop_threshold,
+                    max_tokens=max_tokens,
+                    separator=separator,
+                )
             names = tuple(columns)
             tokens = arrays.tokens.view
             chosen = [

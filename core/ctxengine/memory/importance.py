@@ -26,12 +26,42 @@ from ..text import analyze, term_set, words
 # Context-engineering vocabulary plus words people use when something matters. Domain apps
 # should pass their own list.
 DEFAULT_KEYWORDS: tuple[str, ...] = (
-    "context", "memory", "decay", "retrieval", "retrieve", "rag", "embedding", "vector",
-    "token", "budget", "prompt", "llm", "rerank", "compression", "index", "bm25", "tf-idf",
-    "hybrid", "semantic", "chunk", "context window", "explain", "how", "why", "important",
-    "key", "remember", "must", "never", "always", "deadline", "prefer", "decision", "error",
+    "context",
+    "memory",
+    "decay",
+    "retrieval",
+    "retrieve",
+    "rag",
+    "embedding",
+    "vector",
+    "token",
+    "budget",
+    "prompt",
+    "llm",
+    "rerank",
+    "compression",
+    "index",
+    "bm25",
+    "tf-idf",
+    "hybrid",
+    "semantic",
+    "chunk",
+    "context window",
+    "explain",
+    "how",
+    "why",
+    "important",
+    "key",
+    "remember",
+    "must",
+    "never",
+    "always",
+    "deadline",
+    "prefer",
+    "decision",
+    "error",
     "bug",
-)  # fmt: skip
+)
 
 
 def _stems(text: str) -> tuple[str, ...]:

@@ -59,13 +59,17 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
 # Step i upgrades schema version i to i + 1 (see ``_sql.SCHEMA_VERSION``).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
-        ("CREATE TABLE {schema}.ctxengine_sessions ("
-        " session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)"),
-        ("CREATE TABLE {schema}.ctxengine_turns ("
-        " id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
-        " role TEXT NOT NULL, content TEXT NOT NULL, timestamp DOUBLE PRECISION NOT NULL,"
-        " importance DOUBLE PRECISION NOT NULL, last_access DOUBLE PRECISION NOT NULL,"
-        " UNIQUE (session_id, seq))"),
+        (
+            "CREATE TABLE {schema}.ctxengine_sessions ("
+            " session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)"
+        ),
+        (
+            "CREATE TABLE {schema}.ctxengine_turns ("
+            " id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
+            " role TEXT NOT NULL, content TEXT NOT NULL, timestamp DOUBLE PRECISION NOT NULL,"
+            " importance DOUBLE PRECISION NOT NULL, last_access DOUBLE PRECISION NOT NULL,"
+            " UNIQUE (session_id, seq))"
+        ),
     ),
     ("ALTER TABLE {schema}.ctxengine_turns ADD COLUMN metadata JSONB NOT NULL DEFAULT '{{}}'",),
 )
@@ -78,9 +82,11 @@ def _vector_migration() -> tuple[str, ...]:
     the session is deleted, so a counter never repeats a value)."""
     return (
         "ALTER TABLE {schema}.ctxengine_turns ADD COLUMN vector BYTEA, ADD COLUMN vector_model TEXT",
-        ("CREATE TABLE {schema}.ctxengine_versions ("
-         " session_id TEXT PRIMARY KEY, version BIGINT NOT NULL)"),
-    )  # fmt: skip
+        (
+            "CREATE TABLE {schema}.ctxengine_versions ("
+            " session_id TEXT PRIMARY KEY, version BIGINT NOT NULL)"
+        ),
+    )
 
 
 _MIGRATIONS += (_vector_migration(),)
@@ -112,8 +118,7 @@ _STATEMENTS = {
         " WHERE session_id = %s AND id = %s"
     ),
     "turns": (
-        f"SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns"
-        " WHERE session_id = %s ORDER BY seq"
+        f"SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns WHERE session_id = %s ORDER BY seq"
     ),
     "last": (
         f"SELECT * FROM (SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns"
@@ -219,16 +224,31 @@ class PostgresStore(ClosingStore):
     def migrate(self) -> int:
         """Create or upgrade the tables to :data:`SCHEMA_VERSION`; returns the old version."""
         ident = sql.Identifier(self.schema)
-        with self._errors(), psycopg.connect(
-            self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
-        ) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ctxengine:{self.schema}",))
-            if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone() is None:
+        with (
+            self._errors(),
+            psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            ) as conn,
+            conn.transaction(),
+        ):
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ctxengine:{self.schema}",)
+            )
+            if (
+                conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+                ).fetchone()
+                is None
+            ):
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
             conn.execute(
-                sql.SQL("CREATE TABLE IF NOT EXISTS {}.ctxengine_schema (version INTEGER NOT NULL)").format(ident)
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.ctxengine_schema (version INTEGER NOT NULL)"
+                ).format(ident)
             )
-            row = conn.execute(sql.SQL("SELECT max(version) FROM {}.ctxengine_schema").format(ident)).fetchone()
+            row = conn.execute(
+                sql.SQL("SELECT max(version) FROM {}.ctxengine_schema").format(ident)
+            ).fetchone()
             version = int(row[0] or 0) if row else 0
             has_table = conn.execute(
                 "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'ctxengine_turns'",
@@ -240,7 +260,9 @@ class PostgresStore(ClosingStore):
                     f"(this one reads up to {SCHEMA_VERSION})"
                 )
             if version == 0 and has_table:
-                raise StoreError(f"schema {self.schema!r} has a ctxengine_turns table not made by ctxengine")
+                raise StoreError(
+                    f"schema {self.schema!r} has a ctxengine_turns table not made by ctxengine"
+                )
             for step in _MIGRATIONS[version:]:
                 for statement in step:
                     conn.execute(_compose(statement, self.schema))
@@ -381,7 +403,9 @@ class PostgresStore(ClosingStore):
             rows = conn.execute(self._sql["sessions"]).fetchall()
         return sorted(row[0] for row in rows)
 
-    def _turns_query(self, session_id: str, last: int | None) -> tuple[sql.Composed | None, tuple[Any, ...]]:
+    def _turns_query(
+        self, session_id: str, last: int | None
+    ) -> tuple[sql.Composed | None, tuple[Any, ...]]:
         check_session(session_id)
         last = check_last(last)
         if last == 0:
@@ -469,11 +493,11 @@ class PostgresStore(ClosingStore):
         return f"PostgresStore({self._where!r}, schema={self.schema!r})"
 
 
-
 def _first(row: Any) -> Any:
     """The first column of a row an INSERT ... RETURNING or a COUNT always yields."""
     if row is None:
         raise StoreError("PostgreSQL returned no row where one was expected")
     return row[0]
+
 
 __all__ = ["PostgresStore"]

@@ -199,7 +199,9 @@ class SQLiteStore(ClosingStore):
             raise ConfigurationError(f"path must be a str or PathLike, got {type(path).__name__}")
         text = os.fspath(path)
         if not isinstance(text, str) or "\x00" in text:
-            raise ConfigurationError(f"path must be a str path without NUL characters, got {text!r}")
+            raise ConfigurationError(
+                f"path must be a str path without NUL characters, got {text!r}"
+            )
         if not text or text == ":memory:" or text.startswith("file:"):
             raise ConfigurationError(
                 "SQLiteStore needs a file path; use memory_url=None for an in-process store"
@@ -239,7 +241,9 @@ class SQLiteStore(ClosingStore):
             elif key == "synchronous":
                 options["synchronous"] = value
             else:
-                raise ConfigurationError(f"unknown sqlite URL option {key!r} (timeout, synchronous)")
+                raise ConfigurationError(
+                    f"unknown sqlite URL option {key!r} (timeout, synchronous)"
+                )
         return cls(path, **options)
 
     # --- connections -----------------------------------------------------------------
@@ -258,10 +262,14 @@ class SQLiteStore(ClosingStore):
             self._check_regular(Path(f"{self.path}{companion}"), missing_ok=True)
         if not self._check_regular(self.path, missing_ok=True):
             if not self.path.parent.is_dir():
-                raise StoreError(f"cannot create {self.path}: directory {self.path.parent} does not exist")
+                raise StoreError(
+                    f"cannot create {self.path}: directory {self.path.parent} does not exist"
+                )
             return
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(
+                self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            )
             with os.fdopen(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                     raise StoreError(f"{self.path} is not a regular file; it was not opened")
@@ -269,7 +277,9 @@ class SQLiteStore(ClosingStore):
         except OSError as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from exc
         if head and head != _HEADER:
-            raise StoreError(f"{self.path} is not a SQLite database (wrong header); it was not modified")
+            raise StoreError(
+                f"{self.path} is not a SQLite database (wrong header); it was not modified"
+            )
 
     @staticmethod
     def _check_regular(path: Path, *, missing_ok: bool) -> bool:
@@ -285,7 +295,9 @@ class SQLiteStore(ClosingStore):
         if stat.S_ISLNK(mode):
             raise StoreError(f"{path} is a symbolic link; give the real path of the memory file")
         if not stat.S_ISREG(mode):
-            raise StoreError(f"{path} is not a regular file (a FIFO, device or directory); it was not opened")
+            raise StoreError(
+                f"{path} is not a regular file (a FIFO, device or directory); it was not opened"
+            )
         return True
 
     def _conn(self) -> _Connection:
@@ -362,7 +374,9 @@ class SQLiteStore(ClosingStore):
                 conn.execute(_BUMP, (turn.session_id, 1))
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
+            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith(
+                "ctxengine_turns.id"
+            ):
                 raise InvalidInputError(f"a turn with id {turn.id!r} is already stored") from None
             raise
         return replace(turn, seq=seq)
@@ -387,7 +401,9 @@ class SQLiteStore(ClosingStore):
                 conn.executemany(_BUMP, list(counts.items()))
         except StoreError as exc:
             cause = exc.__cause__
-            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith("ctxengine_turns.id"):
+            if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith(
+                "ctxengine_turns.id"
+            ):
                 raise InvalidInputError("a turn with one of these ids is already stored") from None
             raise
         return out

@@ -25,11 +25,12 @@ class Reranker(Protocol):
 
     def rerank(
         self, query: str, candidates: Sequence[ScoredDocument], k: int | None = None
-    ) -> list[ScoredDocument]:
-        ...
+    ) -> list[ScoredDocument]: ...
 
 
-def check_call(query: str, candidates: Sequence[ScoredDocument], k: int | None) -> list[ScoredDocument]:
+def check_call(
+    query: str, candidates: Sequence[ScoredDocument], k: int | None
+) -> list[ScoredDocument]:
     """Validate the arguments of ``rerank`` alike for every strategy; returns the candidates."""
     check_text(query, "query")
     if k is not None:
@@ -95,10 +96,14 @@ class BaseReranker:
             return []
         return self._order(query, items, k)
 
-    def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
+    def _order(
+        self, query: str, items: list[ScoredDocument], k: int | None
+    ) -> list[ScoredDocument]:
         final, details = self._scores(query, items)
         for stage, values in details.items():  # the parts the final score was built from
-            items = [item.with_score(stage, float(v), final=False) for item, v in zip(items, values)]
+            items = [
+                item.with_score(stage, float(v), final=False) for item, v in zip(items, values)
+            ]
         return finish(items, final, self.name, k)
 
     def _scores(

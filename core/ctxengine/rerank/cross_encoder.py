@@ -51,9 +51,7 @@ class CrossEncoderReranker(BaseReranker):
                 "with CrossEncoder(...).save(path) on a machine with access, then pass the path"
             )
         if not isinstance(model_path, (str, os.PathLike)):
-            raise ConfigurationError(
-                f"model_path must be a path, got {type(model_path).__name__}"
-            )
+            raise ConfigurationError(f"model_path must be a path, got {type(model_path).__name__}")
         path = Path(model_path)
         if not path.is_dir():
             raise ModelNotFoundError(

@@ -137,7 +137,9 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
     def _similarities(self, items: list[ScoredDocument]) -> tuple[np.ndarray, float]:
         """Pairwise similarity of the candidates and the threshold that marks a duplicate."""
         if self.similarity == "embedding":
-            embedded = self.embedder.embed([item.document.text for item in items]).astype(np.float64)
+            embedded = self.embedder.embed([item.document.text for item in items]).astype(
+                np.float64
+            )
             return embedded @ embedded.T, self.duplicate_threshold
         carried = carried_vectors(items) if self.similarity == "auto" else None
         if carried is not None:

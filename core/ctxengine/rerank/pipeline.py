@@ -25,7 +25,6 @@ from .tags import TagReranker
 DEFAULT_RERANKER: tuple[str, ...] = ("tags", "dedup")
 
 
-
 class RerankPipeline(BaseReranker):
     """Run ``stages`` in order, each re-ranking the previous one's output.
 
@@ -48,7 +47,9 @@ class RerankPipeline(BaseReranker):
                 )
         self.stages: tuple[Reranker, ...] = tuple(stages)
 
-    def _order(self, query: str, items: list[ScoredDocument], k: int | None) -> list[ScoredDocument]:
+    def _order(
+        self, query: str, items: list[ScoredDocument], k: int | None
+    ) -> list[ScoredDocument]:
         if not self.stages:
             order = sorted(range(len(items)), key=lambda i: -items[i].score)
             if k is not None:
@@ -128,7 +129,6 @@ def get_reranker(
     raise InvalidTypeError(
         f"reranker must be a name, a Reranker or a list of them, got {type(spec).__name__}"
     )
-
 
 
 __all__ = ["DEFAULT_RERANKER", "NAMES", "RERANKERS", "RerankPipeline", "get_reranker"]

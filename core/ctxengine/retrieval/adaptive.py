@@ -69,7 +69,9 @@ class AdaptiveAlpha:
     length_weight: float
 
     def alpha(self, features: QueryFeatures) -> float:
-        mix = self.length_weight * features.length + (1 - self.length_weight) * (1 - features.rarity)
+        mix = self.length_weight * features.length + (1 - self.length_weight) * (
+            1 - features.rarity
+        )
         return min(max(self.low + (self.high - self.low) * mix, 0.0), 1.0)
 
 

@@ -38,7 +38,9 @@ def minmax(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarra
     return (values - low) / (high - low)
 
 
-def blend(dense: np.ndarray, lexical: np.ndarray, alpha: float, candidates: np.ndarray) -> np.ndarray:
+def blend(
+    dense: np.ndarray, lexical: np.ndarray, alpha: float, candidates: np.ndarray
+) -> np.ndarray:
     """``alpha * dense' + (1 - alpha) * lexical'`` for ``candidates``, each signal min-max
     scaled by its statistics over the whole index for this query."""
     return alpha * minmax(dense[candidates], dense) + (1.0 - alpha) * minmax(

@@ -219,12 +219,19 @@ class HybridRetriever:
         return {
             "documents": [e.document for e in entries],
             "tokens": [e.tokens for e in entries],
-            "vectors": np.stack([e.filled_vector for e in entries]).astype(np.float32) if have_vectors else None,
+            "vectors": np.stack([e.filled_vector for e in entries]).astype(np.float32)
+            if have_vectors
+            else None,
             "passages": [e.passages for e in entries] if have_passages else None,
             "embedder": self._resolved if have_vectors else None,
             "params": {
-                "mode": self.mode, "alpha": self.alpha, "fusion": self.fusion, "rrf_k": self.rrf_k,
-                "k1": self.k1, "b": self.b, "candidate_pool": self.candidate_pool,
+                "mode": self.mode,
+                "alpha": self.alpha,
+                "fusion": self.fusion,
+                "rrf_k": self.rrf_k,
+                "k1": self.k1,
+                "b": self.b,
+                "candidate_pool": self.candidate_pool,
                 "passage_window": self.passage_window,
             },
         }
@@ -245,7 +252,9 @@ class HybridRetriever:
         if len(tokens) != len(documents) or any(
             part is not None and len(part) != len(documents) for part in (vectors, passages)
         ):
-            raise ConfigurationError("documents, tokens, vectors and passages must have the same length")
+            raise ConfigurationError(
+                "documents, tokens, vectors and passages must have the same length"
+            )
         retriever = cls(embedder=embedder, **params)
         entries: dict[str, Entry] = {}
         for i, doc in enumerate(documents):
@@ -268,7 +277,9 @@ class HybridRetriever:
         if self._resolved is None:
             with self._lock:
                 if self._resolved is None:
-                    resolved = default_embedder() if self.embedder is None else get_embedder(self.embedder)
+                    resolved = (
+                        default_embedder() if self.embedder is None else get_embedder(self.embedder)
+                    )
                     if not isinstance(resolved, CachedEmbedder):
                         resolved = CachedEmbedder(resolved)
                     self._resolved = resolved
@@ -290,7 +301,9 @@ class HybridRetriever:
             entry.vector = vector
         position = len(todo)
         for entry, group in zip(windowed, windows):
-            entry.passages = vectors[position : position + len(group)].reshape(len(group), vectors.shape[1])
+            entry.passages = vectors[position : position + len(group)].reshape(
+                len(group), vectors.shape[1]
+            )
             position += len(group)
 
     def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
@@ -362,7 +375,9 @@ class HybridRetriever:
         # the matrix's build embeds the windows too (_fill_vectors fills both)
         return snap.part("windows", lambda: dense.windows(snap, self._matrix(snap).shape[1]))
 
-    def _dense_scores(self, snap: Snapshot, query: str, rows: np.ndarray | None = None) -> np.ndarray:
+    def _dense_scores(
+        self, snap: Snapshot, query: str, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
         # processes kept the cores busy (thread hand-off), einsum's single loop 0.6 ms at 10k.
         # ``rows`` (a filter's survivors) score, the rest stay at -inf. Gathering the rows
@@ -443,11 +458,15 @@ class HybridRetriever:
             name = "bm25" if mode == "keyword" else "tfidf"
             pool = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
             chosen = fusion.top_indices(scores, k, pool)
-            return [self._scored(snap, i, float(scores[i]), {name: float(scores[i])}) for i in chosen]
+            return [
+                self._scored(snap, i, float(scores[i]), {name: float(scores[i])}) for i in chosen
+            ]
         if mode == "dense":
             scores = self._dense_scores(snap, query, rows)
             chosen = fusion.top_indices(scores, k, rows)
-            return [self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen]
+            return [
+                self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen
+            ]
         alpha = self._adaptive_alpha(snap, query, tokens) if mode == "adaptive" else self.alpha
         return self._fused(snap, query, tokens, k, alpha, rows)
 
@@ -465,8 +484,13 @@ class HybridRetriever:
         # a filter's survivors are fused (and min-max scaled) among themselves
         pick = slice(None) if rows is None else rows
         chosen, fused = fusion.fuse(
-            dense[pick], lexical[pick], alpha=alpha, k=k, pool=self.candidate_pool,
-            method=self.fusion, rrf_k=self.rrf_k,
+            dense[pick],
+            lexical[pick],
+            alpha=alpha,
+            k=k,
+            pool=self.candidate_pool,
+            method=self.fusion,
+            rrf_k=self.rrf_k,
         )
         if rows is not None:
             chosen = rows[chosen]
@@ -475,14 +499,20 @@ class HybridRetriever:
                 snap,
                 index,
                 float(score),
-                {"bm25": float(lexical[index]), "dense": float(dense[index]),
-                 "hybrid": float(score), "alpha": float(alpha)},
+                {
+                    "bm25": float(lexical[index]),
+                    "dense": float(dense[index]),
+                    "hybrid": float(score),
+                    "alpha": float(alpha),
+                },
             )
             for index, score in zip(chosen, fused)
         ]
 
     @staticmethod
-    def _scored(snap: Snapshot, index: int, score: float, stages: dict[str, float]) -> ScoredDocument:
+    def _scored(
+        snap: Snapshot, index: int, score: float, stages: dict[str, float]
+    ) -> ScoredDocument:
         # The index-time vector rides along (when there is one), so near-duplicate removal
         # downstream never has to run the model on the candidates.
         vector = snap.entries[int(index)].vector

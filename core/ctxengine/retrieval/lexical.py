@@ -39,7 +39,9 @@ def postings(tokens: Sequence[str], vocabulary: dict[str, int]) -> Postings:
     ids = np.empty(len(counts), dtype=np.int32)
     for i, term in enumerate(counts):
         ids[i] = vocabulary.setdefault(term, len(vocabulary))
-    return Postings(ids, np.fromiter(counts.values(), dtype=np.float32, count=len(counts)), len(tokens))
+    return Postings(
+        ids, np.fromiter(counts.values(), dtype=np.float32, count=len(counts)), len(tokens)
+    )
 
 
 def _segment(documents: Sequence[Postings], n_terms: int) -> sparse.csc_matrix:

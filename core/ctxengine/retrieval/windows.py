@@ -35,10 +35,16 @@ class WindowMatrix(NamedTuple):
 def stack_windows(entries: Sequence[Entry], dimension: int) -> WindowMatrix:
     owners = [i for i, e in enumerate(entries) if e.passages is not None and len(e.passages)]
     if not owners:
-        return WindowMatrix(np.zeros((0, dimension), np.float32), np.zeros(0, np.intp), np.zeros(0, np.intp))
+        return WindowMatrix(
+            np.zeros((0, dimension), np.float32), np.zeros(0, np.intp), np.zeros(0, np.intp)
+        )
     counts = np.array([len(entries[i].filled_passages) for i in owners])
-    vectors = np.concatenate([entries[i].filled_passages for i in owners]).astype(np.float32, copy=False)
-    return WindowMatrix(vectors, np.array(owners, dtype=np.intp), np.r_[0, np.cumsum(counts)[:-1]].astype(np.intp))
+    vectors = np.concatenate([entries[i].filled_passages for i in owners]).astype(
+        np.float32, copy=False
+    )
+    return WindowMatrix(
+        vectors, np.array(owners, dtype=np.intp), np.r_[0, np.cumsum(counts)[:-1]].astype(np.intp)
+    )
 
 
 def restrict_windows(windows: WindowMatrix, rows: np.ndarray | None) -> WindowMatrix:
