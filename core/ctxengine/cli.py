@@ -110,9 +110,12 @@ def _memory_table(engine, query: str, session: str, packet, now: float):
         ("effective", 5),
         ("in packet", 7),
     ):
-        justify = "left" if column in ("role", "in packet") else "right"
         table.add_column(
-            column, justify=justify, no_wrap=True, min_width=width, overflow="ellipsis"
+            column,
+            justify="left" if column in ("role", "in packet") else "right",
+            no_wrap=True,
+            min_width=width,
+            overflow="ellipsis",
         )
     table.add_column("content", no_wrap=True, overflow="ellipsis", max_width=40)
     for item in scored:
