@@ -348,16 +348,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ctxengine {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from .compress import STRATEGIES
+    from .retrieval import MODES
+
     def common(p: argparse.ArgumentParser) -> None:
+        # the names come from the registries, so the CLI never lists a strategy twice
         p.add_argument(
-            "--retrieval",
-            default="hybrid",
-            help="keyword|tfidf|dense|hybrid|adaptive (default hybrid)",
+            "--retrieval", default="hybrid", choices=MODES, help="first stage (default hybrid)"
         )
         p.add_argument(
             "--compression",
             default="extractive",
-            help="truncate|sentence|extractive|semantic (default extractive)",
+            choices=STRATEGIES,
+            help="compression strategy (default extractive)",
         )
         cache = p.add_mutually_exclusive_group()
         cache.add_argument(
