@@ -88,6 +88,7 @@ _DOC_CAPTION = (
 
 def _memory_table(engine, query: str, session: str, packet, now: float):
     from rich.table import Table
+    from rich.text import Text
 
     chosen = {turn.turn.id for turn in packet.memory_turns}
     scored = sorted(
@@ -122,12 +123,13 @@ def _memory_table(engine, query: str, session: str, packet, now: float):
         parts = item.components
         hours = (now - item.turn.timestamp) / 3600
         age = f"{hours / 24:.1f} d" if hours >= 24 else f"{hours:.1f} h"
+        # styled Text, not markup: the console reads every string literally
         if item.turn.id in chosen:
-            status = "[green]yes"
+            status = Text("yes", style="green")
         elif item.effective < engine.memory.drop_threshold:
-            status = "[red]dropped"
+            status = Text("dropped", style="red")
         else:
-            status = "[yellow]no room"
+            status = Text("no room", style="yellow")
         table.add_row(
             age,
             item.role,
@@ -143,13 +145,22 @@ def _memory_table(engine, query: str, session: str, packet, now: float):
 
 def run_demo(args: argparse.Namespace) -> int:
     from rich.panel import Panel
+    from rich.text import Text
 
     from . import ContextEngine, ManualClock
-    from .demo import FIRST_QUESTION, HISTORY, KNOWLEDGE_BASE, QUERY, SYSTEM_PROMPT, TOKEN_BUDGET
+    from .demo import (
+        FIRST_QUESTION,
+        FIRST_QUESTION_HOURS_AGO,
+        HISTORY,
+        KNOWLEDGE_BASE,
+        QUERY,
+        SYSTEM_PROMPT,
+        TOKEN_BUDGET,
+    )
 
     console = _console()
     now = 1_750_000_000.0
-    clock = ManualClock(now - HISTORY[2][0] * 3600)
+    clock = ManualClock(now - FIRST_QUESTION_HOURS_AGO * 3600)
     engine = ContextEngine.from_documents(
         KNOWLEDGE_BASE,
         system_prompt=SYSTEM_PROMPT,
@@ -170,7 +181,7 @@ def run_demo(args: argparse.Namespace) -> int:
         (first, f"turn 1 (3 days ago): {FIRST_QUESTION}"),
         (second, f"turn 2 (now): {QUERY}"),
     ):
-        console.rule(f"[bold]{title}")
+        console.rule(Text(title, style="bold"))
         console.print(Panel(packet.text, title="packet.text", expand=True))
         console.print(_documents_table(packet, "Documents (best first)"))
     console.print(_memory_table(engine, QUERY, session, second, now))
@@ -244,7 +255,7 @@ def run_build(args: argparse.Namespace) -> int:
             return Text(f"{task.speed:,.0f} texts/s" if task.speed else "")
 
     columns = (
-        TextColumn("[bold]embedding"),
+        TextColumn("embedding", style="bold"),
         BarColumn(),
         MofNCompleteColumn(),
         Rate(),

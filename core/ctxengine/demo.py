@@ -104,6 +104,7 @@ SYSTEM_PROMPT = (
 HISTORY: tuple[tuple[float, str, str], ...] = (
     (144.0, "user", "Unrelated: what hydration should a beginner use for sourdough bread?"),
     (144.0, "assistant", "Start around 70% hydration; wetter doughs are harder to shape."),
+    (143.9, "user", "Thanks, I will bake this weekend."),
     (74.0, "user", "What is context engineering, and why does the token budget matter?"),
     (
         74.0,
@@ -125,7 +126,8 @@ HISTORY: tuple[tuple[float, str, str], ...] = (
     (0.2, "user", "I build support agents that keep months of chat history."),
 )
 
-FIRST_QUESTION = HISTORY[2][2]  # asked three days ago, when nothing was remembered
+# asked three days ago, when nothing was remembered
+FIRST_QUESTION_HOURS_AGO, _, FIRST_QUESTION = HISTORY[3]
 
 #: The same conversation without ages (role, text), as the tests and adapters replay it.
 CONVERSATION: tuple[tuple[str, str], ...] = (

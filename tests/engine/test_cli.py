@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from ctxengine.cli import main
+from ctxengine.demo import HISTORY
 
 
 def test_demo_prints_both_turns_within_budget(capsys):
@@ -25,7 +26,7 @@ def test_demo_prints_both_turns_within_budget(capsys):
     # decay is visible: the six-day-old off-topic turn is dropped, the day-old relevant one is in
     memory = out.split("Memory: every stored turn", 1)[1]
     rows = [line for line in memory.splitlines() if re.match(r"^\W*\d+\.\d (d|h)\b", line)]
-    assert len(rows) == 7
+    assert len(rows) == len(HISTORY)
     assert any("6.0 d" in row and "dropped" in row and "Unrelated" in row for row in rows)
     assert any("1.1 d" in row and "yes" in row and "Explain" in row for row in rows)
 
