@@ -18,19 +18,20 @@
 :func:`spread_to_neighbours` then lets each turn inherit part of the relevance of the
 adjacent turn by the other party: in a dialogue the answer sits next to the question that
 names the topic, and often shares no word with a later query about it.
+
+The scores themselves are computed over a session's columns at once
+(:class:`~ctxengine.memory.arrays.SessionArrays`, used by
+:meth:`DecayMemory.recall <ctxengine.memory.DecayMemory.recall>`); this module holds the
+rules' shared pieces.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
-from ..embeddings import Embedder
 from ..text import term_set
 
 RELEVANCE_MODES = ("lexical", "dense", "hybrid", "overlap")
@@ -44,50 +45,6 @@ def lexical_terms(text: str) -> frozenset[str]:
 @lru_cache(maxsize=65536)
 def plain_words(text: str) -> frozenset[str]:
     return frozenset(text.lower().split())
-
-
-def lexical_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
-    """IDF-weighted share of the query's terms found in each text (0..1)."""
-    sets = [lexical_terms(text) for text in texts]
-    query_terms = lexical_terms(query)
-    out = np.zeros(len(sets), dtype=np.float64)
-    if not query_terms or not sets:
-        return out
-    frequency = Counter(term for terms in sets for term in terms & query_terms)
-    n = len(sets)
-    idf = {t: math.log(1.0 + (n - frequency[t] + 0.5) / (frequency[t] + 0.5)) for t in query_terms}
-    total = sum(idf.values())
-    for index, terms in enumerate(sets):
-        shared = terms & query_terms
-        if shared:
-            out[index] = sum(idf[t] for t in shared) / total
-    return out
-
-
-def overlap_relevance(query: str, texts: Sequence[str]) -> np.ndarray:
-    """The article's ``|query ∩ turn| / |query|`` on lower-cased whitespace words."""
-    query_words = plain_words(query)
-    if not query_words:
-        return np.zeros(len(texts), dtype=np.float64)
-    return np.array(
-        [len(query_words & plain_words(text)) / len(query_words) for text in texts],
-        dtype=np.float64,
-    )
-
-
-def dense_relevance(
-    query: str, texts: Sequence[str], embedder: Embedder, floor: float, query_adapter: Any = None
-) -> np.ndarray:
-    """Cosine similarity rescaled so that ``floor`` and below map to 0 (0..1);
-    ``query_adapter`` (a :class:`~ctxengine.learn.QueryAdapter`) maps the query vector first."""
-    if not texts:
-        return np.zeros(0, dtype=np.float64)
-    vectors = embedder.embed(list(texts))
-    query_vector = embedder.embed([query])[0]
-    if query_adapter is not None:
-        query_vector = query_adapter(query_vector)
-    cosine = vectors.astype(np.float64) @ query_vector.astype(np.float64)
-    return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
 
 
 def spread_to_neighbours(
@@ -117,10 +74,7 @@ def spread_to_neighbours(
 
 __all__ = [
     "RELEVANCE_MODES",
-    "dense_relevance",
-    "lexical_relevance",
     "lexical_terms",
-    "overlap_relevance",
     "plain_words",
     "spread_to_neighbours",
 ]
