@@ -48,6 +48,7 @@ from ..clock import Clock, system_clock, to_duration, to_seconds
 from ..embeddings import CachedEmbedder, Embedder
 from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
+from ..scoring import cosine_scores
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn, check_role
 from .arrays import SessionArrays, exchange_partners, pack_exchanges, pack_indices
@@ -473,9 +474,7 @@ class DecayMemory:
                 store_vectors(session_id, [t.id for t in turns], list(vectors), model)
         if self.query_adapter is not None:  # a trained ctxengine.learn.QueryAdapter
             query_vector = self.query_adapter(query_vector)
-        # einsum, not BLAS: a threaded BLAS mat-vec stalls for tens of ms on busy cores (see
-        # HybridRetriever._dense_scores); einsum's single loop is ~1 ms at 10k turns.
-        cosine = np.einsum("ij,j->i", arrays.vectors, query_vector.astype(np.float32))
+        cosine = cosine_scores(arrays.vectors, query_vector.astype(np.float32))
         cosine = cosine.astype(np.float64)
         floor = self.dense_floor
         return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)

@@ -33,6 +33,7 @@ from ..errors import (
     DuplicateDocumentError,
     InvalidTypeError,
 )
+from ..scoring import cosine_scores
 from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, dense, fusion
@@ -378,8 +379,6 @@ class HybridRetriever:
     def _dense_scores(
         self, snap: Snapshot, query: str, rows: np.ndarray | None = None
     ) -> np.ndarray:
-        # einsum, not BLAS: a multi-threaded BLAS matvec cost ~28 ms whenever other threads or
-        # processes kept the cores busy (thread hand-off), einsum's single loop 0.6 ms at 10k.
         # ``rows`` (a filter's survivors) score, the rest stay at -inf. Gathering the rows
         # copies them, so it pays only for a selective filter; when most pass, one pass over
         # the whole matrix is cheaper (benchmarks/filters.py).
@@ -390,9 +389,9 @@ class HybridRetriever:
         gather = rows is not None and _GATHER_BELOW * len(matrix) > len(rows)
         if gather:
             scores = np.full(len(matrix), -np.inf, dtype=np.float32)
-            scores[rows] = np.einsum("ij,j->i", matrix[rows], vector)
+            scores[rows] = cosine_scores(matrix[rows], vector)
         else:
-            scores = np.einsum("ij,j->i", matrix, vector)
+            scores = cosine_scores(matrix, vector)
         if self.passage_window:
             windows = self._windows(snap)
             take_best_window(scores, restrict_windows(windows, rows) if gather else windows, vector)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..scoring import cosine_scores
 from ..text import sentence_windows
 from .snapshot import Entry
 
@@ -65,8 +66,7 @@ def restrict_windows(windows: WindowMatrix, rows: np.ndarray | None) -> WindowMa
 def take_best_window(scores: np.ndarray, windows: WindowMatrix, query: np.ndarray) -> np.ndarray:
     """``scores`` (whole-text cosines) raised, in place, to each owner's best window cosine."""
     if len(windows.owners):
-        # einsum, not BLAS, for the reason given in HybridRetriever._dense_scores
-        best = np.maximum.reduceat(np.einsum("ij,j->i", windows.vectors, query), windows.starts)
+        best = np.maximum.reduceat(cosine_scores(windows.vectors, query), windows.starts)
         scores[windows.owners] = np.maximum(scores[windows.owners], best)
     return scores
 
