@@ -34,6 +34,8 @@ from .tokens import TokenCounter, get_token_counter
 from .types import Document, ScoredDocument, ScoredTurn, Turn, check_candidates
 
 DocumentLike = Document | str | Mapping[str, Any]
+# the first stage's pool fetched by the async path, and the seconds the fetch took
+_Prefetched = tuple[list[ScoredDocument], float]
 
 
 class ContextEngine:
@@ -331,19 +333,21 @@ class ContextEngine:
         """Async :meth:`retrieve`: the first stage's own coroutine when it has one."""
         check_text(query, "query")
         check_positive_int(k, "k")
-        pool = await self._afirst_stage(query, k, filter)
+        prefetched = await self._afirst_stage(query, k, filter)
         return await asyncio.to_thread(
-            lambda: self._retrieve(query, k, {}, filter=filter, pool=pool)[0]
+            lambda: self._retrieve(query, k, {}, filter=filter, prefetched=prefetched)[0]
         )
 
-    async def _afirst_stage(self, query: str, k: int, filter: Any) -> list[ScoredDocument] | None:
-        """The first stage's candidates from its native ``aretrieve`` (None: it has none, so
-        the worker thread calls ``retrieve``); CPU-bound stages stay off the event loop."""
+    async def _afirst_stage(self, query: str, k: int, filter: Any) -> _Prefetched | None:
+        """The first stage's candidates from its native ``aretrieve``, timed (None: it has
+        none, so the worker thread calls ``retrieve``); CPU-bound stages stay off the loop."""
         aretrieve = getattr(self.retriever, "aretrieve", None)
         if aretrieve is None or not asyncio.iscoroutinefunction(aretrieve):
             return None
         extra = {} if filter is None else {"filter": filter}
-        return list(await aretrieve(query, k=max(k, self.candidates), **extra))
+        started = time.perf_counter()
+        pool = list(await aretrieve(query, k=max(k, self.candidates), **extra))
+        return pool, time.perf_counter() - started
 
     def _retrieve(
         self,
@@ -352,20 +356,22 @@ class ContextEngine:
         timings: dict[str, float],
         *,
         filter: Any = None,
-        pool: list[ScoredDocument] | None = None,
+        prefetched: _Prefetched | None = None,
     ) -> tuple[list[ScoredDocument], list[ScoredDocument]]:
         """Stages 1-2: the best ``k`` after re-ranking, and the first stage's whole pool
-        (``pool``: already fetched by the async path). ``filter`` goes to the first stage."""
+        (``prefetched``: fetched by the async path). ``filter`` goes to the first stage."""
         if self.retriever is None:
             if filter is not None:
                 raise ConfigurationError("a filter needs a retriever: this engine has none")
             return [], []
         started = time.perf_counter()
-        if pool is None:
+        if prefetched is None:
             extra = {} if filter is None else {"filter": filter}
             pool = self.retriever.retrieve(query, k=max(k, self.candidates), **extra)
+            timings["retrieve"] = time.perf_counter() - started
+        else:
+            pool, timings["retrieve"] = prefetched
         pool = check_candidates(pool, type(self.retriever).__name__)
-        timings["retrieve"] = time.perf_counter() - started
         started = time.perf_counter()
         ranked = self.reranker.rerank(query, pool, k=k) if self.reranker is not None else pool
         timings["rerank"] = time.perf_counter() - started
@@ -428,7 +434,6 @@ class ContextEngine:
         touch: bool = False,
         ledger: BudgetLedger | None = None,
         filter: Any = None,
-        _pool: list[ScoredDocument] | None = None,
     ) -> ContextPacket:
         """Build the packet for ``query``: always within the token budget, every choice recorded.
 
@@ -441,13 +446,26 @@ class ContextEngine:
         (``{"year": {"$gte": 2020}}``), applied before scoring; a wrapped framework retriever
         receives it in its own format.
         """
+        return self._build(query, session_id, k, now, touch, ledger, filter, None)
+
+    def _build(
+        self,
+        query: str,
+        session_id: str,
+        k: int | None,
+        now: float | datetime | None,
+        touch: bool,
+        ledger: BudgetLedger | None,
+        filter: Any,
+        prefetched: _Prefetched | None,
+    ) -> ContextPacket:
         check_text(query, "query")
         check_text(session_id, "session_id")
         k = self.k if k is None else check_positive_int(k, "k")
         timings: dict[str, float] = {}
         started = time.perf_counter()
         usage = model_usage()  # to report any embedding-model call this build makes
-        ranked, pool = self._retrieve(query, k, timings, filter=filter, pool=_pool)  # 1-2.
+        ranked, pool = self._retrieve(query, k, timings, filter=filter, prefetched=prefetched)
 
         ledger = ledger if ledger is not None else self.budget.start(self.system_prompt)
         ledger.fit_question(query)  # 3. the question, after the fixed slots
@@ -481,14 +499,26 @@ class ContextEngine:
             candidates=pool,
         )
 
-    async def abuild(self, query: str, **kwargs: Any) -> ContextPacket:
+    async def abuild(
+        self,
+        query: str,
+        *,
+        session_id: str = "default",
+        k: int | None = None,
+        now: float | datetime | None = None,
+        touch: bool = False,
+        ledger: BudgetLedger | None = None,
+        filter: Any = None,
+    ) -> ContextPacket:
         """Async :meth:`build`: the first stage's own ``aretrieve`` coroutine when it has one
         (an async-only framework retriever works), the CPU-bound stages in a worker thread
-        (the engine is thread-safe)."""
+        (the engine is thread-safe). ``timings["retrieve"]`` is the awaited fetch."""
         check_text(query, "query")
-        k = check_positive_int(kwargs.get("k") or self.k, "k")
-        pool = await self._afirst_stage(query, k, kwargs.get("filter"))
-        return await asyncio.to_thread(lambda: self.build(query, _pool=pool, **kwargs))
+        size = self.k if k is None else check_positive_int(k, "k")
+        prefetched = await self._afirst_stage(query, size, filter)
+        return await asyncio.to_thread(
+            self._build, query, session_id, k, now, touch, ledger, filter, prefetched
+        )
 
     # --- learning from the application's data -------------------------------------------
 

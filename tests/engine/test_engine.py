@@ -21,6 +21,7 @@ from ctxengine.learn import RankingExample
 from ctxengine.rerank import passage_windows
 from ctxengine.retrieval import MODES
 from ctxengine.text import sentences
+from ctxengine.types import ScoredDocument
 
 
 @pytest.fixture
@@ -261,3 +262,25 @@ def test_the_engine_embedder_serves_reranking_memory_compression_and_fit(clock):
     )
     assert engine.reranker.features.embedder is engine.embedder
     assert engine.embedder.embedder is recording  # behind the one cache the stages share
+
+
+def test_abuild_awaits_an_async_first_stage_and_times_it():
+    from ctxengine.compress import get_compressor
+
+    class AsyncOnly:
+        """A first stage with a native coroutine; its sync path must not be used."""
+
+        def retrieve(self, query, k=10):
+            raise AssertionError("abuild must await aretrieve")
+
+        async def aretrieve(self, query, k=10):
+            await asyncio.sleep(0.02)
+            return [
+                ScoredDocument(Document(d.text, id=d.id), 1.0 - i / 10)
+                for i, d in enumerate(KNOWLEDGE_BASE)
+            ]
+
+    engine = ContextEngine(AsyncOnly(), compressor=get_compressor("sentence"), token_budget=400)
+    packet = asyncio.run(engine.abuild(QUERY))
+    assert packet.documents and packet.tokens_used <= 400
+    assert packet.timings["retrieve"] >= 0.02  # the awaited fetch, not a 0 for a prefetched pool
