@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -37,18 +36,8 @@ DOCS = [
 ]
 
 
-@pytest.fixture
-def alarm():
-    """Fail (instead of hanging the suite) if the test body blocks for a minute."""
-
-    def _expired(*_):
-        raise TimeoutError("blocked for 60 s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+# a blocked FIFO or a followed link fails the test after this many seconds (conftest's alarm)
+ALARM_SECONDS = 60
 
 
 def _engine(**kwargs) -> ContextEngine:

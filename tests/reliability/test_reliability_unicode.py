@@ -5,7 +5,6 @@ text, and text that shows nothing is blank."""
 from __future__ import annotations
 
 import re
-import signal
 import unicodedata
 
 import pytest
@@ -25,20 +24,6 @@ DOCS = [
     Document(id="a", text="Context engineering decides what the model sees."),
     Document(id="b", text="Memory decay forgets old turns of a conversation."),
 ]
-
-
-@pytest.fixture
-def alarm():
-    """A generous bound: the inputs below took minutes before the fix."""
-
-    def _expired(*_):
-        raise TimeoutError("still running after 120 s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.alarm(120)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _engine(**kwargs) -> ContextEngine:
