@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from learn_support import small_engine
 
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine.errors import (
@@ -254,16 +255,7 @@ DOCS = [
 
 
 def make_engine(**options) -> ContextEngine:
-    return ContextEngine.from_documents(
-        DOCS,
-        retrieval="hybrid",
-        embedder="hashing",
-        token_budget=400,
-        k=2,
-        candidates=6,
-        clock=ManualClock(1_700_000_000.0),
-        **options,
-    )
+    return small_engine(DOCS, **options)
 
 
 def test_untrained_engine_is_exactly_the_default(tmp_path):

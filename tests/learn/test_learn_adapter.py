@@ -8,8 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from learn_support import small_engine
 
-from ctxengine import ContextEngine, Document, ManualClock
+from ctxengine import ContextEngine, Document
 from ctxengine.errors import ConfigurationError, IndexFormatError, InvalidInputError
 from ctxengine.learn import QueryAdapter, RankingExample, document_pairs, fit_adapter
 
@@ -46,15 +47,7 @@ EXAMPLES = [
 
 
 def make_engine() -> ContextEngine:
-    return ContextEngine.from_documents(
-        DOCS,
-        retrieval="hybrid",
-        embedder="hashing",
-        token_budget=400,
-        k=2,
-        candidates=6,
-        clock=ManualClock(1_700_000_000.0),
-    )
+    return small_engine(DOCS)
 
 
 def dense_mrr(engine: ContextEngine) -> float:

@@ -3,7 +3,9 @@ feedback it was not trained on; too little feedback changes nothing."""
 
 from __future__ import annotations
 
-from ctxengine import ContextEngine, Document, ManualClock
+from learn_support import small_engine
+
+from ctxengine import ContextEngine, Document
 from ctxengine.learn import LearnedRanker, OnlineLearner, RankingExample
 from ctxengine.learn.online import in_holdout
 
@@ -28,15 +30,7 @@ QUERIES = [(f"{topic} question {i}", doc) for i in range(12) for topic, doc in T
 
 
 def make_engine() -> ContextEngine:
-    return ContextEngine.from_documents(
-        DOCS,
-        retrieval="hybrid",
-        embedder="hashing",
-        token_budget=400,
-        k=2,
-        candidates=6,
-        clock=ManualClock(1_700_000_000.0),
-    )
+    return small_engine(DOCS)
 
 
 def wrong(doc: str) -> str:
