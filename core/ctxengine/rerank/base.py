@@ -11,6 +11,7 @@ import numpy as np
 from .._validation import check_positive_int, check_text
 from ..embeddings import CachedEmbedder, Embedder, default_embedder
 from ..errors import ConfigurationError, InvalidTypeError
+from ..scoring import minmax
 from ..types import ScoredDocument
 
 
@@ -46,18 +47,6 @@ def check_call(
                 f"candidates must be ScoredDocument objects, got {type(item).__name__}"
             )
     return items
-
-
-def minmax(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] within the list. All-equal lists map to 1.0: nothing separates them,
-    and a lone candidate should keep full weight rather than look worthless."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return array
-    low, high = float(array.min()), float(array.max())
-    if not np.isfinite(low) or not np.isfinite(high) or high - low <= 1e-12:
-        return np.ones_like(array)
-    return (array - low) / (high - low)
 
 
 def base_scores(candidates: Sequence[ScoredDocument]) -> np.ndarray:
