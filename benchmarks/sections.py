@@ -597,6 +597,19 @@ SECTIONS: dict[str, Spec] = {
     "resource_bounds": Spec(
         "Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False
     ),
+    "scaleout": Spec(
+        "Scale-out: ctxengine over a Chroma server",
+        _generic("scaleout"),
+        ("scifact", "locomo"),
+        False,
+    ),
+    "filters": Spec("Metadata filters", _generic("filters"), ("scifact",), False),
+    "reliability": Spec(
+        "Reliability: linear time on hostile input", _generic("reliability"), (), False
+    ),
+    "chunking": Spec(
+        "Chunking: passages vs whole files on a real folder", _generic("chunking"), (), False
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),
