@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite, check_positive_int
+from .._validation import check_finite, check_format, check_positive_int
 from ..errors import ConfigurationError, IndexFormatError, InvalidInputError
 
 FORMAT = "ctxengine-query-adapter"
@@ -256,13 +256,7 @@ class QueryAdapter:
     @classmethod
     def from_dict(cls, data: Any) -> QueryAdapter:
         """Rebuild from :meth:`to_dict` output, checking every field."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise IndexFormatError("not a ctxengine query-adapter file")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"query adapter format version {data.get('format_version')!r}; "
-                f"this ctxengine reads version {FORMAT_VERSION}"
-            )
+        data = check_format(data, FORMAT, FORMAT_VERSION, "query adapter")
         rank, dimension = data.get("rank"), data.get("dimension")
         if not isinstance(rank, int) or not _positive_int(rank) or not _positive_int(dimension):
             raise IndexFormatError("rank and dimension must be positive integers")

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_finite, check_positive_int
+from .._validation import check_choice, check_finite, check_format, check_positive_int
 from ..errors import ConfigurationError, IndexFormatError, InvalidInputError
 
 FORMAT = "ctxengine-learned-scorer"
@@ -288,13 +288,7 @@ class LinearScorer:
     @classmethod
     def from_dict(cls, data: Any) -> LinearScorer:
         """Rebuild a scorer from :meth:`to_dict` output, checking every field."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise IndexFormatError("not a ctxengine learned-scorer file")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"learned scorer format version {data.get('format_version')!r}; this ctxengine "
-                f"reads version {FORMAT_VERSION}"
-            )
+        data = check_format(data, FORMAT, FORMAT_VERSION, "learned scorer")
         names = data.get("feature_names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise IndexFormatError("feature_names must be a non-empty list of strings")
