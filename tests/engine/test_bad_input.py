@@ -199,7 +199,7 @@ CONSTRUCTION = [
     ("memory_url blank", lambda: engine(memory_url="  "), InvalidInputError),
     ("unknown token counter", lambda: engine(token_counter="gpt-17"), UnknownStrategyError),
     ("token counter int", lambda: engine(token_counter=5), ConfigurationError),
-    ("embedder int", lambda: engine(retrieval="dense", embedder=5), ConfigurationError),
+    ("embedder int", lambda: engine(retrieval="dense", embedder=5), InvalidTypeError),
     (
         "embedder missing path",
         lambda: engine(retrieval="dense", embedder="/no/such/model"),
