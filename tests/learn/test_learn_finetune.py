@@ -43,7 +43,9 @@ DOCS = [
     Document("Dense embeddings map text to vectors for similarity search.", id="emb"),
     Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
     Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document("Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"),
+    Document(
+        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
+    ),
     Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
     Document("Compression keeps the sentences that answer the query.", id="compress"),
 ]
@@ -182,9 +184,10 @@ def test_switched_index_saves_loads_and_scores_the_same(tuned, tmp_path):
 
     engine.save(tmp_path / "index")
     loaded = ContextEngine.load(tmp_path / "index", rerank="none")  # finds the folder itself
-    assert embedder_identity(loaded.retriever._embedder()) == SentenceTransformerEmbedder(
-        tuned["a"]
-    ).identity
+    assert (
+        embedder_identity(loaded.retriever._embedder())
+        == SentenceTransformerEmbedder(tuned["a"]).identity
+    )
     for query in ("prompt size", "keyword matching", "forgetting chats"):
         reloaded = scores(loaded, query)
         expected = scores(engine, query)
