@@ -214,7 +214,8 @@ class EncoderFineTuner:
         finally:
             _remove_scratch(scratch)
         seconds = time.perf_counter() - started
-        model.save(str(output_dir))
+        # no model card: writing one may look the base model up on a hub, and we stay offline
+        model.save(str(output_dir), create_model_card=False)
         return {
             "triples": len(triples),
             "steps": int(result.global_step),
