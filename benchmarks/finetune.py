@@ -21,7 +21,7 @@ hybrid retrieval on the unseen claims for the base model, base + adapter and the
 model, the spread of the fine-tuned model's margin over 5 seeded chunks of those claims,
 training seconds and steps, and the seconds to re-embed the corpus.
 
-    python -m benchmarks.finetune            # full (~25 min on a loaded 2-core machine)
+    python -m benchmarks.finetune            # full (~70 min on a loaded 2-core machine)
     python -m benchmarks.finetune --quick    # 40 claims, 400 abstracts, 4 steps (smoke test)
 """
 
