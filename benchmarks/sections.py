@@ -616,4 +616,10 @@ SECTIONS: dict[str, Spec] = {
         ("scifact", "locomo"),
         False,
     ),
+    "finetune": Spec(
+        "Encoder fine-tuning vs the base model and the query adapter (SciFact)",
+        _generic("finetune"),
+        ("scifact",),
+        False,
+    ),
 }

@@ -7,8 +7,10 @@ engine falls back to :class:`HashingEmbedder`, a deterministic lexical embedding
 once). There are no random vectors anywhere.
 
 :class:`CachedEmbedder` wraps any embedder with an in-memory cache and, optionally, an
-on-disk SQLite cache keyed by model name + text hash, so re-indexing or adding a document
-never re-embeds the corpus.
+on-disk SQLite cache keyed by the model's identity + text hash, so re-indexing or adding a
+document never re-embeds the corpus. A model loaded from a local folder other than the bundled
+one is identified by its name *and* a checksum of its files (:func:`model_checksum`), so a
+fine-tuned model is never served the vectors of the model it was trained from.
 """
 
 from __future__ import annotations
@@ -104,6 +106,30 @@ def bundled_model_path() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+def model_checksum(path: str | os.PathLike[str]) -> str:
+    """SHA-256 over a model folder's files (relative path and content, sorted), Markdown
+    model cards left out: they describe the weights but do not change a vector.
+
+    Two folders with the same checksum produce the same vectors; a fine-tuned copy of a
+    model (same architecture, same name of its parent) does not share the original's.
+    """
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".md"):
+        digest.update(file.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def embedder_identity(embedder: Any) -> str:
+    """What names ``embedder``'s vectors: its ``identity`` when it has one (a model from a
+    local folder: name and checksum), else its name."""
+    identity = getattr(embedder, "identity", None)
+    return identity if isinstance(identity, str) else str(embedder.name)
+
+
 @contextlib.contextmanager
 def _quiet_loading(quiet: bool) -> Iterator[None]:
     """Hide transformers' ``Loading weights`` bar (printed by every process that loads a
@@ -180,7 +206,29 @@ class SentenceTransformerEmbedder:
                 f"the model at {str(path)!r} does not say its embedding dimension"
             )
         self.dimension = int(dimension)
+        self.bundled = model is None
+        self._checksum: str | None = None
         self._lock = threading.Lock()
+
+    @property
+    def checksum(self) -> str:
+        """:func:`model_checksum` of the model folder (computed once, on first need)."""
+        if self._checksum is None:
+            self._checksum = model_checksum(self.path)
+        return self._checksum
+
+    @property
+    def identity(self) -> str:
+        """The name of this model's vectors (cache key, index manifest). The bundled model's
+        is its name, as before checksums existed, so caches filled then stay valid (its
+        weights are pinned by the package); any other folder's adds its checksum."""
+        return self.name if self.bundled else f"{self.name}@sha256:{self.checksum[:16]}"
+
+    @property
+    def model(self) -> Any:
+        """The loaded ``SentenceTransformer`` (what :mod:`ctxengine.learn.finetune` trains a
+        copy of)."""
+        return self._model
 
     @property
     def tokenizer(self) -> Any:
@@ -343,11 +391,13 @@ class CachedEmbedder:
         self._max_memory_items = max_memory_items
         self._lock = threading.Lock()
         self._local = threading.local()
+        self.cache_dir: Path | None = None if cache_dir is None else Path(cache_dir)
         self._db_path: Path | None = None
         if cache_dir is not None:
             directory = Path(cache_dir)
             directory.mkdir(parents=True, exist_ok=True)
-            safe = hashlib.sha1(f"{self.name}:{self.dimension}".encode()).hexdigest()[:16]
+            identity = embedder_identity(embedder)
+            safe = hashlib.sha1(f"{identity}:{self.dimension}".encode()).hexdigest()[:16]
             self._db_path = directory / f"embeddings-{safe}.sqlite"
             with self._connect() as db:
                 db.execute(
@@ -367,6 +417,10 @@ class CachedEmbedder:
     @property
     def tokenizer(self) -> Any:
         return getattr(self.embedder, "tokenizer", None)
+
+    @property
+    def identity(self) -> str:
+        return embedder_identity(self.embedder)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         items = _check_texts(texts)
@@ -574,7 +628,9 @@ __all__ = [
     "check_embedder_spec",
     "check_embeddings",
     "default_embedder",
+    "embedder_identity",
     "get_embedder",
+    "model_checksum",
     "model_usage",
     "normalize_rows",
     "resolve_embedder",

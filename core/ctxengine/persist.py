@@ -2,8 +2,8 @@
 
 An index is a directory of plain files (never pickle, so loading one cannot run code):
 
-* ``manifest.json`` -- format and version, the ctxengine version, the embedder's name and
-  dimension, the retriever's parameters, the document count, and a SHA-256 per file;
+* ``manifest.json`` -- format and version, the ctxengine version, the embedder's name,
+  dimension and identity (for a model from a local folder: name and checksum of its files), the retriever's parameters, the document count, and a SHA-256 per file;
 * ``documents.jsonl`` -- one ``{"id", "text", "metadata"}`` per line, in index order;
 * ``tokens.jsonl`` -- the analyzed tokens of each document (same order), from which the
   BM25 and TF-IDF indexes are rebuilt on the first query without re-analysis;
@@ -13,7 +13,10 @@ An index is a directory of plain files (never pickle, so loading one cannot run 
   (:mod:`ctxengine.learn`: feature names and coefficients as JSON), when the engine has them.
 
 Loading checks the embedder against the manifest: vectors of another model or dimension
-would rank nonsense, so that is an :class:`~ctxengine.errors.EmbeddingMismatchError`.
+would rank nonsense, so that is an :class:`~ctxengine.errors.EmbeddingMismatchError`; so are
+vectors of a model with the same name but other weights (a fine-tuned copy, the base model
+of one). Without an embedder given, an index whose vectors came from a local model folder
+loads that folder again (the checksum must still match).
 Anything that is not an intact index of this format is an
 :class:`~ctxengine.errors.IndexFormatError`: so is a symbolic link, FIFO, device or
 directory where an index file should be (never followed, never opened for reading, so a
@@ -50,7 +53,7 @@ from ._files import (
     sha256,
     sync,
 )
-from .embeddings import Embedder, HashingEmbedder, get_embedder
+from .embeddings import Embedder, HashingEmbedder, embedder_identity, get_embedder
 from .errors import (
     ConfigurationError,
     CtxEngineError,
@@ -163,7 +166,11 @@ def save_index(
         "documents": len(documents),
         "embedder": None
         if embedder is None
-        else {"name": embedder.name, "dimension": embedder.dimension},
+        else {
+            "name": embedder.name,
+            "dimension": embedder.dimension,
+            "identity": embedder_identity(embedder),
+        },
         "analyzer_probe": analyze(_ANALYZER_PROBE),
         "files": {},
     }
@@ -320,6 +327,8 @@ def _check_counts(manifest: Mapping[str, Any], root: Path) -> None:
             )
         if not isinstance(embedder.get("name"), str):
             raise IndexFormatError(f"{root / MANIFEST}: the embedder has no name")
+        if not isinstance(embedder.get("identity", ""), str):
+            raise IndexFormatError(f"{root / MANIFEST}: the embedder's identity is not a string")
 
 
 def read_extras(
@@ -414,6 +423,8 @@ def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder |
             resolved: Embedder = HashingEmbedder(dimension)  # deterministic: rebuilt, not stored
         except CtxEngineError as exc:
             raise IndexFormatError(f"the index names an embedder that cannot exist: {exc}") from exc
+    elif embedder is None and isinstance(name, str) and _local_model(saved):
+        resolved = get_embedder(name)  # the fine-tuned (or other local) folder it names
     else:
         resolved = get_embedder(embedder)
     if (resolved.name, resolved.dimension) != (name, dimension):
@@ -422,7 +433,26 @@ def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder |
             f"given is {resolved.name!r} (dimension {resolved.dimension}); pass the same "
             "embedder, or rebuild the index with the new one"
         )
+    identity = saved.get("identity")  # absent in indexes saved before identities existed
+    if identity is not None and embedder_identity(resolved) != identity:
+        raise EmbeddingMismatchError(
+            f"the index's vectors come from {identity!r} but the embedder given is "
+            f"{embedder_identity(resolved)!r}: same name, other weights (a fine-tuned copy or "
+            "its base model); pass the model the index was embedded with, or re-embed it"
+        )
     return resolved
+
+
+def _local_model(saved: Mapping[str, Any]) -> bool:
+    """Whether the manifest's embedder is a model folder on this machine, identified by its
+    checksum (a name that merely looks like a path is not loaded)."""
+    name, identity = saved.get("name"), saved.get("identity")
+    return (
+        isinstance(name, str)
+        and isinstance(identity, str)
+        and "@sha256:" in identity
+        and Path(name).is_dir()
+    )
 
 
 def load_index(

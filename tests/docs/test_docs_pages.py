@@ -52,6 +52,7 @@ def test_configuration_reference_lists_every_option():
     from ctxengine import ContextEngine, TokenBudget
     from ctxengine.compress import ExtractiveCompressor, SemanticCompressor, SentenceCompressor
     from ctxengine.embeddings import CachedEmbedder, SentenceTransformerEmbedder
+    from ctxengine.learn import EncoderFineTuner, fine_tune_encoder
     from ctxengine.memory import DecayMemory
     from ctxengine.retrieval import HybridRetriever
 
@@ -74,6 +75,8 @@ def test_configuration_reference_lists_every_option():
         SentenceCompressor.__init__,
         CachedEmbedder.__init__,
         SentenceTransformerEmbedder.__init__,
+        EncoderFineTuner.__init__,
+        fine_tune_encoder,
     ):
         absent = _parameters(obj) - listed
         if absent:

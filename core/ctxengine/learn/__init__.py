@@ -8,6 +8,8 @@ them for document ranking (:class:`LearnedRanker`) and for history-turn selectio
 A :class:`QueryAdapter` learns a map on query vectors for the dense signal (documents,
 their sentence windows and memory turns keep their vectors); an :class:`OnlineLearner`
 refits as feedback arrives and installs a refit only when it wins on held-out feedback.
+:func:`fine_tune_encoder` fine-tunes the encoder itself (:class:`EncoderFineTuner`),
+re-embeds the index as a new version and switches only when it wins on held-out queries.
 
     engine.fit([RankingExample("query", ["doc-1"]), ...])   # or MemoryExample(...)
     engine.record_feedback("query", "doc-1", useful=True)    # log now, train later
@@ -23,6 +25,7 @@ from .features import (
     DocumentFeatures,
     MemoryFeatures,
 )
+from .finetune import EncoderFineTuner, fine_tune_encoder, first_stage_ndcg
 from .model import LinearScorer
 from .online import OnlineLearner
 from .scorers import LearnedMemory, LearnedRanker
@@ -40,6 +43,7 @@ __all__ = [
     "DOCUMENT_FEATURE_VERSION",
     "MEMORY_FEATURE_VERSION",
     "DocumentFeatures",
+    "EncoderFineTuner",
     "FeedbackLog",
     "LearnedMemory",
     "LearnedRanker",
@@ -51,6 +55,8 @@ __all__ = [
     "RankingExample",
     "coerce_examples",
     "document_pairs",
+    "fine_tune_encoder",
+    "first_stage_ndcg",
     "fit_adapter",
     "fit_engine_scorers",
     "fit_memory",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -224,16 +224,20 @@ class HybridRetriever:
             else None,
             "passages": [e.passages for e in entries] if have_passages else None,
             "embedder": self._lazy.loaded if have_vectors else None,
-            "params": {
-                "mode": self.mode,
-                "alpha": self.alpha,
-                "fusion": self.fusion,
-                "rrf_k": self.rrf_k,
-                "k1": self.k1,
-                "b": self.b,
-                "fusion_depth": self.fusion_depth,
-                "passage_window": self.passage_window,
-            },
+            "params": self._params(),
+        }
+
+    def _params(self) -> dict[str, Any]:
+        """The JSON-safe constructor parameters (all but documents and embedder)."""
+        return {
+            "mode": self.mode,
+            "alpha": self.alpha,
+            "fusion": self.fusion,
+            "rrf_k": self.rrf_k,
+            "k1": self.k1,
+            "b": self.b,
+            "fusion_depth": self.fusion_depth,
+            "passage_window": self.passage_window,
         }
 
     @classmethod
@@ -311,6 +315,64 @@ class HybridRetriever:
             return np.zeros((0, self._embedder().dimension), dtype=np.float32)
         return np.stack([entry.filled_vector for entry in entries]).astype(np.float32, copy=False)
 
+    # --- a new version of the vectors -------------------------------------------------
+
+    def reembedded(
+        self,
+        embedder: Embedder | str | os.PathLike[str],
+        *,
+        batch_size: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> HybridRetriever:
+        """A new version of this index: the same documents, tokens and parameters, every
+        vector (whole texts and sentence windows) from ``embedder``. This retriever is not
+        touched and keeps serving meanwhile; :meth:`use_vectors_of` switches to the copy.
+        ``progress(done, total)`` is called after each batch of ``batch_size`` documents."""
+        check_positive_int(batch_size, "batch_size")
+        entries = self._snapshot().entries
+        copy = HybridRetriever.from_state(
+            [e.document for e in entries],
+            [e.tokens for e in entries],
+            embedder=embedder,
+            **self._params(),
+        )
+        fresh = copy._snapshot().entries
+        for start in range(0, len(fresh), batch_size):
+            copy._fill_vectors(fresh[start : start + batch_size])
+            if progress is not None:
+                progress(min(start + batch_size, len(fresh)), len(fresh))
+        return copy
+
+    def use_vectors_of(self, other: HybridRetriever) -> None:
+        """Serve ``other``'s embedder and vectors (a :meth:`reembedded` copy) from now on, in
+        one step under the lock: a query runs wholly on the old version or wholly on the
+        new one. A document added or changed since the copy was made is embedded by the
+        new embedder on the next query. The query adapter, trained on the old vectors, is
+        removed (the caller reports it)."""
+        if not isinstance(other, HybridRetriever) or other.passage_window != self.passage_window:
+            raise ConfigurationError("use_vectors_of needs a reembedded() copy of this index")
+        resolved = other._embedder()
+        theirs = other._entries
+        with self._lock:
+            swapped: dict[str, Entry] = {}
+            for doc_id, entry in self._entries.items():
+                twin = theirs.get(doc_id)
+                same = twin is not None and twin.document.text == entry.document.text
+                swapped[doc_id] = Entry(
+                    entry.document,
+                    entry.tokens,
+                    twin.vector if twin is not None and same else None,
+                    twin.passages if twin is not None and same else None,
+                    entry.postings,
+                )
+            self._entries = swapped
+            self.embedder = resolved
+            self._lazy = LazyEmbedder(resolved)
+            self._lazy.get()  # already resolved: a cached embedder stays as it is
+            self.query_adapter = None
+            self._appended_only = False  # every row changed: the next snapshot restacks
+            self._version += 1
+
     # --- snapshot parts ----------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
@@ -324,6 +386,10 @@ class HybridRetriever:
                 if previous is not None:
                     previous.base = None  # keep at most one generation alive
                 self._snap = Snapshot(self._version, list(self._entries.values()), base)
+                if self._lazy.loaded is not None:
+                    # the model its vectors came from embeds its queries, even when
+                    # use_vectors_of switches models while a query is running on it
+                    self._snap.put("embedder", self._lazy.loaded)
                 self._appended_only = True
             return self._snap
 
@@ -354,10 +420,10 @@ class HybridRetriever:
     def _matrix(self, snap: Snapshot) -> np.ndarray:
         return snap.part("matrix", lambda: dense.matrix(snap, self._fill_vectors))
 
-    def _query_vector(self, query: str) -> np.ndarray:
+    def _query_vector(self, query: str, snap: Snapshot | None = None) -> np.ndarray:
         # Memory-only cache, shared with every stage that embeds through the same embedder:
         # one model call per new query per build (CachedEmbedder.embed_query).
-        resolved = self._embedder()
+        resolved = (snap.peek("embedder") if snap is not None else None) or self._embedder()
         assert isinstance(resolved, CachedEmbedder)
         return resolved.embed_query(query)
 
@@ -371,7 +437,7 @@ class HybridRetriever:
         # ``rows`` (a filter's survivors) score, the rest stay at -inf. Gathering the rows
         # copies them, so it pays only for a selective filter; when most pass, one pass over
         # the whole matrix is cheaper (benchmarks/filters.py).
-        vector = self._query_vector(query)
+        vector = self._query_vector(query, snap)
         if self.query_adapter is not None:
             vector = self.query_adapter(vector)
         matrix = self._matrix(snap)
