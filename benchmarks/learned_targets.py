@@ -117,26 +117,34 @@ def featurize(
     examples: Sequence[RankingExample],
     features: DocumentFeatures,
     adapter: QueryAdapter | None,
+    *,
+    extra: QueryAdapter | None = None,
 ) -> list[tuple]:
     """(pool ids, feature rows, gains, relevant) per example over the top ``TOP`` of the
-    first stage, with ``adapter`` on the query vectors (None: the encoder as it is)."""
-    retriever.query_adapter = adapter
-    try:
-        out = []
-        for example in examples:
-            pool = retriever.retrieve(example.query, k=TOP)
-            gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
-            out.append(
-                (
-                    [d.id for d in pool],
-                    features.transform(example.query, pool),
-                    gains,
-                    example.relevant,
-                )
-            )
-        return out
-    finally:
+    first stage, with ``adapter`` on the query vectors (None: the encoder as it is).
+    ``extra``: the adapted dense score under that adapter appended as four more columns
+    (value, pool min-max, pool log-rank, difference from the plain dense score)."""
+    from ctxengine.learn.features import pool_logrank, pool_minmax
+
+    positions = {doc.id: i for i, doc in enumerate(retriever.documents)}
+    out = []
+    for example in examples:
+        retriever.query_adapter = adapter
+        pool = retriever.retrieve(example.query, k=TOP)
         retriever.query_adapter = None
+        gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
+        rows = features.transform(example.query, pool)
+        if extra is not None:
+            at = [positions[d.id] for d in pool]
+            plain = retriever.score_all(example.query)["dense"][at]
+            retriever.query_adapter = extra
+            adapted = retriever.score_all(example.query)["dense"][at]
+            retriever.query_adapter = None
+            rows = np.column_stack(
+                [rows, adapted, pool_minmax(adapted), pool_logrank(adapted), adapted - plain]
+            )
+        out.append(([d.id for d in pool], rows, gains, example.relevant))
+    return out
 
 
 def ranked_ndcg(train: list[tuple], test: list[tuple]) -> float:
@@ -205,6 +213,18 @@ def documents_cv(
         stacked_test = featurize(retrievers[held], groups[held], features, adapter)
         per.setdefault("learned ranker over the adapted first stage (stacked)", []).append(
             ranked_ndcg(stacked_train, stacked_test)
+        )
+        extra_train = [
+            row
+            for g in names
+            if g != held
+            for row in featurize(
+                retrievers[g], groups[g], features, None, extra=crossfit.adapter(held, g)
+            )
+        ]
+        extra_test = featurize(retrievers[held], groups[held], features, None, extra=adapter)
+        per.setdefault("learned ranker + adapted dense score as features (stacked)", []).append(
+            ranked_ndcg(extra_train, extra_test)
         )
         print(label, held, {k: round(v[-1], 4) for k, v in per.items()}, flush=True)
     per["_adapter_seconds"] = crossfit.seconds

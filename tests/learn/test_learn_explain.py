@@ -128,3 +128,28 @@ def test_engine_training_on_nothing_changes_nothing():
         assert engine.reranker is rules and engine.memory.scorer is None
     after = engine.build("prompt size question 0")
     assert (after.text, after.notes) == (before.text, before.notes)
+
+
+def test_passage_features_match_the_passage_reranker_on_repeated_queries():
+    from ctxengine.embeddings import get_embedder
+    from ctxengine.learn import DocumentFeatures
+    from ctxengine.rerank import PassageReranker
+
+    engine = small_engine(
+        [
+            *DOCS,
+            Document(
+                "Budgets are counted in tokens. Memory turns come first. Documents fill the "
+                "rest. Compression trims them to fit.",
+                id="long",
+            ),
+        ]
+    )
+    embedder = get_embedder("hashing")
+    features = DocumentFeatures(engine.retriever, embedder=embedder)
+    column = features.names.index("passage_cos")
+    reference = PassageReranker(embedder, window=2)
+    for query in ("how are documents fitted", "token budget", "how are documents fitted"):
+        pool = engine.retriever.retrieve(query, k=7)
+        expected = reference.best_passage_scores(query, [d.document.text for d in pool])
+        assert features.transform(query, pool)[:, column] == pytest.approx(expected, abs=1e-6)
