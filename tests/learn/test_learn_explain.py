@@ -62,7 +62,7 @@ def test_notes_name_the_seated_ranker_and_adapter():
     engine.fit(GOOD[:20])
     (note,) = model_notes(engine)
     assert note.startswith("re-ranker: LinearScorer format v1, pointwise piecewise")
-    assert "documents features" in note and "trained on 20 queries" in note
+    assert "16 documents features (documents-1)" in note and "trained on 20 queries" in note
     assert "chosen: trained by fit()" in note
     engine.retriever.query_adapter = fit_adapter(
         document_pairs(GOOD, engine.retriever, hard_negatives=4),

@@ -392,13 +392,12 @@ class LinearScorer:
         feature set and version, training size, and how it came to be seated."""
         if not self.is_fitted:
             return "an untrained LinearScorer"
-        knots = f" ({len(self.knot_values)} features with knots)" if self.knot_values else ""
         chosen = self.trained.get("chosen") or "trained by fit()"
         if self.trained.get("online"):
             chosen += f"; {self.trained['online']}"
         return (
-            f"LinearScorer format v{FORMAT_VERSION}, {self.objective} {self.shape}{knots} on "
-            f"{self.kind} features {self.feature_set_version}, trained on "
+            f"LinearScorer format v{FORMAT_VERSION}, {self.objective} {self.shape} on "
+            f"{len(self.feature_names)} {self.kind} features ({self.feature_set_version}), trained on "
             f"{self.trained.get('queries', '?')} queries; chosen: {chosen}"
         )
 
