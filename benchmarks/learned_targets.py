@@ -22,7 +22,8 @@ the adapter trained on every other group.
 
     python -m benchmarks.learned_targets                 # everything (~30 min here)
     python -m benchmarks.learned_targets --only locomo   # or memory, scifact, speed
-    python -m benchmarks.learned_targets --quick         # 3 conversations, 3 folds
+    python -m benchmarks.learned_targets --quick         # 3 conversations; 3 folds of 120
+                                                         # claims; 2,000 documents
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import Document
 
 TOP = 100
-TARGETS = {"locomo": 0.56, "memory": 0.80, "scifact": 0.77, "speed_ms": 1.0}
+TARGETS = {
+    "locomo": 0.56,
+    "memory": 0.80,
+    "scifact": 0.77,
+    "speed_ms": 1.0,
+}  # speed: at 10,000 documents
 QUICK_CONVERSATIONS = ("conv-26", "conv-30", "conv-41")
 
 
@@ -288,7 +294,7 @@ def cached_vectors(embedder: Any, texts: Sequence[str]) -> dict[str, np.ndarray]
     return found
 
 
-def scifact_section(folds: int, lines: list[str]) -> dict:
+def scifact_section(folds: int, lines: list[str], claims: int | None = None) -> dict:
     """5-fold CV over the train claims with the default sentence windows. Windows are
     embedded once into the shared cache; documents whose windows are not cached yet are
     scored on their whole-text vector only, and the table says how many had windows."""
@@ -321,7 +327,7 @@ def scifact_section(folds: int, lines: list[str]) -> dict:
         embedder=SharedCache(),
         passage_window=2,
     )
-    items = [RankingExample(text, relevant) for text, relevant in collection.queries]
+    items = [RankingExample(text, relevant) for text, relevant in collection.queries][:claims]
     order = np.random.default_rng(0).permutation(len(items))
     groups = {f"fold{f + 1}": [items[i] for i in order[f::folds]] for f in range(folds)}
     per = documents_cv(
@@ -510,10 +516,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     verdicts: list[list] = []
     with threadpool_limits(limits=1, user_api="blas"):
         if "speed" in sections:
-            results["speed"] = speed_section(conversations, lines)
+            results["speed"] = speed_section(conversations, lines, 2_000 if args.quick else 10_000)
             added = results["speed"]["added_ms"]
             met = "met" if added <= TARGETS["speed_ms"] else "NOT met"
-            verdicts.append(["build() added at 10k documents", f"{added:+.2f} ms", "<= 1 ms", met])
+            size = "2k" if args.quick else "10k"
+            verdicts.append(
+                [f"build() added at {size} documents", f"{added:+.2f} ms", "<= 1 ms", met]
+            )
         if "locomo" in sections:
             per = results["locomo"] = locomo_section(conversations, lines)
             best = max(
@@ -533,7 +542,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 )
             )
         if "scifact" in sections:
-            per = results["scifact"] = scifact_section(3 if args.quick else 5, lines)
+            per = results["scifact"] = scifact_section(
+                3 if args.quick else 5, lines, claims=120 if args.quick else None
+            )
             best = max(
                 (k for k in per if not k.startswith("_")), key=lambda k: statistics.fmean(per[k])
             )
