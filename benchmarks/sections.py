@@ -519,6 +519,137 @@ def learned(quick: bool) -> SectionResult:
     }
 
 
+def _spread(values: Sequence[float], spec: str = ".4f") -> str:
+    import statistics
+
+    return f"{statistics.fmean(values):{spec}} ± {statistics.pstdev(values):{spec}}"
+
+
+def learned_adapter(quick: bool) -> SectionResult:
+    """The query adapter: LoCoMo leave-one-conversation-out, memory recall, latency."""
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("learned_adapter", argv)
+    tables = [
+        table(
+            "Adapter latency per query (median ms)",
+            ["what", "ms"],
+            list(value["latency"].items()),
+            ["", ".4f"],
+        )
+    ]
+    per = value.get("documents", {}).get("per", {})
+    if per:
+        tables.append(
+            table(
+                "LoCoMo dev, turns as documents, leave-one-conversation-out: nDCG@10",
+                ["system", "nDCG@10", "per conversation"],
+                [[k, _spread(v), " ".join(f"{x:.3f}" for x in v)] for k, v in per.items()],
+            )
+        )
+    return {"tables": tables, "output": output, "command": _command("learned_adapter", argv)}
+
+
+def learning_curves(quick: bool) -> SectionResult:
+    """nDCG@10 against the number of labelled queries, per model type, vs the rules."""
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("learning_curves", argv)
+    labels = list(dict.fromkeys(n for by_n in value.values() for n in by_n))
+    rows = [
+        [name, *(_spread(by_n[n], ".3f") if n in by_n else "" for n in labels)]
+        for name, by_n in value.items()
+    ]
+    return {
+        "tables": [
+            table(
+                "LoCoMo dev, nDCG@10 vs labelled queries, leave-one-conversation-out",
+                ["model", *labels],
+                rows,
+            )
+        ],
+        "output": output,
+        "command": _command("learning_curves", argv),
+    }
+
+
+def learned_targets(quick: bool) -> SectionResult:
+    """Issue 19's targets for the context model, each held out, with whether it is met."""
+    import statistics
+
+    from benchmarks.report import table
+
+    argv = ["--quick"] if quick else []
+    value, output = _run("learned_targets", argv)
+
+    def spread(values: Sequence[float], spec: str) -> str:
+        return f"{statistics.fmean(values):{spec}} ± {statistics.pstdev(values):{spec}}"
+
+    verdicts = value["verdicts"]
+    tables = [
+        table(
+            "Targets (mean ± std over held-out folds or conversations)",
+            ["target", "measured", "goal", "status"],
+            verdicts,
+        )
+    ]
+    for key, title in (
+        ("locomo", "LoCoMo dev, turns as documents, leave-one-conversation-out: nDCG@10"),
+        (
+            "scifact",
+            "SciFact train claims, cross-validation over claims, sentence windows: nDCG@10",
+        ),
+    ):
+        per = {k: v for k, v in value.get(key, {}).items() if not k.startswith("_")}
+        if per:
+            tables.append(
+                table(
+                    title,
+                    ["system", "nDCG@10", "per fold"],
+                    [
+                        [name, spread(v, ".4f"), " ".join(f"{x:.3f}" for x in v)]
+                        for name, v in per.items()
+                    ],
+                )
+            )
+    if "memory" in value:
+        per = value["memory"]["per"]
+        tables.append(
+            table(
+                "LoCoMo memory, evidence recall, leave-one-conversation-out",
+                ["system", "B=256", "B=512", "B=1024"],
+                [
+                    [name, *(spread([v[b] for v in by.values()], ".1%") for b in (256, 512, 1024))]
+                    for name, by in per.items()
+                ],
+            )
+        )
+    if "speed" in value:
+        tables.append(
+            table(
+                "engine.build() at 10,000 documents (median ms, interleaved)",
+                ["seated", "median ms"],
+                list(value["speed"]["medians"].items())
+                + [
+                    [
+                        "added by the context model (median paired difference)",
+                        value["speed"]["added_ms"],
+                    ]
+                ],
+                ["", ".2f"],
+            )
+        )
+    return {
+        "tables": tables,
+        "headlines": [f"{v[0]}: {v[1]} (goal {v[2]}: {v[3]})" for v in verdicts],
+        "notes": [_doc("learned_targets").split("\n\n    python")[0]],
+        "output": output,
+        "command": _command("learned_targets", argv),
+    }
+
+
 def store(quick: bool) -> SectionResult:
     from benchmarks.report import table
 
@@ -591,6 +722,21 @@ SECTIONS: dict[str, Spec] = {
     "store": Spec("Memory store throughput", store, ("locomo",), True),
     "learned": Spec(
         "Context modeling: learned scorers vs hand-set rules", learned, ("scifact", "locomo"), True
+    ),
+    "learned_targets": Spec(
+        "Context model: issue 19's targets, held out",
+        learned_targets,
+        ("scifact", "locomo"),
+        False,
+    ),
+    "learned_adapter": Spec(
+        "Query adapter (learned map on query vectors)",
+        learned_adapter,
+        ("scifact", "locomo"),
+        False,
+    ),
+    "learning_curves": Spec(
+        "Learning curves: when does training pay?", learning_curves, ("locomo",), False
     ),
     "rerank": Spec("Re-ranking on top of hybrid retrieval", rerank, ("scifact", "locomo"), False),
     "query_latency": Spec("Speed: per-query retrieval latency", query_latency, ("locomo",), False),

@@ -26,6 +26,7 @@ from .clock import Clock, system_clock
 from .compress import Compressor
 from .embeddings import model_usage
 from .errors import ConfigurationError, InvalidTypeError
+from .learn.scorers import seated_models
 from .memory import Memory
 from .packet import ContextPacket
 from .rerank import Reranker
@@ -490,6 +491,7 @@ class ContextEngine:
         if ran.texts:
             timings["embed"] = ran.seconds
             request.notes.append(f"the embedding model ran at query time on {ran.texts} text(s)")
+        request.notes.extend(seated_models(self.reranker, self.memory, self.retriever, self.online))
         return ContextPacket.from_request(
             request,
             query=query,

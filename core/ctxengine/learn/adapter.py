@@ -286,6 +286,16 @@ class QueryAdapter:
         data = read_json(Path(path))
         return cls.from_dict(data)
 
+    def describe(self) -> str:
+        """One line for a packet's notes: rank, training size and the epoch kept."""
+        if not self.is_fitted:
+            return "an untrained QueryAdapter"
+        return (
+            f"QueryAdapter format v{FORMAT_VERSION}, rank {self.rank}, trained on "
+            f"{self.trained.get('queries', '?')} queries (epoch {self.trained.get('epoch', '?')} "
+            f"kept by validation)"
+        )
+
     def __repr__(self) -> str:
         state = (
             f"d={self.dimension}, trained on {self.trained.get('queries')} queries"

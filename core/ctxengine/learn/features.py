@@ -43,6 +43,7 @@ from ..types import Document, ScoredDocument, ScoredTurn
 DOCUMENT_FEATURE_VERSION = "documents-1"
 MEMORY_FEATURE_VERSION = "memory-1"
 SIGNALS = ("bm25", "dense")
+_WINDOW_MEMO = 50_000  # window vectors a featurizer keeps in memory (~75 MB at d=384)
 _WINDOW = 3  # turns either side that still count as the same topic
 _DAY = 86_400.0
 _USER_ROLES = frozenset({"user", "human"})
@@ -105,6 +106,9 @@ class DocumentFeatures:
         self.window = check_positive_int(window, "window")
         self.embedder = embedder
         self._passage_scorer: Any = None
+        # text -> its windows' vectors: split and looked up once, not on every query
+        self._window_vectors: dict[str, np.ndarray] = {}
+        self._window_count = 0
         self._order: tuple[list[Document], dict[str, int]] | None = None
         self.names: tuple[str, ...] = self._names()
 
@@ -206,8 +210,34 @@ class DocumentFeatures:
             from ..rerank import PassageReranker
 
             self._passage_scorer = PassageReranker(self.embedder, window=self.window)
-        return self._passage_scorer.best_passage_scores(
-            query, [item.document.text for item in items]
+        scorer = self._passage_scorer
+        texts = [item.document.text for item in items]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._window_vectors]
+        if missing:
+            from ..rerank import passage_windows
+
+            groups = [passage_windows(t, self.window) for t in missing]
+            flat = [w for group in groups for w in group]
+            if self._window_count + len(flat) > _WINDOW_MEMO:
+                self._window_vectors.clear()  # bounded: a huge corpus re-reads the cache
+                self._window_count = 0
+            self._window_count += len(flat)
+            vectors = scorer.embedder.embed(flat) if flat else np.zeros((0, 0), np.float32)
+            start = 0
+            for text, group in zip(missing, groups):
+                self._window_vectors[text] = vectors[start : start + len(group)]
+                start += len(group)
+        # the same numbers as PassageReranker.best_passage_scores (same vectors), without
+        # splitting sentences and hashing every window again for each query
+        query_vector = scorer.embedder.embed([query])[0]
+        return np.array(
+            [
+                float((self._window_vectors[t] @ query_vector).max())
+                if len(self._window_vectors[t])
+                else 0.0
+                for t in texts
+            ],
+            dtype=np.float64,
         )
 
     def __repr__(self) -> str:

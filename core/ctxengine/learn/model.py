@@ -372,6 +372,20 @@ class LinearScorer:
                 f"features {featurizer.version!r} {list(featurizer.names)}; retrain the model"
             )
 
+    def describe(self) -> str:
+        """Which model this is, in one line for a packet's notes: its shape and objective,
+        feature set and version, training size, and how it came to be seated."""
+        if not self.is_fitted:
+            return "an untrained LinearScorer"
+        chosen = self.trained.get("chosen") or "trained by fit()"
+        if self.trained.get("online"):
+            chosen += f"; {self.trained['online']}"
+        return (
+            f"LinearScorer format v{FORMAT_VERSION}, {self.objective} {self.shape} on "
+            f"{len(self.feature_names)} {self.kind} features ({self.feature_set_version}), trained on "
+            f"{self.trained.get('queries', '?')} queries; chosen: {chosen}"
+        )
+
     def __repr__(self) -> str:
         state = (
             f"{self.kind}, {len(self.feature_names)} features, {self.shape}"

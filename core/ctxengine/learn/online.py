@@ -132,6 +132,11 @@ class OnlineLearner:
                 f"({len(held)} held-out queries, trained on {len(train)})"
             )
             return candidate, decision
+        if hasattr(current, "model"):  # a learned model stays: its notes say it was re-checked
+            current.model.trained["online"] = (
+                f"kept by the last online update (a refit scored {new:.3f} <= {old:.3f} on "
+                f"{len(held)} held-out queries)"
+            )
         return current, decision
 
     def _documents(self, engine: Any, examples: list[RankingExample]) -> dict[str, Any]:

@@ -219,4 +219,42 @@ class LearnedMemory:
         return f"LearnedMemory({self.model!r})"
 
 
-__all__ = ["Contributions", "LearnedMemory", "LearnedRanker"]
+def seated_models(
+    reranker: Any, memory: Any, retriever: Any, online: Any | None = None
+) -> list[str]:
+    """What a packet's notes say about the trained models in the engine's seats (none when
+    every seat holds the hand-set rules, so an untrained engine's packet is unchanged), and
+    what online learning last decided when it kept the rules."""
+    seats = (
+        ("re-ranker", reranker),
+        ("memory scorer", getattr(memory, "scorer", None)),
+        ("retrieval query adapter", getattr(retriever, "query_adapter", None)),
+        ("memory query adapter", getattr(memory, "query_adapter", None)),
+    )
+    notes = []
+    for seat, component in seats:
+        model = getattr(component, "model", component)
+        describe = getattr(model, "describe", None)
+        if callable(describe):
+            notes.append(f"{seat}: {describe()}")
+    last = online.history[-1] if online is not None and online.history else {}
+    for kind, seat, component in (
+        ("documents", "re-ranker", reranker),
+        ("memory", "memory scorer", getattr(memory, "scorer", None)),
+    ):
+        decision = last.get(kind)
+        if decision and not decision.get("replaced") and not hasattr(component, "model"):
+            notes.append(f"{seat}: hand-set rules kept by online learning ({_why(decision)})")
+    return notes
+
+
+def _why(decision: dict[str, Any]) -> str:
+    if "candidate" in decision:
+        return (
+            f"a refit scored {decision['candidate']:.3f} <= {decision['current']:.3f} on "
+            f"{decision['holdout']} held-out queries"
+        )
+    return str(decision.get("reason", ""))
+
+
+__all__ = ["Contributions", "LearnedMemory", "LearnedRanker", "seated_models"]
