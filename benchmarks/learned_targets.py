@@ -130,7 +130,8 @@ def featurize(
     first stage, with ``adapter`` on the query vectors (None: the encoder as it is).
     ``extra``: the adapted dense score under that adapter appended as four more columns
     (value, pool min-max, pool log-rank, difference from the plain dense score)."""
-    from ctxengine.learn.features import pool_logrank, pool_minmax
+    from ctxengine.learn.features import pool_logrank
+    from ctxengine.scoring import minmax
 
     positions = {doc.id: i for i, doc in enumerate(retriever.documents)}
     out = []
@@ -147,7 +148,7 @@ def featurize(
             adapted = retriever.score_all(example.query)["dense"][at]
             retriever.query_adapter = None
             rows = np.column_stack(
-                [rows, adapted, pool_minmax(adapted), pool_logrank(adapted), adapted - plain]
+                [rows, adapted, minmax(adapted), pool_logrank(adapted), adapted - plain]
             )
         out.append(([d.id for d in pool], rows, gains, example.relevant))
     return out
