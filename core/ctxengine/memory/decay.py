@@ -78,6 +78,13 @@ def _halved(half_lives: np.ndarray) -> np.ndarray:
     return np.exp2(np.negative(half_lives), out=out, where=half_lives < 1080.0)
 
 
+def _counter_name(counter: TokenCounter) -> str | None:
+    """What a stored token count is tagged with: it is reused only by a counter of the same
+    name (``None``: an unnamed counter, whose counts are never stored)."""
+    name = getattr(counter, "name", None)
+    return name if isinstance(name, str) and name else None
+
+
 def _model_key(embedder: Embedder) -> str:
     """What a stored vector is tagged with: it is reused only by the same model."""
     return f"{embedder.name}:{embedder.dimension}"
@@ -231,6 +238,7 @@ class DecayMemory:
         checked = [self._check_message(message) for message in messages]
         with self._lock:  # dedup check and insert must not interleave with another add
             window = self.dedup.window if self.dedup is not None else 1
+            counter_name = _counter_name(self.token_counter)
             recent = list(self.store.turns(session_id, last=window))
             prepared: list[Turn | None] = []
             for role, content, when, importance, metadata in checked:
@@ -250,6 +258,8 @@ class DecayMemory:
                     importance=float(importance),
                     last_access=when,
                     metadata=metadata,
+                    tokens=self.token_counter.count(_rendered(role, content)),
+                    tokens_counter=counter_name,
                 )
                 recent.append(turn)
                 prepared.append(turn)
@@ -305,16 +315,31 @@ class DecayMemory:
             self._cache.move_to_end(session_id)
             return arrays
         terms = {"lexical": lexical_terms, "hybrid": lexical_terms, "overlap": plain_words}
-        arrays = SessionArrays(terms.get(self.relevance), self.token_counter.count, _rendered)
+        arrays = SessionArrays(
+            terms.get(self.relevance),
+            self.token_counter.count,
+            _rendered,
+            _counter_name(self.token_counter),
+        )
         # Read after the version: a write in between makes the next check reload, never
         # leaves newer rows cached under an older version... the reverse would.
         arrays.extend(self.store.turns(session_id))
         arrays.version = version
+        self._store_recounted(session_id, arrays)
         if version is not None:
             self._cache[session_id] = arrays
             while len(self._cache) > _CACHED_SESSIONS:
                 self._cache.popitem(last=False)
         return arrays
+
+    def _store_recounted(self, session_id: str, arrays: SessionArrays) -> None:
+        """Write the counts made while reading (turns stored without a count of our counter:
+        an older file, another counter) back to the store, so the next restart reads them."""
+        store_tokens = getattr(self.store, "set_tokens", None)
+        if arrays.recounted and arrays.counter_name is not None and callable(store_tokens):
+            ids, counts = zip(*arrays.recounted)
+            store_tokens(session_id, list(ids), list(counts), arrays.counter_name)
+        arrays.recounted.clear()
 
     def _after_write(
         self, session_id: str, writes: int, apply: Callable[[SessionArrays], None]
