@@ -106,6 +106,9 @@ class SessionArrays:
         self._render = render
         self.postings = _Postings() if terms is not None else None
         self.counter_name = counter_name
+        # Derived from the roles alone, so kept until turns are appended (a recall over
+        # 100k turns would otherwise rebuild them every time).
+        self._derived: dict[object, np.ndarray] = {}
         # Turns counted here because they carried no count of this counter: (id, count),
         # for the memory to write back to the store once.
         self.recounted: list[tuple[str, int]] = []
@@ -133,6 +136,7 @@ class SessionArrays:
             for offset, text in enumerate(texts):
                 self.postings.add(start + offset, self._terms(text))
         self.turns.extend(turns)
+        self._derived.clear()
         self.has_vector.extend(np.zeros(len(turns), dtype=np.bool_))
         if self.vector_model is not None:
             self.set_vectors(
@@ -152,6 +156,25 @@ class SessionArrays:
 
     def role_id(self, role: str) -> int | None:
         return self._roles.get(role)
+
+    def exchange(self) -> np.ndarray:
+        """Per adjacent pair of rows, whether the two turns are by different roles."""
+        mask = self._derived.get("exchange")
+        if mask is None:
+            roles = self.role_ids.view
+            mask = self._derived["exchange"] = roles[1:] != roles[:-1]
+        return mask
+
+    def partners(self, question: str, answer: str) -> np.ndarray | None:
+        """:func:`exchange_partners` of these roles, or None when no row has a partner."""
+        key = ("partners", question, answer)
+        if key not in self._derived:
+            partner = exchange_partners(
+                self.role_ids.view, self.role_id(question), self.role_id(answer)
+            )
+            self._derived[key] = partner if (partner >= 0).any() else np.zeros(0, np.int64)
+        found = self._derived[key]
+        return found if len(found) else None
 
     def row(self, turn_id: str) -> int | None:
         return self._index.get(turn_id)
