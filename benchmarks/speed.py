@@ -127,8 +127,10 @@ class NewTextsFirstStage:
     """An external first stage returning ``k`` texts it never returned before, optionally
     with their vectors (as a vector store does when asked for embeddings)."""
 
-    def __init__(self, texts: Sequence[str], vectors: np.ndarray | None) -> None:
-        self.texts, self.vectors, self.calls = list(texts), vectors, 0
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray | None, tag: str = "") -> None:
+        # ``tag`` makes the texts of one stage differ from another's (a counter's or
+        # compressor's memo must not answer for texts an earlier variant returned).
+        self.texts, self.vectors, self.calls, self.tag = list(texts), vectors, 0, tag
 
     def retrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
         self.calls += 1
@@ -136,7 +138,9 @@ class NewTextsFirstStage:
         hits = []
         for rank, i in enumerate(range(start, start + k)):
             vector = None if self.vectors is None else self.vectors[i]
-            document = Document(f"{self.texts[i]} [{self.calls}]", id=f"{self.calls}-{i}")
+            document = Document(
+                f"{self.texts[i]} [{self.tag}{self.calls}]", id=f"{self.tag}{self.calls}-{i}"
+            )
             hits.append(
                 ScoredDocument(
                     document, 1.0 - rank / k, {"first_stage": 1.0 - rank / k}, vector=vector
@@ -155,7 +159,7 @@ def external_stage(data: str | None, queries: Sequence[str]) -> None:
         ("hits carry vectors", vectors),
         ("hits without vectors (lexical dedup)", None),
     ):
-        engine = ContextEngine.from_retriever(NewTextsFirstStage(texts, carried))
+        engine = ContextEngine.from_retriever(NewTextsFirstStage(texts, carried, tag=label))
         engine.build("warm-up question")
         timings, model_texts = _timed_builds(engine, queries)
         stages = [_ms(timings[name]) for name in ("rerank", "compress", "assemble")]
