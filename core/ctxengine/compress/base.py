@@ -246,25 +246,47 @@ class _Ledger:
 
     def __init__(self, count: Callable[[str], int], counter: TokenCounter, max_tokens: int):
         self._count, self._counter, self.max_tokens = count, counter, max_tokens
-        # doc -> [joined text, low, high (None: unknown), exact count or None]
+        # doc -> [joined text, low, high (None: unknown), exact count or None]; the totals
+        # of the entries' bounds are kept as they change (a sum per unit would cost more
+        # than the counting it saves).
         self._docs: dict[int, list[Any]] = {}
+        self._open: set[int] = set()  # docs whose exact count is not known yet
+        self._low = 0
+        self._high = 0  # over the entries whose upper bound is known
+        self._unbounded = 0  # entries without an upper bound
+
+    def _shift(self, entry: list[Any], sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) an entry's bounds from the totals."""
+        _, low, high, exact = entry
+        if exact is not None:
+            low = high = exact
+        self._low += sign * low
+        if high is None:
+            self._unbounded += sign
+        else:
+            self._high += sign * high
 
     def _used(self, skip: int | None = None) -> tuple[int, float]:
-        low, high = 0, 0.0
-        for doc, (_, lo, hi, exact) in self._docs.items():
-            if doc != skip:
-                low += lo if exact is None else exact
-                high += (math.inf if hi is None else hi) if exact is None else exact
-        return low, high
+        low, high, unbounded = self._low, self._high, self._unbounded
+        entry = self._docs.get(skip) if skip is not None else None
+        if entry is not None:
+            _, lo, hi, exact = entry
+            lo, hi = (exact, exact) if exact is not None else (lo, hi)
+            low -= lo
+            if hi is None:
+                unbounded -= 1
+            else:
+                high -= hi
+        return low, (math.inf if unbounded else float(high))
 
     def _exact(self, skip: int | None = None) -> int:
-        total = 0
-        for doc, entry in self._docs.items():
-            if doc != skip:
-                if entry[3] is None:
-                    entry[3] = self._count(entry[0])
-                total += entry[3]
-        return total
+        for doc in [d for d in self._open if d != skip]:
+            entry = self._docs[doc]
+            self._shift(entry, -1)
+            entry[3] = self._count(entry[0])
+            self._shift(entry, 1)
+            self._open.discard(doc)
+        return self._used(skip)[0]  # every entry but ``skip`` is exact now
 
     def full(self) -> bool:
         """Whether no room is left (``used >= max_tokens``)."""
@@ -299,7 +321,14 @@ class _Ledger:
             exact = self._count(joined)
             if self._exact(skip=doc) + exact > self.max_tokens:
                 return False
-        self._docs[doc] = [joined, low, high, exact]
+        if doc in self._docs:
+            self._shift(self._docs[doc], -1)
+        self._docs[doc] = entry = [joined, low, high, exact]
+        self._shift(entry, 1)
+        if exact is None:
+            self._open.add(doc)
+        else:
+            self._open.discard(doc)
         return True
 
 
