@@ -226,7 +226,7 @@ def print_table(results: dict[int, dict[str, float]], suffix: str = "") -> None:
     print(f"\nadd_many (dedup, importance, hybrid vectors from the cache), per 1k turns: {adds}")
 
 
-def main(argv: Sequence[str] | None = None) -> dict[int, dict[str, float]]:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k turns, 10 queries")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
@@ -251,7 +251,16 @@ def main(argv: Sequence[str] | None = None) -> dict[int, dict[str, float]]:
     print("\nThe same calls in CPU time (process time; on a loaded machine wall time includes")
     print("waiting for a core, CPU time does not)\n")
     print_table(results, CPU)
-    return results
+    # One flat row per system and clock, for the harness's table.
+    return [
+        {
+            "system": name + suffix,
+            **{f"{n:,} turns (ms)": results[n].get(name + suffix) for n in results},
+        }
+        for suffix in ("", CPU)
+        for name in ROW_ORDER
+        if any(name + suffix in results[n] for n in results)
+    ]
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class NewTextsFirstStage:
         return hits
 
 
-def external_stage(data: str | None, queries: Sequence[str]) -> None:
+def external_stage(data: str | None, queries: Sequence[str]) -> list[dict[str, object]]:
     texts, _ = _corpus(data, 3000)
     vectors = HashingEmbedder(384).embed(
         texts
@@ -168,19 +168,21 @@ def external_stage(data: str | None, queries: Sequence[str]) -> None:
         timings, model_texts = _timed_builds(engine, queries)
         stages = [_ms(timings[name]) for name in ("rerank", "compress", "assemble", "cpu")]
         rows.append((label, _ms(timings["overhead"]), *stages, model_texts / len(queries)))
+    header = (
+        "first stage",
+        "overhead ms",
+        "rerank ms",
+        "compress ms",
+        "assemble ms",
+        "build CPU ms",
+        "texts embedded / build",
+    )
     _table(
         "engine overhead over an external first stage (30 new candidates, default settings)",
-        (
-            "first stage",
-            "overhead ms",
-            "rerank ms",
-            "compress ms",
-            "assemble ms",
-            "build CPU ms",
-            "texts embedded / build",
-        ),
+        header,
         rows,
     )
+    return [dict(zip(header, row)) for row in rows]
 
 
 def upsert(data: str | None, queries: Sequence[str], size: int) -> None:
@@ -227,7 +229,8 @@ def query_once(data: str | None, queries: Sequence[str]) -> None:
 SECTIONS: dict[str, Callable[..., None]] = {}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Prints every table; returns the external-stage rows (the harness's table)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -249,12 +252,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     wanted = set(args.only or ("keyword", "external", "upsert", "once"))
     if "keyword" in wanted:
         keyword_build(args.data, queries, model=not args.quick)
+    overhead: list[dict[str, object]] = []
     if "external" in wanted:
-        external_stage(args.data, queries)
+        overhead = external_stage(args.data, queries)
     if "upsert" in wanted:
         upsert(args.data, queries, 1000 if args.quick else 10_000)
     if "once" in wanted:
         query_once(args.data, queries[: min(n, 10)])
+    return overhead
 
 
 if __name__ == "__main__":
