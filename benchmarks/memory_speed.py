@@ -21,7 +21,9 @@ Rows:
   cl100k counter.
 
 ``ratio`` is the peer's median divided by ctxengine's lexical in-process median at the
-same size, measured in the same run.
+same size, measured in the same run. A second table gives the same medians in CPU time
+(``time.process_time``): on a shared machine the wall time of a call includes the time it
+waited for a core, its CPU time does not.
 
     python -m benchmarks.memory_speed [--quick] [--sizes 1000 10000 100000] [--queries 30]
 """
@@ -79,7 +81,11 @@ def questions(k: int) -> list[str]:
     return asked[:: max(1, len(asked) // k)][:k]
 
 
-def median_ms(call: Callable[[str], object], queries: Sequence[str]) -> float:
+CPU = " [CPU]"  # suffix of a row's CPU-time figure (process time: what load does not inflate)
+
+
+def median_ms(call: Callable[[str], object], queries: Sequence[str]) -> tuple[float, float]:
+    """Median wall and CPU milliseconds per call."""
     start = time.perf_counter()
     call(queries[0])  # warm-up: query vectors, caches
     if time.perf_counter() - start > 1.0:
@@ -87,12 +93,17 @@ def median_ms(call: Callable[[str], object], queries: Sequence[str]) -> float:
     else:
         for query in queries[1:3]:
             call(query)
-    timings = []
+    wall, cpu = [], []
     for query in queries:
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.process_time()
         call(query)
-        timings.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(timings)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - started)
+    return 1000.0 * statistics.median(wall), 1000.0 * statistics.median(cpu)
+
+
+def timed(out: dict[str, float], name: str, figures: tuple[float, float]) -> None:
+    out[name], out[name + CPU] = figures
 
 
 def ctxengine_rows(
@@ -113,17 +124,22 @@ def ctxengine_rows(
         store.add_many(memory_store.turns("s"))  # the same turns, with their vectors
     for mode in ("lexical", "dense", "hybrid"):
         memory = DecayMemory(memory_store, relevance=mode, **options)
-        out[f"in-process {mode}"] = median_ms(
-            lambda q, m=memory: m.recall(q, BUDGET, session_id="s"), queries
+        timed(
+            out,
+            f"in-process {mode}",
+            median_ms(lambda q, m=memory: m.recall(q, BUDGET, session_id="s"), queries),
         )
     for mode in ("lexical", "dense", "hybrid"):
         with SQLiteStore(path) as store:
             memory = DecayMemory(store, relevance=mode, **options)
-            start = time.perf_counter()
+            start, started = time.perf_counter(), time.process_time()
             memory.recall(queries[0], BUDGET, session_id="s")
             out[f"SQLite {mode} cold"] = 1000.0 * (time.perf_counter() - start)
-            out[f"SQLite {mode}"] = median_ms(
-                lambda q, m=memory: m.recall(q, BUDGET, session_id="s"), queries
+            out[f"SQLite {mode} cold" + CPU] = 1000.0 * (time.process_time() - started)
+            timed(
+                out,
+                f"SQLite {mode}",
+                median_ms(lambda q, m=memory: m.recall(q, BUDGET, session_id="s"), queries),
             )
     return out
 
@@ -139,11 +155,11 @@ def llamaindex_rows(
     out: dict[str, float] = {}
     held = Memory.from_defaults(session_id="set", token_limit=BUDGET, tokenizer_fn=encode)
     held.set(history)
-    out["LlamaIndex Memory.get (set)"] = median_ms(lambda q: held.get(), queries)
+    timed(out, "LlamaIndex Memory.get (set)", median_ms(lambda q: held.get(), queries))
     if len(messages) <= put_limit:
         put = Memory.from_defaults(session_id="put", token_limit=BUDGET, tokenizer_fn=encode)
         put.put_messages(history)
-        out["LlamaIndex Memory.get (put)"] = median_ms(lambda q: put.get(), queries)
+        timed(out, "LlamaIndex Memory.get (put)", median_ms(lambda q: put.get(), queries))
     return out
 
 
@@ -166,7 +182,9 @@ def langchain_rows(
     def trim(query: str) -> object:
         return trim_messages(history, max_tokens=BUDGET, token_counter=count, strategy="last")
 
-    return {"LangChain trim_messages": median_ms(trim, queries)}
+    out: dict[str, float] = {}
+    timed(out, "LangChain trim_messages", median_ms(trim, queries))
+    return out
 
 
 ROW_ORDER = (
@@ -185,7 +203,8 @@ ROW_ORDER = (
 )
 
 
-def print_table(results: dict[int, dict[str, float]]) -> None:
+def print_table(results: dict[int, dict[str, float]], suffix: str = "") -> None:
+    """One row per system (``suffix``: the CPU figures instead of wall time)."""
     sizes = sorted(results)
     header = (
         "| system | " + " | ".join(f"{n:,} turns (ms)" for n in sizes) + " | ratio vs lexical |"
@@ -195,9 +214,9 @@ def print_table(results: dict[int, dict[str, float]]) -> None:
     for name in ROW_ORDER:
         cells, ratios = [], []
         for n in sizes:
-            value = results[n].get(name)
+            value = results[n].get(name + suffix)
             cells.append("-" if value is None else f"{value:.2f}")
-            base = results[n]["in-process lexical"]
+            base = results[n]["in-process lexical" + suffix]
             if value is not None and not name.startswith("in-process lexical"):
                 ratios.append(f"{value / base:.1f}x")
             else:
@@ -207,7 +226,7 @@ def print_table(results: dict[int, dict[str, float]]) -> None:
     print(f"\nadd_many (dedup, importance, hybrid vectors from the cache), per 1k turns: {adds}")
 
 
-def main(argv: Sequence[str] | None = None) -> dict[int, dict[str, float]]:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k turns, 10 queries")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
@@ -229,7 +248,19 @@ def main(argv: Sequence[str] | None = None) -> dict[int, dict[str, float]]:
             print(f"{n:,} turns: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
     print(f"\nrecall() median per call, {BUDGET}-token slot, {len(queries)} LoCoMo questions\n")
     print_table(results)
-    return results
+    print("\nThe same calls in CPU time (process time; on a loaded machine wall time includes")
+    print("waiting for a core, CPU time does not)\n")
+    print_table(results, CPU)
+    # One flat row per system and clock, for the harness's table.
+    return [
+        {
+            "system": name + suffix,
+            **{f"{n:,} turns (ms)": results[n].get(name + suffix) for n in results},
+        }
+        for suffix in ("", CPU)
+        for name in ROW_ORDER
+        if any(name + suffix in results[n] for n in results)
+    ]
 
 
 if __name__ == "__main__":

@@ -768,4 +768,16 @@ SECTIONS: dict[str, Spec] = {
         ("scifact",),
         False,
     ),
+    "memory_speed": Spec(
+        "Memory selection speed (recall at 1k/10k/100k turns, cold and warm)",
+        _generic("memory_speed"),
+        ("locomo",),
+        False,
+    ),
+    "speed": Spec(
+        "Where users wait: query-time model calls, overhead over an external first stage",
+        _generic("speed"),
+        ("scifact",),
+        False,
+    ),
 }

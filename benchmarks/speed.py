@@ -10,7 +10,8 @@ Sections (each prints a table; medians over the queries, the peer measured in th
 * ``external first stage``: ``ContextEngine.from_retriever`` over a stub first stage that
   returns 30 *new* texts per query (SciFact abstracts, or synthetic ones without data, each
   made unique), with and without the vectors a store returns with its hits; the engine's
-  overhead is ``total - retrieve`` (everything after the first stage) with default settings.
+  overhead is ``total - retrieve`` (everything after the first stage) with default settings;
+  *build CPU ms* is the whole build's process time (what a loaded machine does not inflate).
 * ``upsert``: one document upserted into a 10,000-document hybrid index, then the next
   ``build()``, against the steady-state ``build()`` of the same engine. The vectors come from
   :class:`~ctxengine.embeddings.HashingEmbedder`, so the figures are the index's own work,
@@ -18,7 +19,7 @@ Sections (each prints a table; medians over the queries, the peer measured in th
 * ``query once``: a hybrid ``build()`` with history and semantic compression on a new
   query: texts the model sees (the query once, nothing else).
 
-    python -m benchmarks.speed [--quick] [--queries 40] [--data PATH]
+    python -m benchmarks.speed [--quick] [--queries 40] [--data PATH] [--only external ...]
 """
 
 from __future__ import annotations
@@ -90,11 +91,14 @@ def _timed_builds(
     texts = 0
     for query in queries:
         before = model_usage()
+        started = time.process_time()
         packet = engine.build(query)
+        cpu = time.process_time() - started
         texts += (model_usage() - before).texts
         for name, value in {
             **packet.timings,
             "overhead": packet.timings["total"] - packet.timings["retrieve"],
+            "cpu": cpu,
         }.items():
             timings.setdefault(name, []).append(value)
     return timings, texts
@@ -127,8 +131,10 @@ class NewTextsFirstStage:
     """An external first stage returning ``k`` texts it never returned before, optionally
     with their vectors (as a vector store does when asked for embeddings)."""
 
-    def __init__(self, texts: Sequence[str], vectors: np.ndarray | None) -> None:
-        self.texts, self.vectors, self.calls = list(texts), vectors, 0
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray | None, tag: str = "") -> None:
+        # ``tag`` makes the texts of one stage differ from another's (a counter's or
+        # compressor's memo must not answer for texts an earlier variant returned).
+        self.texts, self.vectors, self.calls, self.tag = list(texts), vectors, 0, tag
 
     def retrieve(self, query: str, k: int = 10) -> list[ScoredDocument]:
         self.calls += 1
@@ -136,7 +142,9 @@ class NewTextsFirstStage:
         hits = []
         for rank, i in enumerate(range(start, start + k)):
             vector = None if self.vectors is None else self.vectors[i]
-            document = Document(f"{self.texts[i]} [{self.calls}]", id=f"{self.calls}-{i}")
+            document = Document(
+                f"{self.texts[i]} [{self.tag}{self.calls}]", id=f"{self.tag}{self.calls}-{i}"
+            )
             hits.append(
                 ScoredDocument(
                     document, 1.0 - rank / k, {"first_stage": 1.0 - rank / k}, vector=vector
@@ -145,7 +153,7 @@ class NewTextsFirstStage:
         return hits
 
 
-def external_stage(data: str | None, queries: Sequence[str]) -> None:
+def external_stage(data: str | None, queries: Sequence[str]) -> list[dict[str, object]]:
     texts, _ = _corpus(data, 3000)
     vectors = HashingEmbedder(384).embed(
         texts
@@ -155,23 +163,26 @@ def external_stage(data: str | None, queries: Sequence[str]) -> None:
         ("hits carry vectors", vectors),
         ("hits without vectors (lexical dedup)", None),
     ):
-        engine = ContextEngine.from_retriever(NewTextsFirstStage(texts, carried))
+        engine = ContextEngine.from_retriever(NewTextsFirstStage(texts, carried, tag=label))
         engine.build("warm-up question")
         timings, model_texts = _timed_builds(engine, queries)
-        stages = [_ms(timings[name]) for name in ("rerank", "compress", "assemble")]
+        stages = [_ms(timings[name]) for name in ("rerank", "compress", "assemble", "cpu")]
         rows.append((label, _ms(timings["overhead"]), *stages, model_texts / len(queries)))
+    header = (
+        "first stage",
+        "overhead ms",
+        "rerank ms",
+        "compress ms",
+        "assemble ms",
+        "build CPU ms",
+        "texts embedded / build",
+    )
     _table(
         "engine overhead over an external first stage (30 new candidates, default settings)",
-        (
-            "first stage",
-            "overhead ms",
-            "rerank ms",
-            "compress ms",
-            "assemble ms",
-            "texts embedded / build",
-        ),
+        header,
         rows,
     )
+    return [dict(zip(header, row)) for row in rows]
 
 
 def upsert(data: str | None, queries: Sequence[str], size: int) -> None:
@@ -218,7 +229,8 @@ def query_once(data: str | None, queries: Sequence[str]) -> None:
 SECTIONS: dict[str, Callable[..., None]] = {}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Prints every table; returns the external-stage rows (the harness's table)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -227,14 +239,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--data", default=os.environ.get("CTXENGINE_DATA"))
+    parser.add_argument(
+        "--only",
+        choices=("keyword", "external", "upsert", "once"),
+        action="append",
+        help="run these tables only (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
     n = 5 if args.quick else args.queries
     _, claims = _corpus(args.data, 10)
     queries = claims[:n]
-    keyword_build(args.data, queries, model=not args.quick)
-    external_stage(args.data, queries)
-    upsert(args.data, queries, 1000 if args.quick else 10_000)
-    query_once(args.data, queries[: min(n, 10)])
+    wanted = set(args.only or ("keyword", "external", "upsert", "once"))
+    if "keyword" in wanted:
+        keyword_build(args.data, queries, model=not args.quick)
+    overhead: list[dict[str, object]] = []
+    if "external" in wanted:
+        overhead = external_stage(args.data, queries)
+    if "upsert" in wanted:
+        upsert(args.data, queries, 1000 if args.quick else 10_000)
+    if "once" in wanted:
+        query_once(args.data, queries[: min(n, 10)])
+    return overhead
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import os
 import tempfile
 import threading
 import warnings
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,6 +39,10 @@ _ENCODING_SHA256 = {
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
 }
+# A counter remembers the counts of this many recent texts of up to _MEMO_CHARS characters
+# (at most ~130 MB of strings, in practice a few MB).
+_MEMO_TEXTS = 8192
+_MEMO_CHARS = 16_384
 # tiktoken reads TIKTOKEN_CACHE_DIR at call time; the lock keeps our brief override private.
 _ENV_LOCK = threading.Lock()
 
@@ -156,11 +160,29 @@ class TiktokenCounter:
     def __init__(self, encoding: str = "cl100k_base") -> None:
         self.name = encoding
         self._encoding = load_tiktoken_encoding(encoding)
+        self._memo()
+
+    def _memo(self) -> None:
+        # One build counts the same strings several times (a document's kept text in the
+        # compressor, then in the packet; the system prompt in every packet): remember the
+        # counts of recent texts, so a repeat costs a hash lookup instead of an encode.
+        self._count_memo = lru_cache(maxsize=_MEMO_TEXTS)(self._encode_count)
+
+    def _encode_count(self, text: str) -> int:
+        # disallowed_special=() counts "<|endoftext|>" in user text as plain text, never raises
+        return len(self._encoding.encode(text, disallowed_special=()))
 
     def count(self, text: str) -> int:
         check_text(text, "text", allow_empty=True)
-        # disallowed_special=() counts "<|endoftext|>" in user text as plain text, never raises
-        return len(self._encoding.encode(text, disallowed_special=()))
+        if len(text) > _MEMO_CHARS:  # the memo holds short texts only: bounded memory
+            return self._encode_count(text)
+        return self._count_memo(text)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"])  # type: ignore[misc]
 
     def truncate(self, text: str, max_tokens: int) -> str:
         check_text(text, "text", allow_empty=True)
@@ -290,6 +312,23 @@ def get_token_counter(spec: str | TokenCounter | None = None) -> TokenCounter:
     )
 
 
+def token_bounds(counter: TokenCounter, text: str) -> tuple[int, int | None]:
+    """``(low, high)`` with ``low <= counter.count(text) <= high`` (``high`` None: unknown),
+    without tokenizing, so a caller can count only what decides a choice.
+
+    For tiktoken's byte-level BPE: a token holds at least one byte, and tiktoken's
+    pre-tokenizer never puts two whitespace-separated words in one piece (each piece is at
+    least one token), so ``words <= tokens <= UTF-8 bytes``. Other counters: ``(0, None)``,
+    or the exact count where counting is as cheap as bounding (the chars/4 fallback).
+    """
+    if isinstance(counter, TiktokenCounter):
+        return len(text.split()), len(text) if text.isascii() else len(text.encode("utf-8"))
+    if isinstance(counter, CharRatioFallbackCounter):
+        exact = counter.count(text)
+        return exact, exact
+    return 0, None
+
+
 def fit_head_tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
     """``text`` cut to ``max_tokens`` keeping its beginning and its end.
 
@@ -382,4 +421,5 @@ __all__ = [
     "get_token_counter",
     "load_tiktoken_encoding",
     "model_encoding",
+    "token_bounds",
 ]

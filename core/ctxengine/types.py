@@ -231,6 +231,11 @@ class Turn:
     # once when the turn is remembered and persisted with it; not part of the turn's identity.
     vector: Any = field(default=None, compare=False, repr=False)
     vector_model: str | None = field(default=None, compare=False, repr=False)
+    # The rendered turn's token count and the name of the counter that made it, computed
+    # once when the turn is remembered and persisted with it, so that a restart reads the
+    # count instead of re-tokenizing the history; a memory with another counter recounts.
+    tokens: int | None = field(default=None, compare=False, repr=False)
+    tokens_counter: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.timestamp) or not math.isfinite(self.importance):

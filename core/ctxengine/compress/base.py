@@ -3,7 +3,8 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -15,13 +16,14 @@ from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences
-from ..tokens import TokenCounter, get_token_counter
+from ..tokens import TokenCounter, get_token_counter, token_bounds
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
 # join merges tokens at its edges, so it is skipped without counting the joined text.
 _JOIN_SLACK = 2
 _CACHED_DOCUMENTS = 4096
+_CACHED_TEXTS = 16384
 
 
 @runtime_checkable
@@ -40,7 +42,10 @@ class _Sentence:
     start: int
     end: int
     text: str
-    tokens: int
+    # Bounds on the text's token count (``high`` None: unknown); the exact count is asked
+    # of the compressor only where a choice depends on it (see :class:`_Ledger`).
+    low: int
+    high: int | None
     terms: frozenset[str]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
@@ -59,7 +64,8 @@ class _BaseCompressor:
 
     def _caches(self) -> None:
         self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
-        self._count_document = lru_cache(maxsize=_CACHED_DOCUMENTS)(self.token_counter.count)
+        # Documents, sentences and kept texts: each distinct text is counted once.
+        self._count_text = lru_cache(maxsize=_CACHED_TEXTS)(self.token_counter.count)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
 
     def compress(
@@ -78,10 +84,23 @@ class _BaseCompressor:
         docs = [doc for doc in documents if doc.document.text.strip()]
         if max_tokens == 0 or not docs:
             return []
-        whole = [self._count_document(doc.document.text) for doc in docs]
-        if sum(whole) <= max_tokens:
-            return [replace(doc, kept=None, tokens=n) for doc, n in zip(docs, whole)]
+        if self._all_fit([doc.document.text for doc in docs], max_tokens):
+            return [
+                replace(doc, kept=None, tokens=self._count_text(doc.document.text)) for doc in docs
+            ]
         return self._compress(query, docs, max_tokens)
+
+    def _all_fit(self, texts: list[str], max_tokens: int) -> bool:
+        """Whether the texts' counts sum to at most ``max_tokens``, counting only while the
+        answer is open (candidates far over the budget are never tokenized)."""
+        if sum(token_bounds(self.token_counter, text)[0] for text in texts) > max_tokens:
+            return False
+        total = 0
+        for text in texts:
+            total += self._count_text(text)
+            if total > max_tokens:
+                return False
+        return True
 
     def _compress(
         self, query: str, docs: list[ScoredDocument], max_tokens: int
@@ -93,7 +112,7 @@ class _BaseCompressor:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
-        state.pop("_count_document", None)
+        state.pop("_count_text", None)
         state.pop("_whole", None)
         return state
 
@@ -102,7 +121,7 @@ class _BaseCompressor:
         self._caches()
 
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
-        count = self.token_counter.count
+        counter = self.token_counter
         return tuple(
             _Sentence(
                 0,
@@ -110,7 +129,7 @@ class _BaseCompressor:
                 start,
                 end,
                 text[start:end],
-                count(text[start:end]),
+                *token_bounds(counter, text[start:end]),
                 frozenset(analyze(text[start:end])),
             )
             for index, (start, end) in enumerate(_keep_fences_whole(text, split_sentences(text)))
@@ -126,7 +145,7 @@ class _BaseCompressor:
             sentences[0].start,
             sentences[-1].end,
             joined,
-            self.token_counter.count(joined),
+            *token_bounds(self.token_counter, joined),
             frozenset().union(*(u.terms for u in sentences)),
             sentences,
         )
@@ -146,24 +165,19 @@ class _BaseCompressor:
         *,
         stop_at_miss: bool = False,
     ) -> dict[int, list[_Sentence]]:
-        """Take ``units`` in ``order`` while they fit, counting each document's joined text."""
-        count = self.token_counter.count
+        """Take ``units`` in ``order`` while they fit, by each document's joined text's count
+        (what fits is decided on exact counts; :class:`_Ledger` computes only those that
+        decide)."""
         chosen: dict[int, list[_Sentence]] = {}
-        doc_tokens: dict[int, int] = {}
-        used = 0
+        ledger = _Ledger(self._count_text, self.token_counter, max_tokens)
         for i in order:
-            room = max_tokens - used
-            if room <= 0:
+            if ledger.full():
                 break
             unit = units[i]
-            if unit.tokens <= room + _JOIN_SLACK:
+            if ledger.may_take(unit, _JOIN_SLACK):
                 candidate = sorted([*chosen.get(unit.doc, []), unit], key=lambda u: u.index)
-                tokens = count(" ".join(u.text for u in candidate))
-                delta = tokens - doc_tokens.get(unit.doc, 0)
-                if delta <= room:
+                if ledger.take(unit.doc, " ".join(u.text for u in candidate)):
                     chosen[unit.doc] = candidate
-                    doc_tokens[unit.doc] = tokens
-                    used += delta
                     continue
             if stop_at_miss:
                 break
@@ -213,11 +227,109 @@ class _BaseCompressor:
                 KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))
             ]
             text = " ".join(span.text for span in kept)
-            out.append(replace(doc, kept=kept, tokens=self.token_counter.count(text)))
+            out.append(replace(doc, kept=kept, tokens=self._count_text(text)))
         return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_counter={self.token_counter!r})"
+
+
+class _Ledger:
+    """The tokens used so far by the documents' joined kept texts, held as bounds and made
+    exact only where a choice depends on it.
+
+    Every answer (:meth:`full`, :meth:`may_take`, :meth:`take`) is the one exact counts give:
+    a bound decides when it can, otherwise the open counts are computed. Far from the budget
+    edge the bounds decide, so a compression tokenizes about what it keeps, not every
+    candidate sentence.
+    """
+
+    def __init__(self, count: Callable[[str], int], counter: TokenCounter, max_tokens: int):
+        self._count, self._counter, self.max_tokens = count, counter, max_tokens
+        # doc -> [joined text, low, high (None: unknown), exact count or None]; the totals
+        # of the entries' bounds are kept as they change (a sum per unit would cost more
+        # than the counting it saves).
+        self._docs: dict[int, list[Any]] = {}
+        self._open: set[int] = set()  # docs whose exact count is not known yet
+        self._low = 0
+        self._high = 0  # over the entries whose upper bound is known
+        self._unbounded = 0  # entries without an upper bound
+
+    def _shift(self, entry: list[Any], sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) an entry's bounds from the totals."""
+        _, low, high, exact = entry
+        if exact is not None:
+            low = high = exact
+        self._low += sign * low
+        if high is None:
+            self._unbounded += sign
+        else:
+            self._high += sign * high
+
+    def _used(self, skip: int | None = None) -> tuple[int, float]:
+        low, high, unbounded = self._low, self._high, self._unbounded
+        entry = self._docs.get(skip) if skip is not None else None
+        if entry is not None:
+            _, lo, hi, exact = entry
+            lo, hi = (exact, exact) if exact is not None else (lo, hi)
+            low -= lo
+            if hi is None:
+                unbounded -= 1
+            else:
+                high -= hi
+        return low, (math.inf if unbounded else float(high))
+
+    def _exact(self, skip: int | None = None) -> int:
+        for doc in [d for d in self._open if d != skip]:
+            entry = self._docs[doc]
+            self._shift(entry, -1)
+            entry[3] = self._count(entry[0])
+            self._shift(entry, 1)
+            self._open.discard(doc)
+        return self._used(skip)[0]  # every entry but ``skip`` is exact now
+
+    def full(self) -> bool:
+        """Whether no room is left (``used >= max_tokens``)."""
+        low, high = self._used()
+        if low >= self.max_tokens or high < self.max_tokens:
+            return low >= self.max_tokens
+        return self._exact() >= self.max_tokens
+
+    def may_take(self, unit: _Sentence, slack: int) -> bool:
+        """``tokens(unit) <= room + slack``: whether the unit is worth a joined count."""
+        limit = self.max_tokens + slack
+        low, high = self._used()
+        if unit.high is not None and unit.high + high <= limit:
+            return True
+        if unit.low + low > limit:
+            return False
+        used = self._exact()
+        if unit.high is not None and unit.high + used <= limit:
+            return True
+        if unit.low + used > limit:
+            return False
+        return self._count(unit.text) + used <= limit
+
+    def take(self, doc: int, joined: str) -> bool:
+        """Record ``joined`` as ``doc``'s kept text if the total stays within the budget."""
+        low, high = token_bounds(self._counter, joined)
+        other_low, other_high = self._used(skip=doc)
+        exact = None
+        if high is None or other_high + high > self.max_tokens:
+            if other_low + low > self.max_tokens:
+                return False
+            exact = self._count(joined)
+            if self._exact(skip=doc) + exact > self.max_tokens:
+                return False
+        if doc in self._docs:
+            self._shift(self._docs[doc], -1)
+        self._docs[doc] = entry = [joined, low, high, exact]
+        self._shift(entry, 1)
+        if exact is None:
+            self._open.add(doc)
+        else:
+            self._open.discard(doc)
+        return True
 
 
 def _keep_fences_whole(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -11,7 +11,7 @@ from ..embeddings import EmbedderSpec, LazyEmbedderMixin
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze
-from ..tokens import TokenCounter
+from ..tokens import TokenCounter, token_bounds
 from ..types import KeptSpan, ScoredDocument
 from .base import _BaseCompressor, _Sentence
 
@@ -38,7 +38,7 @@ class TruncateCompressor(_BaseCompressor):
         for doc in docs:
             room = max_tokens - used
             text = doc.document.text
-            tokens = self._count_document(text)
+            tokens = self._count_text(text)
             if tokens <= room:
                 out.append(replace(doc, kept=None, tokens=tokens))
                 used += tokens
@@ -123,11 +123,16 @@ class ExtractiveCompressor(_BaseCompressor):
         """Sentences, except that a document under ``whole_below`` tokens is one unit when
         it fits the budget at all (else its best sentences are still worth having)."""
         units = []
+        limit = min(self.whole_below - 1, max_tokens)  # "short": at most this many tokens
         for position, doc in enumerate(docs):
-            sentences = self._split(doc.document.text)
-            tokens = self._count_document(doc.document.text)
-            if len(sentences) > 1 and tokens < self.whole_below and tokens <= max_tokens:
-                sentences = (self._whole(doc.document.text),)
+            text = doc.document.text
+            sentences = self._split(text)
+            if (
+                len(sentences) > 1
+                and token_bounds(self.token_counter, text)[0] <= limit  # else surely longer
+                and self._count_text(text) <= limit
+            ):
+                sentences = (self._whole(text),)
             units += [replace(unit, doc=position) for unit in sentences]
         return units
 
@@ -140,7 +145,8 @@ class ExtractiveCompressor(_BaseCompressor):
     def _order(self, units: list[_Sentence], scores: np.ndarray) -> list[int]:
         keys = scores
         if self.selection == "density":
-            keys = scores / np.array([max(unit.tokens, 1) for unit in units], dtype=np.float64)
+            counts = [max(self._count_text(unit.text), 1) for unit in units]
+            keys = scores / np.array(counts, dtype=np.float64)
         # ties: earlier document, then earlier sentence, so results never vary
         return sorted(range(len(units)), key=lambda i: (-keys[i], units[i].doc, units[i].index))
 

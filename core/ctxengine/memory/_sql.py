@@ -24,9 +24,11 @@ if TYPE_CHECKING:  # typing.Self exists from Python 3.11 only
 
 # Version 1 was the first table layout (no per-turn metadata); version 2 adds ``metadata``;
 # version 3 adds the turn's embedding (``vector``, float32 bytes, and ``vector_model``) and
-# the per-session write counter table ``ctxengine_versions``. A new database runs every
-# step, so the upgrade path is the one every file takes.
-SCHEMA_VERSION = 3
+# the per-session write counter table ``ctxengine_versions``; version 4 adds the rendered
+# turn's token count (``tokens``) and the name of the counter that made it
+# (``tokens_counter``). A new database runs every step, so the upgrade path is the one
+# every file takes.
+SCHEMA_VERSION = 4
 
 TABLE = "ctxengine_turns"
 # Column order of every SELECT and INSERT in both stores.
@@ -42,6 +44,8 @@ COLUMNS = (
     "metadata",
     "vector",
     "vector_model",
+    "tokens",
+    "tokens_counter",
 )
 
 
@@ -110,6 +114,7 @@ def turn_params(turn: Turn, seq: int) -> tuple[Any, ...]:
         float(turn.last_access),
         encode_metadata(turn.metadata),
         *encode_vector(turn),
+        *encode_tokens(turn),
     )
 
 
@@ -118,6 +123,13 @@ def encode_vector(turn: Turn) -> tuple[bytes | None, str | None]:
     if turn.vector is None or turn.vector_model is None:
         return None, None
     return np.asarray(turn.vector, dtype=np.float32).tobytes(), str(turn.vector_model)
+
+
+def encode_tokens(turn: Turn) -> tuple[int | None, str | None]:
+    """The ``tokens`` and ``tokens_counter`` column values of ``turn`` (both or neither)."""
+    if turn.tokens is None or turn.tokens_counter is None:
+        return None, None
+    return int(turn.tokens), str(turn.tokens_counter)
 
 
 def decode_vector(blob: bytes | memoryview | None) -> np.ndarray | None:
@@ -138,6 +150,8 @@ def row_turn(row: Sequence[Any]) -> Turn:
         metadata,
         blob,
         model,
+        tokens,
+        counter,
     ) = row
     if isinstance(metadata, str):
         # Most turns carry no metadata; skipping the parser for them halves read time.
@@ -154,6 +168,8 @@ def row_turn(row: Sequence[Any]) -> Turn:
         seq=int(seq),
         vector=decode_vector(blob),
         vector_model=model if blob is not None else None,
+        tokens=None if tokens is None or counter is None else int(tokens),
+        tokens_counter=counter if tokens is not None else None,
     )
 
 
@@ -168,6 +184,7 @@ __all__ = [
     "check_turn",
     "decode_vector",
     "encode_metadata",
+    "encode_tokens",
     "encode_vector",
     "row_turn",
     "turn_params",

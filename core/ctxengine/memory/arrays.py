@@ -80,6 +80,9 @@ class SessionArrays:
         Token count of a rendered turn.
     render:
         ``render(role, content)``: the text relevance and token counts read.
+    counter_name:
+        The name of the counter behind ``count``: a turn stored with a count by the counter
+        of that name is not counted again (``None``: every turn is counted).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class SessionArrays:
         terms: Callable[[str], frozenset[str]] | None,
         count: Callable[[str], int],
         render: Callable[[str, str], str],
+        counter_name: str | None = None,
     ) -> None:
         self.version: int | None = None
         self.turns: list[Turn] = []
@@ -101,6 +105,13 @@ class SessionArrays:
         self._count = count
         self._render = render
         self.postings = _Postings() if terms is not None else None
+        self.counter_name = counter_name
+        # Derived from the roles alone, so kept until turns are appended (a recall over
+        # 100k turns would otherwise rebuild them every time).
+        self._derived: dict[object, np.ndarray] = {}
+        # Turns counted here because they carried no count of this counter: (id, count),
+        # for the memory to write back to the store once.
+        self.recounted: list[tuple[str, int]] = []
         self._vectors: np.ndarray | None = None  # float32 rows, grown like a column
         self.has_vector = _Column(np.bool_)
         self.vector_model: str | None = None
@@ -117,7 +128,7 @@ class SessionArrays:
         self.importance.extend([t.importance for t in turns])
         self.timestamp.extend([t.timestamp for t in turns])
         self.last_access.extend([t.last_access for t in turns])
-        self.tokens.extend([self._count(text) for text in texts])
+        self.tokens.extend([self._tokens(t, text) for t, text in zip(turns, texts)])
         self.role_ids.extend([self._roles.setdefault(t.role, len(self._roles)) for t in turns])
         for offset, turn in enumerate(turns):
             self._index[turn.id] = start + offset
@@ -125,6 +136,7 @@ class SessionArrays:
             for offset, text in enumerate(texts):
                 self.postings.add(start + offset, self._terms(text))
         self.turns.extend(turns)
+        self._derived.clear()
         self.has_vector.extend(np.zeros(len(turns), dtype=np.bool_))
         if self.vector_model is not None:
             self.set_vectors(
@@ -132,8 +144,37 @@ class SessionArrays:
                 [t.vector for t in turns if t.vector_model == self.vector_model],
             )
 
+    def _tokens(self, turn: Turn, text: str) -> int:
+        """The turn's stored count when our counter made it; else counted now (and noted)."""
+        name = self.counter_name
+        if name is not None and turn.tokens is not None and turn.tokens_counter == name:
+            return turn.tokens
+        count = self._count(text)
+        if name is not None:
+            self.recounted.append((turn.id, count))
+        return count
+
     def role_id(self, role: str) -> int | None:
         return self._roles.get(role)
+
+    def exchange(self) -> np.ndarray:
+        """Per adjacent pair of rows, whether the two turns are by different roles."""
+        mask = self._derived.get("exchange")
+        if mask is None:
+            roles = self.role_ids.view
+            mask = self._derived["exchange"] = roles[1:] != roles[:-1]
+        return mask
+
+    def partners(self, question: str, answer: str) -> np.ndarray | None:
+        """:func:`exchange_partners` of these roles, or None when no row has a partner."""
+        key = ("partners", question, answer)
+        if key not in self._derived:
+            partner = exchange_partners(
+                self.role_ids.view, self.role_id(question), self.role_id(answer)
+            )
+            self._derived[key] = partner if (partner >= 0).any() else np.zeros(0, np.int64)
+        found = self._derived[key]
+        return found if len(found) else None
 
     def row(self, turn_id: str) -> int | None:
         return self._index.get(turn_id)

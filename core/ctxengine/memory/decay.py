@@ -51,7 +51,7 @@ from ..formatting import TURN_SEPARATOR, render_turn
 from ..scoring import cosine_scores
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn, check_role
-from .arrays import SessionArrays, exchange_partners, pack_exchanges, pack_indices
+from .arrays import SessionArrays, pack_exchanges, pack_indices
 from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
@@ -76,6 +76,13 @@ def _halved(half_lives: np.ndarray) -> np.ndarray:
     a 100k-turn session are that old)."""
     out = np.zeros_like(half_lives)
     return np.exp2(np.negative(half_lives), out=out, where=half_lives < 1080.0)
+
+
+def _counter_name(counter: TokenCounter) -> str | None:
+    """What a stored token count is tagged with: it is reused only by a counter of the same
+    name (``None``: an unnamed counter, whose counts are never stored)."""
+    name = getattr(counter, "name", None)
+    return name if isinstance(name, str) and name else None
 
 
 def _model_key(embedder: Embedder) -> str:
@@ -224,6 +231,7 @@ class DecayMemory(LazyEmbedderMixin):
         checked = [self._check_message(message) for message in messages]
         with self._lock:  # dedup check and insert must not interleave with another add
             window = self.dedup.window if self.dedup is not None else 1
+            counter_name = _counter_name(self.token_counter)
             recent = list(self.store.turns(session_id, last=window))
             prepared: list[Turn | None] = []
             for role, content, when, importance, metadata in checked:
@@ -243,6 +251,8 @@ class DecayMemory(LazyEmbedderMixin):
                     importance=float(importance),
                     last_access=when,
                     metadata=metadata,
+                    tokens=self.token_counter.count(_rendered(role, content)),
+                    tokens_counter=counter_name,
                 )
                 recent.append(turn)
                 prepared.append(turn)
@@ -298,16 +308,31 @@ class DecayMemory(LazyEmbedderMixin):
             self._cache.move_to_end(session_id)
             return arrays
         terms = {"lexical": lexical_terms, "hybrid": lexical_terms, "overlap": plain_words}
-        arrays = SessionArrays(terms.get(self.relevance), self.token_counter.count, _rendered)
+        arrays = SessionArrays(
+            terms.get(self.relevance),
+            self.token_counter.count,
+            _rendered,
+            _counter_name(self.token_counter),
+        )
         # Read after the version: a write in between makes the next check reload, never
         # leaves newer rows cached under an older version... the reverse would.
         arrays.extend(self.store.turns(session_id))
         arrays.version = version
+        self._store_recounted(session_id, arrays)
         if version is not None:
             self._cache[session_id] = arrays
             while len(self._cache) > _CACHED_SESSIONS:
                 self._cache.popitem(last=False)
         return arrays
+
+    def _store_recounted(self, session_id: str, arrays: SessionArrays) -> None:
+        """Write the counts made while reading (turns stored without a count of our counter:
+        an older file, another counter) back to the store, so the next restart reads them."""
+        store_tokens = getattr(self.store, "set_tokens", None)
+        if arrays.recounted and arrays.counter_name is not None and callable(store_tokens):
+            ids, counts = zip(*arrays.recounted)
+            store_tokens(session_id, list(ids), list(counts), arrays.counter_name)
+        arrays.recounted.clear()
 
     def _after_write(
         self, session_id: str, writes: int, apply: Callable[[SessionArrays], None]
@@ -441,9 +466,7 @@ class DecayMemory(LazyEmbedderMixin):
                 raw = w * parts["lexical"] + (1.0 - w) * parts["dense"]
             else:
                 raw = next(iter(parts.values()))
-        relevance, inherited = spread_to_neighbours(
-            raw, self.neighbour_weight, arrays.role_ids.view
-        )
+        relevance, inherited = spread_to_neighbours(raw, self.neighbour_weight, arrays.exchange())
         if self.neighbour_weight > 0:
             parts["neighbour"] = inherited
         parts["relevance"] = relevance
@@ -468,18 +491,19 @@ class DecayMemory(LazyEmbedderMixin):
         if self.query_adapter is not None:  # a trained ctxengine.learn.QueryAdapter
             query_vector = self.query_adapter(query_vector)
         cosine = cosine_scores(arrays.vectors, query_vector.astype(np.float32))
-        cosine = cosine.astype(np.float64)
-        floor = self.dense_floor
-        return np.clip((cosine - floor) / (1.0 - floor), 0.0, 1.0)
+        # (cos - floor) / (1 - floor) clipped to 0..1, in place: four passes over a column
+        # of 100k rows instead of four new ones.
+        dense = cosine.astype(np.float64)
+        dense -= self.dense_floor
+        dense /= 1.0 - self.dense_floor
+        return np.clip(dense, 0.0, 1.0, out=dense)
 
     def _partners(self, arrays: SessionArrays) -> np.ndarray | None:
         """Each turn's question/answer partner row (-1: none), or None when the session
         holds no exchange of ``exchange_roles``."""
         if self.exchange_roles is None:
             return None
-        question, answer = (arrays.role_id(role) for role in self.exchange_roles)
-        partner = exchange_partners(arrays.role_ids.view, question, answer)
-        return partner if (partner >= 0).any() else None
+        return arrays.partners(*self.exchange_roles)
 
     def recall(
         self,
@@ -638,7 +662,7 @@ def fit_joined(
     # The greedy pass adds per-turn counts; BPE merges across the separator keep the joined
     # string at most that long in practice, but the contract is the joined count, so check.
     while chosen:
-        text = TURN_SEPARATOR.join(render_turn(s.role, s.content) for s in chosen)
+        text = TURN_SEPARATOR.join(_rendered(s.role, s.content) for s in chosen)
         if token_counter.count(text) <= max_tokens:
             break
         victim = min(chosen, key=lambda s: (s.turn.seq in keep, s.effective, s.turn.seq))

@@ -89,7 +89,18 @@ def _vector_migration() -> tuple[str, ...]:
     )
 
 
-_MIGRATIONS += (_vector_migration(),)
+def _token_count_migration() -> tuple[str, ...]:
+    """Version 3 -> 4: each turn's token count and the counter's name stored with it (NULL
+    for older turns: they are counted once at their first recall and written back)."""
+    return (
+        (
+            "ALTER TABLE {schema}.ctxengine_turns ADD COLUMN tokens BIGINT,"
+            " ADD COLUMN tokens_counter TEXT"
+        ),
+    )
+
+
+_MIGRATIONS += (_vector_migration(), _token_count_migration())
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -105,7 +116,8 @@ _STATEMENTS = {
         " DO UPDATE SET version = w.version + 1)"
         f" INSERT INTO {{schema}}.ctxengine_turns ({_COLUMN_LIST})"
         " SELECT %(id)s, %(session_id)s, s.seq, %(role)s, %(content)s, %(timestamp)s,"
-        " %(importance)s, %(last_access)s, %(metadata)s::jsonb, %(vector)s, %(vector_model)s"
+        " %(importance)s, %(last_access)s, %(metadata)s::jsonb, %(vector)s, %(vector_model)s,"
+        " %(tokens)s, %(tokens_counter)s"
         " FROM s RETURNING seq"
     ),
     "bump": (
@@ -115,6 +127,10 @@ _STATEMENTS = {
     "version": "SELECT version FROM {schema}.ctxengine_versions WHERE session_id = %s",
     "set_vector": (
         "UPDATE {schema}.ctxengine_turns SET vector = %s, vector_model = %s"
+        " WHERE session_id = %s AND id = %s"
+    ),
+    "set_tokens": (
+        "UPDATE {schema}.ctxengine_turns SET tokens = %s, tokens_counter = %s"
         " WHERE session_id = %s AND id = %s"
     ),
     "turns": (
@@ -392,6 +408,17 @@ class PostgresStore(ClosingStore):
         if rows:
             with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
                 cursor.executemany(self._sql["set_vector"], rows)
+
+    def set_tokens(
+        self, session_id: str, turn_ids: Sequence[str], counts: Sequence[int], counter: str
+    ) -> None:
+        """Store token counts made by the counter named ``counter`` for those turns (not a
+        write the version counts: no field the memory scores with changes)."""
+        check_session(session_id)
+        rows = [(int(n), counter, session_id, turn_id) for turn_id, n in zip(turn_ids, counts)]
+        if rows:
+            with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(self._sql["set_tokens"], rows)
 
     def count(self, session_id: str | None = None) -> int:
         query, params = self._count_query(session_id)

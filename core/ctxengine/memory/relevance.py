@@ -55,15 +55,19 @@ def spread_to_neighbours(
     Only an exchange passes relevance on (a question and its answer); two messages in a row
     from the same role are separate thoughts. Returns the new relevance and the inherited
     part (for explanations). ``relevance`` and ``roles`` must be in conversation order;
-    ``roles`` may be the role names or an integer array of role ids.
+    ``roles`` may be the role names, an integer array of role ids, or a boolean array of
+    one entry per adjacent pair, true where the two turns are by different roles.
     """
     inherited = np.zeros_like(relevance)
     if weight > 0 and len(relevance) > 1:
-        if isinstance(roles, np.ndarray) and roles.dtype.kind in "iu":
-            role_ids = roles
+        if isinstance(roles, np.ndarray) and roles.dtype == np.bool_:
+            exchange = roles
         else:
-            role_ids = np.unique(np.asarray(roles, dtype=object), return_inverse=True)[1]
-        exchange = role_ids[1:] != role_ids[:-1]  # turn i and i+1 are by different roles
+            if isinstance(roles, np.ndarray) and roles.dtype.kind in "iu":
+                role_ids = roles
+            else:
+                role_ids = np.unique(np.asarray(roles, dtype=object), return_inverse=True)[1]
+            exchange = role_ids[1:] != role_ids[:-1]  # turn i and i+1 are by different roles
         from_before = np.where(exchange, relevance[:-1], 0.0)
         from_after = np.where(exchange, relevance[1:], 0.0)
         inherited[1:] = from_before

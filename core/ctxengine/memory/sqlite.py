@@ -36,6 +36,7 @@ from .._validation import check_finite
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..types import Turn
 from ._sql import (
+    COLUMNS,
     SCHEMA_VERSION,
     ClosingStore,
     check_last,
@@ -84,23 +85,28 @@ def _vector_migration() -> tuple[str, ...]:
     )
 
 
-_MIGRATIONS += (_vector_migration(),)
+def _token_count_migration() -> tuple[str, ...]:
+    """Version 3 -> 4: each turn's token count and the counter's name stored with it (NULL
+    for older turns: they are counted once at their first recall and written back), so a
+    restart reads counts instead of re-tokenizing the whole history."""
+    return (
+        "ALTER TABLE ctxengine_turns ADD COLUMN tokens INTEGER",
+        "ALTER TABLE ctxengine_turns ADD COLUMN tokens_counter TEXT",
+        "PRAGMA user_version = 4",
+    )
+
+
+_MIGRATIONS += (_vector_migration(), _token_count_migration())
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
-_SELECT = (
-    "SELECT id, session_id, seq, role, content, timestamp, importance, last_access, metadata, "
-    "vector, vector_model FROM ctxengine_turns WHERE session_id = ? ORDER BY seq"
-)
+_COLUMN_LIST = ", ".join(COLUMNS)
+_SELECT = f"SELECT {_COLUMN_LIST} FROM ctxengine_turns WHERE session_id = ? ORDER BY seq"
 _SELECT_LAST = (
-    "SELECT * FROM (SELECT id, session_id, seq, role, content, timestamp, importance, "
-    "last_access, metadata, vector, vector_model FROM ctxengine_turns WHERE session_id = ? "
+    f"SELECT * FROM (SELECT {_COLUMN_LIST} FROM ctxengine_turns WHERE session_id = ? "
     "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
 )
 _NEXT_SEQ = "SELECT COALESCE(MAX(seq), -1) + 1 FROM ctxengine_turns WHERE session_id = ?"
-_INSERT = (
-    "INSERT INTO ctxengine_turns (id, session_id, seq, role, content, timestamp, importance, "
-    "last_access, metadata, vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = f"INSERT INTO ctxengine_turns ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 # Every write to a session raises its counter by one, in the write's own transaction.
 _BUMP = (
     "INSERT INTO ctxengine_versions (session_id, version) VALUES (?, ?) "
@@ -109,6 +115,9 @@ _BUMP = (
 _VERSION = "SELECT version FROM ctxengine_versions WHERE session_id = ?"
 _SET_VECTOR = (
     "UPDATE ctxengine_turns SET vector = ?, vector_model = ? WHERE session_id = ? AND id = ?"
+)
+_SET_TOKENS = (
+    "UPDATE ctxengine_turns SET tokens = ?, tokens_counter = ? WHERE session_id = ? AND id = ?"
 )
 _TOUCH = "UPDATE ctxengine_turns SET last_access = ? WHERE session_id = ? AND id = ?"
 _SYNCHRONOUS = {"FULL": "PRAGMA synchronous = FULL", "NORMAL": "PRAGMA synchronous = NORMAL"}
@@ -460,6 +469,17 @@ class SQLiteStore(ClosingStore):
         if rows:
             with self._transaction() as conn:
                 conn.executemany(_SET_VECTOR, rows)
+
+    def set_tokens(
+        self, session_id: str, turn_ids: Sequence[str], counts: Sequence[int], counter: str
+    ) -> None:
+        """Store token counts made by the counter named ``counter`` for those turns (not a
+        write the version counts: no field the memory scores with changes)."""
+        check_session(session_id)
+        rows = [(int(n), counter, session_id, turn_id) for turn_id, n in zip(turn_ids, counts)]
+        if rows:
+            with self._transaction() as conn:
+                conn.executemany(_SET_TOKENS, rows)
 
     def count(self, session_id: str | None = None) -> int:
         conn = self._conn()

@@ -19,7 +19,9 @@ without them still works; the memory then re-reads the session on every recall):
 * ``add_many(turns) -> list[Turn]``: ``add`` for a batch, in one transaction;
 * ``set_vectors(session_id, turn_ids, vectors, model)``: store turn embeddings computed
   after the fact (for turns stored without one). It changes no turn field the memory
-  scores with, so it does not count as a write.
+  scores with, so it does not count as a write;
+* ``set_tokens(session_id, turn_ids, counts, counter)``: the same for token counts (turns
+  stored before counts were kept, or counted by another counter).
 """
 
 from __future__ import annotations
@@ -96,6 +98,19 @@ class InMemoryStore:
             for index, turn in enumerate(session):
                 if turn.id in wanted:
                     session[index] = replace(turn, vector=wanted[turn.id], vector_model=model)
+
+    def set_tokens(
+        self, session_id: str, turn_ids: Sequence[str], counts: Sequence[int], counter: str
+    ) -> None:
+        """Attach token counts made by the counter named ``counter`` to those turns."""
+        wanted = dict(zip(turn_ids, counts))
+        with self._lock:
+            session = self._sessions.get(session_id, [])
+            for index, turn in enumerate(session):
+                if turn.id in wanted:
+                    session[index] = replace(
+                        turn, tokens=int(wanted[turn.id]), tokens_counter=counter
+                    )
 
     def add(self, turn: Turn) -> Turn:
         if not isinstance(turn, Turn):
