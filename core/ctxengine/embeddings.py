@@ -533,6 +533,13 @@ EmbedderSpec = str | os.PathLike[str] | Embedder | None
 def check_embedder_spec(spec: Any, name: str = "embedder") -> None:
     """Eager validation of what :func:`get_embedder` accepts, for constructors that resolve
     the embedder later (:class:`LazyEmbedder`)."""
+    if isinstance(spec, (str, os.PathLike)) and spec not in ("hashing", "default"):
+        if not Path(spec).is_dir():  # fail at construction, not at the first query
+            raise ModelNotFoundError(
+                f"{name}: no model directory at {str(spec)!r}; ctxengine loads models from "
+                "local paths only (download it once and pass the folder)"
+            )
+        return
     if spec is None or isinstance(spec, (str, os.PathLike, Embedder)):
         return
     raise InvalidTypeError(
@@ -571,7 +578,7 @@ class LazyEmbedder:
     >>> from ctxengine.embeddings import LazyEmbedder
     >>> lazy = LazyEmbedder("hashing")
     >>> lazy.loaded is None, lazy.get().dimension, lazy.loaded is lazy.get()
-    (True, 256, True)
+    (True, 2048, True)
     """
 
     __slots__ = ("_lock", "_resolved", "spec")

@@ -259,7 +259,7 @@ def test_constructors_validate_their_parameters() -> None:
         SentenceCompressor(fill="yes")
     with pytest.raises(InvalidTypeError):
         SemanticCompressor(embedder=3.14)
-    assert SemanticCompressor()._embedder is None  # the model loads on first use only
+    assert SemanticCompressor()._lazy.loaded is None  # the model loads on first use only
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

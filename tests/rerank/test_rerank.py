@@ -283,8 +283,10 @@ def test_passage_and_mmr_do_not_embed_the_same_documents_twice():
 def test_passage_rejects_bad_parameters(kwargs, error, hashing):
     with pytest.raises(error):
         PassageReranker(hashing, **kwargs)
-    with pytest.raises(ConfigurationError):
-        PassageReranker(embedder="not an embedder")  # type: ignore[arg-type]
+    with pytest.raises(ModelNotFoundError):  # a string is a local model path
+        PassageReranker(embedder="not an embedder")
+    with pytest.raises(InvalidTypeError):
+        PassageReranker(embedder=3)  # type: ignore[arg-type]
 
 
 # --- MMR ---------------------------------------------------------------------------------
