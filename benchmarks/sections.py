@@ -597,6 +597,12 @@ SECTIONS: dict[str, Spec] = {
     "resource_bounds": Spec(
         "Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False
     ),
+    "quality_aims": Spec(
+        "Retrieval quality: BM25 length normalisation in hybrid, chosen out of sample",
+        _generic("quality_aims"),
+        ("scifact", "locomo"),
+        False,
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),
