@@ -133,25 +133,31 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
         collections = loader(args.quick)
         tables[name] = per_query_ndcg(collections, args.passage_window)
         queries = sum(len(c.queries) for c in collections)
-        print(f"{name}: {queries} queries, grid of {len(K1S) * len(BS)} (k1, b) points "
-              f"({time.perf_counter() - start:.0f} s)")
+        print(
+            f"{name}: {queries} queries, grid of {len(K1S) * len(BS)} (k1, b) points "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
     rows: list[dict[str, object]] = []
     print(f"\nbefore (k1={OLD[0]}, b={OLD[1]}) / after (k1={new[0]}, b={new[1]}), nDCG@10")
     for name, (hybrid, keyword) in tables.items():
         for mode, table in (("hybrid", hybrid), ("keyword", keyword)):
             gain, low, high = paired_ci(table[new], table[OLD])
-            rows.append({
-                "protocol": "before/after",
-                "dataset": name,
-                "mode": mode,
-                "k1, b": f"{new[0]:g}, {new[1]:g}",
-                "before": float(table[OLD].mean()),
-                "after": float(table[new].mean()),
-                "gain": gain,
-                "ci95": f"[{low:+.4f}, {high:+.4f}]",
-            })
-            print(f"  {name:<8} {mode:<8} {table[OLD].mean():.4f} -> {table[new].mean():.4f}  "
-                  f"{gain:+.4f} [{low:+.4f}, {high:+.4f}]")
+            rows.append(
+                {
+                    "protocol": "before/after",
+                    "dataset": name,
+                    "mode": mode,
+                    "k1, b": f"{new[0]:g}, {new[1]:g}",
+                    "before": float(table[OLD].mean()),
+                    "after": float(table[new].mean()),
+                    "gain": gain,
+                    "ci95": f"[{low:+.4f}, {high:+.4f}]",
+                }
+            )
+            print(
+                f"  {name:<8} {mode:<8} {table[OLD].mean():.4f} -> {table[new].mean():.4f}  "
+                f"{gain:+.4f} [{low:+.4f}, {high:+.4f}]"
+            )
     names = list(tables)
     if len(names) > 1:
         print("\nchosen on one dataset (hybrid), scored on the other")
@@ -159,34 +165,44 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
         point = best_point(tables[chosen_on][0])
         table = tables[scored_on][0]
         gain, low, high = paired_ci(table[point], table[OLD])
-        rows.append({
-            "protocol": f"chosen on {chosen_on}",
-            "dataset": scored_on,
-            "mode": "hybrid",
-            "k1, b": f"{point[0]:g}, {point[1]:g}",
-            "before": float(table[OLD].mean()),
-            "after": float(table[point].mean()),
-            "gain": gain,
-            "ci95": f"[{low:+.4f}, {high:+.4f}]",
-        })
-        print(f"  k1={point[0]:g} b={point[1]:g} chosen on {chosen_on}: {scored_on} "
-              f"{table[OLD].mean():.4f} -> {table[point].mean():.4f}  {gain:+.4f} "
-              f"[{low:+.4f}, {high:+.4f}]")
-    print(f"\n2-fold within each dataset ({SPLITS} random splits x 2 directions), "
-          "held-out hybrid gain over the old default")
+        rows.append(
+            {
+                "protocol": f"chosen on {chosen_on}",
+                "dataset": scored_on,
+                "mode": "hybrid",
+                "k1, b": f"{point[0]:g}, {point[1]:g}",
+                "before": float(table[OLD].mean()),
+                "after": float(table[point].mean()),
+                "gain": gain,
+                "ci95": f"[{low:+.4f}, {high:+.4f}]",
+            }
+        )
+        print(
+            f"  k1={point[0]:g} b={point[1]:g} chosen on {chosen_on}: {scored_on} "
+            f"{table[OLD].mean():.4f} -> {table[point].mean():.4f}  {gain:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}]"
+        )
+    print(
+        f"\n2-fold within each dataset ({SPLITS} random splits x 2 directions), "
+        "held-out hybrid gain over the old default"
+    )
     for name, (hybrid, _) in tables.items():
         gains = two_fold(hybrid)
-        rows.append({
-            "protocol": "2-fold held-out",
-            "dataset": name,
-            "mode": "hybrid",
-            "k1, b": "chosen per fold",
-            "before": float(hybrid[OLD].mean()),
-            "after": float(hybrid[OLD].mean()) + float(np.mean(gains)),
-            "gain": float(np.mean(gains)),
-            "ci95": f"folds {min(gains):+.4f} .. {max(gains):+.4f}",
-        })
-        print(f"  {name:<8} mean {np.mean(gains):+.4f}, folds {min(gains):+.4f} .. {max(gains):+.4f}")
+        rows.append(
+            {
+                "protocol": "2-fold held-out",
+                "dataset": name,
+                "mode": "hybrid",
+                "k1, b": "chosen per fold",
+                "before": float(hybrid[OLD].mean()),
+                "after": float(hybrid[OLD].mean()) + float(np.mean(gains)),
+                "gain": float(np.mean(gains)),
+                "ci95": f"folds {min(gains):+.4f} .. {max(gains):+.4f}",
+            }
+        )
+        print(
+            f"  {name:<8} mean {np.mean(gains):+.4f}, folds {min(gains):+.4f} .. {max(gains):+.4f}"
+        )
     print("\nhybrid nDCG@10 over the grid (rows k1, columns b)")
     for name, (hybrid, _) in tables.items():
         print(f"  {name:<8}" + "".join(f"{b:>8g}" for b in BS))
