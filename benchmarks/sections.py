@@ -756,6 +756,12 @@ SECTIONS: dict[str, Spec] = {
     "chunking": Spec(
         "Chunking: passages vs whole files on a real folder", _generic("chunking"), (), False
     ),
+    "quality_aims": Spec(
+        "Retrieval quality: BM25 length normalisation in hybrid, chosen out of sample",
+        _generic("quality_aims"),
+        ("scifact", "locomo"),
+        False,
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),
