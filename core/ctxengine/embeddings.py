@@ -132,6 +132,20 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory (never from a hub).
 
     ``model`` is a local path; ``None`` means the bundled all-MiniLM-L6-v2.
+
+    ``backend`` runs the model's forward pass on ``"torch"``, ``"onnx"`` (ONNX Runtime,
+    fp32) or ``"onnx-int8"`` (ONNX Runtime, weights dynamically quantized to int8); ``None``
+    means ``CTXENGINE_EMBED_BACKEND``, else :data:`DEFAULT_BACKEND`. The ONNX graphs are
+    exported once from the model's own folder into ``CTXENGINE_ONNX_CACHE`` (default: the
+    user cache directory) and reused; see :mod:`ctxengine.onnx_backend`. Non-torch
+    backends name the embedder ``<model>@<backend>``, so their vectors are cached apart.
+
+    Examples
+    --------
+    >>> from ctxengine.embeddings import SentenceTransformerEmbedder
+    >>> fast = SentenceTransformerEmbedder(backend="onnx-int8")
+    >>> fast.name, fast.embed(["late chunking", "ONNX Runtime"]).shape
+    ('sentence-transformers/all-MiniLM-L6-v2@onnx-int8', (2, 384))
     """
 
     def __init__(
@@ -143,12 +157,14 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         show_progress: bool = False,
         small_batch_threads: int | None = 1,
-        backend: str = "torch",
+        backend: str | None = None,
     ) -> None:
         from ._validation import check_choice
         from .onnx_backend import BACKENDS
 
-        self.backend = check_choice(backend, "backend", BACKENDS)
+        self.backend = (
+            default_backend() if backend is None else check_choice(backend, "backend", BACKENDS)
+        )
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -466,19 +482,40 @@ class CachedEmbedder:
 
 
 _default_lock = threading.Lock()
-_default_embedder: Embedder | None = None
+_default_embedders: dict[str, Embedder] = {}
 _warned_fallback = False
 
+#: The backend the bundled model runs on unless told otherwise (``CTXENGINE_EMBED_BACKEND``
+#: or an ``embed_backend`` argument); chosen by ``python -m benchmarks.encoders``.
+DEFAULT_BACKEND = "torch"
 
-def default_embedder() -> Embedder:
-    """The process-wide default: bundled MiniLM (cached), else the hashing fallback with a
-    warning (once). ``CTXENGINE_EMBED_CACHE`` names a directory for the on-disk cache."""
-    global _default_embedder, _warned_fallback
+
+def default_backend() -> str:
+    """``CTXENGINE_EMBED_BACKEND`` if set (checked: a typo is an error, not torch), else
+    :data:`DEFAULT_BACKEND`."""
+    from ._validation import check_choice
+    from .onnx_backend import BACKENDS
+
+    configured = os.environ.get("CTXENGINE_EMBED_BACKEND") or DEFAULT_BACKEND
+    return check_choice(configured, "CTXENGINE_EMBED_BACKEND", BACKENDS)
+
+
+def default_embedder(backend: str | None = None) -> Embedder:
+    """The process-wide default: bundled MiniLM (cached) on ``backend`` (``None``:
+    :func:`default_backend`), else the hashing fallback with a warning (once).
+    ``CTXENGINE_EMBED_CACHE`` names a directory for the on-disk cache."""
+    global _warned_fallback
+    from ._validation import check_choice
+    from .onnx_backend import BACKENDS
+
+    backend = default_backend() if backend is None else check_choice(backend, "backend", BACKENDS)
     with _default_lock:
-        if _default_embedder is None:
+        if backend not in _default_embedders:
             cache_dir = os.environ.get("CTXENGINE_EMBED_CACHE") or None
             try:
-                _default_embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache_dir)
+                embedder: Embedder = CachedEmbedder(
+                    SentenceTransformerEmbedder(backend=backend), cache_dir
+                )
             except (DependencyMissingError, ModelNotFoundError) as exc:
                 if not _warned_fallback:
                     warnings.warn(
@@ -488,18 +525,33 @@ def default_embedder() -> Embedder:
                         stacklevel=2,
                     )
                     _warned_fallback = True
-                _default_embedder = HashingEmbedder()
-        return _default_embedder
+                embedder = HashingEmbedder()
+            _default_embedders[backend] = embedder
+        return _default_embedders[backend]
 
 
-def get_embedder(spec: str | os.PathLike[str] | Embedder | None = None) -> Embedder:
-    """Resolve ``None`` (default), ``"hashing"``, a local model directory, or an Embedder."""
+def get_embedder(
+    spec: str | os.PathLike[str] | Embedder | None = None, *, backend: str | None = None
+) -> Embedder:
+    """Resolve ``None`` (default), ``"hashing"``, a local model directory, or an Embedder.
+
+    ``backend`` (``"torch"``, ``"onnx"``, ``"onnx-int8"``; ``None``: :func:`default_backend`)
+    runs a sentence-transformers model; with an Embedder or ``"hashing"`` it is an error,
+    since neither has one to choose.
+    """
     if spec is None or spec == "default":
-        return default_embedder()
+        return default_embedder(backend)
+    if backend is not None and (isinstance(spec, Embedder) or spec == "hashing"):
+        raise ConfigurationError(
+            f"backend={backend!r} applies to a sentence-transformers model (None or a model "
+            f"path), not to {spec!r}: give the backend to that embedder instead"
+        )
     if isinstance(spec, str) and spec == "hashing":
         return HashingEmbedder()
     if isinstance(spec, (str, os.PathLike)):
-        return CachedEmbedder(SentenceTransformerEmbedder(spec))
+        return CachedEmbedder(
+            SentenceTransformerEmbedder(spec, backend=backend or default_backend())
+        )
     if isinstance(spec, Embedder):
         return spec
     raise ConfigurationError(
@@ -508,6 +560,7 @@ def get_embedder(spec: str | os.PathLike[str] | Embedder | None = None) -> Embed
 
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "DEFAULT_MODEL_NAME",
     "CachedEmbedder",
     "CallableEmbedder",
@@ -515,8 +568,10 @@ __all__ = [
     "HashingEmbedder",
     "ModelUsage",
     "SentenceTransformerEmbedder",
+    "backend_name",
     "bundled_model_path",
     "check_embeddings",
+    "default_backend",
     "default_embedder",
     "get_embedder",
     "model_usage",

@@ -234,9 +234,7 @@ def _session(file: Path, threads: int | None) -> Any:
         options.intra_op_num_threads = threads
     # Spinning workers burn the cores other processes (and torch) need on a shared machine.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(
-        str(file), options, providers=["CPUExecutionProvider"]
-    )
+    return onnxruntime.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
 
 
 def _onnx_forward_class() -> type:
