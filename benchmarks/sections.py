@@ -597,6 +597,12 @@ SECTIONS: dict[str, Spec] = {
     "resource_bounds": Spec(
         "Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False
     ),
+    "encoders": Spec(
+        "Encoder backends: torch, ONNX Runtime, ONNX int8 (speed and nDCG@10)",
+        _generic("encoders"),
+        ("scifact", "locomo"),
+        False,
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),
