@@ -8,6 +8,8 @@ so only the first run of this file pays for the export and the quantization.
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +24,9 @@ from ctxengine import (
 from ctxengine.embeddings import (
     DEFAULT_MODEL_NAME,
     CachedEmbedder,
+    CallableEmbedder,
     SentenceTransformerEmbedder,
+    backend_name,
     bundled_model_path,
     default_backend,
     get_embedder,
@@ -177,3 +181,33 @@ def test_engine_threads_the_backend_and_a_saved_index_keeps_it(tmp_path):
     assert loaded.embedder is not None and loaded.embedder.name == engine.embedder.name
     with pytest.raises(ConfigurationError):
         ContextEngine.from_documents(documents, embedder="hashing", embed_backend="onnx")
+
+
+def test_cli_embed_backend_flag(tmp_path, monkeypatch, capsys):
+    from ctxengine.cli import main
+
+    monkeypatch.delenv("CTXENGINE_EMBED_BACKEND", raising=False)  # restored after the test
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.md").write_text("# Quantization\n\nInt8 weights make the encoder faster.\n")
+    cache = tmp_path / "cache"
+    argv = ["build", "--docs", str(docs), "--query", "int8", "--embed-cache", str(cache)]
+    assert main([*argv, "--embed-backend", "onnx-int8", "--json"]) == 0
+    assert os.environ["CTXENGINE_EMBED_BACKEND"] == "onnx-int8"
+    # the vectors went to one cache file, the int8 embedder's (named by its name)
+    files = sorted(cache.glob("embeddings-*.sqlite"))
+    with sqlite3.connect(files[0]) as db:
+        assert len(files) == 1 and db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] > 0
+
+    def cache_file(name: str) -> Path | None:
+        stand_in = CallableEmbedder(
+            lambda texts: np.ones((len(texts), 384)), name=name, dimension=384
+        )
+        return CachedEmbedder(stand_in, tmp_path / "names")._db_path
+
+    assert files[0].name == cache_file(backend_name(DEFAULT_MODEL_NAME, "onnx-int8")).name
+    assert files[0].name != cache_file(DEFAULT_MODEL_NAME).name
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--embed-backend", "int8"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
