@@ -762,6 +762,12 @@ SECTIONS: dict[str, Spec] = {
         ("scifact", "locomo"),
         False,
     ),
+    "encoders": Spec(
+        "Encoder backends: torch, ONNX Runtime, ONNX int8 (speed and nDCG@10)",
+        _generic("encoders"),
+        ("scifact", "locomo"),
+        False,
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),

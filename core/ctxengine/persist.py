@@ -53,7 +53,14 @@ from ._files import (
     sha256,
     sync,
 )
-from .embeddings import Embedder, HashingEmbedder, embedder_identity, get_embedder
+from .embeddings import (
+    DEFAULT_MODEL_NAME,
+    Embedder,
+    HashingEmbedder,
+    backend_name,
+    embedder_identity,
+    get_embedder,
+)
 from .errors import (
     ConfigurationError,
     CtxEngineError,
@@ -409,6 +416,19 @@ def load_learned(
     return ranker, learned_memory
 
 
+def _saved_backend(name: Any, embedder: Any) -> str | None:
+    """The backend a saved index's default model ran on (its name says it), so loading it
+    with no embedder given runs the same one whatever the default is now."""
+    from .onnx_backend import BACKENDS
+
+    if embedder is not None:
+        return None
+    for backend in BACKENDS:
+        if name == backend_name(DEFAULT_MODEL_NAME, backend):
+            return backend
+    return None
+
+
 def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder | None:
     if saved is None:
         return None if embedder is None else get_embedder(embedder)
@@ -426,7 +446,7 @@ def _resolve_embedder(saved: dict[str, Any] | None, embedder: Any) -> Embedder |
     elif embedder is None and isinstance(name, str) and _local_model(saved):
         resolved = get_embedder(name)  # the fine-tuned (or other local) folder it names
     else:
-        resolved = get_embedder(embedder)
+        resolved = get_embedder(embedder, backend=_saved_backend(name, embedder))
     if (resolved.name, resolved.dimension) != (name, dimension):
         raise EmbeddingMismatchError(
             f"the index was embedded with {name!r} (dimension {dimension}) but the embedder "
