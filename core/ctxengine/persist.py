@@ -440,6 +440,8 @@ def load_index(
     manifest = read_manifest(root) if manifest is None else manifest
     params = dict(manifest.get("retriever") or {})
     params.setdefault("passage_window", 0)  # indexes saved before passage windows existed
+    # indexes saved before late chunking hold separately embedded windows: stay consistent
+    params.setdefault("passage_embedding", "separate")
     if params.pop("class", None) != "HybridRetriever":
         raise IndexFormatError(f"{root} holds an index of an unknown retriever class")
     resolved = _resolve_embedder(manifest.get("embedder"), embedder)

@@ -41,7 +41,14 @@ from .base import DENSE_MODES, FUSIONS, MODES
 from .filters import Filter, MetadataColumns, matching_rows
 from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, restrict_windows, take_best_window, window_texts
+from .windows import (
+    PASSAGE_EMBEDDINGS,
+    WindowMatrix,
+    restrict_windows,
+    take_best_window,
+    window_spans,
+    window_texts,
+)
 
 DocumentLike = Document | str | Mapping[str, Any]
 # a filter passing fewer than this share of the documents gets only its rows scored
@@ -97,6 +104,7 @@ class HybridRetriever:
         b: float = 0.75,
         candidate_pool: int = 100,
         passage_window: int = 2,
+        passage_embedding: str = "late",
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
         if embedder is not None and not isinstance(embedder, (str, os.PathLike, Embedder)):
@@ -111,6 +119,9 @@ class HybridRetriever:
         self.b = check_finite(b, "b", low=0.0, high=1.0)
         self.candidate_pool = check_positive_int(candidate_pool, "candidate_pool")
         self.passage_window = check_positive_int(passage_window, "passage_window", allow_zero=True)
+        self.passage_embedding = check_choice(
+            passage_embedding, "passage_embedding", PASSAGE_EMBEDDINGS
+        )
         self._entries: dict[str, Entry] = {}
         self._version = 0
         self._lock = threading.RLock()
@@ -234,6 +245,7 @@ class HybridRetriever:
                 "b": self.b,
                 "candidate_pool": self.candidate_pool,
                 "passage_window": self.passage_window,
+                "passage_embedding": self.passage_embedding,
             },
         }
 
@@ -289,15 +301,27 @@ class HybridRetriever:
     def _fill_vectors(self, entries: Sequence[Entry]) -> None:
         """Embed what ``entries`` lack (whole texts; windows when ``passage_window``), in one
         batch, so the model sees every new text once."""
-        todo = [entry for entry in entries if entry.vector is None]
+        embedder = self._embedder()
         windowed = [entry for entry in entries if self.passage_window and entry.passages is None]
+        late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
+        if windowed and self.passage_embedding == "late" and late:
+            # one forward pass per document gives its vector and its windows' (late chunking)
+            assert isinstance(embedder, CachedEmbedder)
+            texts = [entry.document.text for entry in windowed]
+            spans = [window_spans(text, self.passage_window) for text in texts]
+            for entry, rows in zip(windowed, embedder.late_chunk(texts, spans)):
+                if entry.vector is None:
+                    entry.vector = rows[0]
+                entry.passages = rows[1:]
+            windowed = []
+        todo = [entry for entry in entries if entry.vector is None]
         windows = [window_texts(entry.document.text, self.passage_window) for entry in windowed]
         texts = [entry.document.text for entry in todo] + [w for group in windows for w in group]
         if not texts:
             for entry in windowed:  # nothing to embed: every text is a single window
-                entry.passages = np.zeros((0, self._embedder().dimension), dtype=np.float32)
+                entry.passages = np.zeros((0, embedder.dimension), dtype=np.float32)
             return
-        vectors = self._embedder().embed(texts)
+        vectors = embedder.embed(texts)
         for entry, vector in zip(todo, vectors):
             entry.vector = vector
         position = len(todo)
@@ -520,7 +544,8 @@ class HybridRetriever:
     def __repr__(self) -> str:
         return (
             f"HybridRetriever(mode={self.mode!r}, alpha={self.alpha}, fusion={self.fusion!r}, "
-            f"passage_window={self.passage_window}, documents={len(self)})"
+            f"passage_window={self.passage_window}, "
+            f"passage_embedding={self.passage_embedding!r}, documents={len(self)})"
         )
 
 
