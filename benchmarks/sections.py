@@ -603,4 +603,10 @@ SECTIONS: dict[str, Spec] = {
         ("scifact", "locomo"),
         False,
     ),
+    "indexing": Spec(
+        "Indexing at the model's pace: hybrid index vs one plain encode",
+        _generic("indexing"),
+        ("scifact", "locomo"),
+        False,
+    ),
 }

@@ -156,3 +156,19 @@ def test_embedders_without_token_vectors_embed_windows_separately():
 def test_passage_embedding_is_validated():
     with pytest.raises(UnknownStrategyError):
         HybridRetriever(passage_embedding="pooled")
+
+
+def test_passage_embeddings_are_what_the_index_scores(minilm):
+    retriever = HybridRetriever(
+        [{"id": "a", "text": SHORT}, {"id": "b", "text": "One sentence only."}],
+        mode="dense",
+        embedder=CachedEmbedder(minilm),
+    )
+    rows_a, rows_b = retriever.passage_embeddings(["a", "b"])
+    [late] = late_chunk(minilm, [SHORT], [window_spans(SHORT, 2)])
+    np.testing.assert_allclose(rows_a, late[1:], atol=1e-5)
+    assert rows_b.shape == (0, minilm.dimension)
+    whole = HybridRetriever(
+        [SHORT], mode="dense", embedder=CachedEmbedder(minilm), passage_window=0
+    )
+    assert whole.passage_embeddings(whole.documents[0].id)[0].shape == (0, minilm.dimension)

@@ -81,6 +81,12 @@ class HybridRetriever:
     0.736 -> 0.748, LoCoMo 0.487 -> 0.501 (``benchmarks/peers.py``); documents of one or two
     sentences (chat turns) add nothing to embed, a 10-sentence abstract adds 9 windows.
 
+    ``passage_embedding``: how the window vectors are computed. ``"late"`` (default) pools
+    each window's token vectors out of the document's own forward pass (late chunking), so
+    the model reads each document once, plus further segments only for the part of a long
+    document past what it reads in one pass; ``"separate"`` embeds every window as a text of
+    its own. Embedders that expose no token vectors always embed windows separately.
+
     Examples
     --------
     >>> from ctxengine.retrieval import HybridRetriever
@@ -331,8 +337,7 @@ class HybridRetriever:
             )
             position += len(group)
 
-    def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
-        """Cached vectors of ``ids`` (shape ``(len(ids), dimension)``), in the order given."""
+    def _entries_of(self, ids: Sequence[str]) -> list[Entry]:
         batch = _as_batch(ids, "ids")
         entries = []
         for doc_id in batch:
@@ -342,9 +347,24 @@ class HybridRetriever:
                 raise DocumentNotFoundError(f"no document with id {doc_id!r}")
             entries.append(entry)
         self._fill_vectors(entries)
+        return entries
+
+    def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
+        """Cached vectors of ``ids`` (shape ``(len(ids), dimension)``), in the order given."""
+        entries = self._entries_of(ids)
         if not entries:
             return np.zeros((0, self._embedder().dimension), dtype=np.float32)
         return np.stack([entry.filled_vector for entry in entries]).astype(np.float32, copy=False)
+
+    def passage_embeddings(self, ids: Sequence[str]) -> list[np.ndarray]:
+        """Each document's sentence-window vectors as the dense signal scores them (computed
+        by ``passage_embedding``), in the order given; ``(0, dimension)`` for a document
+        without windows, and for every document when ``passage_window`` is 0."""
+        entries = self._entries_of(ids)
+        if not self.passage_window:
+            dimension = self._embedder().dimension
+            return [np.zeros((0, dimension), dtype=np.float32) for _ in entries]
+        return [entry.filled_passages for entry in entries]
 
     # --- snapshot parts ----------------------------------------------------------------
 
