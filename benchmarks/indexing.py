@@ -19,7 +19,11 @@ with the mean and spread (standard deviation) over 5 query folds and the paired 
 late - separate; vectors come from ``CTXENGINE_EMBED_CACHE`` there (quality does not depend
 on the cache; only the timed arms must be cold). Nothing is tuned on these sets.
 
+``--claims N --distractors M`` evaluates SciFact on a slice instead (the first N claims over
+every abstract judged for them plus M others), for a loaded machine.
+
     python -m benchmarks.indexing [--docs 200] [--repeats 3] [--quick] [--no-quality]
+                                  [--claims N] [--distractors M] [--no-separate]
 """
 
 from __future__ import annotations
@@ -128,22 +132,46 @@ def _per_query_ndcg(collections: Sequence[Collection], method: str) -> np.ndarra
     return np.array(out)
 
 
-def quality(quick: bool) -> list[dict[str, object]]:
+def scifact_slice(claims: int | None, distractors: int) -> list[Collection]:
+    """SciFact train: the first ``claims`` claims (None: all 809) over every abstract judged
+    for them plus the first ``distractors`` other abstracts in corpus order (None with
+    ``claims=None``: the full corpus). The same slice for every arm."""
+    [full] = scifact(False)
+    if claims is None:
+        return [full]
+    queries = full.queries[:claims]
+    judged = {doc for _, relevant in queries for doc in relevant}
+    docs = [d for d in full.documents if d.id in judged]
+    docs += [d for d in full.documents if d.id not in judged][:distractors]
+    return [Collection("scifact", docs, queries)]
+
+
+def quality(
+    claims: int | None,
+    distractors: int,
+    quick: bool,
+    methods: Sequence[str] = PASSAGE_EMBEDDINGS,
+) -> list[dict[str, object]]:
     """nDCG@10 of hybrid retrieval per passage embedding, with its spread over query folds."""
     rows: list[dict[str, object]] = []
+    sets = [
+        ("SciFact train", scifact(True) if quick else scifact_slice(claims, distractors)),
+        ("LoCoMo dev", locomo(quick)),
+    ]
+    for dataset, collections in sets:
+        docs = sum(len(c.documents) for c in collections)
+        queries = sum(len(c.queries) for c in collections)
+        print(f"{dataset}: {queries} queries over {docs:,} documents")
     print("\n## Quality of the index: hybrid nDCG@10 (mean, and over 5 query folds)\n")
     print("| dataset | passage embedding | nDCG@10 | fold mean ± sd | late - separate (folds) |")
     print("|---|---|---|---|---|")
-    for dataset, load in (("SciFact train", scifact), ("LoCoMo dev", locomo)):
-        collections = load(quick)
-        scores = {method: _per_query_ndcg(collections, method) for method in PASSAGE_EMBEDDINGS}
+    for dataset, collections in sets:
+        scores = {method: _per_query_ndcg(collections, method) for method in methods}
         folds = np.arange(len(scores["late"])) % FOLDS  # queries dealt round-robin into folds
-        for method in PASSAGE_EMBEDDINGS:
+        for method in methods:
             per_fold = [float(scores[method][folds == f].mean()) for f in range(FOLDS)]
-            gap = [
-                float((scores["late"] - scores["separate"])[folds == f].mean())
-                for f in range(FOLDS)
-            ]
+            paired = scores["late"] - scores.get("separate", scores["late"])
+            gap = [float(paired[folds == f].mean()) for f in range(FOLDS)]
             row = {
                 "dataset": dataset,
                 "passage embedding": method,
@@ -169,14 +197,26 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=200, help="abstracts in the timed index")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="60 docs, 1 repeat, small sets")
+    parser.add_argument(
+        "--quick", action="store_true", help="30 docs, 1 repeat, late only, small sets"
+    )
     parser.add_argument("--no-quality", action="store_true", help="timing only")
+    parser.add_argument("--no-speed", action="store_true", help="quality only")
+    parser.add_argument(
+        "--claims", type=int, default=None, help="SciFact slice: first N claims (default: all)"
+    )
+    parser.add_argument(
+        "--distractors", type=int, default=500, help="SciFact slice: unjudged abstracts added"
+    )
     parser.add_argument("--no-separate", action="store_true", help="skip the former path")
     args = parser.parse_args(argv)
-    n_docs, repeats = (60, 1) if args.quick else (args.docs, args.repeats)
-    rows = speed(n_docs, repeats, separate=not args.no_separate)
+    n_docs, repeats = (30, 1) if args.quick else (args.docs, args.repeats)
+    # --quick is the smoke test's slice: the former path would embed ~9x the texts
+    separate = not (args.no_separate or args.quick)
+    rows = [] if args.no_speed else speed(n_docs, repeats, separate=separate)
     if not args.no_quality:
-        rows += quality(args.quick)
+        methods = PASSAGE_EMBEDDINGS if separate else ("late",)
+        rows += quality(args.claims, args.distractors, args.quick, methods)
     return rows
 
 
