@@ -212,7 +212,10 @@ class SentenceTransformerEmbedder:
         with self._lock:
             outputs = self._model.encode(
                 items,
-                batch_size=self.batch_size,
+                # small batches: the segments past a long document's first read vary in
+                # length, and one batch pads every text to its longest (measured: 43 tails
+                # of 60 abstracts in one batch of 64 cost as much as the first read)
+                batch_size=min(self.batch_size, 16),
                 output_value="token_embeddings",
                 convert_to_numpy=False,
                 show_progress_bar=self.show_progress,
