@@ -4,12 +4,12 @@ One run, one model object (the bundled all-MiniLM-L6-v2), the same SciFact abstr
 
 * ``plain encode``: one ``SentenceTransformer.encode`` of the documents (the floor: every
   dense index embeds each document at least once);
-* ``ctxengine hybrid, late``: ``HybridRetriever`` in hybrid mode with the default
+* ``ctxengine hybrid, late``: ``HybridRetriever`` in hybrid mode with
   ``passage_embedding="late"`` (document and sentence-window vectors from one forward pass
   per document, further segments only where a document is longer than the model reads),
   on a cold embedding cache (a new temporary directory per repeat), up to and including the
   first query (which builds BM25 and the matrices);
-* ``ctxengine hybrid, separate``: the former path, every window embedded as its own text
+* ``ctxengine hybrid, separate``: the default, every window embedded as its own text
   (one repeat: it is the slow one).
 
 Arms alternate within each repeat; the table gives medians and the ratio to the plain
@@ -96,8 +96,8 @@ def speed(n_docs: int, repeats: int, separate: bool) -> list[dict[str, object]]:
         }
     ]
     for arm, label, sent in (
-        ("late", "ctxengine hybrid, late (default)", len(texts)),
-        ("separate", "ctxengine hybrid, separate windows", len(texts) + windows),
+        ("late", "ctxengine hybrid, late", len(texts)),
+        ("separate", "ctxengine hybrid, separate windows (default)", len(texts) + windows),
     ):
         if times[arm]:
             rows.append(

@@ -93,7 +93,7 @@ def test_every_window_of_a_long_document_gets_its_own_vector(minilm):
 def test_a_document_is_sent_to_the_model_once_in_late_mode(minilm):
     docs = [SHORT, LONG, "One sentence only."]
     before = model_usage()
-    HybridRetriever(docs, mode="dense", embedder=CachedEmbedder(minilm))
+    HybridRetriever(docs, mode="dense", embedder=CachedEmbedder(minilm), passage_embedding="late")
     assert (model_usage() - before).texts == len(docs)
     before = model_usage()
     HybridRetriever(
@@ -104,7 +104,9 @@ def test_a_document_is_sent_to_the_model_once_in_late_mode(minilm):
 
 
 def test_retriever_passages_are_the_late_chunked_windows(minilm):
-    retriever = HybridRetriever([SHORT], mode="dense", embedder=CachedEmbedder(minilm))
+    retriever = HybridRetriever(
+        [SHORT], mode="dense", embedder=CachedEmbedder(minilm), passage_embedding="late"
+    )
     [entry] = retriever._snapshot().entries
     np.testing.assert_allclose(
         entry.filled_passages, _direct(minilm, SHORT, window_spans(SHORT, 2))[1:], atol=1e-5
@@ -146,7 +148,7 @@ def test_embedders_without_token_vectors_embed_windows_separately():
     assert not hashing.late_chunking
     with pytest.raises(ConfigurationError):
         hashing.late_chunk([SHORT], [window_spans(SHORT, 2)])
-    retriever = HybridRetriever([SHORT], mode="dense", embedder=hashing)
+    retriever = HybridRetriever([SHORT], mode="dense", embedder=hashing, passage_embedding="late")
     [entry] = retriever._snapshot().entries
     np.testing.assert_allclose(
         entry.filled_passages, hashing.embed(window_texts(SHORT, 2)), atol=1e-6
@@ -163,6 +165,7 @@ def test_passage_embeddings_are_what_the_index_scores(minilm):
         [{"id": "a", "text": SHORT}, {"id": "b", "text": "One sentence only."}],
         mode="dense",
         embedder=CachedEmbedder(minilm),
+        passage_embedding="late",
     )
     rows_a, rows_b = retriever.passage_embeddings(["a", "b"])
     [late] = late_chunk(minilm, [SHORT], [window_spans(SHORT, 2)])
