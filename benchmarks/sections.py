@@ -792,4 +792,10 @@ SECTIONS: dict[str, Spec] = {
         ("scifact",),
         False,
     ),
+    "indexing": Spec(
+        "Indexing at the model's pace: hybrid index vs one plain encode",
+        _generic("indexing"),
+        ("scifact", "locomo"),
+        False,
+    ),
 }

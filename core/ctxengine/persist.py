@@ -492,6 +492,8 @@ def load_index(
     params.setdefault("passage_window", 0)  # indexes saved before passage windows existed
     if "candidate_pool" in params:  # the name fusion_depth had before
         params["fusion_depth"] = params.pop("candidate_pool")
+    # indexes saved before late chunking hold separately embedded windows: stay consistent
+    params.setdefault("passage_embedding", "separate")
     if params.pop("class", None) != "HybridRetriever":
         raise IndexFormatError(f"{root} holds an index of an unknown retriever class")
     resolved = _resolve_embedder(manifest.get("embedder"), embedder)

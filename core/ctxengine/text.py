@@ -308,27 +308,31 @@ def sentence_windows(text: str, window: int) -> list[str]:
     sentence at all (blank) has none. Windows are cut from the original text, so spacing
     and punctuation stay as written (and cached vectors stay reusable).
     """
-    return list(_windows(text, window))
+    return [text[start:end] for start, end in _window_spans(text, window)]
+
+
+def sentence_window_spans(text: str, window: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` character spans of :func:`sentence_windows` (same windows)."""
+    return list(_window_spans(text, window))
 
 
 @lru_cache(maxsize=16384)
-def _windows(text: str, window: int) -> tuple[str, ...]:
+def _window_spans(text: str, window: int) -> tuple[tuple[int, int], ...]:
     # The same candidates come back query after query; splitting them is half the cost
     # of a warm re-rank, so remember the split.
     spans = split_sentences(text)
     if not spans:
         return ()
     if len(spans) <= window:
-        return (text[spans[0][0] : spans[-1][1]],)
-    return tuple(
-        text[spans[i][0] : spans[i + window - 1][1]] for i in range(len(spans) - window + 1)
-    )
+        return ((spans[0][0], spans[-1][1]),)
+    return tuple((spans[i][0], spans[i + window - 1][1]) for i in range(len(spans) - window + 1))
 
 
 __all__ = [
     "STOP_WORDS",
     "analyze",
     "normalize",
+    "sentence_window_spans",
     "sentence_windows",
     "sentences",
     "split_sentences",

@@ -384,17 +384,25 @@ SHORT = [
 ]
 
 
-def test_dense_score_is_the_best_of_the_document_and_its_sentence_windows(embedder):
-    from ctxengine.text import sentence_windows
+@pytest.mark.parametrize("passage_embedding", ["late", "separate"])
+def test_dense_score_is_the_best_of_the_document_and_its_sentence_windows(
+    embedder, passage_embedding
+):
+    from ctxengine.embeddings import late_chunk
+    from ctxengine.retrieval.windows import window_spans, window_texts
 
     query = "How does an octopus camouflage itself?"
-    retriever = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder)
+    retriever = HybridRetriever(
+        [LONG, *SHORT], mode="dense", embedder=embedder, passage_embedding=passage_embedding
+    )
     scores = retriever.score_all(query)["dense"]
     q = embedder.embed([query])[0]
     for doc, score in zip([LONG, *SHORT], scores):
-        windows = sentence_windows(doc.text, 2)
-        texts = [doc.text] + (windows if len(windows) > 1 else [])
-        assert score == pytest.approx(float((embedder.embed(texts) @ q).max()), abs=1e-5)
+        if passage_embedding == "late":  # pooled from the document's own forward pass
+            [rows] = late_chunk(embedder.embedder, [doc.text], [window_spans(doc.text, 2)])
+        else:
+            rows = embedder.embed([doc.text] + window_texts(doc.text, 2))
+        assert score == pytest.approx(float((rows @ q).max()), abs=1e-5)
     whole = HybridRetriever([LONG, *SHORT], mode="dense", embedder=embedder, passage_window=0)
     plain = whole.score_all(query)["dense"]
     np.testing.assert_allclose(

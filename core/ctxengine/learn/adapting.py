@@ -28,23 +28,13 @@ Pairs = tuple[np.ndarray, list[list[np.ndarray]], list[list[np.ndarray]]]
 
 
 def _item_vectors(retriever: Any, ids: Sequence[str]) -> list[np.ndarray]:
-    """Each document's whole-text vector stacked with its sentence-window vectors."""
-    from ..retrieval.windows import window_texts
-
+    """Each document's whole-text vector stacked with its sentence-window vectors (the ones
+    the index scores)."""
     if not ids:
         return []
     whole = retriever.document_embeddings(list(ids))
-    window = getattr(retriever, "passage_window", 0)
-    groups = [window_texts(retriever.get(i).text, window) if window else [] for i in ids]
-    flat = [w for group in groups for w in group]
-    windows = (
-        retriever._embedder().embed(flat) if flat else np.zeros((0, whole.shape[1]), np.float32)
-    )
-    out, position = [], 0
-    for vector, group in zip(whole, groups):
-        out.append(np.vstack([vector[None, :], windows[position : position + len(group)]]))
-        position += len(group)
-    return out
+    windows = retriever.passage_embeddings(list(ids))
+    return [np.vstack([vector[None, :], rows]) for vector, rows in zip(whole, windows)]
 
 
 def document_pairs(

@@ -37,7 +37,14 @@ from .base import DENSE_MODES, FUSIONS, MODES
 from .filters import Filter, MetadataColumns, matching_rows
 from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, restrict_windows, take_best_window, window_texts
+from .windows import (
+    PASSAGE_EMBEDDINGS,
+    WindowMatrix,
+    restrict_windows,
+    take_best_window,
+    window_spans,
+    window_texts,
+)
 
 DocumentLike = Document | str | Mapping[str, Any]
 # a filter passing fewer than this share of the documents gets only its rows scored
@@ -77,6 +84,14 @@ class HybridRetriever:
     train over a 5 x 5 grid and checked out of sample: LoCoMo dev hybrid nDCG@10
     +0.03 (``python -m benchmarks.quality_aims``; figures in docs/concepts/retrieval.md).
 
+    ``passage_embedding``: how the window vectors are computed. ``"separate"`` (default)
+    embeds every window as a text of its own; ``"late"`` pools each window's token vectors
+    out of the document's own forward pass (late chunking), so the model reads each document
+    once, plus further segments only for the part of a long document past what it reads in
+    one pass: ~3x less indexing time on SciFact, at a measured nDCG@10 cost of -0.002
+    (SciFact slice) and -0.009 (LoCoMo dev), see ``benchmarks/indexing.py``. Embedders that
+    expose no token vectors always embed windows separately.
+
     Examples
     --------
     >>> from ctxengine.retrieval import HybridRetriever
@@ -100,6 +115,7 @@ class HybridRetriever:
         b: float = 0.2,
         fusion_depth: int = 100,
         passage_window: int = 2,
+        passage_embedding: str = "separate",
         candidate_pool: int | None = None,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
@@ -117,6 +133,9 @@ class HybridRetriever:
             fusion_depth = candidate_pool
         self.fusion_depth = check_positive_int(fusion_depth, "fusion_depth")
         self.passage_window = check_positive_int(passage_window, "passage_window", allow_zero=True)
+        self.passage_embedding = check_choice(
+            passage_embedding, "passage_embedding", PASSAGE_EMBEDDINGS
+        )
         self._entries: dict[str, Entry] = {}
         self._version = 0
         self._lock = threading.RLock()
@@ -244,6 +263,7 @@ class HybridRetriever:
             "b": self.b,
             "fusion_depth": self.fusion_depth,
             "passage_window": self.passage_window,
+            "passage_embedding": self.passage_embedding,
         }
 
     @classmethod
@@ -288,15 +308,27 @@ class HybridRetriever:
     def _fill_vectors(self, entries: Sequence[Entry]) -> None:
         """Embed what ``entries`` lack (whole texts; windows when ``passage_window``), in one
         batch, so the model sees every new text once."""
-        todo = [entry for entry in entries if entry.vector is None]
+        embedder = self._embedder()
         windowed = [entry for entry in entries if self.passage_window and entry.passages is None]
+        late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
+        if windowed and self.passage_embedding == "late" and late:
+            # one forward pass per document gives its vector and its windows' (late chunking)
+            assert isinstance(embedder, CachedEmbedder)
+            texts = [entry.document.text for entry in windowed]
+            spans = [window_spans(text, self.passage_window) for text in texts]
+            for entry, rows in zip(windowed, embedder.late_chunk(texts, spans)):
+                if entry.vector is None:
+                    entry.vector = rows[0]
+                entry.passages = rows[1:]
+            windowed = []
+        todo = [entry for entry in entries if entry.vector is None]
         windows = [window_texts(entry.document.text, self.passage_window) for entry in windowed]
         texts = [entry.document.text for entry in todo] + [w for group in windows for w in group]
         if not texts:
             for entry in windowed:  # nothing to embed: every text is a single window
-                entry.passages = np.zeros((0, self._embedder().dimension), dtype=np.float32)
+                entry.passages = np.zeros((0, embedder.dimension), dtype=np.float32)
             return
-        vectors = self._embedder().embed(texts)
+        vectors = embedder.embed(texts)
         for entry, vector in zip(todo, vectors):
             entry.vector = vector
         position = len(todo)
@@ -306,8 +338,7 @@ class HybridRetriever:
             )
             position += len(group)
 
-    def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
-        """Cached vectors of ``ids`` (shape ``(len(ids), dimension)``), in the order given."""
+    def _entries_of(self, ids: Sequence[str]) -> list[Entry]:
         batch = _as_batch(ids, "ids")
         entries = []
         for doc_id in batch:
@@ -317,6 +348,11 @@ class HybridRetriever:
                 raise DocumentNotFoundError(f"no document with id {doc_id!r}")
             entries.append(entry)
         self._fill_vectors(entries)
+        return entries
+
+    def document_embeddings(self, ids: Sequence[str]) -> np.ndarray:
+        """Cached vectors of ``ids`` (shape ``(len(ids), dimension)``), in the order given."""
+        entries = self._entries_of(ids)
         if not entries:
             return np.zeros((0, self._embedder().dimension), dtype=np.float32)
         return np.stack([entry.filled_vector for entry in entries]).astype(np.float32, copy=False)
@@ -378,6 +414,16 @@ class HybridRetriever:
             self.query_adapter = None
             self._appended_only = False  # every row changed: the next snapshot restacks
             self._version += 1
+
+    def passage_embeddings(self, ids: Sequence[str]) -> list[np.ndarray]:
+        """Each document's sentence-window vectors as the dense signal scores them (computed
+        by ``passage_embedding``), in the order given; ``(0, dimension)`` for a document
+        without windows, and for every document when ``passage_window`` is 0."""
+        entries = self._entries_of(ids)
+        if not self.passage_window:
+            dimension = self._embedder().dimension
+            return [np.zeros((0, dimension), dtype=np.float32) for _ in entries]
+        return [entry.filled_passages for entry in entries]
 
     # --- snapshot parts ----------------------------------------------------------------
 
@@ -581,7 +627,8 @@ class HybridRetriever:
     def __repr__(self) -> str:
         return (
             f"HybridRetriever(mode={self.mode!r}, alpha={self.alpha}, fusion={self.fusion!r}, "
-            f"passage_window={self.passage_window}, documents={len(self)})"
+            f"passage_window={self.passage_window}, "
+            f"passage_embedding={self.passage_embedding!r}, documents={len(self)})"
         )
 
 

@@ -4,6 +4,11 @@ their vectors are stacked for one product per query, and how a document takes it
 MiniLM reads 256 word pieces and averages what it reads, so a long document's vector buries
 the one passage that answers; scoring its windows of a few sentences finds it. A text of at
 most ``window`` sentences is its own only window and adds nothing.
+
+Window vectors come from one of two :data:`PASSAGE_EMBEDDINGS`: ``late`` pools each window's
+token vectors out of the document's own forward pass (late chunking, see
+:func:`~ctxengine.embeddings.late_chunk`), so the windows cost no extra texts for the model;
+``separate`` embeds every window as a text of its own (~9 more texts per abstract).
 """
 
 from __future__ import annotations
@@ -14,14 +19,24 @@ from typing import NamedTuple
 import numpy as np
 
 from ..scoring import cosine_scores
-from ..text import sentence_windows
+from ..text import sentence_window_spans
 from .snapshot import Entry
+
+#: How window vectors are computed: pooled from the document's forward pass, or each
+#: window embedded as a text of its own.
+PASSAGE_EMBEDDINGS = ("late", "separate")
+
+
+def window_spans(text: str, window: int) -> list[tuple[int, int]]:
+    """Character spans of the windows ``text`` adds to its whole-text vector (none for
+    short texts)."""
+    spans = sentence_window_spans(text, window)
+    return spans if len(spans) > 1 else []
 
 
 def window_texts(text: str, window: int) -> list[str]:
     """The windows ``text`` adds to its whole-text vector (none for short texts)."""
-    windows = sentence_windows(text, window)
-    return windows if len(windows) > 1 else []
+    return [text[start:end] for start, end in window_spans(text, window)]
 
 
 class WindowMatrix(NamedTuple):
@@ -71,4 +86,12 @@ def take_best_window(scores: np.ndarray, windows: WindowMatrix, query: np.ndarra
     return scores
 
 
-__all__ = ["WindowMatrix", "restrict_windows", "stack_windows", "take_best_window", "window_texts"]
+__all__ = [
+    "PASSAGE_EMBEDDINGS",
+    "WindowMatrix",
+    "restrict_windows",
+    "stack_windows",
+    "take_best_window",
+    "window_spans",
+    "window_texts",
+]
