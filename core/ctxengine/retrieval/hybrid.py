@@ -287,7 +287,7 @@ class HybridRetriever:
             return None
         view = self._ann_view(snap)
         return {
-            "index": view.index,
+            "index": view.ann,
             "labels": np.stack([view.starts, view.rows], axis=1),
             "next_label": self._ann_next,
         }
@@ -338,8 +338,10 @@ class HybridRetriever:
             raise ConfigurationError("the ANN labels must be one (label, rows) pair per document")
         starts, rows = labels[:, 0].astype(np.int64), labels[:, 1].astype(np.int64)
         expected = np.fromiter(
-            (1 + (len(e.passages) if self.passage_window and e.passages is not None else 0)
-             for e in entries),
+            (
+                1 + (len(e.passages) if self.passage_window and e.passages is not None else 0)
+                for e in entries
+            ),
             dtype=np.int64,
             count=len(entries),
         )
@@ -529,7 +531,7 @@ class HybridRetriever:
         if rows is not None:  # over-fetch by the share the filter drops (at most 1/0.3)
             wanted = int(wanted * n / max(1, len(rows)))
         parts = [
-            view.labels.owners(view.index.search(vector, min(wanted, max(1, view.index.size)))),
+            view.labels.owners(view.ann.search(vector, min(wanted, max(1, view.ann.size)))),
             np.linspace(0, n - 1, min(n, _FLOOR_SAMPLE)).astype(np.intp),
         ]
         if lexical is not None:
@@ -557,7 +559,7 @@ class HybridRetriever:
                 return self._ann_build(snap)
             index = self._ann
             base = snap.base.peek("ann") if snap.base is not None else None
-            if base is not None and base.index is not index:
+            if base is not None and base.ann is not index:
                 base = None
             pending = snap.entries[len(base.starts) :] if base is not None else snap.entries
             added = [e for e in pending if e.ann_label is None]
@@ -746,7 +748,7 @@ class _AnnView(NamedTuple):
     """The ANN index as one snapshot sees it: each document's first label and row count
     (index order) and the map from labels back to positions."""
 
-    index: AnnIndex
+    ann: AnnIndex
     labels: LabelMap
     starts: np.ndarray
     rows: np.ndarray
