@@ -597,6 +597,12 @@ SECTIONS: dict[str, Spec] = {
     "resource_bounds": Spec(
         "Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False
     ),
+    "ann": Spec(
+        "Dense search at scale: exact scan vs ANN index (10k-1M rows)",
+        _generic("ann"),
+        ("scifact",),
+        False,
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),

@@ -524,17 +524,16 @@ class HybridRetriever:
         rows: np.ndarray | None,
     ) -> np.ndarray:
         """Sorted positions to score exactly: the documents owning the ANN's nearest rows,
-        the lexical top ``candidate_pool`` and the floor sample (all within ``rows``)."""
+        and for fusion (``lexical`` given) the lexical top ``candidate_pool`` and the floor
+        sample; all within ``rows``."""
         view = self._ann_view(snap)
         n = len(snap.entries)
         wanted = self.candidate_pool * _ANN_ROWS_PER_CANDIDATE
         if rows is not None:  # over-fetch by the share the filter drops (at most 1/0.3)
             wanted = int(wanted * n / max(1, len(rows)))
-        parts = [
-            view.labels.owners(view.ann.search(vector, min(wanted, max(1, view.ann.size)))),
-            np.linspace(0, n - 1, min(n, _FLOOR_SAMPLE)).astype(np.intp),
-        ]
-        if lexical is not None:
+        parts = [view.labels.owners(view.ann.search(vector, min(wanted, max(1, view.ann.size))))]
+        if lexical is not None:  # fusion: the floor sample for min-max, the lexical top
+            parts.append(np.linspace(0, n - 1, min(n, _FLOOR_SAMPLE)).astype(np.intp))
             matched = np.flatnonzero(lexical > 0)
             if rows is not None:
                 matched = np.intersect1d(matched, rows, assume_unique=True)
