@@ -119,17 +119,20 @@ def test_a_corrupted_ann_file_is_refused_and_nothing_is_lost(corpus, tmp_path):
     _, retriever = _pair(docs[:300])
     retriever.retrieve(queries[0], k=5)
     path = save_index(retriever, tmp_path / "index")
-    original = (path / ANN_INDEX).read_bytes()
-    corrupt = bytearray(original)
+    saved = {p.name: p.read_bytes() for p in path.iterdir()}
+    assert ANN_INDEX in saved
+    corrupt = bytearray(saved[ANN_INDEX])
     corrupt[len(corrupt) // 2] ^= 0xFF
     (path / ANN_INDEX).write_bytes(bytes(corrupt))
     with pytest.raises(IndexFormatError, match="checksum"):
         load_index(path, embedder=EMBEDDER)
-    assert sorted(p.name for p in path.iterdir()) == sorted(
-        p.name for p in path.iterdir()
-    )  # nothing deleted by the refusal
-    (path / ANN_INDEX).write_bytes(original)
-    assert len(load_index(path, embedder=EMBEDDER)) == 300
+    # the refusal deleted and rewrote nothing: every other file is as saved
+    after = {p.name: p.read_bytes() for p in path.iterdir()}
+    assert after.keys() == saved.keys()
+    assert all(after[name] == data for name, data in saved.items() if name != ANN_INDEX)
+    (path / ANN_INDEX).write_bytes(saved[ANN_INDEX])
+    restored = load_index(path, embedder=EMBEDDER)
+    assert _ids(restored.retrieve(queries[0], k=5)) == _ids(retriever.retrieve(queries[0], k=5))
 
 
 def test_save_compacts_the_lexical_segments(corpus, tmp_path):
