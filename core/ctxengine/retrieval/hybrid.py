@@ -254,9 +254,7 @@ class HybridRetriever:
         return {
             "documents": [e.document for e in entries],
             "tokens": [e.tokens for e in entries],
-            "vectors": np.stack([e.filled_vector for e in entries]).astype(np.float32)
-            if have_vectors
-            else None,
+            "vectors": self._saved_vectors(snap) if have_vectors else None,
             "passages": [e.passages for e in entries] if have_passages else None,
             "embedder": self._resolved if have_vectors else None,
             "ann": self._ann_state(snap) if have_passages or not self.passage_window else None,
@@ -272,6 +270,14 @@ class HybridRetriever:
                 "ann_threshold": self.ann_threshold,
             },
         }
+
+    def _saved_vectors(self, snap: Snapshot) -> np.ndarray:
+        # the snapshot's stacked matrix when a query built it: a save then copies no vector
+        # (a second float32 copy of 1M rows is 1.5 GB at the moment the save writes)
+        built = snap.peek("matrix")
+        if built is not None:
+            return built
+        return np.stack([e.filled_vector for e in snap.entries]).astype(np.float32)
 
     def compact(self) -> None:
         """Merge the lexical index's segments into one (``save_index`` calls it after
