@@ -276,8 +276,8 @@ def quality() -> dict[str, Any]:
     from ctxengine.metrics import ndcg_at_k
     from ctxengine.retrieval import HybridRetriever
 
-    docs = [{"id": d.id, "text": d.document_text} for d in load_scifact_corpus(data_root())]
-    queries, qrels = load_scifact_queries(data_root())
+    docs = [{"id": d.id, "text": d.document_text} for d in load_scifact_corpus()]
+    queries, qrels = load_scifact_queries()
     retriever = HybridRetriever(docs, ann_threshold=None)
     per_query: dict[str, list[float]] = {"exact": [], "ANN": []}
     for label, threshold in (("exact", None), ("ANN", 1)):
