@@ -60,6 +60,7 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
         print(f"[{name}] skipped: {message}", flush=True)
         return section | {"status": "skipped", "message": message}
     print(f"\n=== {title} ===", flush=True)
+    section["commit"] = _commit()
     started, cpu = time.perf_counter(), _cpu_seconds()
     try:
         result = dict(runner(quick))
@@ -70,7 +71,16 @@ def run_section(name: str, quick: bool) -> dict[str, Any]:
         section |= {"status": "failed", "message": f"{type(exc).__name__}: {exc}"[:500]}
     section["seconds"] = time.perf_counter() - started
     section["cpu_seconds"] = _cpu_seconds() - cpu
+    section["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return section
+
+
+def _commit() -> str:
+    """The commit a section measured (``+dirty``: with uncommitted changes to tracked files)."""
+    from benchmarks.report import _git
+
+    dirty = bool(_git(ROOT, "status", "--porcelain", "--untracked-files=no"))
+    return _git(ROOT, "rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,6 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also the sections left out of the default run: "
         + ", ".join(n for n, spec in SECTIONS.items() if not spec.default),
     )
+    parser.add_argument(
+        "--merge",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="fold the sections of another run's --out folder (its results.json and plots) "
+        "into this report, each keeping its own command and commit (repeatable)",
+    )
     parser.add_argument("--data", default=None, help="folder holding locomo/ and scifact/")
     parser.add_argument(
         "--out", type=Path, default=None, help="where RESULTS.md, PNGs and results.json go"
@@ -99,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "thread embeds one query ~10x faster than torch's default of one per core",
     )
     args = parser.parse_args(argv)
+    for folder in args.merge:
+        if not (folder / "results.json").is_file():
+            parser.error(f"--merge {str(folder)!r} holds no results.json")
     if args.data is not None and not Path(args.data).is_dir():
         parser.error(f"--data {args.data!r} is not a folder")
     saved = os.environ.get("CTXENGINE_DATA")
@@ -110,6 +132,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.pop("CTXENGINE_DATA", None)
         else:
             os.environ["CTXENGINE_DATA"] = saved
+
+
+def _merge(results: dict[str, Any], folder: Path, out: Path) -> list[str]:
+    """Copy the sections (and their plots) of the run in ``folder`` into ``results``."""
+    import shutil
+
+    other = json.loads((folder / "results.json").read_text())
+    if other.get("quick") != results.get("quick", other.get("quick")):
+        raise SystemExit(f"--merge {folder}: a --quick run and a full run do not mix")
+    names = [n for n in other["sections"] if n in SECTIONS]
+    for name in names:
+        section = other["sections"][name]
+        section.setdefault("commit", other.get("environment", {}).get("commit", "?"))
+        section.setdefault("finished", other.get("finished", "?"))
+        results["sections"][name] = section
+        for plot in section.get("plots", []):
+            source = folder / plot["file"]
+            if source.is_file() and source.resolve() != (out / plot["file"]).resolve():
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, out / plot["file"])
+    return names
 
 
 def _cpu_seconds() -> float:
@@ -127,9 +170,11 @@ def _run_all(args: argparse.Namespace) -> int:
     from benchmarks import report
 
     out = args.out or (ROOT / ".cache" / "benchmarks-quick" if args.quick else HERE)
-    names = args.only or [
-        n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick
-    ]
+    names = args.only or (
+        []
+        if args.merge
+        else [n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick]
+    )
     command = (
         "python -m benchmarks" + (" --quick" if args.quick else "") + (" --all" if args.all else "")
     )
@@ -137,7 +182,7 @@ def _run_all(args: argparse.Namespace) -> int:
     command += "".join(f" --only {name}" for name in args.only or ())
     previous = out / "results.json"
     results: dict[str, Any] = {"sections": {}}
-    if args.only and previous.exists():  # a partial run updates its sections in place
+    if (args.only or args.merge) and previous.exists():  # update its sections in place
         results = json.loads(previous.read_text())
         if results.get("quick") != args.quick:
             results = {"sections": {}}
@@ -146,6 +191,9 @@ def _run_all(args: argparse.Namespace) -> int:
     load_start = os.getloadavg()[0]
     for name in names:
         results["sections"][name] = run_section(name, args.quick)
+    for folder in args.merge:
+        merged = _merge(results, folder, out)
+        command += f"; merged {', '.join(merged)} from another run"
     results["sections"] = {n: results["sections"][n] for n in SECTIONS if n in results["sections"]}
     elapsed = sum(section.get("seconds", 0.0) for section in results["sections"].values())
     results["cpu_seconds"] = sum(

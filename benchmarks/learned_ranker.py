@@ -97,7 +97,7 @@ def make_queries(
             signals["bm25"],
             alpha=retriever.alpha,
             k=TOP,
-            pool=retriever.candidate_pool,
+            pool=retriever.fusion_depth,
             method=retriever.fusion,
             rrf_k=retriever.rrf_k,
         )

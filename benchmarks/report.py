@@ -179,8 +179,9 @@ def render(results: Mapping[str, Any], plots: Mapping[str, list[str]] | None = N
         f"({results['seconds'] / 60:.1f} min wall clock"
         + (f", {results['cpu_seconds'] / 60:.1f} min CPU" if results.get("cpu_seconds") else "")
         + f"{', QUICK slice: not comparable' if results.get('quick') else ''}). "
-        "Every figure below comes from that one run on this machine; ratios against peers "
-        "compare systems measured in the same process on the same queries. Medians unless said otherwise.",
+        "Each section names the command, commit and time that produced it; ratios against "
+        "peers compare systems measured in the same process on the same queries. Medians "
+        "unless said otherwise.",
         "",
         "## Headlines",
         "",
@@ -196,6 +197,7 @@ def render(results: Mapping[str, Any], plots: Mapping[str, list[str]] | None = N
         alone = f" (the script alone: `{section['script']}`)" if section.get("script") else ""
         out.append(
             f"`{section['command']}`{alone} — {section['status']}, {section.get('seconds', 0):.0f} s"
+            + (f" at {section['commit']}, {section['finished']}" if section.get("commit") else "")
             + (f" ({section['cpu_seconds']:.0f} s CPU)" if section.get("cpu_seconds") else "")
             + (f": {section['message']}" if section.get("message") else "")
         )

@@ -228,7 +228,7 @@ def alpha_sweep(
                     scores["bm25"],
                     alpha=alpha,
                     k=10,
-                    pool=retriever.candidate_pool,
+                    pool=retriever.fusion_depth,
                 )
                 per_alpha[alpha].append(ndcg_at_k([ids[i] for i in chosen], relevant, 10))
     result = {alpha: mean(values) for alpha, values in per_alpha.items()}
@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, flo
     collections = {name: loaders[name](args.quick) for name in datasets}
     if args.tune_adaptive:
         tables = {
-            name: query_table(c, HybridRetriever().candidate_pool, args.passage_window)
+            name: query_table(c, HybridRetriever().fusion_depth, args.passage_window)
             for name, c in collections.items()
         }
         tune_adaptive(tables)

@@ -597,6 +597,19 @@ SECTIONS: dict[str, Spec] = {
     "resource_bounds": Spec(
         "Resource bounds (peak memory, time)", _generic("resource_bounds"), ("locomo",), False
     ),
+    "scaleout": Spec(
+        "Scale-out: ctxengine over a Chroma server",
+        _generic("scaleout"),
+        ("scifact", "locomo"),
+        False,
+    ),
+    "filters": Spec("Metadata filters", _generic("filters"), ("scifact",), False),
+    "reliability": Spec(
+        "Reliability: linear time on hostile input", _generic("reliability"), (), False
+    ),
+    "chunking": Spec(
+        "Chunking: passages vs whole files on a real folder", _generic("chunking"), (), False
+    ),
     "ann": Spec(
         "Dense search at scale: exact scan vs ANN index (10k-1M rows)",
         _generic("ann"),

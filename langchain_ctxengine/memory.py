@@ -62,8 +62,7 @@ class ContextEngineMemory(BaseMemory):
         turns = recall(self.engine, query, self.session_id, self.max_tokens)
         if self.return_messages:
             return {self.memory_key: turns_to_messages(turns)}
-        text = fmt.TURN_SEPARATOR.join(fmt.render_turn(t.role, t.content) for t in turns)
-        return {self.memory_key: text}
+        return {self.memory_key: fmt.render_turns([t.turn for t in turns])}
 
     def save_context(self, inputs: dict[str, Any], outputs: dict[str, str]) -> None:
         key = self._input_key(inputs)

@@ -16,7 +16,7 @@ from ._validation import construct
 from .budget import TokenBudget
 from .clock import Clock
 from .compress import Compressor
-from .embeddings import Embedder, get_embedder
+from .embeddings import Embedder, resolve_embedder
 from .memory import Memory
 from .rerank import Reranker
 from .retrieval import Retriever
@@ -45,9 +45,7 @@ def shared_embedder(spec: Any) -> Embedder | None:
     (retrieval, re-ranking, memory relevance, semantic compression), so a text embedded
     by one stage is not embedded again by the next. ``None`` stays ``None``: each stage
     then uses the process-wide default."""
-    from .rerank.base import resolve_embedder
-
-    return None if spec is None else resolve_embedder(get_embedder(spec))
+    return None if spec is None else resolve_embedder(spec)
 
 
 def build_retriever(

@@ -116,6 +116,24 @@ def json_loads(text: str | bytes, where: Path) -> Any:
         raise IndexFormatError(f"{where} is not valid JSON: {exc}") from None
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file read as :func:`open_regular` and :func:`json_loads` read (no links, no
+    FIFOs, bounded nesting); any failure is an :class:`~ctxengine.errors.IndexFormatError`."""
+    with open_regular(path) as handle:
+        return json_loads(handle.read(), path)
+
+
+def write_json(path: Path, data: Any, *, indent: int | None = None) -> Path:
+    """Write ``data`` as JSON beside ``path``, flush it to disk, then rename it into place,
+    so a reader sees the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=indent, allow_nan=False)
+        sync(handle)
+    temporary.replace(path)
+    return path
+
+
 def json_depth(text: str | bytes) -> int:
     """An upper bound of the JSON nesting depth (brackets inside strings count too, which
     only makes the bound safer); linear, and in C for the common shallow case."""
@@ -139,6 +157,8 @@ __all__ = [
     "json_loads",
     "load_array",
     "open_regular",
+    "read_json",
     "sha256",
     "sync",
+    "write_json",
 ]

@@ -5,9 +5,16 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigurationError, CtxEngineError, InvalidInputError, InvalidTypeError
+from .errors import (
+    ConfigurationError,
+    CtxEngineError,
+    IndexFormatError,
+    InvalidInputError,
+    InvalidTypeError,
+)
 
 # Characters that render as nothing although Unicode does not class them as spaces,
 # controls, format characters or marks (Hangul fillers, braille blank, Mongolian vowel
@@ -130,6 +137,19 @@ def check_metadata(value: Any, name: str = "metadata") -> dict[str, Any]:
         elif not (item is None or isinstance(item, (bool, int, float))):
             raise InvalidInputError(f"{name} values must be JSON values, got {type(item).__name__}")
     return out
+
+
+def check_format(data: Any, fmt: str, version: int, what: str) -> Mapping[str, Any]:
+    """``data`` if it is a mapping tagged ``{"format": fmt, "format_version": version}``
+    (what a saved model file starts with), else an :class:`IndexFormatError` naming ``what``."""
+    if not isinstance(data, Mapping) or data.get("format") != fmt:
+        raise IndexFormatError(f"not a ctxengine {what} file")
+    if data.get("format_version") != version:
+        raise IndexFormatError(
+            f"{what} format version {data.get('format_version')!r}; "
+            f"this ctxengine reads version {version}"
+        )
+    return data
 
 
 def check_choice(value: Any, name: str, choices: dict[str, Any] | tuple[str, ...]) -> str:

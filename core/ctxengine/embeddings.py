@@ -473,19 +473,90 @@ def default_embedder() -> Embedder:
         return _default_embedder
 
 
-def get_embedder(spec: str | os.PathLike[str] | Embedder | None = None) -> Embedder:
+EmbedderSpec = str | os.PathLike[str] | Embedder | None
+
+
+def check_embedder_spec(spec: Any, name: str = "embedder") -> None:
+    """Eager validation of what :func:`get_embedder` accepts, for constructors that resolve
+    the embedder later (:class:`LazyEmbedder`)."""
+    if spec is None or isinstance(spec, (str, os.PathLike, Embedder)):
+        return
+    raise InvalidTypeError(
+        f"{name} must be None, 'hashing', a local model path or an Embedder, "
+        f"got {type(spec).__name__}"
+    )
+
+
+def get_embedder(spec: EmbedderSpec = None) -> Embedder:
     """Resolve ``None`` (default), ``"hashing"``, a local model directory, or an Embedder."""
+    check_embedder_spec(spec)
     if spec is None or spec == "default":
         return default_embedder()
     if isinstance(spec, str) and spec == "hashing":
         return HashingEmbedder()
     if isinstance(spec, (str, os.PathLike)):
         return CachedEmbedder(SentenceTransformerEmbedder(spec))
-    if isinstance(spec, Embedder):
-        return spec
-    raise ConfigurationError(
-        f"embedder must be None, 'hashing', a model path or an Embedder, got {type(spec).__name__}"
-    )
+    return spec  # an Embedder, checked above
+
+
+def resolve_embedder(spec: EmbedderSpec = None) -> Embedder:
+    """:func:`get_embedder`, behind an in-memory cache: what every stage that embeds uses,
+    so a text one stage embedded (a candidate, a turn, a sentence) is not embedded again."""
+    embedder = get_embedder(spec)
+    return embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+
+
+class LazyEmbedder:
+    """An embedder spec resolved by :func:`resolve_embedder` on first use (thread-safe).
+
+    Every component that may embed holds one, so building an engine loads no model until a
+    query needs it (a keyword-mode engine never does). The spec is validated at once.
+
+    Examples
+    --------
+    >>> from ctxengine.embeddings import LazyEmbedder
+    >>> lazy = LazyEmbedder("hashing")
+    >>> lazy.loaded is None, lazy.get().dimension, lazy.loaded is lazy.get()
+    (True, 256, True)
+    """
+
+    __slots__ = ("_lock", "_resolved", "spec")
+
+    def __init__(self, spec: EmbedderSpec = None) -> None:
+        check_embedder_spec(spec)
+        self.spec = spec
+        self._resolved: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> Embedder | None:
+        """The resolved embedder, or ``None`` while nothing has needed it."""
+        return self._resolved
+
+    def get(self) -> Embedder:
+        if self._resolved is None:
+            with self._lock:
+                if self._resolved is None:
+                    self._resolved = resolve_embedder(self.spec)
+        return self._resolved
+
+    def __repr__(self) -> str:
+        return f"LazyEmbedder({self.spec!r})"
+
+
+class LazyEmbedderMixin:
+    """An ``embedder`` attribute set from a spec and resolved on first read, through a
+    :class:`LazyEmbedder`: the one way components that may embed hold their model."""
+
+    _lazy: LazyEmbedder = LazyEmbedder()
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._lazy.get()
+
+    @embedder.setter
+    def embedder(self, value: EmbedderSpec) -> None:
+        self._lazy = LazyEmbedder(value)
 
 
 __all__ = [
@@ -493,13 +564,18 @@ __all__ = [
     "CachedEmbedder",
     "CallableEmbedder",
     "Embedder",
+    "EmbedderSpec",
     "HashingEmbedder",
+    "LazyEmbedder",
+    "LazyEmbedderMixin",
     "ModelUsage",
     "SentenceTransformerEmbedder",
     "bundled_model_path",
+    "check_embedder_spec",
     "check_embeddings",
     "default_embedder",
     "get_embedder",
     "model_usage",
     "normalize_rows",
+    "resolve_embedder",
 ]

@@ -467,6 +467,8 @@ def load_index(
     manifest = read_manifest(root) if manifest is None else manifest
     params = dict(manifest.get("retriever") or {})
     params.setdefault("passage_window", 0)  # indexes saved before passage windows existed
+    if "candidate_pool" in params:  # the name fusion_depth had before
+        params["fusion_depth"] = params.pop("candidate_pool")
     if params.pop("class", None) != "HybridRetriever":
         raise IndexFormatError(f"{root} holds an index of an unknown retriever class")
     resolved = _resolve_embedder(manifest.get("embedder"), embedder)

@@ -257,7 +257,7 @@ def test_constructors_validate_their_parameters() -> None:
         SemanticCompressor(lexical_weight=float("nan"))
     with pytest.raises(InvalidTypeError):
         SentenceCompressor(fill="yes")
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidTypeError):
         SemanticCompressor(embedder=3.14)
     assert SemanticCompressor()._embedder is None  # the model loads on first use only
 

@@ -162,7 +162,7 @@ def test_unknown_mode_is_rejected(retriever):
         {"alpha": math.nan},
         {"alpha": 1.5},
         {"alpha": -0.1},
-        {"candidate_pool": 0},
+        {"fusion_depth": 0},
         {"rrf_k": 0},
         {"b": 2.0},
     ],
@@ -174,7 +174,7 @@ def test_bad_constructor_values_are_rejected(kwargs):
 
 def test_constructor_parameters_are_kept_as_attributes():
     retriever = HybridRetriever(
-        mode="keyword", alpha=0.3, fusion="rrf", rrf_k=10, k1=1.2, b=0.5, candidate_pool=7
+        mode="keyword", alpha=0.3, fusion="rrf", rrf_k=10, k1=1.2, b=0.5, fusion_depth=7
     )
     assert (retriever.mode, retriever.alpha, retriever.fusion, retriever.rrf_k) == (
         "keyword",
@@ -182,7 +182,7 @@ def test_constructor_parameters_are_kept_as_attributes():
         "rrf",
         10,
     )
-    assert (retriever.k1, retriever.b, retriever.candidate_pool, retriever.embedder) == (
+    assert (retriever.k1, retriever.b, retriever.fusion_depth, retriever.embedder) == (
         1.2,
         0.5,
         7,
@@ -421,3 +421,27 @@ def test_passage_windows_follow_upserts_and_removals(embedder):
     assert {d.id for d in retriever.retrieve(query, k=5)} == {"cats", "dolphins"}
     with pytest.raises(InvalidInputError):
         HybridRetriever(passage_window=-1)
+
+
+def test_candidate_pool_is_the_deprecated_name_of_fusion_depth(tmp_path):
+    """The old name still configures the same size, with a FutureWarning, and an index
+    saved with the old key in its manifest loads with it."""
+    import json
+
+    from ctxengine import ContextEngine
+
+    with pytest.warns(FutureWarning, match="fusion_depth"):
+        retriever = HybridRetriever(mode="keyword", candidate_pool=7)
+    assert retriever.fusion_depth == 7
+    engine = ContextEngine.from_documents(
+        ["alpha beta", "gamma delta"],
+        retrieval="keyword",
+        retriever_options={"fusion_depth": 3},
+    )
+    path = engine.save(tmp_path / "index")
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["retriever"]["candidate_pool"] = manifest["retriever"].pop("fusion_depth")
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = ContextEngine.load(path)
+    assert loaded.retriever.fusion_depth == 3

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int
-from ..errors import ConfigurationError, InvalidTypeError
+from ..embeddings import EmbedderSpec, LazyEmbedderMixin
+from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze
 from ..tokens import TokenCounter
@@ -151,7 +151,7 @@ class ExtractiveCompressor(_BaseCompressor):
         )
 
 
-class SemanticCompressor(ExtractiveCompressor):
+class SemanticCompressor(LazyEmbedderMixin, ExtractiveCompressor):
     """Sentences scored by embedding similarity to the query, blended with lexical recall.
 
     ``score = (1 - lexical_weight) * cosine + lexical_weight * recall + rank prior``. The
@@ -165,7 +165,7 @@ class SemanticCompressor(ExtractiveCompressor):
         self,
         token_counter: TokenCounter | None = None,
         *,
-        embedder: Any = None,
+        embedder: EmbedderSpec = None,
         lexical_weight: float = 0.5,
         rank_weight: float = 0.1,
         selection: str = "score",
@@ -175,24 +175,7 @@ class SemanticCompressor(ExtractiveCompressor):
             token_counter, rank_weight=rank_weight, selection=selection, whole_below=whole_below
         )
         self.lexical_weight = check_finite(lexical_weight, "lexical_weight", low=0.0, high=1.0)
-        if (
-            embedder is not None
-            and not isinstance(embedder, str)
-            and not hasattr(embedder, "embed")
-        ):
-            raise ConfigurationError(
-                "embedder must be None, a model path, 'hashing' or an Embedder"
-            )
-        self._embedder_spec = embedder
-        self._embedder: Any = None
-
-    @property
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from ..embeddings import get_embedder
-
-            self._embedder = get_embedder(self._embedder_spec)
-        return self._embedder
+        self.embedder = embedder  # resolved on first use (LazyEmbedderMixin)
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:
         lexical = super()._scores(query, units)
@@ -207,7 +190,7 @@ class SemanticCompressor(ExtractiveCompressor):
         return (
             f"{type(self).__name__}(lexical_weight={self.lexical_weight}, "
             f"rank_weight={self.rank_weight}, selection={self.selection!r}, "
-            f"embedder={self._embedder_spec!r}, token_counter={self.token_counter!r})"
+            f"embedder={self._lazy.spec!r}, token_counter={self.token_counter!r})"
         )
 
 

@@ -20,7 +20,6 @@ its manifest (:mod:`ctxengine.persist`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite, check_positive_int
+from .._files import read_json, write_json
+from .._validation import check_finite, check_format, check_positive_int
 from ..errors import ConfigurationError, IndexFormatError, InvalidInputError
 
 FORMAT = "ctxengine-query-adapter"
@@ -256,13 +256,7 @@ class QueryAdapter:
     @classmethod
     def from_dict(cls, data: Any) -> QueryAdapter:
         """Rebuild from :meth:`to_dict` output, checking every field."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise IndexFormatError("not a ctxengine query-adapter file")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"query adapter format version {data.get('format_version')!r}; "
-                f"this ctxengine reads version {FORMAT_VERSION}"
-            )
+        data = check_format(data, FORMAT, FORMAT_VERSION, "query adapter")
         rank, dimension = data.get("rank"), data.get("dimension")
         if not isinstance(rank, int) or not _positive_int(rank) or not _positive_int(dimension):
             raise IndexFormatError("rank and dimension must be positive integers")
@@ -285,18 +279,11 @@ class QueryAdapter:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the adapter as JSON to ``path`` (written aside, then renamed into place)."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(self.to_dict(), allow_nan=False), encoding="utf-8")
-        temporary.replace(target)
-        return target
+        return write_json(Path(path), self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> QueryAdapter:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"cannot read a query adapter from {path}: {exc}") from exc
+        data = read_json(Path(path))
         return cls.from_dict(data)
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 from .._validation import check_positive_int
 from ..clock import to_seconds
 from ..errors import InvalidInputError
+from ..formatting import render_turn
 from .adapter import QueryAdapter
 from .training import MemoryExample, RankingExample, memory_gains
 
@@ -84,10 +85,9 @@ def memory_pairs(
     """Question vectors, evidence turns and hard negatives from ``memory``'s sessions;
     ``label(scored turns, relevant)`` gives each turn's gain (default: by ``Turn.id`` or
     ``metadata["id"]``)."""
-    from ..memory.decay import _rendered
 
     check_positive_int(hard_negatives, "hard_negatives", allow_zero=True)
-    embedder = memory._get_embedder()
+    embedder = memory.embedder
     queries, positives, negatives = [], [], []
     for example in examples:
         scored = list(
@@ -100,7 +100,7 @@ def memory_pairs(
         gains = label(scored, example.relevant) if scored else np.zeros(0)
         if not np.any(gains > 0):
             continue
-        vectors = embedder.embed([_rendered(s.turn.role, s.turn.content) for s in scored])
+        vectors = embedder.embed([render_turn(s.turn.role, s.turn.content) for s in scored])
         order = np.argsort(
             [-s.effective for s in scored], kind="stable"
         )  # the memory's own ranking

@@ -36,6 +36,7 @@ import numpy as np
 from .._validation import check_positive_int
 from ..clock import to_seconds
 from ..errors import ConfigurationError, InvalidTypeError
+from ..scoring import minmax
 from ..text import analyze, term_set
 from ..types import Document, ScoredDocument, ScoredTurn
 
@@ -48,16 +49,6 @@ _USER_ROLES = frozenset({"user", "human"})
 
 
 # --- per-pool transforms ---------------------------------------------------------------
-
-
-def pool_minmax(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] within the pool; a constant pool maps to 0 (nothing separates it)."""
-    if values.size == 0:
-        return values.astype(np.float64)
-    low, high = float(values.min()), float(values.max())
-    if high - low <= 1e-12:
-        return np.zeros(values.shape)
-    return (values - low) / (high - low)
 
 
 def pool_zscore(values: np.ndarray) -> np.ndarray:
@@ -179,12 +170,12 @@ class DocumentFeatures:
             return np.zeros((0, len(self.names)))
         columns: list[np.ndarray] = []
         first = np.array([item.score for item in items], dtype=np.float64)
-        columns += [pool_minmax(first), np.log1p(np.arange(n, dtype=np.float64))]
+        columns += [minmax(first), np.log1p(np.arange(n, dtype=np.float64))]
         signals = self._signals(query, items)
         signals["bm25"] = np.log1p(np.maximum(signals["bm25"], 0.0))  # heavy-tailed, unbounded
         for name in self.signals:
             values = signals[name]
-            columns += [values, pool_minmax(values), pool_zscore(values), pool_logrank(values)]
+            columns += [values, minmax(values), pool_zscore(values), pool_logrank(values)]
         columns.append(self._tag_match(query, items))
         columns.append(
             np.log1p(np.array([len(item.document.text) for item in items], dtype=np.float64))
@@ -193,7 +184,7 @@ class DocumentFeatures:
             cosines = self._passage(query, items)
             columns += [
                 cosines,
-                pool_minmax(cosines),
+                minmax(cosines),
                 pool_logrank(cosines),
                 cosines - signals["dense"],
             ]
@@ -373,6 +364,5 @@ __all__ = [
     "MemoryFeatures",
     "features_from_config",
     "pool_logrank",
-    "pool_minmax",
     "pool_zscore",
 ]

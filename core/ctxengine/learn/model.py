@@ -29,7 +29,6 @@ of another format or version, or with inconsistent lengths or non-finite numbers
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_finite, check_positive_int
+from .._files import read_json, write_json
+from .._validation import check_choice, check_finite, check_format, check_positive_int
 from ..errors import ConfigurationError, IndexFormatError, InvalidInputError
 
 FORMAT = "ctxengine-learned-scorer"
@@ -288,13 +288,7 @@ class LinearScorer:
     @classmethod
     def from_dict(cls, data: Any) -> LinearScorer:
         """Rebuild a scorer from :meth:`to_dict` output, checking every field."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise IndexFormatError("not a ctxengine learned-scorer file")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"learned scorer format version {data.get('format_version')!r}; this ctxengine "
-                f"reads version {FORMAT_VERSION}"
-            )
+        data = check_format(data, FORMAT, FORMAT_VERSION, "learned scorer")
         names = data.get("feature_names")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise IndexFormatError("feature_names must be a non-empty list of strings")
@@ -356,20 +350,11 @@ class LinearScorer:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model as JSON to ``path`` (written aside, then renamed into place)."""
-        target = Path(path)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(
-            json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8"
-        )
-        temporary.replace(target)
-        return target
+        return write_json(Path(path), self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LinearScorer:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"cannot read a learned scorer from {path}: {exc}") from exc
+        data = read_json(Path(path))
         return cls.from_dict(data)
 
     def check_features(self, featurizer: Any) -> None:

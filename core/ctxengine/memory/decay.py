@@ -45,7 +45,7 @@ import numpy as np
 
 from .._validation import check_choice, check_finite, check_metadata, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
-from ..embeddings import CachedEmbedder, Embedder
+from ..embeddings import Embedder, EmbedderSpec, LazyEmbedderMixin
 from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..scoring import cosine_scores
@@ -83,7 +83,7 @@ def _model_key(embedder: Embedder) -> str:
     return f"{embedder.name}:{embedder.dimension}"
 
 
-class DecayMemory:
+class DecayMemory(LazyEmbedderMixin):
     """Per-session conversation memory with decay, relevance revival and a token budget.
 
     Reading (``score``, ``recall`` with ``touch=False``) never changes the memory, so the
@@ -108,7 +108,7 @@ class DecayMemory:
         freshness_half_life: timedelta | float = timedelta(days=1),
         drop_threshold: float = 0.1,
         relevance: str = "hybrid",
-        embedder: Embedder | None = None,
+        embedder: EmbedderSpec = None,
         token_counter: TokenCounter | None = None,
         clock: Clock | None = None,
         importance: ImportanceScorer | None = None,
@@ -130,14 +130,7 @@ class DecayMemory:
         self.freshness_half_life = to_duration(freshness_half_life, "freshness_half_life")
         self.drop_threshold = check_finite(drop_threshold, "drop_threshold", low=0.0)
         self.relevance = check_choice(relevance, "relevance", RELEVANCE_MODES)
-        if embedder is not None and not isinstance(embedder, Embedder):
-            raise InvalidTypeError(f"embedder must be an Embedder, got {type(embedder).__name__}")
-        # Cached so that recalling over a long session embeds each turn once.
-        self._embedder: Embedder | None = (
-            embedder
-            if embedder is None or isinstance(embedder, CachedEmbedder)
-            else CachedEmbedder(embedder)
-        )
+        self.embedder = embedder  # resolved on first use (LazyEmbedderMixin)
         if token_counter is not None and not isinstance(token_counter, TokenCounter):
             raise InvalidTypeError("token_counter must be a TokenCounter")
         self.token_counter = token_counter or default_token_counter()
@@ -255,7 +248,7 @@ class DecayMemory:
                 prepared.append(turn)
             kept = [turn for turn in prepared if turn is not None]
             if kept and self.relevance in ("dense", "hybrid"):
-                embedder = self._get_embedder()
+                embedder = self.embedder
                 vectors = embedder.embed([_rendered(t.role, t.content) for t in kept])
                 model = _model_key(embedder)
                 vectorized = iter(
@@ -394,7 +387,7 @@ class DecayMemory:
             with self._lock:  # an empty session needs no query vector: no model call
                 empty = not len(self._arrays(session_id))
             if not empty:
-                vector = self._get_embedder().embed([query])[0]
+                vector = self.embedder.embed([query])[0]
         return vector, at
 
     def _columns(
@@ -441,7 +434,7 @@ class DecayMemory:
                 parts["lexical"] = arrays.idf_share(lexical_terms(query))
             if self.relevance in ("dense", "hybrid"):
                 if query_vector is None:  # the session was empty when the read began
-                    query_vector = self._get_embedder().embed([query])[0]
+                    query_vector = self.embedder.embed([query])[0]
                 parts["dense"] = self._dense(arrays, query_vector, session_id)
             if self.relevance == "hybrid":
                 w = self.lexical_weight
@@ -459,7 +452,7 @@ class DecayMemory:
     def _dense(
         self, arrays: SessionArrays, query_vector: np.ndarray, session_id: str
     ) -> np.ndarray:
-        embedder = self._get_embedder()
+        embedder = self.embedder
         model = _model_key(embedder)
         arrays.use_vectors(model, int(embedder.dimension))
         missing = arrays.missing_vectors()
@@ -487,13 +480,6 @@ class DecayMemory:
         question, answer = (arrays.role_id(role) for role in self.exchange_roles)
         partner = exchange_partners(arrays.role_ids.view, question, answer)
         return partner if (partner >= 0).any() else None
-
-    def _get_embedder(self) -> Embedder:
-        if self._embedder is None:
-            from ..embeddings import default_embedder
-
-            self._embedder = default_embedder()
-        return self._embedder
 
     def recall(
         self,

@@ -9,8 +9,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .._validation import check_positive_int, check_text
-from ..embeddings import CachedEmbedder, Embedder, default_embedder
-from ..errors import ConfigurationError, InvalidTypeError
+from ..errors import InvalidTypeError
+from ..scoring import minmax
 from ..types import ScoredDocument
 
 
@@ -46,18 +46,6 @@ def check_call(
                 f"candidates must be ScoredDocument objects, got {type(item).__name__}"
             )
     return items
-
-
-def minmax(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] within the list. All-equal lists map to 1.0: nothing separates them,
-    and a lone candidate should keep full weight rather than look worthless."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return array
-    low, high = float(array.min()), float(array.max())
-    if not np.isfinite(low) or not np.isfinite(high) or high - low <= 1e-12:
-        return np.ones_like(array)
-    return (array - low) / (high - low)
 
 
 def base_scores(candidates: Sequence[ScoredDocument]) -> np.ndarray:
@@ -111,39 +99,3 @@ class BaseReranker:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Final scores, and named component scores to record next to them."""
         raise NotImplementedError
-
-
-class LazyEmbedderMixin:
-    """Resolves the embedder on first use, so building an engine loads no model until a
-    query actually needs one."""
-
-    _embedder_spec: Embedder | None = None
-    _embedder: Embedder | None = None
-
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = resolve_embedder(self._embedder_spec)
-        return self._embedder
-
-    @embedder.setter
-    def embedder(self, value: Embedder | None) -> None:
-        if value is not None and not isinstance(value, Embedder):
-            raise ConfigurationError(
-                f"embedder must implement the Embedder protocol, got {type(value).__name__}"
-            )
-        self._embedder_spec, self._embedder = value, None
-
-
-def resolve_embedder(embedder: Embedder | None) -> Embedder:
-    """``None`` -> the process-wide default (already cached); any other embedder gets an
-    in-memory cache so re-ranking the same documents twice does not embed them twice."""
-    if embedder is None:
-        return default_embedder()
-    if not isinstance(embedder, Embedder):
-        raise ConfigurationError(
-            f"embedder must implement the Embedder protocol, got {type(embedder).__name__}"
-        )
-    if isinstance(embedder, CachedEmbedder):
-        return embedder
-    return CachedEmbedder(embedder)

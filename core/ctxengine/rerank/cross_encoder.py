@@ -17,8 +17,9 @@ import numpy as np
 
 from .._validation import check_finite, check_positive_int
 from ..errors import ConfigurationError, DependencyMissingError, ModelNotFoundError
+from ..scoring import minmax
 from ..types import ScoredDocument
-from .base import BaseReranker, base_scores, minmax
+from .base import BaseReranker, base_scores
 
 
 class CrossEncoderReranker(BaseReranker):

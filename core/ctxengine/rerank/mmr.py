@@ -21,9 +21,9 @@ import numpy as np
 from scipy import sparse
 
 from .._validation import check_choice, check_finite
-from ..embeddings import Embedder
+from ..embeddings import Embedder, LazyEmbedderMixin
 from ..types import ScoredDocument
-from .base import BaseReranker, LazyEmbedderMixin, base_scores
+from .base import BaseReranker, base_scores
 
 #: Where :class:`MMRReranker` takes document similarity from.
 SIMILARITIES: tuple[str, ...] = ("auto", "embedding", "lexical")

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
-from ..embeddings import Embedder
+from ..embeddings import Embedder, LazyEmbedderMixin
 from ..text import sentence_windows
 from ..types import ScoredDocument
-from .base import BaseReranker, LazyEmbedderMixin, base_scores
+from .base import BaseReranker, base_scores
 
 # The windows a passage is scored on (re-exported under the re-ranker's name).
 passage_windows = sentence_windows

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..scoring import minmax
+
 
 def top_indices(scores: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
     """Indices of the ``k`` highest scores, best first; ties go to the lower index.
@@ -20,22 +22,6 @@ def top_indices(scores: np.ndarray, k: int, candidates: np.ndarray | None = None
     if len(pool) > k:
         pool = pool[np.argpartition(-scores[pool], k - 1)[:k]]
     return pool[np.lexsort((pool, -scores[pool]))]
-
-
-def minmax(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Rescale ``values`` by the minimum and maximum of ``reference`` (default: ``values``).
-
-    A constant reference maps to 1 where positive and 0 elsewhere, so a lone lexical match
-    still counts fully and an all-zero signal adds nothing.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    reference = values if reference is None else np.asarray(reference)
-    if values.size == 0 or reference.size == 0:
-        return np.zeros(values.shape)
-    low, high = float(reference.min()), float(reference.max())
-    if high - low <= 1e-12:
-        return (values > 0).astype(np.float64)
-    return (values - low) / (high - low)
 
 
 def blend(
@@ -105,4 +91,4 @@ def fuse(
     return candidates[order], fused[order]
 
 
-__all__ = ["blend", "fuse", "minmax", "reciprocal_ranks", "rrf", "top_indices"]
+__all__ = ["blend", "fuse", "reciprocal_ranks", "rrf", "top_indices"]

@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
-from ..embeddings import (
-    CachedEmbedder,
-    Embedder,
-    default_embedder,
-    get_embedder,
-)
+from ..embeddings import CachedEmbedder, Embedder, LazyEmbedder
 from ..errors import (
     ConfigurationError,
     DocumentNotFoundError,
@@ -71,8 +67,9 @@ class HybridRetriever:
     ``alpha * dense + (1 - alpha) * bm25`` after per-query min-max normalisation of each
     signal (or weighted reciprocal-rank fusion with ``fusion="rrf"``, weights ``alpha`` and
     ``1 - alpha``), and ``adaptive``: hybrid with ``alpha`` chosen per query by
-    :meth:`adaptive_alpha`. ``candidate_pool`` is how many top documents of each signal
-    enter the fusion.
+    :meth:`adaptive_alpha`. ``fusion_depth`` is how many top documents of each signal
+    enter the fusion (``candidate_pool``, its former name, still works with a
+    ``FutureWarning``).
 
     ``passage_window``: a document's dense score is the best cosine of its whole text and of
     each window of this many consecutive sentences (0: whole texts only). MiniLM reads 256
@@ -109,22 +106,25 @@ class HybridRetriever:
         rrf_k: int = 60,
         k1: float = 1.5,
         b: float = 0.75,
-        candidate_pool: int = 100,
+        fusion_depth: int = 100,
         passage_window: int = 2,
+        candidate_pool: int | None = None,
         ann_threshold: int | None = 50_000,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
-        if embedder is not None and not isinstance(embedder, (str, os.PathLike, Embedder)):
-            raise ConfigurationError(
-                f"embedder must be None, a name/path or an Embedder, got {type(embedder).__name__}"
-            )
+        # the spec as given (saved in the manifest); the model loads at the first embedding,
+        # so a keyword-mode retriever never loads one
+        self._lazy = LazyEmbedder(embedder)
         self.embedder = embedder
         self.alpha = check_finite(alpha, "alpha", low=0.0, high=1.0)
         self.fusion = check_choice(fusion, "fusion", FUSIONS)
         self.rrf_k = check_positive_int(rrf_k, "rrf_k")
         self.k1 = check_finite(k1, "k1", low=0.0)
         self.b = check_finite(b, "b", low=0.0, high=1.0)
-        self.candidate_pool = check_positive_int(candidate_pool, "candidate_pool")
+        if candidate_pool is not None:  # renamed: the engine's `candidates` is another size
+            warnings.warn("candidate_pool is renamed fusion_depth", FutureWarning, stacklevel=2)
+            fusion_depth = candidate_pool
+        self.fusion_depth = check_positive_int(fusion_depth, "fusion_depth")
         self.passage_window = check_positive_int(passage_window, "passage_window", allow_zero=True)
         self.ann_threshold = (
             None if ann_threshold is None else check_positive_int(ann_threshold, "ann_threshold")
@@ -134,7 +134,6 @@ class HybridRetriever:
         self._lock = threading.RLock()
         self._snap: Snapshot | None = None
         self._appended_only = True  # since the last snapshot, writes only added new ids
-        self._resolved: Embedder | None = None
         # grow-only: a term keeps its id for the retriever's life, so every document's
         # postings stay valid and a rebuild after a change only concatenates them
         self._vocabulary: dict[str, int] = {}
@@ -256,7 +255,7 @@ class HybridRetriever:
             "tokens": [e.tokens for e in entries],
             "vectors": self._saved_vectors(snap) if have_vectors else None,
             "passages": [e.passages for e in entries] if have_passages else None,
-            "embedder": self._resolved if have_vectors else None,
+            "embedder": self._lazy.loaded if have_vectors else None,
             "ann": self._ann_state(snap) if have_passages or not self.passage_window else None,
             "params": {
                 "mode": self.mode,
@@ -265,7 +264,7 @@ class HybridRetriever:
                 "rrf_k": self.rrf_k,
                 "k1": self.k1,
                 "b": self.b,
-                "candidate_pool": self.candidate_pool,
+                "fusion_depth": self.fusion_depth,
                 "passage_window": self.passage_window,
                 "ann_threshold": self.ann_threshold,
             },
@@ -370,17 +369,7 @@ class HybridRetriever:
     # --- embeddings --------------------------------------------------------------------
 
     def _embedder(self) -> Embedder:
-        # Resolved on first need so keyword-only retrievers never load a model.
-        if self._resolved is None:
-            with self._lock:
-                if self._resolved is None:
-                    resolved = (
-                        default_embedder() if self.embedder is None else get_embedder(self.embedder)
-                    )
-                    if not isinstance(resolved, CachedEmbedder):
-                        resolved = CachedEmbedder(resolved)
-                    self._resolved = resolved
-        return self._resolved
+        return self._lazy.get()
 
     def _fill_vectors(self, entries: Sequence[Entry]) -> None:
         """Embed what ``entries`` lack (whole texts; windows when ``passage_window``), in one
@@ -530,11 +519,11 @@ class HybridRetriever:
         rows: np.ndarray | None,
     ) -> np.ndarray:
         """Sorted positions to score exactly: the documents owning the ANN's nearest rows,
-        and for fusion (``lexical`` given) the lexical top ``candidate_pool`` and the floor
+        and for fusion (``lexical`` given) the lexical top ``fusion_depth`` and the floor
         sample; all within ``rows``."""
         view = self._ann_view(snap)
         n = len(snap.entries)
-        wanted = self.candidate_pool * _ANN_ROWS_PER_CANDIDATE
+        wanted = self.fusion_depth * _ANN_ROWS_PER_CANDIDATE
         if rows is not None:  # over-fetch by the share the filter drops (at most 1/0.3)
             wanted = int(wanted * n / max(1, len(rows)))
         parts = [view.labels.owners(view.ann.search(vector, min(wanted, max(1, view.ann.size))))]
@@ -543,7 +532,7 @@ class HybridRetriever:
             matched = np.flatnonzero(lexical > 0)
             if rows is not None:
                 matched = np.intersect1d(matched, rows, assume_unique=True)
-            parts.append(fusion.top_indices(lexical, self.candidate_pool, matched))
+            parts.append(fusion.top_indices(lexical, self.fusion_depth, matched))
         scored = np.unique(np.concatenate(parts))
         if rows is not None:
             scored = np.intersect1d(scored, rows, assume_unique=True)
@@ -711,7 +700,7 @@ class HybridRetriever:
             lexical[pick],
             alpha=alpha,
             k=k,
-            pool=self.candidate_pool,
+            pool=self.fusion_depth,
             method=self.fusion,
             rrf_k=self.rrf_k,
             dense_candidates=scored,
