@@ -201,6 +201,16 @@ def _child(size: int, queries: int, workdir: Path) -> dict[str, Any]:
     assert retriever._ann is not None
     lists = retriever._ann.lists
 
+    partial = {
+        "rows": size,
+        "exact ms": exact_ms,
+        "ANN ms": ann_ms,
+        "recall@100": statistics.fmean(recall),
+    }
+    partial |= {"worst recall@100": min(recall), "hybrid top-10 agree": statistics.fmean(agree)}
+    partial |= {"build() exact ms": exact_build_ms, "build() ANN ms": ann_build_ms}
+    partial |= {"ANN build s": ann_build_s, "ANN RSS MB": rss_ann - rss_exact, "RSS MB": rss_ann}
+    print(json.dumps(partial), file=sys.stderr, flush=True)  # kept if the save or a load fails
     path = workdir / f"index-{size}"
     started = time.perf_counter()
     save_index(retriever, path)
@@ -248,7 +258,7 @@ def _load(path: Path, mmap: bool) -> dict[str, float]:
             *(["--mmap"] if mmap else []),
         ],
         check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -351,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                     workdir,
                 ],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
             ).stdout
             row = json.loads(out.strip().splitlines()[-1])
