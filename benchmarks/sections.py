@@ -768,6 +768,12 @@ SECTIONS: dict[str, Spec] = {
         ("scifact", "locomo"),
         False,
     ),
+    "ann": Spec(
+        "Dense search at scale: exact scan vs ANN index (10k-1M rows)",
+        _generic("ann"),
+        ("scifact",),
+        False,
+    ),
     "agent_loop": Spec(
         "Agent loop: every model call within budget",
         _generic("agent_loop"),

@@ -9,6 +9,9 @@ An index is a directory of plain files (never pickle, so loading one cannot run 
   BM25 and TF-IDF indexes are rebuilt on the first query without re-analysis;
 * ``embeddings.npy`` -- float32 ``(documents, dimension)``, read with
   ``np.load(allow_pickle=False)``; absent for an index that never needed embeddings.
+* ``ann.faiss`` and ``ann_labels.npy`` -- the approximate nearest-neighbour index (FAISS's
+  own binary format) and each document's first label and row count in it, when a query
+  needed one (:mod:`ctxengine.retrieval.ann`); loaded memory-mapped, read-only.
 * ``learned_ranker.json`` / ``learned_memory.json`` -- trained scorers
   (:mod:`ctxengine.learn`: feature names and coefficients as JSON), when the engine has them.
 
@@ -82,6 +85,8 @@ EMBEDDINGS = "embeddings.npy"
 # how many rows each document owns (index order; 0 for most short documents).
 PASSAGES = "passages.npy"
 PASSAGE_COUNTS = "passage_counts.npy"
+ANN_INDEX = "ann.faiss"
+ANN_LABELS = "ann_labels.npy"
 LEARNED_RANKER = "learned_ranker.json"
 LEARNED_MEMORY = "learned_memory.json"
 QUERY_ADAPTER = "query_adapter.json"  # the retriever's (documents)
@@ -94,7 +99,17 @@ _ANALYZER_PROBE = "Running quickly, the researchers' café studies were re-analy
 
 
 # Every file an index can hold; anything else in an index directory is foreign.
-INDEX_FILES = (MANIFEST, DOCUMENTS, TOKENS, EMBEDDINGS, PASSAGES, PASSAGE_COUNTS, *LEARNED_FILES)
+INDEX_FILES = (
+    MANIFEST,
+    DOCUMENTS,
+    TOKENS,
+    EMBEDDINGS,
+    PASSAGES,
+    PASSAGE_COUNTS,
+    ANN_INDEX,
+    ANN_LABELS,
+    *LEARNED_FILES,
+)
 
 
 def _write_jsonl(path: Path, rows: list[Any]) -> None:
@@ -210,6 +225,11 @@ def save_index(
                 allow_pickle=False,
             )
             np.save(staging / PASSAGE_COUNTS, counts, allow_pickle=False)
+        ann = state.get("ann")
+        if ann is not None and vectors is not None:
+            ann["index"].write(staging / ANN_INDEX)
+            np.save(staging / ANN_LABELS, ann["labels"].astype(np.int64), allow_pickle=False)
+            manifest["ann"] = {"next_label": int(ann["next_label"])}
         manifest["files"] = {p.name: sha256(p) for p in sorted(staging.iterdir())}
         with open(staging / MANIFEST, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -220,6 +240,7 @@ def save_index(
         raise
     if retired is not None:
         _discard(retired)
+    retriever.compact()
     return target
 
 
@@ -476,13 +497,19 @@ def _local_model(saved: Mapping[str, Any]) -> bool:
 
 
 def load_index(
-    path: str | os.PathLike[str], *, embedder: Any = None, manifest: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str],
+    *,
+    embedder: Any = None,
+    manifest: Mapping[str, Any] | None = None,
+    mmap: bool = True,
 ) -> Any:
     """A :class:`~ctxengine.retrieval.HybridRetriever` from an index saved by :func:`save_index`.
 
     ``embedder`` (an Embedder, model path, or None for the default) must be the model the
     index was built with; it then embeds only queries and documents added later.
     ``manifest``: what :func:`read_manifest` returned for ``path``, if already read.
+    ``mmap``: map the saved ANN index's lists read-only instead of reading them into memory
+    (the first document added or removed then copies them in).
     """
     from .retrieval import HybridRetriever
 
@@ -518,6 +545,7 @@ def load_index(
                 vectors.shape,
                 root,
             )
+        ann = _read_ann(root, manifest, vectors, mmap=mmap)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexFormatError(f"{root} holds an unreadable index: {exc}") from exc
     if not all(isinstance(t, list) and all(isinstance(x, str) for x in t) for t in tokens):
@@ -543,12 +571,45 @@ def load_index(
             vectors,
             passages=passages,
             embedder=resolved,
+            ann=ann,
             **params,
         )
     except (TypeError, CtxEngineError) as exc:
         raise IndexFormatError(
             f"{root} has retriever parameters this version cannot use: {exc}"
         ) from exc
+
+
+def _read_ann(
+    root: Path, manifest: Mapping[str, Any], vectors: np.ndarray | None, *, mmap: bool
+) -> dict[str, Any] | None:
+    """The saved ANN index and its labels, or None when the index has none."""
+    from .retrieval.ann import AnnIndex
+
+    files = manifest["files"]
+    if ANN_INDEX not in files and ANN_LABELS not in files:
+        return None
+    saved = manifest.get("ann")
+    if (
+        vectors is None
+        or ANN_INDEX not in files
+        or ANN_LABELS not in files
+        or not isinstance(saved, dict)
+        or isinstance(saved.get("next_label"), bool)
+        or not isinstance(saved.get("next_label"), int)
+    ):
+        raise IndexFormatError(f"{root}: the ANN index is incomplete (files or manifest entry)")
+    labels = load_array(root / ANN_LABELS)
+    # read through the descriptor opened (and checked to be a regular file) here, so the
+    # file FAISS maps is the one checked, not whatever the name points at by then
+    with open_regular(root / ANN_INDEX) as handle:
+        where = Path(f"/proc/self/fd/{handle.fileno()}")
+        index = AnnIndex.read(
+            where if where.exists() else root / ANN_INDEX,
+            dimension=int(vectors.shape[1]),
+            mmap=mmap,
+        )
+    return {"index": index, "labels": labels, "next_label": saved["next_label"]}
 
 
 def _split_passages(

@@ -12,6 +12,7 @@ import pytest
 REQUIRED = {
     "ctxengine.engine": ["ContextEngine"],
     "ctxengine.retrieval.hybrid": ["HybridRetriever"],
+    "ctxengine.retrieval.ann": ["AnnIndex"],
     "ctxengine.memory.decay": ["DecayMemory"],
     "ctxengine.compress.strategies": ["ExtractiveCompressor"],
     "ctxengine.embeddings": ["HashingEmbedder"],

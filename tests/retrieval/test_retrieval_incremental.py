@@ -122,7 +122,7 @@ def test_appended_documents_extend_the_dense_matrices_and_score_like_a_fresh_ind
         )
     # a snapshot taken before the appends still sees exactly what it saw
     np.testing.assert_allclose(
-        live._dense_scores(before, "fusion of rankings"), old_scores, rtol=1e-6
+        live._dense_scores(before, "fusion of rankings")[0], old_scores, rtol=1e-6
     )
     # a replacement or a removal restacks, and still scores like a fresh index
     live.upsert({"id": "d1", "text": "Replaced text about vectors."})

@@ -32,7 +32,19 @@ def matrix(snap: Snapshot, fill: Callable[[Sequence[Entry]], None]) -> np.ndarra
     fill(snap.entries)
     store = RowStore(np.stack([e.filled_vector for e in snap.entries]))
     snap.put("matrix_store", (store, len(snap.entries)))
-    return store.view()
+    view = store.view()
+    _share(snap.entries, view)
+    return view
+
+
+def _share(entries: Sequence[Entry], rows: np.ndarray) -> None:
+    """Point each entry's vector at its row of the store just stacked, so the vectors the
+    entries were filled with (one array per embedding batch, or the matrix an index was
+    loaded from) can be freed: one float32 copy of the corpus in memory instead of two
+    (1.5 GB at 1M rows of 384). The rows a store has filled never change (growth copies
+    into a new store), so a view stays what it was."""
+    for entry, row in zip(entries, rows):
+        entry.vector = row
 
 
 def windows(snap: Snapshot, dimension: int) -> WindowMatrix:
@@ -53,6 +65,9 @@ def windows(snap: Snapshot, dimension: int) -> WindowMatrix:
     stacked = stack_windows(snap.entries, dimension)
     store = RowStore(stacked.vectors)
     result = WindowMatrix(store.view(), stacked.owners, stacked.starts)
+    ends = np.r_[stacked.starts[1:], len(stacked.vectors)].astype(np.intp)
+    for owner, start, end in zip(stacked.owners.tolist(), stacked.starts.tolist(), ends.tolist()):
+        snap.entries[owner].passages = result.vectors[start:end]  # as _share, for windows
     snap.put("windows_store", (store, len(snap.entries), result))
     return result
 

@@ -68,6 +68,7 @@ def fuse(
     pool: int,
     method: str = "minmax",
     rrf_k: int = 60,
+    dense_candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse two full score vectors; returns the top-``k`` indices and their fused scores.
 
@@ -75,10 +76,12 @@ def fuse(
     shared term). Min-max statistics come from every document (lexical minimum is then 0
     whenever some document shares no term): normalising over the candidates alone was
     tried and ranked worse at alpha 0.65 on every LoCoMo dev conversation and on SciFact.
+    ``dense_candidates``: the only indices whose dense score was computed (an ANN search);
+    the dense top is taken among them.
     """
     pool = max(pool, k)
     lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
-    dense_top = top_indices(dense, pool)
+    dense_top = top_indices(dense, pool, dense_candidates)
     candidates = np.union1d(lexical_top, dense_top)
     if method == "rrf":
         fused = rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=rrf_k)[candidates]

@@ -110,6 +110,17 @@ class BM25Index:
         index._finish(lengths, df)
         return index
 
+    @property
+    def segments(self) -> int:
+        """How many segments a query visits (1 after a rebuild or :meth:`compacted`)."""
+        return len(self._segments)
+
+    def compacted(self) -> BM25Index:
+        """The same index in one segment (scores identical, queries visit one segment)."""
+        if len(self._segments) == 1:
+            return self
+        return BM25Index(self._documents, self._vocab, k1=self.k1, b=self.b)
+
     def term_ids(self, tokens: Sequence[str]) -> list[int]:
         """Vocabulary ids of ``tokens`` that occur in at least one indexed document."""
         vocab, df = self._vocab, self._df

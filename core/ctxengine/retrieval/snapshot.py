@@ -25,6 +25,10 @@ class Entry:
     passages: np.ndarray | None = None
     # the tokens as term ids and counts in the retriever's vocabulary (BM25's input)
     postings: Postings | None = None
+    # the first of this document's labels in the ANN index (its whole-text vector, then
+    # its windows) and how many rows it holds there; None until the index takes it
+    ann_label: int | None = None
+    ann_rows: int = 0
 
     # Accessors for the stages that filled the lazy parts first: None there is a bug.
     @property
@@ -68,6 +72,12 @@ class Snapshot:
         """Record a by-product of building another part (called from inside that build,
         which already holds the lock)."""
         self._parts[name] = value
+
+    def swap(self, name: str, value: Any) -> None:
+        """Replace a built part by an equivalent one (a compacted index): queries already
+        holding the old one finish with it."""
+        with self._lock:
+            self._parts[name] = value
 
     def part(self, name: str, build: Callable[[], Any]) -> Any:
         value = self._parts.get(name)

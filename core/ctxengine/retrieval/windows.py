@@ -67,7 +67,12 @@ def restrict_windows(windows: WindowMatrix, rows: np.ndarray | None) -> WindowMa
     """The windows of the documents in ``rows`` (sorted indices) only; all for ``None``."""
     if rows is None or not len(windows.owners):
         return windows
-    keep = np.isin(windows.owners, rows)
+    # owners are sorted: a binary search per row, not a pass over every owner
+    found = np.searchsorted(windows.owners, rows)
+    inside = found < len(windows.owners)
+    found = found[inside][windows.owners[found[inside]] == rows[inside]]
+    keep = np.zeros(len(windows.owners), dtype=bool)
+    keep[found] = True
     if keep.all():
         return windows
     ends = np.r_[windows.starts[1:], len(windows.vectors)]
