@@ -15,7 +15,6 @@ timed. Every row is measured in the same process, interleaved per query.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -23,9 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 
 FILTERS: tuple[tuple[str, dict | None], ...] = (
     ("none", None),

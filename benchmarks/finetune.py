@@ -28,7 +28,6 @@ training seconds and steps, and the seconds to re-embed the corpus.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -38,12 +37,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(REPO_ROOT)] + [p for p in sys.path if p != str(REPO_ROOT)]
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import numpy as np
 
+import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 from benchmarks.learned_ranker import print_table
 from ctxengine import ContextEngine
 from ctxengine.embeddings import default_embedder

@@ -24,7 +24,6 @@ number of documents) is timed too.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -33,12 +32,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(REPO_ROOT)] + [p for p in sys.path if p != str(REPO_ROOT)]
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import numpy as np
 
+import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 from benchmarks.data import load_locomo
 from benchmarks.learned_ranker import QUICK_CONVERSATIONS, print_table
 from benchmarks.memory_quality import BUDGETS, Replay, evidence_recall

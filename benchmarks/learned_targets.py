@@ -29,7 +29,6 @@ the adapter trained on every other group.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -39,12 +38,9 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(REPO_ROOT)] + [p for p in sys.path if p != str(REPO_ROOT)]
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(REPO_ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import numpy as np
 
+import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 from benchmarks.data import load_locomo
 from benchmarks.learned_adapter import concat
 from benchmarks.learned_ranker import print_table

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import os
 import statistics
 import sys
 import tempfile
@@ -44,10 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
+import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 from benchmarks.data import load_locomo
 from ctxengine.clock import ManualClock
 from ctxengine.embeddings import default_embedder

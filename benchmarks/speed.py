@@ -33,9 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("CTXENGINE_EMBED_CACHE", str(ROOT / ".cache" / "embeddings"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
+
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 import numpy as np

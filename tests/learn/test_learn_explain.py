@@ -6,7 +6,7 @@ given a seed, and training on nothing changes nothing."""
 from __future__ import annotations
 
 import pytest
-from learn_support import small_engine
+from learn_support import DOCS, QUERIES, small_engine
 
 from ctxengine import ContextEngine, Document
 from ctxengine.errors import InvalidInputError
@@ -20,23 +20,6 @@ from ctxengine.learn import (
 )
 from ctxengine.learn.online import in_holdout
 
-DOCS = [
-    Document("Dense embeddings map text to vectors for similarity search.", id="emb"),
-    Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
-    Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document(
-        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
-    ),
-    Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
-    Document("Compression keeps the sentences that answer the query.", id="compress"),
-]
-TOPICS = [
-    ("prompt size", "budget"),
-    ("old chats", "decay"),
-    ("keyword hits", "bm25"),
-    ("vector lookup", "emb"),
-]
-QUERIES = [(f"{topic} question {i}", doc) for i in range(12) for topic, doc in TOPICS]
 GOOD = [RankingExample(q, [doc]) for q, doc in QUERIES]
 
 

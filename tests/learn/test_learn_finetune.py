@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from learn_support import DOCS
 
 from ctxengine import ContextEngine, Document
 from ctxengine.embeddings import (
@@ -39,16 +40,6 @@ pytest.importorskip("accelerate")
 if bundled_model_path() is None:
     pytest.skip("the bundled MiniLM is not installed", allow_module_level=True)
 
-DOCS = [
-    Document("Dense embeddings map text to vectors for similarity search.", id="emb"),
-    Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
-    Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document(
-        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
-    ),
-    Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
-    Document("Compression keeps the sentences that answer the query.", id="compress"),
-]
 # Plain questions the base model already answers perfectly: nothing can beat it on them.
 EASY = [
     RankingExample(q, [doc])

@@ -3,30 +3,11 @@ feedback it was not trained on; too little feedback changes nothing."""
 
 from __future__ import annotations
 
-from learn_support import small_engine
+from learn_support import DOCS, QUERIES, small_engine
 
-from ctxengine import ContextEngine, Document
+from ctxengine import ContextEngine
 from ctxengine.learn import LearnedRanker, OnlineLearner, RankingExample
 from ctxengine.learn.online import in_holdout
-
-DOCS = [
-    Document("Dense embeddings map text to vectors for similarity search.", id="emb"),
-    Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
-    Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document(
-        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
-    ),
-    Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
-    Document("Compression keeps the sentences that answer the query.", id="compress"),
-]
-# what the users of this application mean: prompt-size questions are about budgets
-TOPICS = [
-    ("prompt size", "budget"),
-    ("old chats", "decay"),
-    ("keyword hits", "bm25"),
-    ("vector lookup", "emb"),
-]
-QUERIES = [(f"{topic} question {i}", doc) for i in range(12) for topic, doc in TOPICS]
 
 
 def make_engine() -> ContextEngine:

@@ -141,5 +141,5 @@ def test_embedding_model_is_the_engine_s(embedder):
         model.get_query_embedding("dense vectors") == embedder.embed(["dense vectors"])[0].tolist()
     )
     assert ContextEngineEmbedding("hashing").embedder.name != embedder.name
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidTypeError):
         ContextEngineEmbedding(42)
