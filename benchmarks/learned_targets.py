@@ -280,7 +280,7 @@ def cached_vectors(embedder: Any, texts: Sequence[str]) -> dict[str, np.ndarray]
     nothing is embedded here)."""
     import sqlite3
 
-    from ctxengine.embeddings import _text_key
+    from ctxengine.embeddings.cache import _text_key
 
     path = getattr(embedder, "_db_path", None)
     if path is None or not Path(path).exists():

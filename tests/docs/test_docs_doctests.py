@@ -15,7 +15,9 @@ REQUIRED = {
     "ctxengine.retrieval.ann": ["AnnIndex"],
     "ctxengine.memory.decay": ["DecayMemory"],
     "ctxengine.compress.strategies": ["ExtractiveCompressor"],
-    "ctxengine.embeddings": ["HashingEmbedder"],
+    "ctxengine.embeddings.base": ["HashingEmbedder"],
+    "ctxengine.embeddings.sentence": ["SentenceTransformerEmbedder"],
+    "ctxengine.embeddings.resolve": ["LazyEmbedder"],
     "ctxengine.tokens": ["TiktokenCounter"],
     "ctxengine.chunking": ["MarkdownSplitter"],
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctxengine.embeddings import HashingEmbedder
+from ctxengine.embeddings import HashingEmbedder, embedder_identity
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, EmbeddingMismatchError, IndexFormatError
 from ctxengine.persist import read_manifest
@@ -98,7 +98,11 @@ def test_the_directory_is_plain_files_described_by_the_manifest(scifact, embedde
     ContextEngine.from_retriever(retriever).save(tmp_path / "idx")
     manifest = read_manifest(tmp_path / "idx")
     assert manifest["documents"] == len(documents)
-    assert manifest["embedder"] == {"name": embedder.name, "dimension": embedder.dimension}
+    assert manifest["embedder"] == {
+        "name": embedder.name,
+        "dimension": embedder.dimension,
+        "identity": embedder_identity(embedder),
+    }
     assert manifest["retriever"]["mode"] == "hybrid" and manifest["retriever"]["alpha"] == 0.65
     vectors = np.load(tmp_path / "idx" / "embeddings.npy", allow_pickle=False)
     assert vectors.dtype == np.float32 and vectors.shape == (len(documents), embedder.dimension)

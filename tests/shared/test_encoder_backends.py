@@ -189,9 +189,9 @@ def test_cli_embed_backend_flag(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CTXENGINE_EMBED_BACKEND", raising=False)  # restored after the test
     # the CLI is a process of its own: start, as it does, with no process-wide embedder yet
     # (an earlier test's would keep its cache directory)
-    import ctxengine.embeddings
+    import ctxengine.embeddings.resolve
 
-    monkeypatch.setattr(ctxengine.embeddings, "_default_embedders", {})
+    monkeypatch.setattr(ctxengine.embeddings.resolve, "_default_embedders", {})
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "notes.md").write_text("# Quantization\n\nInt8 weights make the encoder faster.\n")

@@ -131,7 +131,7 @@ class HybridRetriever:
         passage_window: int = 2,
         passage_embedding: str = "separate",
         candidate_pool: int | None = None,
-        ann_threshold: int | None = 50_000,
+        ann_threshold: int | None = 200_000,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
         # the spec as given (saved in the manifest); the model loads at the first embedding,
