@@ -184,8 +184,13 @@ def _run_all(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"sections": {}}
     if (args.only or args.merge) and previous.exists():  # update its sections in place
         results = json.loads(previous.read_text())
+        for section in results["sections"].values():  # recorded before sections kept theirs
+            section.setdefault("commit", results.get("environment", {}).get("commit"))
+            section.setdefault("finished", results.get("finished"))
         if results.get("quick") != args.quick:
             results = {"sections": {}}
+        elif not names:  # only merging: the report's own command stands
+            command = results["command"]
         elif set(results["sections"]) - set(names):
             command = f"{results['command']}; then {command}"
     load_start = os.getloadavg()[0]
