@@ -86,7 +86,9 @@ def _commit() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="a small slice of everything (smoke test)"
+        "--quick",
+        action="store_true",
+        help="a small slice of each section it runs (a smoke test; with --all, every section)",
     )
     parser.add_argument(
         "--only", action="append", choices=list(SECTIONS), help="run this section (repeatable)"
@@ -171,9 +173,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
     out = args.out or (ROOT / ".cache" / "benchmarks-quick" if args.quick else HERE)
     names = args.only or (
-        []
-        if args.merge
-        else [n for n, spec in SECTIONS.items() if spec.default or args.all or args.quick]
+        [] if args.merge else [n for n, spec in SECTIONS.items() if spec.default or args.all]
     )
     command = (
         "python -m benchmarks" + (" --quick" if args.quick else "") + (" --all" if args.all else "")
