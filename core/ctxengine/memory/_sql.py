@@ -101,6 +101,14 @@ def encode_metadata(metadata: Mapping[str, Any]) -> str:
         ) from exc
 
 
+def token_rows(
+    session_id: str, turn_ids: Sequence[str], counts: Sequence[int], counter: str
+) -> list[tuple[int, str, str, str]]:
+    """The parameter rows of a ``set_tokens`` update, the session checked first."""
+    check_session(session_id)
+    return [(int(n), counter, session_id, turn_id) for turn_id, n in zip(turn_ids, counts)]
+
+
 def turn_params(turn: Turn, seq: int) -> tuple[Any, ...]:
     """The values of :data:`COLUMNS` for ``turn`` stored at position ``seq``."""
     return (

@@ -44,6 +44,7 @@ from ._sql import (
     check_touch,
     check_turn,
     row_turn,
+    token_rows,
     turn_params,
 )
 
@@ -414,8 +415,7 @@ class PostgresStore(ClosingStore):
     ) -> None:
         """Store token counts made by the counter named ``counter`` for those turns (not a
         write the version counts: no field the memory scores with changes)."""
-        check_session(session_id)
-        rows = [(int(n), counter, session_id, turn_id) for turn_id, n in zip(turn_ids, counts)]
+        rows = token_rows(session_id, turn_ids, counts, counter)
         if rows:
             with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
                 cursor.executemany(self._sql["set_tokens"], rows)

@@ -44,6 +44,7 @@ from ._sql import (
     check_touch,
     check_turn,
     row_turn,
+    token_rows,
     turn_params,
 )
 
@@ -475,8 +476,7 @@ class SQLiteStore(ClosingStore):
     ) -> None:
         """Store token counts made by the counter named ``counter`` for those turns (not a
         write the version counts: no field the memory scores with changes)."""
-        check_session(session_id)
-        rows = [(int(n), counter, session_id, turn_id) for turn_id, n in zip(turn_ids, counts)]
+        rows = token_rows(session_id, turn_ids, counts, counter)
         if rows:
             with self._transaction() as conn:
                 conn.executemany(_SET_TOKENS, rows)
