@@ -198,8 +198,8 @@ def _child(size: int, queries: int, workdir: Path) -> dict[str, Any]:
     retriever.ann_threshold = 1
     recall = [len(set(a) & set(b)) / len(a) for a, b in zip(exact_top, ann_top)]
     agree = [len(set(a) & set(b)) / len(a) for a, b in zip(exact_hybrid, ann_hybrid)]
-    assert retriever._ann is not None
-    lists = retriever._ann.lists
+    assert retriever.ann_index is not None
+    lists = retriever.ann_index.lists
 
     partial = {
         "rows": size,
@@ -273,7 +273,7 @@ def _load_child(path: str, mmap: bool) -> dict[str, float]:
     started = time.perf_counter()
     retriever = load_index(path, embedder=embedder, mmap=mmap)
     seconds = time.perf_counter() - started
-    assert retriever._ann is not None and retriever._ann.mapped == mmap
+    assert retriever.ann_index is not None and retriever.ann_index.mapped == mmap
     return {"seconds": seconds, "rss": _rss_mb() - base}
 
 

@@ -61,7 +61,7 @@ def test_above_the_threshold_the_ann_path_returns_the_exact_top_hits(corpus):
                 position = {d.id: i for i, d in enumerate(exact.documents)}
                 for hit in got:
                     assert hit.score == pytest.approx(float(truth[position[hit.document.id]]))
-    assert approximate._ann is not None and exact._ann is None  # the paths taken
+    assert approximate.ann_index is not None and exact.ann_index is None  # the paths taken
     assert np.mean(overlap["dense"]) >= 0.95
     assert np.mean(overlap["hybrid"]) >= 0.95
 
@@ -79,7 +79,7 @@ def test_removed_and_replaced_documents_never_come_back(corpus):
         assert hits[0] not in after and hits[1] not in after[:3]
     # the index holds exactly the live rows: removals deleted, replacements re-added
     live = sum(1 + len(e.passages) for e in retriever._snapshot().entries)
-    assert retriever._ann.size == live
+    assert retriever.ann_index.size == live
     for query in queries:
         for hit in retriever.retrieve(query, k=20, mode="hybrid"):
             assert hit.document.id not in gone or "zebra" in hit.document.text
@@ -102,15 +102,15 @@ def test_save_and_memory_mapped_load_give_the_same_results(corpus, tmp_path):
     before = {q: _ids(retriever.retrieve(q, k=10)) for q in queries}
     save_index(retriever, tmp_path / "index")
     loaded = load_index(tmp_path / "index", embedder=EMBEDDER)
-    assert loaded._ann is not None and loaded._ann.mapped
+    assert loaded.ann_index is not None and loaded.ann_index.mapped
     assert {q: _ids(loaded.retrieve(q, k=10)) for q in queries} == before
     # a write copies the mapped lists into memory first, then applies
     victim = before[queries[0]][0]
     loaded.remove(victim)
     assert victim not in _ids(loaded.retrieve(queries[0], k=50))
-    assert not loaded._ann.mapped
+    assert not loaded.ann_index.mapped
     unmapped = load_index(tmp_path / "index", embedder=EMBEDDER, mmap=False)
-    assert not unmapped._ann.mapped
+    assert not unmapped.ann_index.mapped
     assert _ids(unmapped.retrieve(queries[1], k=10)) == before[queries[1]]
 
 

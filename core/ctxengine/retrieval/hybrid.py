@@ -17,7 +17,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +33,9 @@ from ..scoring import cosine_scores
 from ..text import analyze
 from ..types import Document, ScoredDocument
 from . import adaptive, dense, fusion
-from .ann import AnnIndex, LabelMap
+from .ann import AnnIndex
 from .base import DENSE_MODES, FUSIONS, MODES
+from .dense_ann import AnnView, DenseAnn
 from .filters import Filter, MetadataColumns, matching_rows
 from .lexical import BM25Index, TfidfIndex, postings
 from .snapshot import Entry, Snapshot
@@ -50,12 +51,6 @@ from .windows import (
 DocumentLike = Document | str | Mapping[str, Any]
 # a filter passing fewer than this share of the documents gets only its rows scored
 _GATHER_BELOW = 0.3
-# ANN rows asked for per dense candidate wanted: a long document's windows crowd its
-# neighbours out of the nearest rows, so ask for several rows per document
-_ANN_ROWS_PER_CANDIDATE = 4
-# documents scored exactly on every ANN query, evenly spaced, for the minimum the dense
-# signal's min-max scaling needs (the exact minimum would need the scan the index avoids)
-_FLOOR_SAMPLE = 1024
 
 
 def _as_batch(items: Any, what: str) -> list[Any]:
@@ -165,12 +160,8 @@ class HybridRetriever:
         self._vocabulary_lock = threading.Lock()
         # optional learned map on query vectors (ctxengine.learn.QueryAdapter); corpus unchanged
         self.query_adapter: Any | None = None
-        # the ANN index, once a query needed it; syncs (build, adds, removals) take _ann_lock
-        self._ann: AnnIndex | None = None
-        self._ann_lock = threading.Lock()
-        self._ann_next = 0  # labels are never reused
-        # replaced and removed entries whose rows leave the ANN index at its next sync
-        self._ann_retired: list[Entry] = []
+        # the ANN index, built when a query first needs it
+        self._ann = DenseAnn(self._lock)
         self.add(documents)
 
     # --- the document table ------------------------------------------------------------
@@ -193,7 +184,7 @@ class HybridRetriever:
             if missing:
                 raise DocumentNotFoundError(f"no document with id {missing[0]!r}")
             for doc_id in batch:
-                self._retire(self._entries.pop(doc_id, None))
+                self._ann.retire(self._entries.pop(doc_id, None))
             self._appended_only = False
             self._version += 1
 
@@ -227,15 +218,9 @@ class HybridRetriever:
             if any(entry.document.id in self._entries for entry in entries):
                 self._appended_only = False  # a replaced row: the next snapshot restacks
             for entry in entries:
-                self._retire(self._entries.get(entry.document.id))
+                self._ann.retire(self._entries.get(entry.document.id))
                 self._entries[entry.document.id] = entry
             self._version += 1
-
-    def _retire(self, entry: Entry | None) -> None:
-        # (under self._lock) once an ANN index exists, a replaced or removed document's rows
-        # must leave it; labels are set only by syncs, so the check happens at the sync
-        if entry is not None and self._ann is not None:
-            self._ann_retired.append(entry)
 
     def _check_new(self, batch: Sequence[Document]) -> None:
         for doc in batch:
@@ -318,14 +303,9 @@ class HybridRetriever:
             snap.swap("bm25", index.compacted())
 
     def _ann_state(self, snap: Snapshot) -> dict[str, Any] | None:
-        if self._ann is None or not snap.entries:
+        if self._ann.index is None or not snap.entries:
             return None
-        view = self._ann_view(snap)
-        return {
-            "index": view.ann,
-            "labels": np.stack([view.starts, view.rows], axis=1),
-            "next_label": self._ann_next,
-        }
+        return self._ann.state(self._ann_view(snap))
 
     @classmethod
     def from_state(
@@ -359,42 +339,11 @@ class HybridRetriever:
             windows = None if passages is None else np.asarray(passages[i], dtype=np.float32)
             entries[doc.id] = Entry(doc, tuple(tokens[i]), vector, windows)
         if ann is not None and vectors is not None:
-            retriever._adopt_ann(ann, list(entries.values()))
+            retriever._ann.adopt(ann, list(entries.values()), bool(retriever.passage_window))
         with retriever._lock:
             retriever._entries = entries
             retriever._version += 1
         return retriever
-
-    def _adopt_ann(self, ann: Mapping[str, Any], entries: Sequence[Entry]) -> None:
-        """Take a saved ANN index whose label blocks match ``entries`` (index order)."""
-        labels = np.asarray(ann["labels"])
-        next_label = ann["next_label"]
-        if labels.shape != (len(entries), 2) or labels.dtype.kind != "i":
-            raise ConfigurationError("the ANN labels must be one (label, rows) pair per document")
-        starts, rows = labels[:, 0].astype(np.int64), labels[:, 1].astype(np.int64)
-        expected = np.fromiter(
-            (
-                1 + (len(e.passages) if self.passage_window and e.passages is not None else 0)
-                for e in entries
-            ),
-            dtype=np.int64,
-            count=len(entries),
-        )
-        ordered = np.sort(starts)
-        ends = ordered + rows[np.argsort(starts, kind="stable")]
-        if (
-            (rows != expected).any()
-            or (starts < 0).any()
-            or (len(ordered) and ends[-1] > next_label)
-            or (ends[:-1] > ordered[1:]).any()
-        ):
-            raise ConfigurationError(
-                "the ANN labels do not match the documents (rows per document, overlapping "
-                "or out-of-range labels)"
-            )
-        for entry, start, count in zip(entries, starts.tolist(), rows.tolist()):
-            entry.ann_label, entry.ann_rows = start, count
-        self._ann, self._ann_next = ann["index"], int(next_label)
 
     # --- embeddings --------------------------------------------------------------------
 
@@ -509,7 +458,7 @@ class HybridRetriever:
             self._lazy.get()  # already resolved: a cached embedder stays as it is
             self.query_adapter = None
             # every vector changed: the next sync builds the ANN index from the new ones
-            self._ann, self._ann_retired = None, []
+            self._ann.reset()
             self._appended_only = False  # every row changed: the next snapshot restacks
             self._version += 1
 
@@ -607,7 +556,14 @@ class HybridRetriever:
         # pass, one pass over the whole matrix is cheaper (benchmarks/filters.py).
         gather = rows is not None and _GATHER_BELOW * len(matrix) > len(rows)
         if not (exact or gather) and self._use_ann(matrix, windows):
-            scored = self._ann_candidates(snap, vector, lexical, rows)
+            scored = self._ann.candidates(
+                self._ann_view(snap),
+                vector,
+                size=len(snap.entries),
+                depth=self.fusion_depth,
+                lexical=lexical,
+                rows=rows,
+            )
             scores = _scores_of(matrix, windows, vector, scored)
             # the unscored rows take the floor; rows outside the filter stay out of reach
             # because every caller picks among ``rows`` or among the scored positions
@@ -627,110 +583,23 @@ class HybridRetriever:
 
     # --- the ANN index -----------------------------------------------------------------
 
+    @property
+    def ann_index(self) -> AnnIndex | None:
+        """The approximate nearest-neighbour index, once a query past ``ann_threshold``
+        built it (or a saved one was loaded); None while every query scans exactly."""
+        return self._ann.index
+
     def _use_ann(self, matrix: np.ndarray, windows: WindowMatrix | None) -> bool:
         size = len(matrix) + (len(windows.vectors) if windows is not None else 0)
         return self.ann_threshold is not None and size >= self.ann_threshold
 
-    def _ann_candidates(
-        self,
-        snap: Snapshot,
-        vector: np.ndarray,
-        lexical: np.ndarray | None,
-        rows: np.ndarray | None,
-    ) -> np.ndarray:
-        """Sorted positions to score exactly: the documents owning the ANN's nearest rows,
-        and for fusion (``lexical`` given) the lexical top ``fusion_depth`` and the floor
-        sample; all within ``rows``."""
-        view = self._ann_view(snap)
-        n = len(snap.entries)
-        wanted = self.fusion_depth * _ANN_ROWS_PER_CANDIDATE
-        if rows is not None:  # over-fetch by the share the filter drops (at most 1/0.3)
-            wanted = int(wanted * n / max(1, len(rows)))
-        parts = [view.labels.owners(view.ann.search(vector, min(wanted, max(1, view.ann.size))))]
-        if lexical is not None:  # fusion: the floor sample for min-max, the lexical top
-            parts.append(np.linspace(0, n - 1, min(n, _FLOOR_SAMPLE)).astype(np.intp))
-            matched = np.flatnonzero(lexical > 0)
-            if rows is not None:
-                matched = np.intersect1d(matched, rows, assume_unique=True)
-            parts.append(fusion.top_indices(lexical, self.fusion_depth, matched))
-        scored = np.unique(np.concatenate(parts))
-        if rows is not None:
-            scored = np.intersect1d(scored, rows, assume_unique=True)
-        return scored
-
-    def _ann_view(self, snap: Snapshot) -> _AnnView:
-        """The ANN index brought up to ``snap`` and the snapshot's label map."""
-        self._matrix(snap)  # parts the sync reads, built first: a part never builds inside
-        if self.passage_window:  # another part's build (the snapshot lock is not re-entrant)
-            self._windows(snap)
-        return snap.part("ann", lambda: self._ann_sync(snap))
-
-    def _ann_sync(self, snap: Snapshot) -> _AnnView:
-        with self._ann_lock:
-            with self._lock:
-                retired, self._ann_retired = self._ann_retired, []
-            if self._ann is None:
-                return self._ann_build(snap)
-            index = self._ann
-            base = snap.base.peek("ann") if snap.base is not None else None
-            if base is not None and base.ann is not index:
-                base = None
-            pending = snap.entries[len(base.starts) :] if base is not None else snap.entries
-            added = [e for e in pending if e.ann_label is None]
-            if added:
-                blocks = [self._entry_rows(e) for e in added]
-                labels = self._ann_next + np.r_[0, np.cumsum([len(b) for b in blocks])[:-1]]
-                index.add(
-                    np.concatenate(blocks),
-                    np.concatenate(
-                        [np.arange(s, s + len(b)) for s, b in zip(labels.tolist(), blocks)]
-                    ),
-                )
-                for entry, start, block in zip(added, labels.tolist(), blocks):
-                    entry.ann_label, entry.ann_rows = start, len(block)
-                self._ann_next = int(labels[-1]) + len(blocks[-1])
-            # after the adds: a document replaced since this snapshot was taken may have
-            # just been added; an entry never labelled never reached the index
-            gone = [e for e in retired if e.ann_label is not None]
-            if gone:
-                index.remove(np.concatenate([_block(e) for e in gone]))
-            if base is not None:
-                tail = snap.entries[len(base.starts) :]
-                starts = np.concatenate([base.starts, _labels_of(tail)])
-                counts = np.concatenate([base.rows, _rows_of(tail)])
-            else:
-                starts, counts = _labels_of(snap.entries), _rows_of(snap.entries)
-            return _AnnView(index, LabelMap.build(starts, counts), starts, counts)
-
-    def _ann_build(self, snap: Snapshot) -> _AnnView:
-        """A new index over every row of ``snap`` (called holding ``_ann_lock``)."""
+    def _ann_view(self, snap: Snapshot) -> AnnView:
+        """The ANN index brought up to ``snap``."""
+        # the parts the sync reads are built first: a part never builds inside another
+        # part's build (the snapshot lock is not re-entrant)
         matrix = self._matrix(snap)
-        counts = np.ones(len(matrix), dtype=np.int64)
-        parts = [matrix]
         windows = self._windows(snap) if self.passage_window else None
-        if windows is not None and len(windows.owners):
-            ends = np.r_[windows.starts[1:], len(windows.vectors)]
-            counts[windows.owners] += ends - windows.starts
-        starts = self._ann_next + np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
-        labels = [starts]
-        if windows is not None and len(windows.owners):
-            run = np.repeat(np.arange(len(windows.owners)), ends - windows.starts)
-            offset = np.arange(len(windows.vectors)) - windows.starts[run]
-            labels.append(starts[windows.owners[run]] + 1 + offset)
-            parts.append(windows.vectors)
-        with self._lock:
-            self._ann = index = AnnIndex.build(parts, labels)
-        for entry, start, count in zip(snap.entries, starts.tolist(), counts.tolist()):
-            entry.ann_label, entry.ann_rows = start, count
-        self._ann_next = int(starts[-1] + counts[-1]) if len(starts) else self._ann_next
-        return _AnnView(index, LabelMap.build(starts, counts), starts, counts)
-
-    def _entry_rows(self, entry: Entry) -> np.ndarray:
-        """The rows ``entry`` puts in the ANN index: whole text, then windows."""
-        vector = entry.filled_vector.reshape(1, -1)
-        if self.passage_window and entry.passages is not None and len(entry.passages):
-            return np.concatenate([vector, entry.passages]).astype(np.float32, copy=False)
-        return vector.astype(np.float32, copy=False)
+        return snap.part("ann", lambda: self._ann.sync(snap, matrix, windows))
 
     # --- querying ----------------------------------------------------------------------
 
@@ -857,29 +726,6 @@ class HybridRetriever:
             f"passage_window={self.passage_window}, "
             f"passage_embedding={self.passage_embedding!r}, documents={len(self)})"
         )
-
-
-class _AnnView(NamedTuple):
-    """The ANN index as one snapshot sees it: each document's first label and row count
-    (index order) and the map from labels back to positions."""
-
-    ann: AnnIndex
-    labels: LabelMap
-    starts: np.ndarray
-    rows: np.ndarray
-
-
-def _block(entry: Entry) -> np.ndarray:
-    assert entry.ann_label is not None
-    return np.arange(entry.ann_label, entry.ann_label + entry.ann_rows, dtype=np.int64)
-
-
-def _labels_of(entries: Sequence[Entry]) -> np.ndarray:
-    return np.fromiter((e.ann_label for e in entries), dtype=np.int64, count=len(entries))
-
-
-def _rows_of(entries: Sequence[Entry]) -> np.ndarray:
-    return np.fromiter((e.ann_rows for e in entries), dtype=np.int64, count=len(entries))
 
 
 def _scores_of(
