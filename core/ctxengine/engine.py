@@ -32,9 +32,8 @@ from .packet import ContextPacket
 from .rerank import Reranker
 from .retrieval import Retriever
 from .tokens import TokenCounter, get_token_counter
-from .types import Document, ScoredDocument, ScoredTurn, Turn, check_candidates
+from .types import Document, DocumentLike, ScoredDocument, ScoredTurn, Turn, check_candidates
 
-DocumentLike = Document | str | Mapping[str, Any]
 # the first stage's pool fetched by the async path, and the seconds the fetch took
 _Prefetched = tuple[list[ScoredDocument], float]
 

@@ -75,6 +75,10 @@ class Document:
         raise InvalidTypeError(f"expected a Document, str or mapping, got {type(value).__name__}")
 
 
+# what every document-taking method accepts (``Document.coerce`` turns it into a Document)
+DocumentLike = Document | str | Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class KeptSpan:
     """One piece of a document that compression kept, with where it came from."""

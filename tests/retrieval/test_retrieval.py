@@ -222,13 +222,15 @@ def test_add_upsert_remove_then_retrieve():
 
 def test_adding_a_document_embeds_and_analyzes_only_that_document(monkeypatch):
     import ctxengine.retrieval.hybrid as hybrid_module
+    import ctxengine.retrieval.table as table_module
 
     calls: list[int] = []
     analyzed: list[str] = []
     real_analyze = hybrid_module.analyze
-    monkeypatch.setattr(
-        hybrid_module, "analyze", lambda text: analyzed.append(text) or real_analyze(text)
-    )
+    for module in (hybrid_module, table_module):  # queries, documents
+        monkeypatch.setattr(
+            module, "analyze", lambda text: analyzed.append(text) or real_analyze(text)
+        )
 
     class CountingEmbedder(HashingEmbedder):
         def embed(self, texts):

@@ -1,4 +1,5 @@
-"""The dense parts of a snapshot: the document-vector matrix and the sentence-window matrix.
+"""The dense side of an index: embedding entries, and the snapshot's document-vector and
+sentence-window matrices.
 
 A snapshot whose ``base`` is its predecessor (the writes in between only appended
 documents) extends the base's row stores with the new documents' rows, so adding one
@@ -11,25 +12,61 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..embeddings import CachedEmbedder, Embedder
 from .growable import RowStore
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, stack_windows
+from .windows import WindowMatrix, stack_windows, window_spans, window_texts
 
 
-def matrix(snap: Snapshot, fill: Callable[[Sequence[Entry]], None]) -> np.ndarray:
-    """Every entry's vector, one row each in index order; ``fill`` embeds what is missing."""
+def fill(entries: Sequence[Entry], embedder: Embedder, window: int, how: str) -> None:
+    """Embed what ``entries`` lack: whole texts, and windows of ``window`` sentences
+    (none when 0) computed ``how`` (``"separate"`` or ``"late"``, see
+    :data:`~ctxengine.retrieval.windows.PASSAGE_EMBEDDINGS`), in one batch, so the model
+    sees every new text once."""
+    windowed = [entry for entry in entries if window and entry.passages is None]
+    late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
+    if windowed and how == "late" and late:
+        # one forward pass per document gives its vector and its windows' (late chunking)
+        assert isinstance(embedder, CachedEmbedder)
+        texts = [entry.document.text for entry in windowed]
+        spans = [window_spans(text, window) for text in texts]
+        for entry, rows in zip(windowed, embedder.late_chunk(texts, spans)):
+            if entry.vector is None:
+                entry.vector = rows[0]
+            entry.passages = rows[1:]
+        windowed = []
+    todo = [entry for entry in entries if entry.vector is None]
+    windows = [window_texts(entry.document.text, window) for entry in windowed]
+    texts = [entry.document.text for entry in todo] + [w for group in windows for w in group]
+    if not texts:
+        for entry in windowed:  # nothing to embed: every text is a single window
+            entry.passages = np.zeros((0, embedder.dimension), dtype=np.float32)
+        return
+    vectors = embedder.embed(texts)
+    for entry, vector in zip(todo, vectors):
+        entry.vector = vector
+    position = len(todo)
+    for entry, group in zip(windowed, windows):
+        entry.passages = vectors[position : position + len(group)].reshape(
+            len(group), vectors.shape[1]
+        )
+        position += len(group)
+
+
+def matrix(snap: Snapshot, embed: Callable[[Sequence[Entry]], None]) -> np.ndarray:
+    """Every entry's vector, one row each in index order; ``embed`` fills what is missing."""
     stored = snap.base.peek("matrix_store") if snap.base is not None else None
     if stored is not None:
         store, n = stored
         added = snap.entries[n:]
-        fill(added)
+        embed(added)
         dimension = store.view().shape[1]
         rows = np.stack([e.filled_vector for e in added]) if added else np.zeros((0, dimension))
         extended = store.extend(n, rows)
         if extended is not None:
             snap.put("matrix_store", (extended[0], len(snap.entries)))
             return extended[1]
-    fill(snap.entries)
+    embed(snap.entries)
     store = RowStore(np.stack([e.filled_vector for e in snap.entries]))
     snap.put("matrix_store", (store, len(snap.entries)))
     view = store.view()
@@ -72,4 +109,4 @@ def windows(snap: Snapshot, dimension: int) -> WindowMatrix:
     return result
 
 
-__all__ = ["matrix", "windows"]
+__all__ = ["fill", "matrix", "windows"]

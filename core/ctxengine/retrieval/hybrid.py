@@ -5,16 +5,14 @@ mode needs it, embedded once (vector cached per document, texts behind a
 :class:`~ctxengine.embeddings.CachedEmbedder`). The sparse indexes and the embedding matrix
 are rebuilt from those caches lazily, on the first query after a change.
 
-Concurrency: the indexes live in an immutable snapshot. Queries take the current snapshot
-without locking and build its parts (BM25, TF-IDF, matrix) at most once under the
-snapshot's own lock; ``add``/``upsert``/``remove`` edit the master table under the
-retriever's lock and bump a version, which makes the next query start a new snapshot.
+The documents, versions and snapshots live in :mod:`~ctxengine.retrieval.table`
+(concurrency is explained there); embedding and the dense matrices in
+:mod:`~ctxengine.retrieval.dense`; the ANN index in :mod:`~ctxengine.retrieval.dense_ann`.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -31,38 +29,27 @@ from ..errors import (
 )
 from ..scoring import cosine_scores
 from ..text import analyze
-from ..types import Document, ScoredDocument
+from ..types import Document, DocumentLike, ScoredDocument
 from . import adaptive, dense, fusion
 from .ann import AnnIndex
 from .base import DENSE_MODES, FUSIONS, MODES
 from .dense_ann import AnnView, DenseAnn
 from .filters import Filter, MetadataColumns, matching_rows
-from .lexical import BM25Index, TfidfIndex, postings
+from .lexical import BM25Index, TfidfIndex
 from .snapshot import Entry, Snapshot
+from .table import DocumentTable, as_batch
 from .windows import (
     PASSAGE_EMBEDDINGS,
     WindowMatrix,
     restrict_windows,
     take_best_window,
-    window_spans,
-    window_texts,
 )
 
-DocumentLike = Document | str | Mapping[str, Any]
 # a filter passing fewer than this share of the documents gets only its rows scored
 _GATHER_BELOW = 0.3
 
 
-def _as_batch(items: Any, what: str) -> list[Any]:
-    # A lone document (or id) is accepted as a batch of one rather than iterated char by char.
-    if isinstance(items, (str, Document, Mapping)):
-        return [items]
-    if not isinstance(items, Iterable):
-        raise InvalidTypeError(f"{what} must be an iterable, got {type(items).__name__}")
-    return list(items)
-
-
-class HybridRetriever:
+class HybridRetriever(DocumentTable):
     """First-stage retriever with five modes (see :data:`~ctxengine.retrieval.MODES`).
 
     ``keyword`` BM25 (k1, b), ``tfidf`` cosine, ``dense`` cosine of embeddings, ``hybrid``
@@ -149,15 +136,7 @@ class HybridRetriever:
         self.ann_threshold = (
             None if ann_threshold is None else check_positive_int(ann_threshold, "ann_threshold")
         )
-        self._entries: dict[str, Entry] = {}
-        self._version = 0
-        self._lock = threading.RLock()
-        self._snap: Snapshot | None = None
-        self._appended_only = True  # since the last snapshot, writes only added new ids
-        # grow-only: a term keeps its id for the retriever's life, so every document's
-        # postings stay valid and a rebuild after a change only concatenates them
-        self._vocabulary: dict[str, int] = {}
-        self._vocabulary_lock = threading.Lock()
+        super().__init__()
         # optional learned map on query vectors (ctxengine.learn.QueryAdapter); corpus unchanged
         self.query_adapter: Any | None = None
         # the ANN index, built when a query first needs it
@@ -166,86 +145,21 @@ class HybridRetriever:
 
     # --- the document table ------------------------------------------------------------
 
-    def add(self, documents: Iterable[DocumentLike] | DocumentLike) -> None:
-        """Index new documents; an id already present raises :class:`DuplicateDocumentError`."""
-        self._write(documents, replace=False)
+    # --- the table's hooks -------------------------------------------------------------
 
-    def upsert(self, documents: Iterable[DocumentLike] | DocumentLike) -> None:
-        """Add documents, replacing (in place, same rank position) any with an existing id."""
-        self._write(documents, replace=True)
-
-    def remove(self, ids: Iterable[str] | str) -> None:
-        """Remove documents by id; any unknown id raises before anything is removed."""
-        batch = _as_batch(ids, "ids")
-        for doc_id in batch:
-            check_text(doc_id, "document id")
-        with self._lock:
-            missing = [doc_id for doc_id in batch if doc_id not in self._entries]
-            if missing:
-                raise DocumentNotFoundError(f"no document with id {missing[0]!r}")
-            for doc_id in batch:
-                self._ann.retire(self._entries.pop(doc_id, None))
-            self._appended_only = False
-            self._version += 1
-
-    def _write(self, documents: Iterable[DocumentLike] | DocumentLike, *, replace: bool) -> None:
-        batch = [Document.coerce(item) for item in _as_batch(documents, "documents")]
-        if not batch:
-            return
-        seen: set[str] = set()
-        for doc in batch:
-            if doc.id in seen:
-                raise DuplicateDocumentError(f"document id {doc.id!r} appears twice in one batch")
-            seen.add(doc.id)
-        if not replace:
-            self._check_new(batch)
-        # Analysis and embedding are the slow part: do them outside the lock so queries and
-        # other writers are not held up; unchanged texts reuse their cached tokens/vector.
-        previous = self._entries
-        entries = []
-        for doc in batch:
-            old = previous.get(doc.id)
-            if old is not None and old.document.text == doc.text:
-                entries.append(Entry(doc, old.tokens, old.vector, old.passages, old.postings))
-            else:
-                entries.append(Entry(doc, tuple(analyze(doc.text))))
+    def _prepare(self, entries: Sequence[Entry]) -> None:
         self._fill_postings(entries)
         if self.mode in DENSE_MODES:
             self._fill_vectors(entries)
-        with self._lock:
-            if not replace:
-                self._check_new(batch)  # another thread may have added one meanwhile
-            if any(entry.document.id in self._entries for entry in entries):
-                self._appended_only = False  # a replaced row: the next snapshot restacks
-            for entry in entries:
-                self._ann.retire(self._entries.get(entry.document.id))
-                self._entries[entry.document.id] = entry
-            self._version += 1
 
-    def _check_new(self, batch: Sequence[Document]) -> None:
-        for doc in batch:
-            if doc.id in self._entries:
-                raise DuplicateDocumentError(
-                    f"document id {doc.id!r} is already indexed (use upsert to replace it)"
-                )
+    def _retire(self, entry: Entry | None) -> None:
+        self._ann.retire(entry)
 
-    def get(self, doc_id: str) -> Document:
-        """The document with ``doc_id``."""
-        entry = self._entries.get(check_text(doc_id, "document id"))
-        if entry is None:
-            raise DocumentNotFoundError(f"no document with id {doc_id!r}")
-        return entry.document
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._entries
-
-    @property
-    def documents(self) -> list[Document]:
-        """All documents in index order (the order of every ``score_all`` array)."""
-        return list(self._snapshot().documents)
+    def _opened(self, snap: Snapshot) -> None:
+        if self._lazy.loaded is not None:
+            # the model its vectors came from embeds its queries, even when
+            # use_vectors_of switches models while a query is running on it
+            snap.put("embedder", self._lazy.loaded)
 
     # --- state for persistence ---------------------------------------------------------
 
@@ -351,40 +265,10 @@ class HybridRetriever:
         return self._lazy.get()
 
     def _fill_vectors(self, entries: Sequence[Entry]) -> None:
-        """Embed what ``entries`` lack (whole texts; windows when ``passage_window``), in one
-        batch, so the model sees every new text once."""
-        embedder = self._embedder()
-        windowed = [entry for entry in entries if self.passage_window and entry.passages is None]
-        late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
-        if windowed and self.passage_embedding == "late" and late:
-            # one forward pass per document gives its vector and its windows' (late chunking)
-            assert isinstance(embedder, CachedEmbedder)
-            texts = [entry.document.text for entry in windowed]
-            spans = [window_spans(text, self.passage_window) for text in texts]
-            for entry, rows in zip(windowed, embedder.late_chunk(texts, spans)):
-                if entry.vector is None:
-                    entry.vector = rows[0]
-                entry.passages = rows[1:]
-            windowed = []
-        todo = [entry for entry in entries if entry.vector is None]
-        windows = [window_texts(entry.document.text, self.passage_window) for entry in windowed]
-        texts = [entry.document.text for entry in todo] + [w for group in windows for w in group]
-        if not texts:
-            for entry in windowed:  # nothing to embed: every text is a single window
-                entry.passages = np.zeros((0, embedder.dimension), dtype=np.float32)
-            return
-        vectors = embedder.embed(texts)
-        for entry, vector in zip(todo, vectors):
-            entry.vector = vector
-        position = len(todo)
-        for entry, group in zip(windowed, windows):
-            entry.passages = vectors[position : position + len(group)].reshape(
-                len(group), vectors.shape[1]
-            )
-            position += len(group)
+        dense.fill(entries, self._embedder(), self.passage_window, self.passage_embedding)
 
     def _entries_of(self, ids: Sequence[str]) -> list[Entry]:
-        batch = _as_batch(ids, "ids")
+        batch = as_batch(ids, "ids")
         entries = []
         for doc_id in batch:
             check_text(doc_id, "document id")
@@ -473,31 +357,6 @@ class HybridRetriever:
         return [entry.filled_passages for entry in entries]
 
     # --- snapshot parts ----------------------------------------------------------------
-
-    def _snapshot(self) -> Snapshot:
-        snap = self._snap
-        if snap is not None and snap.version == self._version:
-            return snap
-        with self._lock:
-            if self._snap is None or self._snap.version != self._version:
-                previous = self._snap
-                base = previous if self._appended_only else None
-                if previous is not None:
-                    previous.base = None  # keep at most one generation alive
-                self._snap = Snapshot(self._version, list(self._entries.values()), base)
-                if self._lazy.loaded is not None:
-                    # the model its vectors came from embeds its queries, even when
-                    # use_vectors_of switches models while a query is running on it
-                    self._snap.put("embedder", self._lazy.loaded)
-                self._appended_only = True
-            return self._snap
-
-    def _fill_postings(self, entries: Sequence[Entry]) -> None:
-        todo = [entry for entry in entries if entry.postings is None]
-        if todo:
-            with self._vocabulary_lock:
-                for entry in todo:
-                    entry.postings = postings(entry.tokens, self._vocabulary)
 
     def _bm25(self, snap: Snapshot) -> BM25Index:
         def build() -> BM25Index:
