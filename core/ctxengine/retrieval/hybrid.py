@@ -34,6 +34,7 @@ from . import adaptive, dense, fusion
 from .ann import AnnIndex
 from .base import DENSE_MODES, FUSIONS, MODES
 from .dense_ann import AnnView, DenseAnn
+from .feedback import Feedback, configure_feedback, rm3, rocchio
 from .filters import Filter, MetadataColumns, matching_rows
 from .lexical import BM25Index, TfidfIndex
 from .snapshot import Entry, Snapshot
@@ -114,6 +115,10 @@ class HybridRetriever(DocumentTable):
         passage_embedding: str = "separate",
         candidate_pool: int | None = None,
         ann_threshold: int | None = 200_000,
+        feedback: str | None = None,
+        feedback_docs: int = 5,
+        feedback_weight: float = 0.2,
+        feedback_terms: int = 10,
     ) -> None:
         self.mode = check_choice(mode, "mode", MODES)
         # the spec as given (saved in the manifest); the model loads at the first embedding,
@@ -136,6 +141,12 @@ class HybridRetriever(DocumentTable):
         self.ann_threshold = (
             None if ann_threshold is None else check_positive_int(ann_threshold, "ann_threshold")
         )
+        feedback_config = configure_feedback(
+            feedback, feedback_docs, feedback_weight, feedback_terms
+        )
+        self.feedback = None if feedback_config is None else feedback_config.method
+        self.feedback_docs, self.feedback_weight = feedback_docs, float(feedback_weight)
+        self.feedback_terms = feedback_terms
         super().__init__()
         # optional learned map on query vectors (ctxengine.learn.QueryAdapter); corpus unchanged
         self.query_adapter: Any | None = None
@@ -197,6 +208,10 @@ class HybridRetriever(DocumentTable):
             "passage_window": self.passage_window,
             "passage_embedding": self.passage_embedding,
             "ann_threshold": self.ann_threshold,
+            "feedback": self.feedback,
+            "feedback_docs": self.feedback_docs,
+            "feedback_weight": self.feedback_weight,
+            "feedback_terms": self.feedback_terms,
         }
 
     def _saved_vectors(self, snap: Snapshot) -> np.ndarray:
@@ -385,6 +400,11 @@ class HybridRetriever(DocumentTable):
         assert isinstance(resolved, CachedEmbedder)
         return resolved.embed_query(query)
 
+    def _searched_vector(self, snap: Snapshot, query: str) -> np.ndarray:
+        """The query's vector as the dense signal scores it (through the query adapter)."""
+        vector = self._query_vector(query, snap)
+        return vector if self.query_adapter is None else self.query_adapter(vector)
+
     def _windows(self, snap: Snapshot) -> WindowMatrix:
         # the matrix's build embeds the windows too (_fill_vectors fills both)
         return snap.part("windows", lambda: dense.windows(snap, self._matrix(snap).shape[1]))
@@ -397,6 +417,7 @@ class HybridRetriever(DocumentTable):
         *,
         lexical: np.ndarray | None = None,
         exact: bool = False,
+        vector: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Dense scores in index order (``rows``, a filter's survivors, only; the rest at
         -inf) and the positions the scores were computed for: None when every row was.
@@ -404,11 +425,11 @@ class HybridRetriever(DocumentTable):
         Past :attr:`ann_threshold` dense rows (and unless ``exact``), only the ANN
         candidates, the top of ``lexical`` and an evenly spaced sample are scored (exactly);
         every other document gets the lowest of those scores, so a min-max scaling sees
-        about the range the exact scan would.
+        about the range the exact scan would. ``vector``: the vector to score with (a
+        feedback-moved one) instead of the query's own (:meth:`_searched_vector`).
         """
-        vector = self._query_vector(query, snap)
-        if self.query_adapter is not None:
-            vector = self.query_adapter(vector)
+        if vector is None:
+            vector = self._searched_vector(snap, query)
         matrix = self._matrix(snap)
         windows = self._windows(snap) if self.passage_window else None
         # Gathering the rows copies them, so it pays only for a selective filter; when most
@@ -515,12 +536,23 @@ class HybridRetriever(DocumentTable):
             scores = index.scores(tokens)
             name = "bm25" if mode == "keyword" else "tfidf"
             pool = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
+            config = self._feedback_config()
+            if mode == "keyword" and config is not None and config.expands_terms and len(pool):
+                top = fusion.top_indices(scores, config.docs, pool)
+                scores = self._expanded_lexical(snap, tokens, config, top, scores[top])
+                pool = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
             chosen = fusion.top_indices(scores, k, pool)
             return [
                 self._scored(snap, i, float(scores[i]), {name: float(scores[i])}) for i in chosen
             ]
         if mode == "dense":
-            scores, scored = self._dense_scores(snap, query, rows)
+            vector = self._searched_vector(snap, query)
+            scores, scored = self._dense_scores(snap, query, rows, vector=vector)
+            config = self._feedback_config()
+            if config is not None and config.moves_vector:
+                top = fusion.top_indices(scores, config.docs, rows if scored is None else scored)
+                vector = rocchio(vector, self._matrix(snap)[top], config.weight)
+                scores, scored = self._dense_scores(snap, query, rows, vector=vector)
             chosen = fusion.top_indices(scores, k, rows if scored is None else scored)
             return [
                 self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen
@@ -538,23 +570,19 @@ class HybridRetriever(DocumentTable):
         rows: np.ndarray | None = None,
     ) -> list[ScoredDocument]:
         lexical = self._bm25(snap).scores(tokens)
-        dense, scored = self._dense_scores(snap, query, rows, lexical=lexical)
-        # a filter's survivors are fused (and min-max scaled) among themselves
-        pick = slice(None) if rows is None else rows
-        if scored is not None and rows is not None:
-            scored = np.searchsorted(rows, scored)  # positions within the survivors
-        chosen, fused = fusion.fuse(
-            dense[pick],
-            lexical[pick],
-            alpha=alpha,
-            k=k,
-            pool=self.fusion_depth,
-            method=self.fusion,
-            rrf_k=self.rrf_k,
-            dense_candidates=scored,
-        )
-        if rows is not None:
-            chosen = rows[chosen]
+        vector = self._searched_vector(snap, query)
+        dense, scored = self._dense_scores(snap, query, rows, lexical=lexical, vector=vector)
+        config = self._feedback_config()
+        if config is not None:  # a second pass, expanded from the first one's top
+            top, weights = self._fuse(dense, lexical, scored, rows, alpha, config.docs)
+            if config.expands_terms:
+                lexical = self._expanded_lexical(snap, tokens, config, top, weights)
+            if config.moves_vector:
+                vector = rocchio(vector, self._matrix(snap)[top], config.weight)
+                dense, scored = self._dense_scores(
+                    snap, query, rows, lexical=lexical, vector=vector
+                )
+        chosen, fused = self._fuse(dense, lexical, scored, rows, alpha, k)
         return [
             self._scored(
                 snap,
@@ -569,6 +597,57 @@ class HybridRetriever(DocumentTable):
             )
             for index, score in zip(chosen, fused)
         ]
+
+    def _fuse(
+        self,
+        dense: np.ndarray,
+        lexical: np.ndarray,
+        scored: np.ndarray | None,
+        rows: np.ndarray | None,
+        alpha: float,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fused top ``k`` (indices in index order, scores): a filter's survivors
+        (``rows``) are fused and min-max scaled among themselves."""
+        pick = slice(None) if rows is None else rows
+        if scored is not None and rows is not None:
+            scored = np.searchsorted(rows, scored)  # positions within the survivors
+        chosen, fused = fusion.fuse(
+            dense[pick],
+            lexical[pick],
+            alpha=alpha,
+            k=k,
+            pool=self.fusion_depth,
+            method=self.fusion,
+            rrf_k=self.rrf_k,
+            dense_candidates=scored,
+        )
+        return (chosen if rows is None else rows[chosen]), fused
+
+    # --- pseudo-relevance feedback (retrieval/feedback.py) -------------------------------
+
+    def _feedback_config(self) -> Feedback | None:
+        # rebuilt per query (microseconds) so attributes changed after construction count
+        return configure_feedback(
+            self.feedback, self.feedback_docs, self.feedback_weight, self.feedback_terms
+        )
+
+    def _expanded_lexical(
+        self,
+        snap: Snapshot,
+        tokens: list[str],
+        config: Feedback,
+        top: np.ndarray,
+        weights: np.ndarray,
+    ) -> np.ndarray:
+        """BM25 scores of the RM3-expanded query, fed by the documents ``top`` (first-pass
+        ``weights``)."""
+        index = self._bm25(snap)
+        documents = [snap.entries[int(i)].filled_postings for i in top]
+        ids, term_weights = rm3(
+            index.term_ids(tokens), documents, weights, terms=config.terms, weight=config.weight
+        )
+        return index.weighted_scores(ids.tolist(), term_weights)
 
     @staticmethod
     def _scored(
