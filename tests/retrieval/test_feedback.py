@@ -12,7 +12,7 @@ import pytest
 
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.errors import InvalidInputError, InvalidTypeError, UnknownStrategyError
-from ctxengine.retrieval import HybridRetriever
+from ctxengine.retrieval import HybridRetriever, fusion
 from ctxengine.retrieval.feedback import Feedback, rm3, rocchio
 from ctxengine.retrieval.lexical import BM25Index, postings
 from ctxengine.text import analyze
@@ -68,15 +68,37 @@ def ranked(retriever: HybridRetriever, query: str, **options) -> list[tuple[str,
     return [(hit.id, hit.score) for hit in retriever.retrieve(query, 7, **options)]
 
 
-@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid", "adaptive", "tfidf"])
-def test_disabled_or_zero_weight_feedback_changes_nothing(mode):
-    plain = HybridRetriever(ZOO, mode=mode, embedder=HashingEmbedder())
+def first_pass(retriever: HybridRetriever, query: str, mode: str) -> list[str]:
+    """The ranking without feedback, from the raw signals (``score_all`` never expands)."""
+    scores = retriever.score_all(query)
+    if mode == "keyword":
+        chosen = fusion.top_indices(scores["bm25"], 7, np.flatnonzero(scores["bm25"] > 0))
+    elif mode == "dense":
+        chosen = fusion.top_indices(scores["dense"], 7)
+    else:
+        chosen, _ = fusion.fuse(
+            scores["dense"], scores["bm25"], alpha=retriever.alpha, k=7, pool=100
+        )
+    return [retriever.documents[int(i)].id for i in chosen]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+def test_disabled_or_zero_weight_feedback_is_the_first_pass(mode):
     off = HybridRetriever(ZOO, mode=mode, embedder=HashingEmbedder(), feedback=None)
     zero = HybridRetriever(
         ZOO, mode=mode, embedder=HashingEmbedder(), feedback="both", feedback_weight=0.0
     )
     for query in QUERIES:
-        assert ranked(off, query) == ranked(plain, query) == ranked(zero, query)
+        assert ranked(off, query) == ranked(zero, query)
+        assert [doc_id for doc_id, _ in ranked(off, query)] == first_pass(off, query, mode)
+
+
+def test_tfidf_mode_is_never_expanded():
+    rankings = [
+        [ranked(HybridRetriever(ZOO, mode="tfidf", feedback=f), q) for q in QUERIES]
+        for f in (None, "rocchio", "rm3", "both")
+    ]
+    assert all(r == rankings[0] for r in rankings)
 
 
 def test_weighted_bm25_with_unit_weights_is_plain_bm25_and_scales_linearly():
@@ -96,9 +118,11 @@ def test_weighted_bm25_with_unit_weights_is_plain_bm25_and_scales_linearly():
 
 @pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
 def test_feedback_is_deterministic(mode):
-    make = lambda: HybridRetriever(  # noqa: E731
-        ZOO, mode=mode, embedder=HashingEmbedder(), feedback="both", feedback_docs=2
-    )
+    def make():
+        return HybridRetriever(
+            ZOO, mode=mode, embedder=HashingEmbedder(), feedback="both", feedback_docs=2
+        )
+
     first, second = make(), make()
     for query in QUERIES:
         once = ranked(first, query)
@@ -106,7 +130,7 @@ def test_feedback_is_deterministic(mode):
 
 
 def test_rm3_expansion_reaches_a_document_without_the_query_word():
-    plain = HybridRetriever(ZOO, mode="keyword")
+    plain = HybridRetriever(ZOO, mode="keyword", feedback=None)
     expanded = HybridRetriever(ZOO, mode="keyword", feedback="rm3", feedback_docs=2)
     assert "cheetah" not in [doc_id for doc_id, _ in ranked(plain, "jaguar")]
     hits = [doc_id for doc_id, _ in ranked(expanded, "jaguar")]
@@ -116,7 +140,7 @@ def test_rm3_expansion_reaches_a_document_without_the_query_word():
 
 
 def test_rocchio_moves_the_dense_query_toward_the_feedback_documents():
-    plain = HybridRetriever(ZOO, mode="dense", embedder=HashingEmbedder())
+    plain = HybridRetriever(ZOO, mode="dense", embedder=HashingEmbedder(), feedback=None)
     moved = HybridRetriever(
         ZOO,
         mode="dense",
@@ -149,9 +173,13 @@ def test_a_filtered_out_document_never_enters_through_feedback(mode):
         Document(id="zebu", text="the zebu is a humped cattle breed", metadata={"zone": "in"}),
         Document(id="other", text="cattle graze the open field", metadata={"zone": "in"}),
     ]
-    options = dict(
-        mode=mode, embedder=HashingEmbedder(), feedback="both", feedback_docs=1, feedback_weight=0.5
-    )
+    options = {
+        "mode": mode,
+        "embedder": HashingEmbedder(),
+        "feedback": "both",
+        "feedback_docs": 1,
+        "feedback_weight": 0.5,
+    }
     unfiltered = HybridRetriever(docs, **options)
     if mode == "keyword":  # the expansion does pull zebu in when okapi feeds it
         assert "zebu" in [doc_id for doc_id, _ in ranked(unfiltered, "okapi")]

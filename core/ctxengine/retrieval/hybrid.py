@@ -115,7 +115,7 @@ class HybridRetriever(DocumentTable):
         passage_embedding: str = "separate",
         candidate_pool: int | None = None,
         ann_threshold: int | None = 200_000,
-        feedback: str | None = None,
+        feedback: str | None = "rocchio",
         feedback_docs: int = 5,
         feedback_weight: float = 0.2,
         feedback_terms: int = 10,
@@ -550,9 +550,10 @@ class HybridRetriever(DocumentTable):
             scores, scored = self._dense_scores(snap, query, rows, vector=vector)
             config = self._feedback_config()
             if config is not None and config.moves_vector:
-                top = fusion.top_indices(scores, config.docs, rows if scored is None else scored)
-                vector = rocchio(vector, self._matrix(snap)[top], config.weight)
-                scores, scored = self._dense_scores(snap, query, rows, vector=vector)
+                within = rows if scored is None else scored
+                pool = fusion.top_indices(scores, max(self.fusion_depth, config.docs), within)
+                moved = rocchio(vector, self._matrix(snap)[pool[: config.docs]], config.weight)
+                scores = self._rescored(snap, scores, moved, np.sort(pool))
             chosen = fusion.top_indices(scores, k, rows if scored is None else scored)
             return [
                 self._scored(snap, i, float(scores[i]), {"dense": float(scores[i])}) for i in chosen
@@ -575,13 +576,18 @@ class HybridRetriever(DocumentTable):
         config = self._feedback_config()
         if config is not None:  # a second pass, expanded from the first one's top
             top, weights = self._fuse(dense, lexical, scored, rows, alpha, config.docs)
+            if config.moves_vector:
+                # only the first pass's candidates are scored again: a document outside
+                # both signals' tops hardly enters the top k by a small move of the query
+                # (measured: the same nDCG@10 as a full second scan, at a fraction of it)
+                pick, positions = _within(rows, scored)
+                pool = fusion.candidates(
+                    dense[pick], lexical[pick], max(self.fusion_depth, config.docs), positions
+                )
+                moved = rocchio(vector, self._matrix(snap)[top], config.weight)
+                dense = self._rescored(snap, dense, moved, pool if rows is None else rows[pool])
             if config.expands_terms:
                 lexical = self._expanded_lexical(snap, tokens, config, top, weights)
-            if config.moves_vector:
-                vector = rocchio(vector, self._matrix(snap)[top], config.weight)
-                dense, scored = self._dense_scores(
-                    snap, query, rows, lexical=lexical, vector=vector
-                )
         chosen, fused = self._fuse(dense, lexical, scored, rows, alpha, k)
         return [
             self._scored(
@@ -609,9 +615,7 @@ class HybridRetriever(DocumentTable):
     ) -> tuple[np.ndarray, np.ndarray]:
         """The fused top ``k`` (indices in index order, scores): a filter's survivors
         (``rows``) are fused and min-max scaled among themselves."""
-        pick = slice(None) if rows is None else rows
-        if scored is not None and rows is not None:
-            scored = np.searchsorted(rows, scored)  # positions within the survivors
+        pick, positions = _within(rows, scored)
         chosen, fused = fusion.fuse(
             dense[pick],
             lexical[pick],
@@ -620,7 +624,7 @@ class HybridRetriever(DocumentTable):
             pool=self.fusion_depth,
             method=self.fusion,
             rrf_k=self.rrf_k,
-            dense_candidates=scored,
+            dense_candidates=positions,
         )
         return (chosen if rows is None else rows[chosen]), fused
 
@@ -631,6 +635,16 @@ class HybridRetriever(DocumentTable):
         return configure_feedback(
             self.feedback, self.feedback_docs, self.feedback_weight, self.feedback_terms
         )
+
+    def _rescored(
+        self, snap: Snapshot, dense: np.ndarray, vector: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """``dense`` with the documents at ``rows`` (sorted) scored again by ``vector``."""
+        windows = self._windows(snap) if self.passage_window else None
+        fresh = _scores_of(self._matrix(snap), windows, vector, rows)
+        dense = dense.copy()
+        dense[rows] = fresh[rows]
+        return dense
 
     def _expanded_lexical(
         self,
@@ -664,6 +678,16 @@ class HybridRetriever(DocumentTable):
             f"passage_window={self.passage_window}, "
             f"passage_embedding={self.passage_embedding!r}, documents={len(self)})"
         )
+
+
+def _within(
+    rows: np.ndarray | None, scored: np.ndarray | None
+) -> tuple[slice | np.ndarray, np.ndarray | None]:
+    """What to take of full score vectors for a filter's survivors (``rows``), and the
+    dense-scored positions (``scored``, index order) as positions within them."""
+    if rows is None:
+        return slice(None), scored
+    return rows, None if scored is None else np.searchsorted(rows, scored)
 
 
 def _scores_of(
