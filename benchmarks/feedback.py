@@ -14,9 +14,13 @@ embedded twice; feedback never calls the model), and shows:
   grid at the default alpha, ``off`` included), its gain over ``off`` scored on the other
   half; 5 splits x 2 directions, mean and range of the 10 held-out gains; then the same
   with ``alpha`` free as well;
-* **across datasets**: the setting chosen on one dataset, scored on the other.
+* **across datasets**: the setting chosen on one dataset, scored on the other;
+* **cost**: ``engine.build()`` (the default engine, hybrid) over 10,000 documents (LoCoMo
+  turns repeated, cached vectors, as ``build_latency.py``), every query built once to warm
+  its vector, then timed with feedback off, Rocchio, RM3 and both in turn on the same
+  engine, query by query: medians and the ratio to off, from one process.
 
-    python -m benchmarks.feedback [--quick] [--dataset scifact|locomo|both]
+    python -m benchmarks.feedback [--quick] [--dataset scifact|locomo|both] [--speed-docs N]
 """
 
 from __future__ import annotations
@@ -95,10 +99,63 @@ def per_query_ndcg(
     return {label: np.array(values) for label, values in table.items()}
 
 
+def speed(size: int, n_queries: int) -> list[dict[str, Any]]:
+    """Median ``build()`` ms per feedback setting at ``size`` documents, interleaved."""
+    from benchmarks.data import load_locomo
+    from ctxengine import ContextEngine
+
+    conversations = load_locomo()
+    turns = [t.document_text for c in conversations for t in c.turns]
+    questions = [q.question for c in conversations for q in c.questions][:n_queries]
+    documents = [{"id": f"d{i}", "text": turns[i % len(turns)]} for i in range(size)]
+    engine = ContextEngine.from_documents(documents, embedder=SharedCache())
+    retriever = engine.retriever
+    assert isinstance(retriever, HybridRetriever)
+    for query in questions:  # query vectors and the lazy indexes, before any timing
+        engine.build(query)
+    methods = (None, "rocchio", "rm3", "both")
+    build: dict[str | None, list[float]] = {m: [] for m in methods}
+    first: dict[str | None, list[float]] = {m: [] for m in methods}
+    for query in questions:
+        for method in methods:
+            retriever.feedback = method
+            started = time.perf_counter()
+            engine.build(query)
+            build[method].append(1000 * (time.perf_counter() - started))
+            started = time.perf_counter()
+            retriever.retrieve(query, 30)  # the engine's first stage alone
+            first[method].append(1000 * (time.perf_counter() - started))
+    rows = []
+    print(
+        f"\nat {size:,} documents, {len(questions)} queries, settings interleaved: "
+        "median ms of build() and of the first stage alone (retrieve, k=30)"
+    )
+    for stage, times in (("build()", build), ("retrieve()", first)):
+        off = float(np.median(times[None]))
+        for method in methods:
+            median = float(np.median(times[method]))
+            rows.append(
+                {
+                    "protocol": f"{stage} cost",
+                    "dataset": f"{size:,} LoCoMo turns",
+                    "setting": method or OFF,
+                    "median ms": median,
+                    "added ms": median - off,
+                    "ratio to off": median / off,
+                }
+            )
+            print(
+                f"  {stage:<10} {method or OFF:<8} {median:7.2f} ms  "
+                f"{median - off:+6.2f}  x{median / off:.2f}"
+            )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 queries per dataset slice")
     parser.add_argument("--dataset", choices=["scifact", "locomo", "both"], default="both")
+    parser.add_argument("--speed-docs", type=int, default=10_000, help="0: no cost part")
     args = parser.parse_args(argv)
     settings = grid()
     at_default = [_label(s) for s in settings if "alpha" not in s]
@@ -179,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             f"  {label} chosen on {chosen_on}: {scored_on} {table[OFF].mean():.4f} -> "
             f"{table[label].mean():.4f}  {gain:+.4f} [{low:+.4f}, {high:+.4f}]"
         )
+    if args.speed_docs:
+        rows += speed(1_000 if args.quick else args.speed_docs, 10 if args.quick else 60)
     return rows
 
 

@@ -73,16 +73,13 @@ def first_pass(retriever: HybridRetriever, query: str, mode: str) -> list[str]:
     scores = retriever.score_all(query)
     if mode == "keyword":
         chosen = fusion.top_indices(scores["bm25"], 7, np.flatnonzero(scores["bm25"] > 0))
-    elif mode == "dense":
-        chosen = fusion.top_indices(scores["dense"], 7)
     else:
-        chosen, _ = fusion.fuse(
-            scores["dense"], scores["bm25"], alpha=retriever.alpha, k=7, pool=100
-        )
+        alpha = retriever.adaptive_alpha(query) if mode == "adaptive" else retriever.alpha
+        chosen, _ = fusion.fuse(scores["dense"], scores["bm25"], alpha=alpha, k=7, pool=100)
     return [retriever.documents[int(i)].id for i in chosen]
 
 
-@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "adaptive"])
 def test_disabled_or_zero_weight_feedback_is_the_first_pass(mode):
     off = HybridRetriever(ZOO, mode=mode, embedder=HashingEmbedder(), feedback=None)
     zero = HybridRetriever(
@@ -93,9 +90,13 @@ def test_disabled_or_zero_weight_feedback_is_the_first_pass(mode):
         assert [doc_id for doc_id, _ in ranked(off, query)] == first_pass(off, query, mode)
 
 
-def test_tfidf_mode_is_never_expanded():
+@pytest.mark.parametrize("mode", ["tfidf", "dense"])
+def test_tfidf_and_dense_modes_are_never_expanded(mode):
     rankings = [
-        [ranked(HybridRetriever(ZOO, mode="tfidf", feedback=f), q) for q in QUERIES]
+        [
+            ranked(HybridRetriever(ZOO, mode=mode, embedder=HashingEmbedder(), feedback=f), q)
+            for q in QUERIES
+        ]
         for f in (None, "rocchio", "rm3", "both")
     ]
     assert all(r == rankings[0] for r in rankings)
@@ -116,7 +117,7 @@ def test_weighted_bm25_with_unit_weights_is_plain_bm25_and_scales_linearly():
     assert not index.weighted_scores([len(vocabulary) + 5], np.ones(1)).any()  # unknown id
 
 
-@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "adaptive"])
 def test_feedback_is_deterministic(mode):
     def make():
         return HybridRetriever(
@@ -140,10 +141,9 @@ def test_rm3_expansion_reaches_a_document_without_the_query_word():
 
 
 def test_rocchio_moves_the_dense_query_toward_the_feedback_documents():
-    plain = HybridRetriever(ZOO, mode="dense", embedder=HashingEmbedder(), feedback=None)
+    plain = HybridRetriever(ZOO, embedder=HashingEmbedder(), feedback=None)
     moved = HybridRetriever(
         ZOO,
-        mode="dense",
         embedder=HashingEmbedder(),
         feedback="rocchio",
         feedback_docs=2,
@@ -162,7 +162,7 @@ def test_keyword_feedback_never_calls_the_model():
     assert [doc_id for doc_id, _ in ranked(retriever, "jaguar")][2] == "cheetah"
 
 
-@pytest.mark.parametrize("mode", ["keyword", "hybrid", "dense"])
+@pytest.mark.parametrize("mode", ["keyword", "hybrid", "adaptive"])
 def test_a_filtered_out_document_never_enters_through_feedback(mode):
     # "okapi" is the query's best match, but the filter excludes it; its rare word "zebu"
     # is shared by one document that does pass, and would be pulled in by an expansion
