@@ -55,9 +55,11 @@ MODES: tuple[tuple[str, str, object], ...] = (
     ("adaptive", "adaptive", "default"),
 )
 LEXICAL = ("keyword", "tfidf")
-#: Opt-in labels (``--modes``, not in the default run): hybrid with pseudo-relevance feedback,
-#: the default engine otherwise (``docs/concepts/retrieval.md`` quotes their cost)
-FEEDBACK_MODES = {f"hybrid feedback={f}": {"feedback": f} for f in ("rocchio", "rm3", "both")}
+#: Opt-in labels (``--modes``, not in the default run): hybrid with each pseudo-relevance
+#: feedback setting (``hybrid`` itself has the default, Rocchio), the default engine otherwise
+FEEDBACK_MODES = {
+    f"hybrid feedback={f or 'off'}": {"feedback": f} for f in (None, "rocchio", "rm3", "both")
+}
 HISTORY_TURNS = 40
 STAGES = ("retrieve", "rerank", "memory", "compress", "assemble")
 
