@@ -167,6 +167,24 @@ def speed(size: int, n_queries: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _compared(protocol: str, dataset: str, label: str, table: dict[str, np.ndarray]) -> dict:
+    """A report row: ``label`` against off on ``table``, with its paired-bootstrap interval
+    (``printed``: the same as one line of text)."""
+    gain, low, high = paired_ci(table[label], table[OFF])
+    before, after = float(table[OFF].mean()), float(table[label].mean())
+    interval = f"[{low:+.4f}, {high:+.4f}]"
+    return {
+        "protocol": protocol,
+        "dataset": dataset,
+        "setting": label,
+        "off": before,
+        "with": after,
+        "gain": gain,
+        "ci95 / folds": interval,
+        "printed": f"{before:.4f} -> {after:.4f}  {gain:+.4f} {interval}",
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 queries per dataset slice")
@@ -196,22 +214,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     shipped = _label(SHIPPED)
     print(f"\nshipped ({shipped}) vs off, 95% paired-bootstrap interval")
     for name, table in tables.items():
-        gain, low, high = paired_ci(table[shipped], table[OFF])
-        rows.append(
-            {
-                "protocol": "shipped vs off",
-                "dataset": name,
-                "setting": shipped,
-                "off": float(table[OFF].mean()),
-                "with": float(table[shipped].mean()),
-                "gain": gain,
-                "ci95 / folds": f"[{low:+.4f}, {high:+.4f}]",
-            }
-        )
-        print(
-            f"  {name:<8} {table[OFF].mean():.4f} -> {table[shipped].mean():.4f}  "
-            f"{gain:+.4f} [{low:+.4f}, {high:+.4f}]"
-        )
+        rows.append(_compared("shipped vs off", name, shipped, table))
+        print(f"  {name:<8} {rows[-1]['printed']}")
     print("\n2-fold within each dataset (5 random splits x 2 directions), held-out gain over off")
     for name, table in tables.items():
         for scope, labels in (("feedback grid", at_default), ("grid + alpha", list(table))):
@@ -235,23 +239,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         print("\nchosen on one dataset (feedback grid at the default alpha), scored on the other")
     for chosen_on, scored_on in itertools.permutations(tables, 2):
         label = best_point({k: tables[chosen_on][k] for k in at_default})
-        table = tables[scored_on]
-        gain, low, high = paired_ci(table[label], table[OFF])
-        rows.append(
-            {
-                "protocol": f"chosen on {chosen_on}",
-                "dataset": scored_on,
-                "setting": label,
-                "off": float(table[OFF].mean()),
-                "with": float(table[label].mean()),
-                "gain": gain,
-                "ci95 / folds": f"[{low:+.4f}, {high:+.4f}]",
-            }
-        )
-        print(
-            f"  {label} chosen on {chosen_on}: {scored_on} {table[OFF].mean():.4f} -> "
-            f"{table[label].mean():.4f}  {gain:+.4f} [{low:+.4f}, {high:+.4f}]"
-        )
+        rows.append(_compared(f"chosen on {chosen_on}", scored_on, label, tables[scored_on]))
+        print(f"  {label} chosen on {chosen_on}: {scored_on} {rows[-1]['printed']}")
+    for row in rows:
+        row.pop("printed", None)
     if args.speed_docs:
         rows += speed(1_000 if args.quick else args.speed_docs, 10 if args.quick else 60)
     return rows
