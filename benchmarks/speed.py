@@ -65,10 +65,15 @@ def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) 
 def _corpus(data: str | None, size: int) -> tuple[list[str], list[str]]:
     """Texts and queries: SciFact abstracts and claims when the data is there, else synthetic."""
     try:
-        from benchmarks.data import load_scifact_corpus, load_scifact_queries
+        from benchmarks.data import data_root, load_scifact_corpus, load_scifact_queries
 
-        corpus = load_scifact_corpus(data)
-        queries, _ = load_scifact_queries(data)
+        # ``data`` is the data root (as every benchmark's --data); the loaders take its
+        # scifact folder (given the root they found no file and fell back to synthetic text)
+        root = data_root(data)
+        if root is None:
+            raise FileNotFoundError("no benchmark data")
+        corpus = load_scifact_corpus(root / "scifact")
+        queries, _ = load_scifact_queries(root / "scifact")
         texts = [doc.document_text for doc in corpus]
         claims = list(queries.values())
     except FileNotFoundError:
