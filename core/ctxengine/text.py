@@ -14,7 +14,8 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Literal
+from itertools import repeat
+from typing import Any, Literal
 
 import regex
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -91,6 +92,39 @@ def words(text: str) -> list[str]:
     return [_normalize_word(token) for token in _TOKEN_RE.findall(folded)]
 
 
+# word -> its analyzed term (None: dropped), for the default analyzer. Stemming is per
+# word, so a word's term never depends on its text; word frequencies are Zipfian, so a
+# bounded memo answers nearly every word of a new text with one dict lookup instead of
+# the filter and the stemmer call (analyzing the sentences of five new abstracts took
+# ~0.7 ms, a third of the engine's work over an external first stage).
+_TERMS: dict[str, str | None] = {}
+_TERMS_SIZE = 1 << 17
+
+
+def _term(word: str) -> str | None:
+    """The default analyzer's term for one word (``None``: a stop word or a lone letter)."""
+    if word in STOP_WORDS or (len(word) == 1 and word.isascii() and not word.isdigit()):
+        term = None
+    else:
+        stemmer = _stemmer()
+        term = word if stemmer is None else stemmer.stemWord(word)  # type: ignore[attr-defined]
+    if len(_TERMS) >= _TERMS_SIZE:
+        _TERMS.clear()  # a rare reset beats an LRU's bookkeeping on every word
+    _TERMS[word] = term
+    return term
+
+
+_MISS: Any = object()  # not in the memo yet (None means "dropped")
+
+
+def _terms(tokens: list[str]) -> list[str | None]:
+    """Each word's term, from the memo (a miss computes and remembers it)."""
+    terms = list(map(_TERMS.get, tokens, repeat(_MISS, len(tokens))))
+    if _MISS in terms:
+        terms = [_term(w) if t is _MISS else t for w, t in zip(tokens, terms)]
+    return terms
+
+
 def analyze(
     text: str, *, stem: bool = True, stop_words: Iterable[str] | None = STOP_WORDS
 ) -> list[str]:
@@ -99,6 +133,8 @@ def analyze(
     Single characters are kept only for unsegmented scripts and digits, where they carry
     meaning ("5", "猫").
     """
+    if stem and stop_words is STOP_WORDS:
+        return [term for term in _terms(words(text)) if term is not None]
     stops = stop_words if stop_words is not None else ()
     tokens = [
         token
@@ -113,7 +149,9 @@ def analyze(
 
 def term_set(text: str) -> frozenset[str]:
     """The set of analyzed terms of ``text`` (for overlap measures)."""
-    return frozenset(analyze(text))
+    terms = set(_terms(words(text)))
+    terms.discard(None)
+    return frozenset(terms)  # type: ignore[arg-type]
 
 
 # --- sentences -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -329,6 +330,38 @@ def token_bounds(counter: TokenCounter, text: str) -> tuple[int, int | None]:
     return 0, None
 
 
+# Encodings whose pre-tokenizer never lets a piece cross a single space between two
+# non-space characters: every piece holds at most one leading space and whitespace runs
+# are pieces of their own (the letter, number and punctuation patterns of both regexes
+# take a space only at their start, and only whitespace patterns, never a letter's, look
+# ahead). BPE runs within a piece, so these counts add up across such a join.
+_ADDITIVE_ENCODINGS = frozenset({"cl100k_base", "o200k_base"})
+
+
+def joins_add_up(counter: TokenCounter) -> bool:
+    """Whether ``counter.count(a + " " + b) == counter.count(a) + counter.count(" " + b)``
+    for every ``a`` that ends and ``b`` that starts with a non-space character.
+
+    True for tiktoken's ``cl100k_base`` and ``o200k_base`` (see ``_ADDITIVE_ENCODINGS``);
+    a caller joining many pieces (a compressor's kept sentences) then counts each piece
+    once instead of every joined text. Other counters: False (count the joined text).
+    """
+    return isinstance(counter, TiktokenCounter) and counter.name in _ADDITIVE_ENCODINGS
+
+
+def count_joined(counter: TokenCounter, pieces: Sequence[str]) -> int:
+    """``counter.count(" ".join(pieces))``, counted piece by piece where counts add up
+    (:func:`joins_add_up`, pieces without whitespace at their ends): a counter remembers
+    each piece's count, so a kept text whose sentences were counted costs no encoding."""
+    if (
+        pieces
+        and joins_add_up(counter)
+        and all(p and not p[0].isspace() and not p[-1].isspace() for p in pieces)
+    ):
+        return counter.count(pieces[0]) + sum(counter.count(" " + p) for p in pieces[1:])
+    return counter.count(" ".join(pieces))
+
+
 def fit_head_tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
     """``text`` cut to ``max_tokens`` keeping its beginning and its end.
 
@@ -412,6 +445,7 @@ def counter_for_model(model: str | os.PathLike[str] | None) -> TokenCounter:
 
 __all__ = [
     "CharRatioFallbackCounter",
+    "count_joined",
     "HuggingFaceTokenCounter",
     "TiktokenCounter",
     "TokenCounter",
@@ -419,6 +453,7 @@ __all__ = [
     "default_token_counter",
     "fit_head_tail",
     "get_token_counter",
+    "joins_add_up",
     "load_tiktoken_encoding",
     "model_encoding",
     "token_bounds",

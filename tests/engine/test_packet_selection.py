@@ -73,7 +73,9 @@ def cases(data: Path) -> list[tuple[str, str, list[str]]]:
         turns = [t.document_text for t in conversation.turns]
         for n, question in enumerate(conversation.answerable()[::25][:8]):
             start = (n * 53) % (len(turns) - 30)
-            out.append((f"locomo-{c}-{n}", question.question, _with_copy(turns[start : start + 30])))
+            out.append(
+                (f"locomo-{c}-{n}", question.question, _with_copy(turns[start : start + 30]))
+            )
     return out
 
 
@@ -85,9 +87,9 @@ def fingerprint(packet: ContextPacket) -> dict[str, object]:
             "score": round(doc.score, 9),
             "stage_scores": {k: round(v, 9) for k, v in sorted(doc.stage_scores.items())},
             "tokens": doc.tokens,
-            "kept": None if doc.kept is None else [
-                (s.sentence_index, s.start, s.end, s.text) for s in doc.kept
-            ],
+            "kept": None
+            if doc.kept is None
+            else [(s.sentence_index, s.start, s.end, s.text) for s in doc.kept],
         }
         for doc in packet.documents
     ]
@@ -138,8 +140,11 @@ def test_packets_are_the_ones_recorded_before_the_overhead_work(built):
 def test_the_cases_exercise_dedup_and_compression(built, shared_data):
     """The recorded cases are not trivial: planted copies are removed and text is cut."""
     assert len(built) >= 4 * 40
-    assert all(f"{name}-3" not in built[f"{name}/{label}/800"]["ids"]
-               for name, _, _ in cases(shared_data)[:10] for label in ("vectors", "lexical"))
+    assert all(
+        f"{name}-3" not in built[f"{name}/{label}/800"]["ids"]
+        for name, _, _ in cases(shared_data)[:10]
+        for label in ("vectors", "lexical")
+    )
     assert any(t is not None and t > 0 for v in built.values() for t in v["tokens"])
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
 from ..packet import chat_role
-from ..tokens import TokenCounter
+from ..tokens import TokenCounter, count_joined
 from ..types import KeptSpan, ScoredDocument, ScoredTurn
 
 
@@ -97,9 +97,16 @@ def render(
         running = counter.count(prefix)
         usage[slot] = running - previous
         previous = running
-    documents = [replace(doc, tokens=counter.count(doc.text)) for doc in documents]
+    documents = [replace(doc, tokens=_count_kept(doc, counter)) for doc in documents]
     messages = build_messages(system_prompt, turns, documents, question)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
+
+
+def _count_kept(doc: ScoredDocument, counter: TokenCounter) -> int:
+    """Tokens of ``doc.text``: by its kept spans (counted by the compressor already)."""
+    if doc.kept is None:
+        return counter.count(doc.document.text)
+    return count_joined(counter, [span.text for span in doc.kept])
 
 
 def build_messages(

@@ -4,7 +4,7 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -16,7 +16,7 @@ from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences
-from ..tokens import TokenCounter, get_token_counter, token_bounds
+from ..tokens import TokenCounter, count_joined, get_token_counter, joins_add_up, token_bounds
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -67,6 +67,11 @@ class _BaseCompressor:
         # Documents, sentences and kept texts: each distinct text is counted once.
         self._count_text = lru_cache(maxsize=_CACHED_TEXTS)(self.token_counter.count)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
+        # Where counts add up across a one-space join (tiktoken's encodings), a document's
+        # kept text is counted as the sum of its sentences' counts, each sentence encoded
+        # once, instead of encoding every joined text a choice tries (quadratic in the
+        # sentences a document keeps).
+        self._additive = joins_add_up(self.token_counter)
 
     def compress(
         self, query: str, documents: Sequence[ScoredDocument], max_tokens: int
@@ -120,6 +125,21 @@ class _BaseCompressor:
         self.__dict__.update(state)
         self._caches()
 
+    def _count_units(self, units: Sequence[_Sentence]) -> int:
+        """Tokens of the units' texts joined by single spaces (as a kept text is)."""
+        if self._additive:  # the counter remembers each sentence's count
+            return count_joined(self.token_counter, [u.text for u in units])
+        return self._count_text(" ".join(u.text for u in units))
+
+    def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
+        """:func:`token_bounds` of the units' joined text, without joining where they add up
+        (words and bytes of a one-space join are the parts' sums, plus the spaces' bytes)."""
+        if self._additive:
+            highs = [u.high for u in units]
+            if None not in highs:
+                return sum(u.low for u in units), sum(highs) + len(units) - 1  # type: ignore[arg-type]
+        return token_bounds(self.token_counter, " ".join(u.text for u in units))
+
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         counter = self.token_counter
         return tuple(
@@ -169,14 +189,14 @@ class _BaseCompressor:
         (what fits is decided on exact counts; :class:`_Ledger` computes only those that
         decide)."""
         chosen: dict[int, list[_Sentence]] = {}
-        ledger = _Ledger(self._count_text, self.token_counter, max_tokens)
+        ledger = _Ledger(self, max_tokens)
         for i in order:
             if ledger.full():
                 break
             unit = units[i]
             if ledger.may_take(unit, _JOIN_SLACK):
                 candidate = sorted([*chosen.get(unit.doc, []), unit], key=lambda u: u.index)
-                if ledger.take(unit.doc, " ".join(u.text for u in candidate)):
+                if ledger.take(unit.doc, candidate):
                     chosen[unit.doc] = candidate
                     continue
             if stop_at_miss:
@@ -226,8 +246,7 @@ class _BaseCompressor:
             kept = [
                 KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))
             ]
-            text = " ".join(span.text for span in kept)
-            out.append(replace(doc, kept=kept, tokens=self._count_text(text)))
+            out.append(replace(doc, kept=kept, tokens=self._count_units(units)))
         return out
 
     def __repr__(self) -> str:
@@ -244,9 +263,9 @@ class _Ledger:
     candidate sentence.
     """
 
-    def __init__(self, count: Callable[[str], int], counter: TokenCounter, max_tokens: int):
-        self._count, self._counter, self.max_tokens = count, counter, max_tokens
-        # doc -> [joined text, low, high (None: unknown), exact count or None]; the totals
+    def __init__(self, compressor: _BaseCompressor, max_tokens: int):
+        self._compressor, self.max_tokens = compressor, max_tokens
+        # doc -> [its units, low, high (None: unknown), exact count or None]; the totals
         # of the entries' bounds are kept as they change (a sum per unit would cost more
         # than the counting it saves).
         self._docs: dict[int, list[Any]] = {}
@@ -283,7 +302,7 @@ class _Ledger:
         for doc in [d for d in self._open if d != skip]:
             entry = self._docs[doc]
             self._shift(entry, -1)
-            entry[3] = self._count(entry[0])
+            entry[3] = self._compressor._count_units(entry[0])
             self._shift(entry, 1)
             self._open.discard(doc)
         return self._used(skip)[0]  # every entry but ``skip`` is exact now
@@ -308,22 +327,23 @@ class _Ledger:
             return True
         if unit.low + used > limit:
             return False
-        return self._count(unit.text) + used <= limit
+        return self._compressor._count_text(unit.text) + used <= limit
 
-    def take(self, doc: int, joined: str) -> bool:
-        """Record ``joined`` as ``doc``'s kept text if the total stays within the budget."""
-        low, high = token_bounds(self._counter, joined)
+    def take(self, doc: int, units: list[_Sentence]) -> bool:
+        """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
+        budget."""
+        low, high = self._compressor._units_bounds(units)
         other_low, other_high = self._used(skip=doc)
         exact = None
         if high is None or other_high + high > self.max_tokens:
             if other_low + low > self.max_tokens:
                 return False
-            exact = self._count(joined)
+            exact = self._compressor._count_units(units)
             if self._exact(skip=doc) + exact > self.max_tokens:
                 return False
         if doc in self._docs:
             self._shift(self._docs[doc], -1)
-        self._docs[doc] = entry = [joined, low, high, exact]
+        self._docs[doc] = entry = [units, low, high, exact]
         self._shift(entry, 1)
         if exact is None:
             self._open.add(doc)
