@@ -445,10 +445,10 @@ def counter_for_model(model: str | os.PathLike[str] | None) -> TokenCounter:
 
 __all__ = [
     "CharRatioFallbackCounter",
-    "count_joined",
     "HuggingFaceTokenCounter",
     "TiktokenCounter",
     "TokenCounter",
+    "count_joined",
     "counter_for_model",
     "default_token_counter",
     "fit_head_tail",

@@ -48,7 +48,7 @@ def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _word_mask(codes: np.ndarray) -> np.ndarray:
-    """Which code points ``\w`` matches (``re``'s Unicode rule: alphanumeric or ``_``)."""
+    """Which code points ``\\w`` matches (``re``'s Unicode rule: alphanumeric or ``_``)."""
     global _word_table
     table = _word_table
     if table is None:  # once per process (~10 ms): a lookup per code point from then on
