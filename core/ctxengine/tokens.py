@@ -362,6 +362,23 @@ def count_joined(counter: TokenCounter, pieces: Sequence[str]) -> int:
     return counter.count(" ".join(pieces))
 
 
+def count_prefix(counter: TokenCounter, text: str, end: int, total: int) -> int:
+    """``counter.count(text[:end])`` given ``total == counter.count(text)``.
+
+    Where counts add up (:func:`joins_add_up`) and ``text[:end]`` has a space between two
+    non-space characters near its end, at ``s``, both texts split there:
+    ``count(text[:end]) = total - count(text[s:]) + count(text[s:end])``, so only the two
+    short tails are encoded (a packet's slot usage costs no second count of its text).
+    """
+    if joins_add_up(counter):
+        s = text.rfind(" ", max(0, end - 256), end - 1)
+        while s > 0 and (text[s - 1].isspace() or text[s + 1].isspace()):
+            s = text.rfind(" ", max(0, end - 256), s)
+        if s > 0 and (len(text) - s) + (end - s) < end:  # else the prefix is the shorter
+            return total - counter.count(text[s:]) + counter.count(text[s:end])
+    return counter.count(text[:end])
+
+
 def fit_head_tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
     """``text`` cut to ``max_tokens`` keeping its beginning and its end.
 
@@ -449,6 +466,7 @@ __all__ = [
     "TiktokenCounter",
     "TokenCounter",
     "count_joined",
+    "count_prefix",
     "counter_for_model",
     "default_token_counter",
     "fit_head_tail",

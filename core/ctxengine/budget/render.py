@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
 from ..packet import chat_role
-from ..tokens import TokenCounter, count_joined
+from ..tokens import TokenCounter, count_joined, count_prefix
 from ..types import KeptSpan, ScoredDocument, ScoredTurn
 
 
@@ -91,10 +91,10 @@ def render(
             break
         notes.append("trimmed after the final count")
     usage: dict[str, int] = {}
-    prefix, previous = "", 0
-    for index, (slot, body) in enumerate(parts):
-        prefix = body if index == 0 else prefix + fmt.SECTION_SEPARATOR + body
-        running = counter.count(prefix)
+    end, previous = -len(fmt.SECTION_SEPARATOR), 0
+    for slot, body in parts:  # each slot's tokens: the count of the text up to its end
+        end += len(fmt.SECTION_SEPARATOR) + len(body)
+        running = total if end == len(text) else count_prefix(counter, text, end, total)
         usage[slot] = running - previous
         previous = running
     documents = [replace(doc, tokens=_count_kept(doc, counter)) for doc in documents]
