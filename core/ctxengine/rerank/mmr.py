@@ -32,10 +32,13 @@ def carried_vectors(items: list[ScoredDocument]) -> np.ndarray | None:
     vectors = [item.vector for item in items]
     if any(v is None for v in vectors):
         return None
-    try:
-        matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
-    except ValueError:  # vectors of different lengths: not one embedding space
-        return None
+    try:  # one conversion for all, when the vectors share a shape (the usual case)
+        matrix = np.array(vectors, dtype=np.float64).reshape(len(vectors), -1)
+    except ValueError:
+        try:  # shapes differ: each vector's values, e.g. (d,) beside (1, d)
+            matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
+        except ValueError:  # vectors of different lengths: not one embedding space
+            return None
     if not np.isfinite(matrix).all():
         return None
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
