@@ -35,7 +35,9 @@ class Compressor(Protocol):
     ) -> list[ScoredDocument]: ...
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a
+# compression builds ~50 of these per query for new documents (never mutated after).
+@dataclass(slots=True, eq=False)
 class _Sentence:
     doc: int  # position of the document in the input
     index: int  # sentence index in that document
@@ -49,6 +51,20 @@ class _Sentence:
     terms: frozenset[str]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
+
+    def at(self, doc: int) -> _Sentence:
+        """This unit as part of the document at position ``doc`` of a compression."""
+        return _Sentence(
+            doc,
+            self.index,
+            self.start,
+            self.end,
+            self.text,
+            self.low,
+            self.high,
+            self.terms,
+            self.parts,
+        )
 
 
 class _BaseCompressor:
@@ -172,7 +188,7 @@ class _BaseCompressor:
 
     def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
         return [
-            replace(unit, doc=position)
+            unit.at(position)
             for position, doc in enumerate(docs)
             for unit in self._split(doc.document.text)
         ]
@@ -206,7 +222,7 @@ class _BaseCompressor:
             # returning nothing.
             best = units[order[0]]
             if best.parts:  # a whole short document: cut its text as it stands in the document
-                best = replace(best.parts[0], doc=best.doc)
+                best = best.parts[0].at(best.doc)
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [

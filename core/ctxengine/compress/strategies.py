@@ -133,7 +133,7 @@ class ExtractiveCompressor(_BaseCompressor):
                 and self._count_text(text) <= limit
             ):
                 sentences = (self._whole(text),)
-            units += [replace(unit, doc=position) for unit in sentences]
+            units += [unit.at(position) for unit in sentences]
         return units
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:
