@@ -16,7 +16,7 @@ from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences
-from ..tokens import TokenCounter, count_joined, get_token_counter, joins_add_up, token_bounds
+from ..tokens import TokenCounter, get_token_counter, joins_add_up, token_bounds
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -51,6 +51,10 @@ class _Sentence:
     terms: frozenset[str]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
+    # Exact counts of the text alone and after a space (-1: not counted yet), where counts
+    # add up across a one-space join (see _BaseCompressor._count_units).
+    solo: int = -1
+    spaced: int = -1
 
     def at(self, doc: int) -> _Sentence:
         """This unit as part of the document at position ``doc`` of a compression."""
@@ -64,6 +68,8 @@ class _Sentence:
             self.high,
             self.terms,
             self.parts,
+            self.solo,
+            self.spaced,
         )
 
 
@@ -142,10 +148,24 @@ class _BaseCompressor:
         self._caches()
 
     def _count_units(self, units: Sequence[_Sentence]) -> int:
-        """Tokens of the units' texts joined by single spaces (as a kept text is)."""
-        if self._additive:  # the counter remembers each sentence's count
-            return count_joined(self.token_counter, [u.text for u in units])
-        return self._count_text(" ".join(u.text for u in units))
+        """Tokens of the units' texts joined by single spaces (as a kept text is).
+
+        Where counts add up (:func:`~ctxengine.tokens.joins_add_up`; a unit's text never
+        has whitespace at its ends), the first unit's count plus the others' counts after
+        a space, each kept on the unit: a choice re-counts a document's growing kept text
+        dozens of times per compression.
+        """
+        if not self._additive:
+            return self._count_text(" ".join(u.text for u in units))
+        first = units[0]
+        if first.solo < 0:
+            first.solo = self._count_text(first.text)
+        total = first.solo
+        for unit in units[1:]:
+            if unit.spaced < 0:
+                unit.spaced = self.token_counter.count(" " + unit.text)
+            total += unit.spaced
+        return total
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
         """:func:`token_bounds` of the units' joined text, without joining where they add up
@@ -226,7 +246,9 @@ class _BaseCompressor:
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(best, index=-1, end=best.start + len(piece), text=piece)
+                    replace(
+                        best, index=-1, end=best.start + len(piece), text=piece, solo=-1, spaced=-1
+                    )
                 ]
         return chosen
 
