@@ -14,8 +14,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
-from itertools import repeat
-from typing import Any, Literal
+from typing import Literal
 
 import regex
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -97,32 +96,27 @@ def words(text: str) -> list[str]:
 # bounded memo answers nearly every word of a new text with one dict lookup instead of
 # the filter and the stemmer call (analyzing the sentences of five new abstracts took
 # ~0.7 ms, a third of the engine's work over an external first stage).
-_TERMS: dict[str, str | None] = {}
 _TERMS_SIZE = 1 << 17
 
 
-def _term(word: str) -> str | None:
-    """The default analyzer's term for one word (``None``: a stop word or a lone letter)."""
-    if word in STOP_WORDS or (len(word) == 1 and word.isascii() and not word.isdigit()):
-        term = None
-    else:
-        stemmer = _stemmer()
-        term = word if stemmer is None else stemmer.stemWord(word)  # type: ignore[attr-defined]
-    if len(_TERMS) >= _TERMS_SIZE:
-        _TERMS.clear()  # a rare reset beats an LRU's bookkeeping on every word
-    _TERMS[word] = term
-    return term
+class _TermMemo(dict[str, "str | None"]):
+    """word -> term; a miss (``__missing__``) computes and remembers it, so a lookup of a
+    whole word list is one C-level ``map`` with no check for misses."""
+
+    def __missing__(self, word: str) -> str | None:
+        if word in STOP_WORDS or (len(word) == 1 and word.isascii() and not word.isdigit()):
+            term = None  # a stop word or a lone letter: dropped
+        else:
+            stemmer = _stemmer()
+            term = word if stemmer is None else stemmer.stemWord(word)  # type: ignore[attr-defined]
+        if len(self) >= _TERMS_SIZE:
+            self.clear()  # a rare reset beats an LRU's bookkeeping on every word
+        self[word] = term
+        return term
 
 
-_MISS: Any = object()  # not in the memo yet (None means "dropped")
-
-
-def _terms(tokens: list[str]) -> list[str | None]:
-    """Each word's term, from the memo (a miss computes and remembers it)."""
-    terms = list(map(_TERMS.get, tokens, repeat(_MISS, len(tokens))))
-    if _MISS in terms:
-        terms = [_term(w) if t is _MISS else t for w, t in zip(tokens, terms)]
-    return terms
+_TERMS = _TermMemo()
+_NOTHING: frozenset[str | None] = frozenset([None])
 
 
 def analyze(
@@ -134,7 +128,7 @@ def analyze(
     meaning ("5", "猫").
     """
     if stem and stop_words is STOP_WORDS:
-        return [term for term in _terms(words(text)) if term is not None]
+        return [term for term in map(_TERMS.__getitem__, words(text)) if term is not None]
     stops = stop_words if stop_words is not None else ()
     tokens = [
         token
@@ -149,9 +143,7 @@ def analyze(
 
 def term_set(text: str) -> frozenset[str]:
     """The set of analyzed terms of ``text`` (for overlap measures)."""
-    terms = set(_terms(words(text)))
-    terms.discard(None)
-    return frozenset(terms)  # type: ignore[arg-type]
+    return frozenset(map(_TERMS.__getitem__, words(text))) - _NOTHING  # type: ignore[return-value]
 
 
 # --- sentences -------------------------------------------------------------------------
