@@ -88,6 +88,10 @@ class _BaseCompressor:
         self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
         # Documents, sentences and kept texts: each distinct text is counted once.
         self._count_text = lru_cache(maxsize=_CACHED_TEXTS)(self.token_counter.count)
+        self._count_spaced = lru_cache(maxsize=_CACHED_TEXTS)(self._spaced_count)
+        # a document's bounds are asked for by every pass over it (the everything-fits
+        # check, the short-document test, a second pass after headers are given back)
+        self._bounds = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._text_bounds)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
         # Where counts add up across a one-space join (tiktoken's encodings), a document's
         # kept text is counted as the sum of its sentences' counts, each sentence encoded
@@ -120,7 +124,7 @@ class _BaseCompressor:
     def _all_fit(self, texts: list[str], max_tokens: int) -> bool:
         """Whether the texts' counts sum to at most ``max_tokens``, counting only while the
         answer is open (candidates far over the budget are never tokenized)."""
-        if sum(token_bounds(self.token_counter, text)[0] for text in texts) > max_tokens:
+        if sum(self._bounds(text)[0] for text in texts) > max_tokens:
             return False
         total = 0
         for text in texts:
@@ -140,12 +144,20 @@ class _BaseCompressor:
         state = dict(self.__dict__)
         state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
         state.pop("_count_text", None)
+        state.pop("_count_spaced", None)
+        state.pop("_bounds", None)
         state.pop("_whole", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._caches()
+
+    def _spaced_count(self, text: str) -> int:
+        return self.token_counter.count(" " + text)
+
+    def _text_bounds(self, text: str) -> tuple[int, int | None]:
+        return token_bounds(self.token_counter, text)
 
     def _count_units(self, units: Sequence[_Sentence]) -> int:
         """Tokens of the units' texts joined by single spaces (as a kept text is).
@@ -162,8 +174,8 @@ class _BaseCompressor:
             first.solo = self._count_text(first.text)
         total = first.solo
         for unit in units[1:]:
-            if unit.spaced < 0:
-                unit.spaced = self.token_counter.count(" " + unit.text)
+            if unit.spaced < 0:  # (the compressor's memo outlives the unit: a second pass)
+                unit.spaced = self._count_spaced(unit.text)
             total += unit.spaced
         return total
 
