@@ -88,7 +88,7 @@ def words(text: str) -> list[str]:
         # normalization, a third of analyzing a retrieved document's sentences.
         return _TOKEN_RE.findall(text.lower())
     folded = normalize("NFKC", text).casefold()
-    return [_normalize_word(token) for token in _TOKEN_RE.findall(folded)]
+    return list(map(_normalize_word, _TOKEN_RE.findall(folded)))
 
 
 # word -> its analyzed term (None: dropped), for the default analyzer. Stemming is per
