@@ -192,12 +192,13 @@ def test_default_memory_embeds_no_query_for_an_empty_session():
 
 def _reference_jaccard(texts):
     """Python sets of lower-cased ``\\w+`` words and word bigrams, compared pairwise."""
+    import itertools
     import re
 
     sets = []
     for text in texts:
         words = re.findall(r"\w+", text.lower())
-        sets.append(set(words) | {(a, b) for a, b in zip(words, words[1:])})
+        sets.append(set(words) | set(itertools.pairwise(words)))
     return np.array([[len(a & b) / len(a | b) if a | b else 0.0 for b in sets] for a in sets])
 
 
