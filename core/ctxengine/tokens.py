@@ -362,6 +362,29 @@ def count_joined(counter: TokenCounter, pieces: Sequence[str]) -> int:
     return counter.count(" ".join(pieces))
 
 
+def count_split(counter: TokenCounter, text: str, spaces: list[int]) -> int:
+    """``counter.count(text)``, as the sum of the counts of its pieces between the given
+    positions of single spaces, where counts add up (:func:`joins_add_up`).
+
+    A position counts as a split only if it holds a space between two non-space
+    characters; others are ignored. A text assembled from pieces the counter has seen (a
+    packet's kept sentences) then costs encoding only where the pieces meet.
+    """
+    if not joins_add_up(counter):
+        return counter.count(text)
+    total, start = 0, 0
+    for s in spaces:
+        if (
+            start < s < len(text) - 1
+            and text[s] == " "
+            and not text[s - 1].isspace()
+            and not text[s + 1].isspace()
+        ):
+            total += counter.count(text[start:s])
+            start = s
+    return total + counter.count(text[start:])
+
+
 def count_prefix(counter: TokenCounter, text: str, end: int, total: int) -> int:
     """``counter.count(text[:end])`` given ``total == counter.count(text)``.
 
@@ -467,6 +490,7 @@ __all__ = [
     "TokenCounter",
     "count_joined",
     "count_prefix",
+    "count_split",
     "counter_for_model",
     "default_token_counter",
     "fit_head_tail",

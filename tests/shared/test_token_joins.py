@@ -1,4 +1,4 @@
-"""Counting by pieces (``count_joined``, ``count_prefix``) gives exactly what counting the
+"""Counting by pieces (``count_joined``, ``count_prefix``, ``count_split``) gives exactly what counting the
 whole text gives: on real sentences of SciFact and LoCoMo, and on generated text made of
 the characters where a tokenizer's pre-tokenizer is most likely to join pieces (spaces,
 punctuation, digits, apostrophes, newlines, accents, CJK, emoji)."""
@@ -18,6 +18,7 @@ from ctxengine.tokens import (
     TiktokenCounter,
     count_joined,
     count_prefix,
+    count_split,
     joins_add_up,
 )
 
@@ -53,6 +54,17 @@ def test_a_prefix_counts_as_counting_it(text, cut):
         assert count_prefix(counter, text, end, total) == counter.count(text[:end]), (text, end)
 
 
+@given(
+    text=st.lists(ALPHABET, min_size=1, max_size=40).map("".join),
+    spaces=st.lists(st.integers(-2, 42), max_size=8).map(sorted),
+)
+@scaled_examples(400, SCALE)
+def test_a_text_split_at_given_spaces_counts_as_counting_it(text, spaces):
+    for name in ENCODINGS:
+        counter = TiktokenCounter(name)
+        assert count_split(counter, text, spaces) == counter.count(text), (text, spaces)
+
+
 def test_real_sentences_join_and_cut_as_whole_texts(counter, shared_data):
     from benchmarks.data import load_locomo, load_scifact_sentences
 
@@ -68,6 +80,8 @@ def test_real_sentences_join_and_cut_as_whole_texts(counter, shared_data):
             chosen = sentences[start::2]
             assert count_joined(counter, chosen) == counter.count(" ".join(chosen))
             checked += 1
+        every_space = [i for i, ch in enumerate(text) if ch == " "]
+        assert count_split(counter, text, every_space) == counter.count(text)
         for end in (len(text) // 3, len(text) // 2, len(text) - 1):
             if end > 0:
                 total = counter.count(text)

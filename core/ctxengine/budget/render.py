@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
 from ..packet import chat_role
-from ..tokens import TokenCounter, count_joined, count_prefix
+from ..tokens import TokenCounter, count_joined, count_prefix, count_split
 from ..types import KeptSpan, ScoredDocument, ScoredTurn
 
 
@@ -76,7 +76,7 @@ def render(
     while True:
         parts = sections(system_prompt, turns, documents, question)
         text = fmt.SECTION_SEPARATOR.join(body for _, body in parts)
-        total = counter.count(text)
+        total = count_split(counter, text, _sentence_joins(text, documents))
         if total <= limit:
             break
         if documents:
@@ -100,6 +100,28 @@ def render(
     documents = [replace(doc, tokens=_count_kept(doc, counter)) for doc in documents]
     messages = build_messages(system_prompt, turns, documents, question)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
+
+
+def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
+    """Where the spaces joining each document's kept sentences stand in ``text``: the
+    compressor counted those sentences, so the packet is counted from them (see
+    :func:`~ctxengine.tokens.count_split`) and encoded only where sections and documents
+    meet."""
+    joins: list[int] = []
+    position = 0
+    for doc in documents:
+        if not doc.kept or len(doc.kept) < 2:
+            continue
+        body = doc.text
+        found = text.find(body, position)
+        if found < 0:  # escaped (a marker look-alike in it): counted as it stands
+            continue
+        for span in doc.kept[:-1]:
+            found += len(span.text)
+            joins.append(found)
+            found += 1
+        position = found
+    return joins
 
 
 def _count_kept(doc: ScoredDocument, counter: TokenCounter) -> int:
