@@ -27,12 +27,13 @@ from .features import (
     DocumentFeatures,
     MemoryFeatures,
 )
-from .finetune import EncoderFineTuner, fine_tune_encoder, first_stage_ndcg
+from .finetune import EncoderFineTuner, fine_tune_encoder
 from .fitting import FittedScorers, fit_engine_scorers
 from .model import LinearScorer
 from .online import OnlineLearner
 from .scorers import LearnedMemory, LearnedRanker
 from .stacking import StackedModel, fit_stacked
+from .switching import SwitchDecision, SwitchRule, first_stage_ndcg
 from .training import (
     FeedbackLog,
     MemoryExample,
@@ -58,6 +59,8 @@ __all__ = [
     "QueryAdapter",
     "RankingExample",
     "StackedModel",
+    "SwitchDecision",
+    "SwitchRule",
     "coerce_examples",
     "document_pairs",
     "fine_tune_encoder",
