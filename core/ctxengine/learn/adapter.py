@@ -88,8 +88,10 @@ class QueryAdapter:
     def get_params(self) -> dict[str, Any]:
         """The constructor's settings (scikit-learn's convention): ``QueryAdapter(**p)`` is
         an untrained adapter that trains the same way (stacking trains one per fold)."""
-        names = ("rank", "epochs", "temperature", "learning_rate", "weight_decay")
-        names += ("batch_size", "validation", "random_state")
+        names = (
+            *("rank", "epochs", "temperature", "learning_rate", "weight_decay"),
+            *("batch_size", "validation", "random_state"),
+        )
         return {name: getattr(self, name) for name in names}
 
     @property

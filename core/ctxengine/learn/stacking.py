@@ -160,7 +160,9 @@ def fit_stacked(
     groups = []
     for fold in range(folds):
         outside = np.flatnonzero(fold_of != fold)
-        fold_adapter = fit_adapter(_pick(pairs, outside), QueryAdapter(**template.get_params()))
+        fold_adapter = fit_adapter(
+            _pick(pairs, outside.tolist()), QueryAdapter(**template.get_params())
+        )
         views = {}
         for i in np.flatnonzero(fold_of == fold):
             source = owner[i]
