@@ -137,3 +137,22 @@ def test_fitting_a_plain_ranker_over_a_seated_adapter_warns(stacked):
     engine.retriever.query_adapter = stacked[0].retriever.query_adapter
     with pytest.warns(UserWarning, match="adapter=True"):
         engine.fit(EXAMPLES[:12])
+
+
+def test_online_learning_refits_a_stacked_ranker_stacked():
+    from ctxengine.learn import OnlineLearner, SwitchRule
+
+    engine = small_engine(DOCS)
+    ids = [d.id for d in DOCS]
+    poor = [RankingExample(q, [ids[(ids.index(doc) + 3) % len(ids)]]) for q, doc in QUERIES]
+    engine.fit(poor, adapter=adapter(), folds=3)
+    before_ranker, before_adapter = engine.reranker, engine.retriever.query_adapter
+    learner = OnlineLearner(
+        every=1, holdout=0.3, min_examples=5, min_holdout=3, rule=SwitchRule(min_margin=0.0)
+    )
+    decision = learner.update(engine, EXAMPLES)["documents"]
+    assert decision["replaced"] and decision["candidate"] > decision["current"]
+    ranker, seated = engine.reranker, engine.retriever.query_adapter
+    assert ranker is not before_ranker and seated is not before_adapter
+    assert ranker.features.stacked and "stacked" in ranker.model.trained
+    assert seated.get_params() == before_adapter.get_params()  # retrained with its settings

@@ -26,6 +26,9 @@ from .._validation import check_finite, check_positive_int
 from ..clock import to_seconds
 from ..errors import InvalidTypeError
 from ..metrics import ndcg_at_k
+from .adapter import QueryAdapter
+from .scorers import LearnedRanker
+from .stacking import fit_stacked, with_adapter
 from .switching import SwitchRule
 from .training import (
     MemoryExample,
@@ -41,6 +44,14 @@ def in_holdout(query: str, share: float, salt: int = 0) -> bool:
     """Whether ``query`` belongs to the holdout (stable: a hash of the text, not its order)."""
     digest = hashlib.sha256(f"{salt}:{query}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _model(seated: Any) -> Any:
+    """The trained model of a seat's occupant (a ranker paired with its adapter, or a
+    scorer); None for the hand-set rules."""
+    occupant = seated[0] if isinstance(seated, tuple) else seated
+    model = getattr(occupant, "model", None)
+    return model if isinstance(getattr(model, "trained", None), dict) else None
 
 
 class OnlineLearner:
@@ -147,35 +158,57 @@ class OnlineLearner:
             "holdout": len(held),
         }
         if verdict.switch:
-            candidate.model.trained["chosen"] = (
+            _model(candidate).trained["chosen"] = (
                 f"online update: holdout nDCG@{self.k} {new:.3f} > {old:.3f} of the model it replaced "
                 f"({len(held)} held-out queries, trained on {len(train)}; {verdict.reason})"
             )
             return candidate, decision
-        if hasattr(current, "model"):  # a learned model stays: its notes say it was re-checked
-            current.model.trained["online"] = (
+        if _model(current) is not None:  # a learned model stays: its notes say it was re-checked
+            _model(current).trained["online"] = (
                 f"kept by the last online update (a refit scored {new:.3f} vs {old:.3f} on "
                 f"{len(held)} held-out queries: {verdict.reason})"
             )
         return current, decision
 
     def _documents(self, engine: Any, examples: list[RankingExample]) -> dict[str, Any]:
+        """Refit the ranker; a stacked one (over the seated query adapter) is refitted
+        stacked, and a candidate is the pair (ranker, adapter), scored with its adapter."""
         train, held = self.split(examples)
         retriever, candidates = engine.retriever, engine.candidates
+        seated = getattr(retriever, "query_adapter", None)
+        stacked = bool(getattr(getattr(engine.reranker, "features", None), "stacked", False))
 
-        def score(ranker: Any, items: list[RankingExample]) -> list[float]:
+        def score(pair: tuple[Any, Any], items: list[RankingExample]) -> list[float]:
+            ranker, adapter = pair
+            first = with_adapter(retriever, adapter) if adapter is not seated else retriever
             values = []
             for example in items:
-                pool = retriever.retrieve(example.query, k=max(self.k, candidates))
+                pool = first.retrieve(example.query, k=max(self.k, candidates))
                 # the seat's occupant: the hand-set re-ranker or a learned one (None: none)
                 ranked = ranker.rerank(example.query, pool, k=self.k) if ranker else pool[: self.k]
                 values.append(ndcg_at_k([d.id for d in ranked], dict(example.relevant), self.k))
             return values
 
-        def fit(items: list[RankingExample]) -> Any:
-            return fit_ranker(items, retriever, candidates=candidates, embedder=engine.embedder)
+        def fit(items: list[RankingExample]) -> tuple[Any, Any]:
+            if not stacked:
+                ranker = fit_ranker(
+                    items, retriever, candidates=candidates, embedder=engine.embedder
+                )
+                return ranker, seated
+            template = QueryAdapter(**seated.get_params()) if seated is not None else None
+            model = fit_stacked(
+                [(retriever, items)],
+                candidates=candidates,
+                adapter=template,
+                embedder=engine.embedder,
+            )
+            ranker = LearnedRanker(model.model, retriever=retriever, embedder=engine.embedder)
+            return ranker, model.adapter
 
-        engine.reranker, decision = self._decide(engine.reranker, fit, score, train, held)
+        (ranker, adapter), decision = self._decide(
+            (engine.reranker, seated), fit, score, train, held
+        )
+        engine.use_learned(ranker, None, adapter=adapter)
         return decision
 
     def _memory(self, engine: Any, examples: list[MemoryExample]) -> dict[str, Any]:
