@@ -190,11 +190,20 @@ class DocumentFeatures:
             raise ConfigurationError("stacked features need the HybridRetriever's vectors")
         ids = [item.id for item in items]
         vector = retriever.query_vector(query, adapted=False)
-        best = retriever.document_embeddings(ids) @ vector
-        for i, rows in enumerate(retriever.passage_embeddings(ids)):
-            if len(rows):
-                best[i] = max(best[i], float((rows @ vector).max()))
-        return best.astype(np.float64)
+        # the index-time vectors ride along on the candidates; look them up otherwise
+        carried = [item.vector for item in items if item.vector is not None]
+        whole = (
+            np.stack(carried) if len(carried) == len(items) else retriever.document_embeddings(ids)
+        )
+        best = (whole @ vector).astype(np.float64)
+        windows = retriever.passage_embeddings(ids)
+        counts = np.array([len(rows) for rows in windows])
+        if counts.any():  # one product over every window, then each owner's best
+            cosines = np.concatenate([rows for rows in windows if len(rows)]) @ vector
+            owners = np.flatnonzero(counts)
+            starts = np.r_[0, np.cumsum(counts[owners])[:-1]]
+            best[owners] = np.maximum(best[owners], np.maximum.reduceat(cosines, starts))
+        return best
 
     @staticmethod
     def _tag_match(query: str, items: Sequence[ScoredDocument]) -> np.ndarray:
