@@ -12,8 +12,8 @@ over-trusts it: those scores are over-confident (0.475 vs 0.546 nDCG@10 on LoCoM
    several sources (one index each), whole sources are held out instead (folds of
    sources, as scikit-learn's ``GroupKFold``), because a model trained on some indexes
    serves others: the rows must come from an adapter that never saw their index either
-   (on LoCoMo, holding out queries of seen conversations gave 0.553 nDCG@10, holding out
-   whole conversations 0.561);
+   (on LoCoMo, holding out queries of seen conversations gave 0.556 nDCG@10, holding out
+   whole conversations 0.560);
 2. for each fold an adapter is trained on the other folds, and the fold's ranker rows are
    computed with that adapter seated: every row is an adapted score of a query the
    adapter never saw, the situation the ranker meets when serving;
