@@ -385,6 +385,15 @@ class HybridRetriever(DocumentTable):
         assert isinstance(resolved, CachedEmbedder)
         return resolved.embed_query(query)
 
+    def query_vector(
+        self, query: str, *, adapted: bool = True, snap: Snapshot | None = None
+    ) -> np.ndarray:
+        """The vector the dense signal scores ``query`` with: through the seated
+        ``query_adapter`` unless ``adapted=False`` (the encoder's own vector)."""
+        vector = self._query_vector(query, snap)
+        adapter = self.query_adapter
+        return adapter(vector) if adapted and adapter is not None else vector
+
     def _windows(self, snap: Snapshot) -> WindowMatrix:
         # the matrix's build embeds the windows too (_fill_vectors fills both)
         return snap.part("windows", lambda: dense.windows(snap, self._matrix(snap).shape[1]))
@@ -406,9 +415,7 @@ class HybridRetriever(DocumentTable):
         every other document gets the lowest of those scores, so a min-max scaling sees
         about the range the exact scan would.
         """
-        vector = self._query_vector(query, snap)
-        if self.query_adapter is not None:
-            vector = self.query_adapter(vector)
+        vector = self.query_vector(query, snap=snap)
         matrix = self._matrix(snap)
         windows = self._windows(snap) if self.passage_window else None
         # Gathering the rows copies them, so it pays only for a selective filter; when most
