@@ -1,24 +1,24 @@
 """Issue 19's targets for the context model, each measured on data the model never saw.
 
 * LoCoMo dev, turns as documents, leave-one-conversation-out: the hand-set hybrid, the
-  hybrid with a :class:`~ctxengine.learn.QueryAdapter`, the learned ranker, and the two
-  *stacked*: the learned ranker over the adapted first stage (target nDCG@10 >= 0.56).
-* LoCoMo memory, leave-one-conversation-out: the default ``DecayMemory``, ``LearnedMemory``
-  and ``LearnedMemory`` over a memory whose dense relevance uses a memory adapter (target:
-  evidence recall at 512 tokens >= 80%).
+  hybrid with a :class:`~ctxengine.learn.QueryAdapter`, the plain learned ranker, and the
+  context model as the product trains it (target nDCG@10 >= 0.56).
+* LoCoMo memory, leave-one-conversation-out: the default ``DecayMemory`` and
+  ``LearnedMemory`` (target: evidence recall at 512 tokens >= 80%).
 * SciFact train claims, 5-fold cross-validation over claims, sentence windows in the dense
   signal (the default hybrid): the same four rows (target nDCG@10 >= 0.77). Every fold is
   "trained on four fifths of the claims, evaluated once on a fifth it never saw".
-* Speed: what the seated context model (learned ranker + query adapter) adds to
-  ``engine.build()`` at 10,000 documents (target <= 1 ms), median over interleaved builds.
+* Speed: what the seated context model (stacked ranker + query adapter, from
+  ``engine.fit(examples, adapter=True)``) adds to ``engine.build()`` at 10,000 documents
+  (target <= 1 ms), median over interleaved builds.
 
-Stacking is cross-fitted: the ranker's training rows for a group (conversation or fold)
-are computed with an adapter that was trained without that group *and* without the
-held-out one, so the ranker learns how much to trust the adapted score on queries the
-adapter did not see, which is the situation it meets at test time (an adapter's scores
-on its own training queries are over-confident: ranking those made stacking worse, 0.475
-vs 0.546 on LoCoMo, ``benchmarks/learned_adapter.py``). A held-out group is scored with
-the adapter trained on every other group.
+The context model is :func:`ctxengine.learn.fit_stacked`, what ``engine.fit(examples,
+adapter=True)`` runs: a query adapter seated in the first stage and a learned ranker
+stacked over it, whose training rows are cross-fitted inside the fit (5 seeded folds of
+the training queries, each scored by an adapter trained without it). Here the training
+side of a held-out conversation is the other four, each over its own index (one
+``(retriever, examples)`` source each); the held-out one is scored as ``build()`` scores:
+its first ``TOP`` candidates with the adapter seated, re-ranked by the ranker.
 
     python -m benchmarks.learned_targets                 # everything (~30 min here)
     python -m benchmarks.learned_targets --only locomo   # or memory, scifact, speed
@@ -42,22 +42,20 @@ import numpy as np
 
 import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 from benchmarks.data import load_locomo
-from benchmarks.learned_adapter import concat
 from benchmarks.learned_ranker import print_table
 from benchmarks.memory_quality import BUDGETS, Replay, evidence_recall
 from benchmarks.peers import SharedCache
 from ctxengine.learn import (
     DocumentFeatures,
     LearnedMemory,
+    LearnedRanker,
     LinearScorer,
-    MemoryExample,
     MemoryFeatures,
     QueryAdapter,
     RankingExample,
-    document_pairs,
-    fit_adapter,
-    memory_pairs,
+    fit_stacked,
 )
+from ctxengine.learn.stacking import with_adapter
 from ctxengine.metrics import ndcg_at_k
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.tokens import TiktokenCounter
@@ -71,30 +69,6 @@ TARGETS = {
     "speed_ms": 1.0,
 }  # speed: at 10,000 documents
 QUICK_CONVERSATIONS = ("conv-26", "conv-30", "conv-41")
-
-
-# --- cross-fitted adapters --------------------------------------------------------------
-
-
-class CrossFit:
-    """Adapters trained without given groups, each trained once (memoized by the set of
-    groups it leaves out): ``adapter(held)`` for scoring the held-out group,
-    ``adapter(held, other)`` for the training rows of ``other`` in that fold."""
-
-    def __init__(self, pairs: dict[str, tuple]) -> None:
-        self.pairs = pairs
-        self.fitted: dict[frozenset, QueryAdapter] = {}
-        self.seconds: list[float] = []
-
-    def adapter(self, *left_out: str) -> QueryAdapter:
-        key = frozenset(left_out)
-        if key not in self.fitted:
-            started = time.perf_counter()
-            self.fitted[key] = fit_adapter(
-                concat([p for g, p in self.pairs.items() if g not in key])
-            )
-            self.seconds.append(time.perf_counter() - started)
-        return self.fitted[key]
 
 
 def summary(values: Sequence[float], percent: bool = False) -> str:
@@ -112,133 +86,88 @@ def verdict_row(name: str, values: Sequence[float], target: float, percent: bool
 
 
 Groups = dict[str, list[RankingExample]]
+STACKED = "context model: learned ranker stacked over the query adapter (engine.fit(adapter=True))"
 
 
-def featurize(
-    retriever: HybridRetriever,
-    examples: Sequence[RankingExample],
-    features: DocumentFeatures,
-    adapter: QueryAdapter | None,
-    *,
-    extra: QueryAdapter | None = None,
+def first_stage_ndcg(retriever: Any, examples: Sequence[RankingExample]) -> float:
+    return statistics.fmean(
+        ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=10)], e.relevant, 10)
+        for e in examples
+    )
+
+
+def reranked_ndcg(
+    ranker: LearnedRanker, retriever: Any, examples: Sequence[RankingExample]
+) -> float:
+    """nDCG@10 as ``engine.build()`` ranks: the first ``TOP`` of the first stage, re-ranked."""
+    return statistics.fmean(
+        ndcg_at_k(
+            [d.id for d in ranker.rerank(e.query, retriever.retrieve(e.query, k=TOP), k=10)],
+            e.relevant,
+            10,
+        )
+        for e in examples
+    )
+
+
+def ranker_groups(
+    retriever: Any, examples: Sequence[RankingExample], features: DocumentFeatures
 ) -> list[tuple]:
-    """(pool ids, feature rows, gains, relevant) per example over the top ``TOP`` of the
-    first stage, with ``adapter`` on the query vectors (None: the encoder as it is).
-    ``extra``: the adapted dense score under that adapter appended as four more columns
-    (value, pool min-max, pool log-rank, difference from the plain dense score)."""
-    from ctxengine.learn.features import pool_logrank
-    from ctxengine.scoring import minmax
-
-    positions = {doc.id: i for i, doc in enumerate(retriever.documents)}
+    """The plain ranker's training groups over ``retriever``'s first ``TOP`` (as
+    ``fit_ranker`` computes them for one index; here for several, one per group)."""
     out = []
     for example in examples:
-        retriever.query_adapter = adapter
         pool = retriever.retrieve(example.query, k=TOP)
-        retriever.query_adapter = None
         gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
-        rows = features.transform(example.query, pool)
-        if extra is not None:
-            at = [positions[d.id] for d in pool]
-            plain = retriever.score_all(example.query)["dense"][at]
-            retriever.query_adapter = extra
-            adapted = retriever.score_all(example.query)["dense"][at]
-            retriever.query_adapter = None
-            rows = np.column_stack(
-                [rows, adapted, minmax(adapted), pool_logrank(adapted), adapted - plain]
-            )
-        out.append(([d.id for d in pool], rows, gains, example.relevant))
+        out.append((features.transform(example.query, pool), gains))
     return out
 
 
-def ranked_ndcg(train: list[tuple], test: list[tuple]) -> float:
-    model = LinearScorer().fit([(rows, gains) for _, rows, gains, _ in train], _Names(train))
-    values = []
-    for ids, rows, _, relevant in test:
-        order = np.argsort(-model.score(rows), kind="stable")
-        values.append(ndcg_at_k([ids[i] for i in order], relevant, 10))
-    return statistics.fmean(values)
-
-
-class _Names:
-    """The featurizer facts LinearScorer.fit records, for rows computed ahead of time."""
-
-    kind, version = "documents", "benchmark"
-
-    def __init__(self, groups: list[tuple]) -> None:
-        self.names = tuple(f"f{j}" for j in range(groups[0][1].shape[1]))
-
-    def config(self) -> dict:
-        return {"kind": self.kind}
-
-
-def first_stage_ndcg(
-    retriever: HybridRetriever, examples: Sequence[RankingExample], adapter: QueryAdapter | None
-) -> float:
-    retriever.query_adapter = adapter
-    try:
-        return statistics.fmean(
-            ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=10)], e.relevant, 10)
-            for e in examples
-        )
-    finally:
-        retriever.query_adapter = None
-
-
 def documents_cv(
-    retrievers: dict[str, HybridRetriever],
+    retrievers: dict[str, Any],
     groups: Groups,
-    features: DocumentFeatures,
     label: str,
     *,
-    pairs_from: HybridRetriever | None = None,
+    features: dict[str, Any] | None = None,
     rankers: bool = True,
 ) -> dict[str, list[float]]:
     """Leave-one-group-out over ``groups`` (each group has its own retriever, or all share
-    one): the rows of the module docstring, one value per held-out group. ``pairs_from``:
-    the retriever the adapter's training pairs come from (default: the group's own);
-    ``rankers=False``: the first-stage rows only."""
+    one): the hand-set hybrid, the hybrid with the context model's adapter, the plain
+    learned ranker, and the context model (``fit_stacked``: the ranker stacked over the
+    adapter, cross-fitted inside the fit over 5 folds of the training queries), one value
+    per held-out group. ``features``: more ``DocumentFeatures`` options;
+    ``rankers=False``: the first-stage rows only (the stack's adapter is still trained)."""
     names = list(groups)
-    pairs = {g: document_pairs(groups[g], pairs_from or retrievers[g]) for g in names}
-    crossfit = CrossFit(pairs)
-    plain = {g: featurize(retrievers[g], groups[g], features, None) for g in names if rankers}
+    options = dict(features or {})
+    featurizers = {g: DocumentFeatures(retrievers[g], **options) for g in names}
+    plain = {g: ranker_groups(retrievers[g], groups[g], featurizers[g]) for g in names if rankers}
     per: dict[str, list[float]] = {}
     for held in names:
-        adapter = crossfit.adapter(held)
+        others = [g for g in names if g != held]
+        started = time.perf_counter()
+        stacked = fit_stacked(
+            [(retrievers[g], groups[g]) for g in others],
+            candidates=TOP,
+            folds=5,
+            features=options,
+            random_state=0,
+        )
+        per.setdefault("_fit_seconds", []).append(time.perf_counter() - started)
+        adapted = with_adapter(retrievers[held], stacked.adapter)
         per.setdefault("hybrid (hand-set rules)", []).append(
-            first_stage_ndcg(retrievers[held], groups[held], None)
+            first_stage_ndcg(retrievers[held], groups[held])
         )
-        per.setdefault("hybrid + query adapter", []).append(
-            first_stage_ndcg(retrievers[held], groups[held], adapter)
-        )
-        if not rankers:
-            print(label, held, {k: round(v[-1], 4) for k, v in per.items()}, flush=True)
-            continue
-        train = [row for g in names if g != held for row in plain[g]]
-        per.setdefault("learned ranker", []).append(ranked_ndcg(train, plain[held]))
-        stacked_train = [
-            row
-            for g in names
-            if g != held
-            for row in featurize(retrievers[g], groups[g], features, crossfit.adapter(held, g))
-        ]
-        stacked_test = featurize(retrievers[held], groups[held], features, adapter)
-        per.setdefault("learned ranker over the adapted first stage (stacked)", []).append(
-            ranked_ndcg(stacked_train, stacked_test)
-        )
-        extra_train = [
-            row
-            for g in names
-            if g != held
-            for row in featurize(
-                retrievers[g], groups[g], features, None, extra=crossfit.adapter(held, g)
+        per.setdefault("hybrid + query adapter", []).append(first_stage_ndcg(adapted, groups[held]))
+        if rankers:
+            model = LinearScorer().fit([row for g in others for row in plain[g]], featurizers[held])
+            per.setdefault("learned ranker", []).append(
+                reranked_ndcg(
+                    LearnedRanker(model, featurizers[held]), retrievers[held], groups[held]
+                )
             )
-        ]
-        extra_test = featurize(retrievers[held], groups[held], features, None, extra=adapter)
-        per.setdefault("learned ranker + adapted dense score as features (stacked)", []).append(
-            ranked_ndcg(extra_train, extra_test)
-        )
+            ranker = LearnedRanker(stacked.model, retriever=adapted)
+            per.setdefault(STACKED, []).append(reranked_ndcg(ranker, adapted, groups[held]))
         print(label, held, {k: round(v[-1], 4) for k, v in per.items()}, flush=True)
-    per["_adapter_seconds"] = crossfit.seconds
     return per
 
 
@@ -264,7 +193,7 @@ def locomo_section(conversations: Sequence, lines: list[str]) -> dict:
             for q in c.answerable()
             if any(e in r for e in q.evidence)
         ]
-    per = documents_cv(retrievers, groups, DocumentFeatures(), "locomo")
+    per = documents_cv(retrievers, groups, "locomo")
     table(
         f"LoCoMo dev, turns as documents: nDCG@10, leave-one-conversation-out ({len(groups)} folds)",
         per,
@@ -342,9 +271,8 @@ def scifact_section(
     per = documents_cv(
         {g: retriever for g in groups},
         groups,
-        DocumentFeatures(passage=False),
         "scifact",
-        pairs_from=whole,
+        features={"passage": False},
         rankers=rankers,
     )
     per["_windows_covered"] = [covered / len(documents)]
@@ -373,23 +301,9 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
     def label(scored: Sequence, relevant: dict) -> np.ndarray:
         return np.array([relevant.get(s.turn.metadata.get("dia_id"), 0.0) for s in scored])
 
-    pairs = {
-        s: memory_pairs(
-            [
-                MemoryExample(q.question, list(q.evidence), s, r.now)
-                for q in r.conversation.answerable()
-            ],
-            r.memory(),
-            label=label,
-        )
-        for s, r in replays.items()
-    }
-    crossfit = CrossFit(pairs)
-
-    def rows(session: str, adapter: QueryAdapter | None) -> list[tuple]:
+    def rows(session: str) -> list[tuple]:
         replay = replays[session]
         memory = replay.memory()
-        memory.query_adapter = adapter
         out = []
         for question in replay.conversation.answerable():
             scored = memory.score(question.question, session_id=session, now=replay.now)
@@ -397,10 +311,9 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
             out.append((features.transform(question.question, scored, replay.now), gains))
         return out
 
-    def learned_recall(session: str, model: LinearScorer, adapter: QueryAdapter | None) -> dict:
+    def learned_recall(session: str, model: LinearScorer) -> dict:
         replay, learned = replays[session], LearnedMemory(model, features)
         memory = replay.memory()
-        memory.query_adapter = adapter
 
         def select(question: str, budget: int) -> set[str]:
             found = learned.recall(memory, question, budget, session_id=session, now=replay.now)
@@ -408,7 +321,7 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
 
         return evidence_recall(replay, select)
 
-    plain = {s: rows(s, None) for s in replays}
+    plain = {s: rows(s) for s in replays}
     per: dict[str, dict[str, dict[int, float]]] = {}
     for held, replay in replays.items():
         default = replay.memory()
@@ -420,13 +333,7 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
         )
         others = [s for s in replays if s != held]
         model = LinearScorer().fit([g for s in others for g in plain[s]], features)
-        per.setdefault("learned memory", {})[held] = learned_recall(held, model, None)
-        stacked = LinearScorer().fit(
-            [g for s in others for g in rows(s, crossfit.adapter(held, s))], features
-        )
-        per.setdefault("learned memory over the adapted memory (stacked)", {})[held] = (
-            learned_recall(held, stacked, crossfit.adapter(held))
-        )
+        per.setdefault("learned memory", {})[held] = learned_recall(held, model)
         print("memory", held, {k: round(v[held][512], 4) for k, v in per.items()}, flush=True)
     sessions = list(replays)
     print_table(
@@ -443,7 +350,7 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
         lines,
     )
     print(f"({time.perf_counter() - started:.0f} s)")
-    return {"per": per, "adapter_seconds": crossfit.seconds}
+    return {"per": per}
 
 
 # --- speed -----------------------------------------------------------------------------
@@ -469,13 +376,12 @@ def speed_section(conversations: Sequence, lines: list[str], size: int = 10_000)
         for q in questions[:200]
     ]
     examples = [e for e in examples if e.relevant]
-    engine.fit(examples)
-    learned = engine.reranker
-    adapter = fit_adapter(document_pairs(examples, engine.retriever))
+    engine.fit(examples, adapter=True)
+    learned, adapter = engine.reranker, engine.retriever.query_adapter
     queries = [q.question for q in questions[200:260]]
     seats: dict[str, Callable[[], None]] = {
         "hand-set rules": lambda: _seat(engine, rules, None),
-        "context model (learned ranker + query adapter)": lambda: _seat(engine, learned, adapter),
+        "context model (stacked ranker + query adapter)": lambda: _seat(engine, learned, adapter),
     }
     for seat in seats.values():  # warm every cache (query vectors, passage windows)
         seat()
@@ -510,6 +416,13 @@ def _seat(engine: Any, reranker: Any, adapter: QueryAdapter | None) -> None:
 # --- main ------------------------------------------------------------------------------
 
 
+def product_verdict(data: str, per: dict[str, list[float]], target: float) -> list:
+    """The product path's figure: the context model, or with ``--first-stage-only`` the
+    first stage with its adapter (never the best row picked after the fact)."""
+    row = STACKED if STACKED in per else "hybrid + query adapter"
+    return verdict_row(f"{data} nDCG@10 ({row})", per[row], target)
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -542,10 +455,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             )
         if "locomo" in sections:
             per = results["locomo"] = locomo_section(conversations, lines)
-            best = max(
-                (k for k in per if not k.startswith("_")), key=lambda k: statistics.fmean(per[k])
-            )
-            verdicts.append(verdict_row(f"LoCoMo nDCG@10 ({best})", per[best], TARGETS["locomo"]))
+            verdicts.append(product_verdict("LoCoMo", per, TARGETS["locomo"]))
         if "memory" in sections:
             per = results["memory"] = memory_section(conversations, lines)
             by = per["per"]
@@ -565,10 +475,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 claims=120 if args.quick else None,
                 rankers=not args.first_stage_only,
             )
-            best = max(
-                (k for k in per if not k.startswith("_")), key=lambda k: statistics.fmean(per[k])
-            )
-            verdicts.append(verdict_row(f"SciFact nDCG@10 ({best})", per[best], TARGETS["scifact"]))
+            verdicts.append(product_verdict("SciFact", per, TARGETS["scifact"]))
     print_table(
         "Targets (mean ± std over held-out folds)",
         ["target", "measured", "goal", "status"],

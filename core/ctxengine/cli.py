@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from .errors import CtxEngineError
@@ -452,28 +453,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _set_embed_cache(args: argparse.Namespace) -> None:
-    """The process-wide embedder reads CTXENGINE_EMBED_CACHE: point it at the flag's
-    directory, else the variable's, else the user cache directory."""
+def _embed_environment(args: argparse.Namespace) -> dict[str, str | None]:
+    """The variables the default embedder reads, as this command sets them:
+    CTXENGINE_EMBED_CACHE is the flag's directory, else the variable's, else the user cache
+    directory; CTXENGINE_EMBED_BACKEND the flag's backend when given (None: unset)."""
+    changes: dict[str, str | None] = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     if getattr(args, "no_embed_cache", False):
-        os.environ.pop("CTXENGINE_EMBED_CACHE", None)
+        changes["CTXENGINE_EMBED_CACHE"] = None
     elif getattr(args, "embed_cache", None):
-        os.environ["CTXENGINE_EMBED_CACHE"] = args.embed_cache
+        changes["CTXENGINE_EMBED_CACHE"] = args.embed_cache
     elif not os.environ.get("CTXENGINE_EMBED_CACHE"):
-        os.environ["CTXENGINE_EMBED_CACHE"] = str(default_cache_dir())
-    if getattr(args, "embed_backend", None):  # read by the process-wide embedder
-        os.environ["CTXENGINE_EMBED_BACKEND"] = args.embed_backend
+        changes["CTXENGINE_EMBED_CACHE"] = str(default_cache_dir())
+    if getattr(args, "embed_backend", None):
+        changes["CTXENGINE_EMBED_BACKEND"] = args.embed_backend
+    return changes
+
+
+@contextlib.contextmanager
+def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (None: unset) ``changes`` for the command's duration, then restore what was
+    there: ``main()`` called from Python leaves the caller's environment as it found it."""
+    saved = {name: os.environ.get(name) for name in changes}
+    try:
+        _apply(changes)
+        yield
+    finally:
+        _apply(saved)
+
+
+def _apply(values: Mapping[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
-    _set_embed_cache(args)
-    try:
-        return int(args.func(args))
-    except CtxEngineError as exc:
-        print(f"ctxengine: error: {exc}", file=sys.stderr)
-        return 2
+    with _environment(_embed_environment(args)):
+        try:
+            return int(args.func(args))
+        except CtxEngineError as exc:
+            print(f"ctxengine: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -530,7 +530,15 @@ class ContextEngine:
 
     # --- learning from the application's data -------------------------------------------
 
-    def fit(self, examples: Iterable[Any], **model_options: Any) -> dict[str, Any]:
+    def fit(
+        self,
+        examples: Iterable[Any],
+        *,
+        adapter: Any = False,
+        folds: int = 5,
+        random_state: int = 0,
+        **model_options: Any,
+    ) -> dict[str, Any]:
         """Train scorers from labelled examples, put them in their seats; returns a report.
 
         :class:`~ctxengine.learn.RankingExample` (query -> relevant document ids) train a
@@ -538,30 +546,47 @@ class ContextEngine:
         becomes :attr:`reranker`; :class:`~ctxengine.learn.MemoryExample` (question ->
         evidence turn ids) train a :class:`~ctxengine.learn.LearnedMemory`, which becomes
         the memory's ``scorer``. ``model_options`` go to
-        :class:`~ctxengine.learn.LinearScorer`. Nothing changes unless training succeeds;
-        to go back, put the hand-set re-ranker back and set ``engine.memory.scorer = None``.
+        :class:`~ctxengine.learn.LinearScorer`.
+
+        ``adapter=True`` (or an untrained :class:`~ctxengine.learn.QueryAdapter` giving its
+        settings) also trains a query adapter, seated in the retriever, and stacks the
+        ranker over it: the ranker reads the adapter's dense score beside the encoder's,
+        trained on scores cross-fitted over ``folds`` folds of the queries (seeded by
+        ``random_state``; :func:`~ctxengine.learn.fit_stacked`). Nothing changes unless
+        training succeeds; to go back, put the hand-set re-ranker back, set
+        ``engine.retriever.query_adapter = None`` and ``engine.memory.scorer = None``.
         """
         from .learn import fit_engine_scorers
 
-        ranker, scorer, report = fit_engine_scorers(
+        fitted = fit_engine_scorers(
             examples,
             retriever=self.retriever,
             memory=self.memory,
             candidates=self.candidates,
             embedder=self.embedder,
+            adapter=adapter,
+            folds=folds,
+            random_state=random_state,
             **model_options,
         )
-        self.use_learned(ranker, scorer)
-        return report
+        self.use_learned(fitted.ranker, fitted.scorer, adapter=fitted.adapter)
+        return fitted.report
 
-    def use_learned(self, ranker: Reranker | None, scorer: Any | None) -> None:
+    def use_learned(
+        self, ranker: Reranker | None, scorer: Any | None, *, adapter: Any | None = None
+    ) -> None:
         """Seat trained scorers: ``ranker`` as the re-ranker, ``scorer`` as the memory's
-        turn scorer (each ``None``: that seat is left as it is)."""
+        turn scorer, ``adapter`` as the retriever's query adapter (each ``None``: that seat
+        is left as it is)."""
+        if scorer is not None and not hasattr(self.memory, "scorer"):
+            raise ConfigurationError("this engine's memory takes no turn scorer")
+        if adapter is not None and not hasattr(self.retriever, "query_adapter"):
+            raise ConfigurationError("this engine's first stage takes no query adapter")
+        if adapter is not None:  # first: a stacked ranker reads the adapter's scores
+            self.retriever.query_adapter = adapter  # type: ignore[union-attr]
         if ranker is not None:
             self.reranker = ranker
         if scorer is not None:
-            if not hasattr(self.memory, "scorer"):
-                raise ConfigurationError("this engine's memory takes no turn scorer")
             self.memory.scorer = scorer  # type: ignore[union-attr]
 
     def record_feedback(

@@ -112,9 +112,12 @@ def escape(text: str) -> str:
 def label(value: str) -> str:
     """A role or id as it appears in the prompt: escaped, on one line, no control or
     format characters, double quotes made single (ids sit inside an attribute)."""
-    cleaned = "".join(
-        " " if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value
-    )
+    if value.isascii() and value.isprintable():  # the usual id: nothing to clean
+        cleaned = value
+    else:
+        cleaned = "".join(
+            " " if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in value
+        )
     return " ".join(escape(cleaned).replace('"', "'").split())
 
 

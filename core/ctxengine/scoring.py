@@ -65,10 +65,13 @@ def idf_recall(query_terms: Collection[str], term_sets: Sequence[Collection[str]
         for term in shared:
             frequency[term] += 1
     idf = {t: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for t, df in frequency.items()}
-    total = sum(idf.values())
+    # fsum: exactly rounded, so the sum does not depend on the order a set yields its
+    # terms (salted per process): two sentences that match terms of equal weight tie
+    # exactly, and the tie-break, not the hash seed, decides between them.
+    total = math.fsum(idf.values())
     for index, shared in enumerate(matched):
         if shared:
-            out[index] = sum(idf[t] for t in shared) / total
+            out[index] = math.fsum([idf[t] for t in shared]) / total
     return out
 
 

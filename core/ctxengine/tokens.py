@@ -19,6 +19,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -329,6 +330,78 @@ def token_bounds(counter: TokenCounter, text: str) -> tuple[int, int | None]:
     return 0, None
 
 
+# Encodings whose pre-tokenizer never lets a piece cross a single space between two
+# non-space characters: every piece holds at most one leading space and whitespace runs
+# are pieces of their own (the letter, number and punctuation patterns of both regexes
+# take a space only at their start, and only whitespace patterns, never a letter's, look
+# ahead). BPE runs within a piece, so these counts add up across such a join.
+_ADDITIVE_ENCODINGS = frozenset({"cl100k_base", "o200k_base"})
+
+
+def joins_add_up(counter: TokenCounter) -> bool:
+    """Whether ``counter.count(a + " " + b) == counter.count(a) + counter.count(" " + b)``
+    for every ``a`` that ends and ``b`` that starts with a non-space character.
+
+    True for tiktoken's ``cl100k_base`` and ``o200k_base`` (see ``_ADDITIVE_ENCODINGS``);
+    a caller joining many pieces (a compressor's kept sentences) then counts each piece
+    once instead of every joined text. Other counters: False (count the joined text).
+    """
+    return isinstance(counter, TiktokenCounter) and counter.name in _ADDITIVE_ENCODINGS
+
+
+def count_joined(counter: TokenCounter, pieces: Sequence[str]) -> int:
+    """``counter.count(" ".join(pieces))``, counted piece by piece where counts add up
+    (:func:`joins_add_up`, pieces without whitespace at their ends): a counter remembers
+    each piece's count, so a kept text whose sentences were counted costs no encoding."""
+    if (
+        pieces
+        and joins_add_up(counter)
+        and all(p and not p[0].isspace() and not p[-1].isspace() for p in pieces)
+    ):
+        return counter.count(pieces[0]) + sum(counter.count(" " + p) for p in pieces[1:])
+    return counter.count(" ".join(pieces))
+
+
+def count_split(counter: TokenCounter, text: str, spaces: list[int]) -> int:
+    """``counter.count(text)``, as the sum of the counts of its pieces between the given
+    positions of single spaces, where counts add up (:func:`joins_add_up`).
+
+    A position counts as a split only if it holds a space between two non-space
+    characters; others are ignored. A text assembled from pieces the counter has seen (a
+    packet's kept sentences) then costs encoding only where the pieces meet.
+    """
+    if not joins_add_up(counter):
+        return counter.count(text)
+    total, start = 0, 0
+    for s in spaces:
+        if (
+            start < s < len(text) - 1
+            and text[s] == " "
+            and not text[s - 1].isspace()
+            and not text[s + 1].isspace()
+        ):
+            total += counter.count(text[start:s])
+            start = s
+    return total + counter.count(text[start:])
+
+
+def count_prefix(counter: TokenCounter, text: str, end: int, total: int) -> int:
+    """``counter.count(text[:end])`` given ``total == counter.count(text)``.
+
+    Where counts add up (:func:`joins_add_up`) and ``text[:end]`` has a space between two
+    non-space characters near its end, at ``s``, both texts split there:
+    ``count(text[:end]) = total - count(text[s:]) + count(text[s:end])``, so only the two
+    short tails are encoded (a packet's slot usage costs no second count of its text).
+    """
+    if joins_add_up(counter):
+        s = text.rfind(" ", max(0, end - 256), end - 1)
+        while s > 0 and (text[s - 1].isspace() or text[s + 1].isspace()):
+            s = text.rfind(" ", max(0, end - 256), s)
+        if s > 0 and (len(text) - s) + (end - s) < end:  # else the prefix is the shorter
+            return total - counter.count(text[s:]) + counter.count(text[s:end])
+    return counter.count(text[:end])
+
+
 def fit_head_tail(text: str, max_tokens: int, counter: TokenCounter) -> str:
     """``text`` cut to ``max_tokens`` keeping its beginning and its end.
 
@@ -415,10 +488,14 @@ __all__ = [
     "HuggingFaceTokenCounter",
     "TiktokenCounter",
     "TokenCounter",
+    "count_joined",
+    "count_prefix",
+    "count_split",
     "counter_for_model",
     "default_token_counter",
     "fit_head_tail",
     "get_token_counter",
+    "joins_add_up",
     "load_tiktoken_encoding",
     "model_encoding",
     "token_bounds",

@@ -52,7 +52,13 @@ def test_configuration_reference_lists_every_option():
     from ctxengine import ContextEngine, TokenBudget
     from ctxengine.compress import ExtractiveCompressor, SemanticCompressor, SentenceCompressor
     from ctxengine.embeddings import CachedEmbedder, SentenceTransformerEmbedder
-    from ctxengine.learn import EncoderFineTuner, fine_tune_encoder
+    from ctxengine.learn import (
+        EncoderFineTuner,
+        OnlineLearner,
+        SwitchRule,
+        fine_tune_encoder,
+        fit_stacked,
+    )
     from ctxengine.memory import DecayMemory
     from ctxengine.retrieval import HybridRetriever
 
@@ -77,6 +83,10 @@ def test_configuration_reference_lists_every_option():
         SentenceTransformerEmbedder.__init__,
         EncoderFineTuner.__init__,
         fine_tune_encoder,
+        ContextEngine.fit,
+        fit_stacked,
+        OnlineLearner.__init__,
+        SwitchRule.__init__,
     ):
         absent = _parameters(obj) - listed
         if absent:

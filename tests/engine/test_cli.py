@@ -151,29 +151,29 @@ def test_build_splits_files_and_cites_file_and_heading(tmp_path, capsys):
 
 
 def test_embedding_cache_defaults_to_the_user_cache_directory(tmp_path, monkeypatch, capsys):
-    from ctxengine.cli import default_cache_dir
-
-    (tmp_path / "a.md").write_text("Some text about caching.")
-    argv = [
-        "build",
-        "--docs",
-        str(tmp_path),
-        "--query",
-        "caching",
-        "--retrieval",
-        "keyword",
-        "--json",
-    ]
-    monkeypatch.delenv("CTXENGINE_EMBED_CACHE", raising=False)
-    assert main(argv) == 0
     import os
 
-    assert os.environ["CTXENGINE_EMBED_CACHE"] == str(default_cache_dir())
+    from ctxengine.cli import _embed_environment, _parser, default_cache_dir
+
+    (tmp_path / "a.md").write_text("Some text about caching.")
+    argv = ["build", "--docs", str(tmp_path), "--query", "caching", "--retrieval", "keyword"]
+
+    def cache_for(extra: list[str]) -> str | None:
+        return _embed_environment(_parser().parse_args([*argv, *extra]))["CTXENGINE_EMBED_CACHE"]
+
+    monkeypatch.delenv("CTXENGINE_EMBED_CACHE", raising=False)
+    assert cache_for([]) == str(default_cache_dir())
+    assert cache_for(["--embed-cache", str(tmp_path / "flag")]) == str(tmp_path / "flag")
+    assert cache_for(["--no-embed-cache"]) is None
     monkeypatch.setenv("CTXENGINE_EMBED_CACHE", str(tmp_path / "from-env"))
-    assert main(argv) == 0 and os.environ["CTXENGINE_EMBED_CACHE"] == str(tmp_path / "from-env")
-    assert main([*argv, "--embed-cache", str(tmp_path / "flag")]) == 0
-    assert os.environ["CTXENGINE_EMBED_CACHE"] == str(tmp_path / "flag")
-    assert main([*argv, "--no-embed-cache"]) == 0 and "CTXENGINE_EMBED_CACHE" not in os.environ
+    # the variable wins over the default: nothing to change
+    assert "CTXENGINE_EMBED_CACHE" not in _embed_environment(_parser().parse_args(argv))
+    assert cache_for(["--embed-cache", str(tmp_path / "flag")]) == str(tmp_path / "flag")
+    # a command run from Python leaves the caller's environment as it was
+    before = dict(os.environ)
+    for extra in ([], ["--embed-cache", str(tmp_path / "flag")], ["--no-embed-cache"]):
+        assert main([*argv, *extra, "--json"]) == 0
+        assert dict(os.environ) == before
 
 
 def test_hybrid_build_fills_the_disk_cache_and_reports_the_time(tmp_path):

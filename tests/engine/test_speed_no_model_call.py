@@ -188,3 +188,38 @@ def test_default_memory_embeds_no_query_for_an_empty_session():
     # with history, the memory's dense relevance must embed the query: reported
     assert "How does TF-IDF weigh rare words?" in recording.at_query_time
     assert "embed" in packet.timings
+
+
+def _reference_jaccard(texts):
+    """Python sets of lower-cased ``\\w+`` words and word bigrams, compared pairwise."""
+    import itertools
+    import re
+
+    sets = []
+    for text in texts:
+        words = re.findall(r"\w+", text.lower())
+        sets.append(set(words) | set(itertools.pairwise(words)))
+    return np.array([[len(a & b) / len(a | b) if a | b else 0.0 for b in sets] for a in sets])
+
+
+def test_jaccard_matrix_matches_python_sets_on_real_and_unicode_text(shared_data):
+    from benchmarks.data import load_locomo, load_scifact_corpus
+
+    abstracts = [doc.document_text for doc in load_scifact_corpus(shared_data / "scifact")]
+    turns = [
+        t.document_text for t in load_locomo(shared_data / "locomo" / "locomo_dev5.json")[0].turns
+    ]
+    odd = [
+        "İstanbul ÉCOLE école",
+        "naïve café 東京 🎉 x_y",
+        "x_y naïve",
+        "",
+        "!!",
+        "ǅemal ﬁne Ⅻ ²3 ٣٤",
+        "a\ud800b",  # a lone surrogate: not a word character
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 words 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    ]
+    batches = [abstracts[i : i + 30] for i in range(0, 300, 30)] + [turns[:40], odd]
+    batches.append([abstracts[0], abstracts[0] + " (mirror)", abstracts[1]])
+    for batch in batches:
+        assert np.allclose(jaccard_matrix(batch), _reference_jaccard(batch), atol=1e-12)

@@ -187,18 +187,13 @@ def test_cli_embed_backend_flag(tmp_path, monkeypatch, capsys):
     from ctxengine.cli import main
 
     monkeypatch.delenv("CTXENGINE_EMBED_BACKEND", raising=False)  # restored after the test
-    # the CLI is a process of its own: start, as it does, with no process-wide embedder yet
-    # (an earlier test's would keep its cache directory)
-    import ctxengine.embeddings.resolve
-
-    monkeypatch.setattr(ctxengine.embeddings.resolve, "_default_embedders", {})
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "notes.md").write_text("# Quantization\n\nInt8 weights make the encoder faster.\n")
     cache = tmp_path / "cache"
     argv = ["build", "--docs", str(docs), "--query", "int8", "--embed-cache", str(cache)]
     assert main([*argv, "--embed-backend", "onnx-int8", "--json"]) == 0
-    assert os.environ["CTXENGINE_EMBED_BACKEND"] == "onnx-int8"
+    assert "CTXENGINE_EMBED_BACKEND" not in os.environ  # set for the command only
     # the vectors went to one cache file, the int8 embedder's (named by its name)
     files = sorted(cache.glob("embeddings-*.sqlite"))
     with sqlite3.connect(files[0]) as db:

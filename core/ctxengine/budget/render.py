@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
 from ..packet import chat_role
-from ..tokens import TokenCounter
+from ..tokens import TokenCounter, count_joined, count_prefix, count_split
 from ..types import KeptSpan, ScoredDocument, ScoredTurn
 
 
@@ -76,7 +76,7 @@ def render(
     while True:
         parts = sections(system_prompt, turns, documents, question)
         text = fmt.SECTION_SEPARATOR.join(body for _, body in parts)
-        total = counter.count(text)
+        total = count_split(counter, text, _sentence_joins(text, documents))
         if total <= limit:
             break
         if documents:
@@ -91,15 +91,44 @@ def render(
             break
         notes.append("trimmed after the final count")
     usage: dict[str, int] = {}
-    prefix, previous = "", 0
-    for index, (slot, body) in enumerate(parts):
-        prefix = body if index == 0 else prefix + fmt.SECTION_SEPARATOR + body
-        running = counter.count(prefix)
+    end, previous = -len(fmt.SECTION_SEPARATOR), 0
+    for slot, body in parts:  # each slot's tokens: the count of the text up to its end
+        end += len(fmt.SECTION_SEPARATOR) + len(body)
+        running = total if end == len(text) else count_prefix(counter, text, end, total)
         usage[slot] = running - previous
         previous = running
-    documents = [replace(doc, tokens=counter.count(doc.text)) for doc in documents]
+    documents = [replace(doc, tokens=_count_kept(doc, counter)) for doc in documents]
     messages = build_messages(system_prompt, turns, documents, question)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
+
+
+def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
+    """Where the spaces joining each document's kept sentences stand in ``text``: the
+    compressor counted those sentences, so the packet is counted from them (see
+    :func:`~ctxengine.tokens.count_split`) and encoded only where sections and documents
+    meet."""
+    joins: list[int] = []
+    position = 0
+    for doc in documents:
+        if not doc.kept or len(doc.kept) < 2:
+            continue
+        body = doc.text
+        found = text.find(body, position)
+        if found < 0:  # escaped (a marker look-alike in it): counted as it stands
+            continue
+        for span in doc.kept[:-1]:
+            found += len(span.text)
+            joins.append(found)
+            found += 1
+        position = found
+    return joins
+
+
+def _count_kept(doc: ScoredDocument, counter: TokenCounter) -> int:
+    """Tokens of ``doc.text``: by its kept spans (counted by the compressor already)."""
+    if doc.kept is None:
+        return counter.count(doc.document.text)
+    return count_joined(counter, [span.text for span in doc.kept])
 
 
 def build_messages(

@@ -4,7 +4,7 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -15,8 +15,8 @@ from .._validation import check_positive_int, check_text
 from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
-from ..text import analyze, split_sentences
-from ..tokens import TokenCounter, get_token_counter, token_bounds
+from ..text import analyze, split_sentences, term_set
+from ..tokens import TokenCounter, get_token_counter, joins_add_up, token_bounds
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -35,7 +35,9 @@ class Compressor(Protocol):
     ) -> list[ScoredDocument]: ...
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a
+# compression builds ~50 of these per query for new documents (never mutated after).
+@dataclass(slots=True, eq=False)
 class _Sentence:
     doc: int  # position of the document in the input
     index: int  # sentence index in that document
@@ -49,6 +51,26 @@ class _Sentence:
     terms: frozenset[str]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
+    # Exact counts of the text alone and after a space (-1: not counted yet), where counts
+    # add up across a one-space join (see _BaseCompressor._count_units).
+    solo: int = -1
+    spaced: int = -1
+
+    def at(self, doc: int) -> _Sentence:
+        """This unit as part of the document at position ``doc`` of a compression."""
+        return _Sentence(
+            doc,
+            self.index,
+            self.start,
+            self.end,
+            self.text,
+            self.low,
+            self.high,
+            self.terms,
+            self.parts,
+            self.solo,
+            self.spaced,
+        )
 
 
 class _BaseCompressor:
@@ -66,7 +88,16 @@ class _BaseCompressor:
         self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
         # Documents, sentences and kept texts: each distinct text is counted once.
         self._count_text = lru_cache(maxsize=_CACHED_TEXTS)(self.token_counter.count)
+        self._count_spaced = lru_cache(maxsize=_CACHED_TEXTS)(self._spaced_count)
+        # a document's bounds are asked for by every pass over it (the everything-fits
+        # check, the short-document test, a second pass after headers are given back)
+        self._bounds = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._text_bounds)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
+        # Where counts add up across a one-space join (tiktoken's encodings), a document's
+        # kept text is counted as the sum of its sentences' counts, each sentence encoded
+        # once, instead of encoding every joined text a choice tries (quadratic in the
+        # sentences a document keeps).
+        self._additive = joins_add_up(self.token_counter)
 
     def compress(
         self, query: str, documents: Sequence[ScoredDocument], max_tokens: int
@@ -93,7 +124,7 @@ class _BaseCompressor:
     def _all_fit(self, texts: list[str], max_tokens: int) -> bool:
         """Whether the texts' counts sum to at most ``max_tokens``, counting only while the
         answer is open (candidates far over the budget are never tokenized)."""
-        if sum(token_bounds(self.token_counter, text)[0] for text in texts) > max_tokens:
+        if sum(self._bounds(text)[0] for text in texts) > max_tokens:
             return False
         total = 0
         for text in texts:
@@ -113,6 +144,8 @@ class _BaseCompressor:
         state = dict(self.__dict__)
         state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
         state.pop("_count_text", None)
+        state.pop("_count_spaced", None)
+        state.pop("_bounds", None)
         state.pop("_whole", None)
         return state
 
@@ -120,19 +153,48 @@ class _BaseCompressor:
         self.__dict__.update(state)
         self._caches()
 
+    def _spaced_count(self, text: str) -> int:
+        return self.token_counter.count(" " + text)
+
+    def _text_bounds(self, text: str) -> tuple[int, int | None]:
+        return token_bounds(self.token_counter, text)
+
+    def _count_units(self, units: Sequence[_Sentence]) -> int:
+        """Tokens of the units' texts joined by single spaces (as a kept text is).
+
+        Where counts add up (:func:`~ctxengine.tokens.joins_add_up`; a unit's text never
+        has whitespace at its ends), the first unit's count plus the others' counts after
+        a space, each kept on the unit: a choice re-counts a document's growing kept text
+        dozens of times per compression.
+        """
+        if not self._additive:
+            return self._count_text(" ".join(u.text for u in units))
+        first = units[0]
+        if first.solo < 0:
+            first.solo = self._count_text(first.text)
+        total = first.solo
+        for unit in units[1:]:
+            if unit.spaced < 0:  # (the compressor's memo outlives the unit: a second pass)
+                unit.spaced = self._count_spaced(unit.text)
+            total += unit.spaced
+        return total
+
+    def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
+        """:func:`token_bounds` of the units' joined text, without joining where they add up
+        (words and bytes of a one-space join are the parts' sums, plus the spaces' bytes)."""
+        if self._additive:
+            highs = [u.high for u in units]
+            if None not in highs:
+                return sum(u.low for u in units), sum(highs) + len(units) - 1  # type: ignore[arg-type]
+        return token_bounds(self.token_counter, " ".join(u.text for u in units))
+
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         counter = self.token_counter
+        spans = _keep_fences_whole(text, split_sentences(text))
+        pieces = [text[start:end] for start, end in spans]
         return tuple(
-            _Sentence(
-                0,
-                index,
-                start,
-                end,
-                text[start:end],
-                *token_bounds(counter, text[start:end]),
-                frozenset(analyze(text[start:end])),
-            )
-            for index, (start, end) in enumerate(_keep_fences_whole(text, split_sentences(text)))
+            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), term_set(piece))
+            for index, ((start, end), piece) in enumerate(zip(spans, pieces))
         )
 
     def _whole_document(self, text: str) -> _Sentence:
@@ -152,7 +214,7 @@ class _BaseCompressor:
 
     def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
         return [
-            replace(unit, doc=position)
+            unit.at(position)
             for position, doc in enumerate(docs)
             for unit in self._split(doc.document.text)
         ]
@@ -169,14 +231,14 @@ class _BaseCompressor:
         (what fits is decided on exact counts; :class:`_Ledger` computes only those that
         decide)."""
         chosen: dict[int, list[_Sentence]] = {}
-        ledger = _Ledger(self._count_text, self.token_counter, max_tokens)
+        ledger = _Ledger(self, max_tokens)
         for i in order:
             if ledger.full():
                 break
             unit = units[i]
             if ledger.may_take(unit, _JOIN_SLACK):
                 candidate = sorted([*chosen.get(unit.doc, []), unit], key=lambda u: u.index)
-                if ledger.take(unit.doc, " ".join(u.text for u in candidate)):
+                if ledger.take(unit.doc, candidate):
                     chosen[unit.doc] = candidate
                     continue
             if stop_at_miss:
@@ -186,11 +248,13 @@ class _BaseCompressor:
             # returning nothing.
             best = units[order[0]]
             if best.parts:  # a whole short document: cut its text as it stands in the document
-                best = replace(best.parts[0], doc=best.doc)
+                best = best.parts[0].at(best.doc)
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(best, index=-1, end=best.start + len(piece), text=piece)
+                    replace(
+                        best, index=-1, end=best.start + len(piece), text=piece, solo=-1, spaced=-1
+                    )
                 ]
         return chosen
 
@@ -226,8 +290,7 @@ class _BaseCompressor:
             kept = [
                 KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))
             ]
-            text = " ".join(span.text for span in kept)
-            out.append(replace(doc, kept=kept, tokens=self._count_text(text)))
+            out.append(replace(doc, kept=kept, tokens=self._count_units(units)))
         return out
 
     def __repr__(self) -> str:
@@ -244,9 +307,9 @@ class _Ledger:
     candidate sentence.
     """
 
-    def __init__(self, count: Callable[[str], int], counter: TokenCounter, max_tokens: int):
-        self._count, self._counter, self.max_tokens = count, counter, max_tokens
-        # doc -> [joined text, low, high (None: unknown), exact count or None]; the totals
+    def __init__(self, compressor: _BaseCompressor, max_tokens: int):
+        self._compressor, self.max_tokens = compressor, max_tokens
+        # doc -> [its units, low, high (None: unknown), exact count or None]; the totals
         # of the entries' bounds are kept as they change (a sum per unit would cost more
         # than the counting it saves).
         self._docs: dict[int, list[Any]] = {}
@@ -283,7 +346,7 @@ class _Ledger:
         for doc in [d for d in self._open if d != skip]:
             entry = self._docs[doc]
             self._shift(entry, -1)
-            entry[3] = self._count(entry[0])
+            entry[3] = self._compressor._count_units(entry[0])
             self._shift(entry, 1)
             self._open.discard(doc)
         return self._used(skip)[0]  # every entry but ``skip`` is exact now
@@ -308,22 +371,23 @@ class _Ledger:
             return True
         if unit.low + used > limit:
             return False
-        return self._count(unit.text) + used <= limit
+        return self._compressor._count_text(unit.text) + used <= limit
 
-    def take(self, doc: int, joined: str) -> bool:
-        """Record ``joined`` as ``doc``'s kept text if the total stays within the budget."""
-        low, high = token_bounds(self._counter, joined)
+    def take(self, doc: int, units: list[_Sentence]) -> bool:
+        """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
+        budget."""
+        low, high = self._compressor._units_bounds(units)
         other_low, other_high = self._used(skip=doc)
         exact = None
         if high is None or other_high + high > self.max_tokens:
             if other_low + low > self.max_tokens:
                 return False
-            exact = self._count(joined)
+            exact = self._compressor._count_units(units)
             if self._exact(skip=doc) + exact > self.max_tokens:
                 return False
         if doc in self._docs:
             self._shift(self._docs[doc], -1)
-        self._docs[doc] = entry = [joined, low, high, exact]
+        self._docs[doc] = entry = [units, low, high, exact]
         self._shift(entry, 1)
         if exact is None:
             self._open.add(doc)

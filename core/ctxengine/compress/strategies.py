@@ -11,7 +11,7 @@ from ..embeddings import EmbedderSpec, LazyEmbedderMixin
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze
-from ..tokens import TokenCounter, token_bounds
+from ..tokens import TokenCounter
 from ..types import KeptSpan, ScoredDocument
 from .base import _BaseCompressor, _Sentence
 
@@ -129,11 +129,11 @@ class ExtractiveCompressor(_BaseCompressor):
             sentences = self._split(text)
             if (
                 len(sentences) > 1
-                and token_bounds(self.token_counter, text)[0] <= limit  # else surely longer
+                and self._bounds(text)[0] <= limit  # else surely longer
                 and self._count_text(text) <= limit
             ):
                 sentences = (self._whole(text),)
-            units += [replace(unit, doc=position) for unit in sentences]
+            units += [unit.at(position) for unit in sentences]
         return units
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:

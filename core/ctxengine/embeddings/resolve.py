@@ -21,7 +21,9 @@ from .cache import CachedEmbedder
 from .sentence import SentenceTransformerEmbedder, default_backend
 
 _default_lock = threading.Lock()
-_default_embedders: dict[str, Embedder] = {}
+# one per (backend, cache directory): a process that points CTXENGINE_EMBED_CACHE elsewhere
+# (the CLI's --embed-cache, a test) gets an embedder writing there, not the first one's
+_default_embedders: dict[tuple[str, str | None], Embedder] = {}
 _warned_fallback = False
 
 
@@ -36,9 +38,10 @@ def default_embedder(backend: str | None = None) -> Embedder:
     from ..onnx_backend import BACKENDS
 
     backend = default_backend() if backend is None else check_choice(backend, "backend", BACKENDS)
+    cache_dir = os.environ.get("CTXENGINE_EMBED_CACHE") or None
+    key = (backend, cache_dir)
     with _default_lock:
-        if backend not in _default_embedders:
-            cache_dir = os.environ.get("CTXENGINE_EMBED_CACHE") or None
+        if key not in _default_embedders:
             try:
                 embedder: Embedder = CachedEmbedder(
                     SentenceTransformerEmbedder(backend=backend), cache_dir
@@ -53,8 +56,8 @@ def default_embedder(backend: str | None = None) -> Embedder:
                     )
                     _warned_fallback = True
                 embedder = HashingEmbedder()
-            _default_embedders[backend] = embedder
-        return _default_embedders[backend]
+            _default_embedders[key] = embedder
+        return _default_embedders[key]
 
 
 EmbedderSpec = str | os.PathLike[str] | Embedder | None

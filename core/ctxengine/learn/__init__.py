@@ -7,7 +7,9 @@ them for document ranking (:class:`LearnedRanker`) and for history-turn selectio
 (:mod:`ctxengine.learn.features`); models are saved as JSON, never pickled.
 A :class:`QueryAdapter` learns a map on query vectors for the dense signal (documents,
 their sentence windows and memory turns keep their vectors); an :class:`OnlineLearner`
-refits as feedback arrives and installs a refit only when it wins on held-out feedback.
+refits as feedback arrives and installs a refit only when it wins on held-out feedback
+(:class:`SwitchRule`). ``engine.fit(examples, adapter=True)`` trains both and stacks the
+ranker over the adapter, cross-fitted (:func:`fit_stacked`).
 :func:`fine_tune_encoder` fine-tunes the encoder itself (:class:`EncoderFineTuner`),
 re-embeds the index as a new version and switches only when it wins on held-out queries.
 
@@ -25,16 +27,18 @@ from .features import (
     DocumentFeatures,
     MemoryFeatures,
 )
-from .finetune import EncoderFineTuner, fine_tune_encoder, first_stage_ndcg
+from .finetune import EncoderFineTuner, fine_tune_encoder
+from .fitting import FittedScorers, fit_engine_scorers
 from .model import LinearScorer
 from .online import OnlineLearner
 from .scorers import LearnedMemory, LearnedRanker
+from .stacking import StackedModel, fit_stacked
+from .switching import SwitchDecision, SwitchRule, first_stage_ndcg
 from .training import (
     FeedbackLog,
     MemoryExample,
     RankingExample,
     coerce_examples,
-    fit_engine_scorers,
     fit_memory,
     fit_ranker,
 )
@@ -45,6 +49,7 @@ __all__ = [
     "DocumentFeatures",
     "EncoderFineTuner",
     "FeedbackLog",
+    "FittedScorers",
     "LearnedMemory",
     "LearnedRanker",
     "LinearScorer",
@@ -53,6 +58,9 @@ __all__ = [
     "OnlineLearner",
     "QueryAdapter",
     "RankingExample",
+    "StackedModel",
+    "SwitchDecision",
+    "SwitchRule",
     "coerce_examples",
     "document_pairs",
     "fine_tune_encoder",
@@ -61,5 +69,6 @@ __all__ = [
     "fit_engine_scorers",
     "fit_memory",
     "fit_ranker",
+    "fit_stacked",
     "memory_pairs",
 ]

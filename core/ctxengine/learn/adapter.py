@@ -85,6 +85,15 @@ class QueryAdapter:
         self.up = np.zeros((0, 0), dtype=np.float32)  # B: d x rank
         self.trained: dict[str, Any] = {}
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's settings (scikit-learn's convention): ``QueryAdapter(**p)`` is
+        an untrained adapter that trains the same way (stacking trains one per fold)."""
+        names = (
+            *("rank", "epochs", "temperature", "learning_rate", "weight_decay"),
+            *("batch_size", "validation", "random_state"),
+        )
+        return {name: getattr(self, name) for name in names}
+
     @property
     def is_fitted(self) -> bool:
         return self.down.size > 0

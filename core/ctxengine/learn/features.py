@@ -12,7 +12,10 @@ the dense score (which, with the retriever's sentence windows, is already the be
 whole text and its two-sentence windows, so the difference is 0 or negative there). ``passage=False`` drops the passage features;
 ``tfidf=True`` adds TF-IDF (the hybrid stage does not compute it, so it costs a
 ``score_all`` pass over the whole index per query, and it added nothing on SciFact or
-LoCoMo).
+LoCoMo). ``stacked=True`` (the ranker stacked over a query adapter,
+:mod:`ctxengine.learn.stacking`) adds the encoder's own dense cosine beside the seated
+adapter's (which the ``dense`` features then hold): its value, min-max and log-rank, and
+the adapter's gain over it, so the model learns how far to trust the adapter.
 
 Memory turns: the parts :meth:`DecayMemory.score <ctxengine.memory.DecayMemory.score>`
 returns in ``components`` (lexical and dense relevance, importance, the hand-set
@@ -34,40 +37,16 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_positive_int
-from ..clock import to_seconds
 from ..errors import ConfigurationError, InvalidTypeError
 from ..scoring import minmax
-from ..text import analyze, term_set
-from ..types import Document, ScoredDocument, ScoredTurn
+from ..text import analyze
+from ..types import Document, ScoredDocument
+from .memory_features import MEMORY_FEATURE_VERSION, MemoryFeatures
+from .pool import pool_logrank, pool_zscore
 
 DOCUMENT_FEATURE_VERSION = "documents-1"
-MEMORY_FEATURE_VERSION = "memory-1"
 SIGNALS = ("bm25", "dense")
 _WINDOW_MEMO = 50_000  # window vectors a featurizer keeps in memory (~75 MB at d=384)
-_WINDOW = 3  # turns either side that still count as the same topic
-_DAY = 86_400.0
-_USER_ROLES = frozenset({"user", "human"})
-
-
-# --- per-pool transforms ---------------------------------------------------------------
-
-
-def pool_zscore(values: np.ndarray) -> np.ndarray:
-    """Standard score within the pool: how far a candidate stands out from the others."""
-    if values.size == 0:
-        return values.astype(np.float64)
-    spread = float(values.std())
-    if spread <= 1e-12:
-        return np.zeros(values.shape)
-    return (values - float(values.mean())) / spread
-
-
-def pool_logrank(values: np.ndarray) -> np.ndarray:
-    """``log(1 + rank)``, rank = how many candidates score strictly higher (ties share
-    the best rank, so the many BM25 zeros do not get arbitrary distinct ranks)."""
-    ordered = np.sort(values)
-    higher = values.size - np.searchsorted(ordered, values, side="right")
-    return np.log1p(higher.astype(np.float64))
 
 
 class DocumentFeatures:
@@ -78,7 +57,8 @@ class DocumentFeatures:
     needed unless every candidate already carries the signals in ``stage_scores``.
     ``passage`` (default True): the best ``window``-sentence passage cosine (windows
     embedded with ``embedder``, default the process-wide one, and cached); ``tfidf=True``
-    adds the TF-IDF cosine.
+    adds the TF-IDF cosine; ``stacked=True`` the encoder's own dense cosine next to the
+    seated query adapter's (needs the retriever's vectors: a ``HybridRetriever``).
     """
 
     kind = "documents"
@@ -92,13 +72,15 @@ class DocumentFeatures:
         passage: bool = True,
         window: int = 2,
         embedder: Any | None = None,
+        stacked: bool = False,
     ) -> None:
         if retriever is not None and not callable(getattr(retriever, "score_all", None)):
             raise InvalidTypeError(
                 f"retriever must have score_all(query) (a HybridRetriever), got {type(retriever).__name__}"
             )
-        if not isinstance(passage, bool) or not isinstance(tfidf, bool):
-            raise InvalidTypeError("tfidf and passage must be bools")
+        if not all(isinstance(flag, bool) for flag in (passage, tfidf, stacked)):
+            raise InvalidTypeError("tfidf, passage and stacked must be bools")
+        self.stacked = stacked
         self.retriever = retriever
         self.tfidf = tfidf
         self.signals = (*SIGNALS, "tfidf") if tfidf else SIGNALS
@@ -119,6 +101,8 @@ class DocumentFeatures:
         names += ["tag_match", "log_length"]
         if self.passage:
             names += ["passage_cos", "passage_norm", "passage_logrank", "passage_gain"]
+        if self.stacked:
+            names += ["encoder_dense", "encoder_norm", "encoder_logrank", "adapter_gain"]
         return tuple(names)
 
     def config(self) -> dict[str, Any]:
@@ -129,6 +113,7 @@ class DocumentFeatures:
             "tfidf": self.tfidf,
             "passage": self.passage,
             "window": self.window,
+            "stacked": self.stacked,
         }
 
     def _signals(self, query: str, items: Sequence[ScoredDocument]) -> dict[str, np.ndarray]:
@@ -192,7 +177,33 @@ class DocumentFeatures:
                 pool_logrank(cosines),
                 cosines - signals["dense"],
             ]
+        if self.stacked:
+            plain = self._encoder_dense(query, items)
+            columns += [plain, minmax(plain), pool_logrank(plain), signals["dense"] - plain]
         return np.column_stack(columns)
+
+    def _encoder_dense(self, query: str, items: Sequence[ScoredDocument]) -> np.ndarray:
+        """The candidates' dense cosine with the encoder's own query vector (no adapter):
+        the best over each one's whole-text and window vectors, as the retriever scores."""
+        retriever = self.retriever
+        if retriever is None or not callable(getattr(retriever, "query_vector", None)):
+            raise ConfigurationError("stacked features need the HybridRetriever's vectors")
+        ids = [item.id for item in items]
+        vector = retriever.query_vector(query, adapted=False)
+        # the index-time vectors ride along on the candidates; look them up otherwise
+        carried = [item.vector for item in items if item.vector is not None]
+        whole = (
+            np.stack(carried) if len(carried) == len(items) else retriever.document_embeddings(ids)
+        )
+        best = (whole @ vector).astype(np.float64)
+        windows = retriever.passage_embeddings(ids)
+        counts = np.array([len(rows) for rows in windows])
+        if counts.any():  # one product over every window, then each owner's best
+            cosines = np.concatenate([rows for rows in windows if len(rows)]) @ vector
+            owners = np.flatnonzero(counts)
+            starts = np.r_[0, np.cumsum(counts[owners])[:-1]]
+            best[owners] = np.maximum(best[owners], np.maximum.reduceat(cosines, starts))
+        return best
 
     @staticmethod
     def _tag_match(query: str, items: Sequence[ScoredDocument]) -> np.ndarray:
@@ -243,119 +254,8 @@ class DocumentFeatures:
     def __repr__(self) -> str:
         return (
             f"DocumentFeatures(tfidf={self.tfidf}, passage={self.passage}, window={self.window}, "
-            f"features={len(self.names)})"
+            f"stacked={self.stacked}, features={len(self.names)})"
         )
-
-
-class MemoryFeatures:
-    """Feature vectors of remembered turns for one query (one row per turn).
-
-    Reads the ``components`` that :meth:`DecayMemory.score` computed; the memory must use
-    ``relevance="hybrid"`` (the default) so that both the lexical and the dense part are there.
-    """
-
-    kind = "memory"
-    version = MEMORY_FEATURE_VERSION
-    names: tuple[str, ...] = (
-        "effective",
-        "effective_logrank",
-        "lexical",
-        "dense",
-        "lexical_logrank",
-        "dense_logrank",
-        "lexical_z",
-        "dense_z",
-        "lexical_gap",
-        "dense_gap",
-        "neighbour_lexical",
-        "neighbour_dense",
-        "window_lexical",
-        "window_dense",
-        "speaker_in_query",
-        "importance",
-        "log_age_days",
-        "log_idle_days",
-        "position",
-        "log_from_end",
-        "is_user",
-        "log_tokens",
-    )
-    _REQUIRED = ("effective", "lexical", "dense", "importance")
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "version": self.version}
-
-    def transform(self, query: str, scored: Sequence[ScoredTurn], now: float) -> np.ndarray:
-        """Feature matrix for ``scored`` (any order; rows follow it), as scored for
-        ``query`` at ``now`` (POSIX seconds)."""
-        items = list(scored)
-        if not items:
-            return np.zeros((0, len(self.names)))
-        missing = [k for k in self._REQUIRED if k not in items[0].components]
-        if missing:
-            raise ConfigurationError(
-                f"memory features need the components {missing} from DecayMemory.score; use "
-                "relevance='hybrid' and a non-empty query"
-            )
-        now = to_seconds(now)
-        component = {
-            k: np.array([s.components[k] for s in items], dtype=np.float64) for k in self._REQUIRED
-        }
-        seqs = np.array([s.turn.seq for s in items])
-        order = np.argsort(seqs, kind="stable")
-        lexical, dense, effective = component["lexical"], component["dense"], component["effective"]
-        neighbours = {k: _window_max(component[k], order, 1) for k in ("lexical", "dense")}
-        windows = {k: _window_max(component[k], order, _WINDOW) for k in ("lexical", "dense")}
-        query_terms = term_set(query)
-        named = {role: bool(query_terms & term_set(role)) for role in {s.role for s in items}}
-        position = np.empty(len(items))
-        position[order] = np.arange(len(items), dtype=np.float64)
-        last = max(len(items) - 1, 1)
-        age = np.array([max(0.0, now - s.turn.timestamp) for s in items]) / _DAY
-        idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / _DAY
-        return np.column_stack(
-            [
-                effective,
-                pool_logrank(effective),
-                lexical,
-                dense,
-                pool_logrank(lexical),
-                pool_logrank(dense),
-                pool_zscore(lexical),
-                pool_zscore(dense),
-                lexical - lexical.max(),
-                dense - dense.max(),
-                neighbours["lexical"],
-                neighbours["dense"],
-                windows["lexical"],
-                windows["dense"],
-                np.array([named[s.role] for s in items], dtype=np.float64),
-                component["importance"],
-                np.log1p(age),
-                np.log1p(idle),
-                position / last,
-                np.log1p(len(items) - 1 - position),
-                np.array([s.role.strip().lower() in _USER_ROLES for s in items], dtype=np.float64),
-                np.log1p(np.array([s.tokens or 0 for s in items], dtype=np.float64)),
-            ]
-        )
-
-    def __repr__(self) -> str:
-        return f"MemoryFeatures(features={len(self.names)})"
-
-
-def _window_max(values: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
-    """For each turn, the largest value among the ``width`` turns before and after it in
-    the conversation (itself excluded): an answer shares little with the question that
-    names its topic, and a topic runs over several turns."""
-    chronological = values[order]
-    best = np.zeros_like(chronological)
-    for step in range(1, min(width, chronological.size - 1) + 1):
-        best[step:] = np.maximum(best[step:], chronological[:-step])
-        best[:-step] = np.maximum(best[:-step], chronological[step:])
-    out = np.empty_like(values)
-    out[order] = best
-    return out
 
 
 def features_from_config(
@@ -366,21 +266,26 @@ def features_from_config(
 
     kind = config.get("kind")
     if kind == "documents":
-        tfidf, passage, window = (
+        tfidf, passage, window, stacked = (
             config.get("tfidf", False),
             config.get("passage", True),
             config.get("window", 2),
+            config.get("stacked", False),
         )
         if (
-            not isinstance(tfidf, bool)
-            or not isinstance(passage, bool)
+            not all(isinstance(flag, bool) for flag in (tfidf, passage, stacked))
             or isinstance(window, bool)
             or not isinstance(window, int)
             or window < 1
         ):
             raise IndexFormatError(f"invalid document feature settings {dict(config)!r}")
         return DocumentFeatures(
-            retriever, tfidf=tfidf, passage=passage, window=window, embedder=embedder
+            retriever,
+            tfidf=tfidf,
+            passage=passage,
+            window=window,
+            embedder=embedder,
+            stacked=stacked,
         )
     if kind == "memory":
         return MemoryFeatures()

@@ -16,8 +16,10 @@ does the whole cycle on an engine:
    (:meth:`HybridRetriever.reembedded <ctxengine.retrieval.HybridRetriever.reembedded>`)
    while the engine keeps serving the current vectors;
 4. compare the current and the new version on the held-out queries (nDCG@10 of the first
-   stage) and switch (:meth:`~ctxengine.retrieval.HybridRetriever.use_vectors_of`, atomic)
-   only when the new one is strictly better, the OnlineLearner's rule.
+   stage, per query) and switch (:meth:`~ctxengine.retrieval.HybridRetriever.use_vectors_of`,
+   atomic) only when the learner's :class:`~ctxengine.learn.SwitchRule` says the new one
+   really wins (a minimum margin and a paired bootstrap over the held-out queries), the
+   rule the OnlineLearner replaces models by.
 
 The fine-tuned folder loads through the same local-path code as any model
 (:class:`~ctxengine.embeddings.SentenceTransformerEmbedder`); its identity (name and
@@ -31,7 +33,6 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import statistics
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -40,8 +41,8 @@ from typing import Any
 from .._validation import check_finite, check_positive_int
 from ..embeddings import CachedEmbedder, SentenceTransformerEmbedder
 from ..errors import ConfigurationError, DependencyMissingError, InvalidInputError
-from ..metrics import ndcg_at_k
 from .online import OnlineLearner
+from .switching import first_stage_ndcgs
 from .training import RankingExample, coerce_examples
 
 Triple = tuple[str, str, str]  # (query, relevant document text, hard negative text)
@@ -299,15 +300,6 @@ def _local_model(retriever: Any) -> SentenceTransformerEmbedder:
     return inner
 
 
-def first_stage_ndcg(retriever: Any, examples: Iterable[RankingExample], k: int = 10) -> float:
-    """Mean nDCG@``k`` of ``retriever.retrieve`` over ``examples``."""
-    values = [
-        ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=k)], dict(e.relevant), k)
-        for e in examples
-    ]
-    return statistics.fmean(values) if values else 0.0
-
-
 def fine_tune_encoder(
     engine: Any,
     examples: Iterable[Any],
@@ -322,10 +314,11 @@ def fine_tune_encoder(
     ``examples``: :class:`~ctxengine.learn.RankingExample` (or their mappings, e.g.
     ``engine.feedback.examples()``); memory examples are ignored. ``output_dir``: a new or
     empty folder for the fine-tuned model (kept whatever the decision). ``learner``: whose
-    holdout share and minimum counts split the examples (default: ``engine.online`` or
-    an :class:`~ctxengine.learn.OnlineLearner` with its defaults). The report holds
-    ``switched``, ``reason``, ``current`` and ``candidate`` (held-out nDCG@k of the first
-    stage before and after), the counts, ``training`` (steps, seconds, loss) and
+    holdout share and minimum counts split the examples and whose ``rule`` decides the
+    switch (default: ``engine.online`` or an :class:`~ctxengine.learn.OnlineLearner` with
+    its defaults). The report holds ``switched``, ``reason``, ``current`` and ``candidate``
+    (held-out nDCG@k of the first stage before and after), ``support`` (the rule's
+    bootstrap support), the counts, ``training`` (steps, seconds, loss) and
     ``reembed_seconds``. Without enough examples nothing is trained and nothing changes.
     """
     tuner = EncoderFineTuner() if tuner is None else tuner
@@ -340,14 +333,14 @@ def fine_tune_encoder(
     target = _check_output(output_dir)
     ranking, _ = coerce_examples(examples)
     ranking = [e for e in ranking if any(i in retriever for i in e.relevant)]
-    train, held = learner._split(ranking)
+    train, held = learner.split(ranking)
     report: dict[str, Any] = {
         "switched": False,
         "train": len(train),
         "holdout": len(held),
         "model_path": None,
     }
-    if len(train) < learner.min_examples or len(held) < learner.min_holdout:
+    if not learner.enough(train, held):
         report["reason"] = f"{len(train)} training / {len(held)} holdout queries: too few"
         return report
     base = _local_model(retriever)
@@ -363,22 +356,27 @@ def fine_tune_encoder(
     started = time.perf_counter()
     candidate = retriever.reembedded(candidate_embedder, progress=_progress(tuner.show_progress))
     report["reembed_seconds"] = round(time.perf_counter() - started, 3)
-    old = first_stage_ndcg(retriever, held, learner.k)
-    new = first_stage_ndcg(candidate, held, learner.k)
-    report.update(current=round(old, 6), candidate=round(new, 6), k=learner.k)
-    if new > old:
+    verdict = learner.rule.decide(
+        first_stage_ndcgs(retriever, held, learner.k), first_stage_ndcgs(candidate, held, learner.k)
+    )
+    old, new = verdict.current, verdict.candidate
+    report.update(
+        current=round(old, 6), candidate=round(new, 6), support=verdict.support, k=learner.k
+    )
+    if verdict.switch:
         had_adapter = retriever.query_adapter is not None
         retriever.use_vectors_of(candidate)
         report["switched"] = True
         report["reason"] = (
             f"held-out nDCG@{learner.k} {new:.3f} > {old:.3f} of the encoder it replaced "
-            f"({len(held)} held-out queries, trained on {len(train)})"
+            f"({len(held)} held-out queries, trained on {len(train)}; {verdict.reason})"
         )
         if had_adapter:
             report["reason"] += "; the query adapter trained on the old vectors was removed"
     else:
         report["reason"] = (
-            f"held-out nDCG@{learner.k} {new:.3f} is not above {old:.3f}: the current encoder stays"
+            f"held-out nDCG@{learner.k} {new:.3f} vs {old:.3f} ({verdict.reason}): the current "
+            "encoder stays"
         )
     return report
 
@@ -401,4 +399,4 @@ def _progress(show: bool) -> Any:
     return report
 
 
-__all__ = ["EncoderFineTuner", "fine_tune_encoder", "first_stage_ndcg"]
+__all__ = ["EncoderFineTuner", "fine_tune_encoder"]

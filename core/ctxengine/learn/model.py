@@ -378,6 +378,8 @@ class LinearScorer:
         if not self.is_fitted:
             return "an untrained LinearScorer"
         chosen = self.trained.get("chosen") or "trained by fit()"
+        if self.trained.get("stacked"):  # it reads the seated retrieval query adapter
+            chosen += f"; stacked over the retrieval query adapter, {self.trained['stacked']}"
         if self.trained.get("online"):
             chosen += f"; {self.trained['online']}"
         return (

@@ -5,8 +5,11 @@
 the log *outside* a fixed holdout and compares the candidate with what the engine uses now
 (the current learned model, or the hand-set rules when there is none) on the holdout
 examples, which neither was trained on. The candidate replaces the current model only if
-it scores strictly higher there. The holdout is chosen by a hash of the query text, so a
-query stays on the same side as the log grows and the comparison never sees training data.
+its :class:`~ctxengine.learn.SwitchRule` says it wins there: a minimum margin of per-query
+nDCG and a paired bootstrap over the held-out queries (the same rule decides whether a
+fine-tuned encoder is switched in). The holdout is chosen by a hash of the query text
+(:meth:`OnlineLearner.split`), so a query stays on the same side as the log grows and the
+comparison never sees training data.
 
 Each decision is kept in :attr:`OnlineLearner.history`, and the installed model records
 in ``model.trained["chosen"]`` why it was chosen (which the engine's explanation of a
@@ -16,13 +19,17 @@ packet can quote).
 from __future__ import annotations
 
 import hashlib
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
 from .._validation import check_finite, check_positive_int
 from ..clock import to_seconds
+from ..errors import InvalidTypeError
 from ..metrics import ndcg_at_k
+from .adapter import QueryAdapter
+from .scorers import LearnedRanker
+from .stacking import fit_stacked, with_adapter
+from .switching import SwitchRule
 from .training import (
     MemoryExample,
     RankingExample,
@@ -37,6 +44,14 @@ def in_holdout(query: str, share: float, salt: int = 0) -> bool:
     """Whether ``query`` belongs to the holdout (stable: a hash of the text, not its order)."""
     digest = hashlib.sha256(f"{salt}:{query}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def _model(seated: Any) -> Any:
+    """The trained model of a seat's occupant (a ranker paired with its adapter, or a
+    scorer); None for the hand-set rules."""
+    occupant = seated[0] if isinstance(seated, tuple) else seated
+    model = getattr(occupant, "model", None)
+    return model if isinstance(getattr(model, "trained", None), dict) else None
 
 
 class OnlineLearner:
@@ -54,6 +69,9 @@ class OnlineLearner:
         Holdout examples needed for a comparison; with fewer nothing is replaced.
     k:
         Depth of the nDCG the comparison uses.
+    rule:
+        When a refit replaces the current model (default ``SwitchRule()``: a mean gain of
+        at least 0.01 nDCG and 95% paired-bootstrap support over the held-out queries).
     """
 
     def __init__(
@@ -64,12 +82,16 @@ class OnlineLearner:
         min_examples: int = 10,
         min_holdout: int = 5,
         k: int = 10,
+        rule: SwitchRule | None = None,
     ) -> None:
         self.every = check_positive_int(every, "every")
         self.holdout = check_finite(holdout, "holdout", low=0.0, high=0.9, low_inclusive=False)
         self.min_examples = check_positive_int(min_examples, "min_examples")
         self.min_holdout = check_positive_int(min_holdout, "min_holdout")
         self.k = check_positive_int(k, "k")
+        self.rule = SwitchRule() if rule is None else rule
+        if not isinstance(self.rule, SwitchRule):
+            raise InvalidTypeError(f"rule must be a SwitchRule, got {type(rule).__name__}")
         self.seen = 0
         self.history: list[dict[str, Any]] = []
 
@@ -94,15 +116,21 @@ class OnlineLearner:
         self.history.append(report)
         return report
 
-    def _split(self, examples: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    def split(self, examples: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+        """``(train, holdout)``: the examples whose query is outside / inside the holdout
+        share (by a hash of the query text, so a query never changes side)."""
         train = [e for e in examples if not in_holdout(e.query, self.holdout)]
         held = [e for e in examples if in_holdout(e.query, self.holdout)]
         return train, held
 
+    def enough(self, train: Sequence[Any], held: Sequence[Any]) -> bool:
+        """Whether there are enough examples on both sides to train and compare."""
+        return len(train) >= self.min_examples and len(held) >= self.min_holdout
+
     def _decide(
         self, current: Any, candidate_fit: Any, score: Any, train: list, held: list
     ) -> tuple[Any, dict]:
-        if len(train) < self.min_examples or len(held) < self.min_holdout:
+        if not self.enough(train, held):
             return current, {
                 "replaced": False,
                 "reason": f"{len(train)} training / {len(held)} holdout examples: too few",
@@ -118,51 +146,77 @@ class OnlineLearner:
                 "train": len(train),
                 "holdout": len(held),
             }
-        old, new = score(current, held), score(candidate, held)
+        verdict = self.rule.decide(score(current, held), score(candidate, held))
+        old, new = verdict.current, verdict.candidate
         decision = {
-            "replaced": new > old,
+            "replaced": verdict.switch,
             "current": round(old, 6),
             "candidate": round(new, 6),
+            "support": round(verdict.support, 4),
+            "reason": verdict.reason,
             "train": len(train),
             "holdout": len(held),
         }
-        if new > old:
-            candidate.model.trained["chosen"] = (
+        if verdict.switch:
+            _model(candidate).trained["chosen"] = (
                 f"online update: holdout nDCG@{self.k} {new:.3f} > {old:.3f} of the model it replaced "
-                f"({len(held)} held-out queries, trained on {len(train)})"
+                f"({len(held)} held-out queries, trained on {len(train)}; {verdict.reason})"
             )
             return candidate, decision
-        if hasattr(current, "model"):  # a learned model stays: its notes say it was re-checked
-            current.model.trained["online"] = (
-                f"kept by the last online update (a refit scored {new:.3f} <= {old:.3f} on "
-                f"{len(held)} held-out queries)"
+        if _model(current) is not None:  # a learned model stays: its notes say it was re-checked
+            _model(current).trained["online"] = (
+                f"kept by the last online update (a refit scored {new:.3f} vs {old:.3f} on "
+                f"{len(held)} held-out queries: {verdict.reason})"
             )
         return current, decision
 
     def _documents(self, engine: Any, examples: list[RankingExample]) -> dict[str, Any]:
-        train, held = self._split(examples)
+        """Refit the ranker; a stacked one (over the seated query adapter) is refitted
+        stacked, and a candidate is the pair (ranker, adapter), scored with its adapter."""
+        train, held = self.split(examples)
         retriever, candidates = engine.retriever, engine.candidates
+        seated = getattr(retriever, "query_adapter", None)
+        stacked = bool(getattr(getattr(engine.reranker, "features", None), "stacked", False))
 
-        def score(ranker: Any, items: list[RankingExample]) -> float:
+        def score(pair: tuple[Any, Any], items: list[RankingExample]) -> list[float]:
+            ranker, adapter = pair
+            first = with_adapter(retriever, adapter) if adapter is not seated else retriever
             values = []
             for example in items:
-                pool = retriever.retrieve(example.query, k=max(self.k, candidates))
+                pool = first.retrieve(example.query, k=max(self.k, candidates))
                 # the seat's occupant: the hand-set re-ranker or a learned one (None: none)
                 ranked = ranker.rerank(example.query, pool, k=self.k) if ranker else pool[: self.k]
                 values.append(ndcg_at_k([d.id for d in ranked], dict(example.relevant), self.k))
-            return statistics.fmean(values)
+            return values
 
-        def fit(items: list[RankingExample]) -> Any:
-            return fit_ranker(items, retriever, candidates=candidates, embedder=engine.embedder)
+        def fit(items: list[RankingExample]) -> tuple[Any, Any]:
+            if not stacked:
+                ranker = fit_ranker(
+                    items, retriever, candidates=candidates, embedder=engine.embedder
+                )
+                return ranker, seated
+            template = QueryAdapter(**seated.get_params()) if seated is not None else None
+            model = fit_stacked(
+                [(retriever, items)],
+                candidates=candidates,
+                adapter=template,
+                embedder=engine.embedder,
+            )
+            ranker = LearnedRanker(model.model, retriever=retriever, embedder=engine.embedder)
+            return ranker, model.adapter
 
-        engine.reranker, decision = self._decide(engine.reranker, fit, score, train, held)
+        (ranker, adapter), decision = self._decide(
+            (engine.reranker, seated), fit, score, train, held
+        )
+        engine.use_learned(ranker, None, adapter=adapter)
         return decision
 
     def _memory(self, engine: Any, examples: list[MemoryExample]) -> dict[str, Any]:
-        train, held = self._split(examples)
+        train, held = self.split(examples)
         memory = engine.memory
 
-        def score(learned: Any, items: list[MemoryExample]) -> float:
+        def score(learned: Any, items: list[MemoryExample]) -> list[float]:
+            # a question without evidence in its session is skipped for both models alike
             values = []
             for example in items:
                 at = to_seconds(example.now, memory.clock)
@@ -182,7 +236,7 @@ class OnlineLearner:
                 values.append(
                     ndcg_at_k(ids, {ids[i]: float(g) for i, g in enumerate(gains) if g > 0}, self.k)
                 )
-            return statistics.fmean(values) if values else 0.0
+            return values
 
         def fit(items: list[MemoryExample]) -> Any:
             return fit_memory(items, memory)

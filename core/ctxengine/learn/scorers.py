@@ -251,8 +251,8 @@ def seated_models(
 def _why(decision: dict[str, Any]) -> str:
     if "candidate" in decision:
         return (
-            f"a refit scored {decision['candidate']:.3f} <= {decision['current']:.3f} on "
-            f"{decision['holdout']} held-out queries"
+            f"a refit scored {decision['candidate']:.3f} vs {decision['current']:.3f} on "
+            f"{decision['holdout']} held-out queries: {decision.get('reason', 'not better')}"
         )
     return str(decision.get("reason", ""))
 

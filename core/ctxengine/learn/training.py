@@ -28,7 +28,7 @@ import numpy as np
 
 from .._validation import check_positive_int, check_text
 from ..clock import to_seconds
-from ..errors import ConfigurationError, InvalidInputError, InvalidTypeError, StoreError
+from ..errors import InvalidInputError, InvalidTypeError, StoreError
 from .features import DocumentFeatures, MemoryFeatures
 from .model import LinearScorer
 from .scorers import LearnedMemory, LearnedRanker
@@ -171,45 +171,6 @@ def fit_memory(
     return LearnedMemory(scorer, features)
 
 
-def fit_engine_scorers(
-    examples: Iterable[Any],
-    *,
-    retriever: Any | None,
-    memory: Any | None,
-    candidates: int = 30,
-    embedder: Any | None = None,
-    **model_options: Any,
-) -> tuple[LearnedRanker | None, LearnedMemory | None, dict[str, Any]]:
-    """What :meth:`ContextEngine.fit <ctxengine.engine.ContextEngine.fit>` trains: a
-    ranker from the ranking examples (on ``retriever``'s first ``candidates``) and a memory
-    scorer from the memory examples (on ``memory``), each ``None`` when it has no examples,
-    and a report ``{"documents"|"memory": {...trained, "examples": n}}``.
-
-    Examples are checked before anything is trained, so an error leaves nothing half-fitted
-    for the caller to install. ``model_options`` go to :class:`LinearScorer`; ``embedder``
-    embeds the ranker's passage features (None: the process-wide default).
-    """
-    ranking, remembered = coerce_examples(examples)
-    if not ranking and not remembered:
-        raise InvalidInputError("fit() needs at least one example")
-    if ranking and retriever is None:
-        raise ConfigurationError("document examples need an engine with a retriever")
-    if remembered and memory is None:
-        raise ConfigurationError("memory examples need an engine with a memory")
-    ranker = scorer = None
-    report: dict[str, Any] = {}
-    if ranking:
-        model = LinearScorer(**model_options)
-        ranker = fit_ranker(
-            ranking, retriever, candidates=candidates, model=model, embedder=embedder
-        )
-        report["documents"] = {**ranker.model.trained, "examples": len(ranking)}
-    if remembered:
-        scorer = fit_memory(remembered, memory, model=LinearScorer(**model_options))
-        report["memory"] = {**scorer.model.trained, "examples": len(remembered)}
-    return ranker, scorer, report
-
-
 @dataclass
 class FeedbackLog:
     """Implicit feedback, one record per judgement: appended to the JSONL file ``path``
@@ -311,7 +272,6 @@ __all__ = [
     "MemoryExample",
     "RankingExample",
     "coerce_examples",
-    "fit_engine_scorers",
     "fit_memory",
     "fit_ranker",
     "memory_gains",

@@ -3,7 +3,7 @@ the copy-sort-cut step, so each strategy only says how it scores."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -58,16 +58,25 @@ def finish(
     scores: Sequence[float] | np.ndarray,
     stage: str,
     k: int | None,
+    details: Mapping[str, Sequence[float] | np.ndarray] | None = None,
 ) -> list[ScoredDocument]:
-    """Copies with ``stage`` recorded as the final score, best first, cut to ``k``.
+    """Copies with ``stage`` recorded as the final score, best first, cut to ``k``;
+    ``details`` (name -> a score per candidate) are recorded before it, in their order.
 
     Ties keep the incoming order (a stable sort), so equal scores never reshuffle what an
     earlier stage decided.
     """
-    order = sorted(range(len(candidates)), key=lambda i: -float(scores[i]))
+    values = np.asarray(scores, dtype=np.float64).tolist()
+    order = sorted(range(len(candidates)), key=lambda i: -values[i])
     if k is not None:
         order = order[:k]
-    return [candidates[i].with_score(stage, float(scores[i])) for i in order]
+    parts = {name: np.asarray(v, dtype=np.float64).tolist() for name, v in (details or {}).items()}
+    return [
+        candidates[i].with_scores(
+            {**{name: part[i] for name, part in parts.items()}, stage: values[i]}, values[i]
+        )
+        for i in order
+    ]
 
 
 class BaseReranker:
@@ -88,11 +97,8 @@ class BaseReranker:
         self, query: str, items: list[ScoredDocument], k: int | None
     ) -> list[ScoredDocument]:
         final, details = self._scores(query, items)
-        for stage, values in details.items():  # the parts the final score was built from
-            items = [
-                item.with_score(stage, float(v), final=False) for item, v in zip(items, values)
-            ]
-        return finish(items, final, self.name, k)
+        # the parts the final score was built from are recorded before it
+        return finish(items, final, self.name, k, details)
 
     def _scores(
         self, query: str, items: list[ScoredDocument]

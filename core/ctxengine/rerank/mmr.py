@@ -14,68 +14,16 @@ candidates with the re-ranker's model instead (a model call per new candidate).
 
 from __future__ import annotations
 
-import re
-import threading
-
 import numpy as np
-from scipy import sparse
 
 from .._validation import check_choice, check_finite
 from ..embeddings import Embedder, LazyEmbedderMixin
 from ..types import ScoredDocument
 from .base import BaseReranker, base_scores
+from .lexical import jaccard_matrix
 
 #: Where :class:`MMRReranker` takes document similarity from.
 SIMILARITIES: tuple[str, ...] = ("auto", "embedding", "lexical")
-
-_WORD = re.compile(r"\w+")
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant: spreads a word hash before xor
-_CACHE_SIZE = 8192
-_shingle_cache: dict[str, np.ndarray] = {}
-_shingle_lock = threading.Lock()
-
-
-def shingles(text: str) -> np.ndarray:
-    """Sorted unique 64-bit hashes of ``text``'s lower-cased words and word bigrams.
-
-    Words and bigrams, as in :class:`~ctxengine.embeddings.HashingEmbedder`: words alone
-    call a reordered text a copy, bigrams alone miss a copy with one word changed per
-    phrase. Hashes come from Python's ``hash`` (salted per process), which only has to be
-    consistent within the process that compares them.
-    """
-    found = _shingle_cache.get(text)
-    if found is not None:
-        return found
-    words = _WORD.findall(text.lower())
-    hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
-    result = np.unique(np.concatenate([hashes, (hashes[:-1] * _MIX) ^ hashes[1:]]))
-    with _shingle_lock:
-        if len(_shingle_cache) >= _CACHE_SIZE:
-            _shingle_cache.clear()
-        _shingle_cache[text] = result
-    return result
-
-
-def jaccard_matrix(texts: list[str]) -> np.ndarray:
-    """Exact Jaccard similarity of every pair of ``texts``' shingle sets, ``(n, n)``.
-
-    MinHash estimates this value for collections too large to compare pairwise; a re-ranker
-    compares a few dozen candidates, where one sparse product gives the exact figure in
-    less time than hashing the signatures would take.
-    """
-    sets = [shingles(text) for text in texts]
-    sizes = np.array([len(s) for s in sets], dtype=np.float64)
-    if not sizes.any():
-        return np.zeros((len(texts), len(texts)))
-    _, columns = np.unique(np.concatenate(sets), return_inverse=True)
-    rows = np.repeat(np.arange(len(texts)), sizes.astype(np.intp))
-    members = sparse.csr_matrix(
-        (np.ones(len(columns), dtype=np.float64), (rows, columns.ravel())),
-        shape=(len(texts), int(columns.max()) + 1),
-    )
-    shared = (members @ members.T).toarray()
-    union = sizes[:, None] + sizes[None, :] - shared
-    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
 
 
 def carried_vectors(items: list[ScoredDocument]) -> np.ndarray | None:
@@ -84,10 +32,13 @@ def carried_vectors(items: list[ScoredDocument]) -> np.ndarray | None:
     vectors = [item.vector for item in items]
     if any(v is None for v in vectors):
         return None
-    try:
-        matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
-    except ValueError:  # vectors of different lengths: not one embedding space
-        return None
+    try:  # one conversion for all, when the vectors share a shape (the usual case)
+        matrix = np.array(vectors, dtype=np.float64).reshape(len(vectors), -1)
+    except ValueError:
+        try:  # shapes differ: each vector's values, e.g. (d,) beside (1, d)
+            matrix = np.stack([np.asarray(v, dtype=np.float64).ravel() for v in vectors])
+        except ValueError:  # vectors of different lengths: not one embedding space
+            return None
     if not np.isfinite(matrix).all():
         return None
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)

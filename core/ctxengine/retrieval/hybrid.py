@@ -410,10 +410,14 @@ class HybridRetriever(DocumentTable):
         assert isinstance(resolved, CachedEmbedder)
         return resolved.embed_query(query)
 
-    def _searched_vector(self, snap: Snapshot, query: str) -> np.ndarray:
-        """The query's vector as the dense signal scores it (through the query adapter)."""
+    def query_vector(
+        self, query: str, *, adapted: bool = True, snap: Snapshot | None = None
+    ) -> np.ndarray:
+        """The vector the dense signal scores ``query`` with: through the seated
+        ``query_adapter`` unless ``adapted=False`` (the encoder's own vector)."""
         vector = self._query_vector(query, snap)
-        return vector if self.query_adapter is None else self.query_adapter(vector)
+        adapter = self.query_adapter
+        return adapter(vector) if adapted and adapter is not None else vector
 
     def _windows(self, snap: Snapshot) -> WindowMatrix:
         # the matrix's build embeds the windows too (_fill_vectors fills both)
@@ -436,10 +440,10 @@ class HybridRetriever(DocumentTable):
         candidates, the top of ``lexical`` and an evenly spaced sample are scored (exactly);
         every other document gets the lowest of those scores, so a min-max scaling sees
         about the range the exact scan would. ``vector``: the vector to score with (a
-        feedback-moved one) instead of the query's own (:meth:`_searched_vector`).
+        feedback-moved one) instead of the query's own (:meth:`query_vector`).
         """
         if vector is None:
-            vector = self._searched_vector(snap, query)
+            vector = self.query_vector(query, snap=snap)
         matrix = self._matrix(snap)
         windows = self._windows(snap) if self.passage_window else None
         # Gathering the rows copies them, so it pays only for a selective filter; when most
@@ -574,7 +578,7 @@ class HybridRetriever(DocumentTable):
         rows: np.ndarray | None = None,
     ) -> list[ScoredDocument]:
         lexical = self._bm25(snap).scores(tokens)
-        vector = self._searched_vector(snap, query)
+        vector = self.query_vector(query, snap=snap)
         dense, scored = self._dense_scores(snap, query, rows, lexical=lexical, vector=vector)
         config = self._feedback_config()
         if config is not None:  # a second pass, expanded from the first one's top
