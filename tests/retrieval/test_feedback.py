@@ -232,3 +232,14 @@ def test_feedback_parameters_are_validated_and_saved():
     )
     for query in QUERIES:
         assert ranked(restored, query) == ranked(original, query)
+
+
+def test_stage_scores_keep_the_query_s_own_signals():
+    # the fused score is the feedback pass's; bm25 and dense stay the query's own (what the
+    # learned features read as query-document similarities)
+    retriever = HybridRetriever(ZOO, embedder=HashingEmbedder(), feedback="both", feedback_docs=2)
+    raw = retriever.score_all("jaguar")
+    position = {doc.id: i for i, doc in enumerate(retriever.documents)}
+    for hit in retriever.retrieve("jaguar", 7):
+        assert hit.stage_scores["dense"] == pytest.approx(float(raw["dense"][position[hit.id]]))
+        assert hit.stage_scores["bm25"] == pytest.approx(float(raw["bm25"][position[hit.id]]))

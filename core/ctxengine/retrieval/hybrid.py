@@ -580,6 +580,9 @@ class HybridRetriever(DocumentTable):
         lexical = self._bm25(snap).scores(tokens)
         vector = self.query_vector(query, snap=snap)
         dense, scored = self._dense_scores(snap, query, rows, lexical=lexical, vector=vector)
+        # stage scores keep the query's own signals (what the learned features read as the
+        # query-document similarities); the fused score is the feedback pass's
+        own_dense, own_lexical = dense, lexical
         config = self._feedback_config()
         if config is not None:  # a second pass, expanded from the first one's top
             top, weights = self._fuse(dense, lexical, scored, rows, alpha, config.docs)
@@ -602,8 +605,8 @@ class HybridRetriever(DocumentTable):
                 index,
                 float(score),
                 {
-                    "bm25": float(lexical[index]),
-                    "dense": float(dense[index]),
+                    "bm25": float(own_lexical[index]),
+                    "dense": float(own_dense[index]),
                     "hybrid": float(score),
                     "alpha": float(alpha),
                 },
