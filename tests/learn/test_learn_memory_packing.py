@@ -75,7 +75,9 @@ def _fixed_scores(learned: LearnedMemory, memory: DecayMemory, turns: list, scor
 @pytest.mark.parametrize("packing, expected", [("per_token", [1, 2]), ("score", [0])])
 def test_per_token_packing_prefers_two_short_turns_to_one_long(packing, expected):
     memory, turns = _session()
-    learned = LearnedMemory(LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()), packing=packing)
+    learned = LearnedMemory(
+        LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()), packing=packing
+    )
     ranked = _fixed_scores(learned, memory, turns, [0.4, 0.0, 0.0])  # p = 0.60, 0.50, 0.50
     long_tokens = ranked[0].tokens
     chosen = learned.recall(memory, "anything", long_tokens, session_id="s")
@@ -85,7 +87,9 @@ def test_per_token_packing_prefers_two_short_turns_to_one_long(packing, expected
 @pytest.mark.parametrize("packing", ["per_token", "score"])
 def test_learned_selection_never_exceeds_the_budget(packing):
     memory, turns = _session()
-    learned = LearnedMemory(LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()), packing=packing)
+    learned = LearnedMemory(
+        LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()), packing=packing
+    )
     _fixed_scores(learned, memory, turns, [2.0, -1.0, 0.5])
     counter = memory.token_counter
     for budget in range(0, 120, 3):
