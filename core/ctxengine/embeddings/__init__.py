@@ -27,7 +27,7 @@ from .base import (
     model_usage,
     normalize_rows,
 )
-from .cache import LATE_CHUNK_VERSION, CachedEmbedder, late_chunk
+from .cache import LATE_CHUNK_VERSION, CachedEmbedder, covered_rows, late_chunk
 from .resolve import (
     EmbedderSpec,
     LazyEmbedder,
@@ -70,6 +70,7 @@ __all__ = [
     "default_embedder",
     "embedder_identity",
     "get_embedder",
+    "covered_rows",
     "late_chunk",
     "model_checksum",
     "model_usage",
