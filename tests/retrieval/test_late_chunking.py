@@ -249,3 +249,13 @@ def test_bounded_reads_are_cached_apart_from_full_ones(minilm, tmp_path):
     assert len(covered_rows(head)) < len(covered_rows(full))
     with pytest.raises(ConfigurationError):
         cached.late_chunk([LONG], [spans], segments=0)
+
+
+def test_a_text_read_in_one_pass_shares_its_rows_between_bounded_and_full_reads(minilm, tmp_path):
+    cached = CachedEmbedder(minilm, tmp_path)
+    spans = window_spans(SHORT, 2)
+    [full] = cached.late_chunk([SHORT], [spans])
+    before = model_usage()
+    [head] = cached.late_chunk([SHORT], [spans], segments=1)
+    assert (model_usage() - before).texts == 0
+    np.testing.assert_allclose(head, full, atol=1e-6)

@@ -259,7 +259,8 @@ class CachedEmbedder:
 
         The whole vector is the text's plain embedding and is cached as such; span vectors
         are cached under keys of their own (method version, segment length, span and the
-        whole text, and ``segments`` when bounded), which no plain text's key can equal.
+        whole text, and ``segments`` when bounded and the text is longer than the model reads
+        at once), which no plain text's key can equal.
         Only texts with a row missing
         reach the model. Raises :class:`~ctxengine.errors.ConfigurationError` when the
         wrapped model exposes no token vectors (see :attr:`late_chunking`).
@@ -273,10 +274,14 @@ class CachedEmbedder:
                 "use passage_embedding='separate'"
             )
         length = int(getattr(self.embedder, "max_seq_length", 0) or 0)
+        bounds = [
+            None if segments is None or self._read_at_once(text, length) else segments
+            for text in items
+        ]
         keys = [
             [_text_key(text)]
-            + [_span_key(text, (int(a), int(b)), length, segments) for a, b in group]
-            for text, group in zip(items, spans)
+            + [_span_key(text, (int(a), int(b)), length, bound) for a, b in group]
+            for text, group, bound in zip(items, spans, bounds)
         ]
         found = self._lookup([key for row in keys for key in row])
         todo = [i for i, row in enumerate(keys) if any(key not in found for key in row)]
@@ -301,6 +306,21 @@ class CachedEmbedder:
         return [
             np.stack([found[key] for key in row]).astype(np.float32, copy=False) for row in keys
         ]
+
+    def _read_at_once(self, text: str, length: int) -> bool:
+        """Whether the model reads all of ``text`` in one pass, so that a bounded late read
+        of it is the full one and shares its cache rows (switching between ``late`` and
+        ``late-truncated`` re-reads only the long documents). A word piece covers at least
+        one character, so a text of at most ``length - 2`` characters fits (the 2 are the
+        special tokens) without tokenizing; unknown without a tokenizer or a length."""
+        if length <= 0:
+            return False
+        if len(text) <= length - 2:
+            return True
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return False
+        return len(tokenizer(text, truncation=False, verbose=False)["input_ids"]) <= length
 
     def embed_query(self, text: str) -> np.ndarray:
         """The vector of one query text, shape ``(dimension,)``.
