@@ -214,13 +214,22 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument(
         "--no-separate", action="store_true", help="skip separately embedded windows"
     )
+    parser.add_argument(
+        "--methods",
+        default=",".join(PASSAGE_EMBEDDINGS),
+        help="passage embeddings whose quality is measured (comma-separated; default: all)",
+    )
     args = parser.parse_args(argv)
     n_docs, repeats = (30, 1) if args.quick else (args.docs, args.repeats)
     # --quick is the smoke test's slice: the former path would embed ~9x the texts
     separate = not (args.no_separate or args.quick)
     rows = [] if args.no_speed else speed(n_docs, repeats, separate=separate)
     if not args.no_quality:
-        methods = tuple(m for m in PASSAGE_EMBEDDINGS if separate or m != "separate")
+        chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = sorted(set(chosen) - set(PASSAGE_EMBEDDINGS))
+        if unknown:
+            parser.error(f"unknown --methods {unknown}; choose from {PASSAGE_EMBEDDINGS}")
+        methods = tuple(m for m in chosen if separate or m != "separate")
         rows += quality(args.claims, args.distractors, args.quick, methods)
     return rows
 

@@ -13,9 +13,9 @@ import pytest
 
 from ctxengine.embeddings import (
     CachedEmbedder,
-    covered_rows,
     HashingEmbedder,
     SentenceTransformerEmbedder,
+    covered_rows,
     late_chunk,
     model_usage,
 )

@@ -279,8 +279,7 @@ class CachedEmbedder:
             for text in items
         ]
         keys = [
-            [_text_key(text)]
-            + [_span_key(text, (int(a), int(b)), length, bound) for a, b in group]
+            [_text_key(text)] + [_span_key(text, (int(a), int(b)), length, bound) for a, b in group]
             for text, group, bound in zip(items, spans, bounds)
         ]
         found = self._lookup([key for row in keys for key in row])
