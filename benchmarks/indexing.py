@@ -4,19 +4,19 @@ One run, one model object (the bundled all-MiniLM-L6-v2), the same SciFact abstr
 
 * ``plain encode``: one ``SentenceTransformer.encode`` of the documents (the floor: every
   dense index embeds each document at least once);
-* ``ctxengine hybrid, late``: ``HybridRetriever`` in hybrid mode with
-  ``passage_embedding="late"`` (document and sentence-window vectors from one forward pass
-  per document, further segments only where a document is longer than the model reads),
-  on a cold embedding cache (a new temporary directory per repeat), up to and including the
-  first query (which builds BM25 and the matrices);
-* ``ctxengine hybrid, separate``: the default, every window embedded as its own text
-  (one repeat: it is the slow one).
+* ``ctxengine hybrid, <passage embedding>``: ``HybridRetriever`` in hybrid mode with each
+  ``passage_embedding``: ``late`` (document and sentence-window vectors from one forward
+  pass per document, further segments only where a document is longer than the model
+  reads), ``late-truncated`` (that one pass only) and ``separate`` (the default: every
+  window embedded as its own text; one repeat, it is the slow one), each on a cold
+  embedding cache (a new temporary directory per repeat), up to and including the first
+  query (which builds BM25 and the matrices).
 
 Arms alternate within each repeat; the table gives medians and the ratio to the plain
 encode of the same repeat. Then the quality of each index: nDCG@10 of hybrid retrieval on
 SciFact train (809 claims, full 5,183-abstract corpus) and LoCoMo dev (5 conversations),
 with the mean and spread (standard deviation) over 5 query folds and the paired difference
-late - separate; vectors come from ``CTXENGINE_EMBED_CACHE`` there (quality does not depend
+of each method to ``separate``; vectors come from ``CTXENGINE_EMBED_CACHE`` there (quality does not depend
 on the cache; only the timed arms must be cold). Nothing is tuned on these sets.
 
 ``--claims N --distractors M`` evaluates SciFact on a slice instead (the first N claims over
@@ -24,6 +24,7 @@ every abstract judged for them plus M others), for a loaded machine.
 
     python -m benchmarks.indexing [--docs 200] [--repeats 3] [--quick] [--no-quality]
                                   [--claims N] [--distractors M] [--no-separate]
+                                  [--methods late,late-truncated,separate]
 """
 
 from __future__ import annotations
