@@ -52,6 +52,7 @@ MEMORY_ROWS: dict[str, dict] = {
     "ctxengine default": {},
     "  lexical relevance only": {"relevance": "lexical"},
     "  no neighbour spread": {"neighbour_weight": 0.0},
+    "  speaker names in the dense query": {"mask_speakers": False},
     "  keep_recent=0": {"keep_recent": 0},
     "  keep_recent=2": {"keep_recent": 2},
     "  relevance_weight=1": {"relevance_weight": 1.0},

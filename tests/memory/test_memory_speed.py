@@ -9,6 +9,7 @@ questions; any change in which turns are selected fails the test.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
@@ -88,7 +89,19 @@ def _ref_effective(memory, turns, query, at, embedder):
         if memory.relevance in ("lexical", "hybrid"):
             parts["lexical"] = _ref_lexical(query, texts)
         if memory.relevance in ("dense", "hybrid"):
-            parts["dense"] = _ref_dense(query, texts, embedder, memory.dense_floor)
+            dense_query = query
+            if memory.mask_speakers:  # the speakers' names out of the embedded query
+                for role in sorted({t.role for t in turns}, key=len, reverse=True):
+                    dense_query = re.sub(
+                        rf"(?<!\w){re.escape(role)}(?:['\u2019]s)?(?!\w)",
+                        " ",
+                        dense_query,
+                        flags=re.IGNORECASE,
+                    )
+                dense_query = " ".join(dense_query.split())
+                if not any(ch.isalnum() for ch in dense_query):
+                    dense_query = query
+            parts["dense"] = _ref_dense(dense_query, texts, embedder, memory.dense_floor)
         if memory.relevance == "hybrid":
             w = memory.lexical_weight
             raw = w * parts["lexical"] + (1.0 - w) * parts["dense"]

@@ -15,6 +15,7 @@ from ctxengine.embeddings import (
     CachedEmbedder,
     HashingEmbedder,
     SentenceTransformerEmbedder,
+    covered_rows,
     late_chunk,
     model_usage,
 )
@@ -175,3 +176,86 @@ def test_passage_embeddings_are_what_the_index_scores(minilm):
         [SHORT], mode="dense", embedder=CachedEmbedder(minilm), passage_window=0
     )
     assert whole.passage_embeddings(whole.documents[0].id)[0].shape == (0, minilm.dimension)
+
+
+def test_padded_batches_group_similar_lengths_within_a_plain_batch_of_tokens():
+    from ctxengine.embeddings.sentence import _padded_batches
+
+    lengths = [256, 10, 256, 40, 12, 256, 11, 9]
+    batches = _padded_batches(lengths, batch_size=2, max_length=256)
+    # every text once, longest first; full-length texts two at a time as in a plain encode
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert [lengths[batch[0]] for batch in batches] == sorted(
+        (lengths[batch[0]] for batch in batches), reverse=True
+    )
+    assert all(len(b) * lengths[b[0]] <= 2 * 256 for b in batches)
+    # full-length texts two at a time; the short ones (padded to 12) all in one batch
+    assert [len(b) for b in batches] == [2, 2, 4]
+
+
+def test_token_vectors_do_not_depend_on_the_batch_they_were_read_in(minilm):
+    together = minilm.embed_tokens([SHORT, LONG, "One sentence only."])
+    alone = [minilm.embed_tokens([text])[0] for text in (SHORT, LONG, "One sentence only.")]
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a.offsets, b.offsets)
+        np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-4)
+
+
+def test_late_windows_agree_with_separate_ones_where_they_read_the_same_words(minilm):
+    # a window spanning the whole short text read the same words as the text alone: its
+    # late vector (special tokens left out of the mean) is the text's plain vector up to a
+    # tolerance; a two-sentence window's is near its separately embedded text, not equal
+    [rows] = late_chunk(minilm, [SHORT], [[(0, len(SHORT))] + window_spans(SHORT, 2)])
+    plain = minilm.embed([SHORT] + window_texts(SHORT, 2))
+    assert float(rows[1] @ plain[0]) > 0.97
+    cosines = np.sum(rows[2:] * plain[1:], axis=1)
+    assert np.all(cosines > 0.75), cosines
+    assert np.all(cosines < 0.999)
+
+
+def test_a_truncated_late_read_costs_one_pass_and_keeps_only_windows_it_read(minilm):
+    spans = window_spans(LONG, 2)
+    [full] = late_chunk(minilm, [LONG], [spans])
+    [head] = late_chunk(minilm, [LONG], [spans], segments=1)
+    # the first pass is the same read: whole vector and the windows inside it agree
+    np.testing.assert_allclose(head[0], full[0], atol=1e-5)
+    kept = covered_rows(head)
+    assert 0 < len(kept) < len(spans)
+    # (the last two windows may straddle where the first pass stopped: pooled from less)
+    np.testing.assert_allclose(kept[:-2], full[1 : len(kept) - 1], atol=1e-5)
+    # the full read covers the document to its end: no window is left without tokens
+    assert len(covered_rows(full)) == len(spans)
+    assert not np.allclose(full[-1], full[0], atol=1e-3)
+    before = model_usage()
+    retriever = HybridRetriever(
+        [{"id": "short", "text": SHORT}, {"id": "long", "text": LONG}],
+        mode="dense",
+        embedder=CachedEmbedder(minilm),
+        passage_embedding="late-truncated",
+    )
+    short_rows, long_rows = retriever.passage_embeddings(["short", "long"])
+    assert (model_usage() - before).texts == 2  # one read per document, no tail segments
+    assert len(short_rows) == len(window_spans(SHORT, 2))
+    np.testing.assert_allclose(long_rows, kept, atol=1e-5)
+
+
+def test_bounded_reads_are_cached_apart_from_full_ones(minilm, tmp_path):
+    cached = CachedEmbedder(minilm, tmp_path)
+    spans = window_spans(LONG, 2)
+    [full] = cached.late_chunk([LONG], [spans])
+    before = model_usage()
+    [head] = cached.late_chunk([LONG], [spans], segments=1)
+    assert (model_usage() - before).texts == 1  # not served the full read's rows
+    assert len(covered_rows(head)) < len(covered_rows(full))
+    with pytest.raises(ConfigurationError):
+        cached.late_chunk([LONG], [spans], segments=0)
+
+
+def test_a_text_read_in_one_pass_shares_its_rows_between_bounded_and_full_reads(minilm, tmp_path):
+    cached = CachedEmbedder(minilm, tmp_path)
+    spans = window_spans(SHORT, 2)
+    [full] = cached.late_chunk([SHORT], [spans])
+    before = model_usage()
+    [head] = cached.late_chunk([SHORT], [spans], segments=1)
+    assert (model_usage() - before).texts == 0
+    np.testing.assert_allclose(head, full, atol=1e-6)

@@ -27,7 +27,7 @@ from .base import (
     model_usage,
     normalize_rows,
 )
-from .cache import LATE_CHUNK_VERSION, CachedEmbedder, late_chunk
+from .cache import LATE_CHUNK_VERSION, CachedEmbedder, covered_rows, late_chunk
 from .resolve import (
     EmbedderSpec,
     LazyEmbedder,
@@ -66,6 +66,7 @@ __all__ = [
     "bundled_model_path",
     "check_embedder_spec",
     "check_embeddings",
+    "covered_rows",
     "default_backend",
     "default_embedder",
     "embedder_identity",

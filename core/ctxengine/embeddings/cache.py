@@ -40,15 +40,24 @@ def _text_key(text: str) -> str:
 LATE_CHUNK_VERSION = 1
 
 
-def _span_key(text: str, span: tuple[int, int], max_length: int) -> str:
+def _span_key(
+    text: str, span: tuple[int, int], max_length: int, segments: int | None = None
+) -> str:
     # "late:" cannot begin a plain key (40 hex digits), so no text's whole vector and no
-    # late-chunked span vector can ever share a cache row, whatever the texts.
-    head = f"{LATE_CHUNK_VERSION}|{max_length}|{span[0]}|{span[1]}|".encode()
+    # late-chunked span vector can ever share a cache row, whatever the texts. A bounded
+    # read pools other tokens than a full one (a span past it takes the whole vector), so
+    # its keys name the bound; unbounded keys are those cached before bounds existed.
+    bound = "" if segments is None else f"s{segments}|"
+    head = f"{LATE_CHUNK_VERSION}|{max_length}|{bound}{span[0]}|{span[1]}|".encode()
     return "late:" + hashlib.sha1(head + text.encode("utf-8")).hexdigest()
 
 
 def late_chunk(
-    embedder: TokenEmbedder, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    embedder: TokenEmbedder,
+    texts: Sequence[str],
+    spans: Sequence[Sequence[tuple[int, int]]],
+    *,
+    segments: int | None = None,
 ) -> list[np.ndarray]:
     """Late chunking (Günther et al. 2024): each text's whole vector and a vector for each of
     its character ``spans``, from the token vectors of the text's own forward pass.
@@ -59,9 +68,14 @@ def late_chunk(
     which read the whole segment around them. A text longer than the model reads is read
     in further segments, each starting at the word where the previous one stopped, until
     every span is covered, so no span is lost; a token belongs to the segment it starts in.
-    A span with no token (nothing but characters the tokenizer drops) takes the whole
-    vector.
+    ``segments`` bounds that: at most this many segments per text (``1``: the one forward
+    pass the whole vector comes from, so the cost is exactly one plain encode; ``None``:
+    as many as it takes). A span with no token read (nothing but characters the tokenizer
+    drops, or all of it past a bounded read) takes the whole vector, which adds nothing to
+    a best-of-whole-and-windows score (:func:`covered_rows` drops such rows).
     """
+    if segments is not None and (isinstance(segments, bool) or segments < 1):
+        raise ConfigurationError(f"segments must be a positive integer or None, got {segments!r}")
     groups = [list(group) for group in spans]
     starts: list[list[int]] = [[0] for _ in texts]  # each text's segment starts (characters)
     tokens: list[list[TokenVectors]] = [[] for _ in texts]
@@ -71,6 +85,8 @@ def late_chunk(
         later = []
         for i, piece in zip(pending, read):
             tokens[i].append(piece)
+            if segments is not None and len(tokens[i]) >= segments:
+                continue
             text, begin = texts[i], starts[i][-1]
             real = piece.offsets[:, 1] > piece.offsets[:, 0]
             end = begin + int(piece.offsets[real, 1].max()) if real.any() else len(text)
@@ -109,6 +125,14 @@ def late_chunk(
             rows.extend(pooled.astype(np.float32))
         out.append(normalize_rows(np.stack(rows)))
     return out
+
+
+def covered_rows(rows: np.ndarray) -> np.ndarray:
+    """The span rows of one :func:`late_chunk` result (``rows[1:]``) without those equal to
+    the whole vector (``rows[0]``): spans no token of the read reached. Under a score that is
+    the best of the whole text and its windows they change nothing, so they are not kept."""
+    spans = rows[1:]
+    return spans[~np.all(spans == rows[0], axis=1)]
 
 
 class CachedEmbedder:
@@ -224,14 +248,20 @@ class CachedEmbedder:
         return np.stack([found[key] for key in keys]).astype(np.float32, copy=False)
 
     def late_chunk(
-        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        *,
+        segments: int | None = None,
     ) -> list[np.ndarray]:
         """:func:`late_chunk` through the cache: per text, its whole vector then one vector
         per character span, shape ``(1 + len(spans), dimension)``.
 
         The whole vector is the text's plain embedding and is cached as such; span vectors
         are cached under keys of their own (method version, segment length, span and the
-        whole text), which no plain text's key can equal. Only texts with a row missing
+        whole text, and ``segments`` when bounded and the text is longer than the model reads
+        at once), which no plain text's key can equal.
+        Only texts with a row missing
         reach the model. Raises :class:`~ctxengine.errors.ConfigurationError` when the
         wrapped model exposes no token vectors (see :attr:`late_chunking`).
         """
@@ -244,9 +274,13 @@ class CachedEmbedder:
                 "use passage_embedding='separate'"
             )
         length = int(getattr(self.embedder, "max_seq_length", 0) or 0)
+        bounds = [
+            None if segments is None or self._read_at_once(text, length) else segments
+            for text in items
+        ]
         keys = [
-            [_text_key(text)] + [_span_key(text, (int(a), int(b)), length) for a, b in group]
-            for text, group in zip(items, spans)
+            [_text_key(text)] + [_span_key(text, (int(a), int(b)), length, bound) for a, b in group]
+            for text, group, bound in zip(items, spans, bounds)
         ]
         found = self._lookup([key for row in keys for key in row])
         todo = [i for i, row in enumerate(keys) if any(key not in found for key in row)]
@@ -254,7 +288,12 @@ class CachedEmbedder:
         if todo:
             started = time.perf_counter()
             try:
-                rows = late_chunk(self.embedder, [items[i] for i in todo], [spans[i] for i in todo])
+                rows = late_chunk(
+                    self.embedder,
+                    [items[i] for i in todo],
+                    [spans[i] for i in todo],
+                    segments=segments,
+                )
             finally:
                 _record_usage(len(todo), time.perf_counter() - started)
             for i, matrix in zip(todo, rows):
@@ -266,6 +305,21 @@ class CachedEmbedder:
         return [
             np.stack([found[key] for key in row]).astype(np.float32, copy=False) for row in keys
         ]
+
+    def _read_at_once(self, text: str, length: int) -> bool:
+        """Whether the model reads all of ``text`` in one pass, so that a bounded late read
+        of it is the full one and shares its cache rows (switching between ``late`` and
+        ``late-truncated`` re-reads only the long documents). A word piece covers at least
+        one character, so a text of at most ``length - 2`` characters fits (the 2 are the
+        special tokens) without tokenizing; unknown without a tokenizer or a length."""
+        if length <= 0:
+            return False
+        if len(text) <= length - 2:
+            return True
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return False
+        return len(tokenizer(text, truncation=False, verbose=False)["input_ids"]) <= length
 
     def embed_query(self, text: str) -> np.ndarray:
         """The vector of one query text, shape ``(dimension,)``.

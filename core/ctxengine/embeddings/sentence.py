@@ -221,23 +221,25 @@ class SentenceTransformerEmbedder:
         items = _check_texts(texts)
         if not items:
             return []
-        with self._lock:
-            outputs = self._model.encode(
-                items,
-                # small batches: the segments past a long document's first read vary in
-                # length, and one batch pads every text to its longest (measured: 43 tails
-                # of 60 abstracts in one batch of 64 cost as much as the first read)
-                batch_size=min(self.batch_size, 16),
-                output_value="token_embeddings",
-                convert_to_numpy=False,
-                show_progress_bar=self.show_progress,
-            )
         offsets = self.tokenizer(
             items,
             truncation=True,
             max_length=self.max_seq_length or None,
             return_offsets_mapping=True,
         )["offset_mapping"]
+        outputs: list[Any] = [None] * len(items)
+        with self._lock:
+            lengths = [len(o) for o in offsets]
+            for batch in _padded_batches(lengths, self.batch_size, self.max_seq_length):
+                read = self._model.encode(
+                    [items[i] for i in batch],
+                    batch_size=len(batch),
+                    output_value="token_embeddings",
+                    convert_to_numpy=False,
+                    show_progress_bar=False,
+                )
+                for i, vectors in zip(batch, read):
+                    outputs[i] = vectors
         out = []
         for text, vectors, spans in zip(items, outputs, offsets):
             array = np.asarray(vectors.float().cpu().numpy(), dtype=np.float32)
@@ -271,6 +273,25 @@ class SentenceTransformerEmbedder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.name!r}, dimension={self.dimension})"
+
+
+def _padded_batches(lengths: Sequence[int], batch_size: int, max_length: int) -> list[list[int]]:
+    """Indices of texts of these token ``lengths`` in batches for one forward pass each:
+    longest first, each batch as many texts as fit the padded tokens of ``batch_size``
+    texts of ``max_length`` (0: the longest given). A batch pads every text to its longest,
+    so texts of similar length go together and short ones (the segments past a long
+    document's first read) go many at a time; full-length texts go ``batch_size`` at a
+    time, as in a plain encode."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    budget = max(batch_size, 1) * max(max_length or max(lengths, default=1), 1)
+    batches: list[list[int]] = []
+    for i in order:
+        # sorted longest first: the batch's first text sets its padded length
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 DEFAULT_BACKEND = "torch"

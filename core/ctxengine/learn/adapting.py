@@ -94,7 +94,10 @@ def memory_pairs(
         order = np.argsort(
             [-s.effective for s in scored], kind="stable"
         )  # the memory's own ranking
-        queries.append(embedder.embed([example.query])[0])
+        # The text the memory's dense relevance embeds (speaker names masked, by default).
+        dense_query = getattr(memory, "dense_query", None)
+        text = dense_query(example.query, example.session_id) if callable(dense_query) else None
+        queries.append(embedder.embed([text or example.query])[0])
         positives.append([vectors[i][None, :] for i in np.nonzero(gains > 0)[0]])
         negatives.append([vectors[i][None, :] for i in order if gains[i] <= 0][:hard_negatives])
     return _pack(queries), positives, negatives

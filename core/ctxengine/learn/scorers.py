@@ -23,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_positive_int, check_text
+from .._validation import check_choice, check_positive_int, check_text
 from ..clock import to_seconds
 from ..errors import ConfigurationError, InvalidTypeError
+from ..formatting import TURN_SEPARATOR
 from ..rerank.base import check_call, finish
 from ..types import ScoredDocument, ScoredTurn
 from .features import DocumentFeatures, MemoryFeatures, features_from_config
 from .model import LinearScorer
 
 Contributions = dict[str, dict[str, float]]  # item id -> feature -> share of its score
+PACKINGS = ("per_token", "score")  # LearnedMemory: the order turns fill the slot in
 
 
 def _contributions(model: LinearScorer, features: np.ndarray, ids: Sequence[str]) -> Contributions:
@@ -119,15 +121,37 @@ class LearnedMemory:
     """Selects history turns by a trained :class:`LinearScorer` instead of the hand-set
     ``effective`` score; used around a :class:`~ctxengine.memory.DecayMemory`.
 
-    The memory's ``keep_recent`` latest turns still go in first; the rest fill the slot by
-    model score, with no drop threshold (a learned score has no absolute scale). Without
-    a query there is nothing to learn relevance from, so the memory's own recall answers.
+    The memory's ``keep_recent`` latest turns still go in first; the rest fill the slot
+    with no drop threshold (a learned score has no absolute scale), in the order
+    ``packing`` says:
+
+    * ``"per_token"`` (default): by the model's probability that the turn holds evidence
+      divided by the tokens it costs (``sigmoid(score) / (tokens + separator)``), the
+      greedy answer to "most expected evidence turns within the budget": two short turns
+      of probability 0.4 beat one long turn of 0.5 that costs as much as both;
+    * ``"score"``: by the model's score alone.
+
+    ``packing=None`` takes the one recorded with the model (``model.trained["packing"]``,
+    default ``"per_token"``); the choice is recorded there, so it is saved with the model.
+
+    Without a query there is nothing to learn relevance from, so the memory's own recall
+    answers.
     """
 
     name = "learned"
 
-    def __init__(self, model: LinearScorer, features: MemoryFeatures | None = None) -> None:
+    def __init__(
+        self,
+        model: LinearScorer,
+        features: MemoryFeatures | None = None,
+        *,
+        packing: str | None = None,
+    ) -> None:
         self.model = _check_model(model, "memory")
+        if packing is None:
+            packing = model.trained.get("packing", PACKINGS[0])
+        self.packing = check_choice(packing, "packing", PACKINGS)
+        model.trained["packing"] = self.packing
         features = features if features is not None else features_from_config(model.features)
         if not isinstance(features, MemoryFeatures):
             raise InvalidTypeError(
@@ -184,8 +208,16 @@ class LearnedMemory:
         ranked, features = self.score(memory, query, session_id=session_id, now=at)
         keep_recent = getattr(memory, "keep_recent", 0)
         recent = sorted((s.turn.seq for s in ranked), reverse=True)[:keep_recent]
+        order = ranked
+        if self.packing == "per_token":
+            separator = memory.token_counter.count(TURN_SEPARATOR)
+            density = _sigmoid(np.array([s.effective for s in ranked])) / np.array(
+                [(s.tokens or 0) + separator for s in ranked], dtype=np.float64
+            )
+            # Stable over the score order: equal densities keep the better-scored turn first.
+            order = [ranked[i] for i in np.argsort(-density, kind="stable")]
         chosen = pack_turns(
-            ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None
+            order, max_tokens, memory.token_counter, keep=set(recent), threshold=None
         )
         if touch and chosen:
             memory.store.touch(session_id, [s.turn.id for s in chosen], at)
@@ -216,7 +248,17 @@ class LearnedMemory:
         return cls(LinearScorer.load(path))
 
     def __repr__(self) -> str:
-        return f"LearnedMemory({self.model!r})"
+        return f"LearnedMemory({self.model!r}, packing={self.packing!r})"
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    """The logistic function without overflow warnings for large negative scores."""
+    out = np.empty_like(values, dtype=np.float64)
+    positive = values >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-values[positive]))
+    exp = np.exp(values[~positive])
+    out[~positive] = exp / (1.0 + exp)
+    return out
 
 
 def seated_models(

@@ -154,6 +154,11 @@ class SessionArrays:
             self.recounted.append((turn.id, count))
         return count
 
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The roles (speakers) of the session's turns, in order of first appearance."""
+        return tuple(self._roles)
+
     def role_id(self, role: str) -> int | None:
         return self._roles.get(role)
 

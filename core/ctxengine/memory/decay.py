@@ -6,7 +6,10 @@ Every turn gets ``effective = importance * recency * freshness + relevance_boost
   freshness_half_life)``: the design's ``exp(-rate * t)`` written as half-lives;
 * ``relevance_boost = relevance_weight * relevance`` where ``relevance`` (0..1, see
   :mod:`ctxengine.memory.relevance`) mixes lexical and dense similarity to the query and
-  inherits ``neighbour_weight`` of the best adjacent turn's relevance.
+  inherits ``neighbour_weight`` of the best adjacent turn's relevance. The dense part
+  embeds the query without the session's speaker names (``mask_speakers=True``): a name
+  says whose turn, which the lexical part weighs, and in an embedding it drowns the topic
+  (LoCoMo evidence recall at 512 tokens 73.8% -> 75.4%).
 
 Decay multiplies importance only; relevance is *added*, as in Generative Agents. The
 default ``relevance_weight`` (40) makes relevance dominate whenever a query is given: a
@@ -55,7 +58,13 @@ from .arrays import SessionArrays, pack_exchanges, pack_indices
 from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
-from .relevance import RELEVANCE_MODES, lexical_terms, plain_words, spread_to_neighbours
+from .relevance import (
+    RELEVANCE_MODES,
+    lexical_terms,
+    plain_words,
+    spread_to_neighbours,
+    without_speakers,
+)
 from .store import InMemoryStore, MemoryStore
 
 _LN2 = math.log(2.0)
@@ -127,6 +136,7 @@ class DecayMemory(LazyEmbedderMixin):
         dense_floor: float = 0.2,
         exchange_roles: tuple[str, str] | None = ("user", "assistant"),
         scorer: TurnScorer | None = None,
+        mask_speakers: bool = True,
     ) -> None:
         if store is None:
             store = InMemoryStore()
@@ -159,6 +169,11 @@ class DecayMemory(LazyEmbedderMixin):
         self.neighbour_weight = check_finite(neighbour_weight, "neighbour_weight", low=0.0)
         self.dense_floor = check_finite(dense_floor, "dense_floor", low=0.0, high=0.99)
         self.exchange_roles = _check_exchange_roles(exchange_roles)
+        if not isinstance(mask_speakers, bool):
+            raise InvalidTypeError("mask_speakers must be a bool")
+        # Dense relevance embeds the query without the session's speaker names (see
+        # relevance.without_speakers); the lexical part still reads them.
+        self.mask_speakers = mask_speakers
         if scorer is not None and not isinstance(scorer, TurnScorer):
             raise InvalidTypeError(f"scorer must be a TurnScorer, got {type(scorer).__name__}")
         # A trained scorer (ctxengine.learn.LearnedMemory) chooses in place of the decay
@@ -410,10 +425,23 @@ class DecayMemory(LazyEmbedderMixin):
         vector = None
         if query and query.strip() and self.relevance in ("dense", "hybrid"):
             with self._lock:  # an empty session needs no query vector: no model call
-                empty = not len(self._arrays(session_id))
-            if not empty:
-                vector = self.embedder.embed([query])[0]
+                arrays = self._arrays(session_id)
+                text = self._dense_text(query, arrays) if len(arrays) else None
+            if text is not None:
+                vector = self.embedder.embed([text])[0]
         return vector, at
+
+    def _dense_text(self, query: str, arrays: SessionArrays) -> str:
+        return without_speakers(query, arrays.roles) if self.mask_speakers else query
+
+    def dense_query(self, query: str, session_id: str = "default") -> str:
+        """The text dense relevance embeds for ``query`` in the session: the query without
+        the session's speaker names when ``mask_speakers`` (a trained query adapter must
+        see the same text)."""
+        check_text(query, "query")
+        check_text(session_id, "session_id")
+        with self._lock:
+            return self._dense_text(query, self._arrays(session_id))
 
     def _columns(
         self,
@@ -459,7 +487,7 @@ class DecayMemory(LazyEmbedderMixin):
                 parts["lexical"] = arrays.idf_share(lexical_terms(query))
             if self.relevance in ("dense", "hybrid"):
                 if query_vector is None:  # the session was empty when the read began
-                    query_vector = self.embedder.embed([query])[0]
+                    query_vector = self.embedder.embed([self._dense_text(query, arrays)])[0]
                 parts["dense"] = self._dense(arrays, query_vector, session_id)
             if self.relevance == "hybrid":
                 w = self.lexical_weight

@@ -12,28 +12,29 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..embeddings import CachedEmbedder, Embedder
+from ..embeddings import CachedEmbedder, Embedder, covered_rows
 from .growable import RowStore
 from .snapshot import Entry, Snapshot
-from .windows import WindowMatrix, stack_windows, window_spans, window_texts
+from .windows import LATE_SEGMENTS, WindowMatrix, stack_windows, window_spans, window_texts
 
 
 def fill(entries: Sequence[Entry], embedder: Embedder, window: int, how: str) -> None:
     """Embed what ``entries`` lack: whole texts, and windows of ``window`` sentences
-    (none when 0) computed ``how`` (``"separate"`` or ``"late"``, see
+    (none when 0) computed ``how`` (``"separate"``, ``"late"`` or ``"late-truncated"``, see
     :data:`~ctxengine.retrieval.windows.PASSAGE_EMBEDDINGS`), in one batch, so the model
     sees every new text once."""
     windowed = [entry for entry in entries if window and entry.passages is None]
     late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
-    if windowed and how == "late" and late:
+    if windowed and how in LATE_SEGMENTS and late:
         # one forward pass per document gives its vector and its windows' (late chunking)
         assert isinstance(embedder, CachedEmbedder)
         texts = [entry.document.text for entry in windowed]
         spans = [window_spans(text, window) for text in texts]
-        for entry, rows in zip(windowed, embedder.late_chunk(texts, spans)):
+        rows_of = embedder.late_chunk(texts, spans, segments=LATE_SEGMENTS[how])
+        for entry, rows in zip(windowed, rows_of):
             if entry.vector is None:
                 entry.vector = rows[0]
-            entry.passages = rows[1:]
+            entry.passages = covered_rows(rows)
         windowed = []
     todo = [entry for entry in entries if entry.vector is None]
     windows = [window_texts(entry.document.text, window) for entry in windowed]

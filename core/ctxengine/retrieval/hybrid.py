@@ -79,8 +79,11 @@ class HybridRetriever(DocumentTable):
     out of the document's own forward pass (late chunking), so the model reads each document
     once, plus further segments only for the part of a long document past what it reads in
     one pass: ~3x less indexing time on SciFact, at a measured nDCG@10 cost of -0.002
-    (SciFact slice) and -0.009 (LoCoMo dev), see ``benchmarks/indexing.py``. Embedders that
-    expose no token vectors always embed windows separately.
+    (SciFact slice) and -0.009 (LoCoMo dev), see ``benchmarks/indexing.py``;
+    ``"late-truncated"`` pools only from that one pass (indexing at the pace of one plain
+    encode; windows past the model's limit get no vector: nDCG@10 -0.007 SciFact train,
+    -0.009 LoCoMo dev). Embedders that expose no token vectors always embed windows
+    separately.
 
     ``ann_threshold``: from this many dense rows (whole-text plus window vectors) up, the
     dense candidates come from an approximate nearest-neighbour index

@@ -22,9 +22,14 @@ from ..scoring import cosine_scores
 from ..text import sentence_window_spans
 from .snapshot import Entry
 
-#: How window vectors are computed: pooled from the document's forward pass, or each
-#: window embedded as a text of its own.
-PASSAGE_EMBEDDINGS = ("late", "separate")
+#: How window vectors are computed: pooled from the document's forward pass (``late``:
+#: read to its end, in further segments past what the model reads at once;
+#: ``late-truncated``: that one pass only, like the whole vector), or each window embedded
+#: as a text of its own (``separate``).
+PASSAGE_EMBEDDINGS = ("late", "late-truncated", "separate")
+
+#: The late-chunking methods and how many segments of a document each reads (None: all).
+LATE_SEGMENTS: dict[str, int | None] = {"late": None, "late-truncated": 1}
 
 
 def window_spans(text: str, window: int) -> list[tuple[int, int]]:
@@ -92,6 +97,7 @@ def take_best_window(scores: np.ndarray, windows: WindowMatrix, query: np.ndarra
 
 
 __all__ = [
+    "LATE_SEGMENTS",
     "PASSAGE_EMBEDDINGS",
     "WindowMatrix",
     "restrict_windows",
