@@ -55,6 +55,11 @@ MODES: tuple[tuple[str, str, object], ...] = (
     ("adaptive", "adaptive", "default"),
 )
 LEXICAL = ("keyword", "tfidf")
+#: Opt-in labels (``--modes``, not in the default run): hybrid with each pseudo-relevance
+#: feedback setting (``hybrid`` itself has the default, Rocchio), the default engine otherwise
+FEEDBACK_MODES = {
+    f"hybrid feedback={f or 'off'}": {"feedback": f} for f in (None, "rocchio", "rm3", "both")
+}
 HISTORY_TURNS = 40
 STAGES = ("retrieve", "rerank", "memory", "compress", "assemble")
 
@@ -84,7 +89,11 @@ def measure(size: int, label: str, n_queries: int) -> dict:
     from ctxengine.retrieval import HybridRetriever
     from ctxengine.retrieval.windows import window_texts
 
-    _, mode, rerank = next(m for m in MODES if m[0] == label)
+    options = FEEDBACK_MODES.get(label)
+    if options is not None:
+        mode, rerank = "hybrid", "default"
+    else:
+        _, mode, rerank = next(m for m in MODES if m[0] == label)
     conversations = load_locomo()
     turns = [t.document_text for c in conversations for t in c.turns]
     questions = [q.question for c in conversations for q in c.questions]
@@ -103,7 +112,9 @@ def measure(size: int, label: str, n_queries: int) -> dict:
 
     clock = ManualClock(history[-1].timestamp)
     started = time.perf_counter()
-    engine = ContextEngine.from_documents(documents, retrieval=mode, rerank=rerank, clock=clock)
+    engine = ContextEngine.from_documents(
+        documents, retrieval=mode, rerank=rerank, clock=clock, retriever_options=options
+    )
     construct = time.perf_counter() - started
     for turn in history:
         engine.remember(turn.speaker, turn.text, session_id="bench", timestamp=turn.timestamp)

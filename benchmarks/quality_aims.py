@@ -25,8 +25,9 @@ import argparse
 import itertools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,6 +50,7 @@ BS = (0.2, 0.4, 0.6, 0.75, 0.9)
 SPLITS = 5
 
 Point = tuple[float, float]
+Key = TypeVar("Key", bound=Hashable)
 
 
 def per_query_ndcg(
@@ -95,21 +97,22 @@ def paired_ci(after: np.ndarray, before: np.ndarray, seed: int = 0) -> tuple[flo
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def best_point(table: dict[Point, np.ndarray], rows: np.ndarray | slice = slice(None)) -> Point:
+def best_point(table: Mapping[Key, np.ndarray], rows: np.ndarray | slice = slice(None)) -> Key:
     """The grid point with the highest mean nDCG@10 over ``rows`` (first on the grid on ties)."""
     return max(table, key=lambda p: float(table[p][rows].mean()))
 
 
-def two_fold(table: dict[Point, np.ndarray]) -> list[float]:
-    """Held-out gains over :data:`OLD`: choose on one random half, score on the other."""
-    n = len(table[OLD])
+def two_fold(table: Mapping[Key, np.ndarray], base: Hashable = OLD) -> list[float]:
+    """Held-out gains over ``base`` (default :data:`OLD`): choose on one random half,
+    score on the other."""
+    n = len(table[base])
     gains = []
     for seed in range(SPLITS):
         order = np.random.default_rng(seed).permutation(n)
         halves = (order[: n // 2], order[n // 2 :])
         for chosen_on, scored_on in (halves, halves[::-1]):
             point = best_point(table, chosen_on)
-            gains.append(float((table[point][scored_on] - table[OLD][scored_on]).mean()))
+            gains.append(float((table[point][scored_on] - table[base][scored_on]).mean()))
     return gains
 
 

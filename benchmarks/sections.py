@@ -762,6 +762,12 @@ SECTIONS: dict[str, Spec] = {
         ("scifact", "locomo"),
         False,
     ),
+    "feedback": Spec(
+        "Retrieval quality: pseudo-relevance feedback (Rocchio, RM3), chosen out of sample",
+        _generic("feedback"),
+        ("scifact", "locomo"),
+        False,
+    ),
     "encoders": Spec(
         "Encoder backends: torch, ONNX Runtime, ONNX int8 (speed and nDCG@10)",
         _generic("encoders"),

@@ -59,6 +59,18 @@ def rrf(
     )
 
 
+def candidates(
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    pool: int,
+    dense_candidates: np.ndarray | None = None,
+) -> np.ndarray:
+    """The union (sorted) of the top ``pool`` of each signal: lexical among the documents
+    with a shared term, dense among ``dense_candidates`` (all when None)."""
+    lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
+    return np.union1d(lexical_top, top_indices(dense, pool, dense_candidates))
+
+
 def fuse(
     dense: np.ndarray,
     lexical: np.ndarray,
@@ -80,15 +92,16 @@ def fuse(
     the dense top is taken among them.
     """
     pool = max(pool, k)
-    lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
-    dense_top = top_indices(dense, pool, dense_candidates)
-    candidates = np.union1d(lexical_top, dense_top)
     if method == "rrf":
-        fused = rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=rrf_k)[candidates]
+        lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
+        dense_top = top_indices(dense, pool, dense_candidates)
+        union = np.union1d(lexical_top, dense_top)
+        fused = rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=rrf_k)[union]
     else:
-        fused = blend(dense, lexical, alpha, candidates)
+        union = candidates(dense, lexical, pool, dense_candidates)
+        fused = blend(dense, lexical, alpha, union)
     order = top_indices(fused, k)
-    return candidates[order], fused[order]
+    return union[order], fused[order]
 
 
-__all__ = ["blend", "fuse", "reciprocal_ranks", "rrf", "top_indices"]
+__all__ = ["blend", "candidates", "fuse", "reciprocal_ranks", "rrf", "top_indices"]

@@ -131,23 +131,27 @@ class BM25Index:
         """BM25 score of every document (float32, index order); zeros when nothing matches.
         A term repeated in the query counts once per occurrence, as in ``bm25s``."""
         ids = self.term_ids(tokens)
-        if not ids:
-            return np.zeros(self.n_docs, dtype=np.float32)
-        rows, tfs, idfs = [], [], []
+        return self.weighted_scores(ids, np.ones(len(ids)))
+
+    def weighted_scores(self, term_ids: Sequence[int], weights: np.ndarray) -> np.ndarray:
+        """``sum_t weights[t] * BM25(t, D)`` for every document (float32, index order): the
+        score of a query whose terms count by ``weights`` (a feedback-expanded query).
+        Ids outside the vocabulary or absent from every document add nothing."""
+        rows, tfs, factors = [], [], []
         for offset, segment in self._segments:
             indptr, indices, data = segment.indptr, segment.indices, segment.data
-            for t in ids:
-                if t < segment.shape[1] and indptr[t + 1] > indptr[t]:
+            for t, weight in zip(term_ids, weights):
+                if 0 <= t < min(segment.shape[1], len(self._idf)) and indptr[t + 1] > indptr[t]:
                     rows.append(indices[indptr[t] : indptr[t + 1]] + offset)
                     tfs.append(data[indptr[t] : indptr[t + 1]])
-                    idfs.append(np.full(len(tfs[-1]), self._idf[t]))
+                    factors.append(np.full(len(tfs[-1]), weight * self._idf[t]))
         if not rows:
             return np.zeros(self.n_docs, dtype=np.float32)
         row = np.concatenate(rows)
         tf = np.concatenate(tfs).astype(np.float64)
         norm = self.k1 * ((1.0 - self.b) + self.b * self._lengths[row] / self._average)
-        weights = np.concatenate(idfs) * tf / (tf + norm)
-        return np.bincount(row, weights=weights, minlength=self.n_docs).astype(np.float32)
+        weighted = np.concatenate(factors) * tf / (tf + norm)
+        return np.bincount(row, weights=weighted, minlength=self.n_docs).astype(np.float32)
 
     def document_frequency(self, token: str) -> int:
         """How many documents contain ``token`` (0 for unknown terms)."""
