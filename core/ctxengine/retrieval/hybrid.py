@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,14 +22,11 @@ import numpy as np
 from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..embeddings import CachedEmbedder, Embedder, LazyEmbedder
 from ..errors import (
-    ConfigurationError,
     DocumentNotFoundError,
-    DuplicateDocumentError,
-    InvalidTypeError,
 )
 from ..scoring import cosine_scores
 from ..text import analyze
-from ..types import Document, DocumentLike, ScoredDocument
+from ..types import DocumentLike, ScoredDocument
 from . import adaptive, dense, fusion
 from .ann import AnnIndex
 from .base import DENSE_MODES, FUSIONS, MODES
@@ -38,7 +35,8 @@ from .feedback import Feedback, configure_feedback, rm3, rocchio
 from .filters import Filter, MetadataColumns, matching_rows
 from .lexical import BM25Index, TfidfIndex
 from .snapshot import Entry, Snapshot
-from .table import DocumentTable, as_batch
+from .state import IndexState
+from .table import as_batch
 from .windows import (
     PASSAGE_EMBEDDINGS,
     WindowMatrix,
@@ -50,7 +48,7 @@ from .windows import (
 _GATHER_BELOW = 0.3
 
 
-class HybridRetriever(DocumentTable):
+class HybridRetriever(IndexState):
     """First-stage retriever with five modes (see :data:`~ctxengine.retrieval.MODES`).
 
     ``keyword`` BM25 (k1, b), ``tfidf`` cosine, ``dense`` cosine of embeddings, ``hybrid``
@@ -185,29 +183,6 @@ class HybridRetriever(DocumentTable):
             # use_vectors_of switches models while a query is running on it
             snap.put("embedder", self._lazy.loaded)
 
-    # --- state for persistence ---------------------------------------------------------
-
-    def export_state(self) -> dict[str, Any]:
-        """Everything needed to rebuild this index without analysis or embedding:
-        ``documents`` and ``tokens`` (index order), ``vectors`` (float32 matrix, or None
-        unless every document has been embedded), ``embedder`` (the resolved one, or None)
-        and ``params`` (the JSON-safe constructor parameters); ``ann``: the ANN index with
-        each document's ``labels`` (first label, rows; index order) and ``next_label``, or
-        None while no query has needed one."""
-        snap = self._snapshot()
-        entries = snap.entries
-        have_vectors = bool(entries) and all(e.vector is not None for e in entries)
-        have_passages = have_vectors and all(e.passages is not None for e in entries)
-        return {
-            "documents": [e.document for e in entries],
-            "tokens": [e.tokens for e in entries],
-            "vectors": self._saved_vectors(snap) if have_vectors else None,
-            "passages": [e.passages for e in entries] if have_passages else None,
-            "embedder": self._lazy.loaded if have_vectors else None,
-            "ann": self._ann_state(snap) if have_passages or not self.passage_window else None,
-            "params": self._params(),
-        }
-
     def _params(self) -> dict[str, Any]:
         """The JSON-safe constructor parameters (all but documents and embedder)."""
         return {
@@ -226,66 +201,6 @@ class HybridRetriever(DocumentTable):
             "feedback_weight": self.feedback_weight,
             "feedback_terms": self.feedback_terms,
         }
-
-    def _saved_vectors(self, snap: Snapshot) -> np.ndarray:
-        # the snapshot's stacked matrix when a query built it: a save then copies no vector
-        # (a second float32 copy of 1M rows is 1.5 GB at the moment the save writes)
-        built = snap.peek("matrix")
-        if built is not None:
-            return built
-        return np.stack([e.filled_vector for e in snap.entries]).astype(np.float32)
-
-    def compact(self) -> None:
-        """Merge the lexical index's segments into one (``save_index`` calls it after
-        writing). The dense stores hold no garbage to compact: a replacement or removal
-        restacks them, and the ANN index deletes rows for real."""
-        snap = self._snapshot()
-        index = snap.peek("bm25")
-        if index is not None and index.segments > 1:
-            snap.swap("bm25", index.compacted())
-
-    def _ann_state(self, snap: Snapshot) -> dict[str, Any] | None:
-        if self._ann.index is None or not snap.entries:
-            return None
-        return self._ann.state(self._ann_view(snap))
-
-    @classmethod
-    def from_state(
-        cls,
-        documents: Sequence[Document],
-        tokens: Sequence[Sequence[str]],
-        vectors: np.ndarray | None = None,
-        *,
-        passages: Sequence[np.ndarray] | None = None,
-        embedder: Embedder | str | os.PathLike[str] | None = None,
-        ann: Mapping[str, Any] | None = None,
-        **params: Any,
-    ) -> HybridRetriever:
-        """Rebuild an index from :meth:`export_state` parts; nothing is analyzed or embedded
-        (passage windows are, on first need, when ``passages`` is not given). ``ann``: the
-        ``ann`` part of :meth:`export_state` (its labels are checked against the documents)."""
-        if len(tokens) != len(documents) or any(
-            part is not None and len(part) != len(documents) for part in (vectors, passages)
-        ):
-            raise ConfigurationError(
-                "documents, tokens, vectors and passages must have the same length"
-            )
-        retriever = cls(embedder=embedder, **params)
-        entries: dict[str, Entry] = {}
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, Document):
-                raise InvalidTypeError(f"from_state needs Documents, got {type(doc).__name__}")
-            if doc.id in entries:
-                raise DuplicateDocumentError(f"document id {doc.id!r} appears twice")
-            vector = None if vectors is None else np.asarray(vectors[i], dtype=np.float32)
-            windows = None if passages is None else np.asarray(passages[i], dtype=np.float32)
-            entries[doc.id] = Entry(doc, tuple(tokens[i]), vector, windows)
-        if ann is not None and vectors is not None:
-            retriever._ann.adopt(ann, list(entries.values()), bool(retriever.passage_window))
-        with retriever._lock:
-            retriever._entries = entries
-            retriever._version += 1
-        return retriever
 
     # --- embeddings --------------------------------------------------------------------
 
@@ -313,66 +228,6 @@ class HybridRetriever(DocumentTable):
         if not entries:
             return np.zeros((0, self._embedder().dimension), dtype=np.float32)
         return np.stack([entry.filled_vector for entry in entries]).astype(np.float32, copy=False)
-
-    # --- a new version of the vectors -------------------------------------------------
-
-    def reembedded(
-        self,
-        embedder: Embedder | str | os.PathLike[str],
-        *,
-        batch_size: int = 256,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> HybridRetriever:
-        """A new version of this index: the same documents, tokens and parameters, every
-        vector (whole texts and sentence windows) from ``embedder``. This retriever is not
-        touched and keeps serving meanwhile; :meth:`use_vectors_of` switches to the copy.
-        ``progress(done, total)`` is called after each batch of ``batch_size`` documents."""
-        check_positive_int(batch_size, "batch_size")
-        entries = self._snapshot().entries
-        copy = HybridRetriever.from_state(
-            [e.document for e in entries],
-            [e.tokens for e in entries],
-            embedder=embedder,
-            **self._params(),
-        )
-        fresh = copy._snapshot().entries
-        for start in range(0, len(fresh), batch_size):
-            copy._fill_vectors(fresh[start : start + batch_size])
-            if progress is not None:
-                progress(min(start + batch_size, len(fresh)), len(fresh))
-        return copy
-
-    def use_vectors_of(self, other: HybridRetriever) -> None:
-        """Serve ``other``'s embedder and vectors (a :meth:`reembedded` copy) from now on, in
-        one step under the lock: a query runs wholly on the old version or wholly on the
-        new one. A document added or changed since the copy was made is embedded by the
-        new embedder on the next query. The query adapter, trained on the old vectors, is
-        removed (the caller reports it)."""
-        if not isinstance(other, HybridRetriever) or other.passage_window != self.passage_window:
-            raise ConfigurationError("use_vectors_of needs a reembedded() copy of this index")
-        resolved = other._embedder()
-        theirs = other._entries
-        with self._lock:
-            swapped: dict[str, Entry] = {}
-            for doc_id, entry in self._entries.items():
-                twin = theirs.get(doc_id)
-                same = twin is not None and twin.document.text == entry.document.text
-                swapped[doc_id] = Entry(
-                    entry.document,
-                    entry.tokens,
-                    twin.vector if twin is not None and same else None,
-                    twin.passages if twin is not None and same else None,
-                    entry.postings,
-                )
-            self._entries = swapped
-            self.embedder = resolved
-            self._lazy = LazyEmbedder(resolved)
-            self._lazy.get()  # already resolved: a cached embedder stays as it is
-            self.query_adapter = None
-            # every vector changed: the next sync builds the ANN index from the new ones
-            self._ann.reset()
-            self._appended_only = False  # every row changed: the next snapshot restacks
-            self._version += 1
 
     def passage_embeddings(self, ids: Sequence[str]) -> list[np.ndarray]:
         """Each document's sentence-window vectors as the dense signal scores them (computed
