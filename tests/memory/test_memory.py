@@ -394,3 +394,25 @@ def test_default_beats_window_and_relevance_only_on_locomo(shared_data):
             "relevance only: MiniLM cosine",
         ):
             assert default[budget] > table[peer][budget], (peer, budget)
+
+
+def test_recall_keeps_its_query_out_of_the_disk_cache(tmp_path):
+    """Turns are embedded once and cached on disk; a query is embedded in memory only
+    (embeddings.embed_query), so recalls do not grow the cache file by one row each."""
+    import sqlite3
+
+    from ctxengine.embeddings import CachedEmbedder, HashingEmbedder
+
+    embedder = CachedEmbedder(HashingEmbedder(64), tmp_path)
+    memory = DecayMemory(relevance="dense", embedder=embedder)
+    memory.add("user", "My sister adopted a grey cat last spring.", session_id="s")
+    memory.add("assistant", "A grey cat, lovely. What is its name?", session_id="s")
+
+    def rows() -> int:
+        with sqlite3.connect(embedder._db_path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+    stored = rows()
+    assert stored == 2
+    turns = memory.recall("which pet did the sister adopt?", session_id="s", max_tokens=200)
+    assert turns and rows() == stored

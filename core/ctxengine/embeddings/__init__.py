@@ -27,7 +27,7 @@ from .base import (
     model_usage,
     normalize_rows,
 )
-from .cache import LATE_CHUNK_VERSION, CachedEmbedder, covered_rows, late_chunk
+from .cache import LATE_CHUNK_VERSION, CachedEmbedder, covered_rows, embed_query, late_chunk
 from .resolve import (
     EmbedderSpec,
     LazyEmbedder,
@@ -69,6 +69,7 @@ __all__ = [
     "covered_rows",
     "default_backend",
     "default_embedder",
+    "embed_query",
     "embedder_identity",
     "get_embedder",
     "late_chunk",

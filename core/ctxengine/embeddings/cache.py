@@ -351,3 +351,13 @@ class CachedEmbedder:
 
     def __repr__(self) -> str:
         return f"CachedEmbedder({self.embedder!r}, disk={self._db_path})"
+
+
+def embed_query(embedder: Embedder, text: str) -> np.ndarray:
+    """The vector of one query text: :meth:`CachedEmbedder.embed_query` (in memory only,
+    shared with every stage of the same ``build()``) when ``embedder`` is cached, else one
+    :meth:`~Embedder.embed` call. Stages that embed a query call this rather than
+    ``embed([query])``, which would write every new query to the disk cache."""
+    if isinstance(embedder, CachedEmbedder):
+        return embedder.embed_query(text)
+    return embedder.embed([text])[0]

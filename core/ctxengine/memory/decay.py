@@ -48,7 +48,7 @@ import numpy as np
 
 from .._validation import check_choice, check_finite, check_metadata, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
-from ..embeddings import Embedder, EmbedderSpec, LazyEmbedderMixin
+from ..embeddings import Embedder, EmbedderSpec, LazyEmbedderMixin, embed_query
 from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..scoring import cosine_scores
@@ -428,7 +428,7 @@ class DecayMemory(LazyEmbedderMixin):
                 arrays = self._arrays(session_id)
                 text = self._dense_text(query, arrays) if len(arrays) else None
             if text is not None:
-                vector = self.embedder.embed([text])[0]
+                vector = embed_query(self.embedder, text)
         return vector, at
 
     def _dense_text(self, query: str, arrays: SessionArrays) -> str:
@@ -487,7 +487,7 @@ class DecayMemory(LazyEmbedderMixin):
                 parts["lexical"] = arrays.idf_share(lexical_terms(query))
             if self.relevance in ("dense", "hybrid"):
                 if query_vector is None:  # the session was empty when the read began
-                    query_vector = self.embedder.embed([self._dense_text(query, arrays)])[0]
+                    query_vector = embed_query(self.embedder, self._dense_text(query, arrays))
                 parts["dense"] = self._dense(arrays, query_vector, session_id)
             if self.relevance == "hybrid":
                 w = self.lexical_weight

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
-from ..embeddings import CachedEmbedder, Embedder, LazyEmbedder
+from ..embeddings import Embedder, LazyEmbedder, embed_query
 from ..errors import (
     DocumentNotFoundError,
 )
@@ -263,10 +263,9 @@ class HybridRetriever(IndexState):
 
     def _query_vector(self, query: str, snap: Snapshot | None = None) -> np.ndarray:
         # Memory-only cache, shared with every stage that embeds through the same embedder:
-        # one model call per new query per build (CachedEmbedder.embed_query).
+        # one model call per new query per build (embeddings.embed_query).
         resolved = (snap.peek("embedder") if snap is not None else None) or self._embedder()
-        assert isinstance(resolved, CachedEmbedder)
-        return resolved.embed_query(query)
+        return embed_query(resolved, query)
 
     def query_vector(
         self, query: str, *, adapted: bool = True, snap: Snapshot | None = None
