@@ -67,8 +67,17 @@ def candidates(
 ) -> np.ndarray:
     """The union (sorted) of the top ``pool`` of each signal: lexical among the documents
     with a shared term, dense among ``dense_candidates`` (all when None)."""
-    lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
-    return np.union1d(lexical_top, top_indices(dense, pool, dense_candidates))
+    return np.union1d(*_tops(dense, lexical, pool, dense_candidates))
+
+
+def _tops(
+    dense: np.ndarray, lexical: np.ndarray, pool: int, dense_candidates: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each signal's top ``pool`` (best first): dense, then lexical."""
+    return (
+        top_indices(dense, pool, dense_candidates),
+        top_indices(lexical, pool, np.flatnonzero(lexical > 0)),
+    )
 
 
 def fuse(
@@ -92,13 +101,11 @@ def fuse(
     the dense top is taken among them.
     """
     pool = max(pool, k)
+    dense_top, lexical_top = _tops(dense, lexical, pool, dense_candidates)
+    union = np.union1d(dense_top, lexical_top)
     if method == "rrf":
-        lexical_top = top_indices(lexical, pool, np.flatnonzero(lexical > 0))
-        dense_top = top_indices(dense, pool, dense_candidates)
-        union = np.union1d(lexical_top, dense_top)
         fused = rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=rrf_k)[union]
     else:
-        union = candidates(dense, lexical, pool, dense_candidates)
         fused = blend(dense, lexical, alpha, union)
     order = top_indices(fused, k)
     return union[order], fused[order]
