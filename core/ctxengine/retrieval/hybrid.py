@@ -406,13 +406,13 @@ class HybridRetriever(IndexState):
             index = self._bm25(snap) if mode == "keyword" else self._tfidf(snap)
             scores = index.scores(tokens)
             name = "bm25" if mode == "keyword" else "tfidf"
-            pool = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
             config = self._feedback_config()
-            if mode == "keyword" and config is not None and config.expands_terms and len(pool):
-                top = fusion.top_indices(scores, config.docs, pool)
-                scores = self._expanded_lexical(snap, tokens, config, top, scores[top])
-                pool = np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
-            chosen = fusion.top_indices(scores, k, pool)
+            if mode == "keyword" and config is not None and config.expands_terms:
+                first = _matched(scores, rows)
+                if len(first):
+                    top = fusion.top_indices(scores, config.docs, first)
+                    scores = self._expanded_lexical(snap, tokens, config, top, scores[top])
+            chosen = fusion.top_indices(scores, k, _matched(scores, rows))
             return [
                 self._scored(snap, i, float(scores[i]), {name: float(scores[i])}) for i in chosen
             ]
@@ -545,6 +545,11 @@ class HybridRetriever(IndexState):
             f"passage_window={self.passage_window}, "
             f"passage_embedding={self.passage_embedding!r}, documents={len(self)})"
         )
+
+
+def _matched(scores: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """The documents (among a filter's ``rows``) with a positive lexical score."""
+    return np.flatnonzero(scores > 0) if rows is None else rows[scores[rows] > 0]
 
 
 def _within(

@@ -5,7 +5,7 @@ MiniLM reads 256 word pieces and averages what it reads, so a long document's ve
 the one passage that answers; scoring its windows of a few sentences finds it. A text of at
 most ``window`` sentences is its own only window and adds nothing.
 
-Window vectors come from one of two :data:`PASSAGE_EMBEDDINGS`: ``late`` pools each window's
+Window vectors come from one of the :data:`PASSAGE_EMBEDDINGS`: ``late`` pools each window's
 token vectors out of the document's own forward pass (late chunking, see
 :func:`~ctxengine.embeddings.late_chunk`), so the windows cost no extra texts for the model;
 ``separate`` embeds every window as a text of its own (~9 more texts per abstract).
