@@ -56,6 +56,7 @@ from ctxengine.learn import (
     fit_stacked,
 )
 from ctxengine.learn.stacking import with_adapter
+from ctxengine.learn.switching import first_stage_ndcg
 from ctxengine.metrics import ndcg_at_k
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.tokens import TiktokenCounter
@@ -87,13 +88,6 @@ def verdict_row(name: str, values: Sequence[float], target: float, percent: bool
 
 Groups = dict[str, list[RankingExample]]
 STACKED = "context model: learned ranker stacked over the query adapter (engine.fit(adapter=True))"
-
-
-def first_stage_ndcg(retriever: Any, examples: Sequence[RankingExample]) -> float:
-    return statistics.fmean(
-        ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=10)], e.relevant, 10)
-        for e in examples
-    )
 
 
 def reranked_ndcg(
