@@ -57,6 +57,7 @@ from ctxengine.learn import (
 )
 from ctxengine.learn.stacking import with_adapter
 from ctxengine.learn.switching import first_stage_ndcg
+from ctxengine.learn.training import ranking_groups
 from ctxengine.metrics import ndcg_at_k
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.tokens import TiktokenCounter
@@ -104,19 +105,6 @@ def reranked_ndcg(
     )
 
 
-def ranker_groups(
-    retriever: Any, examples: Sequence[RankingExample], features: DocumentFeatures
-) -> list[tuple]:
-    """The plain ranker's training groups over ``retriever``'s first ``TOP`` (as
-    ``fit_ranker`` computes them for one index; here for several, one per group)."""
-    out = []
-    for example in examples:
-        pool = retriever.retrieve(example.query, k=TOP)
-        gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
-        out.append((features.transform(example.query, pool), gains))
-    return out
-
-
 def documents_cv(
     retrievers: dict[str, Any],
     groups: Groups,
@@ -134,7 +122,9 @@ def documents_cv(
     names = list(groups)
     options = dict(features or {})
     featurizers = {g: DocumentFeatures(retrievers[g], **options) for g in names}
-    plain = {g: ranker_groups(retrievers[g], groups[g], featurizers[g]) for g in names if rankers}
+    plain = {
+        g: ranking_groups(groups[g], retrievers[g], featurizers[g], TOP) for g in names if rankers
+    }
     per: dict[str, list[float]] = {}
     for held in names:
         others = [g for g in names if g != held]
