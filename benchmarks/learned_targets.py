@@ -189,27 +189,12 @@ def locomo_section(conversations: Sequence, lines: list[str]) -> dict:
 
 
 def cached_vectors(embedder: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """The vectors of ``texts`` that the embedder's disk cache already holds (read-only:
-    nothing is embedded here)."""
-    import sqlite3
-
+    """The vectors of ``texts`` that the embedder's cache already holds (nothing is
+    embedded here)."""
     from ctxengine.embeddings.cache import _text_key
 
-    path = getattr(embedder, "_db_path", None)
-    if path is None or not Path(path).exists():
-        return {}
     keys = {_text_key(t): t for t in texts}
-    found: dict[str, np.ndarray] = {}
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        chunk = list(keys)
-        for start in range(0, len(chunk), 500):
-            part = chunk[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for key, blob in db.execute(
-                f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part
-            ):
-                found[keys[key]] = np.frombuffer(blob, dtype=np.float32)
-    return found
+    return {keys[key]: vector for key, vector in embedder._lookup(list(keys)).items()}
 
 
 def scifact_section(
@@ -275,8 +260,7 @@ def scifact_section(
 
 
 def memory_section(conversations: Sequence, lines: list[str]) -> dict:
-    """Leave-one-conversation-out evidence recall: default rules, LearnedMemory, and
-    LearnedMemory over a memory with a cross-fitted memory adapter."""
+    """Leave-one-conversation-out evidence recall: the default rules and LearnedMemory."""
     started = time.perf_counter()
     counter = TiktokenCounter("cl100k_base")
     replays = {c.sample_id: Replay(c, counter) for c in conversations}
