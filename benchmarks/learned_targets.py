@@ -56,6 +56,8 @@ from ctxengine.learn import (
     fit_stacked,
 )
 from ctxengine.learn.stacking import with_adapter
+from ctxengine.learn.switching import first_stage_ndcg
+from ctxengine.learn.training import ranking_groups
 from ctxengine.metrics import ndcg_at_k
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.tokens import TiktokenCounter
@@ -89,13 +91,6 @@ Groups = dict[str, list[RankingExample]]
 STACKED = "context model: learned ranker stacked over the query adapter (engine.fit(adapter=True))"
 
 
-def first_stage_ndcg(retriever: Any, examples: Sequence[RankingExample]) -> float:
-    return statistics.fmean(
-        ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=10)], e.relevant, 10)
-        for e in examples
-    )
-
-
 def reranked_ndcg(
     ranker: LearnedRanker, retriever: Any, examples: Sequence[RankingExample]
 ) -> float:
@@ -108,19 +103,6 @@ def reranked_ndcg(
         )
         for e in examples
     )
-
-
-def ranker_groups(
-    retriever: Any, examples: Sequence[RankingExample], features: DocumentFeatures
-) -> list[tuple]:
-    """The plain ranker's training groups over ``retriever``'s first ``TOP`` (as
-    ``fit_ranker`` computes them for one index; here for several, one per group)."""
-    out = []
-    for example in examples:
-        pool = retriever.retrieve(example.query, k=TOP)
-        gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
-        out.append((features.transform(example.query, pool), gains))
-    return out
 
 
 def documents_cv(
@@ -140,7 +122,9 @@ def documents_cv(
     names = list(groups)
     options = dict(features or {})
     featurizers = {g: DocumentFeatures(retrievers[g], **options) for g in names}
-    plain = {g: ranker_groups(retrievers[g], groups[g], featurizers[g]) for g in names if rankers}
+    plain = {
+        g: ranking_groups(groups[g], retrievers[g], featurizers[g], TOP) for g in names if rankers
+    }
     per: dict[str, list[float]] = {}
     for held in names:
         others = [g for g in names if g != held]
@@ -205,27 +189,12 @@ def locomo_section(conversations: Sequence, lines: list[str]) -> dict:
 
 
 def cached_vectors(embedder: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """The vectors of ``texts`` that the embedder's disk cache already holds (read-only:
-    nothing is embedded here)."""
-    import sqlite3
-
+    """The vectors of ``texts`` that the embedder's cache already holds (nothing is
+    embedded here)."""
     from ctxengine.embeddings.cache import _text_key
 
-    path = getattr(embedder, "_db_path", None)
-    if path is None or not Path(path).exists():
-        return {}
     keys = {_text_key(t): t for t in texts}
-    found: dict[str, np.ndarray] = {}
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        chunk = list(keys)
-        for start in range(0, len(chunk), 500):
-            part = chunk[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for key, blob in db.execute(
-                f"SELECT key, vector FROM vectors WHERE key IN ({marks})", part
-            ):
-                found[keys[key]] = np.frombuffer(blob, dtype=np.float32)
-    return found
+    return {keys[key]: vector for key, vector in embedder._lookup(list(keys)).items()}
 
 
 def scifact_section(
@@ -291,8 +260,7 @@ def scifact_section(
 
 
 def memory_section(conversations: Sequence, lines: list[str]) -> dict:
-    """Leave-one-conversation-out evidence recall: default rules, LearnedMemory, and
-    LearnedMemory over a memory with a cross-fitted memory adapter."""
+    """Leave-one-conversation-out evidence recall: the default rules and LearnedMemory."""
     started = time.perf_counter()
     counter = TiktokenCounter("cl100k_base")
     replays = {c.sample_id: Replay(c, counter) for c in conversations}

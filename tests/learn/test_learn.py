@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from learn_support import small_engine
+from learn_support import DOCS, small_engine
 
 from ctxengine import ContextEngine, Document, ManualClock
 from ctxengine.errors import (
@@ -241,17 +241,6 @@ def test_pool_ranks_share_ties():
 
 
 # --- the engine ------------------------------------------------------------------------
-
-DOCS = [
-    Document("Embeddings map text to vectors; cosine similarity compares them.", id="emb"),
-    Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
-    Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document(
-        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
-    ),
-    Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
-    Document("Compression keeps the sentences that answer the query.", id="compress"),
-]
 
 
 def make_engine(**options) -> ContextEngine:

@@ -8,24 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from learn_support import small_engine
+from learn_support import DOCS, small_engine
 
-from ctxengine import ContextEngine, Document
+from ctxengine import ContextEngine
 from ctxengine.errors import ConfigurationError, IndexFormatError, InvalidInputError
 from ctxengine.learn import QueryAdapter, RankingExample, document_pairs, fit_adapter
 
-DOCS = [
-    Document("Dense embeddings map text to vectors for similarity search.", id="emb"),
-    Document("BM25 ranks documents by term frequency and inverse document frequency.", id="bm25"),
-    Document("Token budgets cap how much context the model reads.", id="budget"),
-    Document(
-        "Memory decay lets old conversation turns fade unless they stay relevant.", id="decay"
-    ),
-    Document("Re-ranking reorders retrieval candidates before they enter the prompt.", id="rerank"),
-    Document(
-        "Compression keeps the sentences that answer the query. It drops the rest.", id="compress"
-    ),
-]
 # The application's own vocabulary: none of these queries shares a word with its answer.
 EXAMPLES = [
     RankingExample(q, [doc])

@@ -38,7 +38,8 @@ import numpy as np
 
 from .._validation import check_positive_int
 from ..errors import ConfigurationError, InvalidTypeError
-from ..scoring import minmax
+from ..retrieval.windows import WindowMatrix, take_best_window
+from ..scoring import cosine_scores, minmax
 from ..text import analyze
 from ..types import Document, ScoredDocument
 from .memory_features import MEMORY_FEATURE_VERSION, MemoryFeatures
@@ -195,14 +196,14 @@ class DocumentFeatures:
         whole = (
             np.stack(carried) if len(carried) == len(items) else retriever.document_embeddings(ids)
         )
-        best = (whole @ vector).astype(np.float64)
+        best = cosine_scores(whole, vector).astype(np.float64)
         windows = retriever.passage_embeddings(ids)
         counts = np.array([len(rows) for rows in windows])
-        if counts.any():  # one product over every window, then each owner's best
-            cosines = np.concatenate([rows for rows in windows if len(rows)]) @ vector
-            owners = np.flatnonzero(counts)
+        owners = np.flatnonzero(counts)
+        if len(owners):  # one product over every window, then each owner's best
+            stacked = np.concatenate([windows[i] for i in owners])
             starts = np.r_[0, np.cumsum(counts[owners])[:-1]]
-            best[owners] = np.maximum(best[owners], np.maximum.reduceat(cosines, starts))
+            take_best_window(best, WindowMatrix(stacked, owners, starts), vector)
         return best
 
     @staticmethod

@@ -42,7 +42,7 @@ from .adapter import QueryAdapter
 from .adapting import Pairs, document_pairs, fit_adapter
 from .features import DocumentFeatures
 from .model import LinearScorer
-from .training import RankingExample
+from .training import RankingExample, ranking_groups
 
 Source = tuple[Any, Sequence[RankingExample]]  # a retriever and the examples asked of it
 
@@ -168,12 +168,8 @@ def fit_stacked(
             source = owner[i]
             if source not in views:
                 views[source] = with_adapter(plain[source], fold_adapter)
-            view, example = views[source], flat[i]
-            featurizers[source].retriever = view
-            pool = view.retrieve(example.query, k=candidates)
-            if pool:
-                gains = np.array([example.relevant.get(d.id, 0.0) for d in pool])
-                groups.append((featurizers[source].transform(example.query, pool), gains))
+            featurizers[source].retriever = views[source]
+            groups += ranking_groups([flat[i]], views[source], featurizers[source], candidates)
     final = fit_adapter(pairs, QueryAdapter(**template.get_params()))
     fitted = (model or LinearScorer()).fit(groups, featurizers[0])
     report = {

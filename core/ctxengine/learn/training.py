@@ -125,14 +125,24 @@ def fit_ranker(
     features = features or DocumentFeatures(
         retriever if hasattr(retriever, "score_all") else None, embedder=embedder
     )
+    groups = ranking_groups(examples, retriever, features, candidates)
+    scorer = (model or LinearScorer()).fit(groups, features)
+    return LearnedRanker(scorer, features)
+
+
+def ranking_groups(
+    examples: Sequence[RankingExample], retriever: Any, features: DocumentFeatures, candidates: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A ranker's training groups: per example, the first ``candidates`` of
+    ``retriever.retrieve`` featurized and labelled by its relevant ids (``(features,
+    gains)``; an empty pool gives no group)."""
     groups = []
     for example in examples:
         pool = retriever.retrieve(example.query, k=candidates)
         if pool:
             gains = np.array([example.relevant.get(doc.id, 0.0) for doc in pool])
             groups.append((features.transform(example.query, pool), gains))
-    scorer = (model or LinearScorer()).fit(groups, features)
-    return LearnedRanker(scorer, features)
+    return groups
 
 
 def turn_keys(turn: Any) -> tuple[str, ...]:
@@ -275,5 +285,6 @@ __all__ = [
     "fit_memory",
     "fit_ranker",
     "memory_gains",
+    "ranking_groups",
     "turn_keys",
 ]
