@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_positive_int
+from ..embeddings import embed_query
 from ..errors import ConfigurationError, InvalidTypeError
 from ..retrieval.windows import WindowMatrix, take_best_window
 from ..scoring import cosine_scores, minmax
@@ -241,7 +242,7 @@ class DocumentFeatures:
                 start += len(group)
         # the same numbers as PassageReranker.best_passage_scores (same vectors), without
         # splitting sentences and hashing every window again for each query
-        query_vector = scorer.embedder.embed([query])[0]
+        query_vector = embed_query(scorer.embedder, query)
         return np.array(
             [
                 float((self._window_vectors[t] @ query_vector).max())
