@@ -51,10 +51,6 @@ class _Sentence:
     terms: frozenset[str]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
-    # Exact counts of the text alone and after a space (-1: not counted yet), where counts
-    # add up across a one-space join (see _BaseCompressor._count_units).
-    solo: int = -1
-    spaced: int = -1
 
     def at(self, doc: int) -> _Sentence:
         """This unit as part of the document at position ``doc`` of a compression."""
@@ -68,8 +64,6 @@ class _Sentence:
             self.high,
             self.terms,
             self.parts,
-            self.solo,
-            self.spaced,
         )
 
 
@@ -164,20 +158,14 @@ class _BaseCompressor:
 
         Where counts add up (:func:`~ctxengine.tokens.joins_add_up`; a unit's text never
         has whitespace at its ends), the first unit's count plus the others' counts after
-        a space, each kept on the unit: a choice re-counts a document's growing kept text
-        dozens of times per compression.
+        a space, each remembered by the compressor's memos: a choice re-counts a
+        document's growing kept text dozens of times per compression.
         """
         if not self._additive:
             return self._count_text(" ".join(u.text for u in units))
-        first = units[0]
-        if first.solo < 0:
-            first.solo = self._count_text(first.text)
-        total = first.solo
-        for unit in units[1:]:
-            if unit.spaced < 0:  # (the compressor's memo outlives the unit: a second pass)
-                unit.spaced = self._count_spaced(unit.text)
-            total += unit.spaced
-        return total
+        return self._count_text(units[0].text) + sum(
+            self._count_spaced(unit.text) for unit in units[1:]
+        )
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
         """:func:`token_bounds` of the units' joined text, without joining where they add up
@@ -252,9 +240,7 @@ class _BaseCompressor:
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(
-                        best, index=-1, end=best.start + len(piece), text=piece, solo=-1, spaced=-1
-                    )
+                    replace(best, index=-1, end=best.start + len(piece), text=piece)
                 ]
         return chosen
 
