@@ -16,7 +16,7 @@ from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences, term_set
-from ..tokens import TokenCounter, get_token_counter, joins_add_up, token_bounds
+from ..tokens import TokenCounter, count_joined, get_token_counter, joins_add_up, token_bounds
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -82,15 +82,14 @@ class _BaseCompressor:
         self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
         # Documents, sentences and kept texts: each distinct text is counted once.
         self._count_text = lru_cache(maxsize=_CACHED_TEXTS)(self.token_counter.count)
-        self._count_spaced = lru_cache(maxsize=_CACHED_TEXTS)(self._spaced_count)
         # a document's bounds are asked for by every pass over it (the everything-fits
         # check, the short-document test, a second pass after headers are given back)
         self._bounds = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._text_bounds)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
-        # Where counts add up across a one-space join (tiktoken's encodings), a document's
-        # kept text is counted as the sum of its sentences' counts, each sentence encoded
-        # once, instead of encoding every joined text a choice tries (quadratic in the
-        # sentences a document keeps).
+        # Where counts add up across a one-space join (tiktoken's encodings), a joined
+        # text's bounds are its units' sums (_units_bounds) and its count their counts'
+        # sum (_count_units), each sentence encoded once instead of every joined text a
+        # choice tries (quadratic in the sentences a document keeps).
         self._additive = joins_add_up(self.token_counter)
 
     def compress(
@@ -138,7 +137,6 @@ class _BaseCompressor:
         state = dict(self.__dict__)
         state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
         state.pop("_count_text", None)
-        state.pop("_count_spaced", None)
         state.pop("_bounds", None)
         state.pop("_whole", None)
         return state
@@ -147,25 +145,17 @@ class _BaseCompressor:
         self.__dict__.update(state)
         self._caches()
 
-    def _spaced_count(self, text: str) -> int:
-        return self.token_counter.count(" " + text)
-
     def _text_bounds(self, text: str) -> tuple[int, int | None]:
         return token_bounds(self.token_counter, text)
 
     def _count_units(self, units: Sequence[_Sentence]) -> int:
         """Tokens of the units' texts joined by single spaces (as a kept text is).
 
-        Where counts add up (:func:`~ctxengine.tokens.joins_add_up`; a unit's text never
-        has whitespace at its ends), the first unit's count plus the others' counts after
-        a space, each remembered by the compressor's memos: a choice re-counts a
-        document's growing kept text dozens of times per compression.
+        :func:`~ctxengine.tokens.count_joined`: where counts add up, the sum of the units'
+        counts, each remembered by the counter, so a choice that re-counts a document's
+        growing kept text dozens of times per compression encodes each sentence once.
         """
-        if not self._additive:
-            return self._count_text(" ".join(u.text for u in units))
-        return self._count_text(units[0].text) + sum(
-            self._count_spaced(unit.text) for unit in units[1:]
-        )
+        return count_joined(self.token_counter, [unit.text for unit in units])
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
         """:func:`token_bounds` of the units' joined text, without joining where they add up
