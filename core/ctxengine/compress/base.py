@@ -285,9 +285,9 @@ class _Ledger:
 
     def __init__(self, compressor: _BaseCompressor, max_tokens: int):
         self._compressor, self.max_tokens = compressor, max_tokens
-        # doc -> [its units, low, high (None: unknown), exact count or None]; the totals
-        # of the entries' bounds are kept as they change (a sum per unit would cost more
-        # than the counting it saves).
+        # doc -> [its units, low, high (None: unknown)], both the exact count once known
+        # (then the doc leaves _open); the totals of the entries' bounds are kept as they
+        # change (a sum per unit would cost more than the counting it saves).
         self._docs: dict[int, list[Any]] = {}
         self._open: set[int] = set()  # docs whose exact count is not known yet
         self._low = 0
@@ -296,9 +296,7 @@ class _Ledger:
 
     def _shift(self, entry: list[Any], sign: int) -> None:
         """Add (``sign`` 1) or remove (-1) an entry's bounds from the totals."""
-        _, low, high, exact = entry
-        if exact is not None:
-            low = high = exact
+        _, low, high = entry
         self._low += sign * low
         if high is None:
             self._unbounded += sign
@@ -306,11 +304,11 @@ class _Ledger:
             self._high += sign * high
 
     def _used(self, skip: int | None = None) -> tuple[int, float]:
+        """Bounds on the tokens used by every document but ``skip``."""
         low, high, unbounded = self._low, self._high, self._unbounded
         entry = self._docs.get(skip) if skip is not None else None
         if entry is not None:
-            _, lo, hi, exact = entry
-            lo, hi = (exact, exact) if exact is not None else (lo, hi)
+            _, lo, hi = entry
             low -= lo
             if hi is None:
                 unbounded -= 1
@@ -322,7 +320,7 @@ class _Ledger:
         for doc in [d for d in self._open if d != skip]:
             entry = self._docs[doc]
             self._shift(entry, -1)
-            entry[3] = self._compressor._count_units(entry[0])
+            entry[1] = entry[2] = self._compressor._count_units(entry[0])
             self._shift(entry, 1)
             self._open.discard(doc)
         return self._used(skip)[0]  # every entry but ``skip`` is exact now
@@ -363,7 +361,7 @@ class _Ledger:
                 return False
         if doc in self._docs:
             self._shift(self._docs[doc], -1)
-        self._docs[doc] = entry = [units, low, high, exact]
+        self._docs[doc] = entry = [units, low, high] if exact is None else [units, exact, exact]
         self._shift(entry, 1)
         if exact is None:
             self._open.add(doc)
