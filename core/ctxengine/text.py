@@ -99,13 +99,19 @@ def words(text: str) -> list[str]:
 _TERMS_SIZE = 1 << 17
 
 
+def _kept(word: str, stop_words: Iterable[str]) -> bool:
+    """Whether the analyzer keeps ``word``: not a stop word, and not a lone letter (a
+    single character stays for unsegmented scripts and digits, where it carries meaning)."""
+    return word not in stop_words and (len(word) > 1 or not word.isascii() or word.isdigit())
+
+
 class _TermMemo(dict[str, "str | None"]):
     """word -> term; a miss (``__missing__``) computes and remembers it, so a lookup of a
     whole word list is one C-level ``map`` with no check for misses."""
 
     def __missing__(self, word: str) -> str | None:
-        if word in STOP_WORDS or (len(word) == 1 and word.isascii() and not word.isdigit()):
-            term = None  # a stop word or a lone letter: dropped
+        if not _kept(word, STOP_WORDS):
+            term = None
         else:
             stemmer = _stemmer()
             term = word if stemmer is None else stemmer.stemWord(word)  # type: ignore[attr-defined]
@@ -130,11 +136,7 @@ def analyze(
     if stem and stop_words is STOP_WORDS:
         return [term for term in map(_TERMS.__getitem__, words(text)) if term is not None]
     stops = stop_words if stop_words is not None else ()
-    tokens = [
-        token
-        for token in words(text)
-        if token not in stops and (len(token) > 1 or not token.isascii() or token.isdigit())
-    ]
+    tokens = [token for token in words(text) if _kept(token, stops)]
     stemmer = _stemmer() if stem else None
     if stemmer is not None and tokens:
         return stemmer.stemWords(tokens)  # type: ignore[attr-defined]

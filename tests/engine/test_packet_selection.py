@@ -28,6 +28,7 @@ import pytest
 from ctxengine import ContextEngine
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.packet import ContextPacket
+from ctxengine.tokens import default_token_counter
 from ctxengine.types import Document, ScoredDocument
 
 GOLDEN = Path(__file__).with_name("packet_selection.json")
@@ -146,6 +147,20 @@ def test_the_cases_exercise_dedup_and_compression(built, shared_data):
         for label in ("vectors", "lexical")
     )
     assert any(t is not None and t > 0 for v in built.values() for t in v["tokens"])
+    # text is cut: some kept document holds fewer tokens than its whole text (a positive
+    # count alone holds for any packet with documents, cut or not)
+    counter = default_token_counter()
+    whole = {
+        f"{name}-{i}": counter.count(text)
+        for name, _, texts in cases(shared_data)[:10]
+        for i, text in enumerate(texts)
+    }
+    assert any(
+        tokens < whole[doc_id]
+        for name, _, _ in cases(shared_data)[:10]
+        for packet in [built[f"{name}/lexical/{min(BUDGETS)}"]]
+        for doc_id, tokens in zip(packet["ids"], packet["tokens"])
+    )
 
 
 if __name__ == "__main__" and "--record" in sys.argv:

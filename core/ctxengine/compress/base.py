@@ -16,7 +16,7 @@ from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences, term_set
-from ..tokens import TokenCounter, get_token_counter, joins_add_up, token_bounds
+from ..tokens import TokenCounter, count_joined, get_token_counter, joins_add_up, token_bounds
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -51,10 +51,6 @@ class _Sentence:
     terms: frozenset[str]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
-    # Exact counts of the text alone and after a space (-1: not counted yet), where counts
-    # add up across a one-space join (see _BaseCompressor._count_units).
-    solo: int = -1
-    spaced: int = -1
 
     def at(self, doc: int) -> _Sentence:
         """This unit as part of the document at position ``doc`` of a compression."""
@@ -68,8 +64,6 @@ class _Sentence:
             self.high,
             self.terms,
             self.parts,
-            self.solo,
-            self.spaced,
         )
 
 
@@ -88,15 +82,14 @@ class _BaseCompressor:
         self._split = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._split_document)
         # Documents, sentences and kept texts: each distinct text is counted once.
         self._count_text = lru_cache(maxsize=_CACHED_TEXTS)(self.token_counter.count)
-        self._count_spaced = lru_cache(maxsize=_CACHED_TEXTS)(self._spaced_count)
         # a document's bounds are asked for by every pass over it (the everything-fits
         # check, the short-document test, a second pass after headers are given back)
         self._bounds = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._text_bounds)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
-        # Where counts add up across a one-space join (tiktoken's encodings), a document's
-        # kept text is counted as the sum of its sentences' counts, each sentence encoded
-        # once, instead of encoding every joined text a choice tries (quadratic in the
-        # sentences a document keeps).
+        # Where counts add up across a one-space join (tiktoken's encodings), a joined
+        # text's bounds are its units' sums (_units_bounds) and its count their counts'
+        # sum (_count_units), each sentence encoded once instead of every joined text a
+        # choice tries (quadratic in the sentences a document keeps).
         self._additive = joins_add_up(self.token_counter)
 
     def compress(
@@ -144,7 +137,6 @@ class _BaseCompressor:
         state = dict(self.__dict__)
         state.pop("_split", None)  # caches of bound methods: rebuilt, not pickled
         state.pop("_count_text", None)
-        state.pop("_count_spaced", None)
         state.pop("_bounds", None)
         state.pop("_whole", None)
         return state
@@ -153,31 +145,17 @@ class _BaseCompressor:
         self.__dict__.update(state)
         self._caches()
 
-    def _spaced_count(self, text: str) -> int:
-        return self.token_counter.count(" " + text)
-
     def _text_bounds(self, text: str) -> tuple[int, int | None]:
         return token_bounds(self.token_counter, text)
 
     def _count_units(self, units: Sequence[_Sentence]) -> int:
         """Tokens of the units' texts joined by single spaces (as a kept text is).
 
-        Where counts add up (:func:`~ctxengine.tokens.joins_add_up`; a unit's text never
-        has whitespace at its ends), the first unit's count plus the others' counts after
-        a space, each kept on the unit: a choice re-counts a document's growing kept text
-        dozens of times per compression.
+        :func:`~ctxengine.tokens.count_joined`: where counts add up, the sum of the units'
+        counts, each remembered by the counter, so a choice that re-counts a document's
+        growing kept text dozens of times per compression encodes each sentence once.
         """
-        if not self._additive:
-            return self._count_text(" ".join(u.text for u in units))
-        first = units[0]
-        if first.solo < 0:
-            first.solo = self._count_text(first.text)
-        total = first.solo
-        for unit in units[1:]:
-            if unit.spaced < 0:  # (the compressor's memo outlives the unit: a second pass)
-                unit.spaced = self._count_spaced(unit.text)
-            total += unit.spaced
-        return total
+        return count_joined(self.token_counter, [unit.text for unit in units])
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
         """:func:`token_bounds` of the units' joined text, without joining where they add up
@@ -252,9 +230,7 @@ class _BaseCompressor:
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(
-                        best, index=-1, end=best.start + len(piece), text=piece, solo=-1, spaced=-1
-                    )
+                    replace(best, index=-1, end=best.start + len(piece), text=piece)
                 ]
         return chosen
 
@@ -309,9 +285,9 @@ class _Ledger:
 
     def __init__(self, compressor: _BaseCompressor, max_tokens: int):
         self._compressor, self.max_tokens = compressor, max_tokens
-        # doc -> [its units, low, high (None: unknown), exact count or None]; the totals
-        # of the entries' bounds are kept as they change (a sum per unit would cost more
-        # than the counting it saves).
+        # doc -> [its units, low, high (None: unknown)], both the exact count once known
+        # (then the doc leaves _open); the totals of the entries' bounds are kept as they
+        # change (a sum per unit would cost more than the counting it saves).
         self._docs: dict[int, list[Any]] = {}
         self._open: set[int] = set()  # docs whose exact count is not known yet
         self._low = 0
@@ -320,9 +296,7 @@ class _Ledger:
 
     def _shift(self, entry: list[Any], sign: int) -> None:
         """Add (``sign`` 1) or remove (-1) an entry's bounds from the totals."""
-        _, low, high, exact = entry
-        if exact is not None:
-            low = high = exact
+        _, low, high = entry
         self._low += sign * low
         if high is None:
             self._unbounded += sign
@@ -330,11 +304,11 @@ class _Ledger:
             self._high += sign * high
 
     def _used(self, skip: int | None = None) -> tuple[int, float]:
+        """Bounds on the tokens used by every document but ``skip``."""
         low, high, unbounded = self._low, self._high, self._unbounded
         entry = self._docs.get(skip) if skip is not None else None
         if entry is not None:
-            _, lo, hi, exact = entry
-            lo, hi = (exact, exact) if exact is not None else (lo, hi)
+            _, lo, hi = entry
             low -= lo
             if hi is None:
                 unbounded -= 1
@@ -346,7 +320,7 @@ class _Ledger:
         for doc in [d for d in self._open if d != skip]:
             entry = self._docs[doc]
             self._shift(entry, -1)
-            entry[3] = self._compressor._count_units(entry[0])
+            entry[1] = entry[2] = self._compressor._count_units(entry[0])
             self._shift(entry, 1)
             self._open.discard(doc)
         return self._used(skip)[0]  # every entry but ``skip`` is exact now
@@ -387,7 +361,7 @@ class _Ledger:
                 return False
         if doc in self._docs:
             self._shift(self._docs[doc], -1)
-        self._docs[doc] = entry = [units, low, high, exact]
+        self._docs[doc] = entry = [units, low, high] if exact is None else [units, exact, exact]
         self._shift(entry, 1)
         if exact is None:
             self._open.add(doc)
