@@ -519,8 +519,10 @@ def load_index(
     params.setdefault("passage_window", 0)  # indexes saved before passage windows existed
     if "candidate_pool" in params:  # the name fusion_depth had before
         params["fusion_depth"] = params.pop("candidate_pool")
-    # indexes saved before late chunking hold separately embedded windows: stay consistent
+    # indexes saved before late chunking hold separately embedded windows, and ones saved
+    # before pseudo-relevance feedback ranked without it: they load as they served
     params.setdefault("passage_embedding", "separate")
+    params.setdefault("feedback", None)
     if params.pop("class", None) != "HybridRetriever":
         raise IndexFormatError(f"{root} holds an index of an unknown retriever class")
     resolved = _resolve_embedder(manifest.get("embedder"), embedder)

@@ -455,3 +455,22 @@ def test_candidate_pool_is_the_deprecated_name_of_fusion_depth(tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     loaded = ContextEngine.load(path)
     assert loaded.retriever.fusion_depth == 3
+
+
+def test_an_index_saved_before_feedback_existed_loads_without_it(tmp_path):
+    """Feedback is on by default for new indexes; one whose manifest predates the option
+    ranks as it did when it was saved, and a saved choice is kept."""
+    import json
+
+    from ctxengine import ContextEngine
+
+    engine = ContextEngine.from_documents(["alpha beta", "gamma delta"], retrieval="keyword")
+    assert engine.retriever.feedback == "rocchio"
+    path = engine.save(tmp_path / "index")
+    assert ContextEngine.load(path).retriever.feedback == "rocchio"
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("feedback", "feedback_docs", "feedback_weight", "feedback_terms"):
+        manifest["retriever"].pop(key)
+    manifest_path.write_text(json.dumps(manifest))
+    assert ContextEngine.load(path).retriever.feedback is None
