@@ -36,7 +36,7 @@ environment:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     epilog = EPILOG % {"cache": default_cache_dir()}
     parser = argparse.ArgumentParser(

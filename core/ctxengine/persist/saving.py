@@ -46,7 +46,7 @@ def save_index(
     directory is refused so a typo cannot delete unrelated files. ``extras`` maps names
     of :data:`LEARNED_FILES` to JSON-ready objects saved (and checksummed) with the index.
     """
-    from .. import __version__
+    from .._version import __version__
     from ..retrieval import HybridRetriever
 
     if not isinstance(retriever, HybridRetriever):
