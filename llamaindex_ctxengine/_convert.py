@@ -24,10 +24,9 @@ from ctxengine import formatting as fmt
 from ctxengine._validation import is_blank
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.integration import RESULT_KEYS, result_metadata
-from ctxengine.packet import chat_role
 from ctxengine.retrieval import filters as core
 from ctxengine.tokens import TokenCounter, counter_for_model
-from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn
+from ctxengine.types import Document, ScoredDocument, ScoredTurn, Turn, chat_role
 
 #: Metadata keys the adapters add to the nodes they return. They explain a choice; they are
 #: not content, so LlamaIndex is told to keep them out of prompts and embeddings.
@@ -262,7 +261,7 @@ def message_role(message: ChatMessage) -> str | None:
 
 def turn_to_message(turn: Turn | ScoredTurn) -> ChatMessage:
     """A stored turn as a ChatMessage, with the core's role mapping
-    (:func:`ctxengine.packet.chat_role`): assistant turns are the assistant's, every other
+    (:func:`ctxengine.types.chat_role`): assistant turns are the assistant's, every other
     turn is said by the user, labelled with its role when that is not ``user`` (a
     speaker's name, or a remembered ``system``/``tool`` turn, which must not come back as
     a second system message or a tool message without its call)."""
