@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,27 +26,10 @@ class AsyncPipeline:
         k: int
         candidates: int
 
-        def _retrieve(
-            self,
-            query: str,
-            k: int,
-            timings: dict[str, float],
-            *,
-            filter: Any = None,
-            prefetched: Prefetched | None = None,
-        ) -> tuple[list[ScoredDocument], list[ScoredDocument]]: ...
-
-        def _build(
-            self,
-            query: str,
-            session_id: str,
-            k: int | None,
-            now: float | datetime | None,
-            touch: bool,
-            ledger: BudgetLedger | None,
-            filter: Any,
-            prefetched: Prefetched | None,
-        ) -> ContextPacket: ...
+        # (query, k, timings, *, filter, prefetched) -> (the best k, the first stage's pool)
+        _retrieve: Callable[..., tuple[list[ScoredDocument], list[ScoredDocument]]]
+        # (query, session_id, k, now, touch, ledger, filter, prefetched) -> the packet
+        _build: Callable[..., ContextPacket]
 
     async def aretrieve(
         self, query: str, k: int = 10, *, filter: Any = None
