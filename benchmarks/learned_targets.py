@@ -268,10 +268,10 @@ class _WithoutTemporal(MemoryFeatures):
     the before/after rows of the same run."""
 
     names = tuple(n for n in MemoryFeatures.names if n not in TEMPORAL)
-    _keep = [i for i, n in enumerate(MemoryFeatures.names) if n not in TEMPORAL]
+    _keep = tuple(i for i, n in enumerate(MemoryFeatures.names) if n not in TEMPORAL)
 
     def transform(self, query: str, scored: Sequence, now: float) -> np.ndarray:
-        return super().transform(query, scored, now)[:, self._keep]
+        return super().transform(query, scored, now)[:, list(self._keep)]
 
 
 # row -> (featurizer, LearnedMemory options); the first is what fit() seats

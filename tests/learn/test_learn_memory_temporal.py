@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ctxengine import ManualClock
-from ctxengine.formatting import TURN_SEPARATOR
 from ctxengine.errors import FeatureSetMismatchError, InvalidInputError
+from ctxengine.formatting import TURN_SEPARATOR
 from ctxengine.learn import LearnedMemory, LinearScorer, MemoryFeatures
 from ctxengine.learn.memory_features import MEMORY_FEATURE_VERSION
 from ctxengine.learn.memory_packing import pack_by_density, sigmoid
@@ -29,10 +29,6 @@ def at(year: int, month: int, day: int) -> float:
 
 
 NOW = at(2023, 10, 22) + 3600.0
-
-
-def days(periods: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [((start - NOW) / DAY, (end - start) / DAY) for start, end in periods]
 
 
 @pytest.mark.parametrize(
@@ -77,7 +73,7 @@ def test_when_questions_and_turns_that_say_when():
     assert mentions_time("We moved in 2019") and not mentions_time("It was so powerful.")
 
 
-def _memory() -> tuple[DecayMemory, list[Turn]]:
+def _memory() -> DecayMemory:
     clock = ManualClock(at(2022, 4, 20))
     memory = DecayMemory(clock=clock, relevance="hybrid")
     said = [
@@ -86,13 +82,14 @@ def _memory() -> tuple[DecayMemory, list[Turn]]:
         (at(2022, 5, 2) + DAY / 2 + 30, "Alice", "Great, I love that trilogy."),
         (at(2022, 8, 9), "Bob", "My dog learned a new trick."),
     ]
-    turns = [memory.add(role, text, timestamp=stamp) for stamp, role, text in said]
+    for stamp, role, text in said:
+        memory.add(role, text, timestamp=stamp)
     clock.set(at(2022, 9, 1))
-    return memory, turns
+    return memory
 
 
 def _columns(query: str) -> dict[str, np.ndarray]:
-    memory, turns = _memory()
+    memory = _memory()
     scored = sorted(memory.score(query, now=at(2022, 9, 1)), key=lambda s: s.turn.seq)
     rows = MemoryFeatures().transform(query, scored, at(2022, 9, 1))
     names = MemoryFeatures.names

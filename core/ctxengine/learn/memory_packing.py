@@ -65,7 +65,9 @@ def pack_by_density(
                 j = chronological[at]
                 current[j] = density[j] * neighbour_boost
 
-    kept = sorted((i for i, s in enumerate(ranked) if s.turn.seq in keep), key=lambda i: -ranked[i].turn.seq)
+    kept = sorted(
+        (i for i, s in enumerate(ranked) if s.turn.seq in keep), key=lambda i: -ranked[i].turn.seq
+    )
     for i in kept:
         if cost[i] <= room:
             take(i)

@@ -83,9 +83,10 @@ def named_periods(text: str, now: float) -> list[Period]:
 
 
 def _periods(parts: dict[str, str | None], today: datetime) -> list[Period]:
-    month = _MONTHS[parts["month"].lower()] if parts.get("month") else None
-    day = int(parts["day"]) if parts.get("day") else None
-    year = parts.get("year")
+    """The periods one matched date names (two for a month without a year)."""
+    month_name, day_text, year = parts.get("month"), parts.get("day"), parts.get("year")
+    month = _MONTHS[month_name.lower()] if month_name else None
+    day = int(day_text) if day_text else None
     years = [int(year)] if year else [today.year - 1, today.year]
     out: list[Period] = []
     for y in years:
@@ -115,7 +116,10 @@ def days_from(timestamps: np.ndarray, periods: list[Period]) -> np.ndarray:
     gap = np.zeros(timestamps.shape, dtype=np.float64)
     if periods:
         gap = np.min(
-            [np.maximum(0.0, np.maximum(start - timestamps, timestamps - end)) for start, end in periods],
+            [
+                np.maximum(0.0, np.maximum(start - timestamps, timestamps - end))
+                for start, end in periods
+            ],
             axis=0,
         )
     return gap / DAY
