@@ -37,7 +37,7 @@ from ctxengine.clock import ManualClock
 from ctxengine.embeddings import default_embedder
 from ctxengine.formatting import render_turn
 from ctxengine.memory import DecayMemory, InMemoryStore
-from ctxengine.memory.decay import pack_turns
+from ctxengine.memory.packing import pack_turns
 from ctxengine.retrieval.lexical import BM25Index
 from ctxengine.text import analyze
 from ctxengine.tokens import TiktokenCounter

@@ -8,14 +8,13 @@ passed in on its own (``ctxengine.retrieval``, ``ctxengine.rerank``, ``ctxengine
 
 from __future__ import annotations
 
+from ._version import __version__
 from .budget import TokenBudget
 from .clock import ManualClock
 from .engine import DEFAULT_SYSTEM_PROMPT, ContextEngine
 from .errors import CtxEngineError
 from .packet import ContextPacket
 from .types import Document, KeptSpan, ScoredDocument, ScoredTurn, Turn
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",

@@ -7,17 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .types import ROLES, ScoredDocument, ScoredTurn
+from .types import ScoredDocument, ScoredTurn
 
 if TYPE_CHECKING:
     from .budget import Rendered, TokenBudget
-
-
-def chat_role(role: str) -> str:
-    """The ``packet.messages`` role of a stored turn: ``assistant`` for assistant turns,
-    ``user`` for everything else (see :data:`ctxengine.types.ROLES`). A remembered turn is
-    never a system or tool message, whatever its role says."""
-    return ROLES.get(role.strip().lower(), "user")
 
 
 @dataclass
@@ -245,4 +238,4 @@ def _stage_items(stages: Mapping[str, float]) -> list[tuple[str, float]]:
     return [(name, value) for name, value in stages.items() if isinstance(value, (int, float))]
 
 
-__all__ = ["ContextPacket", "chat_role"]
+__all__ = ["ContextPacket"]

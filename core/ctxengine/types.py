@@ -165,6 +165,13 @@ ROLES: dict[str, str] = {
 MAX_ROLE_LENGTH = 64
 
 
+def chat_role(role: str) -> str:
+    """The ``packet.messages`` role of a stored turn: ``assistant`` for assistant turns,
+    ``user`` for everything else (see :data:`ctxengine.types.ROLES`). A remembered turn is
+    never a system or tool message, whatever its role says."""
+    return ROLES.get(role.strip().lower(), "user")
+
+
 def check_role(role: Any) -> str:
     """``role`` as stored: a known role (:data:`ROLES`) case- and space-normalized
     (``" System "`` -> ``"system"``), or a speaker name, stripped.

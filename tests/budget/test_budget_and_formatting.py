@@ -88,3 +88,20 @@ def test_a_question_over_its_room_keeps_its_beginning_and_end(token_counter):
     assert "tokens omitted" in question and any("beginning and end kept" in n for n in ledger.notes)
     request = ledger.finish()
     assert request.tokens == token_counter.count(request.text) <= 120
+
+
+def test_coerce_keeps_a_budget_and_its_counter_and_refuses_a_second_counter():
+    from ctxengine import ContextEngine
+    from ctxengine.errors import ConfigurationError
+
+    budget = TokenBudget(300, max_history_share=0.25, token_counter="chars/4")
+    assert TokenBudget.coerce(budget) is budget
+    assert TokenBudget.coerce(budget, "chars/4") is budget  # the same counter, named again
+    made = TokenBudget.coerce(300, "cl100k_base")
+    assert (made.total, made.token_counter.name) == (300, "cl100k_base")
+    with pytest.raises(ConfigurationError, match="disagrees"):
+        TokenBudget.coerce(budget, "cl100k_base")
+    with pytest.raises(ConfigurationError, match="disagrees"):
+        ContextEngine(token_budget=budget, token_counter="cl100k_base")
+    engine = ContextEngine(token_budget=budget)
+    assert engine.budget is budget and engine.token_counter is budget.token_counter

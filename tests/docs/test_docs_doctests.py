@@ -10,7 +10,7 @@ import pytest
 
 # module -> the public classes in it that must carry an Examples section
 REQUIRED = {
-    "ctxengine.engine": ["ContextEngine"],
+    "ctxengine.engine.context": ["ContextEngine"],
     "ctxengine.retrieval.hybrid": ["HybridRetriever"],
     "ctxengine.retrieval.ann": ["AnnIndex"],
     "ctxengine.memory.decay": ["DecayMemory"],

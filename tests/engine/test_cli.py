@@ -2,6 +2,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from ctxengine.cli import main
 from ctxengine.demo import HISTORY
@@ -85,6 +86,9 @@ def test_version_and_help_document_the_cache():
         timeout=60,
     )
     assert out.returncode == 0 and out.stdout.strip() == f"ctxengine {__version__}"
+    # the version the package reports is the one it is distributed as
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert f'\nversion = "{__version__}"\n' in pyproject
     helped = subprocess.run(
         [sys.executable, "-m", "ctxengine", "build", "--help"],
         check=False,

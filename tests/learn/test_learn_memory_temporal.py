@@ -17,7 +17,7 @@ from ctxengine.learn.memory_features import MEMORY_FEATURE_VERSION
 from ctxengine.learn.memory_packing import pack_by_density, sigmoid
 from ctxengine.learn.query_dates import asks_when, days_from, mentions_time, named_periods
 from ctxengine.memory import DecayMemory
-from ctxengine.memory.decay import fit_joined, pack_turns
+from ctxengine.memory.packing import fit_joined, pack_turns
 from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import ScoredTurn, Turn
 

@@ -179,7 +179,7 @@ def _check_upgraded(store, rows) -> None:
 
 
 def test_sqlite_upgrades_a_schema_3_file_without_losing_a_turn(tmp_path):
-    from ctxengine.memory.sqlite import _MIGRATIONS
+    from ctxengine.memory.sqlite_schema import MIGRATIONS as _MIGRATIONS
 
     path = tmp_path / "v3.db"
     rows = _schema3_rows(25)
@@ -208,7 +208,7 @@ def test_postgres_upgrades_a_schema_3_database_without_losing_a_turn(pg_url, pos
     import psycopg
     from psycopg import sql
 
-    from ctxengine.memory.postgres import _MIGRATIONS
+    from ctxengine.memory.postgres_schema import MIGRATIONS as _MIGRATIONS
 
     schema = pg_url.rsplit("schema=", 1)[1]
     ident = sql.Identifier(schema)

@@ -114,7 +114,7 @@ _KILLER = textwrap.dedent(
     """
     import os, signal, sys
     sys.path[:0] = {paths!r}
-    import ctxengine.persist as persist
+    import ctxengine.persist.saving as persist  # where the save calls the atomic swap
     from ctxengine.embeddings import HashingEmbedder
     from ctxengine.engine import ContextEngine
     from ctxengine.types import Document

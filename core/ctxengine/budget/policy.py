@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._validation import check_finite, check_positive_int
-from ..errors import BudgetError
+from ..errors import BudgetError, ConfigurationError
 from ..tokens import TokenCounter, get_token_counter
 from .ledger import BudgetLedger
 
@@ -60,6 +60,25 @@ class TokenBudget:
                 f"token budget ({self.total})"
             )
         self.token_counter = get_token_counter(token_counter)
+
+    @classmethod
+    def coerce(
+        cls, budget: int | TokenBudget, token_counter: TokenCounter | str | None = None
+    ) -> TokenBudget:
+        """``budget`` as a :class:`TokenBudget`: an int is the total (counted by
+        ``token_counter``); a budget is kept, and since it brings the only counter, a
+        different ``token_counter`` is a :class:`~ctxengine.errors.ConfigurationError`
+        (a second counter would spend other units)."""
+        if not isinstance(budget, TokenBudget):
+            return cls(budget, token_counter=token_counter)
+        if token_counter is not None:
+            named = get_token_counter(token_counter)
+            if named.name != budget.token_counter.name:
+                raise ConfigurationError(
+                    f"token_counter {named.name!r} disagrees with the budget's "
+                    f"{budget.token_counter.name!r}: give the counter to one of them"
+                )
+        return budget
 
     def start(self, system_prompt: str = "") -> BudgetLedger:
         """A fresh ledger for one request, with the answer reserve and ``system_prompt``

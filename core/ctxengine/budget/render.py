@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
-from ..packet import chat_role
 from ..tokens import TokenCounter, count_joined, count_prefix, count_split
-from ..types import KeptSpan, ScoredDocument, ScoredTurn
+from ..types import KeptSpan, ScoredDocument, ScoredTurn, chat_role
 
 
 @dataclass

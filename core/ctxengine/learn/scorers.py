@@ -6,7 +6,7 @@ the candidate pool and orders it by the model, so the engine pipeline keeps its 
 ``DecayMemory(scorer=...)``, where the decay rule would choose): it scores a session through the public
 :meth:`DecayMemory.score <ctxengine.memory.DecayMemory.score>` (whose components are its
 features), replaces the hand-set ``effective`` with the model's score and packs the slot
-with the memory's own :func:`~ctxengine.memory.decay.pack_turns`.
+with the memory's own :func:`~ctxengine.memory.packing.pack_turns`.
 
 Both refuse a model trained on other features
 (:class:`~ctxengine.errors.FeatureSetMismatchError`).
@@ -210,7 +210,7 @@ class LearnedMemory:
         touch: bool = False,
     ) -> tuple[list[ScoredTurn], Contributions]:
         """The turns for a slot of ``max_tokens`` (chronological), and their contributions."""
-        from ..memory.decay import fit_joined, pack_turns
+        from ..memory.packing import fit_joined, pack_turns
 
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if query is None or not query.strip():

@@ -4,7 +4,7 @@ A recall over 100,000 turns cannot afford a Python step per turn (hashing a text
 dataclass, counting tokens). :class:`SessionArrays` holds, per turn in ``seq`` order, the
 importance, timestamp, last access, rendered token count, role id and embedding as numpy
 columns, and an inverted index term -> rows for lexical relevance. Turns are appended as
-they arrive; scoring and packing (:func:`pack_indices`) are numpy over the columns, and
+they arrive; scoring and packing (:mod:`ctxengine.memory.packing`) are numpy over the columns, and
 Python touches only the few turns that end up in the slot.
 
 The arrays are a cache of the store. ``version`` is the store's per-session write counter
@@ -256,55 +256,6 @@ class SessionArrays:
         return out / len(query_terms)
 
 
-def pack_indices(
-    effective: np.ndarray,
-    tokens: np.ndarray,
-    *,
-    keep: Sequence[int],
-    threshold: float | None,
-    max_tokens: int,
-    separator: int,
-) -> list[int]:
-    """The greedy fill of :func:`~ctxengine.memory.decay.pack_turns` over columns.
-
-    Rows in ``keep`` go first (in the given order), then the others by effective score
-    (ties: the later row first), skipping those below ``threshold`` and those that no
-    longer fit; each row costs ``tokens + separator`` and the slot holds ``max_tokens +
-    separator``. Returns the chosen rows in ascending order. Only the best rows are sorted:
-    a window of the top ``k`` is filled first, and widened only while the budget left could
-    still take a row.
-    """
-    remaining = max_tokens + separator
-    costs = tokens + separator
-    chosen: list[int] = []
-    for row in keep:
-        if costs[row] <= remaining:
-            chosen.append(int(row))
-            remaining -= int(costs[row])
-    mask = costs <= remaining
-    if threshold is not None:
-        mask &= effective >= threshold
-    if len(keep):
-        mask[np.asarray(keep, dtype=np.int64)] = False
-    candidates = np.flatnonzero(mask)
-    window = 256
-    while candidates.size and remaining > 0:
-        if candidates.size > window:
-            values = effective[candidates]
-            kth = np.partition(values, candidates.size - window)[candidates.size - window]
-            top, rest = candidates[values >= kth], candidates[values < kth]
-        else:
-            top, rest = candidates, candidates[:0]
-        top = top[::-1]  # later rows first, and a stable sort keeps them first among ties
-        order = top[np.argsort(-effective[top], kind="stable")]
-        taken, remaining = _greedy(costs[order], remaining)
-        chosen.extend(order[taken].tolist())
-        candidates = rest[costs[rest] <= remaining]
-        window *= 4
-    chosen.sort()
-    return chosen
-
-
 def exchange_partners(role_ids: np.ndarray, question: int | None, answer: int | None) -> np.ndarray:
     """Per row, the row of the other half of its question/answer exchange, or -1.
 
@@ -319,101 +270,4 @@ def exchange_partners(role_ids: np.ndarray, question: int | None, answer: int | 
     return partner
 
 
-def pack_exchanges(
-    effective: np.ndarray,
-    tokens: np.ndarray,
-    partner: np.ndarray,
-    *,
-    keep: Sequence[int],
-    threshold: float | None,
-    max_tokens: int,
-    separator: int,
-) -> list[int]:
-    """:func:`pack_indices` where a question and its answer (``partner``) are one unit.
-
-    A unit ranks by its better half and goes in whole when it fits. When it does not, the
-    question goes alone if it fits (it names the topic; its answer follows only when the
-    budget allows); an answer never goes without its question (a reply without what it
-    replies to misleads the model) unless it is one of the ``keep`` turns, whose question
-    goes in last, when the budget allows. Only the top units are looked at, in growing
-    windows, as in :func:`pack_indices`.
-    """
-    remaining = max_tokens + separator
-    costs = tokens + separator
-    chosen: list[int] = []
-    taken = np.zeros(len(effective), dtype=np.bool_)
-    deferred: list[int] = []
-    for row in keep:
-        if taken[row] or costs[row] > remaining:
-            continue
-        chosen.append(int(row))
-        taken[row] = True
-        remaining -= int(costs[row])
-        other = int(partner[row])
-        if 0 <= other < row:
-            # A kept answer brings its question, but after the relevant units: recency
-            # keeps the answer, it should not push out what the query asks about.
-            deferred.append(other)
-            taken[other] = True
-    paired = partner >= 0
-    # A unit is represented by its question (or by the turn itself when unpaired).
-    head = ~paired | (partner > np.arange(len(partner)))
-    mate = np.where(paired, partner, np.arange(len(partner)))
-    score = np.where(paired, np.maximum(effective, effective[mate]), effective)
-    unit_cost = np.where(paired, costs + costs[mate], costs)
-    mask = head & ~taken & ~taken[mate]
-    if threshold is not None:
-        mask &= score >= threshold
-    candidates = np.flatnonzero(mask)
-    smallest = int(costs.min()) if len(costs) else 0
-    window = 256
-    while candidates.size and remaining >= smallest:
-        if candidates.size > window:
-            values = score[candidates]
-            kth = np.partition(values, candidates.size - window)[candidates.size - window]
-            top, rest = candidates[values >= kth], candidates[values < kth]
-        else:
-            top, rest = candidates, candidates[:0]
-        # Later units first among ties, as turns are in pack_indices.
-        top = top[::-1]
-        order = top[np.argsort(-score[top], kind="stable")]
-        for row in order.tolist():  # the top window only: at most a few hundred units
-            other = int(mate[row])
-            if unit_cost[row] <= remaining:
-                chosen.append(row)
-                remaining -= int(costs[row])
-                if other != row:
-                    chosen.append(other)
-                    remaining -= int(costs[other])
-            elif other != row and costs[row] <= remaining:
-                chosen.append(row)
-                remaining -= int(costs[row])
-        candidates = rest
-        window *= 4
-    for row in deferred:
-        if costs[row] <= remaining:
-            chosen.append(row)
-            remaining -= int(costs[row])
-    chosen.sort()
-    return chosen
-
-
-def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
-    """Positions taken by a first-fit pass over ``costs`` in order, and the budget left.
-
-    Each round takes the longest prefix that fits (a cumulative sum), skips the item that
-    did not, and drops the items that can no longer fit, so the rounds are few."""
-    positions = np.arange(len(costs))
-    taken: list[np.ndarray] = []
-    while positions.size:
-        sums = np.cumsum(costs[positions])
-        k = int(np.searchsorted(sums, remaining, side="right"))
-        if k:
-            taken.append(positions[:k])
-            remaining -= int(sums[k - 1])
-        positions = positions[k + 1 :]
-        positions = positions[costs[positions] <= remaining]
-    return (np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)), remaining
-
-
-__all__ = ["SessionArrays", "exchange_partners", "pack_exchanges", "pack_indices"]
+__all__ = ["SessionArrays", "exchange_partners"]

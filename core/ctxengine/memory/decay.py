@@ -37,27 +37,32 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_metadata, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration, to_seconds
-from ..embeddings import Embedder, EmbedderSpec, LazyEmbedderMixin, embed_query
+from ..embeddings import EmbedderSpec, LazyEmbedderMixin, embed_query
 from ..errors import InvalidInputError, InvalidTypeError
-from ..formatting import TURN_SEPARATOR, render_turn
+from ..formatting import TURN_SEPARATOR
 from ..scoring import cosine_scores
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn, check_role
-from .arrays import SessionArrays, pack_exchanges, pack_indices
+from .arrays import SessionArrays
 from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
+from .packing import (
+    fit_joined,
+    pack_exchanges,
+    pack_indices,
+    rendered_turn,
+    without_orphan_answers,
+)
 from .relevance import (
     RELEVANCE_MODES,
     lexical_terms,
@@ -65,17 +70,12 @@ from .relevance import (
     spread_to_neighbours,
     without_speakers,
 )
+from .sessions import SessionCache, model_key
 from .store import InMemoryStore, MemoryStore
 
 _LN2 = math.log(2.0)
 # Sessions whose arrays a memory keeps (least recently recalled dropped first).
 _CACHED_SESSIONS = 64
-
-
-@lru_cache(maxsize=65536)
-def _rendered(role: str, content: str) -> str:
-    # Relevance and token counts both read the rendering; a long session re-reads it per query.
-    return render_turn(role, content)
 
 
 def _halved(half_lives: np.ndarray) -> np.ndarray:
@@ -92,11 +92,6 @@ def _counter_name(counter: TokenCounter) -> str | None:
     name (``None``: an unnamed counter, whose counts are never stored)."""
     name = getattr(counter, "name", None)
     return name if isinstance(name, str) and name else None
-
-
-def _model_key(embedder: Embedder) -> str:
-    """What a stored vector is tagged with: it is reused only by the same model."""
-    return f"{embedder.name}:{embedder.dimension}"
 
 
 class DecayMemory(LazyEmbedderMixin):
@@ -142,7 +137,6 @@ class DecayMemory(LazyEmbedderMixin):
             store = InMemoryStore()
         if not isinstance(store, MemoryStore):
             raise InvalidTypeError(f"store must implement MemoryStore, got {type(store).__name__}")
-        self.store = store
         self.half_life = to_duration(half_life, "half_life")
         self.freshness_half_life = to_duration(freshness_half_life, "freshness_half_life")
         self.drop_threshold = check_finite(drop_threshold, "drop_threshold", low=0.0)
@@ -183,7 +177,13 @@ class DecayMemory(LazyEmbedderMixin):
         # installed by fitting or by ContextEngine.load; None: the raw query vector.
         self.query_adapter: Any | None = None
         self._lock = threading.RLock()
-        self._cache: OrderedDict[str, SessionArrays] = OrderedDict()
+        # the store, and the columns of its recently read sessions (see .sessions)
+        self._sessions = SessionCache(store, _CACHED_SESSIONS)
+
+    @property
+    def store(self) -> MemoryStore:
+        """Where the turns live (read-only: the cached columns follow this store)."""
+        return self._sessions.store
 
     @classmethod
     def article(cls, store: MemoryStore | None = None, **overrides: Any) -> DecayMemory:
@@ -266,7 +266,7 @@ class DecayMemory(LazyEmbedderMixin):
                     importance=float(importance),
                     last_access=when,
                     metadata=metadata,
-                    tokens=self.token_counter.count(_rendered(role, content)),
+                    tokens=self.token_counter.count(rendered_turn(role, content)),
                     tokens_counter=counter_name,
                 )
                 recent.append(turn)
@@ -274,8 +274,8 @@ class DecayMemory(LazyEmbedderMixin):
             kept = [turn for turn in prepared if turn is not None]
             if kept and self.relevance in ("dense", "hybrid"):
                 embedder = self.embedder
-                vectors = embedder.embed([_rendered(t.role, t.content) for t in kept])
-                model = _model_key(embedder)
+                vectors = embedder.embed([rendered_turn(t.role, t.content) for t in kept])
+                model = model_key(embedder)
                 vectorized = iter(
                     replace(t, vector=v, vector_model=model) for t, v in zip(kept, vectors)
                 )
@@ -286,7 +286,9 @@ class DecayMemory(LazyEmbedderMixin):
             landed = iter(added)
             stored = [None if t is None else next(landed) for t in prepared]
             if added:
-                self._after_write(session_id, len(added), lambda arrays: arrays.extend(added))
+                self._sessions.after_write(
+                    session_id, len(added), lambda arrays: arrays.extend(added)
+                )
             return stored
 
     def _check_message(self, message: Any) -> tuple[str, str, float, float | None, dict[str, Any]]:
@@ -307,66 +309,20 @@ class DecayMemory(LazyEmbedderMixin):
         check_text(session_id, "session_id")
         with self._lock:
             self.store.delete_session(session_id)
-            self._cache.pop(session_id, None)
-
-    # --- the per-session arrays --------------------------------------------------------
-
-    def _store_version(self, session_id: str) -> int | None:
-        version = getattr(self.store, "version", None)
-        return int(version(session_id)) if callable(version) else None
+            self._sessions.forget(session_id)
 
     def _arrays(self, session_id: str) -> SessionArrays:
-        """The session's columns, read from the store only when it changed since."""
-        version = self._store_version(session_id)
-        arrays = self._cache.get(session_id)
-        if arrays is not None and version is not None and arrays.version == version:
-            self._cache.move_to_end(session_id)
-            return arrays
+        """The session's columns (read from the store only when it changed since)."""
         terms = {"lexical": lexical_terms, "hybrid": lexical_terms, "overlap": plain_words}
-        arrays = SessionArrays(
-            terms.get(self.relevance),
-            self.token_counter.count,
-            _rendered,
-            _counter_name(self.token_counter),
+        return self._sessions.get(
+            session_id,
+            lambda: SessionArrays(
+                terms.get(self.relevance),
+                self.token_counter.count,
+                rendered_turn,
+                _counter_name(self.token_counter),
+            ),
         )
-        # Read after the version: a write in between makes the next check reload, never
-        # leaves newer rows cached under an older version... the reverse would.
-        arrays.extend(self.store.turns(session_id))
-        arrays.version = version
-        self._store_recounted(session_id, arrays)
-        if version is not None:
-            self._cache[session_id] = arrays
-            while len(self._cache) > _CACHED_SESSIONS:
-                self._cache.popitem(last=False)
-        return arrays
-
-    def _store_recounted(self, session_id: str, arrays: SessionArrays) -> None:
-        """Write the counts made while reading (turns stored without a count of our counter:
-        an older file, another counter) back to the store, so the next restart reads them."""
-        store_tokens = getattr(self.store, "set_tokens", None)
-        if arrays.recounted and arrays.counter_name is not None and callable(store_tokens):
-            ids, counts = zip(*arrays.recounted)
-            store_tokens(session_id, list(ids), list(counts), arrays.counter_name)
-        arrays.recounted.clear()
-
-    def _after_write(
-        self, session_id: str, writes: int, apply: Callable[[SessionArrays], None]
-    ) -> None:
-        """Apply our own write to the cached arrays when it is the only one since they were
-        read (the store's counter moved by exactly ``writes``); otherwise forget them."""
-        arrays = self._cache.get(session_id)
-        if arrays is None:
-            return
-        version = self._store_version(session_id)
-        if (
-            version is not None
-            and arrays.version is not None
-            and version == arrays.version + writes
-        ):
-            apply(arrays)
-            arrays.version = version
-        else:
-            del self._cache[session_id]
 
     # --- reading ---------------------------------------------------------------------
 
@@ -503,19 +459,7 @@ class DecayMemory(LazyEmbedderMixin):
     def _dense(
         self, arrays: SessionArrays, query_vector: np.ndarray, session_id: str
     ) -> np.ndarray:
-        embedder = self.embedder
-        model = _model_key(embedder)
-        arrays.use_vectors(model, int(embedder.dimension))
-        missing = arrays.missing_vectors()
-        if missing.size:
-            # Turns stored without a vector of this model (an older file, another model,
-            # a lexical memory wrote them): embed them once and store the vectors.
-            turns = [arrays.turns[row] for row in missing.tolist()]
-            vectors = embedder.embed([_rendered(t.role, t.content) for t in turns])
-            arrays.set_vectors(missing.tolist(), vectors)
-            store_vectors = getattr(self.store, "set_vectors", None)
-            if callable(store_vectors):
-                store_vectors(session_id, [t.id for t in turns], list(vectors), model)
+        self._sessions.fill_vectors(session_id, arrays, self.embedder)
         if self.query_adapter is not None:  # a trained ctxengine.learn.QueryAdapter
             query_vector = self.query_adapter(query_vector)
         cosine = cosine_scores(arrays.vectors, query_vector.astype(np.float32))
@@ -601,12 +545,12 @@ class DecayMemory(LazyEmbedderMixin):
                 chosen, max_tokens, self.token_counter, {arrays.turns[r].seq for r in keep}
             )
             if partner is not None:
-                chosen = _without_orphan_answers(chosen, arrays, partner, set(keep))
+                chosen = without_orphan_answers(chosen, arrays, partner, set(keep))
             if touch and chosen:
                 touched = [row for s in chosen if (row := arrays.row(s.turn.id)) is not None]
                 self.store.touch(session_id, [s.turn.id for s in chosen], at)
                 refreshed = [replace(s.turn, last_access=float(at)) for s in chosen]
-                self._after_write(
+                self._sessions.after_write(
                     session_id, 1, lambda a: a.set_last_access(touched, refreshed, float(at))
                 )
         return chosen
@@ -630,72 +574,4 @@ def _check_exchange_roles(value: Any) -> tuple[str, str] | None:
     return question, answer
 
 
-def _without_orphan_answers(
-    chosen: list[ScoredTurn], arrays: SessionArrays, partner: np.ndarray, keep: set[int]
-) -> list[ScoredTurn]:
-    """Drop answers whose question the joined-count check removed (kept turns stay)."""
-    rows = [arrays.row(s.turn.id) for s in chosen]
-    present = set(rows)
-    out = []
-    for item, row in zip(chosen, rows):
-        assert row is not None
-        other = int(partner[row])
-        if 0 <= other < row and other not in present and row not in keep:
-            continue
-        out.append(item)
-    return out
-
-
-def pack_turns(
-    scored: list[ScoredTurn],
-    max_tokens: int,
-    token_counter: TokenCounter,
-    *,
-    keep: set[int] | frozenset[int] = frozenset(),
-    threshold: float | None = None,
-) -> list[ScoredTurn]:
-    """Fill a slot of ``max_tokens`` with whole turns; returns them in ``seq`` order.
-
-    Turns whose ``seq`` is in ``keep`` go first (newest first), then the others in the
-    given order (best first), skipping those below ``threshold`` and those that no longer
-    fit. ``tokens`` must hold each turn's rendered count. The result's joined rendering
-    counts at most ``max_tokens``.
-    """
-    separator = token_counter.count(TURN_SEPARATOR)
-    order = sorted((s for s in scored if s.turn.seq in keep), key=lambda s: -s.turn.seq)
-    order += [
-        s
-        for s in scored
-        if s.turn.seq not in keep and (threshold is None or s.effective >= threshold)
-    ]
-    chosen: list[ScoredTurn] = []
-    used = -separator
-    for item in order:
-        cost = (item.tokens or 0) + separator
-        if used + cost <= max_tokens:
-            chosen.append(item)
-            used += cost
-    chosen.sort(key=lambda s: s.turn.seq)
-    return fit_joined(chosen, max_tokens, token_counter, keep)
-
-
-def fit_joined(
-    chosen: list[ScoredTurn],
-    max_tokens: int,
-    token_counter: TokenCounter,
-    keep: set[int] | frozenset[int] = frozenset(),
-) -> list[ScoredTurn]:
-    """Drop the weakest turns (kept ones last) until the joined rendering of ``chosen``
-    (in ``seq`` order) counts at most ``max_tokens``."""
-    # The greedy pass adds per-turn counts; BPE merges across the separator keep the joined
-    # string at most that long in practice, but the contract is the joined count, so check.
-    while chosen:
-        text = TURN_SEPARATOR.join(_rendered(s.role, s.content) for s in chosen)
-        if token_counter.count(text) <= max_tokens:
-            break
-        victim = min(chosen, key=lambda s: (s.turn.seq in keep, s.effective, s.turn.seq))
-        chosen = [s for s in chosen if s is not victim]
-    return chosen
-
-
-__all__ = ["DecayMemory", "fit_joined", "pack_turns"]
+__all__ = ["DecayMemory"]

@@ -57,106 +57,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
         f"the PostgreSQL store needs psycopg 3 and psycopg-pool: from the ctxengine clone, pip install -e '.[postgres]' (the ctxengine[postgres] extra; {exc})"
     ) from exc
 
-# Step i upgrades schema version i to i + 1 (see ``_sql.SCHEMA_VERSION``).
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        (
-            "CREATE TABLE {schema}.ctxengine_sessions ("
-            " session_id TEXT PRIMARY KEY, next_seq BIGINT NOT NULL)"
-        ),
-        (
-            "CREATE TABLE {schema}.ctxengine_turns ("
-            " id TEXT PRIMARY KEY, session_id TEXT NOT NULL, seq BIGINT NOT NULL,"
-            " role TEXT NOT NULL, content TEXT NOT NULL, timestamp DOUBLE PRECISION NOT NULL,"
-            " importance DOUBLE PRECISION NOT NULL, last_access DOUBLE PRECISION NOT NULL,"
-            " UNIQUE (session_id, seq))"
-        ),
-    ),
-    ("ALTER TABLE {schema}.ctxengine_turns ADD COLUMN metadata JSONB NOT NULL DEFAULT '{{}}'",),
-)
-
-
-def _vector_migration() -> tuple[str, ...]:
-    """Version 2 -> 3: each turn's embedding stored with it (NULL for older turns: they are
-    embedded once at their first dense recall and written back), and a per-session write
-    counter that lets a memory keep a session cached until someone writes to it (kept when
-    the session is deleted, so a counter never repeats a value)."""
-    return (
-        "ALTER TABLE {schema}.ctxengine_turns ADD COLUMN vector BYTEA, ADD COLUMN vector_model TEXT",
-        (
-            "CREATE TABLE {schema}.ctxengine_versions ("
-            " session_id TEXT PRIMARY KEY, version BIGINT NOT NULL)"
-        ),
-    )
-
-
-def _token_count_migration() -> tuple[str, ...]:
-    """Version 3 -> 4: each turn's token count and the counter's name stored with it (NULL
-    for older turns: they are counted once at their first recall and written back)."""
-    return (
-        (
-            "ALTER TABLE {schema}.ctxengine_turns ADD COLUMN tokens BIGINT,"
-            " ADD COLUMN tokens_counter TEXT"
-        ),
-    )
-
-
-_MIGRATIONS += (_vector_migration(), _token_count_migration())
-assert len(_MIGRATIONS) == SCHEMA_VERSION
-
-_COLUMN_LIST = ", ".join(COLUMNS)
-_STATEMENTS = {
-    # One statement: bump (or create) the session's counter row and insert at that position;
-    # the write counter (see ``version``) moves in the same statement.
-    "add": (
-        "WITH s AS (INSERT INTO {schema}.ctxengine_sessions AS c (session_id, next_seq)"
-        " VALUES (%(session_id)s, 1) ON CONFLICT (session_id)"
-        " DO UPDATE SET next_seq = c.next_seq + 1 RETURNING c.next_seq - 1 AS seq),"
-        " v AS (INSERT INTO {schema}.ctxengine_versions AS w (session_id, version)"
-        " VALUES (%(session_id)s, 1) ON CONFLICT (session_id)"
-        " DO UPDATE SET version = w.version + 1)"
-        f" INSERT INTO {{schema}}.ctxengine_turns ({_COLUMN_LIST})"
-        " SELECT %(id)s, %(session_id)s, s.seq, %(role)s, %(content)s, %(timestamp)s,"
-        " %(importance)s, %(last_access)s, %(metadata)s::jsonb, %(vector)s, %(vector_model)s,"
-        " %(tokens)s, %(tokens_counter)s"
-        " FROM s RETURNING seq"
-    ),
-    "bump": (
-        "INSERT INTO {schema}.ctxengine_versions AS w (session_id, version) VALUES (%s, 1)"
-        " ON CONFLICT (session_id) DO UPDATE SET version = w.version + 1"
-    ),
-    "version": "SELECT version FROM {schema}.ctxengine_versions WHERE session_id = %s",
-    "set_vector": (
-        "UPDATE {schema}.ctxengine_turns SET vector = %s, vector_model = %s"
-        " WHERE session_id = %s AND id = %s"
-    ),
-    "set_tokens": (
-        "UPDATE {schema}.ctxengine_turns SET tokens = %s, tokens_counter = %s"
-        " WHERE session_id = %s AND id = %s"
-    ),
-    "turns": (
-        f"SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns WHERE session_id = %s ORDER BY seq"
-    ),
-    "last": (
-        f"SELECT * FROM (SELECT {_COLUMN_LIST} FROM {{schema}}.ctxengine_turns"
-        " WHERE session_id = %s ORDER BY seq DESC LIMIT %s) AS recent ORDER BY seq"
-    ),
-    "touch": (
-        "UPDATE {schema}.ctxengine_turns SET last_access = %s"
-        " WHERE session_id = %s AND id = ANY(%s)"
-    ),
-    # Two statements in one transaction, counter first: its row lock waits for an add in
-    # flight, and the second statement's fresh snapshot then sees (and deletes) that turn.
-    "delete_counter": "DELETE FROM {schema}.ctxengine_sessions WHERE session_id = %s",
-    "delete_turns": "DELETE FROM {schema}.ctxengine_turns WHERE session_id = %s",
-    "count": "SELECT COUNT(*) FROM {schema}.ctxengine_turns WHERE session_id = %s",
-    "count_all": "SELECT COUNT(*) FROM {schema}.ctxengine_turns",
-    "sessions": "SELECT DISTINCT session_id FROM {schema}.ctxengine_turns",
-}
-
-
-def _compose(template: str, schema: str) -> sql.Composed:
-    return sql.SQL(template).format(schema=sql.Identifier(schema))
+from . import postgres_schema
 
 
 def _describe(conninfo: str) -> str:
@@ -200,7 +101,10 @@ class PostgresStore(ClosingStore):
             raise ConfigurationError(f"max_size ({max_size}) < min_size ({min_size})")
         self.timeout = check_finite(timeout, "timeout", low=0.0, low_inclusive=False)
         self._where = _describe(self.conninfo)
-        self._sql = {name: _compose(text, self.schema) for name, text in _STATEMENTS.items()}
+        self._sql = {
+            name: postgres_schema.compose(text, self.schema)
+            for name, text in postgres_schema.STATEMENTS.items()
+        }
         self._lock = threading.Lock()
         self._closed = False
         self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
@@ -280,9 +184,9 @@ class PostgresStore(ClosingStore):
                 raise StoreError(
                     f"schema {self.schema!r} has a ctxengine_turns table not made by ctxengine"
                 )
-            for step in _MIGRATIONS[version:]:
+            for step in postgres_schema.MIGRATIONS[version:]:
                 for statement in step:
-                    conn.execute(_compose(statement, self.schema))
+                    conn.execute(postgres_schema.compose(statement, self.schema))
             if version < SCHEMA_VERSION:
                 conn.execute(sql.SQL("DELETE FROM {}.ctxengine_schema").format(ident))
                 conn.execute(

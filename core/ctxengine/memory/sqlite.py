@@ -35,9 +35,8 @@ import numpy as np
 from .._validation import check_finite
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..types import Turn
+from . import sqlite_schema
 from ._sql import (
-    COLUMNS,
-    SCHEMA_VERSION,
     ClosingStore,
     check_last,
     check_session,
@@ -50,138 +49,9 @@ from ._sql import (
 
 _HEADER = b"SQLite format 3\x00"
 
-# One tuple of statements per schema version; step i upgrades version i to i + 1. The
-# version is a literal in each step because PRAGMA takes no parameters.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE ctxengine_turns (
-            id TEXT PRIMARY KEY,
-            session_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            role TEXT NOT NULL,
-            content TEXT NOT NULL,
-            timestamp REAL NOT NULL,
-            importance REAL NOT NULL,
-            last_access REAL NOT NULL,
-            UNIQUE (session_id, seq)
-        )""",
-        "PRAGMA user_version = 1",
-    ),
-    (
-        "ALTER TABLE ctxengine_turns ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",
-        "PRAGMA user_version = 2",
-    ),
-)
-
-
-def _vector_migration() -> tuple[str, ...]:
-    """Version 2 -> 3: each turn's embedding stored with it (NULL for older turns: they are
-    embedded once at their first dense recall and written back), and a per-session write
-    counter that lets a memory keep a session cached until someone writes to it."""
-    return (
-        "ALTER TABLE ctxengine_turns ADD COLUMN vector BLOB",
-        "ALTER TABLE ctxengine_turns ADD COLUMN vector_model TEXT",
-        "CREATE TABLE ctxengine_versions (session_id TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-        "PRAGMA user_version = 3",
-    )
-
-
-def _token_count_migration() -> tuple[str, ...]:
-    """Version 3 -> 4: each turn's token count and the counter's name stored with it (NULL
-    for older turns: they are counted once at their first recall and written back), so a
-    restart reads counts instead of re-tokenizing the whole history."""
-    return (
-        "ALTER TABLE ctxengine_turns ADD COLUMN tokens INTEGER",
-        "ALTER TABLE ctxengine_turns ADD COLUMN tokens_counter TEXT",
-        "PRAGMA user_version = 4",
-    )
-
-
-_MIGRATIONS += (_vector_migration(), _token_count_migration())
-assert len(_MIGRATIONS) == SCHEMA_VERSION
-
-_COLUMN_LIST = ", ".join(COLUMNS)
-_SELECT = f"SELECT {_COLUMN_LIST} FROM ctxengine_turns WHERE session_id = ? ORDER BY seq"
-_SELECT_LAST = (
-    f"SELECT * FROM (SELECT {_COLUMN_LIST} FROM ctxengine_turns WHERE session_id = ? "
-    "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
-)
-_NEXT_SEQ = "SELECT COALESCE(MAX(seq), -1) + 1 FROM ctxengine_turns WHERE session_id = ?"
-_INSERT = f"INSERT INTO ctxengine_turns ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-# Every write to a session raises its counter by one, in the write's own transaction.
-_BUMP = (
-    "INSERT INTO ctxengine_versions (session_id, version) VALUES (?, ?) "
-    "ON CONFLICT (session_id) DO UPDATE SET version = version + excluded.version"
-)
-_VERSION = "SELECT version FROM ctxengine_versions WHERE session_id = ?"
-_SET_VECTOR = (
-    "UPDATE ctxengine_turns SET vector = ?, vector_model = ? WHERE session_id = ? AND id = ?"
-)
-_SET_TOKENS = (
-    "UPDATE ctxengine_turns SET tokens = ?, tokens_counter = ? WHERE session_id = ? AND id = ?"
-)
-_TOUCH = "UPDATE ctxengine_turns SET last_access = ? WHERE session_id = ? AND id = ?"
-_SYNCHRONOUS = {"FULL": "PRAGMA synchronous = FULL", "NORMAL": "PRAGMA synchronous = NORMAL"}
-
 
 class _Connection(sqlite3.Connection):
     """A plain connection that can be weakly referenced (the base class cannot)."""
-
-
-def read_version(conn: sqlite3.Connection) -> int:
-    """The file's schema version; :class:`StoreError` if ctxengine cannot use the file.
-
-    Reads only, so a foreign file is rejected before anything (even the switch to WAL,
-    which rewrites the header) touches it.
-    """
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    has_table = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", ("ctxengine_turns",)
-    ).fetchone()
-    if (version > 0) != bool(has_table):
-        raise StoreError(
-            f"not a ctxengine memory file (user_version={version}, "
-            f"ctxengine_turns table {'present' if has_table else 'absent'}); it was not modified"
-        )
-    if version == 0:
-        # A new file is empty. A database with anything in it (another application's
-        # tables, an application_id) is not ours to add a table to.
-        objects = conn.execute("SELECT name FROM sqlite_master LIMIT 3").fetchall()
-        application = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        if objects or application:
-            names = ", ".join(repr(row[0]) for row in objects)
-            raise StoreError(
-                "not a ctxengine memory file: it belongs to another application "
-                f"({f'holds {names}' if objects else f'application_id {application}'}); "
-                "it was not modified"
-            )
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"schema version {version} was written by a newer ctxengine "
-            f"(this one reads up to {SCHEMA_VERSION}); upgrade ctxengine"
-        )
-    return version
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the file behind ``conn`` (autocommit mode) to :data:`SCHEMA_VERSION`.
-
-    Runs in one ``BEGIN IMMEDIATE`` transaction, so processes opening a new file at the
-    same moment migrate it once, and a failed step leaves the old version intact.
-    Returns the version the file had.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = read_version(conn)
-        for step in _MIGRATIONS[version:]:
-            for statement in step:
-                conn.execute(statement)
-        conn.execute("COMMIT")
-        return version
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 class SQLiteStore(ClosingStore):
@@ -218,7 +88,7 @@ class SQLiteStore(ClosingStore):
             )
         self.path = Path(os.path.abspath(text))  # threads must not follow a later chdir
         self.timeout = check_finite(timeout, "timeout", low=0.0)
-        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+        if not isinstance(synchronous, str) or synchronous.upper() not in sqlite_schema.SYNCHRONOUS:
             raise ConfigurationError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.synchronous = synchronous.upper()
         self._lock = threading.Lock()
@@ -336,12 +206,12 @@ class SQLiteStore(ClosingStore):
                 check_same_thread=False,  # only so close() may run from another thread
                 factory=_Connection,
             )
-            read_version(conn)
+            sqlite_schema.read_version(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: the file system does not support WAL mode ({mode})")
-            conn.execute(_SYNCHRONOUS[self.synchronous])
-            migrate(conn)
+            conn.execute(sqlite_schema.SYNCHRONOUS[self.synchronous])
+            sqlite_schema.migrate(conn)
             return conn
         except (sqlite3.Error, StoreError) as exc:
             if conn is not None:
@@ -379,9 +249,9 @@ class SQLiteStore(ClosingStore):
         check_turn(turn)
         try:
             with self._transaction() as conn:
-                seq = int(conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()[0])
-                conn.execute(_INSERT, turn_params(turn, seq))
-                conn.execute(_BUMP, (turn.session_id, 1))
+                seq = int(conn.execute(sqlite_schema.NEXT_SEQ, (turn.session_id,)).fetchone()[0])
+                conn.execute(sqlite_schema.INSERT, turn_params(turn, seq))
+                conn.execute(sqlite_schema.BUMP, (turn.session_id, 1))
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith(
@@ -400,15 +270,15 @@ class SQLiteStore(ClosingStore):
                 next_seq: dict[str, int] = {}
                 for turn in turns:
                     if turn.session_id not in next_seq:
-                        row = conn.execute(_NEXT_SEQ, (turn.session_id,)).fetchone()
+                        row = conn.execute(sqlite_schema.NEXT_SEQ, (turn.session_id,)).fetchone()
                         next_seq[turn.session_id] = int(row[0])
                     out.append(replace(turn, seq=next_seq[turn.session_id]))
                     next_seq[turn.session_id] += 1
-                conn.executemany(_INSERT, [turn_params(t, t.seq) for t in out])
+                conn.executemany(sqlite_schema.INSERT, [turn_params(t, t.seq) for t in out])
                 counts: dict[str, int] = {}
                 for turn in out:
                     counts[turn.session_id] = counts.get(turn.session_id, 0) + 1
-                conn.executemany(_BUMP, list(counts.items()))
+                conn.executemany(sqlite_schema.BUMP, list(counts.items()))
         except StoreError as exc:
             cause = exc.__cause__
             if isinstance(cause, sqlite3.IntegrityError) and str(cause).endswith(
@@ -426,9 +296,9 @@ class SQLiteStore(ClosingStore):
         conn = self._conn()
         with self._errors():
             if last is None:
-                rows = conn.execute(_SELECT, (session_id,)).fetchall()
+                rows = conn.execute(sqlite_schema.SELECT, (session_id,)).fetchall()
             else:
-                rows = conn.execute(_SELECT_LAST, (session_id, last)).fetchall()
+                rows = conn.execute(sqlite_schema.SELECT_LAST, (session_id, last)).fetchall()
         return [row_turn(row) for row in rows]
 
     def touch(self, session_id: str, turn_ids: Sequence[str], when: float) -> None:
@@ -437,13 +307,13 @@ class SQLiteStore(ClosingStore):
         if not ids:
             return
         with self._transaction() as conn:
-            conn.executemany(_TOUCH, [(when, session_id, turn_id) for turn_id in ids])
-            conn.execute(_BUMP, (session_id, 1))
+            conn.executemany(sqlite_schema.TOUCH, [(when, session_id, turn_id) for turn_id in ids])
+            conn.execute(sqlite_schema.BUMP, (session_id, 1))
 
     def delete_session(self, session_id: str) -> int:
         check_session(session_id)
         with self._transaction() as conn:
-            conn.execute(_BUMP, (session_id, 1))
+            conn.execute(sqlite_schema.BUMP, (session_id, 1))
             return conn.execute(
                 "DELETE FROM ctxengine_turns WHERE session_id = ?", (session_id,)
             ).rowcount
@@ -454,7 +324,7 @@ class SQLiteStore(ClosingStore):
         check_session(session_id)
         conn = self._conn()
         with self._errors():
-            row = conn.execute(_VERSION, (session_id,)).fetchone()
+            row = conn.execute(sqlite_schema.VERSION, (session_id,)).fetchone()
         return int(row[0]) if row else 0
 
     def set_vectors(
@@ -469,7 +339,7 @@ class SQLiteStore(ClosingStore):
             rows.append((blob, model, session_id, turn_id))
         if rows:
             with self._transaction() as conn:
-                conn.executemany(_SET_VECTOR, rows)
+                conn.executemany(sqlite_schema.SET_VECTOR, rows)
 
     def set_tokens(
         self, session_id: str, turn_ids: Sequence[str], counts: Sequence[int], counter: str
@@ -479,7 +349,7 @@ class SQLiteStore(ClosingStore):
         rows = token_rows(session_id, turn_ids, counts, counter)
         if rows:
             with self._transaction() as conn:
-                conn.executemany(_SET_TOKENS, rows)
+                conn.executemany(sqlite_schema.SET_TOKENS, rows)
 
     def count(self, session_id: str | None = None) -> int:
         conn = self._conn()
@@ -514,4 +384,4 @@ class SQLiteStore(ClosingStore):
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
 
 
-__all__ = ["SQLiteStore", "migrate", "read_version"]
+__all__ = ["SQLiteStore"]
