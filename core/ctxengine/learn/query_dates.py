@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,14 +48,42 @@ _RELATIVE_SPAN = {"week": 7, "month": 31, "year": 366}
 _ASKS_WHEN = re.compile(
     r"^\W*(?:when|what\s+(?:date|day|month|year|time))\b|\bhow\s+long\s+ago\b", re.IGNORECASE
 )
-_MENTIONS_TIME = re.compile(
-    r"\b(?:yesterday|today|tonight|tomorrow|last|next|ago|recently|just|since|weekend|"
-    r"week|month|year|morning|evening|night|spring|summer|fall|winter|monday|tuesday|"
-    r"wednesday|thursday|friday|saturday|sunday|"
-    + "|".join(name.lower() for name in calendar.month_name if name)
-    + r"|(?:19|20)\d{2})\b",
-    re.IGNORECASE,
-)
+# Words that say when something happened; a turn is tested by set lookups over its words
+# (a regex alternation of these scans ~40 times slower) and the answer is memoised, as a
+# session's turns are tested again for every "when" question.
+_TIME_WORDS = frozenset(
+    [
+        "yesterday",
+        "today",
+        "tonight",
+        "tomorrow",
+        "last",
+        "next",
+        "ago",
+        "recently",
+        "just",
+        "since",
+        "weekend",
+        "week",
+        "month",
+        "year",
+        "morning",
+        "evening",
+        "night",
+        "spring",
+        "summer",
+        "fall",
+        "winter",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+) | frozenset(name.lower() for name in calendar.month_name if name)
+_WORDS = re.compile(r"[^\W\d_]+|\d+")
 
 
 def named_periods(text: str, now: float) -> list[Period]:
@@ -130,10 +159,15 @@ def asks_when(text: str) -> bool:
     return bool(_ASKS_WHEN.search(text))
 
 
+@lru_cache(maxsize=65_536)
 def mentions_time(text: str) -> bool:
     """Whether ``text`` says when something happened ("yesterday", "last week", a
-    weekday, a month, a year): the turn that answers a "when" question usually does."""
-    return bool(_MENTIONS_TIME.search(text))
+    weekday, a month, a year such as 2019): the turn that answers a "when" question
+    usually does."""
+    for word in _WORDS.findall(text.lower()):
+        if word in _TIME_WORDS or (len(word) == 4 and word[:2] in ("19", "20")):
+            return True
+    return False
 
 
 __all__ = ["asks_when", "days_from", "mentions_time", "named_periods"]
