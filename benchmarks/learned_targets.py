@@ -260,8 +260,38 @@ def scifact_section(
 # --- memory ----------------------------------------------------------------------------
 
 
+TEMPORAL = ("log_days_from_named_date", "time_for_when")  # memory-2's question-date features
+
+
+class _WithoutTemporal(MemoryFeatures):
+    """The memory features without the temporal ones: last version's learned memory, for
+    the before/after rows of the same run."""
+
+    names = tuple(n for n in MemoryFeatures.names if n not in TEMPORAL)
+    _keep = tuple(i for i, n in enumerate(MemoryFeatures.names) if n not in TEMPORAL)
+
+    def transform(self, query: str, scored: Sequence, now: float) -> np.ndarray:
+        return super().transform(query, scored, now)[:, list(self._keep)]
+
+
+# row -> (featurizer, LearnedMemory options); the first is what fit() seats
+MEMORY_VARIANTS: dict[str, tuple[MemoryFeatures, dict]] = {
+    LEARNED_MEMORY: (MemoryFeatures(), {}),
+    "  neighbour_boost=1 (each turn packed on its own score)": (
+        MemoryFeatures(),
+        {"neighbour_boost": 1.0},
+    ),
+    "  without the temporal features": (_WithoutTemporal(), {}),
+    "  without either (the learned memory before them)": (
+        _WithoutTemporal(),
+        {"neighbour_boost": 1.0},
+    ),
+}
+
+
 def memory_section(conversations: Sequence, lines: list[str]) -> dict:
-    """Leave-one-conversation-out evidence recall: the default rules and LearnedMemory."""
+    """Leave-one-conversation-out evidence recall: the default rules and LearnedMemory
+    (with ablations of this version's temporal features and neighbour boost)."""
     started = time.perf_counter()
     counter = TiktokenCounter("cl100k_base")
     replays = {c.sample_id: Replay(c, counter) for c in conversations}
@@ -280,8 +310,8 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
             out.append((features.transform(question.question, scored, replay.now), gains))
         return out
 
-    def learned_recall(session: str, model: LinearScorer) -> dict:
-        replay, learned = replays[session], LearnedMemory(model, features)
+    def learned_recall(session: str, learned: LearnedMemory) -> dict:
+        replay = replays[session]
         memory = replay.memory()
 
         def select(question: str, budget: int) -> set[str]:
@@ -301,8 +331,14 @@ def memory_section(conversations: Sequence, lines: list[str]) -> dict:
             },
         )
         others = [s for s in replays if s != held]
-        model = LinearScorer().fit([g for s in others for g in plain[s]], features)
-        per.setdefault(LEARNED_MEMORY, {})[held] = learned_recall(held, model)
+        fitted: dict[tuple[str, ...], LinearScorer] = {}
+        for name, (featurizer, options) in MEMORY_VARIANTS.items():
+            if featurizer.names not in fitted:
+                keep = [features.names.index(n) for n in featurizer.names]
+                groups = [(x[:, keep], y) for s in others for x, y in plain[s]]
+                fitted[featurizer.names] = LinearScorer().fit(groups, featurizer)
+            learned = LearnedMemory(fitted[featurizer.names], featurizer, **options)
+            per.setdefault(name, {})[held] = learned_recall(held, learned)
         print("memory", held, {k: round(v[held][512], 4) for k, v in per.items()}, flush=True)
     sessions = list(replays)
     print_table(

@@ -22,7 +22,9 @@ returns in ``components`` (lexical and dense relevance, importance, the hand-set
 effective score) with their ranks, z-scores and gaps to the session's best; the same
 relevance of the adjacent turns and the best within three turns either side (a topic
 spans several turns); whether the speaker is named in the query; age, idle time,
-position in the conversation, whether the speaker is the user, and the turn's length.
+position in the conversation, whether the speaker is the user, and the turn's length;
+how many days the turn lies from a date the question names, and whether the turn says
+when something happened if the question asks "when" (:mod:`ctxengine.learn.query_dates`).
 
 Each featurizer has a ``version`` and ``names``; a trained model stores both, and a model
 whose names differ from the featurizer's is refused (see :mod:`ctxengine.learn.model`).

@@ -14,8 +14,12 @@ from ..errors import ConfigurationError
 from ..text import term_set
 from ..types import ScoredTurn
 from .pool import pool_logrank, pool_zscore
+from .query_dates import asks_when, days_from, mentions_time, named_periods
 
-MEMORY_FEATURE_VERSION = "memory-1"
+# memory-2: ``dense`` reads the query without the speakers' names (DecayMemory's
+# ``mask_speakers``), and the temporal features ``log_days_from_named_date`` and
+# ``time_for_when`` were added; a memory-1 model is refused (FeatureSetMismatchError).
+MEMORY_FEATURE_VERSION = "memory-2"
 _WINDOW = 3  # turns either side that still count as the same topic
 _DAY = 86_400.0
 _USER_ROLES = frozenset({"user", "human"})
@@ -53,6 +57,8 @@ class MemoryFeatures:
         "log_from_end",
         "is_user",
         "log_tokens",
+        "log_days_from_named_date",
+        "time_for_when",
     )
     _REQUIRED = ("effective", "lexical", "dense", "importance")
 
@@ -85,8 +91,13 @@ class MemoryFeatures:
         position = np.empty(len(items))
         position[order] = np.arange(len(items), dtype=np.float64)
         last = max(len(items) - 1, 1)
-        age = np.array([max(0.0, now - s.turn.timestamp) for s in items]) / _DAY
+        stamps = np.array([s.turn.timestamp for s in items], dtype=np.float64)
+        age = np.maximum(0.0, now - stamps) / _DAY
         idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / _DAY
+        # Constant (zeros) over a question that names no date or asks no "when": such a
+        # column cannot reorder its turns, and the regex over turns runs only when it can.
+        when = asks_when(query)
+        time_words = [when and mentions_time(s.turn.content) for s in items]
         return np.column_stack(
             [
                 effective,
@@ -111,6 +122,8 @@ class MemoryFeatures:
                 np.log1p(len(items) - 1 - position),
                 np.array([s.role.strip().lower() in _USER_ROLES for s in items], dtype=np.float64),
                 np.log1p(np.array([s.tokens or 0 for s in items], dtype=np.float64)),
+                np.log1p(days_from(stamps, named_periods(query, now))),
+                np.array(time_words, dtype=np.float64),
             ]
         )
 

@@ -23,17 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_positive_int, check_text
+from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..clock import to_seconds
 from ..errors import ConfigurationError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR
 from ..rerank.base import check_call, finish
 from ..types import ScoredDocument, ScoredTurn
 from .features import DocumentFeatures, MemoryFeatures, features_from_config
+from .memory_packing import pack_by_density
 from .model import LinearScorer
 
 Contributions = dict[str, dict[str, float]]  # item id -> feature -> share of its score
 PACKINGS = ("per_token", "score")  # LearnedMemory: the order turns fill the slot in
+NEIGHBOUR_BOOST = 1.5  # LearnedMemory: density factor of a chosen turn's neighbours
 
 
 def _contributions(model: LinearScorer, features: np.ndarray, ids: Sequence[str]) -> Contributions:
@@ -131,8 +133,14 @@ class LearnedMemory:
       of probability 0.4 beat one long turn of 0.5 that costs as much as both;
     * ``"score"``: by the model's score alone.
 
-    ``packing=None`` takes the one recorded with the model (``model.trained["packing"]``,
-    default ``"per_token"``); the choice is recorded there, so it is saved with the model.
+    ``neighbour_boost`` (``"per_token"`` only, >= 1, default 1.5): once a turn is in the
+    slot, the turns right before and after it count that many times their density (a
+    question and its answer, a story over two turns: evidence comes in runs;
+    :mod:`ctxengine.learn.memory_packing`); 1 packs each turn on its own score.
+
+    ``packing=None`` / ``neighbour_boost=None`` take the ones recorded with the model
+    (``model.trained``, defaults ``"per_token"`` and 1.5); the choices are recorded there,
+    so they are saved with the model.
 
     Without a query there is nothing to learn relevance from, so the memory's own recall
     answers.
@@ -146,12 +154,17 @@ class LearnedMemory:
         features: MemoryFeatures | None = None,
         *,
         packing: str | None = None,
+        neighbour_boost: float | None = None,
     ) -> None:
         self.model = _check_model(model, "memory")
         if packing is None:
             packing = model.trained.get("packing", PACKINGS[0])
         self.packing = check_choice(packing, "packing", PACKINGS)
+        if neighbour_boost is None:
+            neighbour_boost = model.trained.get("neighbour_boost", NEIGHBOUR_BOOST)
+        self.neighbour_boost = check_finite(neighbour_boost, "neighbour_boost", low=1.0)
         model.trained["packing"] = self.packing
+        model.trained["neighbour_boost"] = self.neighbour_boost
         features = features if features is not None else features_from_config(model.features)
         if not isinstance(features, MemoryFeatures):
             raise InvalidTypeError(
@@ -197,7 +210,7 @@ class LearnedMemory:
         touch: bool = False,
     ) -> tuple[list[ScoredTurn], Contributions]:
         """The turns for a slot of ``max_tokens`` (chronological), and their contributions."""
-        from ..memory.packing import pack_turns
+        from ..memory.packing import fit_joined, pack_turns
 
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if query is None or not query.strip():
@@ -208,17 +221,20 @@ class LearnedMemory:
         ranked, features = self.score(memory, query, session_id=session_id, now=at)
         keep_recent = getattr(memory, "keep_recent", 0)
         recent = sorted((s.turn.seq for s in ranked), reverse=True)[:keep_recent]
-        order = ranked
         if self.packing == "per_token":
             separator = memory.token_counter.count(TURN_SEPARATOR)
-            density = _sigmoid(np.array([s.effective for s in ranked])) / np.array(
-                [(s.tokens or 0) + separator for s in ranked], dtype=np.float64
+            greedy = pack_by_density(
+                ranked,
+                max_tokens,
+                separator,
+                keep=set(recent),
+                neighbour_boost=self.neighbour_boost,
             )
-            # Stable over the score order: equal densities keep the better-scored turn first.
-            order = [ranked[i] for i in np.argsort(-density, kind="stable")]
-        chosen = pack_turns(
-            order, max_tokens, memory.token_counter, keep=set(recent), threshold=None
-        )
+            chosen = fit_joined(greedy, max_tokens, memory.token_counter, set(recent))
+        else:
+            chosen = pack_turns(
+                ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None
+            )
         if touch and chosen:
             memory.store.touch(session_id, [s.turn.id for s in chosen], at)
         rows = {s.turn.id: i for i, s in enumerate(ranked)}
@@ -248,17 +264,10 @@ class LearnedMemory:
         return cls(LinearScorer.load(path))
 
     def __repr__(self) -> str:
-        return f"LearnedMemory({self.model!r}, packing={self.packing!r})"
-
-
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    """The logistic function without overflow warnings for large negative scores."""
-    out = np.empty_like(values, dtype=np.float64)
-    positive = values >= 0
-    out[positive] = 1.0 / (1.0 + np.exp(-values[positive]))
-    exp = np.exp(values[~positive])
-    out[~positive] = exp / (1.0 + exp)
-    return out
+        return (
+            f"LearnedMemory({self.model!r}, packing={self.packing!r}, "
+            f"neighbour_boost={self.neighbour_boost})"
+        )
 
 
 def seated_models(

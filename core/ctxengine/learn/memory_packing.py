@@ -1,0 +1,83 @@
+"""How :class:`~ctxengine.learn.LearnedMemory` fills the history slot with whole turns
+by expected evidence per token, counting a chosen turn's neighbours up.
+
+The model scores each turn alone, but evidence comes in runs: a question and the turn
+that answers it, a story told over two turns. Once a turn is in the slot, the turns
+right before and after it are more likely to be evidence than their own score says, so
+their density (``sigmoid(score) / tokens``) is multiplied by ``neighbour_boost`` for
+the rest of the fill. ``neighbour_boost=1`` is the plain greedy knapsack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..types import ScoredTurn
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """The logistic function without overflow warnings for large negative scores."""
+    out = np.empty_like(values, dtype=np.float64)
+    positive = values >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-values[positive]))
+    exp = np.exp(values[~positive])
+    out[~positive] = exp / (1.0 + exp)
+    return out
+
+
+def pack_by_density(
+    ranked: Sequence[ScoredTurn],
+    max_tokens: int,
+    separator: int,
+    *,
+    keep: set[int] | frozenset[int] = frozenset(),
+    neighbour_boost: float = 1.0,
+) -> list[ScoredTurn]:
+    """Greedy fill of ``max_tokens``: the turns whose ``seq`` is in ``keep`` first (newest
+    first), then repeatedly the fitting turn of highest density, where density is
+    ``sigmoid(effective) / (tokens + separator)``, times ``neighbour_boost`` for a turn
+    adjacent (in ``seq`` order) to one already chosen. ``ranked`` is best score first;
+    equal densities keep that order. Returns the chosen turns in ``seq`` order; the
+    caller checks the joined rendering (per-turn counts plus separators)."""
+    count = len(ranked)
+    if count == 0:
+        return []
+    cost = np.array([(s.tokens or 0) + separator for s in ranked], dtype=np.float64)
+    density = sigmoid(np.array([s.effective for s in ranked])) / np.maximum(cost, 1.0)
+    current = density.copy()
+    chronological = np.argsort([s.turn.seq for s in ranked], kind="stable")
+    place = np.empty(count, dtype=np.int64)
+    place[chronological] = np.arange(count)
+    open_ = np.ones(count, dtype=bool)
+    room = float(max_tokens + separator)  # the first turn carries no separator
+    chosen: list[int] = []
+
+    def take(i: int) -> None:
+        nonlocal room
+        open_[i] = False
+        room -= cost[i]
+        chosen.append(i)
+        for step in (-1, 1):
+            at = place[i] + step
+            if 0 <= at < count and open_[chronological[at]]:
+                j = chronological[at]
+                current[j] = density[j] * neighbour_boost
+
+    kept = sorted(
+        (i for i, s in enumerate(ranked) if s.turn.seq in keep), key=lambda i: -ranked[i].turn.seq
+    )
+    for i in kept:
+        if cost[i] <= room:
+            take(i)
+        open_[i] = False
+    while True:
+        fits = open_ & (cost <= room)
+        if not fits.any():
+            break
+        take(int(np.argmax(np.where(fits, current, -np.inf))))
+    return sorted((ranked[i] for i in chosen), key=lambda s: s.turn.seq)
+
+
+__all__ = ["pack_by_density", "sigmoid"]

@@ -1,0 +1,178 @@
+"""memory-2: the question's dates and "when" as features, the neighbour boost of the
+learned memory's packing, and a memory-1 model refused."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from ctxengine import ManualClock
+from ctxengine.errors import FeatureSetMismatchError, InvalidInputError
+from ctxengine.formatting import TURN_SEPARATOR
+from ctxengine.learn import LearnedMemory, LinearScorer, MemoryFeatures
+from ctxengine.learn.memory_features import MEMORY_FEATURE_VERSION
+from ctxengine.learn.memory_packing import pack_by_density, sigmoid
+from ctxengine.learn.query_dates import asks_when, days_from, mentions_time, named_periods
+from ctxengine.memory import DecayMemory
+from ctxengine.memory.packing import fit_joined, pack_turns
+from ctxengine.tokens import TiktokenCounter
+from ctxengine.types import ScoredTurn, Turn
+
+DAY = 86_400.0
+
+
+def at(year: int, month: int, day: int) -> float:
+    return datetime(year, month, day, tzinfo=timezone.utc).timestamp()
+
+
+NOW = at(2023, 10, 22) + 3600.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("What movie did Joanna watch on 1 May, 2022?", [(at(2022, 5, 1), at(2022, 5, 2))]),
+        ("What did she show on October 13, 2023?", [(at(2023, 10, 13), at(2023, 10, 14))]),
+        ("What did he finish in January 2022?", [(at(2022, 1, 1), at(2022, 2, 1))]),
+        ("What happened in December 2022?", [(at(2022, 12, 1), at(2023, 1, 1))]),
+        ("How often did she go to the beach in 2023?", [(at(2023, 1, 1), at(2024, 1, 1))]),
+        (
+            "When did Melanie go camping in June?",
+            [(at(2022, 6, 1), at(2022, 7, 1)), (at(2023, 6, 1), at(2023, 7, 1))],
+        ),
+        ("What did I say yesterday?", [(at(2023, 10, 21), at(2023, 10, 22))]),
+        ("What did she paint?", []),
+        ("What happened on 31 June, 2022?", []),  # no such day
+        ("Is he sure he may come?", []),  # "may" is no month without a day or "in"
+    ],
+)
+def test_named_periods(text, expected):
+    assert named_periods(text, NOW) == expected
+
+
+def test_last_week_lies_between_one_and_two_weeks_back():
+    ((start, end),) = named_periods("What did we discuss last week?", NOW)
+    assert start == pytest.approx(NOW - 14 * DAY) and end == pytest.approx(NOW - 3.5 * DAY)
+
+
+def test_days_from_counts_days_outside_the_nearest_period():
+    periods = [(at(2023, 5, 1), at(2023, 6, 1)), (at(2023, 9, 1), at(2023, 9, 2))]
+    stamps = np.array([at(2023, 5, 15), at(2023, 6, 3), at(2023, 9, 11), at(2023, 4, 29)])
+    assert days_from(stamps, periods).tolist() == pytest.approx([0.0, 2.0, 9.0, 2.0])
+    assert days_from(stamps, []).tolist() == [0.0] * 4
+
+
+def test_when_questions_and_turns_that_say_when():
+    assert asks_when("When did Caroline go to the support group?")
+    assert asks_when("What year did they move?") and asks_when("How long ago was the trip?")
+    assert not asks_when("What did Caroline say about when to leave?")
+    assert mentions_time("I went to a support group yesterday")
+    assert mentions_time("We moved in 2019") and not mentions_time("It was so powerful.")
+
+
+def _memory() -> DecayMemory:
+    clock = ManualClock(at(2022, 4, 20))
+    memory = DecayMemory(clock=clock, relevance="hybrid")
+    said = [
+        (at(2022, 4, 20), "Alice", "I am reading a book about trains."),
+        (at(2022, 5, 2) + DAY / 2, "Bob", "I watched The Lord of the Rings last night, wow!"),
+        (at(2022, 5, 2) + DAY / 2 + 30, "Alice", "Great, I love that trilogy."),
+        (at(2022, 8, 9), "Bob", "My dog learned a new trick."),
+    ]
+    for stamp, role, text in said:
+        memory.add(role, text, timestamp=stamp)
+    clock.set(at(2022, 9, 1))
+    return memory
+
+
+def _columns(query: str) -> dict[str, np.ndarray]:
+    memory = _memory()
+    scored = sorted(memory.score(query, now=at(2022, 9, 1)), key=lambda s: s.turn.seq)
+    rows = MemoryFeatures().transform(query, scored, at(2022, 9, 1))
+    names = MemoryFeatures.names
+    return {
+        name: rows[:, names.index(name)] for name in ("log_days_from_named_date", "time_for_when")
+    }
+
+
+def test_turns_said_near_the_named_date_are_nearer():
+    gap = _columns("What movie did Bob watch on 1 May, 2022?")["log_days_from_named_date"]
+    assert gap[1] == pytest.approx(np.log1p(0.5)) and gap[2] == pytest.approx(gap[1], abs=1e-3)
+    assert gap[0] == pytest.approx(np.log1p(11.0)) and gap[3] > gap[0]
+    # a question that names no date: a constant column, it cannot reorder turns
+    assert _columns("What movie did Bob watch?")["log_days_from_named_date"].tolist() == [0.0] * 4
+
+
+def test_time_for_when_marks_turns_that_say_when_only_for_when_questions():
+    assert _columns("When did Bob watch a movie?")["time_for_when"].tolist() == [0, 1, 0, 0]
+    assert _columns("What movie did Bob watch?")["time_for_when"].tolist() == [0.0] * 4
+
+
+def _model() -> LinearScorer:
+    rng = np.random.default_rng(3)
+    dense = MemoryFeatures.names.index("dense")
+    groups = []
+    for _ in range(40):
+        rows = rng.normal(size=(12, len(MemoryFeatures.names)))
+        groups.append((rows, (np.arange(12) == np.argmax(rows[:, dense])).astype(float)))
+    return LinearScorer().fit(groups, MemoryFeatures())
+
+
+def test_a_model_of_the_previous_feature_version_is_refused(tmp_path):
+    """memory-1 computed ``dense`` over the query with the speakers' names: same feature
+    name, other meaning. A model saved then is refused, not silently mis-scored."""
+    assert MEMORY_FEATURE_VERSION == "memory-2"
+    path = LearnedMemory(_model()).save(tmp_path / "memory.json")
+    data = json.loads(path.read_text())
+    data["feature_set_version"] = "memory-1"
+    path.write_text(json.dumps(data))
+    with pytest.raises(FeatureSetMismatchError, match="'memory-1'.*'memory-2'.*retrain"):
+        LearnedMemory.load(path)
+
+
+def _turns(tokens: list[int], scores: list[float]) -> list[ScoredTurn]:
+    turns = [
+        ScoredTurn(Turn("user", f"turn {i}", "s", 0.0, 1.0, 0.0, id=str(i), seq=i), s, {}, n)
+        for i, (n, s) in enumerate(zip(tokens, scores))
+    ]
+    return sorted(turns, key=lambda s: (-s.effective, -s.turn.seq))
+
+
+def test_neighbour_boost_brings_in_the_chosen_turns_neighbour():
+    # turn 0 is best; turn 1 (its neighbour) is a little below turn 3; room for two turns
+    ranked = _turns([10, 10, 10, 10], [2.0, -0.2, -3.0, 0.0])
+    plain = pack_by_density(ranked, 20, 0, neighbour_boost=1.0)
+    boosted = pack_by_density(ranked, 20, 0, neighbour_boost=1.5)
+    assert [s.turn.seq for s in plain] == [0, 3]
+    assert [s.turn.seq for s in boosted] == [0, 1]
+
+
+def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
+    """neighbour_boost=1 packs exactly what the memory's own packer does over turns sorted
+    by density: the boost is the only change to the fill."""
+    rng = np.random.default_rng(0)
+    counter = TiktokenCounter("cl100k_base")
+    for _ in range(30):
+        ranked = _turns(rng.integers(1, 30, 25).tolist(), rng.normal(size=25).tolist())
+        keep = {int(rng.integers(25))}
+        separator = counter.count(TURN_SEPARATOR)
+        density = sigmoid(np.array([s.effective for s in ranked])) / np.array(
+            [s.tokens + separator for s in ranked]
+        )
+        order = [ranked[i] for i in np.argsort(-density, kind="stable")]
+        for budget in (0, 40, 120):
+            expected = pack_turns(order, budget, counter, keep=keep)
+            greedy = pack_by_density(ranked, budget, separator, keep=keep, neighbour_boost=1.0)
+            got = fit_joined(greedy, budget, counter, keep)  # as LearnedMemory.select does
+            assert [s.turn.seq for s in got] == [s.turn.seq for s in expected]
+
+
+def test_neighbour_boost_is_saved_with_the_model_and_validated(tmp_path):
+    learned = LearnedMemory(_model(), neighbour_boost=2.0)
+    assert LearnedMemory.load(learned.save(tmp_path / "memory.json")).neighbour_boost == 2.0
+    assert LearnedMemory(_model()).neighbour_boost == 1.5
+    with pytest.raises(InvalidInputError):
+        LearnedMemory(_model(), neighbour_boost=0.5)
