@@ -237,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
     unknown = sorted(set(chosen) - set(PASSAGE_EMBEDDINGS))
     if unknown:
         parser.error(f"unknown --methods {unknown}; choose from {PASSAGE_EMBEDDINGS}")
-    rows = [] if args.no_speed else speed(n_docs, repeats, separate and "separate" in chosen, chosen)
+    rows = (
+        [] if args.no_speed else speed(n_docs, repeats, separate and "separate" in chosen, chosen)
+    )
     if not args.no_quality:
         methods = tuple(m for m in chosen if separate or m != "separate")
         rows += quality(args.claims, args.distractors, args.quick, methods)

@@ -29,13 +29,13 @@ def fill(entries: Sequence[Entry], embedder: Embedder, window: int, how: str) ->
         # each sentence of the first read embedded once; whole and windows summed from them
         read = read_sentences(embedder, [entry.document.text for entry in windowed], window)
         empty = np.zeros((0, embedder.dimension), dtype=np.float32)
-        for entry, vectors in zip(windowed, read):
-            if vectors is None:  # too short for a window: embedded whole below
+        for entry, pair in zip(windowed, read):
+            if pair is None:  # too short for a window: embedded whole below
                 entry.passages = empty
             else:
                 if entry.vector is None:
-                    entry.vector = vectors[0]
-                entry.passages = vectors[1]
+                    entry.vector = pair[0]
+                entry.passages = pair[1]
         windowed = []
     late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
     if windowed and how in LATE_SEGMENTS and late:
