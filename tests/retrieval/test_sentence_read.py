@@ -123,3 +123,27 @@ def test_sentence_vectors_are_cached_as_plain_embeddings(minilm, tmp_path):
     served = fresh.embed(sentences)
     assert (model_usage() - before).texts == 0  # from the disk cache, no model call
     np.testing.assert_allclose(served, minilm.embed(sentences), atol=1e-5)
+
+
+def test_a_restored_index_keeps_the_read_and_embeds_nothing():
+    embedder = Counting()
+    docs = [{"id": "a", "text": SHORT}, {"id": "b", "text": "Short one."}]
+    retriever = HybridRetriever(docs, embedder=embedder, passage_embedding="sentences")
+    state = retriever.export_state()
+    embedder.seen.clear()
+    restored = HybridRetriever.from_state(
+        state["documents"],
+        state["tokens"],
+        state["vectors"],
+        passages=state["passages"],
+        embedder=embedder,
+        **state["params"],
+    )
+    assert restored.passage_embedding == "sentences"
+    np.testing.assert_array_equal(
+        restored.passage_embeddings(["a"])[0], retriever.passage_embeddings(["a"])[0]
+    )
+    np.testing.assert_array_equal(
+        restored.document_embeddings(["a"]), retriever.document_embeddings(["a"])
+    )
+    assert embedder.seen == []  # neither the sentences nor the document read again

@@ -19,8 +19,8 @@ builds the rest from those vectors with no further model call:
 Every word piece of the part read is read once, as in one plain encode (plus the two special
 tokens per sentence, and shorter texts to attend over). Only the part of the document the
 model reads in one pass (its first ``max_seq_length`` word pieces) is split and read, the
-sentence that crosses that bound cut where the read would stop, so the cost stays that of
-one plain encode; like ``late-truncated``, the windows past it get no vector and that part
+sentence that crosses that bound cut where the read would stop, so the word pieces read
+stay those of one plain encode; like ``late-truncated``, the windows past it get no vector and that part
 is found by BM25 only. A document of at most ``w`` sentences is embedded whole, as by every
 other method. Sentence vectors are plain embeddings of the sentence texts, so a
 :class:`~ctxengine.embeddings.CachedEmbedder` caches them as such.
