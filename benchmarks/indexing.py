@@ -7,7 +7,8 @@ One run, one model object (the bundled all-MiniLM-L6-v2), the same SciFact abstr
 * ``ctxengine hybrid, <passage embedding>``: ``HybridRetriever`` in hybrid mode with each
   ``passage_embedding``: ``late`` (document and sentence-window vectors from one forward
   pass per document, further segments only where a document is longer than the model
-  reads), ``late-truncated`` (that one pass only) and ``separate`` (the default: every
+  reads), ``late-truncated`` (that one pass only), ``sentences`` (each sentence of that
+  pass embedded once, windows summed from them) and ``separate`` (the default: every
   window embedded as its own text; one repeat, it is the slow one), each on a cold
   embedding cache (a new temporary directory per repeat), up to and including the first
   query (which builds BM25 and the matrices).
@@ -24,7 +25,7 @@ every abstract judged for them plus M others), for a loaded machine.
 
     python -m benchmarks.indexing [--docs 200] [--repeats 3] [--quick] [--no-quality]
                                   [--claims N] [--distractors M] [--no-separate]
-                                  [--methods late,late-truncated,separate]
+                                  [--methods late,late-truncated,sentences,separate]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from benchmarks.retrieval_quality import Collection, locomo, scifact
 from ctxengine.embeddings import CachedEmbedder, SentenceTransformerEmbedder, default_embedder
 from ctxengine.metrics import ndcg_at_k
 from ctxengine.retrieval import HybridRetriever
+from ctxengine.retrieval.sentence_read import sentences_read
 from ctxengine.retrieval.windows import PASSAGE_EMBEDDINGS, window_texts
 from ctxengine.types import Document
 
@@ -57,8 +59,12 @@ def _timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def speed(n_docs: int, repeats: int, separate: bool) -> list[dict[str, object]]:
-    """Seconds per arm (medians over ``repeats``) and the ratio to the plain encode."""
+def speed(
+    n_docs: int, repeats: int, separate: bool, methods: Sequence[str] = PASSAGE_EMBEDDINGS
+) -> list[dict[str, object]]:
+    """Seconds per arm (medians over ``repeats``) and the ratio to the plain encode;
+    ``methods``: the passage embeddings timed (``separate`` once, and only with
+    ``separate``)."""
     docs = [Document(id=d.id, text=d.document_text) for d in load_scifact_corpus()[:n_docs]]
     texts = [d.text for d in docs]
     model = SentenceTransformerEmbedder()
@@ -78,7 +84,7 @@ def speed(n_docs: int, repeats: int, separate: bool) -> list[dict[str, object]]:
         return run
 
     plain()  # load and warm the model once, outside every arm
-    late = [m for m in PASSAGE_EMBEDDINGS if m != "separate"]
+    late = [m for m in methods if m != "separate"]
     times: dict[str, list[float]] = {"plain": [], **{m: [] for m in PASSAGE_EMBEDDINGS}}
     ratios: dict[str, list[float]] = {m: [] for m in PASSAGE_EMBEDDINGS}
     for repeat in range(repeats):
@@ -90,6 +96,9 @@ def speed(n_docs: int, repeats: int, separate: bool) -> list[dict[str, object]]:
             times[arm].append(seconds)
             ratios[arm].append(seconds / base)
     windows = sum(len(window_texts(t, 2)) for t in texts)
+    # sentences: every sentence of a windowed document's first read, other documents whole
+    read = sum(len(sentences_read(t, model, 2)) or 1 for t in texts)
+    sent = {m: read if m == "sentences" else len(texts) for m in late}
     rows: list[dict[str, object]] = [
         {
             "arm": "plain SentenceTransformer.encode",
@@ -99,7 +108,7 @@ def speed(n_docs: int, repeats: int, separate: bool) -> list[dict[str, object]]:
             "ratio to plain": 1.0,
         }
     ]
-    for arm, sent in [(m, len(texts)) for m in late] + [("separate", len(texts) + windows)]:
+    for arm, sent in [(m, sent[m]) for m in late] + [("separate", len(texts) + windows)]:
         if times[arm]:
             rows.append(
                 {
@@ -218,18 +227,20 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument(
         "--methods",
         default=",".join(PASSAGE_EMBEDDINGS),
-        help="passage embeddings whose quality is measured (comma-separated; default: all)",
+        help="passage embeddings timed and measured (comma-separated; default: all)",
     )
     args = parser.parse_args(argv)
     n_docs, repeats = (30, 1) if args.quick else (args.docs, args.repeats)
     # --quick is the smoke test's slice: the former path would embed ~9x the texts
     separate = not (args.no_separate or args.quick)
-    rows = [] if args.no_speed else speed(n_docs, repeats, separate=separate)
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(chosen) - set(PASSAGE_EMBEDDINGS))
+    if unknown:
+        parser.error(f"unknown --methods {unknown}; choose from {PASSAGE_EMBEDDINGS}")
+    rows = (
+        [] if args.no_speed else speed(n_docs, repeats, separate and "separate" in chosen, chosen)
+    )
     if not args.no_quality:
-        chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
-        unknown = sorted(set(chosen) - set(PASSAGE_EMBEDDINGS))
-        if unknown:
-            parser.error(f"unknown --methods {unknown}; choose from {PASSAGE_EMBEDDINGS}")
         methods = tuple(m for m in chosen if separate or m != "separate")
         rows += quality(args.claims, args.distractors, args.quick, methods)
     return rows

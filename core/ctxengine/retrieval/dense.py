@@ -14,16 +14,29 @@ import numpy as np
 
 from ..embeddings import CachedEmbedder, Embedder, covered_rows
 from .growable import RowStore
+from .sentence_read import read_sentences
 from .snapshot import Entry, Snapshot
 from .windows import LATE_SEGMENTS, WindowMatrix, stack_windows, window_spans, window_texts
 
 
 def fill(entries: Sequence[Entry], embedder: Embedder, window: int, how: str) -> None:
     """Embed what ``entries`` lack: whole texts, and windows of ``window`` sentences
-    (none when 0) computed ``how`` (``"separate"``, ``"late"`` or ``"late-truncated"``, see
-    :data:`~ctxengine.retrieval.windows.PASSAGE_EMBEDDINGS`), in one batch, so the model
-    sees every new text once."""
+    (none when 0) computed ``how`` (``"separate"``, ``"late"``, ``"late-truncated"`` or
+    ``"sentences"``, see :data:`~ctxengine.retrieval.windows.PASSAGE_EMBEDDINGS`), in one
+    batch, so the model sees every new text once."""
     windowed = [entry for entry in entries if window and entry.passages is None]
+    if windowed and how == "sentences":
+        # each sentence of the first read embedded once; whole and windows summed from them
+        read = read_sentences(embedder, [entry.document.text for entry in windowed], window)
+        empty = np.zeros((0, embedder.dimension), dtype=np.float32)
+        for entry, pair in zip(windowed, read):
+            if pair is None:  # too short for a window: embedded whole below
+                entry.passages = empty
+            else:
+                if entry.vector is None:
+                    entry.vector = pair[0]
+                entry.passages = pair[1]
+        windowed = []
     late = isinstance(embedder, CachedEmbedder) and embedder.late_chunking
     if windowed and how in LATE_SEGMENTS and late:
         # one forward pass per document gives its vector and its windows' (late chunking)

@@ -80,8 +80,9 @@ class HybridRetriever(IndexState):
     (SciFact slice) and -0.009 (LoCoMo dev), see ``benchmarks/indexing.py``;
     ``"late-truncated"`` pools only from that one pass (indexing at the pace of one plain
     encode; windows past the model's limit get no vector: nDCG@10 -0.007 SciFact train,
-    -0.009 LoCoMo dev). Embedders that expose no token vectors always embed windows
-    separately.
+    -0.009 LoCoMo dev). ``"sentences"`` embeds each sentence of that one pass once and
+    sums neighbours into windows (:mod:`~ctxengine.retrieval.sentence_read`). Embedders that
+    expose no token vectors embed windows separately under ``late*``.
 
     ``ann_threshold``: from this many dense rows (whole-text plus window vectors) up, the
     dense candidates come from an approximate nearest-neighbour index

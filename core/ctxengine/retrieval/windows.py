@@ -8,7 +8,9 @@ most ``window`` sentences is its own only window and adds nothing.
 Window vectors come from one of the :data:`PASSAGE_EMBEDDINGS`: ``late`` pools each window's
 token vectors out of the document's own forward pass (late chunking, see
 :func:`~ctxengine.embeddings.late_chunk`), so the windows cost no extra texts for the model;
-``separate`` embeds every window as a text of its own (~9 more texts per abstract).
+``separate`` embeds every window as a text of its own (~9 more texts per abstract);
+``sentences`` embeds each sentence once and sums neighbours into windows (see
+:mod:`~ctxengine.retrieval.sentence_read`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from .snapshot import Entry
 #: How window vectors are computed: pooled from the document's forward pass (``late``:
 #: read to its end, in further segments past what the model reads at once;
 #: ``late-truncated``: that one pass only, like the whole vector), or each window embedded
-#: as a text of its own (``separate``).
-PASSAGE_EMBEDDINGS = ("late", "late-truncated", "separate")
+#: as a text of its own (``separate``), or summed from the vectors of the sentences of the
+#: document's first read, each sentence embedded once (``sentences``).
+PASSAGE_EMBEDDINGS = ("late", "late-truncated", "sentences", "separate")
 
 #: The late-chunking methods and how many segments of a document each reads (None: all).
 LATE_SEGMENTS: dict[str, int | None] = {"late": None, "late-truncated": 1}
