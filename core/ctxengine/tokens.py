@@ -19,8 +19,8 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
-from functools import cache, lru_cache
+from collections.abc import Callable, Sequence
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -170,8 +170,9 @@ class TiktokenCounter:
         self._count_memo = lru_cache(maxsize=_MEMO_TEXTS)(self._encode_count)
 
     def _encode_count(self, text: str) -> int:
-        # disallowed_special=() counts "<|endoftext|>" in user text as plain text, never raises
-        return len(self._encoding.encode(text, disallowed_special=()))
+        # "<|endoftext|>" in user text counts as plain text, never raises
+        # (encode_ordinary: as encode(disallowed_special=()), without looking for them)
+        return len(self._encoding.encode_ordinary(text))
 
     def count(self, text: str) -> int:
         check_text(text, "text", allow_empty=True)
@@ -349,16 +350,56 @@ def joins_add_up(counter: TokenCounter) -> bool:
     return isinstance(counter, TiktokenCounter) and counter.name in _ADDITIVE_ENCODINGS
 
 
-def count_joined(counter: TokenCounter, pieces: Sequence[str]) -> int:
+def inner_spaces(text: str) -> tuple[int, int] | None:
+    """The first and the last single space of ``text`` between two non-space characters
+    (the same position when it has one such space), None when it has none."""
+    end = len(text) - 1
+    first = text.find(" ", 1)
+    while 0 < first < end and (text[first - 1].isspace() or text[first + 1].isspace()):
+        first = text.find(" ", first + 1)
+    if not 0 < first < end:
+        return None
+    last = text.rfind(" ", first, end)
+    while last > first and (text[last - 1].isspace() or text[last + 1].isspace()):
+        last = text.rfind(" ", first, last)
+    return first, last
+
+
+def piece_counts(counter: TokenCounter, piece: str) -> tuple[int, int] | None:
+    """``(counter.count(piece), counter.count(" " + piece))`` where counts add up
+    (:func:`joins_add_up`) and ``piece`` has no whitespace at its ends; else None.
+
+    Both are summed from the piece's parts split at its :func:`inner_spaces` (first word,
+    middle, last word), so the two share one encoding of the middle, and a packet that
+    splits its text at the same spaces (:func:`count_split`) finds every middle counted:
+    a compressor counts a sentence alone, after a join and again in the packet, and only
+    its first and last words (frequent, remembered by the counter) differ between them.
+    """
+    if not piece or piece[0].isspace() or piece[-1].isspace() or not joins_add_up(counter):
+        return None
+    spaces = inner_spaces(piece)
+    if spaces is None:
+        return counter.count(piece), counter.count(" " + piece)
+    first, last = spaces
+    rest = counter.count(piece[first:last]) if last > first else 0
+    rest += counter.count(piece[last:])
+    head = piece[:first]
+    return counter.count(head) + rest, counter.count(" " + head) + rest
+
+
+def count_joined(
+    counter: TokenCounter,
+    pieces: Sequence[str],
+    counts: Callable[[str], tuple[int, int] | None] | None = None,
+) -> int:
     """``counter.count(" ".join(pieces))``, counted piece by piece where counts add up
-    (:func:`joins_add_up`, pieces without whitespace at their ends): a counter remembers
-    each piece's count, so a kept text whose sentences were counted costs no encoding."""
-    if (
-        pieces
-        and joins_add_up(counter)
-        and all(p and not p[0].isspace() and not p[-1].isspace() for p in pieces)
-    ):
-        return counter.count(pieces[0]) + sum(counter.count(" " + p) for p in pieces[1:])
+    (:func:`piece_counts`, pieces without whitespace at their ends): a counter remembers
+    each part's count, so a kept text whose sentences were counted costs no encoding.
+    ``counts``: :func:`piece_counts` of this counter, e.g. behind a caller's own memo."""
+    if pieces:
+        parts = list(map(counts or partial(piece_counts, counter), pieces))
+        if None not in parts:
+            return parts[0][0] + sum([part[1] for part in parts[1:]])  # type: ignore[index]
     return counter.count(" ".join(pieces))
 
 
@@ -495,8 +536,10 @@ __all__ = [
     "default_token_counter",
     "fit_head_tail",
     "get_token_counter",
+    "inner_spaces",
     "joins_add_up",
     "load_tiktoken_encoding",
     "model_encoding",
+    "piece_counts",
     "token_bounds",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -16,7 +16,14 @@ from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import analyze, split_sentences, term_set
-from ..tokens import TokenCounter, count_joined, get_token_counter, joins_add_up, token_bounds
+from ..tokens import (
+    TokenCounter,
+    count_joined,
+    get_token_counter,
+    joins_add_up,
+    piece_counts,
+    token_bounds,
+)
 from ..types import KeptSpan, ScoredDocument
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -86,6 +93,9 @@ class _BaseCompressor:
         # check, the short-document test, a second pass after headers are given back)
         self._bounds = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._text_bounds)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
+        # a sentence's counts alone and after a join (piece_counts), asked for by every
+        # choice that re-counts its document's growing kept text
+        self._pieces = lru_cache(maxsize=_CACHED_TEXTS)(partial(piece_counts, self.token_counter))
         # Where counts add up across a one-space join (tiktoken's encodings), a joined
         # text's bounds are its units' sums (_units_bounds) and its count their counts'
         # sum (_count_units), each sentence encoded once instead of every joined text a
@@ -110,7 +120,8 @@ class _BaseCompressor:
             return []
         if self._all_fit([doc.document.text for doc in docs], max_tokens):
             return [
-                replace(doc, kept=None, tokens=self._count_text(doc.document.text)) for doc in docs
+                replace(doc, kept=None, tokens=self._count_document(doc.document.text))
+                for doc in docs
             ]
         return self._compress(query, docs, max_tokens)
 
@@ -121,7 +132,7 @@ class _BaseCompressor:
             return False
         total = 0
         for text in texts:
-            total += self._count_text(text)
+            total += self._count_document(text)
             if total > max_tokens:
                 return False
         return True
@@ -139,6 +150,7 @@ class _BaseCompressor:
         state.pop("_count_text", None)
         state.pop("_bounds", None)
         state.pop("_whole", None)
+        state.pop("_pieces", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -152,10 +164,31 @@ class _BaseCompressor:
         """Tokens of the units' texts joined by single spaces (as a kept text is).
 
         :func:`~ctxengine.tokens.count_joined`: where counts add up, the sum of the units'
-        counts, each remembered by the counter, so a choice that re-counts a document's
-        growing kept text dozens of times per compression encodes each sentence once.
+        counts, each remembered, so a choice that re-counts a document's growing kept text
+        dozens of times per compression encodes each sentence once (a lone unit is counted
+        through the compressor's own memo where they do not).
         """
-        return count_joined(self.token_counter, [unit.text for unit in units])
+        if len(units) == 1 and not self._additive:
+            return self._count_text(units[0].text)
+        # a whole short document's text is its parts joined by single spaces
+        texts = [part.text for unit in units for part in (unit.parts or (unit,))]
+        return count_joined(self.token_counter, texts, self._pieces)
+
+    def _count_document(self, text: str) -> int:
+        """``count(text)``; where counts add up and ``text`` is its sentences joined by
+        single spaces (most prose), from the sentences' parts (:meth:`_count_units`): the
+        count a compression takes of a whole document before cutting it shares the
+        encoding its kept sentences need anyway."""
+        if self._additive:
+            units = self._split(text)
+            if (
+                units
+                and units[0].start == 0
+                and units[-1].end == len(text)
+                and all(u.end + 1 == v.start and text[u.end] == " " for u, v in zip(units, units[1:]))
+            ):
+                return self._count_units(units)
+        return self._count_text(text)
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
         """:func:`token_bounds` of the units' joined text, without joining where they add up
@@ -345,7 +378,7 @@ class _Ledger:
             return True
         if unit.low + used > limit:
             return False
-        return self._compressor._count_text(unit.text) + used <= limit
+        return self._compressor._count_units([unit]) + used <= limit
 
     def take(self, doc: int, units: list[_Sentence]) -> bool:
         """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the

@@ -130,7 +130,7 @@ class ExtractiveCompressor(_BaseCompressor):
             if (
                 len(sentences) > 1
                 and self._bounds(text)[0] <= limit  # else surely longer
-                and self._count_text(text) <= limit
+                and self._count_document(text) <= limit
             ):
                 sentences = (self._whole(text),)
             units += [unit.at(position) for unit in sentences]
@@ -145,7 +145,7 @@ class ExtractiveCompressor(_BaseCompressor):
     def _order(self, units: list[_Sentence], scores: np.ndarray) -> list[int]:
         keys = scores
         if self.selection == "density":
-            counts = [max(self._count_text(unit.text), 1) for unit in units]
+            counts = [max(self._count_units([unit]), 1) for unit in units]
             keys = scores / np.array(counts, dtype=np.float64)
         # ties: earlier document, then earlier sentence, so results never vary
         return sorted(range(len(units)), key=lambda i: (-keys[i], units[i].doc, units[i].index))
