@@ -19,8 +19,8 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Sequence
-from functools import cache, lru_cache, partial
+from collections.abc import Sequence
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -168,6 +168,9 @@ class TiktokenCounter:
         # compressor, then in the packet; the system prompt in every packet): remember the
         # counts of recent texts, so a repeat costs a hash lookup instead of an encode.
         self._count_memo = lru_cache(maxsize=_MEMO_TEXTS)(self._encode_count)
+        # A sentence's counts alone and after a join (piece_counts): asked for by every
+        # choice a compressor makes about its document, and again by the packet.
+        self._piece_memo = lru_cache(maxsize=_MEMO_TEXTS)(self._piece_counts)
 
     def _encode_count(self, text: str) -> int:
         # "<|endoftext|>" in user text counts as plain text, never raises
@@ -176,9 +179,24 @@ class TiktokenCounter:
 
     def count(self, text: str) -> int:
         check_text(text, "text", allow_empty=True)
+        return self._count(text)
+
+    def _count(self, text: str) -> int:
         if len(text) > _MEMO_CHARS:  # the memo holds short texts only: bounded memory
             return self._encode_count(text)
         return self._count_memo(text)
+
+    def _piece_counts(self, piece: str) -> tuple[int, int]:
+        """See :func:`piece_counts` (``piece`` checked there)."""
+        count = self._count
+        spaces = inner_spaces(piece)
+        if spaces is None:
+            return count(piece), count(" " + piece)
+        first, last = spaces
+        rest = count(piece[first:last]) if last > first else 0
+        rest += count(piece[last:])
+        head = piece[:first]
+        return count(head) + rest, count(" " + head) + rest
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -374,30 +392,21 @@ def piece_counts(counter: TokenCounter, piece: str) -> tuple[int, int] | None:
     splits its text at the same spaces (:func:`count_split`) finds every middle counted:
     a compressor counts a sentence alone, after a join and again in the packet, and only
     its first and last words (frequent, remembered by the counter) differ between them.
+    The counter remembers the pair for recent pieces.
     """
     if not piece or piece[0].isspace() or piece[-1].isspace() or not joins_add_up(counter):
         return None
-    spaces = inner_spaces(piece)
-    if spaces is None:
-        return counter.count(piece), counter.count(" " + piece)
-    first, last = spaces
-    rest = counter.count(piece[first:last]) if last > first else 0
-    rest += counter.count(piece[last:])
-    head = piece[:first]
-    return counter.count(head) + rest, counter.count(" " + head) + rest
+    if len(piece) > _MEMO_CHARS:
+        return counter._piece_counts(piece)  # type: ignore[attr-defined]
+    return counter._piece_memo(piece)  # type: ignore[attr-defined]
 
 
-def count_joined(
-    counter: TokenCounter,
-    pieces: Sequence[str],
-    counts: Callable[[str], tuple[int, int] | None] | None = None,
-) -> int:
+def count_joined(counter: TokenCounter, pieces: Sequence[str]) -> int:
     """``counter.count(" ".join(pieces))``, counted piece by piece where counts add up
-    (:func:`piece_counts`, pieces without whitespace at their ends): a counter remembers
-    each part's count, so a kept text whose sentences were counted costs no encoding.
-    ``counts``: :func:`piece_counts` of this counter, e.g. behind a caller's own memo."""
+    (:func:`piece_counts`, pieces without whitespace at their ends): the counter remembers
+    each piece's counts, so a kept text whose sentences were counted costs no encoding."""
     if pieces:
-        parts = list(map(counts or partial(piece_counts, counter), pieces))
+        parts = [piece_counts(counter, piece) for piece in pieces]
         if None not in parts:
             return parts[0][0] + sum([part[1] for part in parts[1:]])  # type: ignore[index]
     return counter.count(" ".join(pieces))

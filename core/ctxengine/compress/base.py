@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,7 +21,6 @@ from ..tokens import (
     count_joined,
     get_token_counter,
     joins_add_up,
-    piece_counts,
     token_bounds,
 )
 from ..types import KeptSpan, ScoredDocument
@@ -93,9 +92,6 @@ class _BaseCompressor:
         # check, the short-document test, a second pass after headers are given back)
         self._bounds = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._text_bounds)
         self._whole = lru_cache(maxsize=_CACHED_DOCUMENTS)(self._whole_document)
-        # a sentence's counts alone and after a join (piece_counts), asked for by every
-        # choice that re-counts its document's growing kept text
-        self._pieces = lru_cache(maxsize=_CACHED_TEXTS)(partial(piece_counts, self.token_counter))
         # Where counts add up across a one-space join (tiktoken's encodings), a joined
         # text's bounds are its units' sums (_units_bounds) and its count their counts'
         # sum (_count_units), each sentence encoded once instead of every joined text a
@@ -150,7 +146,6 @@ class _BaseCompressor:
         state.pop("_count_text", None)
         state.pop("_bounds", None)
         state.pop("_whole", None)
-        state.pop("_pieces", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -172,7 +167,7 @@ class _BaseCompressor:
             return self._count_text(units[0].text)
         # a whole short document's text is its parts joined by single spaces
         texts = [part.text for unit in units for part in (unit.parts or (unit,))]
-        return count_joined(self.token_counter, texts, self._pieces)
+        return count_joined(self.token_counter, texts)
 
     def _count_document(self, text: str) -> int:
         """``count(text)``; where counts add up and ``text`` is its sentences joined by
