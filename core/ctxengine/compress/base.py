@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -180,7 +181,7 @@ class _BaseCompressor:
                 units
                 and units[0].start == 0
                 and units[-1].end == len(text)
-                and all(u.end + 1 == v.start and text[u.end] == " " for u, v in zip(units, units[1:]))
+                and all(u.end + 1 == v.start and text[u.end] == " " for u, v in pairwise(units))
             ):
                 return self._count_units(units)
         return self._count_text(text)
