@@ -13,7 +13,8 @@ from ..scoring import idf_recall
 from ..text import analyze
 from ..tokens import TokenCounter
 from ..types import KeptSpan, ScoredDocument
-from .base import _BaseCompressor, _Sentence
+from .base import _BaseCompressor
+from .ledger import _Sentence
 
 # Documents shorter than this many tokens (a chat turn, an FAQ answer, a short paragraph)
 # are kept or dropped whole by the query-aware strategies: half a turn loses who said what
