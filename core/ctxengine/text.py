@@ -13,7 +13,7 @@ import heapq
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Literal
 
@@ -156,6 +156,19 @@ def analyze(
 def term_set(text: str) -> frozenset[str]:
     """The set of analyzed terms of ``text`` (for overlap measures)."""
     return frozenset(map(_TERMS.__getitem__, words(text))) - _NOTHING  # type: ignore[return-value]
+
+
+def span_term_sets(text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
+    """``[term_set(text[start:end]) for start, end in spans]``, with an ASCII text's
+    words found in one pass over it (its sentences, say) rather than one per span."""
+    if not text.isascii():
+        return [term_set(text[start:end]) for start, end in spans]
+    folded = text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+    term = _TERMS.__getitem__
+    return [
+        frozenset(map(term, folded[start:end].split())) - _NOTHING  # type: ignore[misc]
+        for start, end in spans
+    ]
 
 
 # --- sentences -------------------------------------------------------------------------
@@ -394,6 +407,7 @@ __all__ = [
     "sentence_window_spans",
     "sentence_windows",
     "sentences",
+    "span_term_sets",
     "split_sentences",
     "stream_safe",
     "term_set",

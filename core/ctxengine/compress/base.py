@@ -15,7 +15,7 @@ from .._validation import check_positive_int, check_text
 from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
-from ..text import analyze, split_sentences, term_set
+from ..text import analyze, span_term_sets, split_sentences
 from ..tokens import (
     TokenCounter,
     get_token_counter,
@@ -189,10 +189,11 @@ class _BaseCompressor:
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         counter = self.token_counter
         spans = _keep_fences_whole(text, split_sentences(text))
-        pieces = [text[start:end] for start, end in spans]
+        terms = span_term_sets(text, spans)
         return tuple(
-            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), term_set(piece))
-            for index, ((start, end), piece) in enumerate(zip(spans, pieces))
+            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), terms[index])
+            for index, (start, end) in enumerate(spans)
+            for piece in (text[start:end],)
         )
 
     def _whole_document(self, text: str) -> _Sentence:
