@@ -94,7 +94,7 @@ class TiktokenCounter:
 
     def _piece_counts(self, piece: str) -> tuple[int, int]:
         """See :func:`piece_counts` (``piece`` checked there)."""
-        count = self._count
+        count = self._count_memo if len(piece) < _MEMO_CHARS else self._count
         spaces = inner_spaces(piece)
         if spaces is None:
             return count(piece), count(" " + piece)
