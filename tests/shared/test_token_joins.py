@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_support import scaled_examples
 
-from ctxengine.text import split_sentences
 from ctxengine._tiktoken import _PROBES, fast_counter
+from ctxengine.text import split_sentences
 from ctxengine.tokens import (
     CharRatioFallbackCounter,
     TiktokenCounter,
