@@ -4,11 +4,9 @@ decides what fits on exact counts while computing only the counts that decide.""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .base import _BaseCompressor
+from typing import Any, Protocol
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
 # join merges tokens at its edges, so it is skipped without counting the joined text.
@@ -50,6 +48,14 @@ class _Sentence:
         )
 
 
+class _Counting(Protocol):
+    """What a ledger asks of its compressor (:class:`~.base._BaseCompressor`)."""
+
+    def _count_units(self, units: Sequence[_Sentence]) -> int: ...
+
+    def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]: ...
+
+
 class _Ledger:
     """The tokens used so far by the documents' joined kept texts, held as bounds and made
     exact only where a choice depends on it.
@@ -60,7 +66,7 @@ class _Ledger:
     candidate sentence.
     """
 
-    def __init__(self, compressor: _BaseCompressor, max_tokens: int):
+    def __init__(self, compressor: _Counting, max_tokens: int):
         self._compressor, self.max_tokens = compressor, max_tokens
         # doc -> [its units, low, high (None: unknown)], both the exact count once known
         # (then the doc leaves _open); the totals of the entries' bounds are kept as they
@@ -157,7 +163,7 @@ class _ExactLedger:
     have settled or one that is kept (and counted for the packet anyway).
     """
 
-    def __init__(self, compressor: _BaseCompressor, max_tokens: int):
+    def __init__(self, compressor: _Counting, max_tokens: int):
         self._compressor, self.max_tokens = compressor, max_tokens
         self._docs: dict[int, int] = {}  # doc -> its kept text's count
         self._used = 0
