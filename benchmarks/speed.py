@@ -47,6 +47,7 @@ from ctxengine.embeddings import (
     model_usage,
 )
 from ctxengine.rerank import MMRReranker, TagReranker
+from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import Document, ScoredDocument
 
 
@@ -140,8 +141,9 @@ class NewTextsFirstStage:
     with their vectors (as a vector store does when asked for embeddings)."""
 
     def __init__(self, texts: Sequence[str], vectors: np.ndarray | None, tag: str = "") -> None:
-        # ``tag`` makes the texts of one stage differ from another's (a counter's or
-        # compressor's memo must not answer for texts an earlier variant returned).
+        # ``tag`` makes the texts of one stage differ from another's (a compressor's memo
+        # of documents must not answer for texts an earlier variant returned; their
+        # sentences are the same: each variant's engine has a token counter of its own).
         self.texts, self.vectors, self.calls, self.tag = list(texts), vectors, 0, tag
         self.cpu = 0.0  # process time spent in retrieve (not the engine's overhead)
 
@@ -215,7 +217,10 @@ def external_stage(data: str | None, queries: Sequence[str]) -> list[dict[str, o
         ("hits without vectors (lexical dedup)", None),
     ):
         stage = NewTextsFirstStage(texts, carried, tag=label)
-        engine = ContextEngine.from_retriever(stage)
+        # A counter of its own (the default encoding): the variants return the same
+        # abstracts (tagged apart), and a counter remembers sentence counts, so a shared
+        # one would answer the second variant's sentences from the first's.
+        engine = ContextEngine.from_retriever(stage, token_counter=TiktokenCounter())
         engine.build("warm-up question")
         timings, model_texts = _timed_builds(engine, queries, stage)
         stages = [_ms(timings[name]) for name in ("rerank", "compress", "assemble")]

@@ -3,7 +3,7 @@
 ``analyze`` is the one lexical analyzer: Unicode NFKC, case-folded, accents stripped,
 words split on Unicode word characters, CJK / Thai / kana written without spaces split
 into single characters (so they never vanish), English stop words removed and Snowball
-stems applied. ``split_sentences`` is a tested rule set that keeps abbreviations
+stems applied. ``split_sentences`` (:mod:`ctxengine._sentences`) keeps abbreviations
 ("e.g.", "Dr."), decimals ("3.5%"), initials and URLs inside their sentence.
 """
 
@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Literal
 
 import regex
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from ._sentences import sentence_window_spans, sentence_windows, sentences, split_sentences
 
 try:  # PyStemmer: C Snowball stemmers, the stemmer bm25s recommends
     import Stemmer as _pystemmer
@@ -44,7 +46,10 @@ def _stemmer() -> object | None:
         return None
     stemmer = getattr(_stem_local, "stemmer", None)
     if stemmer is None:  # PyStemmer objects are not thread-safe; one per thread
-        stemmer = _pystemmer.Stemmer("english")
+        # No cache of its own (maxCacheSize 0): the analyzer remembers each word's term
+        # (_TERMS), and PyStemmer's cache, once past its 10,000 words, purged itself so
+        # often that stemming a new word took 1.35 us instead of 0.48.
+        stemmer = _pystemmer.Stemmer("english", 0)
         _stem_local.stemmer = stemmer
     return stemmer
 
@@ -81,12 +86,21 @@ def _normalize_word(word: str) -> str:
     return stripped or word
 
 
+# ASCII byte -> itself lower-cased if a letter or digit, else a space: on ASCII text,
+# ``_TOKEN_RE`` finds exactly the runs of letters and digits, so one C-level table lookup
+# per byte and a split find them, five times faster than the regex (which checks Unicode
+# categories per character): most of analyzing a new retrieved document's sentences.
+_ASCII_WORD_BYTES = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if chr(c).isalnum() and c < 128 else 32 for c in range(256)
+)
+
+
 def words(text: str) -> list[str]:
     """Case-folded, accent-stripped words (no stop-word removal, no stemming)."""
     if text.isascii():
         # NFKC, casefold and accent stripping leave ASCII as lower() does: skip the per-word
         # normalization, a third of analyzing a retrieved document's sentences.
-        return _TOKEN_RE.findall(text.lower())
+        return text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii").split()
     folded = normalize("NFKC", text).casefold()
     return list(map(_normalize_word, _TOKEN_RE.findall(folded)))
 
@@ -148,217 +162,17 @@ def term_set(text: str) -> frozenset[str]:
     return frozenset(map(_TERMS.__getitem__, words(text))) - _NOTHING  # type: ignore[return-value]
 
 
-# --- sentences -------------------------------------------------------------------------
-
-_ABBREVIATIONS = frozenset(
-    [
-        "e.g",
-        "i.e",
-        "viz",
-        "etc",
-        "vs",
-        "al",
-        "cf",
-        "approx",
-        "ca",
-        "fig",
-        "figs",
-        "eq",
-        "eqs",
-        "ref",
-        "refs",
-        "vol",
-        "vols",
-        "pp",
-        "ch",
-        "sec",
-        "dr",
-        "mr",
-        "mrs",
-        "ms",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "mt",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "dept",
-        "univ",
-        "est",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
-        "u.s",
-        "u.k",
-        "e.u",
-        "a.m",
-        "p.m",
-        "ph.d",
+def span_term_sets(text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
+    """``[term_set(text[start:end]) for start, end in spans]``, with an ASCII text's
+    words found in one pass over it (its sentences, say) rather than one per span."""
+    if not text.isascii():
+        return [term_set(text[start:end]) for start, end in spans]
+    folded = text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+    term = _TERMS.__getitem__
+    return [
+        frozenset(map(term, folded[start:end].split())) - _NOTHING  # type: ignore[misc]
+        for start, end in spans
     ]
-)
-# Abbreviations that also end sentences ("... at 5 p.m. Then"): a boundary when a
-# capitalised word follows. The others ("Dr.", "e.g.", "Fig.") never end one.
-_TERMINAL_ABBREVIATIONS = frozenset(["etc", "a.m", "p.m", "inc", "ltd", "corp", "jr", "sr"])
-# Abbreviations that are also plain words ("I said no.", "The cat sat."): only before a
-# number ("No. 5", "Sat. 12 May").
-_NUMBER_ABBREVIATIONS = frozenset(["no", "nos", "sat", "sun", "wed", "mar"])
-# "i.p.", "s.c.", "U.S.A.": letters joined by dots.
-_DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
-# A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace;
-# CJK full stops end a sentence with or without whitespace after them.
-# The lookbehinds start a match only at the beginning of a run of marks: a run that is
-# not a boundary would otherwise be retried from each of its characters (quadratic on
-# "....." runs, minutes for a long one).
-# The word after a mark is looked at, not consumed (group 4): it may hold the next mark.
-# The leading lookahead lets the regex engine skip to the next mark at C speed (a pattern
-# that starts with a lookbehind is tried at every character: 5x slower on abstracts).
-_BOUNDARY_RE = re.compile(
-    r"(?=[.!?…。！？])(?:(?<![.!?…])([.!?…]+)([\"'”’)\]]*)(\s+|$)(?=(\S*))"
-    r"|(?<![。！？])([。！？]+[」』”’）]*))"
-)
-_NEWLINES_RE = re.compile(r"\n\s*\n+")
-_GREEK = re.compile(r"[\u0370-\u03ff]")
-
-
-def _last_word(text: str, start: int, end: int) -> str:
-    """The word that ends at ``end`` (not before ``start``), scanned backwards so a long
-    sentence is not copied at every candidate boundary."""
-    if end > start and text[end - 1] == "\n":
-        end -= 1  # as the regex "(\S+)$" this replaces: "$" also matches before a final newline
-    begin = end
-    while begin > start and not text[begin - 1].isspace():
-        begin -= 1
-    return text[begin:end].rstrip(".").lstrip("([\"'“‘").casefold()
-
-
-def _continues(next_word: str) -> bool:
-    """True when ``next_word`` cannot start a sentence: a plain lowercase word.
-
-    Gene and unit names ("p53", "mTORC2", "siRNAs", "β-amyloid") do start sentences in
-    scientific text, so digits, inner capitals and Greek letters mean a new sentence.
-    """
-    word = next_word.lstrip("([\"'“‘")
-    return (
-        bool(word)
-        and word.islower()
-        and not any(ch.isdigit() for ch in word)
-        and not _GREEK.match(word)
-    )
-
-
-def _joins_next(text: str, start: int, mark_start: int, mark: str, next_word: str) -> bool:
-    """Whether the candidate boundary ``mark`` (at ``mark_start``, in the sentence that
-    began at ``start``) is not a sentence end."""
-    if _continues(next_word):  # "e.g. apples", "Wait… what?", "An. funestus"
-        return True
-    if mark != ".":
-        return False
-    word = _last_word(text, start, mark_start)
-    if word in _NUMBER_ABBREVIATIONS:
-        return next_word[:1].isdigit()
-    if word in _TERMINAL_ABBREVIATIONS:
-        return not next_word[:1].isupper()
-    if word in _ABBREVIATIONS or _DOTTED_RE.fullmatch(word):
-        return True
-    # Single letters ("J. K. Rowling", "A. thaliana") are initials, not sentence ends.
-    return len(word) == 1 and word.isalpha()
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Split ``text`` into sentences; returns ``(start, end)`` character spans.
-
-    Spans cover the sentence without surrounding whitespace. Paragraph breaks always
-    end a sentence. Decimals and versions ("3.5", "v1.2") never split because a boundary
-    needs whitespace (or CJK punctuation) after the mark; abbreviations, initials and a
-    following lowercase word keep the sentence going.
-    """
-    spans: list[tuple[int, int]] = []
-    for para_start, para_end in _paragraphs(text):
-        start = para_start
-        for match in _BOUNDARY_RE.finditer(text, para_start, para_end):
-            mark, closing, _, next_word, _ = match.groups()
-            if mark:
-                end = match.end(1) + len(closing)
-                # the next word only (the lookahead stops at whitespace): slicing to the
-                # paragraph end at every candidate made long paragraphs quadratic
-                if next_word and _joins_next(text, start, match.start(1), mark, next_word):
-                    continue
-            else:
-                end = match.end(5)
-            _append_span(text, start, end, spans)
-            start = end
-        _append_span(text, start, para_end, spans)
-    return spans
-
-
-def _paragraphs(text: str) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    start = 0
-    for match in _NEWLINES_RE.finditer(text):
-        out.append((start, match.start()))
-        start = match.end()
-    out.append((start, len(text)))
-    return out
-
-
-def _append_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append((start, end))
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of ``text`` as strings (see :func:`split_sentences`)."""
-    return [text[start:end] for start, end in split_sentences(text)]
-
-
-def sentence_windows(text: str, window: int) -> list[str]:
-    """Overlapping windows of ``window`` consecutive sentences (stride one sentence).
-
-    A document with fewer sentences than ``window`` is one window, and a text with no
-    sentence at all (blank) has none. Windows are cut from the original text, so spacing
-    and punctuation stay as written (and cached vectors stay reusable).
-    """
-    return [text[start:end] for start, end in _window_spans(text, window)]
-
-
-def sentence_window_spans(text: str, window: int) -> list[tuple[int, int]]:
-    """The ``(start, end)`` character spans of :func:`sentence_windows` (same windows)."""
-    return list(_window_spans(text, window))
-
-
-@lru_cache(maxsize=16384)
-def _window_spans(text: str, window: int) -> tuple[tuple[int, int], ...]:
-    # The same candidates come back query after query; splitting them is half the cost
-    # of a warm re-rank, so remember the split.
-    spans = split_sentences(text)
-    if not spans:
-        return ()
-    if len(spans) <= window:
-        return ((spans[0][0], spans[-1][1]),)
-    return tuple((spans[i][0], spans[i + window - 1][1]) for i in range(len(spans) - window + 1))
 
 
 __all__ = [
@@ -368,6 +182,7 @@ __all__ = [
     "sentence_window_spans",
     "sentence_windows",
     "sentences",
+    "span_term_sets",
     "split_sentences",
     "stream_safe",
     "term_set",

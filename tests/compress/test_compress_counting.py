@@ -1,5 +1,6 @@
 """The extractive compressor counts tokens lazily (only what decides a choice near the budget
-edge) and still keeps exactly the sentences the count-everything implementation kept.
+edge; where counts add up, from each sentence's remembered counts) and still keeps exactly
+the sentences the count-everything implementation kept, with either ledger.
 
 ``reference_extractive`` below is the selection ``ExtractiveCompressor`` made before
 counting became lazy (commit ff687c6), copied here unchanged in behaviour: every sentence
@@ -17,7 +18,7 @@ from ctxengine.compress import ExtractiveCompressor
 from ctxengine.compress.base import _keep_fences_whole
 from ctxengine.scoring import idf_recall
 from ctxengine.text import analyze, split_sentences
-from ctxengine.tokens import TiktokenCounter, token_bounds
+from ctxengine.tokens import TiktokenCounter, joins_add_up, token_bounds
 from ctxengine.types import Document, ScoredDocument
 
 SLACK = 2  # the compressor's _JOIN_SLACK
@@ -111,11 +112,23 @@ def locomo_cases(locomo):
     return cases
 
 
+class WholeCountCounter(TiktokenCounter):
+    """cl100k_base under another name: the same counts and bounds, but joins are not
+    known to add up, so the compressor takes the lazy ledger (bounds first) instead of
+    the exact one."""
+
+    def __init__(self) -> None:
+        super().__init__("cl100k_base")
+        self.name = "cl100k_base, counted whole"
+
+
 @pytest.mark.parametrize("budget", [60, 200, 700])
+@pytest.mark.parametrize("counter_class", [TiktokenCounter, WholeCountCounter])
 def test_extractive_keeps_the_same_sentences_as_counting_everything(
-    budget, scifact_cases, locomo_cases
+    budget, counter_class, scifact_cases, locomo_cases
 ):
-    counter = TiktokenCounter()
+    counter = counter_class()
+    assert joins_add_up(counter) == (counter_class is TiktokenCounter)
     compressor = ExtractiveCompressor(counter)
     compared = 0
     for query, docs in scifact_cases + locomo_cases:

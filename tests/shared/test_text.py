@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxengine.text import analyze, sentences, split_sentences, term_set, words
+from ctxengine.text import analyze, sentences, span_term_sets, split_sentences, term_set, words
 
 # --- analyzer ----------------------------------------------------------------------------
 
@@ -96,3 +96,33 @@ def test_spans_never_overlap_and_cover_every_non_space_character(text: str) -> N
         covered.update(range(start, end))
         previous_end = end
     assert {i for i, ch in enumerate(text) if not ch.isspace()} <= covered
+
+
+# --- the fast paths give what the rules give -----------------------------------------------
+
+ASCII = st.text(alphabet=st.characters(max_codepoint=127), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ASCII)
+def test_ascii_words_are_the_runs_of_letters_and_digits(text: str) -> None:
+    """ASCII text skips the regex (a byte table and a split): the same words."""
+    import re
+
+    assert words(text) == re.findall(r"[a-z0-9]+", text.lower())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("Ab .?!\n3é猫_-")), max_size=80))
+def test_span_term_sets_are_each_spans_term_set(text: str) -> None:
+    """One pass over a document gives every sentence the terms it has on its own."""
+    spans = split_sentences(text)
+    assert span_term_sets(text, spans) == [term_set(text[s:e]) for s, e in spans]
+
+
+def test_a_cjk_full_stop_ends_a_sentence_without_a_space() -> None:
+    assert sentences("今天下雨。我们在家。Then we left. ok") == [
+        "今天下雨。",
+        "我们在家。",
+        "Then we left. ok",
+    ]

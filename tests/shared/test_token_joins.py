@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_support import scaled_examples
 
+from ctxengine._tiktoken import _PROBES, fast_counter
 from ctxengine.text import split_sentences
 from ctxengine.tokens import (
     CharRatioFallbackCounter,
@@ -19,7 +20,10 @@ from ctxengine.tokens import (
     count_joined,
     count_prefix,
     count_split,
+    inner_spaces,
     joins_add_up,
+    load_tiktoken_encoding,
+    piece_counts,
 )
 
 SCALE = float(os.environ.get("CTXENGINE_FUZZ_SCALE", "1"))
@@ -101,3 +105,56 @@ def test_pieces_with_spaces_at_their_ends_are_counted_joined():
     counter = TiktokenCounter()
     pieces = ["hello ", " world", "\n\nagain"]
     assert count_joined(counter, pieces) == counter.count(" ".join(pieces))
+
+
+@given(piece=PIECE)
+@scaled_examples(400, SCALE)
+def test_a_piece_counts_alone_and_after_a_space_as_counting_them(counter, piece):
+    """piece_counts sums a piece's first word, middle and last word: the counts of the
+    piece and of " " + piece, exactly."""
+    assert piece_counts(counter, piece) == (counter.count(piece), counter.count(" " + piece))
+
+
+def test_inner_spaces_are_single_spaces_between_words():
+    assert inner_spaces("one two  three four") == (3, 14)
+    assert inner_spaces("one two") == (3, 3)
+    assert inner_spaces("one  two") is None  # a double space is not a join
+    assert inner_spaces("word") is None
+    assert inner_spaces(" lead trail ") == (5, 5)
+
+
+def test_pieces_with_spaces_at_their_ends_have_no_piece_counts(counter):
+    assert piece_counts(counter, " lead") is None
+    assert piece_counts(counter, "trail\n") is None
+    assert piece_counts(CharRatioFallbackCounter(warn=False), "two words") is None
+
+
+@given(text=st.lists(ALPHABET, max_size=30).map("".join))
+@scaled_examples(300, SCALE)
+def test_the_fast_counter_counts_as_tiktoken(counter, text):
+    """Counts come from bpe-openai's Rust tokenizer where it agrees with tiktoken on a
+    probe: on any text they are tiktoken's."""
+    reference = load_tiktoken_encoding(counter.name)
+    assert counter.count(text) == len(reference.encode(text, disallowed_special=()))
+
+
+def test_the_fast_counter_is_used_and_one_that_disagrees_is_not(counter, monkeypatch):
+    from bpe_openai import _bindings
+
+    assert fast_counter(counter.name) is not None  # installed with ctxengine: in use
+
+    class OffByOne:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def count(self, text):
+            return self.inner.count(text) + (text == _PROBES[-1])
+
+    real = _bindings.tokenizer_for_encoding
+    monkeypatch.setattr(_bindings, "tokenizer_for_encoding", lambda name: OffByOne(real(name)))
+    fast_counter.cache_clear()
+    try:
+        assert fast_counter(counter.name) is None
+        assert TiktokenCounter(counter.name)._fast is None  # counts by tiktoken instead
+    finally:
+        fast_counter.cache_clear()

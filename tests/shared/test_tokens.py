@@ -80,7 +80,7 @@ def test_offline_load_in_a_fresh_process_with_empty_caches(tmp_path):
 
 def test_user_tiktoken_cache_dir_is_honoured(tmp_path):
     """A file already in the user's TIKTOKEN_CACHE_DIR is used as is (ours is not seeded)."""
-    from ctxengine.tokens import _bundled_encoding
+    from ctxengine._tiktoken import _bundled_encoding
 
     url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
     user_cache = tmp_path / "user-cache"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
-from ..tokens import TokenCounter, count_joined, count_prefix, count_split
+from ..tokens import TokenCounter, count_joined, count_prefix, count_split, inner_spaces
 from ..types import KeptSpan, ScoredDocument, ScoredTurn, chat_role
 
 
@@ -102,23 +102,27 @@ def render(
 
 
 def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
-    """Where the spaces joining each document's kept sentences stand in ``text``: the
-    compressor counted those sentences, so the packet is counted from them (see
-    :func:`~ctxengine.tokens.count_split`) and encoded only where sections and documents
-    meet."""
+    """Where each document's kept sentences meet (the joining spaces) and their first and
+    last inner spaces (:func:`~ctxengine.tokens.inner_spaces`) stand in ``text``: the
+    compressor counted each sentence in those parts, so the packet is counted from them
+    (see :func:`~ctxengine.tokens.count_split`) and encoded only where sections and
+    documents meet."""
     joins: list[int] = []
     position = 0
     for doc in documents:
-        if not doc.kept or len(doc.kept) < 2:
+        if not doc.kept:
             continue
         body = doc.text
         found = text.find(body, position)
         if found < 0:  # escaped (a marker look-alike in it): counted as it stands
             continue
-        for span in doc.kept[:-1]:
-            found += len(span.text)
-            joins.append(found)
-            found += 1
+        for number, span in enumerate(doc.kept):
+            if number:
+                joins.append(found - 1)  # the space joining it to the sentence before
+            spaces = inner_spaces(span.text)
+            if spaces is not None:
+                joins.extend(found + s for s in sorted(set(spaces)))
+            found += len(span.text) + 1
         position = found
     return joins
 

@@ -3,10 +3,10 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -15,13 +15,17 @@ from .._validation import check_positive_int, check_text
 from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
-from ..text import analyze, split_sentences, term_set
-from ..tokens import TokenCounter, count_joined, get_token_counter, joins_add_up, token_bounds
+from ..text import analyze, span_term_sets, split_sentences
+from ..tokens import (
+    TokenCounter,
+    get_token_counter,
+    joins_add_up,
+    piece_counts,
+    token_bounds,
+)
 from ..types import KeptSpan, ScoredDocument
+from .ledger import _JOIN_SLACK, _ExactLedger, _Ledger, _Sentence
 
-# A sentence whose own count exceeds the room by more than this cannot fit even after a
-# join merges tokens at its edges, so it is skipped without counting the joined text.
-_JOIN_SLACK = 2
 _CACHED_DOCUMENTS = 4096
 _CACHED_TEXTS = 16384
 
@@ -33,38 +37,6 @@ class Compressor(Protocol):
     def compress(
         self, query: str, documents: Sequence[ScoredDocument], max_tokens: int
     ) -> list[ScoredDocument]: ...
-
-
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a
-# compression builds ~50 of these per query for new documents (never mutated after).
-@dataclass(slots=True, eq=False)
-class _Sentence:
-    doc: int  # position of the document in the input
-    index: int  # sentence index in that document
-    start: int
-    end: int
-    text: str
-    # Bounds on the text's token count (``high`` None: unknown); the exact count is asked
-    # of the compressor only where a choice depends on it (see :class:`_Ledger`).
-    low: int
-    high: int | None
-    terms: frozenset[str]
-    # A short document taken as one unit: its sentences, served back as separate spans.
-    parts: tuple[_Sentence, ...] = ()
-
-    def at(self, doc: int) -> _Sentence:
-        """This unit as part of the document at position ``doc`` of a compression."""
-        return _Sentence(
-            doc,
-            self.index,
-            self.start,
-            self.end,
-            self.text,
-            self.low,
-            self.high,
-            self.terms,
-            self.parts,
-        )
 
 
 class _BaseCompressor:
@@ -110,7 +82,8 @@ class _BaseCompressor:
             return []
         if self._all_fit([doc.document.text for doc in docs], max_tokens):
             return [
-                replace(doc, kept=None, tokens=self._count_text(doc.document.text)) for doc in docs
+                replace(doc, kept=None, tokens=self._count_document(doc.document.text))
+                for doc in docs
             ]
         return self._compress(query, docs, max_tokens)
 
@@ -121,7 +94,7 @@ class _BaseCompressor:
             return False
         total = 0
         for text in texts:
-            total += self._count_text(text)
+            total += self._count_document(text)
             if total > max_tokens:
                 return False
         return True
@@ -151,11 +124,58 @@ class _BaseCompressor:
     def _count_units(self, units: Sequence[_Sentence]) -> int:
         """Tokens of the units' texts joined by single spaces (as a kept text is).
 
-        :func:`~ctxengine.tokens.count_joined`: where counts add up, the sum of the units'
-        counts, each remembered by the counter, so a choice that re-counts a document's
-        growing kept text dozens of times per compression encodes each sentence once.
+        Where counts add up (:func:`~ctxengine.tokens.piece_counts`), the sum of each
+        unit's count (the first alone, the others after a joining space), remembered on
+        the unit: a choice re-counts a document's growing kept text dozens of times per
+        compression, and each unit is counted once.
         """
-        return count_joined(self.token_counter, [unit.text for unit in units])
+        if self._additive:
+            total = 0
+            for number, unit in enumerate(units):
+                counts = unit.counts
+                if counts is None:
+                    counts = unit.counts = self._unit_counts(unit)
+                    if counts is None:
+                        break
+                total += counts[1] if number else counts[0]
+            else:
+                return total
+        if len(units) == 1:
+            return self._count_text(units[0].text)
+        return self.token_counter.count(" ".join(unit.text for unit in units))
+
+    def _unit_counts(self, unit: _Sentence) -> tuple[int, int] | None:
+        """:func:`~ctxengine.tokens.piece_counts` of the unit's text; a whole short
+        document's from its parts (its text is them joined by single spaces)."""
+        counter = self.token_counter
+        if not unit.parts:
+            return piece_counts(counter, unit.text)
+        first = piece_counts(counter, unit.parts[0].text)
+        rest = [piece_counts(counter, part.text) for part in unit.parts[1:]]
+        if first is None:
+            return None
+        tail = 0
+        for counts in rest:
+            if counts is None:
+                return None
+            tail += counts[1]
+        return first[0] + tail, first[1] + tail
+
+    def _count_document(self, text: str) -> int:
+        """``count(text)``; where counts add up and ``text`` is its sentences joined by
+        single spaces (most prose), from the sentences' parts (:meth:`_count_units`): the
+        count a compression takes of a whole document before cutting it shares the
+        encoding its kept sentences need anyway."""
+        if self._additive:
+            units = self._split(text)
+            if (
+                units
+                and units[0].start == 0
+                and units[-1].end == len(text)
+                and all(u.end + 1 == v.start and text[u.end] == " " for u, v in pairwise(units))
+            ):
+                return self._count_units(units)
+        return self._count_text(text)
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]:
         """:func:`token_bounds` of the units' joined text, without joining where they add up
@@ -169,10 +189,11 @@ class _BaseCompressor:
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         counter = self.token_counter
         spans = _keep_fences_whole(text, split_sentences(text))
-        pieces = [text[start:end] for start, end in spans]
+        terms = span_term_sets(text, spans)
         return tuple(
-            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), term_set(piece))
-            for index, ((start, end), piece) in enumerate(zip(spans, pieces))
+            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), terms[index])
+            for index, (start, end) in enumerate(spans)
+            for piece in (text[start:end],)
         )
 
     def _whole_document(self, text: str) -> _Sentence:
@@ -206,10 +227,10 @@ class _BaseCompressor:
         stop_at_miss: bool = False,
     ) -> dict[int, list[_Sentence]]:
         """Take ``units`` in ``order`` while they fit, by each document's joined text's count
-        (what fits is decided on exact counts; :class:`_Ledger` computes only those that
-        decide)."""
+        (what fits is decided on exact counts: :class:`_ExactLedger` where counts add up,
+        else :class:`_Ledger`, which computes only those that decide)."""
         chosen: dict[int, list[_Sentence]] = {}
-        ledger = _Ledger(self, max_tokens)
+        ledger = (_ExactLedger if self._additive else _Ledger)(self, max_tokens)
         for i in order:
             if ledger.full():
                 break
@@ -230,7 +251,7 @@ class _BaseCompressor:
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(best, index=-1, end=best.start + len(piece), text=piece)
+                    replace(best, index=-1, end=best.start + len(piece), text=piece, counts=None)
                 ]
         return chosen
 
@@ -271,103 +292,6 @@ class _BaseCompressor:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(token_counter={self.token_counter!r})"
-
-
-class _Ledger:
-    """The tokens used so far by the documents' joined kept texts, held as bounds and made
-    exact only where a choice depends on it.
-
-    Every answer (:meth:`full`, :meth:`may_take`, :meth:`take`) is the one exact counts give:
-    a bound decides when it can, otherwise the open counts are computed. Far from the budget
-    edge the bounds decide, so a compression tokenizes about what it keeps, not every
-    candidate sentence.
-    """
-
-    def __init__(self, compressor: _BaseCompressor, max_tokens: int):
-        self._compressor, self.max_tokens = compressor, max_tokens
-        # doc -> [its units, low, high (None: unknown)], both the exact count once known
-        # (then the doc leaves _open); the totals of the entries' bounds are kept as they
-        # change (a sum per unit would cost more than the counting it saves).
-        self._docs: dict[int, list[Any]] = {}
-        self._open: set[int] = set()  # docs whose exact count is not known yet
-        self._low = 0
-        self._high = 0  # over the entries whose upper bound is known
-        self._unbounded = 0  # entries without an upper bound
-
-    def _shift(self, entry: list[Any], sign: int) -> None:
-        """Add (``sign`` 1) or remove (-1) an entry's bounds from the totals."""
-        _, low, high = entry
-        self._low += sign * low
-        if high is None:
-            self._unbounded += sign
-        else:
-            self._high += sign * high
-
-    def _used(self, skip: int | None = None) -> tuple[int, float]:
-        """Bounds on the tokens used by every document but ``skip``."""
-        low, high, unbounded = self._low, self._high, self._unbounded
-        entry = self._docs.get(skip) if skip is not None else None
-        if entry is not None:
-            _, lo, hi = entry
-            low -= lo
-            if hi is None:
-                unbounded -= 1
-            else:
-                high -= hi
-        return low, (math.inf if unbounded else float(high))
-
-    def _exact(self, skip: int | None = None) -> int:
-        for doc in [d for d in self._open if d != skip]:
-            entry = self._docs[doc]
-            self._shift(entry, -1)
-            entry[1] = entry[2] = self._compressor._count_units(entry[0])
-            self._shift(entry, 1)
-            self._open.discard(doc)
-        return self._used(skip)[0]  # every entry but ``skip`` is exact now
-
-    def full(self) -> bool:
-        """Whether no room is left (``used >= max_tokens``)."""
-        low, high = self._used()
-        if low >= self.max_tokens or high < self.max_tokens:
-            return low >= self.max_tokens
-        return self._exact() >= self.max_tokens
-
-    def may_take(self, unit: _Sentence, slack: int) -> bool:
-        """``tokens(unit) <= room + slack``: whether the unit is worth a joined count."""
-        limit = self.max_tokens + slack
-        low, high = self._used()
-        if unit.high is not None and unit.high + high <= limit:
-            return True
-        if unit.low + low > limit:
-            return False
-        used = self._exact()
-        if unit.high is not None and unit.high + used <= limit:
-            return True
-        if unit.low + used > limit:
-            return False
-        return self._compressor._count_text(unit.text) + used <= limit
-
-    def take(self, doc: int, units: list[_Sentence]) -> bool:
-        """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
-        budget."""
-        low, high = self._compressor._units_bounds(units)
-        other_low, other_high = self._used(skip=doc)
-        exact = None
-        if high is None or other_high + high > self.max_tokens:
-            if other_low + low > self.max_tokens:
-                return False
-            exact = self._compressor._count_units(units)
-            if self._exact(skip=doc) + exact > self.max_tokens:
-                return False
-        if doc in self._docs:
-            self._shift(self._docs[doc], -1)
-        self._docs[doc] = entry = [units, low, high] if exact is None else [units, exact, exact]
-        self._shift(entry, 1)
-        if exact is None:
-            self._open.add(doc)
-        else:
-            self._open.discard(doc)
-        return True
 
 
 def _keep_fences_whole(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

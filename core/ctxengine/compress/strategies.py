@@ -13,7 +13,8 @@ from ..scoring import idf_recall
 from ..text import analyze
 from ..tokens import TokenCounter
 from ..types import KeptSpan, ScoredDocument
-from .base import _BaseCompressor, _Sentence
+from .base import _BaseCompressor
+from .ledger import _Sentence
 
 # Documents shorter than this many tokens (a chat turn, an FAQ answer, a short paragraph)
 # are kept or dropped whole by the query-aware strategies: half a turn loses who said what
@@ -130,7 +131,7 @@ class ExtractiveCompressor(_BaseCompressor):
             if (
                 len(sentences) > 1
                 and self._bounds(text)[0] <= limit  # else surely longer
-                and self._count_text(text) <= limit
+                and self._count_document(text) <= limit
             ):
                 sentences = (self._whole(text),)
             units += [unit.at(position) for unit in sentences]
@@ -145,7 +146,7 @@ class ExtractiveCompressor(_BaseCompressor):
     def _order(self, units: list[_Sentence], scores: np.ndarray) -> list[int]:
         keys = scores
         if self.selection == "density":
-            counts = [max(self._count_text(unit.text), 1) for unit in units]
+            counts = [max(self._count_units([unit]), 1) for unit in units]
             keys = scores / np.array(counts, dtype=np.float64)
         # ties: earlier document, then earlier sentence, so results never vary
         return sorted(range(len(units)), key=lambda i: (-keys[i], units[i].doc, units[i].index))

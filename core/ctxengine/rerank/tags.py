@@ -97,10 +97,12 @@ class TagReranker(BaseReranker):
     def _scores(
         self, query: str, items: list[ScoredDocument]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        query_terms = frozenset(analyze(query))
-        importance = np.asarray(
-            [self.tag_importance(query_terms, item.document.tags) for item in items]
-        )
+        tags = [item.document.tags for item in items]
+        if any(tags):
+            query_terms = frozenset(analyze(query))
+            importance = np.asarray([self.tag_importance(query_terms, t) for t in tags])
+        else:  # nothing tagged (an external store's hits): nothing to analyze
+            importance = np.zeros(len(items))
         final = self.base_weight * base_scores(items) + self.tag_weight * importance
         return final, {"tag_importance": importance}
 
