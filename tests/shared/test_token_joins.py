@@ -139,7 +139,7 @@ def test_the_fast_counter_counts_as_tiktoken(counter, text):
 
 
 def test_the_fast_counter_is_used_and_one_that_disagrees_is_not(counter, monkeypatch):
-    from bpe_openai import _bindings
+    import bpe_openai
 
     assert fast_counter(counter.name) is not None  # installed with ctxengine: in use
 
@@ -147,14 +147,25 @@ def test_the_fast_counter_is_used_and_one_that_disagrees_is_not(counter, monkeyp
         def __init__(self, inner):
             self.inner = inner
 
-        def count(self, text):
-            return self.inner.count(text) + (text == _PROBES[-1])
+        def encode_ordinary(self, text):
+            tokens = self.inner.encode_ordinary(text)
+            return tokens + [0] if text == _PROBES[-1] else tokens
 
-    real = _bindings.tokenizer_for_encoding
-    monkeypatch.setattr(_bindings, "tokenizer_for_encoding", lambda name: OffByOne(real(name)))
+    real = bpe_openai.get_encoding
+    monkeypatch.setattr(bpe_openai, "get_encoding", lambda name: OffByOne(real(name)))
     fast_counter.cache_clear()
     try:
         assert fast_counter(counter.name) is None
         assert TiktokenCounter(counter.name)._fast is None  # counts by tiktoken instead
     finally:
         fast_counter.cache_clear()
+
+
+def test_texts_the_fast_counter_refuses_are_counted_by_tiktoken(counter):
+    """bpe-openai refuses a text of a million characters: tiktoken counts it. A lone
+    surrogate (refused by ``count`` itself) is handed back to tiktoken too."""
+    reference = load_tiktoken_encoding(counter.name)
+    text = "word " * 200_000
+    assert counter.count(text) == len(reference.encode_ordinary(text))
+    with pytest.raises(UnicodeEncodeError):
+        fast_counter(counter.name).count("broken \ud800 surrogate")
