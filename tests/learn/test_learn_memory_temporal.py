@@ -8,13 +8,14 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from ctxengine import ManualClock
 from ctxengine.errors import FeatureSetMismatchError, InvalidInputError
 from ctxengine.formatting import TURN_SEPARATOR
 from ctxengine.learn import LearnedMemory, LinearScorer, MemoryFeatures
 from ctxengine.learn.memory_features import MEMORY_FEATURE_VERSION
-from ctxengine.learn.memory_packing import pack_by_density, sigmoid
+from ctxengine.learn.memory_packing import pack_by_density
 from ctxengine.learn.query_dates import asks_when, days_from, mentions_time, named_periods
 from ctxengine.memory import DecayMemory
 from ctxengine.memory.packing import fit_joined, pack_turns
@@ -159,7 +160,7 @@ def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
         ranked = _turns(rng.integers(1, 30, 25).tolist(), rng.normal(size=25).tolist())
         keep = {int(rng.integers(25))}
         separator = counter.count(TURN_SEPARATOR)
-        density = sigmoid(np.array([s.effective for s in ranked])) / np.array(
+        density = expit(np.array([s.effective for s in ranked])) / np.array(
             [s.tokens + separator for s in ranked]
         )
         order = [ranked[i] for i in np.argsort(-density, kind="stable")]

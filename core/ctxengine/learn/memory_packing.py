@@ -13,18 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import expit  # the logistic function, stable for any score
 
 from ..types import ScoredTurn
-
-
-def sigmoid(values: np.ndarray) -> np.ndarray:
-    """The logistic function without overflow warnings for large negative scores."""
-    out = np.empty_like(values, dtype=np.float64)
-    positive = values >= 0
-    out[positive] = 1.0 / (1.0 + np.exp(-values[positive]))
-    exp = np.exp(values[~positive])
-    out[~positive] = exp / (1.0 + exp)
-    return out
 
 
 def pack_by_density(
@@ -45,7 +36,7 @@ def pack_by_density(
     if count == 0:
         return []
     cost = np.array([(s.tokens or 0) + separator for s in ranked], dtype=np.float64)
-    density = sigmoid(np.array([s.effective for s in ranked])) / np.maximum(cost, 1.0)
+    density = expit(np.array([s.effective for s in ranked])) / np.maximum(cost, 1.0)
     current = density.copy()
     chronological = np.argsort([s.turn.seq for s in ranked], kind="stable")
     place = np.empty(count, dtype=np.int64)
@@ -80,4 +71,4 @@ def pack_by_density(
     return sorted((ranked[i] for i in chosen), key=lambda s: s.turn.seq)
 
 
-__all__ = ["pack_by_density", "sigmoid"]
+__all__ = ["pack_by_density"]
