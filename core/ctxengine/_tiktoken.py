@@ -135,21 +135,20 @@ _PROBES = (
 
 
 class _RustCount:
-    """``count(text)`` by bpe-openai's public :class:`bpe_openai.Encoding` (a lone
-    surrogate raises UnicodeEncodeError, as for tiktoken's own check: the caller then
-    counts with tiktoken, which replaces it)."""
+    """``count(text)`` by bpe-openai's public :class:`bpe_openai.Encoding`, or None for a
+    text it refuses (a lone surrogate, a million characters or more, more tokens than its
+    chunk limit): the caller then counts with tiktoken, which takes them all."""
 
-    # bpe-openai refuses texts of a million characters or more; tiktoken counts those
-    _LONGEST = 999_999
-
-    def __init__(self, encoding: Any) -> None:
+    def __init__(self, encoding: Any, refusals: tuple[type[BaseException], ...]) -> None:
         self._encoding = encoding
+        self._refusals = refusals
 
-    def count(self, text: str) -> int:
-        if len(text) > self._LONGEST:
-            raise UnicodeEncodeError("utf-8", text[:1], 0, 1, "counted by tiktoken")
-        text.encode("utf-8")  # raises on a lone surrogate
-        return len(self._encoding.encode_ordinary(text))
+    def count(self, text: str) -> int | None:
+        try:
+            text.encode("utf-8")  # a lone surrogate: tiktoken replaces it, count there
+            return len(self._encoding.encode_ordinary(text))
+        except self._refusals:
+            return None
 
 
 @cache
@@ -170,7 +169,8 @@ def fast_counter(name: str) -> Any | None:
     except ImportError:  # pragma: no cover - a core dependency, tiktoken still counts
         return None
     try:
-        counter = _RustCount(bpe_openai.get_encoding(name))
+        refusals = (UnicodeEncodeError, ValueError, bpe_openai.TokenizerError)
+        counter = _RustCount(bpe_openai.get_encoding(name), refusals)
         reference = load_tiktoken_encoding(name)
         for probe in _PROBES:
             if counter.count(probe) != len(reference.encode_ordinary(probe)):

@@ -77,10 +77,9 @@ class TiktokenCounter:
         # "<|endoftext|>" in user text counts as plain text, never raises
         # (encode_ordinary: as encode(disallowed_special=()), without looking for them)
         if self._fast is not None:
-            try:
-                return int(self._fast.count(text))
-            except UnicodeEncodeError:  # lone surrogates: tiktoken replaces them
-                pass
+            counted = self._fast.count(text)  # None: a text it refuses
+            if counted is not None:
+                return int(counted)
         return len(self._encoding.encode_ordinary(text))
 
     def count(self, text: str) -> int:

@@ -162,10 +162,12 @@ def test_the_fast_counter_is_used_and_one_that_disagrees_is_not(counter, monkeyp
 
 
 def test_texts_the_fast_counter_refuses_are_counted_by_tiktoken(counter):
-    """bpe-openai refuses a text of a million characters: tiktoken counts it. A lone
-    surrogate (refused by ``count`` itself) is handed back to tiktoken too."""
+    """bpe-openai refuses a text of a million characters, one of more tokens than its
+    chunk limit (combining marks: a token per character) and a lone surrogate (refused by
+    ``count`` itself): tiktoken counts them."""
     reference = load_tiktoken_encoding(counter.name)
-    text = "word " * 200_000
-    assert counter.count(text) == len(reference.encode_ordinary(text))
-    with pytest.raises(UnicodeEncodeError):
-        fast_counter(counter.name).count("broken \ud800 surrogate")
+    fast = fast_counter(counter.name)
+    for text in ("word " * 200_000, "a" + "\u0301\u0300" * 150_000):
+        assert fast.count(text) is None
+        assert counter.count(text) == len(reference.encode_ordinary(text))
+    assert fast.count("broken \ud800 surrogate") is None
