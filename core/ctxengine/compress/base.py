@@ -187,9 +187,17 @@ class _BaseCompressor:
         return token_bounds(self.token_counter, " ".join(u.text for u in units))
 
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
-        counter = self.token_counter
         spans = _keep_fences_whole(text, split_sentences(text))
         terms = span_term_sets(text, spans)
+        if self._additive:
+            # Where counts add up, only _ExactLedger.may_take reads a sentence's lower
+            # bound, and it finds it itself when the room is short (most sentences are
+            # decided long before): no word split of every sentence of every new document.
+            return tuple(
+                _Sentence(0, index, start, end, text[start:end], 0, None, terms[index])
+                for index, (start, end) in enumerate(spans)
+            )
+        counter = self.token_counter
         return tuple(
             _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), terms[index])
             for index, (start, end) in enumerate(spans)
@@ -206,7 +214,7 @@ class _BaseCompressor:
             sentences[0].start,
             sentences[-1].end,
             joined,
-            *token_bounds(self.token_counter, joined),
+            *((0, None) if self._additive else token_bounds(self.token_counter, joined)),
             frozenset().union(*(u.terms for u in sentences)),
             sentences,
         )

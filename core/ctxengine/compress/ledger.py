@@ -174,10 +174,15 @@ class _ExactLedger:
 
     def may_take(self, unit: _Sentence, slack: int) -> bool:
         """``tokens(unit) <= room + slack``: whether the unit is worth a joined count."""
-        limit = self.max_tokens + slack
-        if unit.low + self._used > limit:  # surely too long: not counted
-            return False
-        return self._compressor._count_units([unit]) + self._used <= limit
+        room = self.max_tokens + slack - self._used
+        if unit.counts is None:
+            # Surely too long (more words than the room: a token never spans two
+            # whitespace-separated words, see token_bounds): not counted. n words take at
+            # least 2n - 1 characters, so a short text is not split to find out.
+            text = unit.text
+            if len(text) + 1 > 2 * room and len(text.split()) > room:
+                return False
+        return self._compressor._count_units([unit]) <= room
 
     def take(self, doc: int, units: list[_Sentence]) -> bool:
         """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
