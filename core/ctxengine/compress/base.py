@@ -3,10 +3,12 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from itertools import pairwise
+from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +30,7 @@ from .ledger import _JOIN_SLACK, _ExactLedger, _Ledger, _Sentence
 
 _CACHED_DOCUMENTS = 4096
 _CACHED_TEXTS = 16384
+_INDEX = attrgetter("index")
 
 
 @runtime_checkable
@@ -244,7 +247,9 @@ class _BaseCompressor:
                 break
             unit = units[i]
             if ledger.may_take(unit, _JOIN_SLACK):
-                candidate = sorted([*chosen.get(unit.doc, []), unit], key=lambda u: u.index)
+                # the document's kept units in text order (indices within a document differ)
+                candidate = list(chosen.get(unit.doc, ()))
+                insort(candidate, unit, key=_INDEX)
                 if ledger.take(unit.doc, candidate):
                     chosen[unit.doc] = candidate
                     continue
