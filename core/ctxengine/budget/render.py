@@ -96,7 +96,7 @@ def render(
         running = total if end == len(text) else count_prefix(counter, text, end, total)
         usage[slot] = running - previous
         previous = running
-    documents = [replace(doc, tokens=_count_kept(doc, counter)) for doc in documents]
+    documents = [_with_tokens(doc, _count_kept(doc, counter)) for doc in documents]
     messages = build_messages(system_prompt, turns, documents, question)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
 
@@ -125,6 +125,11 @@ def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
             found += len(span.text) + 1
         position = found
     return joins
+
+
+def _with_tokens(doc: ScoredDocument, tokens: int) -> ScoredDocument:
+    # The compressor's count is usually this one already: a copy only if it is not.
+    return doc if doc.tokens == tokens else replace(doc, tokens=tokens)
 
 
 def _count_kept(doc: ScoredDocument, counter: TokenCounter) -> int:
