@@ -121,7 +121,10 @@ def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
                 joins.append(found - 1)  # the space joining it to the sentence before
             spaces = inner_spaces(span.text)
             if spaces is not None:
-                joins.extend(found + s for s in sorted(set(spaces)))
+                first, last = spaces  # first <= last; one position when they are the same
+                joins.append(found + first)
+                if last != first:
+                    joins.append(found + last)
             found += len(span.text) + 1
         position = found
     return joins
