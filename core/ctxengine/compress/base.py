@@ -140,6 +140,8 @@ class _BaseCompressor:
                     counts = unit.counts = self._unit_counts(unit)
                     if counts is None:
                         break
+                    if unit.origin is not None:
+                        unit.origin.counts = counts
                 total += counts[1] if number else counts[0]
             else:
                 return total
@@ -264,7 +266,14 @@ class _BaseCompressor:
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(best, index=-1, end=best.start + len(piece), text=piece, counts=None)
+                    replace(
+                        best,
+                        index=-1,
+                        end=best.start + len(piece),
+                        text=piece,
+                        counts=None,
+                        origin=None,
+                    )
                 ]
         return chosen
 

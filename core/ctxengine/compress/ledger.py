@@ -31,6 +31,11 @@ class _Sentence:
     parts: tuple[_Sentence, ...] = ()
     # (count alone, count after a joining space) once a choice asked for them
     counts: tuple[int, int] | None = None
+    # The compressor's cached unit this one was placed from (:meth:`at`): counts found on
+    # a placed unit are kept there too, for the next compression of the same document
+    # (the second pass after headers are given back, a later query). None on a cached
+    # unit itself and on a cut piece (its text is not the cached unit's).
+    origin: _Sentence | None = None
 
     def at(self, doc: int) -> _Sentence:
         """This unit as part of the document at position ``doc`` of a compression."""
@@ -45,6 +50,7 @@ class _Sentence:
             self.terms,
             self.parts,
             self.counts,
+            self if self.origin is None else self.origin,
         )
 
 
