@@ -38,7 +38,10 @@ class _Sentence:
     origin: _Sentence | None = None
 
     def at(self, doc: int) -> _Sentence:
-        """This unit as part of the document at position ``doc`` of a compression."""
+        """This unit as part of the document at position ``doc`` of a compression (itself
+        when a cached unit already stands there: a compression's first document)."""
+        if doc == self.doc and self.origin is None:
+            return self
         return _Sentence(
             doc,
             self.index,
