@@ -97,7 +97,9 @@ def render(
         usage[slot] = running - previous
         previous = running
     documents = [_with_tokens(doc, _count_kept(doc, counter)) for doc in documents]
-    messages = build_messages(system_prompt, turns, documents, question)
+    # the messages carry the context section as the text has it: rendered once
+    context = next((body for slot, body in parts if slot == "retrieved_docs"), None)
+    messages = build_messages(system_prompt, turns, documents, question, context=context)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
 
 
@@ -147,13 +149,20 @@ def build_messages(
     turns: list[ScoredTurn],
     documents: list[ScoredDocument],
     question: str | None,
+    *,
+    context: str | None = None,
 ) -> list[dict[str, str]]:
     """OpenAI-style messages with the same content as the text: system prompt and
-    retrieved context in the system message, history as role messages, then the question."""
+    retrieved context in the system message, history as role messages, then the question.
+
+    ``context``: the documents' section as :func:`sections` rendered it (None: rendered
+    here from ``documents``)."""
     system_parts = [system_prompt] if system_prompt else []
     if documents:
-        body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
-        system_parts.append(fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE))
+        if context is None:
+            body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
+            context = fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE)
+        system_parts.append(context)
     messages: list[dict[str, str]] = []
     if system_parts:
         messages.append({"role": "system", "content": fmt.SECTION_SEPARATOR.join(system_parts)})
