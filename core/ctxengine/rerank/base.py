@@ -70,7 +70,9 @@ def finish(
     order = sorted(range(len(candidates)), key=lambda i: -values[i])
     if k is not None:
         order = order[:k]
-    parts = [(name, np.asarray(v, dtype=np.float64).tolist()) for name, v in (details or {}).items()]
+    parts = [
+        (name, np.asarray(v, dtype=np.float64).tolist()) for name, v in (details or {}).items()
+    ]
     out = []
     for i in order:
         recorded = {name: part[i] for name, part in parts}
