@@ -258,17 +258,20 @@ def count_split(counter: TokenCounter, text: str, spaces: list[int]) -> int:
     """
     if not joins_add_up(counter):
         return counter.count(text)
-    total, start = 0, 0
+    check_text(text, "text", allow_empty=True)
+    # joins add up only for a TiktokenCounter; pieces of a checked text need no check
+    count = counter._count  # type: ignore[attr-defined]
+    total, start, end = 0, 0, len(text) - 1
     for s in spaces:
         if (
-            start < s < len(text) - 1
+            start < s < end
             and text[s] == " "
             and not text[s - 1].isspace()
             and not text[s + 1].isspace()
         ):
-            total += counter.count(text[start:s])
+            total += count(text[start:s])
             start = s
-    return total + counter.count(text[start:])
+    return total + count(text[start:])
 
 
 def count_prefix(counter: TokenCounter, text: str, end: int, total: int) -> int:

@@ -221,9 +221,13 @@ def check_candidates(items: Any, source: str) -> list[ScoredDocument]:
             raise InvalidTypeError(
                 f"{source}.retrieve returned a {type(item).__name__}, not a ScoredDocument"
             )
-        if isinstance(item.score, bool) or not isinstance(item.score, numbers.Real):
+        score = item.score
+        # a float is the usual score: one type test, not the slower ABC check
+        if type(score) is not float and (
+            isinstance(score, bool) or not isinstance(score, numbers.Real)
+        ):
             raise InvalidTypeError(
-                f"{source}.retrieve returned document {item.id!r} with a non-numeric score {item.score!r}"
+                f"{source}.retrieve returned document {item.id!r} with a non-numeric score {score!r}"
             )
         if not is_blank(item.text):
             out.append(item)

@@ -96,8 +96,10 @@ def render(
         running = total if end == len(text) else count_prefix(counter, text, end, total)
         usage[slot] = running - previous
         previous = running
-    documents = [replace(doc, tokens=_count_kept(doc, counter)) for doc in documents]
-    messages = build_messages(system_prompt, turns, documents, question)
+    documents = [_with_tokens(doc, _count_kept(doc, counter)) for doc in documents]
+    # the messages carry the context section as the text has it: rendered once
+    context = next((body for slot, body in parts if slot == "retrieved_docs"), None)
+    messages = build_messages(system_prompt, turns, documents, question, context=context)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
 
 
@@ -121,10 +123,18 @@ def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
                 joins.append(found - 1)  # the space joining it to the sentence before
             spaces = inner_spaces(span.text)
             if spaces is not None:
-                joins.extend(found + s for s in sorted(set(spaces)))
+                first, last = spaces  # first <= last; one position when they are the same
+                joins.append(found + first)
+                if last != first:
+                    joins.append(found + last)
             found += len(span.text) + 1
         position = found
     return joins
+
+
+def _with_tokens(doc: ScoredDocument, tokens: int) -> ScoredDocument:
+    # The compressor's count is usually this one already: a copy only if it is not.
+    return doc if doc.tokens == tokens else replace(doc, tokens=tokens)
 
 
 def _count_kept(doc: ScoredDocument, counter: TokenCounter) -> int:
@@ -139,13 +149,20 @@ def build_messages(
     turns: list[ScoredTurn],
     documents: list[ScoredDocument],
     question: str | None,
+    *,
+    context: str | None = None,
 ) -> list[dict[str, str]]:
     """OpenAI-style messages with the same content as the text: system prompt and
-    retrieved context in the system message, history as role messages, then the question."""
+    retrieved context in the system message, history as role messages, then the question.
+
+    ``context``: the documents' section as :func:`sections` rendered it (None: rendered
+    here from ``documents``)."""
     system_parts = [system_prompt] if system_prompt else []
     if documents:
-        body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
-        system_parts.append(fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE))
+        if context is None:
+            body = fmt.DOCUMENT_SEPARATOR.join(fmt.render_document(doc) for doc in documents)
+            context = fmt.wrap(fmt.CONTEXT_OPEN, body, fmt.CONTEXT_CLOSE)
+        system_parts.append(context)
     messages: list[dict[str, str]] = []
     if system_parts:
         messages.append({"role": "system", "content": fmt.SECTION_SEPARATOR.join(system_parts)})

@@ -3,10 +3,12 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from itertools import pairwise
+from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -28,6 +30,7 @@ from .ledger import _JOIN_SLACK, _ExactLedger, _Ledger, _Sentence
 
 _CACHED_DOCUMENTS = 4096
 _CACHED_TEXTS = 16384
+_INDEX = attrgetter("index")
 
 
 @runtime_checkable
@@ -137,6 +140,8 @@ class _BaseCompressor:
                     counts = unit.counts = self._unit_counts(unit)
                     if counts is None:
                         break
+                    if unit.origin is not None:
+                        unit.origin.counts = counts
                 total += counts[1] if number else counts[0]
             else:
                 return total
@@ -187,9 +192,17 @@ class _BaseCompressor:
         return token_bounds(self.token_counter, " ".join(u.text for u in units))
 
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
-        counter = self.token_counter
         spans = _keep_fences_whole(text, split_sentences(text))
         terms = span_term_sets(text, spans)
+        if self._additive:
+            # Where counts add up, only _ExactLedger.may_take reads a sentence's lower
+            # bound, and it finds it itself when the room is short (most sentences are
+            # decided long before): no word split of every sentence of every new document.
+            return tuple(
+                _Sentence(0, index, start, end, text[start:end], 0, None, terms[index])
+                for index, (start, end) in enumerate(spans)
+            )
+        counter = self.token_counter
         return tuple(
             _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), terms[index])
             for index, (start, end) in enumerate(spans)
@@ -206,7 +219,7 @@ class _BaseCompressor:
             sentences[0].start,
             sentences[-1].end,
             joined,
-            *token_bounds(self.token_counter, joined),
+            *((0, None) if self._additive else token_bounds(self.token_counter, joined)),
             frozenset().union(*(u.terms for u in sentences)),
             sentences,
         )
@@ -236,7 +249,9 @@ class _BaseCompressor:
                 break
             unit = units[i]
             if ledger.may_take(unit, _JOIN_SLACK):
-                candidate = sorted([*chosen.get(unit.doc, []), unit], key=lambda u: u.index)
+                # the document's kept units in text order (indices within a document differ)
+                candidate = list(chosen.get(unit.doc, ()))
+                insort(candidate, unit, key=_INDEX)
                 if ledger.take(unit.doc, candidate):
                     chosen[unit.doc] = candidate
                     continue
@@ -251,7 +266,14 @@ class _BaseCompressor:
             piece = self._cut(best.text, max_tokens)
             if piece:
                 chosen[best.doc] = [
-                    replace(best, index=-1, end=best.start + len(piece), text=piece, counts=None)
+                    replace(
+                        best,
+                        index=-1,
+                        end=best.start + len(piece),
+                        text=piece,
+                        counts=None,
+                        origin=None,
+                    )
                 ]
         return chosen
 

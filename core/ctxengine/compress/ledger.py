@@ -31,9 +31,17 @@ class _Sentence:
     parts: tuple[_Sentence, ...] = ()
     # (count alone, count after a joining space) once a choice asked for them
     counts: tuple[int, int] | None = None
+    # The compressor's cached unit this one was placed from (:meth:`at`): counts found on
+    # a placed unit are kept there too, for the next compression of the same document
+    # (the second pass after headers are given back, a later query). None on a cached
+    # unit itself and on a cut piece (its text is not the cached unit's).
+    origin: _Sentence | None = None
 
     def at(self, doc: int) -> _Sentence:
-        """This unit as part of the document at position ``doc`` of a compression."""
+        """This unit as part of the document at position ``doc`` of a compression (itself
+        when a cached unit already stands there: a compression's first document)."""
+        if doc == self.doc and self.origin is None:
+            return self
         return _Sentence(
             doc,
             self.index,
@@ -45,6 +53,7 @@ class _Sentence:
             self.terms,
             self.parts,
             self.counts,
+            self if self.origin is None else self.origin,
         )
 
 
@@ -174,10 +183,15 @@ class _ExactLedger:
 
     def may_take(self, unit: _Sentence, slack: int) -> bool:
         """``tokens(unit) <= room + slack``: whether the unit is worth a joined count."""
-        limit = self.max_tokens + slack
-        if unit.low + self._used > limit:  # surely too long: not counted
-            return False
-        return self._compressor._count_units([unit]) + self._used <= limit
+        room = self.max_tokens + slack - self._used
+        if unit.counts is None:
+            # Surely too long (more words than the room: a token never spans two
+            # whitespace-separated words, see token_bounds): not counted. n words take at
+            # least 2n - 1 characters, so a short text is not split to find out.
+            text = unit.text
+            if len(text) + 1 > 2 * room and len(text.split()) > room:
+                return False
+        return self._compressor._count_units([unit]) <= room
 
     def take(self, doc: int, units: list[_Sentence]) -> bool:
         """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the

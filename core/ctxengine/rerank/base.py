@@ -70,13 +70,15 @@ def finish(
     order = sorted(range(len(candidates)), key=lambda i: -values[i])
     if k is not None:
         order = order[:k]
-    parts = {name: np.asarray(v, dtype=np.float64).tolist() for name, v in (details or {}).items()}
-    return [
-        candidates[i].with_scores(
-            {**{name: part[i] for name, part in parts.items()}, stage: values[i]}, values[i]
-        )
-        for i in order
+    parts = [
+        (name, np.asarray(v, dtype=np.float64).tolist()) for name, v in (details or {}).items()
     ]
+    out = []
+    for i in order:
+        recorded = {name: part[i] for name, part in parts}
+        recorded[stage] = values[i]
+        out.append(candidates[i].with_scores(recorded, values[i]))
+    return out
 
 
 class BaseReranker:

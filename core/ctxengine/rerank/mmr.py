@@ -107,16 +107,21 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
         # Max similarity to anything chosen so far, floored at 0: a dissimilar document earns
         # no bonus, which also keeps the marginal scores non-increasing down the list.
         closest = np.zeros(len(items))
+        scaled, weight = self.lambda_ * relevance, 1.0 - self.lambda_
+        # With no weight on similarity (the "dedup" stage) and finite similarities, the
+        # penalty is exactly 0: the marginal scores are the scaled relevance throughout.
+        penalised = weight != 0.0 or not np.isfinite(similarities).all()
+        survives = ~(similarities > threshold)  # column j: who is no duplicate of j
         chosen: list[ScoredDocument] = []
         while len(chosen) < limit and alive.any():
-            marginal = self.lambda_ * relevance - (1.0 - self.lambda_) * closest
-            marginal[~alive] = -np.inf
+            marginal = scaled - weight * closest if penalised else scaled
+            marginal = np.where(alive, marginal, -np.inf)
             pick = int(np.argmax(marginal))  # first maximum: ties keep the incoming order
             chosen.append(items[pick].with_score(self.name, float(marginal[pick])))
             alive[pick] = False
-            similarity = similarities[:, pick]
-            closest = np.maximum(closest, similarity)
-            alive &= ~(similarity > threshold)
+            if penalised:
+                closest = np.maximum(closest, similarities[:, pick])
+            alive &= survives[:, pick]
         return chosen
 
     def __repr__(self) -> str:
