@@ -59,14 +59,7 @@ def pack_indices(
     candidates = np.flatnonzero(mask)
     window = 256
     while candidates.size and remaining > 0:
-        if candidates.size > window:
-            values = effective[candidates]
-            kth = np.partition(values, candidates.size - window)[candidates.size - window]
-            top, rest = candidates[values >= kth], candidates[values < kth]
-        else:
-            top, rest = candidates, candidates[:0]
-        top = top[::-1]  # later rows first, and a stable sort keeps them first among ties
-        order = top[np.argsort(-effective[top], kind="stable")]
+        order, rest = _best_first(candidates, effective, window)
         taken, remaining = _greedy(costs[order], remaining)
         chosen.extend(order[taken].tolist())
         candidates = rest[costs[rest] <= remaining]
@@ -124,15 +117,7 @@ def pack_exchanges(
     smallest = int(costs.min()) if len(costs) else 0
     window = 256
     while candidates.size and remaining >= smallest:
-        if candidates.size > window:
-            values = score[candidates]
-            kth = np.partition(values, candidates.size - window)[candidates.size - window]
-            top, rest = candidates[values >= kth], candidates[values < kth]
-        else:
-            top, rest = candidates, candidates[:0]
-        # Later units first among ties, as turns are in pack_indices.
-        top = top[::-1]
-        order = top[np.argsort(-score[top], kind="stable")]
+        order, rest = _best_first(candidates, score, window)
         for row in order.tolist():  # the top window only: at most a few hundred units
             other = int(mate[row])
             if unit_cost[row] <= remaining:
@@ -152,6 +137,23 @@ def pack_exchanges(
             remaining -= int(costs[row])
     chosen.sort()
     return chosen
+
+
+def _best_first(
+    candidates: np.ndarray, score: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``window`` best of ``candidates`` (rows, ascending) by ``score``, best first, and
+    the rest unsorted. Only the best are sorted (``np.partition`` finds them); rows tied at
+    the cut all count as best. Among equal scores the later row comes first (a stable sort
+    of the reversed rows), so ties never depend on sort luck."""
+    if candidates.size > window:
+        values = score[candidates]
+        kth = np.partition(values, candidates.size - window)[candidates.size - window]
+        top, rest = candidates[values >= kth], candidates[values < kth]
+    else:
+        top, rest = candidates, candidates[:0]
+    top = top[::-1]
+    return top[np.argsort(-score[top], kind="stable")], rest
 
 
 def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
