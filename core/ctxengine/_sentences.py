@@ -96,6 +96,7 @@ _DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 # The word after a mark is looked at, not consumed (group 4): it may hold the next mark.
 _WESTERN_END_RE = re.compile(r"([.!?…](?<![.!?…].)[.!?…]*)([\"'”’)\]]*)(\s+|$)(?=(\S*))")
 _CJK_END_RE = re.compile(r"[。！？](?<![。！？].)[。！？]*[」』”’）]*")
+_CJK_MARKS = "。！？"  # the marks _CJK_END_RE starts with
 _NEWLINES_RE = re.compile(r"\n\s*\n+")
 _GREEK = re.compile(r"[\u0370-\u03ff]")
 
@@ -188,7 +189,9 @@ def _boundaries(text: str, start: int, end: int) -> Iterator[re.Match[str]]:
     """Candidate sentence ends in ``text[start:end]``, in order. A match of one pattern
     never holds a mark of the other's, so the two never overlap."""
     western = _WESTERN_END_RE.finditer(text, start, end)
-    if text.isascii():
+    # A CJK end needs one of its three marks: text without them (an abstract with a "β",
+    # say) skips the merge, a Python key call per boundary.
+    if text.isascii() or not any(mark in text for mark in _CJK_MARKS):
         return western
     cjk = _CJK_END_RE.finditer(text, start, end)
     return heapq.merge(western, cjk, key=lambda match: match.start())
