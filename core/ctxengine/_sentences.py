@@ -101,28 +101,15 @@ _NEWLINES_RE = re.compile(r"\n\s*\n+")
 _GREEK = re.compile(r"[\u0370-\u03ff]")
 
 
-_TAIL = 48  # characters _last_word looks at before scanning further
-
-
 def _last_word(text: str, start: int, end: int) -> str:
     """The word that ends at ``end`` (not before ``start``), scanned backwards so a long
     sentence is not copied at every candidate boundary."""
     if end > start and text[end - 1] == "\n":
         end -= 1  # as the regex "(\S+)$" this replaces: "$" also matches before a final newline
-    # A short tail split at whitespace (str.split and str.isspace agree on it) finds the
-    # word in C; a word as long as the tail is scanned in full (a Python loop per character
-    # was most of deciding a boundary).
-    low = max(start, end - _TAIL)
-    tail = text[low:end]
-    if not tail or tail[-1].isspace():
-        return ""
-    word = tail.split()[-1]
-    if len(word) == len(tail) and low > start:
-        begin = low
-        while begin > start and not text[begin - 1].isspace():
-            begin -= 1
-        word = text[begin:end]
-    return word.rstrip(".").lstrip("([\"'“‘").casefold()
+    begin = end
+    while begin > start and not text[begin - 1].isspace():
+        begin -= 1
+    return text[begin:end].rstrip(".").lstrip("([\"'“‘").casefold()
 
 
 def _continues(next_word: str) -> bool:
