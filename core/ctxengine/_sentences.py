@@ -139,7 +139,8 @@ def _joins_next(text: str, start: int, mark_start: int, mark: str, next_word: st
         return next_word[:1].isdigit()
     if word in _TERMINAL_ABBREVIATIONS:
         return not next_word[:1].isupper()
-    if word in _ABBREVIATIONS or _DOTTED_RE.fullmatch(word):
+    # a dotted word holds a dot (the regex call is most of a plain sentence end's cost)
+    if word in _ABBREVIATIONS or ("." in word and _DOTTED_RE.fullmatch(word)):
         return True
     # Single letters ("J. K. Rowling", "A. thaliana") are initials, not sentence ends.
     return len(word) == 1 and word.isalpha()
