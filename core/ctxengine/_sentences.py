@@ -96,6 +96,7 @@ _DOTTED_RE = re.compile(r"(?:[^\W\d_]\.)+[^\W\d_]")
 # The word after a mark is looked at, not consumed (group 4): it may hold the next mark.
 _WESTERN_END_RE = re.compile(r"([.!?…](?<![.!?…].)[.!?…]*)([\"'”’)\]]*)(\s+|$)(?=(\S*))")
 _CJK_END_RE = re.compile(r"[。！？](?<![。！？].)[。！？]*[」』”’）]*")
+_CJK_MARKS = "。！？"  # the marks _CJK_END_RE starts with
 _NEWLINES_RE = re.compile(r"\n\s*\n+")
 _GREEK = re.compile(r"[\u0370-\u03ff]")
 
@@ -138,7 +139,8 @@ def _joins_next(text: str, start: int, mark_start: int, mark: str, next_word: st
         return next_word[:1].isdigit()
     if word in _TERMINAL_ABBREVIATIONS:
         return not next_word[:1].isupper()
-    if word in _ABBREVIATIONS or _DOTTED_RE.fullmatch(word):
+    # a dotted word holds a dot (the regex call is most of a plain sentence end's cost)
+    if word in _ABBREVIATIONS or ("." in word and _DOTTED_RE.fullmatch(word)):
         return True
     # Single letters ("J. K. Rowling", "A. thaliana") are initials, not sentence ends.
     return len(word) == 1 and word.isalpha()
@@ -175,7 +177,9 @@ def _boundaries(text: str, start: int, end: int) -> Iterator[re.Match[str]]:
     """Candidate sentence ends in ``text[start:end]``, in order. A match of one pattern
     never holds a mark of the other's, so the two never overlap."""
     western = _WESTERN_END_RE.finditer(text, start, end)
-    if text.isascii():
+    # A CJK end needs one of its three marks: text without them (an abstract with a "β",
+    # say) skips the merge, a Python key call per boundary.
+    if text.isascii() or not any(mark in text for mark in _CJK_MARKS):
         return western
     cjk = _CJK_END_RE.finditer(text, start, end)
     return heapq.merge(western, cjk, key=lambda match: match.start())

@@ -165,10 +165,21 @@ def term_set(text: str) -> frozenset[str]:
 def span_term_sets(text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
     """``[term_set(text[start:end]) for start, end in spans]``, with an ASCII text's
     words found in one pass over it (its sentences, say) rather than one per span."""
-    if not text.isascii():
-        return [term_set(text[start:end]) for start, end in spans]
-    folded = text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
     term = _TERMS.__getitem__
+    if not text.isascii():
+        # Most sentences of a text with a few accents or symbols ("β", "±") are ASCII
+        # themselves: each of those takes the byte-table path, the rest the full analyzer
+        # (words() gives an ASCII text the same words either way).
+        out: list[frozenset[str]] = []
+        for start, end in spans:
+            piece = text[start:end]
+            if piece.isascii():
+                piece = piece.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
+                out.append(frozenset(map(term, piece.split())) - _NOTHING)  # type: ignore[arg-type]
+            else:
+                out.append(term_set(piece))
+        return out
+    folded = text.encode("ascii").translate(_ASCII_WORD_BYTES).decode("ascii")
     return [
         frozenset(map(term, folded[start:end].split())) - _NOTHING  # type: ignore[misc]
         for start, end in spans
