@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 
 
-def _configure(data: str | None, torch_threads: int | None) -> None:
+def _configure(torch_threads: int | None) -> None:
     # Before anything imports ctxengine: the default embedder reads these once.
     # The cache and offline defaults are set by importing the package (benchmarks/__init__.py).
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -39,11 +39,10 @@ def _configure(data: str | None, torch_threads: int | None) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if torch_threads:  # torch reads it at import, here and in build_latency's subprocesses
         os.environ["OMP_NUM_THREADS"] = str(torch_threads)
-    if data:
-        os.environ["CTXENGINE_DATA"] = str(Path(data).resolve())
     sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 
 
+from benchmarks.data import data_folder
 from benchmarks.sections import SECTIONS
 
 
@@ -125,15 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--merge {str(folder)!r} holds no results.json")
     if args.data is not None and not Path(args.data).is_dir():
         parser.error(f"--data {args.data!r} is not a folder")
-    saved = os.environ.get("CTXENGINE_DATA")
-    _configure(args.data, args.torch_threads)
-    try:
+    _configure(args.torch_threads)
+    # main() may run inside another process (the smoke test): its data path is restored
+    with data_folder(args.data):
         return _run_all(args)
-    finally:  # main() may run inside another process (the smoke test): restore its data path
-        if saved is None:
-            os.environ.pop("CTXENGINE_DATA", None)
-        else:
-            os.environ["CTXENGINE_DATA"] = saved
 
 
 def _merge(results: dict[str, Any], folder: Path, out: Path) -> list[str]:

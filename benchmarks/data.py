@@ -8,10 +8,12 @@ callers can skip with a message.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,23 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path | None:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
+
+
+@contextlib.contextmanager
+def data_folder(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """``$CTXENGINE_DATA`` set to ``path`` (None: left as it is) for the block, then put
+    back: a script's ``--data`` reaches every loader, and a caller that runs the script's
+    ``main()`` in its own process (the smoke test) keeps its own data path."""
+    saved = os.environ.get("CTXENGINE_DATA")
+    if path is not None:
+        os.environ["CTXENGINE_DATA"] = str(Path(path).resolve())
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CTXENGINE_DATA", None)
+        else:
+            os.environ["CTXENGINE_DATA"] = saved
 
 
 # --- LoCoMo ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ on the cache; only the timed arms must be cold). Nothing is tuned on these sets.
 ``--claims N --distractors M`` evaluates SciFact on a slice instead (the first N claims over
 every abstract judged for them plus M others), for a loaded machine.
 
-    python -m benchmarks.indexing [--docs 200] [--repeats 3] [--quick] [--no-quality]
+    python -m benchmarks.indexing [--docs 200] [--repeats 3] [--quick] [--no-quality] [--data DIR]
                                   [--claims N] [--distractors M] [--no-separate]
                                   [--methods late,late-truncated,sentences,separate]
 """
@@ -35,11 +35,12 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 import benchmarks  # noqa: F401 - the shared environment (benchmarks/__init__.py)
-from benchmarks.data import load_scifact_corpus
+from benchmarks.data import data_folder, load_scifact_corpus
 from benchmarks.retrieval_quality import Collection, locomo, scifact
 from ctxengine.embeddings import CachedEmbedder, SentenceTransformerEmbedder, default_embedder
 from ctxengine.metrics import ndcg_at_k
@@ -229,7 +230,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, object]]:
         default=",".join(PASSAGE_EMBEDDINGS),
         help="passage embeddings timed and measured (comma-separated; default: all)",
     )
+    parser.add_argument(
+        "--data", default=None, help="data folder (default: $CTXENGINE_DATA, else ../shared/data)"
+    )
     args = parser.parse_args(argv)
+    if args.data is not None and not Path(args.data).is_dir():
+        parser.error(f"--data {args.data!r} is not a folder")
+    with data_folder(args.data):
+        return _run(args, parser)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[dict[str, object]]:
     n_docs, repeats = (30, 1) if args.quick else (args.docs, args.repeats)
     # --quick is the smoke test's slice: the former path would embed ~9x the texts
     separate = not (args.no_separate or args.quick)
