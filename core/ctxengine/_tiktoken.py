@@ -31,8 +31,6 @@ _ENCODING_SHA256 = {
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
 }
-# A counter remembers the counts of this many recent texts of up to _MEMO_CHARS characters
-# (at most ~130 MB of strings, in practice a few MB).
 # tiktoken reads TIKTOKEN_CACHE_DIR at call time; the lock keeps our brief override private.
 _ENV_LOCK = threading.Lock()
 

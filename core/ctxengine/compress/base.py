@@ -156,11 +156,11 @@ class _BaseCompressor:
         if not unit.parts:
             return piece_counts(counter, unit.text)
         first = piece_counts(counter, unit.parts[0].text)
-        rest = [piece_counts(counter, part.text) for part in unit.parts[1:]]
         if first is None:
             return None
         tail = 0
-        for counts in rest:
+        for part in unit.parts[1:]:  # stops at the first part whose counts do not add up
+            counts = piece_counts(counter, part.text)
             if counts is None:
                 return None
             tail += counts[1]
