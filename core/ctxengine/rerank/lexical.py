@@ -20,7 +20,7 @@ import threading
 import numpy as np
 
 # Odd 64-bit constants: the polynomial hash's base (arithmetic is modulo 2**64, where an
-# odd base is invertible) and the word-bigram mix, as in HashingEmbedder's bigrams.
+# odd base is invertible) and the word-bigram mix (the golden ratio, 2**64 / phi).
 _BASE = np.uint64(0x100000001B3)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _PLANE = 1 << 16
