@@ -14,14 +14,13 @@ from ..errors import ConfigurationError
 from ..text import term_set
 from ..types import ScoredTurn
 from .pool import pool_logrank, pool_zscore
-from .query_dates import asks_when, days_from, mentions_time, named_periods
+from .query_dates import DAY, asks_when, days_from, mentions_time, named_periods
 
 # memory-2: ``dense`` reads the query without the speakers' names (DecayMemory's
 # ``mask_speakers``), and the temporal features ``log_days_from_named_date`` and
 # ``time_for_when`` were added; a memory-1 model is refused (FeatureSetMismatchError).
 MEMORY_FEATURE_VERSION = "memory-2"
 _WINDOW = 3  # turns either side that still count as the same topic
-_DAY = 86_400.0
 _USER_ROLES = frozenset({"user", "human"})
 
 
@@ -92,8 +91,8 @@ class MemoryFeatures:
         position[order] = np.arange(len(items), dtype=np.float64)
         last = max(len(items) - 1, 1)
         stamps = np.array([s.turn.timestamp for s in items], dtype=np.float64)
-        age = np.maximum(0.0, now - stamps) / _DAY
-        idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / _DAY
+        age = np.maximum(0.0, now - stamps) / DAY
+        idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / DAY
         # Constant (zeros) over a question that names no date or asks no "when": such a
         # column cannot reorder its turns, and the regex over turns runs only when it can.
         when = asks_when(query)

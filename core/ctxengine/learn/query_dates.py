@@ -170,4 +170,4 @@ def mentions_time(text: str) -> bool:
     return False
 
 
-__all__ = ["asks_when", "days_from", "mentions_time", "named_periods"]
+__all__ = ["DAY", "asks_when", "days_from", "mentions_time", "named_periods"]
