@@ -22,37 +22,16 @@ from ctxengine.types import Document
 # same without the word jaguar: only an expansion of the query can reach it by its terms
 # (it comes last, so ties at zero rank it last too)
 ZOO = [
-    Document(
-        id="j1",
-        text="The jaguar is a big cat that can sprint through the rainforest.",
-        metadata={"zone": "a"},
-    ),
-    Document(
-        id="j2",
-        text="A jaguar, the big cat of the Amazon, will sprint after prey.",
-        metadata={"zone": "a"},
-    ),
-    Document(
-        id="car", text="The new sedan has leather seats and a quiet engine.", metadata={"zone": "a"}
-    ),
-    Document(
-        id="bank",
-        text="Interest rates at the bank went up again this quarter.",
-        metadata={"zone": "a"},
-    ),
-    Document(
-        id="garden", text="Tomatoes need sun, water and a little patience.", metadata={"zone": "a"}
-    ),
-    Document(
-        id="soup",
-        text="Onion soup simmers for an hour before the cheese goes on.",
-        metadata={"zone": "a"},
-    ),
-    Document(
-        id="cheetah",
-        text="The cheetah is a big cat built to sprint across the savanna.",
-        metadata={"zone": "a"},
-    ),
+    Document(id=doc_id, text=text, metadata={"zone": "a"})
+    for doc_id, text in {
+        "j1": "The jaguar is a big cat that can sprint through the rainforest.",
+        "j2": "A jaguar, the big cat of the Amazon, will sprint after prey.",
+        "car": "The new sedan has leather seats and a quiet engine.",
+        "bank": "Interest rates at the bank went up again this quarter.",
+        "garden": "Tomatoes need sun, water and a little patience.",
+        "soup": "Onion soup simmers for an hour before the cheese goes on.",
+        "cheetah": "The cheetah is a big cat built to sprint across the savanna.",
+    }.items()
 ]
 QUERIES = ["jaguar", "big cat", "bank interest", "onion soup with cheese", "engine"]
 
@@ -180,10 +159,9 @@ def test_a_filtered_out_document_never_enters_through_feedback(mode):
         "feedback_docs": 1,
         "feedback_weight": 0.5,
     }
-    unfiltered = HybridRetriever(docs, **options)
-    if mode == "keyword":  # the expansion does pull zebu in when okapi feeds it
-        assert "zebu" in [doc_id for doc_id, _ in ranked(unfiltered, "okapi")]
     retriever = HybridRetriever(docs, **options)
+    if mode == "keyword":  # the expansion does pull zebu in when okapi feeds it
+        assert "zebu" in [doc_id for doc_id, _ in ranked(retriever, "okapi")]
     hits = ranked(retriever, "okapi", filter={"zone": "in"})
     assert hits and "okapi" not in {doc_id for doc_id, _ in hits}
     if mode == "keyword":  # fed by "kept" alone (forest), zebu shares nothing
