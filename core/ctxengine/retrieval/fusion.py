@@ -59,21 +59,12 @@ def rrf(
     )
 
 
-def candidates(
-    dense: np.ndarray,
-    lexical: np.ndarray,
-    pool: int,
-    dense_candidates: np.ndarray | None = None,
-) -> np.ndarray:
-    """The union (sorted) of the top ``pool`` of each signal: lexical among the documents
-    with a shared term, dense among ``dense_candidates`` (all when None)."""
-    return np.union1d(*_tops(dense, lexical, pool, dense_candidates))
-
-
-def _tops(
-    dense: np.ndarray, lexical: np.ndarray, pool: int, dense_candidates: np.ndarray | None
+def signal_tops(
+    dense: np.ndarray, lexical: np.ndarray, pool: int, dense_candidates: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each signal's top ``pool`` (best first): dense, then lexical."""
+    """Each signal's top ``pool`` (best first), the candidates :func:`fuse` fuses: dense
+    among ``dense_candidates`` (all when None), lexical among the documents with a shared
+    term."""
     return (
         top_indices(dense, pool, dense_candidates),
         top_indices(lexical, pool, np.flatnonzero(lexical > 0)),
@@ -90,6 +81,7 @@ def fuse(
     method: str = "minmax",
     rrf_k: int = 60,
     dense_candidates: np.ndarray | None = None,
+    tops: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fuse two full score vectors; returns the top-``k`` indices and their fused scores.
 
@@ -98,10 +90,13 @@ def fuse(
     whenever some document shares no term): normalising over the candidates alone was
     tried and ranked worse at alpha 0.65 on every LoCoMo dev conversation and on SciFact.
     ``dense_candidates``: the only indices whose dense score was computed (an ANN search);
-    the dense top is taken among them.
+    the dense top is taken among them. ``tops``: :func:`signal_tops` of these scores at
+    ``max(pool, k)``, when the caller already took them.
     """
     pool = max(pool, k)
-    dense_top, lexical_top = _tops(dense, lexical, pool, dense_candidates)
+    dense_top, lexical_top = (
+        tops if tops is not None else signal_tops(dense, lexical, pool, dense_candidates)
+    )
     union = np.union1d(dense_top, lexical_top)
     if method == "rrf":
         fused = rrf(dense_top, lexical_top, len(dense), alpha=alpha, rrf_k=rrf_k)[union]
@@ -111,4 +106,4 @@ def fuse(
     return union[order], fused[order]
 
 
-__all__ = ["blend", "candidates", "fuse", "reciprocal_ranks", "rrf", "top_indices"]
+__all__ = ["blend", "fuse", "reciprocal_ranks", "rrf", "signal_tops", "top_indices"]

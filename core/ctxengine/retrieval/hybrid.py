@@ -443,15 +443,17 @@ class HybridRetriever(IndexState):
         own_dense, own_lexical = dense, lexical
         config = self._feedback_config()
         if config is not None:  # a second pass, expanded from the first one's top
-            top, weights = self._fuse(dense, lexical, scored, rows, alpha, config.docs)
+            # each signal's top, taken once: the feedback documents are fused from them,
+            # and they are the candidates a moved query vector scores again
+            pick, positions = _within(rows, scored)
+            depth = max(self.fusion_depth, config.docs)
+            tops = fusion.signal_tops(dense[pick], lexical[pick], depth, positions)
+            top, weights = self._fuse(dense, lexical, scored, rows, alpha, config.docs, tops)
             if config.moves_vector:
                 # only the first pass's candidates are scored again: a document outside
                 # both signals' tops hardly enters the top k by a small move of the query
                 # (measured: the same nDCG@10 as a full second scan, at a fraction of it)
-                pick, positions = _within(rows, scored)
-                pool = fusion.candidates(
-                    dense[pick], lexical[pick], max(self.fusion_depth, config.docs), positions
-                )
+                pool = np.union1d(*tops)
                 moved = rocchio(vector, self._matrix(snap)[top], config.weight)
                 dense = self._rescored(snap, dense, moved, pool if rows is None else rows[pool])
             if config.expands_terms:
@@ -480,9 +482,11 @@ class HybridRetriever(IndexState):
         rows: np.ndarray | None,
         alpha: float,
         k: int,
+        tops: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The fused top ``k`` (indices in index order, scores): a filter's survivors
-        (``rows``) are fused and min-max scaled among themselves."""
+        (``rows``) are fused and min-max scaled among themselves (``tops``: their signals'
+        tops at ``max(fusion_depth, k)``, if already taken)."""
         pick, positions = _within(rows, scored)
         chosen, fused = fusion.fuse(
             dense[pick],
@@ -493,6 +497,7 @@ class HybridRetriever(IndexState):
             method=self.fusion,
             rrf_k=self.rrf_k,
             dense_candidates=positions,
+            tops=tops,
         )
         return (chosen if rows is None else rows[chosen]), fused
 
