@@ -390,8 +390,6 @@ def test_add_many_dedups_within_the_batch_and_validates_before_storing():
     assert len(memory.turns("s")) == 1
 
 
-# --- question/answer exchanges recalled whole ----------------------------------------------
-
 @pytest.mark.parametrize("relevance", ["dense", "hybrid", "lexical"])
 def test_a_recall_checks_the_stores_version_once(relevance, clock):
     """The session's columns are read (checked against the store's write counter, a round
@@ -419,6 +417,8 @@ def test_a_recall_checks_the_stores_version_once(relevance, clock):
         assert read()
         assert CountingStore.checks == checks
 
+
+# --- question/answer exchanges recalled whole ----------------------------------------------
 
 TOPICS = ("sourdough", "bike gears", "python decorators", "tomato seedlings", "chess openings")
 

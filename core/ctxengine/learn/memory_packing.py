@@ -6,6 +6,9 @@ that answers it, a story told over two turns. Once a turn is in the slot, the tu
 right before and after it are more likely to be evidence than their own score says, so
 their density (``sigmoid(score) / tokens``) is multiplied by ``neighbour_boost`` for
 the rest of the fill. ``neighbour_boost=1`` is the plain greedy knapsack.
+
+Whatever the packing, the memory's unit rule holds (:func:`answers_with_questions`): an
+answer of a question/answer exchange never enters the slot without its question.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import expit  # the logistic function, stable for any score
 
+from ..memory.arrays import exchange_partners
+from ..memory.packing import without_orphan_answers
 from ..types import ScoredTurn
 
 
@@ -71,4 +76,28 @@ def pack_by_density(
     return sorted((ranked[i] for i in chosen), key=lambda s: s.turn.seq)
 
 
-__all__ = ["pack_by_density"]
+def answers_with_questions(
+    chosen: list[ScoredTurn],
+    session: Sequence[ScoredTurn],
+    exchange_roles: tuple[str, str] | None,
+    keep: set[int] | frozenset[int] = frozenset(),
+) -> list[ScoredTurn]:
+    """``chosen`` without the answers whose question it lacks: the rule
+    :class:`~ctxengine.memory.DecayMemory` recalls by
+    (:func:`~ctxengine.memory.packing.without_orphan_answers`), over the exchanges of
+    ``exchange_roles`` (``(question_role, answer_role)``; None: no exchanges, nothing
+    dropped) among ``session``, every scored turn of the session. Turns whose ``seq`` is in
+    ``keep`` stay."""
+    if exchange_roles is None or not chosen:
+        return chosen
+    turns = sorted(session, key=lambda s: s.turn.seq)
+    rows = {s.turn.id: row for row, s in enumerate(turns)}
+    role_ids: dict[str, int] = {}
+    column = np.array([role_ids.setdefault(s.role, len(role_ids)) for s in turns], np.int64)
+    question, answer = (role_ids.get(role) for role in exchange_roles)
+    partner = exchange_partners(column, question, answer)
+    kept = {row for row, s in enumerate(turns) if s.turn.seq in keep}
+    return without_orphan_answers(chosen, rows.get, partner, kept)
+
+
+__all__ = ["answers_with_questions", "pack_by_density"]

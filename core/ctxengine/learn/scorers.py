@@ -30,7 +30,7 @@ from ..formatting import TURN_SEPARATOR
 from ..rerank.base import check_call, finish
 from ..types import ScoredDocument, ScoredTurn
 from .features import DocumentFeatures, MemoryFeatures, features_from_config
-from .memory_packing import pack_by_density
+from .memory_packing import answers_with_questions, pack_by_density
 from .model import LinearScorer
 
 Contributions = dict[str, dict[str, float]]  # item id -> feature -> share of its score
@@ -125,7 +125,8 @@ class LearnedMemory:
 
     The memory's ``keep_recent`` latest turns still go in first; the rest fill the slot
     with no drop threshold (a learned score has no absolute scale), in the order
-    ``packing`` says:
+    ``packing`` says, and as in the memory's own recall an answer never comes without its
+    question (exchanges of the memory's ``exchange_roles``):
 
     * ``"per_token"`` (default): by the model's probability that the turn holds evidence
       divided by the tokens it costs (``sigmoid(score) / (tokens + separator)``), the
@@ -235,6 +236,9 @@ class LearnedMemory:
             chosen = pack_turns(
                 ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None
             )
+        # the memory's unit rule: no answer without its question
+        roles = getattr(memory, "exchange_roles", None)
+        chosen = answers_with_questions(chosen, ranked, roles, set(recent))
         if touch and chosen:
             memory.store.touch(session_id, [s.turn.id for s in chosen], at)
         rows = {s.turn.id: i for i, s in enumerate(ranked)}

@@ -245,7 +245,7 @@ class DecayMemory(TurnScoring):
                 chosen, max_tokens, self.token_counter, {arrays.turns[r].seq for r in keep}
             )
             if partner is not None:
-                chosen = without_orphan_answers(chosen, arrays, partner, set(keep))
+                chosen = without_orphan_answers(chosen, arrays.row, partner, set(keep))
             if touch and chosen:
                 self.store.touch(session_id, [s.turn.id for s in chosen], at)
                 refreshed = [replace(s.turn, last_access=float(at)) for s in chosen]
