@@ -56,9 +56,8 @@ from ctxengine.learn import (
     fit_stacked,
 )
 from ctxengine.learn.stacking import with_adapter
-from ctxengine.learn.switching import first_stage_ndcg
+from ctxengine.learn.switching import first_stage_ndcg, per_query_ndcg
 from ctxengine.learn.training import ranking_groups
-from ctxengine.metrics import ndcg_at_k
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import Document
@@ -97,12 +96,7 @@ def reranked_ndcg(
 ) -> float:
     """nDCG@10 as ``engine.build()`` ranks: the first ``TOP`` of the first stage, re-ranked."""
     return statistics.fmean(
-        ndcg_at_k(
-            [d.id for d in ranker.rerank(e.query, retriever.retrieve(e.query, k=TOP), k=10)],
-            e.relevant,
-            10,
-        )
-        for e in examples
+        per_query_ndcg(retriever, examples, 10, reranker=ranker, candidates=TOP)
     )
 
 

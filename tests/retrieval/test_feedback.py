@@ -141,29 +141,58 @@ def test_keyword_feedback_never_calls_the_model():
     assert [doc_id for doc_id, _ in ranked(retriever, "jaguar")][2] == "cheetah"
 
 
-@pytest.mark.parametrize("mode", ["keyword", "hybrid", "adaptive"])
-def test_a_filtered_out_document_never_enters_through_feedback(mode):
-    # "okapi" is the query's best match, but the filter excludes it; its rare word "zebu"
-    # is shared by one document that does pass, and would be pulled in by an expansion
-    # fed from okapi
-    docs = [
-        Document(id="okapi", text="okapi okapi zebu zebu zebu", metadata={"zone": "out"}),
+def _okapi_zoo(filtered_text: str) -> list[Document]:
+    """Four documents; the query's best match, "okapi", is the one outside the zone. Its text
+    varies (same length and the word okapi twice, so every statistic the in-zone documents
+    are scored with stays the same). Its rare word "zebu" is shared by one in-zone
+    document, which an expansion fed from okapi would pull up."""
+    return [
+        Document(id="okapi", text=filtered_text, metadata={"zone": "out"}),
         Document(id="kept", text="an okapi lives in the forest", metadata={"zone": "in"}),
         Document(id="zebu", text="the zebu is a humped cattle breed", metadata={"zone": "in"}),
         Document(id="other", text="cattle graze the open field", metadata={"zone": "in"}),
     ]
-    options = {
-        "mode": mode,
-        "embedder": HashingEmbedder(),
-        "feedback": "both",
-        "feedback_docs": 1,
-        "feedback_weight": 0.5,
-    }
-    retriever = HybridRetriever(docs, **options)
-    if mode == "keyword":  # the expansion does pull zebu in when okapi feeds it
-        assert "zebu" in [doc_id for doc_id, _ in ranked(retriever, "okapi")]
-    hits = ranked(retriever, "okapi", filter={"zone": "in"})
+
+
+# every mode and method in which a feedback pass runs (keyword mode takes the RM3 part only)
+FEEDBACK_PATHS = [
+    ("keyword", "rm3"),
+    ("hybrid", "rocchio"),
+    ("hybrid", "rm3"),
+    ("adaptive", "both"),
+]
+
+
+@pytest.mark.parametrize("mode, feedback", FEEDBACK_PATHS)
+def test_a_filtered_out_document_never_enters_through_feedback(mode, feedback):
+    """A filter keeps its excluded documents out of the feedback pass, not only out of the
+    results: the filtered query returns the same scores whatever the excluded document
+    says. (The results themselves are fused among the filter's rows only, so in the fused
+    modes an excluded document cannot come back as a hit; what feedback could leak is its
+    influence, by feeding the expansion or the moved query vector.)"""
+
+    def make(filtered_text: str) -> HybridRetriever:
+        return HybridRetriever(
+            _okapi_zoo(filtered_text),
+            mode=mode,
+            embedder=HashingEmbedder(),
+            feedback=feedback,
+            feedback_docs=1,
+            feedback_weight=0.5,
+        )
+
+    feeds, silent = make("okapi okapi zebu zebu zebu"), make("okapi okapi quagga quagga quagga")
+
+    def in_zone(retriever: HybridRetriever, **options) -> list[tuple[str, float]]:
+        return [hit for hit in ranked(retriever, "okapi", **options) if hit[0] != "okapi"]
+
+    # unfiltered, okapi feeds the pass and what it says moves the others: the check can fail
+    assert in_zone(feeds) != in_zone(silent)
+    if mode == "keyword":  # the expansion pulls zebu in when okapi feeds it
+        assert "zebu" in [doc_id for doc_id, _ in in_zone(feeds)]
+    hits = ranked(feeds, "okapi", filter={"zone": "in"})
     assert hits and "okapi" not in {doc_id for doc_id, _ in hits}
+    assert hits == ranked(silent, "okapi", filter={"zone": "in"})
     if mode == "keyword":  # fed by "kept" alone (forest), zebu shares nothing
         assert [doc_id for doc_id, _ in hits] == ["kept"]
 

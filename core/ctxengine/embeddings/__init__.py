@@ -26,6 +26,7 @@ from .base import (
     check_embeddings,
     model_usage,
     normalize_rows,
+    reads_at_once,
 )
 from .cache import LATE_CHUNK_VERSION, CachedEmbedder, covered_rows, embed_query, late_chunk
 from .resolve import (
@@ -76,5 +77,6 @@ __all__ = [
     "model_checksum",
     "model_usage",
     "normalize_rows",
+    "reads_at_once",
     "resolve_embedder",
 ]

@@ -189,3 +189,22 @@ class TokenEmbedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_tokens(self, texts: Sequence[str]) -> list[TokenVectors]: ...
+
+
+def reads_at_once(text: str, model: Any) -> bool | None:
+    """Whether ``model`` reads all of ``text`` in one pass (its ``max_seq_length`` word
+    pieces, the two special tokens included); None when that is unknown (the model exposes
+    no length or, for a text that may be too long, no ``tokenizer``). A word piece covers
+    at least one character, so a text of at most ``max_seq_length - 2`` characters fits
+    without tokenizing. The one place this is decided: what a bounded late read caches
+    (:class:`~ctxengine.embeddings.CachedEmbedder`) and where a sentence read stops
+    (:mod:`ctxengine.retrieval.sentence_read`) agree on it."""
+    length = int(getattr(model, "max_seq_length", 0) or 0)
+    if length <= 0:
+        return None
+    if len(text) <= length - 2:
+        return True
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    return len(tokenizer(text, truncation=False, verbose=False)["input_ids"]) <= length

@@ -27,6 +27,7 @@ from .base import (
     _record_usage,
     check_embeddings,
     normalize_rows,
+    reads_at_once,
 )
 from .sentence import embedder_identity
 
@@ -274,8 +275,11 @@ class CachedEmbedder:
                 "use passage_embedding='separate'"
             )
         length = int(getattr(self.embedder, "max_seq_length", 0) or 0)
+        # a text the model reads at once has one read, bounded or not: the bounded read
+        # shares the full one's cache rows (switching between ``late`` and
+        # ``late-truncated`` re-reads only the long documents)
         bounds = [
-            None if segments is None or self._read_at_once(text, length) else segments
+            None if segments is None or reads_at_once(text, self.embedder) else segments
             for text in items
         ]
         keys = [
@@ -305,21 +309,6 @@ class CachedEmbedder:
         return [
             np.stack([found[key] for key in row]).astype(np.float32, copy=False) for row in keys
         ]
-
-    def _read_at_once(self, text: str, length: int) -> bool:
-        """Whether the model reads all of ``text`` in one pass, so that a bounded late read
-        of it is the full one and shares its cache rows (switching between ``late`` and
-        ``late-truncated`` re-reads only the long documents). A word piece covers at least
-        one character, so a text of at most ``length - 2`` characters fits (the 2 are the
-        special tokens) without tokenizing; unknown without a tokenizer or a length."""
-        if length <= 0:
-            return False
-        if len(text) <= length - 2:
-            return True
-        tokenizer = self.tokenizer
-        if tokenizer is None:
-            return False
-        return len(tokenizer(text, truncation=False, verbose=False)["input_ids"]) <= length
 
     def embed_query(self, text: str) -> np.ndarray:
         """The vector of one query text, shape ``(dimension,)``.

@@ -42,7 +42,7 @@ from .._validation import check_finite, check_positive_int
 from ..embeddings import CachedEmbedder, SentenceTransformerEmbedder
 from ..errors import ConfigurationError, DependencyMissingError, InvalidInputError
 from .online import OnlineLearner
-from .switching import first_stage_ndcgs
+from .switching import per_query_ndcg
 from .training import RankingExample, coerce_examples
 
 Triple = tuple[str, str, str]  # (query, relevant document text, hard negative text)
@@ -357,7 +357,7 @@ def fine_tune_encoder(
     candidate = retriever.reembedded(candidate_embedder, progress=_progress(tuner.show_progress))
     report["reembed_seconds"] = round(time.perf_counter() - started, 3)
     verdict = learner.rule.decide(
-        first_stage_ndcgs(retriever, held, learner.k), first_stage_ndcgs(candidate, held, learner.k)
+        per_query_ndcg(retriever, held, learner.k), per_query_ndcg(candidate, held, learner.k)
     )
     old, new = verdict.current, verdict.candidate
     report.update(

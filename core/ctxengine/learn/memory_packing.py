@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import expit  # the logistic function, stable for any score
 
 from ..memory.arrays import exchange_partners
-from ..memory.packing import without_orphan_answers
+from ..memory.packing import keep_first, without_orphan_answers
 from ..types import ScoredTurn
 
 
@@ -51,9 +51,7 @@ def pack_by_density(
     chosen: list[int] = []
 
     def take(i: int) -> None:
-        nonlocal room
         open_[i] = False
-        room -= cost[i]
         chosen.append(i)
         for step in (-1, 1):
             at = place[i] + step
@@ -61,18 +59,18 @@ def pack_by_density(
                 j = chronological[at]
                 current[j] = density[j] * neighbour_boost
 
-    kept = sorted(
-        (i for i, s in enumerate(ranked) if s.turn.seq in keep), key=lambda i: -ranked[i].turn.seq
-    )
+    seqs = [s.turn.seq for s in ranked]
+    kept, room = keep_first(seqs, cost, keep, room)
     for i in kept:
-        if cost[i] <= room:
-            take(i)
-        open_[i] = False
+        take(i)
+    open_[[i for i, seq in enumerate(seqs) if seq in keep]] = False  # kept or left out
     while True:
         fits = open_ & (cost <= room)
         if not fits.any():
             break
-        take(int(np.argmax(np.where(fits, current, -np.inf))))
+        i = int(np.argmax(np.where(fits, current, -np.inf)))
+        room -= cost[i]
+        take(i)
     return sorted((ranked[i] for i in chosen), key=lambda s: s.turn.seq)
 
 

@@ -29,7 +29,7 @@ from ..metrics import ndcg_at_k
 from .adapter import QueryAdapter
 from .scorers import LearnedRanker
 from .stacking import fit_stacked, with_adapter
-from .switching import SwitchRule
+from .switching import SwitchRule, per_query_ndcg
 from .training import (
     MemoryExample,
     RankingExample,
@@ -179,15 +179,10 @@ class OnlineLearner:
         stacked = bool(getattr(getattr(engine.reranker, "features", None), "stacked", False))
 
         def score(pair: tuple[Any, Any], items: list[RankingExample]) -> list[float]:
+            # the seat's occupant: the hand-set re-ranker or a learned one (None: none)
             ranker, adapter = pair
             first = with_adapter(retriever, adapter) if adapter is not seated else retriever
-            values = []
-            for example in items:
-                pool = first.retrieve(example.query, k=max(self.k, candidates))
-                # the seat's occupant: the hand-set re-ranker or a learned one (None: none)
-                ranked = ranker.rerank(example.query, pool, k=self.k) if ranker else pool[: self.k]
-                values.append(ndcg_at_k([d.id for d in ranked], dict(example.relevant), self.k))
-            return values
+            return per_query_ndcg(first, items, self.k, reranker=ranker, candidates=candidates)
 
         def fit(items: list[RankingExample]) -> tuple[Any, Any]:
             if not stacked:

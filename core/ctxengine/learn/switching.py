@@ -133,18 +133,30 @@ class SwitchRule:
         )
 
 
-def first_stage_ndcgs(retriever: Any, examples: Iterable[Any], k: int = 10) -> list[float]:
-    """nDCG@``k`` of ``retriever.retrieve`` for each of ``examples`` (RankingExamples)."""
-    return [
-        ndcg_at_k([d.id for d in retriever.retrieve(e.query, k=k)], dict(e.relevant), k)
-        for e in examples
-    ]
+def per_query_ndcg(
+    retriever: Any,
+    examples: Iterable[Any],
+    k: int = 10,
+    *,
+    reranker: Any | None = None,
+    candidates: int = 0,
+) -> list[float]:
+    """nDCG@``k`` of each of ``examples`` (RankingExamples) as the engine ranks it: the
+    first ``max(k, candidates)`` documents of ``retriever.retrieve``, re-ranked to the
+    first ``k`` by ``reranker`` (anything with ``rerank(query, documents, k)``), or the
+    first ``k`` of them without one. One score per query, as the switch rules compare."""
+    values = []
+    for example in examples:
+        pool = retriever.retrieve(example.query, k=max(k, candidates))
+        ranked = reranker.rerank(example.query, pool, k=k) if reranker is not None else pool[:k]
+        values.append(ndcg_at_k([d.id for d in ranked], dict(example.relevant), k))
+    return values
 
 
 def first_stage_ndcg(retriever: Any, examples: Iterable[Any], k: int = 10) -> float:
     """Mean nDCG@``k`` of ``retriever.retrieve`` over ``examples`` (0 for none)."""
-    values = first_stage_ndcgs(retriever, examples, k)
+    values = per_query_ndcg(retriever, examples, k)
     return statistics.fmean(values) if values else 0.0
 
 
-__all__ = ["SwitchDecision", "SwitchRule", "first_stage_ndcg", "first_stage_ndcgs"]
+__all__ = ["SwitchDecision", "SwitchRule", "first_stage_ndcg", "per_query_ndcg"]

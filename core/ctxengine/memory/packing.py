@@ -9,7 +9,7 @@ rendering, the string the model reads, counts at most the slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -212,21 +212,36 @@ def pack_turns(
     counts at most ``max_tokens``.
     """
     separator = token_counter.count(TURN_SEPARATOR)
-    order = sorted((s for s in scored if s.turn.seq in keep), key=lambda s: -s.turn.seq)
-    order += [
-        s
-        for s in scored
-        if s.turn.seq not in keep and (threshold is None or s.effective >= threshold)
-    ]
-    chosen: list[ScoredTurn] = []
-    used = -separator
-    for item in order:
-        cost = (item.tokens or 0) + separator
-        if used + cost <= max_tokens:
+    costs = [(s.tokens or 0) + separator for s in scored]
+    # the slot holds max_tokens + separator: the first turn carries no separator
+    kept, room = keep_first([s.turn.seq for s in scored], costs, keep, max_tokens + separator)
+    chosen = [scored[i] for i in kept]
+    for item, cost in zip(scored, costs):
+        if item.turn.seq in keep or (threshold is not None and item.effective < threshold):
+            continue
+        if cost <= room:
             chosen.append(item)
-            used += cost
+            room -= cost
     chosen.sort(key=lambda s: s.turn.seq)
     return fit_joined(chosen, max_tokens, token_counter, keep)
+
+
+def keep_first(
+    seqs: Sequence[int],
+    costs: Sequence[float] | np.ndarray,
+    keep: Collection[int],
+    room: float,
+) -> tuple[list[int], float]:
+    """The first step of every fill over scored turns: the turns whose ``seq`` is in
+    ``keep`` go in first, newest first, each while its cost (tokens plus separator) fits
+    the ``room`` left. Returns their positions (in ``seqs``, taken order) and the room left;
+    the kept turns that did not fit stay out."""
+    taken: list[int] = []
+    for i in sorted((i for i, seq in enumerate(seqs) if seq in keep), key=lambda i: -seqs[i]):
+        if costs[i] <= room:
+            taken.append(i)
+            room -= costs[i]
+    return taken, room
 
 
 def fit_joined(
@@ -250,6 +265,7 @@ def fit_joined(
 
 __all__ = [
     "fit_joined",
+    "keep_first",
     "pack_exchanges",
     "pack_indices",
     "pack_turns",

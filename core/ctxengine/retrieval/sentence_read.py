@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embeddings import Embedder, normalize_rows
+from ..embeddings import Embedder, normalize_rows, reads_at_once
 from ..text import split_sentences
 
 
@@ -49,12 +49,14 @@ def read_bound(text: str, embedder: Embedder) -> int:
     last word piece within ``max_seq_length``; ``len(text)`` when the embedder exposes no
     tokenizer or length (it reads everything) or the text fits."""
     model: Any = getattr(embedder, "embedder", embedder)  # a CachedEmbedder's model
-    tokenizer: Any = getattr(model, "tokenizer", None)
-    length = int(getattr(model, "max_seq_length", 0) or 0)
-    if tokenizer is None or length <= 0 or len(text) <= length - 2:
-        return len(text)  # a word piece covers at least one character: it fits
-    offsets = tokenizer(
-        text, truncation=True, max_length=length, return_offsets_mapping=True, verbose=False
+    if reads_at_once(text, model) is not False:  # it fits, or nothing says where it stops
+        return len(text)
+    offsets = model.tokenizer(
+        text,
+        truncation=True,
+        max_length=int(model.max_seq_length),
+        return_offsets_mapping=True,
+        verbose=False,
     )["offset_mapping"]
     ends = [end for start, end in offsets if end > start]
     return max(ends) if ends else len(text)
