@@ -20,29 +20,24 @@ Two objectives, both logistic regression from scikit-learn on the (expanded) fea
   better. It ranked no better than pointwise on SciFact, LoCoMo turns or LoCoMo memory
   (``benchmarks/learned_ranker.py``), and trains slower.
 
-The saved form is JSON (``format``, ``format_version``, ``kind``, ``feature_set_version``,
-``feature_names``, ``features`` config, ``shape``, the shape's numbers, ``intercept``,
-``objective``, ``C``, ``trained``): loading it parses numbers, it cannot run code. A file
-of another format or version, or with inconsistent lengths or non-finite numbers, is an
-:class:`~ctxengine.errors.IndexFormatError`.
+The saved form is JSON (:mod:`~ctxengine.learn.model_format`): loading it parses numbers,
+it cannot run code.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._files import read_json, write_json
-from .._validation import check_choice, check_finite, check_format, check_positive_int
-from ..errors import ConfigurationError, IndexFormatError, InvalidInputError
+from .._validation import check_choice, check_finite, check_positive_int
+from ..errors import ConfigurationError, InvalidInputError
+from .model_format import FORMAT, FORMAT_VERSION, scorer_from_dict, scorer_to_dict
 
-FORMAT = "ctxengine-learned-scorer"
-FORMAT_VERSION = 1
 OBJECTIVES = ("pairwise", "pointwise")
 Group = tuple[np.ndarray, np.ndarray]  # one query: features (n, f), relevance gains (n,)
 
@@ -255,98 +250,13 @@ class LinearScorer:
     # --- persistence -----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        if not self.is_fitted:
-            raise ConfigurationError("an untrained scorer cannot be saved")
-        shape: dict[str, Any]
-        if self.knot_values:
-            shape = {
-                "knots": [k.tolist() for k in self.knot_values],
-                "heights": [h.tolist() for h in self.heights],
-                "offsets": self.offsets.tolist(),
-            }
-        else:
-            shape = {
-                "means": self.means.tolist(),
-                "scales": self.scales.tolist(),
-                "coefficients": self.coefficients.tolist(),
-            }
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "kind": self.kind,
-            "feature_set_version": self.feature_set_version,
-            "feature_names": list(self.feature_names),
-            "features": dict(self.features),
-            "objective": self.objective,
-            "C": self.C,
-            "shape": self.shape,
-            **shape,
-            "intercept": self.intercept,
-            "trained": dict(self.trained),
-        }
+        """The saved form (see the module docstring and :mod:`~ctxengine.learn.model_format`)."""
+        return scorer_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> LinearScorer:
         """Rebuild a scorer from :meth:`to_dict` output, checking every field."""
-        data = check_format(data, FORMAT, FORMAT_VERSION, "learned scorer")
-        names = data.get("feature_names")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise IndexFormatError("feature_names must be a non-empty list of strings")
-        if len(set(names)) != len(names):
-            raise IndexFormatError("feature_names repeat a name")
-        for key in ("kind", "feature_set_version"):
-            if not isinstance(data.get(key), str):
-                raise IndexFormatError(f"{key} must be a string")
-        if not _finite(data.get("intercept")):
-            raise IndexFormatError("intercept must be a finite number")
-        if not isinstance(data.get("features"), Mapping):
-            raise IndexFormatError("features must be an object")
-        shape = data.get("shape")
-        try:
-            knots = 0 if shape == "linear" else 2
-            scorer = cls(
-                objective=data.get("objective", "pointwise"), C=data.get("C", 1.0), knots=knots
-            )
-        except (TypeError, ValueError) as exc:
-            raise IndexFormatError(f"invalid training settings: {exc}") from exc
-        if shape == "linear":
-            scorer.means, scorer.scales, scorer.coefficients = (
-                _numbers(data, key, len(names)) for key in ("means", "scales", "coefficients")
-            )
-            if np.any(scorer.scales <= 0):
-                raise IndexFormatError("scales must be positive")
-        elif shape == "piecewise":
-            scorer.offsets = _numbers(data, "offsets", len(names))
-            knots_list, heights = data.get("knots"), data.get("heights")
-            if (
-                not isinstance(knots_list, list)
-                or not isinstance(heights, list)
-                or not (len(knots_list) == len(heights) == len(names))
-            ):
-                raise IndexFormatError(f"knots and heights must hold {len(names)} lists")
-            for position, (k, h) in enumerate(zip(knots_list, heights)):
-                if not isinstance(k, list) or not k:
-                    raise IndexFormatError(
-                        f"knots of feature {names[position]!r} must be a non-empty list"
-                    )
-                k_values = _numbers({"knots": k}, "knots", len(k))
-                h_values = _numbers({"heights": h}, "heights", max(1, len(k)))
-                if np.any(np.diff(k_values) <= 0):
-                    raise IndexFormatError(f"knots of feature {names[position]!r} must increase")
-                scorer.knot_values.append(k_values)
-                scorer.heights.append(h_values)
-            # the setting it was trained with (what a re-fit of this scorer would use)
-            scorer.knots = max(2, *(len(k) for k in scorer.knot_values))
-        else:
-            raise IndexFormatError(f"unknown scorer shape {shape!r}")
-        scorer.kind = data["kind"]
-        scorer.feature_set_version = data["feature_set_version"]
-        scorer.feature_names = tuple(names)
-        scorer.features = dict(data["features"])
-        scorer.intercept = float(data["intercept"])
-        trained = data.get("trained")
-        scorer.trained = dict(trained) if isinstance(trained, Mapping) else {}
-        return scorer
+        return scorer_from_dict(cls, data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model as JSON to ``path`` (written aside, then renamed into place)."""
@@ -418,17 +328,6 @@ def _distinct_knots(quantiles: np.ndarray) -> np.ndarray:
     tolerance = 1e-6 * max(1.0, float(np.abs(knots).max()))
     keep = np.r_[True, np.diff(knots) > tolerance]
     return knots[keep]
-
-
-def _numbers(data: Mapping[str, Any], key: str, length: int) -> np.ndarray:
-    values = data.get(key)
-    if not isinstance(values, list) or len(values) != length or not all(_finite(v) for v in values):
-        raise IndexFormatError(f"{key} must hold {length} finite numbers")
-    return np.array(values, dtype=np.float64)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "OBJECTIVES", "LinearScorer"]

@@ -16,29 +16,25 @@ a shared server needs:
 
 ``schema`` (constructor, or ``?schema=`` in the URL) puts the tables in their own
 PostgreSQL schema, e.g. one per application or per test run.
+
+The connections, pools and error translation are in
+:mod:`~ctxengine.memory.postgres_pools`, the schema and its statements in
+:mod:`~ctxengine.memory.postgres_schema`; this module holds the store's protocol.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import threading
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from .._validation import check_finite, check_positive_int, check_text
-from ..errors import ConfigurationError, DependencyMissingError, InvalidInputError, StoreError
+from ..errors import ConfigurationError, StoreError
 from ..types import Turn
 from ._sql import (
     COLUMNS,
-    SCHEMA_VERSION,
-    ClosingStore,
     check_last,
     check_session,
     check_touch,
@@ -47,29 +43,13 @@ from ._sql import (
     token_rows,
     turn_params,
 )
+from .postgres_pools import PostgresConnections  # imports psycopg, or says how to install it
 
-try:
-    import psycopg
+if TYPE_CHECKING:
     from psycopg import sql
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-    raise DependencyMissingError(
-        f"the PostgreSQL store needs psycopg 3 and psycopg-pool: from the ctxengine clone, pip install -e '.[postgres]' (the ctxengine[postgres] extra; {exc})"
-    ) from exc
-
-from . import postgres_schema
 
 
-def _describe(conninfo: str) -> str:
-    """host:port/dbname, never the password."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.Error:
-        return "PostgreSQL (unparsable conninfo)"
-    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-
-class PostgresStore(ClosingStore):
+class PostgresStore(PostgresConnections):
     """A :class:`~ctxengine.memory.MemoryStore` in PostgreSQL (psycopg 3), sync and async.
 
     Parameters
@@ -83,35 +63,6 @@ class PostgresStore(ClosingStore):
     timeout:
         Seconds to wait for a connection (at start, and from a busy pool).
     """
-
-    def __init__(
-        self,
-        conninfo: str,
-        *,
-        schema: str = "public",
-        min_size: int = 1,
-        max_size: int = 10,
-        timeout: float = 30.0,
-    ) -> None:
-        self.conninfo = check_text(conninfo, "conninfo")
-        self.schema = check_text(schema, "schema")
-        self.min_size = check_positive_int(min_size, "min_size", allow_zero=True)
-        self.max_size = check_positive_int(max_size, "max_size")
-        if self.max_size < self.min_size:
-            raise ConfigurationError(f"max_size ({max_size}) < min_size ({min_size})")
-        self.timeout = check_finite(timeout, "timeout", low=0.0, low_inclusive=False)
-        self._where = _describe(self.conninfo)
-        self._sql = {
-            name: postgres_schema.compose(text, self.schema)
-            for name, text in postgres_schema.STATEMENTS.items()
-        }
-        self._lock = threading.Lock()
-        self._closed = False
-        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self.migrate()
-        self._pool = self._open_pool()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -139,117 +90,6 @@ class PostgresStore(ClosingStore):
                 libpq.append((key, value))
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(libpq), ""))
         return cls(conninfo, **options)
-
-    # --- schema ------------------------------------------------------------------------
-
-    def migrate(self) -> int:
-        """Create or upgrade the tables to :data:`SCHEMA_VERSION`; returns the old version."""
-        ident = sql.Identifier(self.schema)
-        with (
-            self._errors(),
-            psycopg.connect(
-                self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout))
-            ) as conn,
-            conn.transaction(),
-        ):
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ctxengine:{self.schema}",)
-            )
-            if (
-                conn.execute(
-                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
-                ).fetchone()
-                is None
-            ):
-                conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.ctxengine_schema (version INTEGER NOT NULL)"
-                ).format(ident)
-            )
-            row = conn.execute(
-                sql.SQL("SELECT max(version) FROM {}.ctxengine_schema").format(ident)
-            ).fetchone()
-            version = int(row[0] or 0) if row else 0
-            has_table = conn.execute(
-                "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'ctxengine_turns'",
-                (self.schema,),
-            ).fetchone()
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"schema {self.schema!r} is at version {version}, written by a newer ctxengine "
-                    f"(this one reads up to {SCHEMA_VERSION})"
-                )
-            if version == 0 and has_table:
-                raise StoreError(
-                    f"schema {self.schema!r} has a ctxengine_turns table not made by ctxengine"
-                )
-            for step in postgres_schema.MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(postgres_schema.compose(statement, self.schema))
-            if version < SCHEMA_VERSION:
-                conn.execute(sql.SQL("DELETE FROM {}.ctxengine_schema").format(ident))
-                conn.execute(
-                    sql.SQL("INSERT INTO {}.ctxengine_schema (version) VALUES (%s)").format(ident),
-                    (SCHEMA_VERSION,),
-                )
-            return version
-
-    # --- pools and errors ----------------------------------------------------------------
-
-    def _open_pool(self) -> ConnectionPool:
-        self._pid = os.getpid()
-        pool = ConnectionPool(self.conninfo, **self._pool_options())
-        pool.open(wait=False)
-        return pool
-
-    def _pool_options(self) -> dict[str, Any]:
-        return {
-            "min_size": self.min_size,
-            "max_size": self.max_size,
-            "timeout": self.timeout,
-            "kwargs": {"autocommit": True},  # one statement = one transaction unless we open one
-            "open": False,
-        }
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        if self._closed:
-            raise StoreError(f"the store on {self._where} is closed")
-        if self._pid != os.getpid():
-            # A forked child cannot share its parent's sockets: it gets its own pool.
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._inherited = self._pool
-                    self._pool = self._open_pool()
-        with self._errors(), self._pool.connection() as conn:
-            yield conn
-
-    async def _apool(self) -> AsyncConnectionPool:
-        if self._closed:
-            raise StoreError(f"the store on {self._where} is closed")
-        loop = asyncio.get_running_loop()
-        task = self._apools.get(loop)
-        if task is None:
-            # A task, so coroutines racing here share one pool per loop.
-            task = self._apools[loop] = loop.create_task(self._new_apool())
-        return await task
-
-    async def _new_apool(self) -> AsyncConnectionPool:
-        pool = AsyncConnectionPool(self.conninfo, **self._pool_options())
-        await pool.open(wait=False)
-        return pool
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "ctxengine_turns_pkey":
-                raise InvalidInputError("a turn with this id is already stored") from None
-            raise StoreError(f"PostgreSQL store {self._where}: {exc}") from exc
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreError(f"PostgreSQL store {self._where}: {exc}") from exc
 
     # --- the MemoryStore protocol (sync) -------------------------------------------------
 
@@ -405,20 +245,6 @@ class PostgresStore(ClosingStore):
             async with pool.connection() as conn:
                 rows = await (await conn.execute(self._sql["sessions"])).fetchall()
         return sorted(row[0] for row in rows)
-
-    # --- lifecycle -----------------------------------------------------------------------
-
-    async def aclose(self) -> None:
-        """Close the async pool of the running event loop."""
-        task = self._apools.pop(asyncio.get_running_loop(), None)
-        if task is not None:
-            await (await task).close()
-
-    def close(self) -> None:
-        """Close the sync pool; further calls raise (``await aclose()`` for async pools)."""
-        self._closed = True
-        if self._pid == os.getpid():
-            self._pool.close()
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where!r}, schema={self.schema!r})"

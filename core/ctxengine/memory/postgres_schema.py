@@ -1,11 +1,15 @@
 """The PostgreSQL memory schema: its migrations (``<schema>.ctxengine_schema`` counts
-them) and every statement the store runs, as templates over the store's schema name
+them, :func:`migrate` applies them) and every statement the store runs, as templates over the store's schema name
 (identifiers composed with ``psycopg.sql``, values always parameters)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 from psycopg import sql
 
+from ..errors import StoreError
 from ._sql import COLUMNS, SCHEMA_VERSION
 
 # Step i upgrades schema version i to i + 1 (see ``_sql.SCHEMA_VERSION``).
@@ -110,4 +114,44 @@ def compose(template: str, schema: str) -> sql.Composed:
     return sql.SQL(template).format(schema=sql.Identifier(schema))
 
 
-__all__ = ["MIGRATIONS", "STATEMENTS", "compose"]
+def migrate(conn: psycopg.Connection[Any], schema: str) -> int:
+    """Create or upgrade the tables in ``schema`` to :data:`SCHEMA_VERSION` inside the
+    transaction open on ``conn``; returns the old version. An advisory lock on the schema's
+    name makes workers starting together create the tables once."""
+    ident = sql.Identifier(schema)
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ctxengine:{schema}",))
+    if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is None:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(ident))
+    conn.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {}.ctxengine_schema (version INTEGER NOT NULL)").format(
+            ident
+        )
+    )
+    row = conn.execute(
+        sql.SQL("SELECT max(version) FROM {}.ctxengine_schema").format(ident)
+    ).fetchone()
+    version = int(row[0] or 0) if row else 0
+    has_table = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'ctxengine_turns'",
+        (schema,),
+    ).fetchone()
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"schema {schema!r} is at version {version}, written by a newer ctxengine "
+            f"(this one reads up to {SCHEMA_VERSION})"
+        )
+    if version == 0 and has_table:
+        raise StoreError(f"schema {schema!r} has a ctxengine_turns table not made by ctxengine")
+    for step in MIGRATIONS[version:]:
+        for statement in step:
+            conn.execute(compose(statement, schema))
+    if version < SCHEMA_VERSION:
+        conn.execute(sql.SQL("DELETE FROM {}.ctxengine_schema").format(ident))
+        conn.execute(
+            sql.SQL("INSERT INTO {}.ctxengine_schema (version) VALUES (%s)").format(ident),
+            (SCHEMA_VERSION,),
+        )
+    return version
+
+
+__all__ = ["MIGRATIONS", "STATEMENTS", "compose", "migrate"]
