@@ -221,13 +221,13 @@ def test_add_upsert_remove_then_retrieve():
 
 
 def test_adding_a_document_embeds_and_analyzes_only_that_document(monkeypatch):
-    import ctxengine.retrieval.hybrid as hybrid_module
+    import ctxengine.retrieval.querying as querying_module
     import ctxengine.retrieval.table as table_module
 
     calls: list[int] = []
     analyzed: list[str] = []
-    real_analyze = hybrid_module.analyze
-    for module in (hybrid_module, table_module):  # queries, documents
+    real_analyze = querying_module.analyze
+    for module in (querying_module, table_module):  # queries, documents
         monkeypatch.setattr(
             module, "analyze", lambda text: analyzed.append(text) or real_analyze(text)
         )
@@ -413,6 +413,24 @@ def test_dense_score_is_the_best_of_the_document_and_its_sentence_windows(
     # the window holding the answer lifts the long document well above its whole-text cosine
     assert scores[0] > plain[0] + 0.1
     assert retriever.retrieve(query, k=1)[0].id == "long"
+
+
+@pytest.mark.parametrize("passage_window", [2, 0])
+def test_dense_scores_of_candidates_are_the_dense_signal_in_the_order_given(
+    embedder, passage_window
+):
+    retriever = HybridRetriever(
+        [LONG, *SHORT], mode="dense", embedder=embedder, passage_window=passage_window
+    )
+    query = "How does an octopus camouflage itself?"
+    full = retriever.score_all(query)["dense"]
+    order = [d.id for d in retriever.documents]
+    asked = ["dolphins", "long", "cats"]  # not index order
+    got = retriever.dense_scores_of(asked, retriever.query_vector(query))
+    np.testing.assert_array_equal(got, full[[order.index(i) for i in asked]])
+    assert retriever.dense_scores_of([], retriever.query_vector(query)).shape == (0,)
+    with pytest.raises(DocumentNotFoundError):
+        retriever.dense_scores_of(["long", "missing"], retriever.query_vector(query))
 
 
 def test_passage_windows_follow_upserts_and_removals(embedder):

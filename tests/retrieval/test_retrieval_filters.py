@@ -279,11 +279,11 @@ def test_engine_without_a_retriever_rejects_a_filter():
 def test_gathering_the_rows_and_masking_all_scores_agree(retriever, mode, monkeypatch):
     # A selective filter scores only its rows (and their windows); a broad one scores
     # everything and masks. Both must give the same documents and scores.
-    from ctxengine.retrieval import hybrid
+    from ctxengine.retrieval import querying
 
     results = {}
     for gather_below in (0.0, 1.1):  # never gather / always gather
-        monkeypatch.setattr(hybrid, "_GATHER_BELOW", gather_below)
+        monkeypatch.setattr(querying, "_GATHER_BELOW", gather_below)
         results[gather_below] = [
             (d.id, round(d.score, 6))
             for d in retriever.retrieve(

@@ -1,5 +1,5 @@
-"""The dense side of an index: embedding entries, and the snapshot's document-vector and
-sentence-window matrices.
+"""The dense side of an index: embedding entries, the snapshot's document-vector and
+sentence-window matrices, and exact scores over a subset of their rows.
 
 A snapshot whose ``base`` is its predecessor (the writes in between only appended
 documents) extends the base's row stores with the new documents' rows, so adding one
@@ -13,10 +13,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..embeddings import CachedEmbedder, Embedder, covered_rows
+from ..scoring import cosine_scores
 from .growable import RowStore
 from .sentence_read import read_sentences
 from .snapshot import Entry, Snapshot
-from .windows import LATE_SEGMENTS, WindowMatrix, stack_windows, window_spans, window_texts
+from .windows import (
+    LATE_SEGMENTS,
+    WindowMatrix,
+    restrict_windows,
+    stack_windows,
+    take_best_window,
+    window_spans,
+    window_texts,
+)
 
 
 def fill(entries: Sequence[Entry], embedder: Embedder, window: int, how: str) -> None:
@@ -123,4 +132,16 @@ def windows(snap: Snapshot, dimension: int) -> WindowMatrix:
     return result
 
 
-__all__ = ["fill", "matrix", "windows"]
+def scores_at(
+    matrix: np.ndarray, windows: WindowMatrix | None, vector: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """Exact dense scores of the documents at ``rows`` (sorted): the best cosine of each
+    one's row of ``matrix`` and its ``windows``; -inf for every other document."""
+    scores = np.full(len(matrix), -np.inf, dtype=np.float32)
+    scores[rows] = cosine_scores(matrix[rows], vector)
+    if windows is not None:
+        take_best_window(scores, restrict_windows(windows, rows), vector)
+    return scores
+
+
+__all__ = ["fill", "matrix", "scores_at", "windows"]
