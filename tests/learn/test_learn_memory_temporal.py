@@ -144,11 +144,9 @@ def _turns(tokens: list[int], scores: list[float]) -> list[ScoredTurn]:
 
 def test_neighbour_boost_brings_in_the_chosen_turns_neighbour():
     # turn 0 is best; turn 1 (its neighbour) is a little below turn 3; room for two turns
-    ranked = _turns([10, 10, 10, 10], [2.0, -0.2, -3.0, 0.0])
-    plain = pack_by_density(ranked, 20, 0, neighbour_boost=1.0)
-    boosted = pack_by_density(ranked, 20, 0, neighbour_boost=1.5)
-    assert [s.turn.seq for s in plain] == [0, 3]
-    assert [s.turn.seq for s in boosted] == [0, 1]
+    scores, tokens = np.array([2.0, -0.2, -3.0, 0.0]), np.array([10, 10, 10, 10])
+    assert pack_by_density(scores, tokens, 20, 0, neighbour_boost=1.0) == [0, 3]
+    assert pack_by_density(scores, tokens, 20, 0, neighbour_boost=1.5) == [0, 1]
 
 
 def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
@@ -157,7 +155,8 @@ def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
     rng = np.random.default_rng(0)
     counter = TiktokenCounter("cl100k_base")
     for _ in range(30):
-        ranked = _turns(rng.integers(1, 30, 25).tolist(), rng.normal(size=25).tolist())
+        tokens, scores = rng.integers(1, 30, 25), rng.normal(size=25)
+        ranked = _turns(tokens.tolist(), scores.tolist())
         keep = {int(rng.integers(25))}
         separator = counter.count(TURN_SEPARATOR)
         density = expit(np.array([s.effective for s in ranked])) / np.array(
@@ -166,8 +165,11 @@ def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
         order = [ranked[i] for i in np.argsort(-density, kind="stable")]
         for budget in (0, 40, 120):
             expected = pack_turns(order, budget, counter, keep=keep)
-            greedy = pack_by_density(ranked, budget, separator, keep=keep, neighbour_boost=1.0)
-            got = fit_joined(greedy, budget, counter, keep)  # as LearnedMemory.select does
+            rows = pack_by_density(
+                scores, tokens, budget, separator, keep=sorted(keep), neighbour_boost=1.0
+            )
+            by_seq = {s.turn.seq: s for s in ranked}  # seq i is row i
+            got = fit_joined([by_seq[r] for r in rows], budget, counter, keep)  # as select does
             assert [s.turn.seq for s in got] == [s.turn.seq for s in expected]
 
 

@@ -15,60 +15,90 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import expit  # the logistic function, stable for any score
 
-from ..types import ScoredTurn
-
 
 def pack_by_density(
-    ranked: Sequence[ScoredTurn],
+    scores: np.ndarray,
+    tokens: np.ndarray,
     max_tokens: int,
     separator: int,
     *,
-    keep: set[int] | frozenset[int] = frozenset(),
+    keep: Sequence[int] = (),
     neighbour_boost: float = 1.0,
-) -> list[ScoredTurn]:
-    """Greedy fill of ``max_tokens``: the turns whose ``seq`` is in ``keep`` first (newest
-    first), then repeatedly the fitting turn of highest density, where density is
-    ``sigmoid(effective) / (tokens + separator)``, times ``neighbour_boost`` for a turn
-    adjacent (in ``seq`` order) to one already chosen. ``ranked`` is best score first;
-    equal densities keep that order. Returns the chosen turns in ``seq`` order; the
-    caller checks the joined rendering (per-turn counts plus separators)."""
-    count = len(ranked)
+    partner: np.ndarray | None = None,
+) -> list[int]:
+    """Greedy fill of ``max_tokens`` over a session's rows (in ``seq`` order, so a row's
+    neighbours are the rows beside it): the rows in ``keep`` first (in that order), then
+    repeatedly the fitting row of highest density, where density is
+    ``sigmoid(score) / (tokens + separator)``, times ``neighbour_boost`` for a row next to
+    one already chosen. Equal densities go to the higher score, then the later row.
+
+    ``partner`` (each row's question/answer partner, -1: none; see
+    :func:`~ctxengine.memory.arrays.exchange_partners`): an answer whose question is not
+    in goes in only together with it, as one unit of density
+    ``(sigmoid(q) + sigmoid(a)) / (cost(q) + cost(a))`` (a reply without what it replies
+    to misleads the model); kept rows are exempt.
+
+    Returns the chosen rows in ascending order; the caller checks the joined rendering
+    (per-turn counts plus separators)."""
+    count = len(scores)
     if count == 0:
         return []
-    cost = np.array([(s.tokens or 0) + separator for s in ranked], dtype=np.float64)
-    density = expit(np.array([s.effective for s in ranked])) / np.maximum(cost, 1.0)
-    current = density.copy()
-    chronological = np.argsort([s.turn.seq for s in ranked], kind="stable")
+    rows = np.arange(count)
+    score = np.asarray(scores, dtype=np.float64)
+    # Work in rank order (score descending, later row first), so that argmax, which
+    # returns the first of equal values, breaks density ties by rank.
+    ranked = np.lexsort((-rows, -score))
     place = np.empty(count, dtype=np.int64)
-    place[chronological] = np.arange(count)
+    place[ranked] = rows
+    cost = tokens[ranked].astype(np.float64) + separator
+    evidence = expit(score[ranked])
+    density = evidence / np.maximum(cost, 1.0)
+    # ``question[i]``: the rank of answer i's question while that question is out (-1:
+    # none, or already in); such an answer is offered as a unit with it
+    question = np.full(count, -1, dtype=np.int64)
+    if partner is not None:
+        answers = np.flatnonzero((partner >= 0) & (partner < rows))
+        question[place[answers]] = place[partner[answers]]
+    paired = question >= 0
+    unit_cost = cost.copy()
+    unit_cost[paired] += cost[question[paired]]
+    unit_density = density.copy()
+    unit_density[paired] = (evidence[paired] + evidence[question[paired]]) / np.maximum(
+        unit_cost[paired], 1.0
+    )
+    boost = np.ones(count)
     open_ = np.ones(count, dtype=bool)
     room = float(max_tokens + separator)  # the first turn carries no separator
     chosen: list[int] = []
 
-    def take(i: int) -> None:
+    def take(i: int) -> None:  # i: a rank
         nonlocal room
         open_[i] = False
         room -= cost[i]
-        chosen.append(i)
-        for step in (-1, 1):
-            at = place[i] + step
-            if 0 <= at < count and open_[chronological[at]]:
-                j = chronological[at]
-                current[j] = density[j] * neighbour_boost
+        chosen.append(int(ranked[i]))
+        question[question == i] = -1  # its answer no longer needs it
+        for row in (ranked[i] - 1, ranked[i] + 1):
+            if 0 <= row < count:
+                boost[place[row]] = neighbour_boost
 
-    kept = sorted(
-        (i for i, s in enumerate(ranked) if s.turn.seq in keep), key=lambda i: -ranked[i].turn.seq
-    )
-    for i in kept:
-        if cost[i] <= room:
+    for row in keep:
+        i = int(place[row])
+        if open_[i] and cost[i] <= room:
             take(i)
         open_[i] = False
     while True:
-        fits = open_ & (cost <= room)
+        unit = question >= 0
+        need = np.where(unit, unit_cost, cost)
+        fits = open_ & (need <= room)
+        fits[unit] &= open_[question[unit]]  # a question left out for good: its answer too
         if not fits.any():
             break
-        take(int(np.argmax(np.where(fits, current, -np.inf))))
-    return sorted((ranked[i] for i in chosen), key=lambda s: s.turn.seq)
+        value = np.where(unit, unit_density, density) * boost
+        i = int(np.argmax(np.where(fits, value, -np.inf)))
+        if question[i] >= 0:
+            take(int(question[i]))
+        take(i)
+    return sorted(chosen)
 
 
 __all__ = ["pack_by_density"]

@@ -54,6 +54,7 @@ from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn, Turn, check_role
 from .arrays import SessionArrays
 from .base import TurnScorer
+from .columns import SessionScores
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
 from .packing import (
@@ -349,23 +350,42 @@ class DecayMemory(LazyEmbedderMixin):
         ``components`` explains each: importance, recency, freshness, retention
         (their product), the relevance parts, boost, and effective.
         """
+        scores = self.score_columns(query, session_id=session_id, now=now)
+        if not len(scores):
+            return []
+        # Ties go to the later turn, so equal scores never depend on sort luck.
+        order = np.lexsort((-np.arange(len(scores)), -scores.columns["effective"]))
+        return scores.scored(order.tolist())
+
+    def score_columns(
+        self,
+        query: str | None,
+        *,
+        session_id: str = "default",
+        now: float | datetime | None = None,
+    ) -> SessionScores:
+        """What :meth:`score` computes, as columns over the session in the order the turns
+        were added (:class:`~ctxengine.memory.columns.SessionScores`): for a caller that
+        scores or packs thousands of turns in numpy and needs objects only for the few it
+        keeps (a trained :class:`~ctxengine.learn.LearnedMemory`)."""
         query_vector, at = self._check_read(query, session_id, now)
         with self._lock:
             arrays = self._arrays(session_id)
-            if not len(arrays):
-                return []
-            columns = self._columns(arrays, query, at, query_vector, session_id)
-            turns = list(arrays.turns)
-            tokens = arrays.tokens.view.tolist()
-        names = tuple(columns)
-        rows = zip(*(values.tolist() for values in columns.values()))
-        scored = [
-            ScoredTurn(turn, row[-1], dict(zip(names, row)), count)
-            for turn, row, count in zip(turns, rows, tokens)
-        ]
-        # Ties go to the later turn, so equal scores never depend on dict or sort luck.
-        scored.sort(key=lambda s: (-s.effective, -s.turn.seq))
-        return scored
+            columns = (
+                self._columns(arrays, query, at, query_vector, session_id) if len(arrays) else {}
+            )
+            return SessionScores(
+                turns=list(arrays.turns),
+                columns=columns,
+                tokens=arrays.tokens.view,
+                role_ids=arrays.role_ids.view,
+                roles=arrays.roles,
+                timestamp=arrays.timestamp.view,
+                # a later touch updates the cached column in place
+                last_access=arrays.last_access.view.copy(),
+                partner=self._partners(arrays),
+                at=at,
+            )
 
     def _check_read(
         self, query: str | None, session_id: str, now: float | datetime | None

@@ -10,6 +10,7 @@ rendering, the string the model reads, counts at most the slot.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 import numpy as np
@@ -174,20 +175,26 @@ def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
     return (np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)), remaining
 
 
+def orphan_answers(rows: Sequence[int], partner: np.ndarray, keep: AbstractSet[int]) -> set[int]:
+    """The rows among ``rows`` that are answers whose question (``partner``) is not among
+    them, except the ``keep`` rows: what a fill drops so that no reply reaches the model
+    without what it replies to."""
+    present = set(rows)
+    return {
+        row
+        for row in present
+        if 0 <= (other := int(partner[row])) < row and other not in present and row not in keep
+    }
+
+
 def without_orphan_answers(
     chosen: list[ScoredTurn], arrays: SessionArrays, partner: np.ndarray, keep: set[int]
 ) -> list[ScoredTurn]:
     """Drop answers whose question the joined-count check removed (kept turns stay)."""
     rows = [arrays.row(s.turn.id) for s in chosen]
-    present = set(rows)
-    out = []
-    for item, row in zip(chosen, rows):
-        assert row is not None
-        other = int(partner[row])
-        if 0 <= other < row and other not in present and row not in keep:
-            continue
-        out.append(item)
-    return out
+    assert None not in rows
+    dropped = orphan_answers(rows, partner, keep)  # type: ignore[arg-type]
+    return [item for item, row in zip(chosen, rows) if row not in dropped]
 
 
 def pack_turns(
@@ -244,6 +251,7 @@ def fit_joined(
 
 __all__ = [
     "fit_joined",
+    "orphan_answers",
     "pack_exchanges",
     "pack_indices",
     "pack_turns",
