@@ -179,3 +179,70 @@ def test_neighbour_boost_is_saved_with_the_model_and_validated(tmp_path):
     assert LearnedMemory(_model()).neighbour_boost == 1.5
     with pytest.raises(InvalidInputError):
         LearnedMemory(_model(), neighbour_boost=0.5)
+
+
+def _full_scan_fill(scores, tokens, budget, separator, keep, boost, partner):
+    """The fill pack_by_density promises, by brute force: every step scans every row."""
+    p = expit(scores)
+    cost = tokens + separator
+    chosen: set[int] = set()
+    room = budget + separator
+    boosted: set[int] = set()
+
+    def take(row):
+        nonlocal room
+        chosen.add(row)
+        room -= cost[row]
+        boosted.update((row - 1, row + 1))
+
+    closed = set()
+    for row in keep:
+        if cost[row] <= room:
+            take(row)
+        closed.add(row)
+    while True:
+        best, best_key = None, None
+        for row in range(len(scores)):
+            if row in chosen or row in closed:
+                continue
+            q = partner[row] if partner is not None else -1
+            unit = 0 <= q < row and q not in chosen
+            if unit and q in closed:
+                continue
+            need = cost[row] + (cost[q] if unit else 0)
+            if need > room:
+                continue
+            value = ((p[row] + p[q]) / need if unit else p[row] / cost[row]) * (
+                boost if row in boosted else 1.0
+            )
+            key = (value, scores[row], row)  # ties: the higher score, then the later row
+            if best_key is None or key > best_key:
+                best, best_key = row, key
+        if best is None:
+            return sorted(chosen)
+        q = partner[best] if partner is not None else -1
+        if 0 <= q < best and q not in chosen:
+            take(q)
+        take(best)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_the_windowed_fill_equals_a_full_scan_on_long_sessions(paired):
+    """pack_by_density looks at a window of the best candidates only (a 100,000-turn
+    session); the fill must be the one a scan of every row makes."""
+    from ctxengine.memory.arrays import exchange_partners
+
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        n = 1500
+        scores = np.round(rng.normal(size=n), 1)  # rounded: many ties
+        tokens = rng.integers(3, 60, n)
+        roles = rng.integers(0, 2, n)
+        partner = exchange_partners(roles, 0, 1) if paired else None
+        keep = [n - 1, n - 2][: trial % 3]
+        for budget in (50, 400, 2000):
+            expected = _full_scan_fill(scores, tokens, budget, 2, keep, 1.5, partner)
+            got = pack_by_density(
+                scores, tokens, budget, 2, keep=keep, neighbour_boost=1.5, partner=partner
+            )
+            assert got == expected
