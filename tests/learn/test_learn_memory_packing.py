@@ -49,7 +49,8 @@ def test_saved_learned_memory_reproduces_scores_and_packing(tmp_path, packing):
 
 
 def _session(exchange_roles: tuple[str, str] | None = None) -> tuple[DecayMemory, list]:
-    # no question/answer pairing unless asked: these tests are about the fill alone
+    """A long user turn, a short reply to it, a short user turn; by default no exchange
+    pairs them (the packing alone decides), see the last test for the unit rule."""
     memory = DecayMemory(
         relevance="lexical",
         clock=ManualClock(1_700_000_000.0),
@@ -124,3 +125,24 @@ def test_learned_selection_never_exceeds_the_budget(packing):
         text = TURN_SEPARATOR.join(render_turn(s.role, s.content) for s in chosen)
         assert counter.count(text) <= budget
         assert [s.turn.seq for s in chosen] == sorted(s.turn.seq for s in chosen)
+
+
+@pytest.mark.parametrize("packing", ["per_token", "score"])
+def test_an_answer_never_enters_the_learned_selection_without_its_question(packing):
+    """The memory's unit rule holds under a trained scorer too: the reply ranks high and
+    its (long) question low, so a budget for the short turns alone would take the reply
+    without what it replies to."""
+    memory, turns = _session(exchange_roles=("user", "assistant"))
+    learned = LearnedMemory(
+        LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()), packing=packing
+    )
+    ranked = _fixed_scores(learned, memory, turns, [-3.0, 2.0, 1.0])
+    short = sum(s.tokens for s in ranked if s.turn is not turns[0]) + 5
+    for budget in range(short + 1):
+        chosen = [turns.index(s.turn) for s in learned.recall(memory, "q", budget, session_id="s")]
+        assert 1 not in chosen or 0 in chosen, (budget, chosen)
+    # without exchanges (as before the rule) that budget takes the reply alone
+    plain, plain_turns = _session()
+    _fixed_scores(learned, plain, plain_turns, [-3.0, 2.0, 1.0])
+    chosen = learned.recall(plain, "q", short, session_id="s")
+    assert plain_turns[1] in [s.turn for s in chosen]

@@ -390,6 +390,34 @@ def test_add_many_dedups_within_the_batch_and_validates_before_storing():
     assert len(memory.turns("s")) == 1
 
 
+@pytest.mark.parametrize("relevance", ["dense", "hybrid", "lexical"])
+def test_a_recall_checks_the_stores_version_once(relevance, clock):
+    """The session's columns are read (checked against the store's write counter, a round
+    trip on a database) once per read, also when the query is embedded between."""
+    from ctxengine.embeddings import HashingEmbedder
+
+    class CountingStore(InMemoryStore):
+        checks = 0
+
+        def version(self, session_id):
+            CountingStore.checks += 1
+            return super().version(session_id)
+
+    store = CountingStore()
+    memory = DecayMemory(store, relevance=relevance, embedder=HashingEmbedder(), clock=clock)
+    memory.add_many(_messages(clock()), session_id="s")
+    reads = [
+        (lambda: memory.score("Where did they travel?", session_id="s"), 1),
+        (lambda: memory.recall("Which city again?", 60, session_id="s"), 1),
+        # a touch is a write: one more check, that the cached columns may follow it
+        (lambda: memory.recall("Where did they travel?", 60, session_id="s", touch=True), 2),
+    ]
+    for read, checks in reads:
+        CountingStore.checks = 0
+        assert read()
+        assert CountingStore.checks == checks
+
+
 # --- question/answer exchanges recalled whole ----------------------------------------------
 
 TOPICS = ("sourdough", "bike gears", "python decorators", "tomato seedlings", "chess openings")

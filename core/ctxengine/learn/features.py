@@ -41,8 +41,7 @@ import numpy as np
 from .._validation import check_positive_int
 from ..embeddings import embed_query
 from ..errors import ConfigurationError, InvalidTypeError
-from ..retrieval.windows import WindowMatrix, take_best_window
-from ..scoring import cosine_scores, minmax
+from ..scoring import minmax
 from ..text import analyze
 from ..types import Document, ScoredDocument
 from .memory_features import MEMORY_FEATURE_VERSION, MemoryFeatures
@@ -188,26 +187,15 @@ class DocumentFeatures:
 
     def _encoder_dense(self, query: str, items: Sequence[ScoredDocument]) -> np.ndarray:
         """The candidates' dense cosine with the encoder's own query vector (no adapter):
-        the best over each one's whole-text and window vectors, as the retriever scores."""
+        the best over each one's whole-text and window vectors, as the retriever scores
+        (read from its stacked matrices, :meth:`HybridRetriever.dense_scores_of
+        <ctxengine.retrieval.HybridRetriever.dense_scores_of>`)."""
         retriever = self.retriever
-        if retriever is None or not callable(getattr(retriever, "query_vector", None)):
+        if retriever is None or not callable(getattr(retriever, "dense_scores_of", None)):
             raise ConfigurationError("stacked features need the HybridRetriever's vectors")
-        ids = [item.id for item in items]
         vector = retriever.query_vector(query, adapted=False)
-        # the index-time vectors ride along on the candidates; look them up otherwise
-        carried = [item.vector for item in items if item.vector is not None]
-        whole = (
-            np.stack(carried) if len(carried) == len(items) else retriever.document_embeddings(ids)
-        )
-        best = cosine_scores(whole, vector).astype(np.float64)
-        windows = retriever.passage_embeddings(ids)
-        counts = np.array([len(rows) for rows in windows])
-        owners = np.flatnonzero(counts)
-        if len(owners):  # one product over every window, then each owner's best
-            stacked = np.concatenate([windows[i] for i in owners])
-            starts = np.r_[0, np.cumsum(counts[owners])[:-1]]
-            take_best_window(best, WindowMatrix(stacked, owners, starts), vector)
-        return best
+        scores = retriever.dense_scores_of([item.id for item in items], vector)
+        return np.asarray(scores, dtype=np.float64)
 
     @staticmethod
     def _tag_match(query: str, items: Sequence[ScoredDocument]) -> np.ndarray:

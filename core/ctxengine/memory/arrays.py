@@ -184,11 +184,14 @@ class SessionArrays:
     def row(self, turn_id: str) -> int | None:
         return self._index.get(turn_id)
 
-    def set_last_access(self, rows: Sequence[int], turns: Sequence[Turn], when: float) -> None:
-        """Record a touch made through this memory (rows and their refreshed turns)."""
-        self.last_access.view[list(rows)] = when
-        for row, turn in zip(rows, turns):
-            self.turns[row] = turn
+    def set_last_access(self, turns: Sequence[Turn], when: float) -> None:
+        """Record a touch made through this memory (the refreshed turns; ids not held here
+        are skipped)."""
+        for turn in turns:
+            row = self._index.get(turn.id)
+            if row is not None:
+                self.last_access.view[row] = when
+                self.turns[row] = turn
 
     # --- vectors ---------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ rendering, the string the model reads, counts at most the slot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
@@ -18,7 +18,6 @@ import numpy as np
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter
 from ..types import ScoredTurn
-from .arrays import SessionArrays
 
 
 @lru_cache(maxsize=65536)
@@ -188,13 +187,20 @@ def orphan_answers(rows: Sequence[int], partner: np.ndarray, keep: AbstractSet[i
 
 
 def without_orphan_answers(
-    chosen: list[ScoredTurn], arrays: SessionArrays, partner: np.ndarray, keep: set[int]
+    chosen: list[ScoredTurn],
+    row: Callable[[str], int | None],
+    partner: np.ndarray,
+    keep: set[int],
 ) -> list[ScoredTurn]:
-    """Drop answers whose question the joined-count check removed (kept turns stay)."""
-    rows = [arrays.row(s.turn.id) for s in chosen]
+    """Drop the answers in ``chosen`` whose question is not there (the joined-count check
+    removed it, or a packing that does not pair turns left it out); turns at the rows in
+    ``keep`` stay. ``row(turn_id)``: the turn's row in the session (e.g.
+    :meth:`SessionArrays.row <ctxengine.memory.arrays.SessionArrays.row>`), ``partner``:
+    each row's exchange partner (:func:`~ctxengine.memory.arrays.exchange_partners`)."""
+    rows = [row(s.turn.id) for s in chosen]
     assert None not in rows
     dropped = orphan_answers(rows, partner, keep)  # type: ignore[arg-type]
-    return [item for item, row in zip(chosen, rows) if row not in dropped]
+    return [item for item, at in zip(chosen, rows) if at not in dropped]
 
 
 def pack_turns(
