@@ -12,7 +12,8 @@ Rows:
   texts come from the embedding cache) and hybrid relevance, on the in-process store and
   on a SQLite file (warm: the session's arrays cached, one version query per call). *cold*:
   the first recall of a new store object and memory on the same file (a restart), which
-  reads the session and its stored vectors (no model call over the history);
+  reads the session and its stored vectors (no model call over the history); *learned*:
+  in-process, through a trained ``LearnedMemory`` (hybrid relevance, per-token packing);
 * LlamaIndex ``Memory.get()`` (``llama_index.core.memory.Memory``, ``token_limit=512``):
   *set* holds the N turns as its active history (``Memory.set``), *put* adds them with
   ``put_messages``, whose flush archives all but the last few (run at 1k turns only: the
@@ -41,12 +42,15 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if p != str(ROOT)]
 import benchmarks  # noqa: F401  the shared environment, before ctxengine loads
 from benchmarks.data import load_locomo
 from ctxengine.clock import ManualClock
 from ctxengine.embeddings import default_embedder
+from ctxengine.learn import LearnedMemory, LinearScorer, MemoryFeatures
 from ctxengine.memory import DecayMemory, InMemoryStore
 from ctxengine.memory.sqlite import SQLiteStore
 from ctxengine.tokens import TiktokenCounter, load_tiktoken_encoding
@@ -125,6 +129,7 @@ def ctxengine_rows(
             f"in-process {mode}",
             median_ms(lambda q, m=memory: m.recall(q, BUDGET, session_id="s"), queries),
         )
+    timed(out, "in-process learned", learned_recall(memory_store, queries, options))
     for mode in ("lexical", "dense", "hybrid"):
         with SQLiteStore(path) as store:
             memory = DecayMemory(store, relevance=mode, **options)
@@ -138,6 +143,25 @@ def ctxengine_rows(
                 median_ms(lambda q, m=memory: m.recall(q, BUDGET, session_id="s"), queries),
             )
     return out
+
+
+def learned_recall(
+    store: InMemoryStore, queries: Sequence[str], options: dict
+) -> tuple[float, float]:
+    """``recall`` through a trained :class:`~ctxengine.learn.LearnedMemory` (hybrid
+    relevance, the default per-token packing). The scorer is fitted on five of the
+    questions, each turn labelled by whether it is among the five the rules rank first:
+    the time of a recall does not depend on the weights, only on the session's size."""
+    memory = DecayMemory(store, **options)
+    features = MemoryFeatures()
+    groups = []
+    for query in queries[:5]:
+        scored = memory.score(query, session_id="s")
+        labels = np.zeros(len(scored))
+        labels[:5] = 1.0  # scored is best first
+        groups.append((features.transform(query, scored, options["clock"]()), labels))
+    learned = LearnedMemory(LinearScorer().fit(groups, features), features)
+    return median_ms(lambda q: learned.recall(memory, q, BUDGET, session_id="s"), queries)
 
 
 def llamaindex_rows(
@@ -187,6 +211,7 @@ ROW_ORDER = (
     "in-process lexical",
     "in-process dense",
     "in-process hybrid",
+    "in-process learned",
     "SQLite lexical",
     "SQLite dense",
     "SQLite hybrid",

@@ -74,8 +74,10 @@ def _fixed_scores(learned: LearnedMemory, memory: DecayMemory, turns: list, scor
         for t, s in zip(turns, scores)
     ]
     ranked.sort(key=lambda s: -s.effective)
-    rows = np.zeros((len(ranked), len(MemoryFeatures.names)))
-    learned.score = lambda *args, **kwargs: (ranked, rows)  # type: ignore[method-assign]
+    columns = memory.score_columns("anything", session_id="s")  # turns in session order
+    rows = np.zeros((len(turns), len(MemoryFeatures.names)))
+    fixed = (columns, np.array(scores, dtype=np.float64), rows)
+    learned._scored = lambda *args, **kwargs: fixed  # type: ignore[method-assign]
     return ranked
 
 
@@ -89,6 +91,25 @@ def test_per_token_packing_prefers_two_short_turns_to_one_long(packing, expected
     long_tokens = ranked[0].tokens
     chosen = learned.recall(memory, "anything", long_tokens, session_id="s")
     assert [turns.index(s.turn) for s in chosen] == expected
+
+
+@pytest.mark.parametrize("packing", ["per_token", "score"])
+def test_an_answer_never_goes_in_without_its_question(packing):
+    """The rule DecayMemory.recall keeps for user/assistant sessions holds for a trained
+    scorer too: the assistant's reply scores best, but without the question it answers
+    (which does not fit beside it) it would mislead the model, so it stays out."""
+    memory, turns = _session(exchange_roles=("user", "assistant"))
+    learned = LearnedMemory(
+        LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()), packing=packing
+    )
+    ranked = _fixed_scores(learned, memory, turns, [-2.0, 3.0, 0.0])
+    answer = next(s for s in ranked if s.turn is turns[1])
+    chosen = learned.recall(memory, "anything", answer.tokens + 2, session_id="s")
+    assert turns[1] not in [s.turn for s in chosen]
+    assert [s.turn for s in chosen] == [turns[2]]  # the budget goes to what may go in
+    # with room for the question too, the answer comes with it
+    both = learned.recall(memory, "anything", 10_000, session_id="s")
+    assert [turns.index(s.turn) for s in both] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("packing", ["per_token", "score"])

@@ -144,11 +144,9 @@ def _turns(tokens: list[int], scores: list[float]) -> list[ScoredTurn]:
 
 def test_neighbour_boost_brings_in_the_chosen_turns_neighbour():
     # turn 0 is best; turn 1 (its neighbour) is a little below turn 3; room for two turns
-    ranked = _turns([10, 10, 10, 10], [2.0, -0.2, -3.0, 0.0])
-    plain = pack_by_density(ranked, 20, 0, neighbour_boost=1.0)
-    boosted = pack_by_density(ranked, 20, 0, neighbour_boost=1.5)
-    assert [s.turn.seq for s in plain] == [0, 3]
-    assert [s.turn.seq for s in boosted] == [0, 1]
+    scores, tokens = np.array([2.0, -0.2, -3.0, 0.0]), np.array([10, 10, 10, 10])
+    assert pack_by_density(scores, tokens, 20, 0, neighbour_boost=1.0) == [0, 3]
+    assert pack_by_density(scores, tokens, 20, 0, neighbour_boost=1.5) == [0, 1]
 
 
 def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
@@ -157,7 +155,8 @@ def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
     rng = np.random.default_rng(0)
     counter = TiktokenCounter("cl100k_base")
     for _ in range(30):
-        ranked = _turns(rng.integers(1, 30, 25).tolist(), rng.normal(size=25).tolist())
+        tokens, scores = rng.integers(1, 30, 25), rng.normal(size=25)
+        ranked = _turns(tokens.tolist(), scores.tolist())
         keep = {int(rng.integers(25))}
         separator = counter.count(TURN_SEPARATOR)
         density = expit(np.array([s.effective for s in ranked])) / np.array(
@@ -166,8 +165,11 @@ def test_without_boost_the_fill_is_the_plain_greedy_knapsack():
         order = [ranked[i] for i in np.argsort(-density, kind="stable")]
         for budget in (0, 40, 120):
             expected = pack_turns(order, budget, counter, keep=keep)
-            greedy = pack_by_density(ranked, budget, separator, keep=keep, neighbour_boost=1.0)
-            got = fit_joined(greedy, budget, counter, keep)  # as LearnedMemory.select does
+            rows = pack_by_density(
+                scores, tokens, budget, separator, keep=sorted(keep), neighbour_boost=1.0
+            )
+            by_seq = {s.turn.seq: s for s in ranked}  # seq i is row i
+            got = fit_joined([by_seq[r] for r in rows], budget, counter, keep)  # as select does
             assert [s.turn.seq for s in got] == [s.turn.seq for s in expected]
 
 
@@ -177,3 +179,70 @@ def test_neighbour_boost_is_saved_with_the_model_and_validated(tmp_path):
     assert LearnedMemory(_model()).neighbour_boost == 1.5
     with pytest.raises(InvalidInputError):
         LearnedMemory(_model(), neighbour_boost=0.5)
+
+
+def _full_scan_fill(scores, tokens, budget, separator, keep, boost, partner):
+    """The fill pack_by_density promises, by brute force: every step scans every row."""
+    p = expit(scores)
+    cost = tokens + separator
+    chosen: set[int] = set()
+    room = budget + separator
+    boosted: set[int] = set()
+
+    def take(row):
+        nonlocal room
+        chosen.add(row)
+        room -= cost[row]
+        boosted.update((row - 1, row + 1))
+
+    closed = set()
+    for row in keep:
+        if cost[row] <= room:
+            take(row)
+        closed.add(row)
+    while True:
+        best, best_key = None, None
+        for row in range(len(scores)):
+            if row in chosen or row in closed:
+                continue
+            q = partner[row] if partner is not None else -1
+            unit = 0 <= q < row and q not in chosen
+            if unit and q in closed:
+                continue
+            need = cost[row] + (cost[q] if unit else 0)
+            if need > room:
+                continue
+            value = ((p[row] + p[q]) / need if unit else p[row] / cost[row]) * (
+                boost if row in boosted else 1.0
+            )
+            key = (value, scores[row], row)  # ties: the higher score, then the later row
+            if best_key is None or key > best_key:
+                best, best_key = row, key
+        if best is None:
+            return sorted(chosen)
+        q = partner[best] if partner is not None else -1
+        if 0 <= q < best and q not in chosen:
+            take(q)
+        take(best)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_the_windowed_fill_equals_a_full_scan_on_long_sessions(paired):
+    """pack_by_density looks at a window of the best candidates only (a 100,000-turn
+    session); the fill must be the one a scan of every row makes."""
+    from ctxengine.memory.arrays import exchange_partners
+
+    rng = np.random.default_rng(7)
+    for trial in range(4):
+        n = 1500
+        scores = np.round(rng.normal(size=n), 1)  # rounded: many ties
+        tokens = rng.integers(3, 60, n)
+        roles = rng.integers(0, 2, n)
+        partner = exchange_partners(roles, 0, 1) if paired else None
+        keep = [n - 1, n - 2][: trial % 3]
+        for budget in (50, 400, 2000):
+            expected = _full_scan_fill(scores, tokens, budget, 2, keep, 1.5, partner)
+            got = pack_by_density(
+                scores, tokens, budget, 2, keep=keep, neighbour_boost=1.5, partner=partner
+            )
+            assert got == expected

@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from ..text import term_set
 from ..types import ScoredTurn
 from .pool import pool_logrank, pool_zscore
 from .query_dates import DAY, asks_when, days_from, mentions_time, named_periods
+
+if TYPE_CHECKING:
+    from ..memory.columns import SessionScores
 
 # memory-2: ``dense`` reads the query without the speakers' names (DecayMemory's
 # ``mask_speakers``), and the temporal features ``log_days_from_named_date`` and
@@ -70,61 +73,116 @@ class MemoryFeatures:
         items = list(scored)
         if not items:
             return np.zeros((0, len(self.names)))
-        missing = [k for k in self._REQUIRED if k not in items[0].components]
+        self._check_components(items[0].components)
+        roles: dict[str, int] = {}
+        return self._matrix(
+            query,
+            to_seconds(now),
+            {k: np.array([s.components[k] for s in items], np.float64) for k in self._REQUIRED},
+            seq=np.array([s.turn.seq for s in items]),
+            role_ids=np.array([roles.setdefault(s.role, len(roles)) for s in items]),
+            roles=tuple(roles),
+            timestamp=np.array([s.turn.timestamp for s in items], dtype=np.float64),
+            last_access=np.array([s.turn.last_access for s in items], dtype=np.float64),
+            tokens=np.array([s.tokens or 0 for s in items], dtype=np.float64),
+            contents=lambda: [s.turn.content for s in items],
+        )
+
+    def transform_columns(self, query: str, scores: SessionScores) -> np.ndarray:
+        """:meth:`transform` of a whole session scored as columns
+        (:meth:`DecayMemory.score_columns <ctxengine.memory.DecayMemory.score_columns>`),
+        one row per turn in session order, with no per-turn Python: the learned memory's
+        recall at 10,000 turns reads these instead of 10,000 scored objects."""
+        if not len(scores):
+            return np.zeros((0, len(self.names)))
+        self._check_components(scores.columns)
+        return self._matrix(
+            query,
+            scores.at,
+            {k: scores.columns[k].astype(np.float64, copy=False) for k in self._REQUIRED},
+            seq=np.arange(len(scores)),  # rows are in ``seq`` order
+            role_ids=scores.role_ids,
+            roles=scores.roles,
+            timestamp=scores.timestamp,
+            last_access=scores.last_access,
+            tokens=scores.tokens.astype(np.float64),
+            contents=lambda: [turn.content for turn in scores.turns],
+        )
+
+    def _check_components(self, components: Mapping[str, Any]) -> None:
+        missing = [k for k in self._REQUIRED if k not in components]
         if missing:
             raise ConfigurationError(
                 f"memory features need the components {missing} from DecayMemory.score; use "
                 "relevance='hybrid' and a non-empty query"
             )
-        now = to_seconds(now)
-        component = {
-            k: np.array([s.components[k] for s in items], dtype=np.float64) for k in self._REQUIRED
-        }
-        seqs = np.array([s.turn.seq for s in items])
-        order = np.argsort(seqs, kind="stable")
+
+    def _matrix(
+        self,
+        query: str,
+        now: float,
+        component: dict[str, np.ndarray],
+        *,
+        seq: np.ndarray,
+        role_ids: np.ndarray,
+        roles: tuple[str, ...],
+        timestamp: np.ndarray,
+        last_access: np.ndarray,
+        tokens: np.ndarray,
+        contents: Callable[[], list[str]],
+    ) -> np.ndarray:
+        count = len(seq)
+        order = np.argsort(seq, kind="stable")
         lexical, dense, effective = component["lexical"], component["dense"], component["effective"]
         neighbours = {k: _window_max(component[k], order, 1) for k in ("lexical", "dense")}
         windows = {k: _window_max(component[k], order, _WINDOW) for k in ("lexical", "dense")}
         query_terms = term_set(query)
-        named = {role: bool(query_terms & term_set(role)) for role in {s.role for s in items}}
-        position = np.empty(len(items))
-        position[order] = np.arange(len(items), dtype=np.float64)
-        last = max(len(items) - 1, 1)
-        stamps = np.array([s.turn.timestamp for s in items], dtype=np.float64)
-        age = np.maximum(0.0, now - stamps) / DAY
-        idle = np.array([max(0.0, now - s.turn.last_access) for s in items]) / DAY
+        # per role, then per turn by its role's id: a session has few roles, many turns
+        named = np.array([bool(query_terms & term_set(role)) for role in roles], np.float64)
+        user = np.array([role.strip().lower() in _USER_ROLES for role in roles], np.float64)
+        position = np.empty(count)
+        position[order] = np.arange(count, dtype=np.float64)
+        last = max(count - 1, 1)
+        age = np.maximum(0.0, now - timestamp) / DAY
+        idle = np.maximum(0.0, now - last_access) / DAY
         # Constant (zeros) over a question that names no date or asks no "when": such a
         # column cannot reorder its turns, and the regex over turns runs only when it can.
-        when = asks_when(query)
-        time_words = [when and mentions_time(s.turn.content) for s in items]
-        return np.column_stack(
-            [
-                effective,
-                pool_logrank(effective),
-                lexical,
-                dense,
-                pool_logrank(lexical),
-                pool_logrank(dense),
-                pool_zscore(lexical),
-                pool_zscore(dense),
-                lexical - lexical.max(),
-                dense - dense.max(),
-                neighbours["lexical"],
-                neighbours["dense"],
-                windows["lexical"],
-                windows["dense"],
-                np.array([named[s.role] for s in items], dtype=np.float64),
-                component["importance"],
-                np.log1p(age),
-                np.log1p(idle),
-                position / last,
-                np.log1p(len(items) - 1 - position),
-                np.array([s.role.strip().lower() in _USER_ROLES for s in items], dtype=np.float64),
-                np.log1p(np.array([s.tokens or 0 for s in items], dtype=np.float64)),
-                np.log1p(days_from(stamps, named_periods(query, now))),
-                np.array(time_words, dtype=np.float64),
-            ]
+        if asks_when(query):
+            time_words = np.array([mentions_time(text) for text in contents()], np.float64)
+        else:
+            time_words = np.zeros(count)
+        columns = (
+            effective,
+            pool_logrank(effective),
+            lexical,
+            dense,
+            pool_logrank(lexical),
+            pool_logrank(dense),
+            pool_zscore(lexical),
+            pool_zscore(dense),
+            lexical - lexical.max(),
+            dense - dense.max(),
+            neighbours["lexical"],
+            neighbours["dense"],
+            windows["lexical"],
+            windows["dense"],
+            named[role_ids],
+            component["importance"],
+            np.log1p(age),
+            np.log1p(idle),
+            position / last,
+            np.log1p(count - 1 - position),
+            user[role_ids],
+            np.log1p(tokens),
+            np.log1p(days_from(timestamp, named_periods(query, now))),
+            time_words,
         )
+        # Column-major: each column is written, and read by the model, in one contiguous
+        # pass (a row-major stack of 24 columns of 100,000 turns took 8x longer here).
+        matrix = np.empty((count, len(columns)), order="F")
+        for j, column in enumerate(columns):
+            matrix[:, j] = column
+        return matrix
 
     def __repr__(self) -> str:
         return f"MemoryFeatures(features={len(self.names)})"

@@ -6,9 +6,6 @@ that answers it, a story told over two turns. Once a turn is in the slot, the tu
 right before and after it are more likely to be evidence than their own score says, so
 their density (``sigmoid(score) / tokens``) is multiplied by ``neighbour_boost`` for
 the rest of the fill. ``neighbour_boost=1`` is the plain greedy knapsack.
-
-Whatever the packing, the memory's unit rule holds (:func:`answers_with_questions`): an
-answer of a question/answer exchange never enters the slot without its question.
 """
 
 from __future__ import annotations
@@ -18,84 +15,109 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import expit  # the logistic function, stable for any score
 
-from ..memory.arrays import exchange_partners
-from ..memory.packing import keep_first, without_orphan_answers
-from ..types import ScoredTurn
+from ..memory.packing import keep_first
 
 
 def pack_by_density(
-    ranked: Sequence[ScoredTurn],
+    scores: np.ndarray,
+    tokens: np.ndarray,
     max_tokens: int,
     separator: int,
     *,
-    keep: set[int] | frozenset[int] = frozenset(),
+    keep: Sequence[int] = (),
     neighbour_boost: float = 1.0,
-) -> list[ScoredTurn]:
-    """Greedy fill of ``max_tokens``: the turns whose ``seq`` is in ``keep`` first (newest
-    first), then repeatedly the fitting turn of highest density, where density is
-    ``sigmoid(effective) / (tokens + separator)``, times ``neighbour_boost`` for a turn
-    adjacent (in ``seq`` order) to one already chosen. ``ranked`` is best score first;
-    equal densities keep that order. Returns the chosen turns in ``seq`` order; the
-    caller checks the joined rendering (per-turn counts plus separators)."""
-    count = len(ranked)
+    partner: np.ndarray | None = None,
+) -> list[int]:
+    """Greedy fill of ``max_tokens`` over a session's rows (in ``seq`` order, so a row's
+    neighbours are the rows beside it): the rows in ``keep`` first (in that order), then
+    repeatedly the fitting row of highest density, where density is
+    ``sigmoid(score) / (tokens + separator)``, times ``neighbour_boost`` for a row next to
+    one already chosen. Equal densities go to the higher score, then the later row.
+
+    ``partner`` (each row's question/answer partner, -1: none; see
+    :func:`~ctxengine.memory.arrays.exchange_partners`): an answer whose question is not
+    in goes in only together with it, as one unit of density
+    ``(sigmoid(q) + sigmoid(a)) / (cost(q) + cost(a))`` (a reply without what it replies
+    to misleads the model); kept rows are exempt.
+
+    Returns the chosen rows in ascending order; the caller checks the joined rendering
+    (per-turn counts plus separators)."""
+    count = len(scores)
     if count == 0:
         return []
-    cost = np.array([(s.tokens or 0) + separator for s in ranked], dtype=np.float64)
-    density = expit(np.array([s.effective for s in ranked])) / np.maximum(cost, 1.0)
-    current = density.copy()
-    chronological = np.argsort([s.turn.seq for s in ranked], kind="stable")
-    place = np.empty(count, dtype=np.int64)
-    place[chronological] = np.arange(count)
+    rows = np.arange(count)
+    score = np.asarray(scores, dtype=np.float64)
+    cost = np.asarray(tokens, dtype=np.float64) + separator
+    evidence = expit(score)
+    density = evidence / np.maximum(cost, 1.0)
+    # ``question[a]``: the row of answer a's question while that question is out (-1:
+    # none, or already in); such an answer is offered as a unit with it. ``answer[q]``:
+    # the other way round.
+    question = np.full(count, -1, dtype=np.int64)
+    if partner is not None:
+        answers = np.flatnonzero((partner >= 0) & (partner < rows))
+        question[answers] = partner[answers]
+    paired = question >= 0
+    answer = np.full(count, -1, dtype=np.int64)
+    answer[question[paired]] = np.flatnonzero(paired)
+    unit_cost = cost.copy()
+    unit_cost[paired] += cost[question[paired]]
+    unit_density = density.copy()
+    unit_density[paired] = (evidence[paired] + evidence[question[paired]]) / np.maximum(
+        unit_cost[paired], 1.0
+    )
+    boost = np.ones(count)
     open_ = np.ones(count, dtype=bool)
     room = float(max_tokens + separator)  # the first turn carries no separator
     chosen: list[int] = []
 
-    def take(i: int) -> None:
-        open_[i] = False
-        chosen.append(i)
-        for step in (-1, 1):
-            at = place[i] + step
-            if 0 <= at < count and open_[chronological[at]]:
-                j = chronological[at]
-                current[j] = density[j] * neighbour_boost
+    def take(row: int) -> None:
+        nonlocal room
+        open_[row] = False
+        room -= cost[row]
+        chosen.append(row)
+        if answer[row] >= 0:  # its answer no longer needs it
+            question[answer[row]] = -1
+        boost[max(row - 1, 0) : row + 2] = neighbour_boost  # itself is closed: harmless
 
-    seqs = [s.turn.seq for s in ranked]
-    kept, room = keep_first(seqs, cost, keep, room)
-    for i in kept:
-        take(i)
-    open_[[i for i, seq in enumerate(seqs) if seq in keep]] = False  # kept or left out
+    fitting, _ = keep_first(cost, keep, room)  # take() counts the room down itself
+    for row in fitting:
+        take(row)
+    open_[list(keep)] = False  # in, or left out for good
+    # The best of a window of candidates is the best of all when it beats every value
+    # outside the window can reach (its density or unit density, boosted): a fill of a
+    # few dozen turns out of 100,000 looks at a few hundred of them.
+    bound = np.maximum(density, unit_density) * max(neighbour_boost, 1.0)
+
+    def widen(size: int) -> tuple[int, np.ndarray, float]:
+        """The ``size`` rows of highest bound (4x the last, at least 256) and the highest
+        bound left outside them (-inf once the window is every row)."""
+        size = min(count, max(256, 4 * size))
+        if size >= count:
+            return size, rows, -np.inf
+        split = np.argpartition(-bound, size)
+        return size, split[:size], float(bound[split[size]])
+
+    size, window, outside = widen(0)
     while True:
-        fits = open_ & (cost <= room)
-        if not fits.any():
-            break
-        i = int(np.argmax(np.where(fits, current, -np.inf)))
-        room -= cost[i]
-        take(i)
-    return sorted((ranked[i] for i in chosen), key=lambda s: s.turn.seq)
+        unit = question[window] >= 0
+        fits = open_[window] & (np.where(unit, unit_cost[window], cost[window]) <= room)
+        fits[unit] &= open_[question[window[unit]]]  # a question left out for good
+        value = np.where(unit, unit_density[window], density[window]) * boost[window]
+        value[~fits] = -np.inf
+        best = float(value.max()) if len(window) else -np.inf
+        if best > outside:  # nothing outside the window can reach it
+            tied = window[value == best]
+            # equal densities: the higher score, then the later row
+            i = int(tied[np.lexsort((tied, score[tied]))[-1]])
+            if question[i] >= 0:
+                take(int(question[i]))
+            take(i)
+        elif outside == -np.inf:
+            break  # the window is every row, and nothing fits
+        else:
+            size, window, outside = widen(size)
+    return sorted(chosen)
 
 
-def answers_with_questions(
-    chosen: list[ScoredTurn],
-    session: Sequence[ScoredTurn],
-    exchange_roles: tuple[str, str] | None,
-    keep: set[int] | frozenset[int] = frozenset(),
-) -> list[ScoredTurn]:
-    """``chosen`` without the answers whose question it lacks: the rule
-    :class:`~ctxengine.memory.DecayMemory` recalls by
-    (:func:`~ctxengine.memory.packing.without_orphan_answers`), over the exchanges of
-    ``exchange_roles`` (``(question_role, answer_role)``; None: no exchanges, nothing
-    dropped) among ``session``, every scored turn of the session. Turns whose ``seq`` is in
-    ``keep`` stay."""
-    if exchange_roles is None or not chosen:
-        return chosen
-    turns = sorted(session, key=lambda s: s.turn.seq)
-    rows = {s.turn.id: row for row, s in enumerate(turns)}
-    role_ids: dict[str, int] = {}
-    column = np.array([role_ids.setdefault(s.role, len(role_ids)) for s in turns], np.int64)
-    question, answer = (role_ids.get(role) for role in exchange_roles)
-    partner = exchange_partners(column, question, answer)
-    kept = {row for row, s in enumerate(turns) if s.turn.seq in keep}
-    return without_orphan_answers(chosen, rows.get, partner, kept)
-
-
-__all__ = ["answers_with_questions", "pack_by_density"]
+__all__ = ["pack_by_density"]

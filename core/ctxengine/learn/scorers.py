@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_finite, check_positive_int, check_text
-from ..clock import to_seconds
 from ..errors import ConfigurationError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR
+from ..memory.columns import SessionScores
+from ..memory.packing import fit_joined, orphan_answers, pack_exchanges, pack_indices
 from ..rerank.base import check_call, finish
 from ..types import ScoredDocument, ScoredTurn
 from .features import DocumentFeatures, MemoryFeatures, features_from_config
-from .memory_packing import answers_with_questions, pack_by_density
+from .memory_packing import pack_by_density
 from .model import LinearScorer
 
 Contributions = dict[str, dict[str, float]]  # item id -> feature -> share of its score
@@ -125,8 +126,7 @@ class LearnedMemory:
 
     The memory's ``keep_recent`` latest turns still go in first; the rest fill the slot
     with no drop threshold (a learned score has no absolute scale), in the order
-    ``packing`` says, and as in the memory's own recall an answer never comes without its
-    question (exchanges of the memory's ``exchange_roles``):
+    ``packing`` says:
 
     * ``"per_token"`` (default): by the model's probability that the turn holds evidence
       divided by the tokens it costs (``sigmoid(score) / (tokens + separator)``), the
@@ -182,23 +182,21 @@ class LearnedMemory:
         session_id: str = "default",
         now: float | datetime | None = None,
     ) -> tuple[list[ScoredTurn], np.ndarray]:
-        """Every turn of the session with the model's score as ``effective`` (best first),
-        and the feature rows in the same order."""
+        """Every turn of the session with the model's score as ``effective`` (best first;
+        ties: the later turn), and the feature rows in the same order."""
         check_text(query, "query")
-        at = to_seconds(now, memory.clock)
-        scored = list(memory.score(query, session_id=session_id, now=at))
-        if not scored:
-            return [], np.zeros((0, len(self.features.names)))
-        features = self.features.transform(query, scored, at)
-        values = self.model.score(features)
-        rescored = [
-            ScoredTurn(s.turn, float(v), {**s.components, "learned": float(v)}, s.tokens)
-            for s, v in zip(scored, values)
-        ]
-        order = sorted(
-            range(len(rescored)), key=lambda i: (-rescored[i].effective, -rescored[i].turn.seq)
-        )
-        return [rescored[i] for i in order], features[order]
+        scores, values, features = self._scored(memory, query, session_id, now)
+        order = np.lexsort((-np.arange(len(values)), -values))
+        return scores.scored(order, values, self.name), features[order]
+
+    def _scored(
+        self, memory: Any, query: str, session_id: str, now: float | datetime | None
+    ) -> tuple[SessionScores, np.ndarray, np.ndarray]:
+        """The session as columns, the model's score of each row and the feature rows."""
+        scores = memory.score_columns(query, session_id=session_id, now=now)
+        features = self.features.transform_columns(query, scores)
+        values = self.model.score(features) if len(scores) else np.zeros(0)
+        return scores, np.asarray(values, dtype=np.float64), features
 
     def select(
         self,
@@ -210,39 +208,65 @@ class LearnedMemory:
         now: float | datetime | None = None,
         touch: bool = False,
     ) -> tuple[list[ScoredTurn], Contributions]:
-        """The turns for a slot of ``max_tokens`` (chronological), and their contributions."""
-        from ..memory.packing import fit_joined, pack_turns
+        """The turns for a slot of ``max_tokens`` (chronological), and their contributions.
 
+        Scored and packed over the session's columns: scored objects are built only for
+        the turns that go in. As in :meth:`DecayMemory.recall`, an answer never goes in
+        without its question when the memory pairs ``exchange_roles``.
+        """
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
         if query is None or not query.strip():
             return list(
                 memory.recall(query, max_tokens, session_id=session_id, now=now, touch=touch)
             ), {}
-        at = to_seconds(now, memory.clock)
-        ranked, features = self.score(memory, query, session_id=session_id, now=at)
-        keep_recent = getattr(memory, "keep_recent", 0)
-        recent = sorted((s.turn.seq for s in ranked), reverse=True)[:keep_recent]
+        check_text(query, "query")
+        scores, values, features = self._scored(memory, query, session_id, now)
+        count = len(scores)
+        if not count:
+            return [], {}
+        keep = list(range(count - 1, count - 1 - min(getattr(memory, "keep_recent", 0), count), -1))
+        separator = memory.token_counter.count(TURN_SEPARATOR)
         if self.packing == "per_token":
-            separator = memory.token_counter.count(TURN_SEPARATOR)
-            greedy = pack_by_density(
-                ranked,
+            rows = pack_by_density(
+                values,
+                scores.tokens,
                 max_tokens,
                 separator,
-                keep=set(recent),
+                keep=keep,
                 neighbour_boost=self.neighbour_boost,
+                partner=scores.partner,
             )
-            chosen = fit_joined(greedy, max_tokens, memory.token_counter, set(recent))
-        else:
-            chosen = pack_turns(
-                ranked, max_tokens, memory.token_counter, keep=set(recent), threshold=None
+        elif scores.partner is None:
+            rows = pack_indices(
+                values,
+                scores.tokens,
+                keep=keep,
+                threshold=None,
+                max_tokens=max_tokens,
+                separator=separator,
             )
-        # the memory's unit rule: no answer without its question
-        roles = getattr(memory, "exchange_roles", None)
-        chosen = answers_with_questions(chosen, ranked, roles, set(recent))
+        else:  # the memory's own exchange-aware fill, by the model's score
+            rows = pack_exchanges(
+                values,
+                scores.tokens,
+                scores.partner,
+                keep=keep,
+                threshold=None,
+                max_tokens=max_tokens,
+                separator=separator,
+            )
+        kept = {scores.turns[row].seq for row in keep}
+        chosen = fit_joined(
+            scores.scored(rows, values, self.name), max_tokens, memory.token_counter, kept
+        )
+        row_of = {scores.turns[row].seq: row for row in rows}
+        picked = [row_of[s.turn.seq] for s in chosen]
+        if scores.partner is not None:
+            dropped = orphan_answers(picked, scores.partner, set(keep))
+            chosen = [s for s, row in zip(chosen, picked) if row not in dropped]
+            picked = [row for row in picked if row not in dropped]
         if touch and chosen:
-            memory.store.touch(session_id, [s.turn.id for s in chosen], at)
-        rows = {s.turn.id: i for i, s in enumerate(ranked)}
-        picked = [rows[s.turn.id] for s in chosen]
+            memory.store.touch(session_id, [s.turn.id for s in chosen], scores.at)
         return chosen, _contributions(self.model, features[picked], [s.turn.id for s in chosen])
 
     def recall(

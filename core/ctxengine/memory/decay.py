@@ -43,8 +43,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from .._validation import check_choice, check_finite, check_positive_int, check_text
 from ..clock import Clock, system_clock, to_duration
 from ..embeddings import EmbedderSpec
@@ -52,7 +50,6 @@ from ..errors import InvalidInputError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR
 from ..tokens import TokenCounter, default_token_counter
 from ..types import ScoredTurn
-from .arrays import SessionArrays
 from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
@@ -170,13 +167,6 @@ class DecayMemory(TurnScoring):
         }
         settings.update(overrides)
         return cls(store, **settings)
-
-    def _partners(self, arrays: SessionArrays) -> np.ndarray | None:
-        """Each turn's question/answer partner row (-1: none), or None when the session
-        holds no exchange of ``exchange_roles``."""
-        if self.exchange_roles is None:
-            return None
-        return arrays.partners(*self.exchange_roles)
 
     def recall(
         self,

@@ -9,7 +9,8 @@ rendering, the string the model reads, counts at most the slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 import numpy as np
@@ -43,13 +44,9 @@ def pack_indices(
     a window of the top ``k`` is filled first, and widened only while the budget left could
     still take a row.
     """
-    remaining = max_tokens + separator
     costs = tokens + separator
-    chosen: list[int] = []
-    for row in keep:
-        if costs[row] <= remaining:
-            chosen.append(int(row))
-            remaining -= int(costs[row])
+    chosen, room = keep_first(costs, keep, max_tokens + separator)
+    remaining = int(room)
     mask = costs <= remaining
     if threshold is not None:
         mask &= effective >= threshold
@@ -173,6 +170,18 @@ def _greedy(costs: np.ndarray, remaining: int) -> tuple[np.ndarray, int]:
     return (np.concatenate(taken) if taken else np.zeros(0, dtype=np.int64)), remaining
 
 
+def orphan_answers(rows: Sequence[int], partner: np.ndarray, keep: AbstractSet[int]) -> set[int]:
+    """The rows among ``rows`` that are answers whose question (``partner``) is not among
+    them, except the ``keep`` rows: what a fill drops so that no reply reaches the model
+    without what it replies to."""
+    present = set(rows)
+    return {
+        row
+        for row in present
+        if 0 <= (other := int(partner[row])) < row and other not in present and row not in keep
+    }
+
+
 def without_orphan_answers(
     chosen: list[ScoredTurn],
     row: Callable[[str], int | None],
@@ -185,15 +194,9 @@ def without_orphan_answers(
     :meth:`SessionArrays.row <ctxengine.memory.arrays.SessionArrays.row>`), ``partner``:
     each row's exchange partner (:func:`~ctxengine.memory.arrays.exchange_partners`)."""
     rows = [row(s.turn.id) for s in chosen]
-    present = set(rows)
-    out = []
-    for item, at in zip(chosen, rows):
-        assert at is not None
-        other = int(partner[at])
-        if 0 <= other < at and other not in present and at not in keep:
-            continue
-        out.append(item)
-    return out
+    assert None not in rows
+    dropped = orphan_answers(rows, partner, keep)  # type: ignore[arg-type]
+    return [item for item, at in zip(chosen, rows) if at not in dropped]
 
 
 def pack_turns(
@@ -213,9 +216,12 @@ def pack_turns(
     """
     separator = token_counter.count(TURN_SEPARATOR)
     costs = [(s.tokens or 0) + separator for s in scored]
+    kept = sorted(
+        (i for i, s in enumerate(scored) if s.turn.seq in keep), key=lambda i: -scored[i].turn.seq
+    )
     # the slot holds max_tokens + separator: the first turn carries no separator
-    kept, room = keep_first([s.turn.seq for s in scored], costs, keep, max_tokens + separator)
-    chosen = [scored[i] for i in kept]
+    taken, room = keep_first(costs, kept, max_tokens + separator)
+    chosen = [scored[i] for i in taken]
     for item, cost in zip(scored, costs):
         if item.turn.seq in keep or (threshold is not None and item.effective < threshold):
             continue
@@ -227,19 +233,15 @@ def pack_turns(
 
 
 def keep_first(
-    seqs: Sequence[int],
-    costs: Sequence[float] | np.ndarray,
-    keep: Collection[int],
-    room: float,
+    costs: Sequence[float] | np.ndarray, keep: Sequence[int], room: float
 ) -> tuple[list[int], float]:
-    """The first step of every fill over scored turns: the turns whose ``seq`` is in
-    ``keep`` go in first, newest first, each while its cost (tokens plus separator) fits
-    the ``room`` left. Returns their positions (in ``seqs``, taken order) and the room left;
-    the kept turns that did not fit stay out."""
+    """The first step of every fill: the items at ``keep`` (in that order, the newest
+    first) go in while each one's cost (its tokens plus a separator) fits the ``room``
+    left. Returns them and the room left; a kept item that does not fit stays out."""
     taken: list[int] = []
-    for i in sorted((i for i, seq in enumerate(seqs) if seq in keep), key=lambda i: -seqs[i]):
+    for i in keep:
         if costs[i] <= room:
-            taken.append(i)
+            taken.append(int(i))
             room -= costs[i]
     return taken, room
 
@@ -266,6 +268,7 @@ def fit_joined(
 __all__ = [
     "fit_joined",
     "keep_first",
+    "orphan_answers",
     "pack_exchanges",
     "pack_indices",
     "pack_turns",

@@ -21,6 +21,7 @@ from ..embeddings import embed_query
 from ..scoring import cosine_scores
 from ..types import ScoredTurn
 from .arrays import SessionArrays
+from .columns import SessionScores
 from .relevance import lexical_terms, plain_words, spread_to_neighbours, without_speakers
 from .writing import MemoryWriter
 
@@ -47,6 +48,7 @@ class TurnScoring(MemoryWriter):
     dense_floor: float
     mask_speakers: bool
     query_adapter: Any | None
+    exchange_roles: tuple[str, str] | None
 
     def score(
         self,
@@ -60,22 +62,48 @@ class TurnScoring(MemoryWriter):
         ``components`` explains each: importance, recency, freshness, retention
         (their product), the relevance parts, boost, and effective.
         """
+        scores = self.score_columns(query, session_id=session_id, now=now)
+        if not len(scores):
+            return []
+        # Ties go to the later turn, so equal scores never depend on sort luck.
+        order = np.lexsort((-np.arange(len(scores)), -scores.columns["effective"]))
+        return scores.scored(order.tolist())
+
+    def score_columns(
+        self,
+        query: str | None,
+        *,
+        session_id: str = "default",
+        now: float | datetime | None = None,
+    ) -> SessionScores:
+        """What :meth:`score` computes, as columns over the session in the order the turns
+        were added (:class:`~ctxengine.memory.columns.SessionScores`): for a caller that
+        scores or packs thousands of turns in numpy and needs objects only for the few it
+        keeps (a trained :class:`~ctxengine.learn.LearnedMemory`)."""
         arrays, query_vector, at = self._read(query, session_id, now)
         with self._lock:
-            if not len(arrays):
-                return []
-            columns = self._columns(arrays, query, at, query_vector, session_id)
-            turns = list(arrays.turns)
-            tokens = arrays.tokens.view.tolist()
-        names = tuple(columns)
-        rows = zip(*(values.tolist() for values in columns.values()))
-        scored = [
-            ScoredTurn(turn, row[-1], dict(zip(names, row)), count)
-            for turn, row, count in zip(turns, rows, tokens)
-        ]
-        # Ties go to the later turn, so equal scores never depend on dict or sort luck.
-        scored.sort(key=lambda s: (-s.effective, -s.turn.seq))
-        return scored
+            columns = (
+                self._columns(arrays, query, at, query_vector, session_id) if len(arrays) else {}
+            )
+            return SessionScores(
+                turns=list(arrays.turns),
+                columns=columns,
+                tokens=arrays.tokens.view,
+                role_ids=arrays.role_ids.view,
+                roles=arrays.roles,
+                timestamp=arrays.timestamp.view,
+                # a later touch updates the cached column in place
+                last_access=arrays.last_access.view.copy(),
+                partner=self._partners(arrays),
+                at=at,
+            )
+
+    def _partners(self, arrays: SessionArrays) -> np.ndarray | None:
+        """Each turn's question/answer partner row (-1: none), or None when the session
+        holds no exchange of ``exchange_roles``."""
+        if self.exchange_roles is None:
+            return None
+        return arrays.partners(*self.exchange_roles)
 
     def _read(
         self, query: str | None, session_id: str, now: float | datetime | None
