@@ -146,3 +146,24 @@ def test_an_answer_never_enters_the_learned_selection_without_its_question(packi
     _fixed_scores(learned, plain, plain_turns, [-3.0, 2.0, 1.0])
     chosen = learned.recall(plain, "q", short, session_id="s")
     assert plain_turns[1] in [s.turn for s in chosen]
+
+
+def test_a_touching_learned_recall_refreshes_the_turns_and_keeps_the_cached_session():
+    """recall(touch=True) through a trained scorer sets the chosen turns' last access, as
+    the rules' recall does, and updates the memory's cached columns instead of dropping
+    them (the next read does not load the whole session again)."""
+    memory, turns = _session()
+    reads = []
+    load = memory.store.turns
+    memory.store.turns = lambda session_id: reads.append(session_id) or load(session_id)  # type: ignore[method-assign]
+    learned = LearnedMemory(LinearScorer().fit(memory_groups(40, 1), MemoryFeatures()))
+    memory.clock.advance(3600.0)
+    _fixed_scores(learned, memory, turns, [0.4, 0.0, 0.0])  # scored at the new time
+    chosen = learned.recall(memory, "anything", 1_000, session_id="s", touch=True)
+    assert chosen
+    stored = {t.id: t.last_access for t in load("s")}
+    assert all(stored[s.turn.id] == memory.clock() for s in chosen)
+    reads.clear()
+    cached = memory.score_columns("anything", session_id="s")
+    assert reads == []  # the cache followed the touch
+    assert sorted(cached.last_access.tolist()) == sorted(stored.values())

@@ -266,7 +266,7 @@ class LearnedMemory:
             chosen = [s for s, row in zip(chosen, picked) if row not in dropped]
             picked = [row for row in picked if row not in dropped]
         if touch and chosen:
-            memory.store.touch(session_id, [s.turn.id for s in chosen], scores.at)
+            memory.touch([s.turn for s in chosen], session_id=session_id, now=scores.at)
         return chosen, _contributions(self.model, features[picked], [s.turn.id for s in chosen])
 
     def recall(

@@ -237,13 +237,7 @@ class DecayMemory(TurnScoring):
             if partner is not None:
                 chosen = without_orphan_answers(chosen, arrays.row, partner, set(keep))
             if touch and chosen:
-                self.store.touch(session_id, [s.turn.id for s in chosen], at)
-                refreshed = [replace(s.turn, last_access=float(at)) for s in chosen]
-                # the cached columns find the rows themselves: they may be a newer read of
-                # the session than the columns this recall scored
-                self._sessions.after_write(
-                    session_id, 1, lambda a: a.set_last_access(refreshed, float(at))
-                )
+                self.touch([s.turn for s in chosen], session_id=session_id, now=at)
         return chosen
 
     def __repr__(self) -> str:

@@ -157,6 +157,33 @@ class MemoryWriter(LazyEmbedderMixin):
             self.store.delete_session(session_id)
             self._sessions.forget(session_id)
 
+    def touch(
+        self,
+        turns: Iterable[Turn],
+        *,
+        session_id: str = "default",
+        now: float | datetime | None = None,
+    ) -> None:
+        """Set the last access of ``turns`` (turns of the session, as a recall returned
+        them) to ``now``: what ``recall(..., touch=True)`` does to the turns it returns,
+        for a caller that chose them itself (a trained scorer). The session's cached
+        columns are updated in place, not read again."""
+        check_text(session_id, "session_id")
+        touched = list(turns)
+        if not all(isinstance(turn, Turn) for turn in touched):
+            raise InvalidTypeError("touch() takes the Turn objects of the session")
+        if not touched:
+            return
+        at = float(to_seconds(now, self.clock))
+        with self._lock:
+            self.store.touch(session_id, [turn.id for turn in touched], at)
+            refreshed = [replace(turn, last_access=at) for turn in touched]
+            # the cached columns find the rows themselves: they may be a newer read of
+            # the session than the one the turns came from
+            self._sessions.after_write(
+                session_id, 1, lambda arrays: arrays.set_last_access(refreshed, at)
+            )
+
     def turns(self, session_id: str = "default") -> list[Turn]:
         """The session's turns in the order they were added."""
         check_text(session_id, "session_id")
