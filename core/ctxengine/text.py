@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import threading
-from bisect import bisect_right
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Literal

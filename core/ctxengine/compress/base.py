@@ -25,7 +25,7 @@ from ..tokens import (
     piece_counts,
     token_bounds,
 )
-from ..types import KeptSpan, ScoredDocument
+from ..types import ScoredDocument
 from .ledger import _JOIN_SLACK, _ExactLedger, _Ledger, _Sentence
 
 _CACHED_DOCUMENTS = 4096
@@ -140,8 +140,6 @@ class _BaseCompressor:
                     counts = unit.counts = self._unit_counts(unit)
                     if counts is None:
                         break
-                    if unit.origin is not None:
-                        unit.origin.counts = counts
                 total += counts[1] if number else counts[0]
             else:
                 return total
@@ -199,12 +197,12 @@ class _BaseCompressor:
             # bound, and it finds it itself when the room is short (most sentences are
             # decided long before): no word split of every sentence of every new document.
             return tuple(
-                _Sentence(0, index, start, end, text[start:end], 0, None, terms[index])
+                _Sentence(index, start, end, text[start:end], 0, None, terms[index])
                 for index, (start, end) in enumerate(spans)
             )
         counter = self.token_counter
         return tuple(
-            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), terms[index])
+            _Sentence(index, start, end, piece, *token_bounds(counter, piece), terms[index])
             for index, (start, end) in enumerate(spans)
             for piece in (text[start:end],)
         )
@@ -214,7 +212,6 @@ class _BaseCompressor:
         sentences = self._split(text)
         joined = " ".join(u.text for u in sentences)
         return _Sentence(
-            0,
             sentences[0].index,
             sentences[0].start,
             sentences[-1].end,
@@ -224,24 +221,29 @@ class _BaseCompressor:
             sentences,
         )
 
-    def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
-        return [
-            unit.at(position)
-            for position, doc in enumerate(docs)
-            for unit in self._split(doc.document.text)
-        ]
+    def _sentences(self, docs: list[ScoredDocument]) -> tuple[list[_Sentence], list[int]]:
+        """Every document's sentences, and the position of each one's document."""
+        units: list[_Sentence] = []
+        positions: list[int] = []
+        for position, doc in enumerate(docs):
+            sentences = self._split(doc.document.text)
+            units += sentences
+            positions += [position] * len(sentences)
+        return units, positions
 
     def _select(
         self,
         units: list[_Sentence],
+        positions: list[int],
         order: Sequence[int],
         max_tokens: int,
         *,
         stop_at_miss: bool = False,
     ) -> dict[int, list[_Sentence]]:
-        """Take ``units`` in ``order`` while they fit, by each document's joined text's count
-        (what fits is decided on exact counts: :class:`_ExactLedger` where counts add up,
-        else :class:`_Ledger`, which computes only those that decide)."""
+        """Take ``units`` (of the documents at ``positions``) in ``order`` while they fit, by
+        each document's joined text's count (what fits is decided on exact counts:
+        :class:`_ExactLedger` where counts add up, else :class:`_Ledger`, which computes
+        only those that decide)."""
         chosen: dict[int, list[_Sentence]] = {}
         ledger = (_ExactLedger if self._additive else _Ledger)(self, max_tokens)
         for i in order:
@@ -249,11 +251,12 @@ class _BaseCompressor:
                 break
             unit = units[i]
             if ledger.may_take(unit, _JOIN_SLACK):
+                doc = positions[i]
                 # the document's kept units in text order (indices within a document differ)
-                candidate = list(chosen.get(unit.doc, ()))
+                candidate = list(chosen.get(doc, ()))
                 insort(candidate, unit, key=_INDEX)
-                if ledger.take(unit.doc, candidate):
-                    chosen[unit.doc] = candidate
+                if ledger.take(doc, candidate):
+                    chosen[doc] = candidate
                     continue
             if stop_at_miss:
                 break
@@ -262,17 +265,18 @@ class _BaseCompressor:
             # returning nothing.
             best = units[order[0]]
             if best.parts:  # a whole short document: cut its text as it stands in the document
-                best = best.parts[0].at(best.doc)
+                best = best.parts[0]
             piece = self._cut(best.text, max_tokens)
             if piece:
-                chosen[best.doc] = [
-                    replace(
-                        best,
-                        index=-1,
-                        end=best.start + len(piece),
-                        text=piece,
-                        counts=None,
-                        origin=None,
+                chosen[positions[order[0]]] = [
+                    _Sentence(
+                        -1,
+                        best.start,
+                        best.start + len(piece),
+                        piece,
+                        best.low,
+                        best.high,
+                        best.terms,
                     )
                 ]
         return chosen
@@ -306,10 +310,8 @@ class _BaseCompressor:
             units = chosen.get(position)
             if not units:
                 continue
-            kept = [
-                KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))
-            ]
-            out.append(replace(doc, kept=kept, tokens=self._count_units(units)))
+            kept = [part.span() for unit in units for part in (unit.parts or (unit,))]
+            out.append(doc._copy(kept=kept, tokens=self._count_units(units)))
         return out
 
     def __repr__(self) -> str:

@@ -8,17 +8,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..types import KeptSpan
+
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
 # join merges tokens at its edges, so it is skipped without counting the joined text.
 _JOIN_SLACK = 2
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and a
-# compression builds ~50 of these per query for new documents (never mutated after).
+# compression builds ~50 of these per query for new documents. A unit is the compressor's
+# cached one (its split of a document), shared by every compression of that document: the
+# position of its document in a compression is held beside it (``_BaseCompressor._select``),
+# not on it, so a compression copies no unit and what a choice finds (counts, kept spans)
+# stays for the next pass over the same document.
 @dataclass(slots=True, eq=False)
 class _Sentence:
-    doc: int  # position of the document in the input
-    index: int  # sentence index in that document
+    index: int  # sentence index in its document
     start: int
     end: int
     text: str
@@ -31,30 +36,16 @@ class _Sentence:
     parts: tuple[_Sentence, ...] = ()
     # (count alone, count after a joining space) once a choice asked for them
     counts: tuple[int, int] | None = None
-    # The compressor's cached unit this one was placed from (:meth:`at`): counts found on
-    # a placed unit are kept there too, for the next compression of the same document
-    # (the second pass after headers are given back, a later query). None on a cached
-    # unit itself and on a cut piece (its text is not the cached unit's).
-    origin: _Sentence | None = None
+    # the unit as a packet's kept span, made when a choice first keeps it (:meth:`span`)
+    kept: KeptSpan | None = None
 
-    def at(self, doc: int) -> _Sentence:
-        """This unit as part of the document at position ``doc`` of a compression (itself
-        when a cached unit already stands there: a compression's first document)."""
-        if doc == self.doc and self.origin is None:
-            return self
-        return _Sentence(
-            doc,
-            self.index,
-            self.start,
-            self.end,
-            self.text,
-            self.low,
-            self.high,
-            self.terms,
-            self.parts,
-            self.counts,
-            self if self.origin is None else self.origin,
-        )
+    def span(self) -> KeptSpan:
+        """This unit as a :class:`~ctxengine.types.KeptSpan` (made once: a kept sentence is
+        usually kept again by the next pass over its document; spans are immutable)."""
+        kept = self.kept
+        if kept is None:
+            kept = self.kept = KeptSpan(self.text, self.index, self.start, self.end)
+        return kept
 
 
 class _Counting(Protocol):
