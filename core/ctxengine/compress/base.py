@@ -3,12 +3,10 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
-from bisect import insort
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from itertools import pairwise
-from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -26,11 +24,10 @@ from ..tokens import (
     token_bounds,
 )
 from ..types import ScoredDocument
-from .ledger import _JOIN_SLACK, _ExactLedger, _Ledger, _Sentence
+from .ledger import _ExactLedger, _Ledger, _Sentence
 
 _CACHED_DOCUMENTS = 4096
 _CACHED_TEXTS = 16384
-_INDEX = attrgetter("index")
 
 
 @runtime_checkable
@@ -135,17 +132,23 @@ class _BaseCompressor:
         if self._additive:
             total = 0
             for number, unit in enumerate(units):
-                counts = unit.counts
+                counts = self._unit_pair(unit)
                 if counts is None:
-                    counts = unit.counts = self._unit_counts(unit)
-                    if counts is None:
-                        break
+                    break
                 total += counts[1] if number else counts[0]
             else:
                 return total
         if len(units) == 1:
             return self._count_text(units[0].text)
         return self.token_counter.count(" ".join(unit.text for unit in units))
+
+    def _unit_pair(self, unit: _Sentence) -> tuple[int, int] | None:
+        """The unit's (count alone, count after a joining space) where counts add up,
+        remembered on it (None: they do not add up)."""
+        counts = unit.counts
+        if counts is None and self._additive:
+            counts = unit.counts = self._unit_counts(unit)
+        return counts
 
     def _unit_counts(self, unit: _Sentence) -> tuple[int, int] | None:
         """:func:`~ctxengine.tokens.piece_counts` of the unit's text; a whole short
@@ -249,16 +252,12 @@ class _BaseCompressor:
         for i in order:
             if ledger.full():
                 break
-            unit = units[i]
-            if ledger.may_take(unit, _JOIN_SLACK):
-                doc = positions[i]
-                # the document's kept units in text order (indices within a document differ)
-                candidate = list(chosen.get(doc, ()))
-                insort(candidate, unit, key=_INDEX)
-                if ledger.take(doc, candidate):
-                    chosen[doc] = candidate
-                    continue
-            if stop_at_miss:
+            doc = positions[i]
+            # the document's kept units in text order (indices within a document differ)
+            kept = ledger.add(units[i], doc, chosen.get(doc, ()))
+            if kept is not None:
+                chosen[doc] = kept
+            elif stop_at_miss:
                 break
         if not chosen and order:
             # Every candidate is longer than the whole budget: cut the best one instead of

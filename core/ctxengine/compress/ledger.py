@@ -4,8 +4,10 @@ decides what fits on exact counts while computing only the counts that decide.""
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol
 
 from ..types import KeptSpan
@@ -13,6 +15,7 @@ from ..types import KeptSpan
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
 # join merges tokens at its edges, so it is skipped without counting the joined text.
 _JOIN_SLACK = 2
+_INDEX = attrgetter("index")
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and a
@@ -52,6 +55,8 @@ class _Counting(Protocol):
     """What a ledger asks of its compressor (:class:`~.base._BaseCompressor`)."""
 
     def _count_units(self, units: Sequence[_Sentence]) -> int: ...
+
+    def _unit_pair(self, unit: _Sentence) -> tuple[int, int] | None: ...
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]: ...
 
@@ -130,6 +135,15 @@ class _Ledger:
             return False
         return self._compressor._count_units([unit]) + used <= limit
 
+    def add(self, unit: _Sentence, doc: int, kept: Sequence[_Sentence]) -> list[_Sentence] | None:
+        """``kept`` (``doc``'s units so far, in text order) with ``unit`` joined in, recorded
+        as ``doc``'s kept text, if the total stays within the budget; else None."""
+        if not self.may_take(unit, _JOIN_SLACK):
+            return None
+        candidate = list(kept)
+        insort(candidate, unit, key=_INDEX)
+        return candidate if self.take(doc, candidate) else None
+
     def take(self, doc: int, units: list[_Sentence]) -> bool:
         """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
         budget."""
@@ -167,29 +181,66 @@ class _ExactLedger:
         self._compressor, self.max_tokens = compressor, max_tokens
         self._docs: dict[int, int] = {}  # doc -> its kept text's count
         self._used = 0
+        # docs holding a unit whose counts do not add up: their counts are of joined texts
+        self._joined: set[int] = set()
 
     def full(self) -> bool:
         """Whether no room is left (``used >= max_tokens``)."""
         return self._used >= self.max_tokens
 
-    def may_take(self, unit: _Sentence, slack: int) -> bool:
-        """``tokens(unit) <= room + slack``: whether the unit is worth a joined count."""
-        room = self.max_tokens + slack - self._used
-        if unit.counts is None:
+    def add(self, unit: _Sentence, doc: int, kept: Sequence[_Sentence]) -> list[_Sentence] | None:
+        """``kept`` (``doc``'s units so far, in text order) with ``unit`` joined in, recorded
+        as ``doc``'s kept text, if the total stays within the budget; else None.
+
+        A kept text's count is its first unit's count alone plus the others' counts after
+        a space, so the new count follows from the old one and the unit's place.
+        """
+        room = self.max_tokens + _JOIN_SLACK - self._used
+        counts = unit.counts
+        if counts is None:
             # Surely too long (more words than the room: a token never spans two
             # whitespace-separated words, see token_bounds): not counted. n words take at
             # least 2n - 1 characters, so a short text is not split to find out.
             text = unit.text
             if len(text) + 1 > 2 * room and len(text.split()) > room:
-                return False
-        return self._compressor._count_units([unit]) <= room
+                return None
+            counts = self._compressor._unit_pair(unit)
+        if counts is None or doc in self._joined:  # counts that do not add up: count joined
+            return self._add_counted(unit, doc, kept, room)
+        if counts[0] > room:  # worth no joined count (it cannot fit even after a join)
+            return None
+        before = self._docs.get(doc, 0)
+        if not kept:
+            candidate, tokens = [unit], counts[0]
+        else:
+            candidate = list(kept)
+            insort(candidate, unit, key=_INDEX)
+            first = candidate[0]
+            if first is unit:  # it leads now: the old first unit follows a space
+                old = kept[0].counts  # known: it was added with its counts (not joined)
+                if old is None:
+                    return self._add_counted(unit, doc, kept, room)
+                tokens = before - old[0] + old[1] + counts[0]
+            else:
+                tokens = before + counts[1]
+        used = self._used - before + tokens
+        if used > self.max_tokens:
+            return None
+        self._docs[doc], self._used = tokens, used
+        return candidate
 
-    def take(self, doc: int, units: list[_Sentence]) -> bool:
-        """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
-        budget."""
-        tokens = self._compressor._count_units(units)
+    def _add_counted(
+        self, unit: _Sentence, doc: int, kept: Sequence[_Sentence], room: int
+    ) -> list[_Sentence] | None:
+        """:meth:`add` where counts do not add up: the joined texts counted."""
+        if self._compressor._count_units([unit]) > room:
+            return None
+        candidate = list(kept)
+        insort(candidate, unit, key=_INDEX)
+        tokens = self._compressor._count_units(candidate)
         used = self._used - self._docs.get(doc, 0) + tokens
         if used > self.max_tokens:
-            return False
+            return None
         self._docs[doc], self._used = tokens, used
-        return True
+        self._joined.add(doc)
+        return candidate
