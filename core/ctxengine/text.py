@@ -190,7 +190,15 @@ def _ascii_plain(text: str) -> tuple[bytes, list[tuple[int, int]]]:
 
 def span_term_sets(text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
     """``[term_set(text[start:end]) for start, end in spans]``, with the words found in one
-    pass over the text (its sentences, say) rather than one per span.
+    pass over the text (its sentences, say) rather than one per span (see
+    ``_span_terms``)."""
+    return [terms - _NOTHING for terms in _span_terms(text, spans)]  # type: ignore[misc]
+
+
+def _span_terms(text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str | None]]:
+    """:func:`span_term_sets`, each set also holding ``None`` where the span has a word the
+    analyzer drops (a stop word): for a caller that only intersects the sets with analyzed
+    terms (never ``None``), which then skips a copy of every set.
 
     The words of a text are the words of its parts between spaces: none of the analyzer's
     steps joins or moves characters across a space (stream-safe cuts runs of combining
@@ -202,8 +210,9 @@ def span_term_sets(text: str, spans: Sequence[tuple[int, int]]) -> list[frozense
     ~1.3x an ASCII one's time, was ~2-5x with each such sentence analyzed in full).
     """
     term = _TERMS.__getitem__
+    runs: list[tuple[int, int]] = []
     if text.isascii():
-        plain, runs = text.encode("ascii"), []
+        plain = text.encode("ascii")
     else:
         plain, runs = _ascii_plain(text)
     folded = plain.translate(_ASCII_WORD_BYTES).decode("ascii")
@@ -220,7 +229,7 @@ def span_term_sets(text: str, spans: Sequence[tuple[int, int]]) -> list[frozense
                     part = text[max(start, span_start) : min(end, span_end)]
                     sets[i] = sets[i].union(map(term, words(part)))
                 i += 1
-    return [terms - _NOTHING for terms in sets]  # type: ignore[misc]
+    return sets
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from .._validation import check_positive_int, check_text
 from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
-from ..text import analyze, span_term_sets, split_sentences
+from ..text import _span_terms, analyze, split_sentences
 from ..tokens import (
     TokenCounter,
     get_token_counter,
@@ -77,7 +77,8 @@ class _BaseCompressor:
                 raise InvalidTypeError(
                     f"documents must be ScoredDocument objects, got {type(doc).__name__}"
                 )
-        docs = [doc for doc in documents if doc.document.text.strip()]
+        # bool(text.strip()) without the copy: something besides whitespace
+        docs = [doc for doc in documents if doc.document.text and not doc.document.text.isspace()]
         if max_tokens == 0 or not docs:
             return []
         if self._all_fit([doc.document.text for doc in docs], max_tokens):
@@ -194,7 +195,8 @@ class _BaseCompressor:
 
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         spans = _keep_fences_whole(text, split_sentences(text))
-        terms = span_term_sets(text, spans)
+        # the term sets hold None for dropped words: only intersected with a query's terms
+        terms = _span_terms(text, spans)
         if self._additive:
             # Where counts add up, only _ExactLedger.may_take reads a sentence's lower
             # bound, and it finds it itself when the room is short (most sentences are

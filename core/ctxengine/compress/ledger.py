@@ -34,7 +34,9 @@ class _Sentence:
     # of the compressor only where a choice depends on it (see :class:`_Ledger`).
     low: int
     high: int | None
-    terms: frozenset[str]
+    # Its analyzed terms, with None for a word the analyzer drops (only ever intersected
+    # with a query's terms, which never hold None).
+    terms: frozenset[str | None]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
     # (count alone, count after a joining space) once a choice asked for them
