@@ -176,17 +176,17 @@ def token_bounds(counter: TokenCounter, text: str) -> tuple[int, int | None]:
     or the exact count where counting is as cheap as bounding (the chars/4 fallback).
     """
     if isinstance(counter, TiktokenCounter):
-        return _word_count(text), len(text) if text.isascii() else len(text.encode("utf-8"))
+        return word_count(text), len(text) if text.isascii() else len(text.encode("utf-8"))
     if isinstance(counter, CharRatioFallbackCounter):
         exact = counter.count(text)
         return exact, exact
     return 0, None
 
 
-def _word_count(text: str) -> int:
+def word_count(text: str) -> int:
     """``len(text.split())``; for text whose only whitespace is single spaces (most prose,
     a printable text without two spaces in a row) from the count of its spaces, without
-    making a string per word (a document's bounds are taken for every new candidate)."""
+    making a string per word (a compressor bounds every new candidate and sentence)."""
     if text.isprintable() and "  " not in text:  # every other whitespace is unprintable
         return text.count(" ") + 1 - text.startswith(" ") - text.endswith(" ") if text else 0
     return len(text.split())
@@ -375,4 +375,5 @@ __all__ = [
     "model_encoding",
     "piece_counts",
     "token_bounds",
+    "word_count",
 ]

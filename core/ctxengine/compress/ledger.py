@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Protocol
 
+from ..tokens import word_count
 from ..types import KeptSpan
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
@@ -202,9 +203,9 @@ class _ExactLedger:
         if counts is None:
             # Surely too long (more words than the room: a token never spans two
             # whitespace-separated words, see token_bounds): not counted. n words take at
-            # least 2n - 1 characters, so a short text is not split to find out.
+            # least 2n - 1 characters, so a short text's words are not counted to find out.
             text = unit.text
-            if len(text) + 1 > 2 * room and len(text.split()) > room:
+            if len(text) + 1 > 2 * room and word_count(text) > room:
                 return None
             counts = self._compressor._unit_pair(unit)
         if counts is None or doc in self._joined:  # counts that do not add up: count joined
