@@ -119,7 +119,8 @@ def _count_rendered(
     kept = [_count_kept(doc, counter) for doc in documents]
     if not joins_add_up(counter):
         return counter.count(text), kept
-    count = counter.count
+    # joins add up only for a TiktokenCounter; pieces of a rendered text need no check
+    count = counter._count  # type: ignore[attr-defined]
     total, start, position = 0, 0, 0
     for doc, tokens in zip(documents, kept):
         if not doc.kept:
