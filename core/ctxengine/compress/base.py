@@ -198,7 +198,7 @@ class _BaseCompressor:
         # the term sets hold None for dropped words: only intersected with a query's terms
         terms = _span_terms(text, spans)
         if self._additive:
-            # Where counts add up, only _ExactLedger.may_take reads a sentence's lower
+            # Where counts add up, only _ExactLedger.add reads a sentence's lower
             # bound, and it finds it itself when the room is short (most sentences are
             # decided long before): no word split of every sentence of every new document.
             return tuple(
