@@ -106,9 +106,13 @@ def _last_word(text: str, start: int, end: int) -> str:
     sentence is not copied at every candidate boundary."""
     if end > start and text[end - 1] == "\n":
         end -= 1  # as the regex "(\S+)$" this replaces: "$" also matches before a final newline
-    begin = end
-    while begin > start and not text[begin - 1].isspace():
-        begin -= 1
+    # After the last space, when no other whitespace follows it (a printable piece has
+    # none: every whitespace character but the space is unprintable); else scan back.
+    begin = text.rfind(" ", start, end) + 1 or start
+    if not text[begin:end].isprintable():
+        begin = end
+        while begin > start and not text[begin - 1].isspace():
+            begin -= 1
     return text[begin:end].rstrip(".").lstrip("([\"'“‘").casefold()
 
 

@@ -143,7 +143,8 @@ class _RustCount:
 
     def count(self, text: str) -> int | None:
         try:
-            text.encode("utf-8")  # a lone surrogate: tiktoken replaces it, count there
+            if not text.isascii():  # (ASCII holds no surrogate)
+                text.encode("utf-8")  # a lone surrogate: tiktoken replaces it, count there
             return len(self._encoding.encode_ordinary(text))
         except self._refusals:
             return None

@@ -42,11 +42,15 @@ def minmax(values: Sequence[float] | np.ndarray, reference: np.ndarray | None = 
     return (array - low) / (high - low)
 
 
-def idf_recall(query_terms: Collection[str], term_sets: Sequence[Collection[str]]) -> np.ndarray:
+def idf_recall(
+    query_terms: Collection[str], term_sets: Sequence[Collection[str | None]]
+) -> np.ndarray:
     """IDF-weighted share of the query's distinct terms each set contains, in [0, 1].
 
     IDF is computed over ``term_sets`` themselves (``log(1 + (N - df + 0.5) / (df + 0.5))``,
-    BM25's always-positive form), so terms every item shares weigh little.
+    BM25's always-positive form), so terms every item shares weigh little. Only the query's
+    terms are looked for in a set: anything else in it (``None`` for a dropped word) is
+    ignored.
 
     Examples
     --------
@@ -69,9 +73,10 @@ def idf_recall(query_terms: Collection[str], term_sets: Sequence[Collection[str]
     # terms (salted per process): two sentences that match terms of equal weight tie
     # exactly, and the tie-break, not the hash seed, decides between them.
     total = math.fsum(idf.values())
+    weight = idf.__getitem__
     for index, shared in enumerate(matched):
         if shared:
-            out[index] = math.fsum([idf[t] for t in shared]) / total
+            out[index] = math.fsum(map(weight, shared)) / total
     return out
 
 

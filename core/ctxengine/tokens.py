@@ -97,9 +97,10 @@ class TiktokenCounter:
         spaces = inner_spaces(piece)
         if spaces is None:
             return count(piece), count(" " + piece)
-        first, last = spaces
-        rest = count(piece[first:last]) if last > first else 0
-        rest += count(piece[last:])
+        first = spaces[0]
+        # the rest is this piece's own (not remembered here: the pair is); the first word,
+        # alone and after a space, is a frequent word the counter remembers
+        rest = self._encode_count(piece[first:])
         head = piece[:first]
         return count(head) + rest, count(" " + head) + rest
 
@@ -176,11 +177,20 @@ def token_bounds(counter: TokenCounter, text: str) -> tuple[int, int | None]:
     or the exact count where counting is as cheap as bounding (the chars/4 fallback).
     """
     if isinstance(counter, TiktokenCounter):
-        return len(text.split()), len(text) if text.isascii() else len(text.encode("utf-8"))
+        return word_count(text), len(text) if text.isascii() else len(text.encode("utf-8"))
     if isinstance(counter, CharRatioFallbackCounter):
         exact = counter.count(text)
         return exact, exact
     return 0, None
+
+
+def word_count(text: str) -> int:
+    """``len(text.split())``; for text whose only whitespace is single spaces (most prose,
+    a printable text without two spaces in a row) from the count of its spaces, without
+    making a string per word (a compressor bounds every new candidate and sentence)."""
+    if text.isprintable() and "  " not in text:  # every other whitespace is unprintable
+        return text.count(" ") + 1 - text.startswith(" ") - text.endswith(" ") if text else 0
+    return len(text.split())
 
 
 # Encodings whose pre-tokenizer never lets a piece cross a single space between two
@@ -221,12 +231,10 @@ def piece_counts(counter: TokenCounter, piece: str) -> tuple[int, int] | None:
     """``(counter.count(piece), counter.count(" " + piece))`` where counts add up
     (:func:`joins_add_up`) and ``piece`` has no whitespace at its ends; else None.
 
-    Both are summed from the piece's parts split at its :func:`inner_spaces` (first word,
-    middle, last word), so the two share one encoding of the middle, and a packet that
-    splits its text at the same spaces (:func:`count_split`) finds every middle counted:
-    a compressor counts a sentence alone, after a join and again in the packet, and only
-    its first and last words (frequent, remembered by the counter) differ between them.
-    The counter remembers the pair for recent pieces.
+    Both are summed from the piece's first word and the rest (split at its first inner
+    space, :func:`inner_spaces`), so the two share one encoding of the rest and differ only
+    in the first word's count (a frequent word, remembered by the counter). The counter
+    remembers the pair for recent pieces.
     """
     if not piece or piece[0].isspace() or piece[-1].isspace() or not joins_add_up(counter):
         return None
@@ -366,4 +374,5 @@ __all__ = [
     "model_encoding",
     "piece_counts",
     "token_bounds",
+    "word_count",
 ]

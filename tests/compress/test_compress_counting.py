@@ -122,14 +122,29 @@ class WholeCountCounter(TiktokenCounter):
         self.name = "cl100k_base, counted whole"
 
 
+class MixedCountCompressor(ExtractiveCompressor):
+    """Counts add up, but a third of the sentences (by length) answer as if theirs did
+    not: the exact ledger then counts those documents' joined texts instead of summing."""
+
+    def _unit_counts(self, unit):
+        return None if len(unit.text) % 3 == 0 else super()._unit_counts(unit)
+
+
 @pytest.mark.parametrize("budget", [60, 200, 700])
-@pytest.mark.parametrize("counter_class", [TiktokenCounter, WholeCountCounter])
+@pytest.mark.parametrize(
+    ("counter_class", "compressor_class"),
+    [
+        (TiktokenCounter, ExtractiveCompressor),
+        (WholeCountCounter, ExtractiveCompressor),
+        (TiktokenCounter, MixedCountCompressor),
+    ],
+)
 def test_extractive_keeps_the_same_sentences_as_counting_everything(
-    budget, counter_class, scifact_cases, locomo_cases
+    budget, counter_class, compressor_class, scifact_cases, locomo_cases
 ):
     counter = counter_class()
     assert joins_add_up(counter) == (counter_class is TiktokenCounter)
-    compressor = ExtractiveCompressor(counter)
+    compressor = compressor_class(counter)
     compared = 0
     for query, docs in scifact_cases + locomo_cases:
         want = reference_extractive(counter, query, docs, budget)

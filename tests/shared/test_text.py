@@ -112,8 +112,15 @@ def test_ascii_words_are_the_runs_of_letters_and_digits(text: str) -> None:
     assert words(text) == re.findall(r"[a-z0-9]+", text.lower())
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("Ab .?!\n3é猫_-")), max_size=80))
+# Characters where the one-pass analysis could part from the per-sentence one: accents
+# (precomposed and combining), a non-breaking space and a CJK full stop (sentence ends
+# inside a space-delimited run), compatibility forms NFKC expands ("ﬁ", "¨" -> space +
+# mark), case folds that grow ("ß"), a literal "?" beside non-ASCII ones.
+_MIXED = list("Ab .?!\n3é猫_-") + ["\u00a0", "\u0301", "。", "ﬁ", "\u00a8", "ß", "β", "Σ"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_MIXED), max_size=80))
 def test_span_term_sets_are_each_spans_term_set(text: str) -> None:
     """One pass over a document gives every sentence the terms it has on its own."""
     spans = split_sentences(text)

@@ -24,6 +24,7 @@ from ctxengine.tokens import (
     joins_add_up,
     load_tiktoken_encoding,
     piece_counts,
+    token_bounds,
 )
 
 SCALE = float(os.environ.get("CTXENGINE_FUZZ_SCALE", "1"))
@@ -113,6 +114,18 @@ def test_a_piece_counts_alone_and_after_a_space_as_counting_them(counter, piece)
     """piece_counts sums a piece's first word, middle and last word: the counts of the
     piece and of " " + piece, exactly."""
     assert piece_counts(counter, piece) == (counter.count(piece), counter.count(" " + piece))
+
+
+@given(
+    text=st.lists(
+        st.sampled_from(["a", "é", " ", "  ", "\n", "\t", "\xa0", "\u3000", "."]), max_size=20
+    ).map("".join)
+)
+@scaled_examples(400, SCALE)
+def test_the_word_bound_is_the_whitespace_split(text):
+    """A tiktoken count's lower bound is the text's words (``str.split``), also where it is
+    read from the count of single spaces."""
+    assert token_bounds(TiktokenCounter(), text)[0] == len(text.split())
 
 
 def test_inner_spaces_are_single_spaces_between_words():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .. import formatting as fmt
-from ..tokens import TokenCounter, count_joined, count_prefix, count_split, inner_spaces
+from ..tokens import TokenCounter, count_joined, count_prefix, inner_spaces, joins_add_up
 from ..types import KeptSpan, ScoredDocument, ScoredTurn, chat_role
 
 
@@ -75,7 +75,7 @@ def render(
     while True:
         parts = sections(system_prompt, turns, documents, question)
         text = fmt.SECTION_SEPARATOR.join(body for _, body in parts)
-        total = count_split(counter, text, _sentence_joins(text, documents))
+        total, kept = _count_rendered(text, documents, counter)
         if total <= limit:
             break
         if documents:
@@ -96,40 +96,45 @@ def render(
         running = total if end == len(text) else count_prefix(counter, text, end, total)
         usage[slot] = running - previous
         previous = running
-    documents = [_with_tokens(doc, _count_kept(doc, counter)) for doc in documents]
+    documents = [_with_tokens(doc, tokens) for doc, tokens in zip(documents, kept)]
     # the messages carry the context section as the text has it: rendered once
     context = next((body for slot, body in parts if slot == "retrieved_docs"), None)
     messages = build_messages(system_prompt, turns, documents, question, context=context)
     return Rendered(text, total, usage, documents, turns, question, messages, notes)
 
 
-def _sentence_joins(text: str, documents: list[ScoredDocument]) -> list[int]:
-    """Where each document's kept sentences meet (the joining spaces) and their first and
-    last inner spaces (:func:`~ctxengine.tokens.inner_spaces`) stand in ``text``: the
-    compressor counted each sentence in those parts, so the packet is counted from them
-    (see :func:`~ctxengine.tokens.count_split`) and encoded only where sections and
-    documents meet."""
-    joins: list[int] = []
-    position = 0
-    for doc in documents:
+def _count_rendered(
+    text: str, documents: list[ScoredDocument], counter: TokenCounter
+) -> tuple[int, list[int]]:
+    """``counter.count(text)`` for the rendered ``text``, and each document's kept text's
+    count.
+
+    Where counts add up (:func:`~ctxengine.tokens.joins_add_up`), a kept text split at its
+    first and last inner spaces (single spaces between words,
+    :func:`~ctxengine.tokens.inner_spaces`) counts as its three parts. The compressor
+    counted every kept sentence with its end words, so the middle part is the kept text's
+    count less its end words' (remembered), and only what lies between documents
+    (sections, headers, the end words where they meet) is encoded.
+    """
+    kept = [_count_kept(doc, counter) for doc in documents]
+    if not joins_add_up(counter):
+        return counter.count(text), kept
+    # joins add up only for a TiktokenCounter; pieces of a rendered text need no check
+    count = counter._count  # type: ignore[attr-defined]
+    total, start, position = 0, 0, 0
+    for doc, tokens in zip(documents, kept):
         if not doc.kept:
             continue
         body = doc.text
         found = text.find(body, position)
-        if found < 0:  # escaped (a marker look-alike in it): counted as it stands
-            continue
-        for number, span in enumerate(doc.kept):
-            if number:
-                joins.append(found - 1)  # the space joining it to the sentence before
-            spaces = inner_spaces(span.text)
-            if spaces is not None:
-                first, last = spaces  # first <= last; one position when they are the same
-                joins.append(found + first)
-                if last != first:
-                    joins.append(found + last)
-            found += len(span.text) + 1
-        position = found
-    return joins
+        spaces = inner_spaces(body)
+        if found < 0 or spaces is None:
+            continue  # escaped (a marker look-alike in it) or one word: counted as it stands
+        first, last = spaces
+        middle = tokens - count(body[:first]) - count(body[last:])
+        total += count(text[start : found + first]) + middle
+        start, position = found + last, found + len(body)
+    return total + count(text[start:]), kept
 
 
 def _with_tokens(doc: ScoredDocument, tokens: int) -> ScoredDocument:

@@ -3,12 +3,10 @@ everything-fits shortcut, exact budget accounting, and the lexical recall score.
 
 from __future__ import annotations
 
-from bisect import insort
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from itertools import pairwise
-from operator import attrgetter
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -17,7 +15,7 @@ from .._validation import check_positive_int, check_text
 from ..chunking import fence_spans
 from ..errors import InvalidTypeError
 from ..scoring import idf_recall
-from ..text import analyze, span_term_sets, split_sentences
+from ..text import _span_terms, analyze, split_sentences
 from ..tokens import (
     TokenCounter,
     get_token_counter,
@@ -25,12 +23,11 @@ from ..tokens import (
     piece_counts,
     token_bounds,
 )
-from ..types import KeptSpan, ScoredDocument
-from .ledger import _JOIN_SLACK, _ExactLedger, _Ledger, _Sentence
+from ..types import ScoredDocument
+from .ledger import _ExactLedger, _Ledger, _Sentence
 
 _CACHED_DOCUMENTS = 4096
 _CACHED_TEXTS = 16384
-_INDEX = attrgetter("index")
 
 
 @runtime_checkable
@@ -80,7 +77,8 @@ class _BaseCompressor:
                 raise InvalidTypeError(
                     f"documents must be ScoredDocument objects, got {type(doc).__name__}"
                 )
-        docs = [doc for doc in documents if doc.document.text.strip()]
+        # bool(text.strip()) without the copy: something besides whitespace
+        docs = [doc for doc in documents if doc.document.text and not doc.document.text.isspace()]
         if max_tokens == 0 or not docs:
             return []
         if self._all_fit([doc.document.text for doc in docs], max_tokens):
@@ -135,19 +133,23 @@ class _BaseCompressor:
         if self._additive:
             total = 0
             for number, unit in enumerate(units):
-                counts = unit.counts
+                counts = self._unit_pair(unit)
                 if counts is None:
-                    counts = unit.counts = self._unit_counts(unit)
-                    if counts is None:
-                        break
-                    if unit.origin is not None:
-                        unit.origin.counts = counts
+                    break
                 total += counts[1] if number else counts[0]
             else:
                 return total
         if len(units) == 1:
             return self._count_text(units[0].text)
         return self.token_counter.count(" ".join(unit.text for unit in units))
+
+    def _unit_pair(self, unit: _Sentence) -> tuple[int, int] | None:
+        """The unit's (count alone, count after a joining space) where counts add up,
+        remembered on it (None: they do not add up)."""
+        counts = unit.counts
+        if counts is None and self._additive:
+            counts = unit.counts = self._unit_counts(unit)
+        return counts
 
     def _unit_counts(self, unit: _Sentence) -> tuple[int, int] | None:
         """:func:`~ctxengine.tokens.piece_counts` of the unit's text; a whole short
@@ -193,18 +195,19 @@ class _BaseCompressor:
 
     def _split_document(self, text: str) -> tuple[_Sentence, ...]:
         spans = _keep_fences_whole(text, split_sentences(text))
-        terms = span_term_sets(text, spans)
+        # the term sets hold None for dropped words: only intersected with a query's terms
+        terms = _span_terms(text, spans)
         if self._additive:
-            # Where counts add up, only _ExactLedger.may_take reads a sentence's lower
+            # Where counts add up, only _ExactLedger.add reads a sentence's lower
             # bound, and it finds it itself when the room is short (most sentences are
             # decided long before): no word split of every sentence of every new document.
             return tuple(
-                _Sentence(0, index, start, end, text[start:end], 0, None, terms[index])
+                _Sentence(index, start, end, text[start:end], 0, None, terms[index])
                 for index, (start, end) in enumerate(spans)
             )
         counter = self.token_counter
         return tuple(
-            _Sentence(0, index, start, end, piece, *token_bounds(counter, piece), terms[index])
+            _Sentence(index, start, end, piece, *token_bounds(counter, piece), terms[index])
             for index, (start, end) in enumerate(spans)
             for piece in (text[start:end],)
         )
@@ -214,7 +217,6 @@ class _BaseCompressor:
         sentences = self._split(text)
         joined = " ".join(u.text for u in sentences)
         return _Sentence(
-            0,
             sentences[0].index,
             sentences[0].start,
             sentences[-1].end,
@@ -224,55 +226,58 @@ class _BaseCompressor:
             sentences,
         )
 
-    def _sentences(self, docs: list[ScoredDocument]) -> list[_Sentence]:
-        return [
-            unit.at(position)
-            for position, doc in enumerate(docs)
-            for unit in self._split(doc.document.text)
-        ]
+    def _sentences(self, docs: list[ScoredDocument]) -> tuple[list[_Sentence], list[int]]:
+        """Every document's sentences, and the position of each one's document."""
+        units: list[_Sentence] = []
+        positions: list[int] = []
+        for position, doc in enumerate(docs):
+            sentences = self._split(doc.document.text)
+            units += sentences
+            positions += [position] * len(sentences)
+        return units, positions
 
     def _select(
         self,
         units: list[_Sentence],
+        positions: list[int],
         order: Sequence[int],
         max_tokens: int,
         *,
         stop_at_miss: bool = False,
     ) -> dict[int, list[_Sentence]]:
-        """Take ``units`` in ``order`` while they fit, by each document's joined text's count
-        (what fits is decided on exact counts: :class:`_ExactLedger` where counts add up,
-        else :class:`_Ledger`, which computes only those that decide)."""
+        """Take ``units`` (of the documents at ``positions``) in ``order`` while they fit, by
+        each document's joined text's count (what fits is decided on exact counts:
+        :class:`_ExactLedger` where counts add up, else :class:`_Ledger`, which computes
+        only those that decide)."""
         chosen: dict[int, list[_Sentence]] = {}
         ledger = (_ExactLedger if self._additive else _Ledger)(self, max_tokens)
         for i in order:
             if ledger.full():
                 break
-            unit = units[i]
-            if ledger.may_take(unit, _JOIN_SLACK):
-                # the document's kept units in text order (indices within a document differ)
-                candidate = list(chosen.get(unit.doc, ()))
-                insort(candidate, unit, key=_INDEX)
-                if ledger.take(unit.doc, candidate):
-                    chosen[unit.doc] = candidate
-                    continue
-            if stop_at_miss:
+            doc = positions[i]
+            # the document's kept units in text order (indices within a document differ)
+            kept = ledger.add(units[i], doc, chosen.get(doc, ()))
+            if kept is not None:
+                chosen[doc] = kept
+            elif stop_at_miss:
                 break
         if not chosen and order:
             # Every candidate is longer than the whole budget: cut the best one instead of
             # returning nothing.
             best = units[order[0]]
             if best.parts:  # a whole short document: cut its text as it stands in the document
-                best = best.parts[0].at(best.doc)
+                best = best.parts[0]
             piece = self._cut(best.text, max_tokens)
             if piece:
-                chosen[best.doc] = [
-                    replace(
-                        best,
-                        index=-1,
-                        end=best.start + len(piece),
-                        text=piece,
-                        counts=None,
-                        origin=None,
+                chosen[positions[order[0]]] = [
+                    _Sentence(
+                        -1,
+                        best.start,
+                        best.start + len(piece),
+                        piece,
+                        best.low,
+                        best.high,
+                        best.terms,
                     )
                 ]
         return chosen
@@ -306,10 +311,8 @@ class _BaseCompressor:
             units = chosen.get(position)
             if not units:
                 continue
-            kept = [
-                KeptSpan(p.text, p.index, p.start, p.end) for u in units for p in (u.parts or (u,))
-            ]
-            out.append(replace(doc, kept=kept, tokens=self._count_units(units)))
+            kept = [part.span() for unit in units for part in (unit.parts or (unit,))]
+            out.append(doc._copy(kept=kept, tokens=self._count_units(units)))
         return out
 
     def __repr__(self) -> str:

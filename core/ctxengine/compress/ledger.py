@@ -4,21 +4,30 @@ decides what fits on exact counts while computing only the counts that decide.""
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol
+
+from ..tokens import word_count
+from ..types import KeptSpan
 
 # A sentence whose own count exceeds the room by more than this cannot fit even after a
 # join merges tokens at its edges, so it is skipped without counting the joined text.
 _JOIN_SLACK = 2
+_INDEX = attrgetter("index")
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, and a
-# compression builds ~50 of these per query for new documents (never mutated after).
+# compression builds ~50 of these per query for new documents. A unit is the compressor's
+# cached one (its split of a document), shared by every compression of that document: the
+# position of its document in a compression is held beside it (``_BaseCompressor._select``),
+# not on it, so a compression copies no unit and what a choice finds (counts, kept spans)
+# stays for the next pass over the same document.
 @dataclass(slots=True, eq=False)
 class _Sentence:
-    doc: int  # position of the document in the input
-    index: int  # sentence index in that document
+    index: int  # sentence index in its document
     start: int
     end: int
     text: str
@@ -26,41 +35,31 @@ class _Sentence:
     # of the compressor only where a choice depends on it (see :class:`_Ledger`).
     low: int
     high: int | None
-    terms: frozenset[str]
+    # Its analyzed terms, with None for a word the analyzer drops (only ever intersected
+    # with a query's terms, which never hold None).
+    terms: frozenset[str | None]
     # A short document taken as one unit: its sentences, served back as separate spans.
     parts: tuple[_Sentence, ...] = ()
     # (count alone, count after a joining space) once a choice asked for them
     counts: tuple[int, int] | None = None
-    # The compressor's cached unit this one was placed from (:meth:`at`): counts found on
-    # a placed unit are kept there too, for the next compression of the same document
-    # (the second pass after headers are given back, a later query). None on a cached
-    # unit itself and on a cut piece (its text is not the cached unit's).
-    origin: _Sentence | None = None
+    # the unit as a packet's kept span, made when a choice first keeps it (:meth:`span`)
+    kept: KeptSpan | None = None
 
-    def at(self, doc: int) -> _Sentence:
-        """This unit as part of the document at position ``doc`` of a compression (itself
-        when a cached unit already stands there: a compression's first document)."""
-        if doc == self.doc and self.origin is None:
-            return self
-        return _Sentence(
-            doc,
-            self.index,
-            self.start,
-            self.end,
-            self.text,
-            self.low,
-            self.high,
-            self.terms,
-            self.parts,
-            self.counts,
-            self if self.origin is None else self.origin,
-        )
+    def span(self) -> KeptSpan:
+        """This unit as a :class:`~ctxengine.types.KeptSpan` (made once: a kept sentence is
+        usually kept again by the next pass over its document; spans are immutable)."""
+        kept = self.kept
+        if kept is None:
+            kept = self.kept = KeptSpan(self.text, self.index, self.start, self.end)
+        return kept
 
 
 class _Counting(Protocol):
     """What a ledger asks of its compressor (:class:`~.base._BaseCompressor`)."""
 
     def _count_units(self, units: Sequence[_Sentence]) -> int: ...
+
+    def _unit_pair(self, unit: _Sentence) -> tuple[int, int] | None: ...
 
     def _units_bounds(self, units: Sequence[_Sentence]) -> tuple[int, int | None]: ...
 
@@ -139,6 +138,15 @@ class _Ledger:
             return False
         return self._compressor._count_units([unit]) + used <= limit
 
+    def add(self, unit: _Sentence, doc: int, kept: Sequence[_Sentence]) -> list[_Sentence] | None:
+        """``kept`` (``doc``'s units so far, in text order) with ``unit`` joined in, recorded
+        as ``doc``'s kept text, if the total stays within the budget; else None."""
+        if not self.may_take(unit, _JOIN_SLACK):
+            return None
+        candidate = list(kept)
+        insort(candidate, unit, key=_INDEX)
+        return candidate if self.take(doc, candidate) else None
+
     def take(self, doc: int, units: list[_Sentence]) -> bool:
         """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
         budget."""
@@ -176,29 +184,66 @@ class _ExactLedger:
         self._compressor, self.max_tokens = compressor, max_tokens
         self._docs: dict[int, int] = {}  # doc -> its kept text's count
         self._used = 0
+        # docs holding a unit whose counts do not add up: their counts are of joined texts
+        self._joined: set[int] = set()
 
     def full(self) -> bool:
         """Whether no room is left (``used >= max_tokens``)."""
         return self._used >= self.max_tokens
 
-    def may_take(self, unit: _Sentence, slack: int) -> bool:
-        """``tokens(unit) <= room + slack``: whether the unit is worth a joined count."""
-        room = self.max_tokens + slack - self._used
-        if unit.counts is None:
+    def add(self, unit: _Sentence, doc: int, kept: Sequence[_Sentence]) -> list[_Sentence] | None:
+        """``kept`` (``doc``'s units so far, in text order) with ``unit`` joined in, recorded
+        as ``doc``'s kept text, if the total stays within the budget; else None.
+
+        A kept text's count is its first unit's count alone plus the others' counts after
+        a space, so the new count follows from the old one and the unit's place.
+        """
+        room = self.max_tokens + _JOIN_SLACK - self._used
+        counts = unit.counts
+        if counts is None:
             # Surely too long (more words than the room: a token never spans two
             # whitespace-separated words, see token_bounds): not counted. n words take at
-            # least 2n - 1 characters, so a short text is not split to find out.
+            # least 2n - 1 characters, so a short text's words are not counted to find out.
             text = unit.text
-            if len(text) + 1 > 2 * room and len(text.split()) > room:
-                return False
-        return self._compressor._count_units([unit]) <= room
+            if len(text) + 1 > 2 * room and word_count(text) > room:
+                return None
+            counts = self._compressor._unit_pair(unit)
+        if counts is None or doc in self._joined:  # counts that do not add up: count joined
+            return self._add_counted(unit, doc, kept, room)
+        if counts[0] > room:  # worth no joined count (it cannot fit even after a join)
+            return None
+        before = self._docs.get(doc, 0)
+        if not kept:
+            candidate, tokens = [unit], counts[0]
+        else:
+            candidate = list(kept)
+            insort(candidate, unit, key=_INDEX)
+            first = candidate[0]
+            if first is unit:  # it leads now: the old first unit follows a space
+                old = kept[0].counts  # known: it was added with its counts (not joined)
+                if old is None:
+                    return self._add_counted(unit, doc, kept, room)
+                tokens = before - old[0] + old[1] + counts[0]
+            else:
+                tokens = before + counts[1]
+        used = self._used - before + tokens
+        if used > self.max_tokens:
+            return None
+        self._docs[doc], self._used = tokens, used
+        return candidate
 
-    def take(self, doc: int, units: list[_Sentence]) -> bool:
-        """Record ``units`` (joined) as ``doc``'s kept text if the total stays within the
-        budget."""
-        tokens = self._compressor._count_units(units)
+    def _add_counted(
+        self, unit: _Sentence, doc: int, kept: Sequence[_Sentence], room: int
+    ) -> list[_Sentence] | None:
+        """:meth:`add` where counts do not add up: the joined texts counted."""
+        if self._compressor._count_units([unit]) > room:
+            return None
+        candidate = list(kept)
+        insort(candidate, unit, key=_INDEX)
+        tokens = self._compressor._count_units(candidate)
         used = self._used - self._docs.get(doc, 0) + tokens
         if used > self.max_tokens:
-            return False
+            return None
         self._docs[doc], self._used = tokens, used
-        return True
+        self._joined.add(doc)
+        return candidate

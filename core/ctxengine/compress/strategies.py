@@ -71,8 +71,9 @@ class SentenceCompressor(_BaseCompressor):
     def _compress(
         self, query: str, docs: list[ScoredDocument], max_tokens: int
     ) -> list[ScoredDocument]:
-        units = self._sentences(docs)
-        chosen = self._select(units, range(len(units)), max_tokens, stop_at_miss=not self.fill)
+        units, positions = self._sentences(docs)
+        order = range(len(units))
+        chosen = self._select(units, positions, order, max_tokens, stop_at_miss=not self.fill)
         return self._result(docs, chosen)
 
 
@@ -116,14 +117,19 @@ class ExtractiveCompressor(_BaseCompressor):
     def _compress(
         self, query: str, docs: list[ScoredDocument], max_tokens: int
     ) -> list[ScoredDocument]:
-        units = self._units(docs, max_tokens)
-        scores = self._scores(query, units) + self._rank_prior(units)
-        return self._result(docs, self._select(units, self._order(units, scores), max_tokens))
+        units, positions = self._units(docs, max_tokens)
+        scores = self._scores(query, units) + self._rank_prior(positions)
+        order = self._order(units, scores)
+        return self._result(docs, self._select(units, positions, order, max_tokens))
 
-    def _units(self, docs: list[ScoredDocument], max_tokens: int) -> list[_Sentence]:
+    def _units(
+        self, docs: list[ScoredDocument], max_tokens: int
+    ) -> tuple[list[_Sentence], list[int]]:
         """Sentences, except that a document under ``whole_below`` tokens is one unit when
-        it fits the budget at all (else its best sentences are still worth having)."""
-        units = []
+        it fits the budget at all (else its best sentences are still worth having); and the
+        position of each unit's document."""
+        units: list[_Sentence] = []
+        positions: list[int] = []
         limit = min(self.whole_below - 1, max_tokens)  # "short": at most this many tokens
         for position, doc in enumerate(docs):
             text = doc.document.text
@@ -134,22 +140,26 @@ class ExtractiveCompressor(_BaseCompressor):
                 and self._count_document(text) <= limit
             ):
                 sentences = (self._whole(text),)
-            units += [unit.at(position) for unit in sentences]
-        return units
+            units += sentences
+            positions += [position] * len(sentences)
+        return units, positions
 
     def _scores(self, query: str, units: list[_Sentence]) -> np.ndarray:
         return idf_recall(frozenset(analyze(query)), [unit.terms for unit in units])
 
-    def _rank_prior(self, units: list[_Sentence]) -> np.ndarray:
-        return np.array([self.rank_weight / (1 + unit.doc) for unit in units], dtype=np.float64)
+    def _rank_prior(self, positions: list[int]) -> np.ndarray:
+        return self.rank_weight / (1.0 + np.array(positions, dtype=np.float64))
 
     def _order(self, units: list[_Sentence], scores: np.ndarray) -> list[int]:
         keys = scores
         if self.selection == "density":
             counts = [max(self._count_units([unit]), 1) for unit in units]
             keys = scores / np.array(counts, dtype=np.float64)
-        # ties: earlier document, then earlier sentence, so results never vary
-        return sorted(range(len(units)), key=lambda i: (-keys[i], units[i].doc, units[i].index))
+        # Ties: earlier document, then earlier sentence, so results never vary. The units
+        # are in that order already (documents in turn, each one's sentences in order), so
+        # a stable sort on the key alone breaks ties so.
+        negated = (-keys).tolist()
+        return sorted(range(len(units)), key=negated.__getitem__)
 
     def __repr__(self) -> str:
         return (

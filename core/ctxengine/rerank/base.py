@@ -74,10 +74,13 @@ def finish(
         (name, np.asarray(v, dtype=np.float64).tolist()) for name, v in (details or {}).items()
     ]
     out = []
-    for i in order:
-        recorded = {name: part[i] for name, part in parts}
+    for i in order:  # with_scores(...), its merge of the recorded scores written out
+        candidate = candidates[i]
+        recorded = dict(candidate.stage_scores)
+        for name, part in parts:
+            recorded[name] = part[i]
         recorded[stage] = values[i]
-        out.append(candidates[i].with_scores(recorded, values[i]))
+        out.append(candidate._copy(score=values[i], stage_scores=recorded))
     return out
 
 

@@ -111,6 +111,8 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
         # With no weight on similarity (the "dedup" stage) and finite similarities, the
         # penalty is exactly 0: the marginal scores are the scaled relevance throughout.
         penalised = weight != 0.0 or not np.isfinite(similarities).all()
+        if not penalised and np.isfinite(scaled).all():
+            return self._dedup(items, scaled, similarities > threshold, limit)
         survives = ~(similarities > threshold)  # column j: who is no duplicate of j
         chosen: list[ScoredDocument] = []
         while len(chosen) < limit and alive.any():
@@ -122,6 +124,27 @@ class MMRReranker(LazyEmbedderMixin, BaseReranker):
             if penalised:
                 closest = np.maximum(closest, similarities[:, pick])
             alive &= survives[:, pick]
+        return chosen
+
+    def _dedup(
+        self, items: list[ScoredDocument], scaled: np.ndarray, duplicate: np.ndarray, limit: int
+    ) -> list[ScoredDocument]:
+        """:meth:`_order`'s picks when the marginal score is the scaled relevance throughout
+        (no similarity penalty): each pick is the first maximum among the candidates left,
+        which is the next one left in a stable sort by score, so one sort replaces a
+        masked argmax per pick. ``duplicate[i, j]``: ``i`` is a near-copy of ``j``."""
+        values = scaled.tolist()
+        alive = [True] * len(items)
+        chosen: list[ScoredDocument] = []
+        for pick in sorted(range(len(items)), key=lambda i: -values[i]):
+            if not alive[pick]:
+                continue
+            chosen.append(items[pick].with_score(self.name, values[pick]))
+            if len(chosen) == limit:
+                break
+            alive[pick] = False
+            for i in np.flatnonzero(duplicate[:, pick]).tolist():
+                alive[i] = False
         return chosen
 
     def __repr__(self) -> str:
