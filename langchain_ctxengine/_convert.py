@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.documents import Document as LCDocument
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from ctxengine._validation import check_items
 from ctxengine.budget import build_messages
 from ctxengine.integration import RESULT_KEYS, result_metadata
 from ctxengine.tokens import TokenCounter, counter_for_model
@@ -50,10 +51,15 @@ def metadata_score(document: LCDocument) -> float | None:
     return None
 
 
-def to_scored_documents(documents: Sequence[LCDocument]) -> list[ScoredDocument]:
-    """Documents another LangChain stage found, with the score it gave them: from the
-    metadata when every document has one, else from rank (``1 / (rank + 1)``), so the
-    re-ranker starts from an order that agrees with that stage's."""
+def to_scored_documents(
+    documents: Sequence[LCDocument], *, k: int | None = None, source: str = "documents"
+) -> list[ScoredDocument]:
+    """The first ``k`` (``None``: all) documents another LangChain stage found, with the
+    score it gave them: from the metadata when every document has one, else from rank
+    (``1 / (rank + 1)``), so the re-ranker starts from an order that agrees with that
+    stage's. Anything but a sequence of LangChain documents (a misbehaving retriever's
+    ``None`` or strings) is an :class:`~ctxengine.errors.InvalidTypeError` naming ``source``."""
+    documents = check_items(documents, LCDocument, source)[:k]
     scores = [metadata_score(doc) for doc in documents]
     if any(score is None for score in scores):
         scores = [1.0 / (rank + 1) for rank in range(len(documents))]

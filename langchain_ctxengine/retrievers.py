@@ -53,14 +53,16 @@ class LangChainFirstStage:
 
     def retrieve(self, query: str, k: int = 10, *, filter: Any = None) -> list[ScoredDocument]:
         config, kwargs = self._call(filter)
-        return to_scored_documents(self.base_retriever.invoke(query, config, **kwargs)[:k])
+        found = self.base_retriever.invoke(query, config, **kwargs)
+        return to_scored_documents(found, k=k, source=f"{self!r}.invoke()")
 
     async def aretrieve(
         self, query: str, k: int = 10, *, filter: Any = None
     ) -> list[ScoredDocument]:
         """The wrapped retriever's own async path (an async-only retriever works)."""
         config, kwargs = self._call(filter)
-        return to_scored_documents((await self.base_retriever.ainvoke(query, config, **kwargs))[:k])
+        found = await self.base_retriever.ainvoke(query, config, **kwargs)
+        return to_scored_documents(found, k=k, source=f"{self!r}.ainvoke()")
 
     def __repr__(self) -> str:
         return f"LangChainFirstStage({type(self.base_retriever).__name__})"

@@ -41,6 +41,12 @@ def tool_calls(message: ChatMessage) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
+def _optional_str(value: Any) -> str | None:
+    # additional_kwargs hold whatever an integration put there (an int id...); the core
+    # message takes str or None.
+    return None if value is None else str(value)
+
+
 def to_agent_message(message: ChatMessage) -> AgentMessage:
     text = "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text)
     others = [b for b in message.blocks if not isinstance(b, (TextBlock, ToolCallBlock))]
@@ -49,8 +55,10 @@ def to_agent_message(message: ChatMessage) -> AgentMessage:
         role=role,
         text=text,
         tool_calls=tool_calls(message),
-        tool_call_id=message.additional_kwargs.get("tool_call_id") if role == "tool" else None,
-        name=message.additional_kwargs.get("name"),
+        tool_call_id=_optional_str(message.additional_kwargs.get("tool_call_id"))
+        if role == "tool"
+        else None,
+        name=_optional_str(message.additional_kwargs.get("name")),
         blocks=len(others),
         key=message,
     )

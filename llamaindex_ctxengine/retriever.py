@@ -13,7 +13,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilters
 
-from ctxengine._validation import check_positive_int, check_text
+from ctxengine._validation import check_items, check_positive_int, check_text
 from ctxengine.errors import ConfigurationError, InvalidTypeError
 from ctxengine.integration import adapter_engine
 from ctxengine.packet import ContextPacket
@@ -68,7 +68,8 @@ class LlamaIndexFirstStage:
         return clone
 
     def _keep(self, found: Sequence[NodeWithScore], k: int) -> list[ScoredDocument]:
-        found = list(found)[:k]
+        # a misbehaving retriever's None or strings: named, not an AttributeError below
+        found = check_items(found, NodeWithScore, f"{type(self.retriever).__name__}.retrieve()")[:k]
         with self._lock:
             for item in found:
                 self._nodes[item.node.node_id] = item.node

@@ -58,6 +58,24 @@ def check_text(value: Any, name: str, *, allow_empty: bool = False) -> str:
     return value
 
 
+def check_items(value: Any, kind: type, name: str) -> list[Any]:
+    """``value`` as a list if it is a sequence (not a str or bytes) of ``kind`` instances;
+    else a typed error naming ``name`` and the first offending item."""
+    from collections.abc import Sequence
+
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise InvalidTypeError(
+            f"{name} must be a sequence of {kind.__name__}, got {type(value).__name__}"
+        )
+    items = list(value)
+    for index, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise InvalidTypeError(
+                f"{name}[{index}] must be a {kind.__name__}, got {type(item).__name__}"
+            )
+    return items
+
+
 #: Largest integer accepted anywhere (int64, what numpy and SQLite hold).
 MAX_INT = 2**63 - 1
 

@@ -227,6 +227,12 @@ class MarkdownSplitter:
             yield _Block("\n".join(code), heading(), True)
 
 
+def _readable(name: str) -> str:
+    """A file name as valid Unicode: bytes that are not UTF-8 (kept by Python as lone
+    surrogates, which no store or model API accepts) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def read_folder(
     folder: str | Path,
     *,
@@ -249,12 +255,15 @@ def read_folder(
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() not in wanted or not path.is_file():
             continue
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:  # unreadable, or removed since the listing
+            raise InvalidInputError(f"cannot read {_readable(str(path))!r}: {exc}") from exc
         if not text.strip():
             continue
-        rel = path.relative_to(root).as_posix()
+        rel, source = _readable(path.relative_to(root).as_posix()), _readable(str(path))
         if splitter is None:
-            documents.append(Document(id=rel, text=text, metadata={"source": str(path)}))
+            documents.append(Document(id=rel, text=text, metadata={"source": source}))
             continue
         passages = splitter.split(text)
         per_heading: dict[str, int] = {}
@@ -274,7 +283,7 @@ def read_folder(
                     id=f"{rel}{anchor}",
                     text=passage.text,
                     metadata={
-                        "source": str(path),
+                        "source": source,
                         "heading": passage.heading,
                         "passage": passage.index,
                     },

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from .types import ScoredDocument, ScoredTurn
 
+#: Narrowest :meth:`ContextPacket.explain` report: the tables' columns need this much.
+MIN_EXPLAIN_WIDTH = 40
+
 if TYPE_CHECKING:
     from .budget import Rendered, TokenBudget
 
@@ -115,8 +118,16 @@ class ContextPacket:
         }
 
     def explain(self, *, width: int = 110) -> str:
-        """A readable report: budget per slot, chosen documents, memory turns, timings."""
+        """A readable report: budget per slot, chosen documents, memory turns, timings,
+        ``width`` characters wide (at least :data:`MIN_EXPLAIN_WIDTH`: narrower, rich
+        returned an empty or one-letter-per-line report)."""
         from rich.console import Console
+
+        from ._validation import check_positive_int
+        from .errors import InvalidInputError
+
+        if check_positive_int(width, "width") < MIN_EXPLAIN_WIDTH:
+            raise InvalidInputError(f"width must be >= {MIN_EXPLAIN_WIDTH}, got {width}")
 
         buffer = io.StringIO()
         # Display is literal: no console markup ("[/i]" raised MarkupError, "[emb-003]"

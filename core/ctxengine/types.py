@@ -47,10 +47,17 @@ class Document:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        raw = self.metadata.get("tags") or ()
+        """``metadata["tags"]`` as strings: a list, tuple or set of tags, or one tag (any
+        other value, e.g. ``5``, is one tag: metadata may hold anything, and a document
+        from a framework loader must not break re-ranking because of it)."""
+        raw = self.metadata.get("tags")
+        if raw is None:
+            return ()
         if isinstance(raw, str):
-            return (raw,)
-        return tuple(str(tag) for tag in raw)
+            return (raw,) if raw else ()
+        if isinstance(raw, (list, tuple, set, frozenset)):
+            return tuple(str(tag) for tag in raw)
+        return (str(raw),)
 
     @property
     def source(self) -> str | None:
@@ -67,11 +74,19 @@ class Document:
         if isinstance(value, Mapping):
             if "text" not in value:
                 raise InvalidInputError("a document mapping needs a 'text' key")
-            return cls(
-                text=value["text"],
-                id=str(value.get("id") or ""),
-                metadata=value.get("metadata") or {},
-            )
+            raw_id = value.get("id")
+            # An int id (from JSON or a database row) reads as its digits; anything else
+            # that is not a str (bytes, a dict) is refused rather than turned into its repr.
+            if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+                raw_id = str(raw_id)
+            elif raw_id is None:
+                raw_id = ""
+            elif not isinstance(raw_id, str):
+                raise InvalidTypeError(
+                    f"a document mapping's 'id' must be a str or an int, got {type(raw_id).__name__}"
+                )
+            metadata = value.get("metadata")
+            return cls(text=value["text"], id=raw_id, metadata={} if metadata is None else metadata)
         raise InvalidTypeError(f"expected a Document, str or mapping, got {type(value).__name__}")
 
 

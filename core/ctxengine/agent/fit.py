@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .._validation import is_blank
+from .._validation import check_items, check_text, is_blank
 from ..compress import Compressor
 from ..tokens import TokenCounter
 from ..types import Document, ScoredDocument
@@ -82,6 +82,7 @@ def group_steps(
 ) -> tuple[list[list[AgentMessage]], list[str]]:
     """Messages cut into steps (a call and its answers, or a lone message), without
     orphan tool messages or unanswered calls; plus notes on what was left out."""
+    messages = check_items(messages, AgentMessage, "messages")
     steps: list[list[AgentMessage]] = []
     notes: list[str] = []
     open_step: list[AgentMessage] | None = None
@@ -133,6 +134,8 @@ def fit_tool_messages(
     ``reader`` names the tool the model can call to read a stored output back (stubs and
     notes tell it how); ``None``: the handles are only named.
     """
+    check_text(session_id, "session_id")
+    check_text(question, "question", allow_empty=True)
     steps, notes = group_steps(messages)
     results: list[tuple[int, _Result]] = []  # (step index, result), oldest first
     handles: dict[str, str] = {}

@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._validation import check_finite, check_text, is_blank
-from ..errors import BudgetError, ConfigurationError
+from .._validation import check_finite, check_items, check_positive_int, check_text, is_blank
+from ..errors import BudgetError, ConfigurationError, InvalidTypeError
 from ..packet import ContextPacket
 from .fit import FittedMessages, fit_tool_messages, group_steps
 from .request import (
@@ -128,6 +128,11 @@ def prepare_call(
     """
     check_finite(tool_share, "tool_share", low=0.0, high=1.0)
     check_finite(question_share, "question_share", low=0.0, high=1.0)
+    check_text(system_prompt, "system_prompt", allow_empty=True)
+    if not isinstance(question, AgentMessage):
+        raise InvalidTypeError(f"question must be an AgentMessage, got {type(question).__name__}")
+    check_items(in_flight, AgentMessage, "in_flight")
+    check_items(earlier, AgentMessage, "earlier")
     counter = engine.token_counter
     system = compose_system_prompt(system_prompt, engine.system_prompt)
     listing = earlier_outputs(earlier, store, session_id, reader, k_earlier)
@@ -226,6 +231,10 @@ def read_back(
     """A stored tool output by handle: whole, or with ``query`` the parts of it that
     matter for the query (the engine's compressor, into ``max_tokens``; default: half
     the budget)."""
+    if query is not None:
+        check_text(query, "query", allow_empty=True)
+    if max_tokens is not None:
+        check_positive_int(max_tokens, "max_tokens")
     stored = store.get(session_id, handle)
     if query is None or is_blank(query):
         return stored.text

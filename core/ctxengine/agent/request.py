@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._validation import check_choice, check_items, check_positive_int, check_text
 from ..tokens import TokenCounter, fit_head_tail
 
 #: Tokens a message costs beyond its content (role, delimiters).
@@ -39,6 +40,11 @@ class ToolCall:
     name: str
     arguments: str = "{}"
 
+    def __post_init__(self) -> None:
+        check_text(self.id, "ToolCall.id", allow_empty=True)
+        check_text(self.name, "ToolCall.name", allow_empty=True)
+        check_text(self.arguments, "ToolCall.arguments", allow_empty=True)
+
 
 @dataclass
 class AgentMessage:
@@ -56,6 +62,21 @@ class AgentMessage:
     name: str | None = None
     blocks: int = 0
     key: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every agent function reads these fields; checked once here, where an adapter or
+        # a caller builds the message, rather than failing deep in fitting (a None id was
+        # a KeyError there, a None role passed silently).
+        check_choice(self.role, "AgentMessage.role", ROLES)
+        check_text(self.text, "AgentMessage.text", allow_empty=True)
+        if not isinstance(self.tool_calls, tuple):
+            self.tool_calls = tuple(check_items(self.tool_calls, ToolCall, "tool_calls"))
+        else:
+            check_items(self.tool_calls, ToolCall, "tool_calls")
+        for value, name in ((self.tool_call_id, "tool_call_id"), (self.name, "name")):
+            if value is not None:
+                check_text(value, f"AgentMessage.{name}", allow_empty=True)
+        check_positive_int(self.blocks, "AgentMessage.blocks", allow_zero=True)
 
 
 def arguments_json(arguments: Mapping[str, Any] | str | None) -> str:
@@ -88,6 +109,7 @@ def count_messages(messages: Iterable[AgentMessage], counter: TokenCounter) -> i
 
 def count_tools(schemas: Sequence[Mapping[str, Any]], counter: TokenCounter) -> int:
     """Tokens the bound tools' schemas cost."""
+    check_items(schemas, Mapping, "tools")
     return sum(counter.count(schema_json(schema)) for schema in schemas)
 
 

@@ -13,11 +13,12 @@ import hashlib
 import os
 import sqlite3
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 
+from .._sqlite_files import check_sqlite_file, sqlite_errors, sqlite_path
 from .._validation import check_text
-from ..errors import DocumentNotFoundError, InvalidTypeError
+from ..errors import DocumentNotFoundError, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tool_results (
@@ -70,21 +71,42 @@ class ToolResultStore:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise InvalidTypeError(f"path must be a file path, got {type(path).__name__}")
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else sqlite_path(path, "tool-result store")
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            ":memory:" if self.path is None else str(self.path), check_same_thread=False
-        )
-        with self._lock, self._db:
-            self._db.execute(_SCHEMA)
+        if self.path is not None:
+            check_sqlite_file(self.path, "tool-result store")
+        with self._errors():
+            self._db = sqlite3.connect(
+                ":memory:" if self.path is None else str(self.path), check_same_thread=False
+            )
+            # Another application's database is refused before anything is written to it.
+            tables = {
+                row[0]
+                for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables - {"tool_results"}:
+                self._db.close()
+                raise StoreError(
+                    f"{self.path} holds tables that are not a tool-result store "
+                    f"({', '.join(sorted(tables))}); it was not modified"
+                )
+            with self._lock, self._db:
+                self._db.execute(_SCHEMA)
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return sqlite_errors(f"tool-result store {self.path or ':memory:'}")
 
     def put(self, session_id: str, tool_call_id: str, name: str, arguments: str, text: str) -> str:
         """Keep ``text`` (idempotent); returns its handle."""
         check_text(session_id, "session_id")
+        check_text(tool_call_id, "tool_call_id", allow_empty=True)
+        check_text(name, "name", allow_empty=True)
+        # A tool's output may hold anything a str can, except what cannot be stored or
+        # sent to a model (a lone surrogate from a bad JSON escape): refused here, named.
+        check_text(arguments, "arguments", allow_empty=True)
+        check_text(text, "tool result text", allow_empty=True)
         handle = make_handle(session_id, tool_call_id, text)
-        with self._lock, self._db:
+        with self._lock, self._errors(), self._db:
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tool_results").fetchone()[
                 0
             ]
@@ -99,7 +121,7 @@ class ToolResultStore:
         not found: sessions never read each other's tool outputs)."""
         check_text(session_id, "session_id")
         check_text(handle, "handle")
-        with self._lock:
+        with self._lock, self._errors():
             row = self._db.execute(
                 "SELECT tool_call_id, name, arguments, text FROM tool_results "
                 "WHERE session_id = ? AND handle = ?",
@@ -111,7 +133,8 @@ class ToolResultStore:
 
     def handles(self, session_id: str) -> list[str]:
         """This session's handles, oldest first."""
-        with self._lock:
+        check_text(session_id, "session_id")
+        with self._lock, self._errors():
             rows = self._db.execute(
                 "SELECT handle FROM tool_results WHERE session_id = ? ORDER BY seq", (session_id,)
             ).fetchall()
@@ -119,7 +142,8 @@ class ToolResultStore:
 
     def clear(self, session_id: str) -> int:
         """Forget this session's outputs; returns how many were removed."""
-        with self._lock, self._db:
+        check_text(session_id, "session_id")
+        with self._lock, self._errors(), self._db:
             cursor = self._db.execute(
                 "DELETE FROM tool_results WHERE session_id = ?", (session_id,)
             )

@@ -13,11 +13,11 @@ and document headers included), so what a stage takes is what the packet holds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import formatting as fmt
-from .._validation import check_positive_int, check_text
-from ..errors import BudgetError
+from .._validation import check_items, check_positive_int, check_text
+from ..errors import BudgetError, ConfigurationError, InvalidInputError, InvalidTypeError
 from ..tokens import TokenCounter, fit_head_tail
 from ..types import ScoredDocument, ScoredTurn
 from .render import Rendered, render
@@ -73,6 +73,9 @@ class BudgetLedger:
         self.question: str | None = None
         self.turns: list[ScoredTurn] = []
         self.documents: list[ScoredDocument] = []
+        # finish() closes the ledger: refilling it would charge the question twice and
+        # hand the next request less room than its budget (see check_ledger).
+        self.finished = False
         if budget.reserve_for_answer:
             self.spent["answer_reserve"] = budget.reserve_for_answer
         tokens = self.count(self.system_prompt)
@@ -105,6 +108,7 @@ class BudgetLedger:
     def reserve(self, slot: str, tokens: int) -> None:
         """Take ``tokens`` for a slot counted by the caller (an agent's ``"tools"`` or
         ``"tool_messages"``); more than what is left is a :class:`BudgetError`."""
+        self._check_open()
         check_text(slot, "slot")
         check_positive_int(tokens, "tokens", allow_zero=True)
         if slot in TEXT_SLOTS:
@@ -112,6 +116,13 @@ class BudgetLedger:
         if tokens > self.remaining:
             raise BudgetError(f"{slot} needs {tokens} tokens, only {self.remaining} left")
         self.spent[slot] = self.spent.get(slot, 0) + tokens
+
+    def _check_open(self) -> None:
+        if self.finished:
+            raise InvalidInputError(
+                "this ledger was finished (a packet was built from it); open a new one with "
+                "budget.start(system_prompt)"
+            )
 
     def _take(self, slot: str, tokens: int) -> None:
         self.spent[slot] = self.spent.get(slot, 0) + min(tokens, self.remaining)
@@ -125,6 +136,10 @@ class BudgetLedger:
         (:func:`~ctxengine.tokens.fit_head_tail`: a pasted log keeps its final error line),
         with a note in the packet.
         """
+        self._check_open()
+        check_text(query, "query", allow_empty=True)
+        if self.question is not None or "query" in self.spent:
+            raise InvalidInputError("this ledger already holds a question; open a new one")
         overhead = self.count(fmt.wrap(fmt.QUERY_OPEN, "", fmt.QUERY_CLOSE)) + 1
         room = self.remaining - overhead
         if room <= 0:
@@ -156,7 +171,8 @@ class BudgetLedger:
 
     def add_history(self, turns: Sequence[ScoredTurn]) -> list[ScoredTurn]:
         """Charge the turns memory selected (within :meth:`history_room`) to ``"history"``."""
-        self.turns = list(turns)
+        self._check_open()
+        self.turns = check_items(turns, ScoredTurn, "turns")
         if self.turns:
             overhead = self.count(fmt.wrap(fmt.HISTORY_OPEN, "", fmt.HISTORY_CLOSE)) + 1
             body = fmt.render_turns([t.turn for t in self.turns])
@@ -180,15 +196,32 @@ class BudgetLedger:
         documents themselves). Documents from the end are left out until each has
         :data:`MIN_TOKENS_PER_DOCUMENT` of room.
         """
-        slot = self.remaining if max_tokens is None else max_tokens
+        self._check_open()
+        check_text(query, "query", allow_empty=True)
+        documents = check_items(ranked, ScoredDocument, "ranked")
+        if compressor is not None and not callable(getattr(compressor, "compress", None)):
+            raise InvalidTypeError(
+                f"compressor must have a compress() method or be None, got "
+                f"{type(compressor).__name__}"
+            )
+        if not isinstance(headers, bool):
+            raise InvalidTypeError(f"headers must be a bool, got {type(headers).__name__}")
+        slot = (
+            self.remaining
+            if max_tokens is None
+            else check_positive_int(max_tokens, "max_tokens", allow_zero=True)
+        )
         self.documents = fit_documents(
-            query, list(ranked), slot, compressor, self.counter, headers=headers
+            query, documents, slot, compressor, self.counter, headers=headers
         )
         return self.documents
 
     def finish(self) -> Rendered:
         """Render the request, count it again, and trim (documents first, then the
-        weakest turn, then the question) until it fits; reserved slots keep their share."""
+        weakest turn, then the question) until it fits; reserved slots keep their share.
+        The ledger is closed afterwards."""
+        self._check_open()
+        self.finished = True
         reserved = sum(n for slot, n in self.spent.items() if slot not in TEXT_SLOTS)
         limit = self.budget.total - reserved
         rendered = render(
@@ -204,6 +237,28 @@ class BudgetLedger:
         rendered.tokens += sum(extra.values())
         rendered.notes = list(self.notes)
         return rendered
+
+
+def check_ledger(ledger: Any, budget: BudgetPolicy) -> BudgetLedger:
+    """``ledger`` if a packet of ``budget`` may be built from it: a :class:`BudgetLedger`
+    opened by that very budget (one of another total or counter would let the packet
+    exceed the engine's budget unnoticed) and not filled yet (a reused ledger charges the
+    question twice)."""
+    if not isinstance(ledger, BudgetLedger):
+        raise InvalidTypeError(
+            f"ledger must be a BudgetLedger from engine.budget.start(), got {type(ledger).__name__}"
+        )
+    if ledger.budget is not budget:
+        raise ConfigurationError(
+            f"the ledger was opened by another budget ({ledger.budget.total} tokens, "
+            f"{ledger.counter.name}); open it with this engine's: engine.budget.start(...)"
+        )
+    if ledger.finished or ledger.question is not None or ledger.turns or ledger.documents:
+        raise InvalidInputError(
+            "the ledger already holds a question, history or documents (a packet was built "
+            "from it); open a new one with engine.budget.start(...) for each build"
+        )
+    return ledger
 
 
 def fit_documents(
@@ -231,14 +286,29 @@ def fit_documents(
     room = slot - section - sum(overheads[:count])
     if room <= 0:
         return []
-    documents = list(compressor.compress(query, chosen, room))
+    documents = _compressed(compressor, query, chosen, room)
     if 0 < len(documents) < count:
         # Headers of dropped documents are not paid for: give their room back.
         kept_ids = {doc.id for doc in documents}
         spare = sum(o for doc, o in zip(chosen, overheads) if doc.id not in kept_ids)
         kept = [doc for doc in chosen if doc.id in kept_ids]
-        documents = list(compressor.compress(query, kept, room + spare))
+        documents = _compressed(compressor, query, kept, room + spare)
     return documents
 
 
-__all__ = ["MIN_TOKENS_PER_DOCUMENT", "SLOTS", "BudgetLedger", "DocumentCompressor"]
+def _compressed(
+    compressor: DocumentCompressor, query: str, documents: list[ScoredDocument], room: int
+) -> list[ScoredDocument]:
+    # a plug-in compressor's result is checked like a first stage's: None or strings are
+    # an InvalidTypeError naming it, not an AttributeError in rendering
+    result = compressor.compress(query, documents, room)
+    return check_items(result, ScoredDocument, f"{type(compressor).__name__}.compress()")
+
+
+__all__ = [
+    "MIN_TOKENS_PER_DOCUMENT",
+    "SLOTS",
+    "BudgetLedger",
+    "DocumentCompressor",
+    "check_ledger",
+]

@@ -11,9 +11,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._validation import check_positive_int, check_text
+from .._validation import check_items, check_positive_int, check_text
 from ..chunking import fence_spans
-from ..errors import InvalidTypeError
 from ..scoring import idf_recall
 from ..text import _span_terms, analyze, split_sentences
 from ..tokens import (
@@ -70,15 +69,9 @@ class _BaseCompressor:
         """Return the documents cut down to ``max_tokens`` tokens in total (see module doc)."""
         check_text(query, "query", allow_empty=True)
         check_positive_int(max_tokens, "max_tokens", allow_zero=True)
-        if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-            raise InvalidTypeError("documents must be a sequence of ScoredDocument")
-        for doc in documents:
-            if not isinstance(doc, ScoredDocument):
-                raise InvalidTypeError(
-                    f"documents must be ScoredDocument objects, got {type(doc).__name__}"
-                )
+        checked = check_items(documents, ScoredDocument, "documents")
         # bool(text.strip()) without the copy: something besides whitespace
-        docs = [doc for doc in documents if doc.document.text and not doc.document.text.isspace()]
+        docs = [doc for doc in checked if doc.document.text and not doc.document.text.isspace()]
         if max_tokens == 0 or not docs:
             return []
         if self._all_fit([doc.document.text for doc in docs], max_tokens):

@@ -10,14 +10,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._sqlite_files import check_sqlite_file, sqlite_errors, sqlite_path
+from .._validation import check_positive_int
 from ..errors import (
     ConfigurationError,
     InvalidTypeError,
+    StoreError,
 )
 from .base import (
     Embedder,
@@ -154,21 +158,33 @@ class CachedEmbedder:
         self.name = embedder.name
         self.dimension = embedder.dimension
         self._memory: dict[str, np.ndarray] = {}
-        self._max_memory_items = max_memory_items
+        self._max_memory_items = check_positive_int(max_memory_items, "max_memory_items")
         self._lock = threading.Lock()
         self._local = threading.local()
-        self.cache_dir: Path | None = None if cache_dir is None else Path(cache_dir)
+        self.cache_dir: Path | None = (
+            None if cache_dir is None else sqlite_path(cache_dir, "embedding cache")
+        )
         self._db_path: Path | None = None
-        if cache_dir is not None:
-            directory = Path(cache_dir)
-            directory.mkdir(parents=True, exist_ok=True)
+        if self.cache_dir is not None:
+            directory = self.cache_dir
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file of that name, a read-only parent...
+                raise StoreError(
+                    f"cannot use {directory} as the embedding cache directory: {exc} "
+                    "(give another directory, or turn the disk cache off)"
+                ) from exc
             identity = embedder_identity(embedder)
             safe = hashlib.sha1(f"{identity}:{self.dimension}".encode()).hexdigest()[:16]
             self._db_path = directory / f"embeddings-{safe}.sqlite"
-            with self._connect() as db:
+            check_sqlite_file(self._db_path, "embedding cache")
+            with self._errors(), self._connect() as db:
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
                 )
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return sqlite_errors(f"embedding cache {self._db_path}")
 
     def _connect(self) -> sqlite3.Connection:
         """This thread's connection (kept open: opening and closing per call cost ~11 ms)."""
@@ -202,7 +218,7 @@ class CachedEmbedder:
                     found[key] = self._memory[key]
         missing = sorted({key for key in keys if key not in found})
         if missing and self._db_path is not None:
-            with self._connect() as db:
+            with self._errors(), self._connect() as db:
                 for start in range(0, len(missing), 500):
                     chunk = missing[start : start + 500]
                     marks = ",".join("?" * len(chunk))
@@ -218,7 +234,7 @@ class CachedEmbedder:
     def _store(self, found: dict[str, np.ndarray], fresh: Sequence[str]) -> None:
         """Write the ``fresh`` keys of ``found`` to disk and everything new to memory."""
         if fresh and self._db_path is not None:
-            with self._connect() as db:
+            with self._errors(), self._connect() as db:
                 db.executemany(
                     "INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)",
                     [(key, found[key].tobytes()) for key in fresh],

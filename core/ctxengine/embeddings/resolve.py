@@ -67,7 +67,11 @@ def check_embedder_spec(spec: Any, name: str = "embedder") -> None:
     """Eager validation of what :func:`get_embedder` accepts, for constructors that resolve
     the embedder later (:class:`LazyEmbedder`)."""
     if isinstance(spec, (str, os.PathLike)) and spec not in ("hashing", "default"):
-        if not Path(spec).is_dir():  # fail at construction, not at the first query
+        try:
+            found = Path(spec).is_dir()
+        except (OSError, ValueError):  # a name too long for the file system, NUL...
+            found = False
+        if not found:  # fail at construction, not at the first query
             raise ModelNotFoundError(
                 f"{name}: no model directory at {str(spec)!r}; ctxengine loads models from "
                 "local paths only (download it once and pass the folder)"

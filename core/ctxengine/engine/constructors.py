@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._factory import DEFAULT_SYSTEM_PROMPT, build_components, build_retriever, shared_embedder
 from ..clock import Clock
 from ..compress import Compressor
+from ..errors import ConfigurationError
 from ..memory import Memory
 from ..rerank import Reranker
 from ..retrieval import Retriever
@@ -54,6 +55,7 @@ class Constructors:
         :class:`~ctxengine.retrieval.HybridRetriever`); ``embed_backend``: see
         :meth:`from_retriever`; other keywords: :meth:`from_retriever`'s."""
         # one cache for the index and the later stages
+        _check_options(options, "from_documents")
         embedder = shared_embedder(embedder, embed_backend)
         retriever = build_retriever(
             documents, retrieval=retrieval, embedder=embedder, retriever_options=retriever_options
@@ -134,6 +136,7 @@ class Constructors:
         names. ``options`` are :meth:`from_retriever`'s (budget, compression, memory_url...)."""
         from ..persist import load_index, load_learned, read_manifest
 
+        _check_options(options, "load")
         manifest = read_manifest(path)  # checksums every file once, for both reads below
         embedder = shared_embedder(embedder)
         retriever = load_index(path, embedder=embedder, manifest=manifest)
@@ -159,6 +162,30 @@ class Constructors:
             getattr(self.memory, "query_adapter", None),
         )
         return save_index(self.retriever, path, extras=extras)
+
+
+def _check_options(options: Mapping[str, Any], method: str) -> None:
+    """``options`` passed on to :meth:`Constructors.from_retriever` must be its own: an
+    unknown one is a :class:`ConfigurationError` naming ``method`` (not Python's TypeError
+    about ``from_retriever()``, a method the caller never called)."""
+    import inspect
+
+    known = {
+        name
+        for name, parameter in inspect.signature(Constructors.from_retriever).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "embedder"
+    }
+    unknown = sorted(set(options) - known)
+    if unknown:
+        fixed = (
+            " (retrieval and retriever_options are fixed by the saved index)"
+            if method == "load" and {"retrieval", "retriever_options"} & set(unknown)
+            else ""
+        )
+        raise ConfigurationError(
+            f"ContextEngine.{method}() got unknown option(s) {', '.join(map(repr, unknown))}"
+            f"{fixed}; it takes: {', '.join(sorted(known))}"
+        )
 
 
 __all__ = ["Constructors"]

@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from .._factory import DEFAULT_SYSTEM_PROMPT
-from .._validation import check_positive_int, check_text
+from .._validation import check_items, check_positive_int, check_text
 from ..budget import BudgetLedger, TokenBudget
+from ..budget.ledger import check_ledger
 from ..clock import Clock, system_clock
 from ..compress import Compressor
 from ..embeddings import model_usage
@@ -236,9 +237,17 @@ class ContextEngine(Constructors, Learning, AsyncPipeline):
             pool, timings["retrieve"] = prefetched
         pool = check_candidates(pool, type(self.retriever).__name__)
         started = time.perf_counter()
-        ranked = self.reranker.rerank(query, pool, k=k) if self.reranker is not None else pool
+        ranked = self._rerank(query, pool, k)
         timings["rerank"] = time.perf_counter() - started
         return list(ranked[:k]), pool
+
+    def _rerank(self, query: str, pool: list[ScoredDocument], k: int) -> list[ScoredDocument]:
+        """Stage 2, its result checked like the first stage's (a plug-in re-ranker's None
+        was a TypeError further on)."""
+        if self.reranker is None:
+            return pool
+        ranked = self.reranker.rerank(query, pool, k=k)
+        return check_items(ranked, ScoredDocument, f"{type(self.reranker).__name__}.rerank()")
 
     def fit_documents(
         self,
@@ -276,7 +285,7 @@ class ContextEngine(Constructors, Learning, AsyncPipeline):
         )
         if not scored:
             return []
-        ranked = self.reranker.rerank(query, scored, k=k) if self.reranker is not None else scored
+        ranked = self._rerank(query, scored, k)
         ledger = self.budget.start(self.system_prompt)
         fitted = ledger.fit_documents(
             query, ranked[:k], self.compressor, max_tokens=max_tokens, headers=headers
@@ -302,8 +311,10 @@ class ContextEngine(Constructors, Learning, AsyncPipeline):
 
         ``touch=True`` marks the recalled turns as accessed (refreshing their freshness);
         by default reading memory changes nothing, so the same inputs give the same packet.
-        ``ledger``: one opened with :meth:`TokenBudget.start` whose fixed slots (an agent's
-        system prompt, tool schemas and tool messages) the caller already reserved.
+        ``ledger``: one opened with this engine's ``engine.budget.start(...)`` whose fixed
+        slots (an agent's system prompt, tool schemas and tool messages) the caller already
+        reserved; it serves this one build (another budget's ledger, or a used one, is
+        refused: the packet would exceed the budget or get less room than it has).
         ``filter`` restricts the documents: for the engine's own index a
         :mod:`ctxengine.retrieval.filters` filter or a Chroma-style dict
         (``{"year": {"$gte": 2020}}``), applied before scoring; a wrapped framework retriever
@@ -325,6 +336,8 @@ class ContextEngine(Constructors, Learning, AsyncPipeline):
         check_text(query, "query")
         check_text(session_id, "session_id")
         k = self.k if k is None else check_positive_int(k, "k")
+        if ledger is not None:
+            check_ledger(ledger, self.budget)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         usage = model_usage()  # to report any embedding-model call this build makes

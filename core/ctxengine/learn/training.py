@@ -16,6 +16,7 @@ at query time (same first stage and candidate count, same memory scoring) and fi
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from .._files import json_loads, open_regular
 from .._validation import check_positive_int, check_text
 from ..clock import to_seconds
-from ..errors import InvalidInputError, InvalidTypeError, StoreError
+from ..errors import IndexFormatError, InvalidInputError, InvalidTypeError, StoreError
 from .features import DocumentFeatures, MemoryFeatures
 from .model import LinearScorer
 from .scorers import LearnedMemory, LearnedRanker
@@ -181,6 +183,24 @@ def fit_memory(
     return LearnedMemory(scorer, features)
 
 
+def _is_record(row: Any) -> bool:
+    """Whether ``row`` has what :meth:`FeedbackLog.examples` reads, of the types it reads
+    (a str ``time`` or a list ``query`` in a hand-edited log was a bare error there)."""
+    if not isinstance(row, dict) or not {"query", "item_id", "useful", "kind"} <= row.keys():
+        return False
+    time = row.get("time", 0.0)
+    return (
+        isinstance(row["query"], str)
+        and isinstance(row["item_id"], str)
+        and isinstance(row["useful"], bool)
+        and row["kind"] in KINDS
+        and isinstance(row.get("session_id", "default"), str)
+        and isinstance(time, (int, float))
+        and not isinstance(time, bool)
+        and math.isfinite(time)
+    )
+
+
 @dataclass
 class FeedbackLog:
     """Implicit feedback, one record per judgement: appended to the JSONL file ``path``
@@ -231,23 +251,29 @@ class FeedbackLog:
         return row
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, oldest first (a torn last line from a crash is skipped)."""
+        """Every record, oldest first (a torn last line from a crash is skipped; any other
+        line that is not a record is a :class:`~ctxengine.errors.StoreError` naming it,
+        never silently left out of training)."""
         if self.path is None:
             with self._lock:
                 return list(self._records)
         path = Path(self.path)
         if not path.exists():
             return []
+        try:
+            with open_regular(path) as handle:  # no FIFO blocks, no link is followed
+                lines = handle.read().splitlines()
+        except IndexFormatError as exc:
+            raise StoreError(f"cannot read the feedback log: {exc}") from None
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(lines, 1):
             try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if (
-                not isinstance(row, dict)
-                or not {"query", "item_id", "useful", "kind"} <= row.keys()
-            ):
+                row = json_loads(line.decode("utf-8"), path)  # bounded nesting
+            except (UnicodeDecodeError, IndexFormatError) as exc:
+                if number == len(lines):
+                    continue
+                raise StoreError(f"{path}:{number} is not a feedback record: {exc}") from None
+            if not _is_record(row):
                 raise StoreError(f"{path}:{number} is not a feedback record")
             rows.append(row)
         return rows

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from .._sqlite_files import check_sqlite_file, sqlite_errors, sqlite_path
 from .._validation import check_finite
 from ..errors import ConfigurationError, InvalidInputError, StoreError
 from ..types import Turn
@@ -46,8 +45,6 @@ from ._sql import (
     token_rows,
     turn_params,
 )
-
-_HEADER = b"SQLite format 3\x00"
 
 
 class _Connection(sqlite3.Connection):
@@ -75,18 +72,11 @@ class SQLiteStore(ClosingStore):
         timeout: float = 30.0,
         synchronous: str = "FULL",
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise ConfigurationError(f"path must be a str or PathLike, got {type(path).__name__}")
-        text = os.fspath(path)
-        if not isinstance(text, str) or "\x00" in text:
-            raise ConfigurationError(
-                f"path must be a str path without NUL characters, got {text!r}"
-            )
-        if not text or text == ":memory:" or text.startswith("file:"):
+        if isinstance(path, str) and (not path or path == ":memory:" or path.startswith("file:")):
             raise ConfigurationError(
                 "SQLiteStore needs a file path; use memory_url=None for an in-process store"
             )
-        self.path = Path(os.path.abspath(text))  # threads must not follow a later chdir
+        self.path = sqlite_path(path, "memory store")
         self.timeout = check_finite(timeout, "timeout", low=0.0)
         if not isinstance(synchronous, str) or synchronous.upper() not in sqlite_schema.SYNCHRONOUS:
             raise ConfigurationError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
@@ -134,51 +124,10 @@ class SQLiteStore(ClosingStore):
         self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
 
     def _check_header(self) -> None:
-        # sqlite3 opens anything lazily; read the magic bytes first so a foreign file is
-        # reported clearly and never touched (not even by PRAGMA journal_mode). The file
-        # and its -wal / -shm companions must be regular files: a FIFO would block the
-        # open forever, and a symbolic link would put the store somewhere not named.
-        for companion in ("-wal", "-shm", "-journal"):
-            self._check_regular(Path(f"{self.path}{companion}"), missing_ok=True)
-        if not self._check_regular(self.path, missing_ok=True):
-            if not self.path.parent.is_dir():
-                raise StoreError(
-                    f"cannot create {self.path}: directory {self.path.parent} does not exist"
-                )
-            return
-        try:
-            fd = os.open(
-                self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-            )
-            with os.fdopen(fd, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    raise StoreError(f"{self.path} is not a regular file; it was not opened")
-                head = handle.read(len(_HEADER))
-        except OSError as exc:
-            raise StoreError(f"cannot read {self.path}: {exc}") from exc
-        if head and head != _HEADER:
-            raise StoreError(
-                f"{self.path} is not a SQLite database (wrong header); it was not modified"
-            )
-
-    @staticmethod
-    def _check_regular(path: Path, *, missing_ok: bool) -> bool:
-        """True if ``path`` is a regular file, False if missing; StoreError otherwise."""
-        try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            if missing_ok:
-                return False
-            raise StoreError(f"{path} does not exist") from None
-        except OSError as exc:
-            raise StoreError(f"cannot inspect {path}: {exc}") from exc
-        if stat.S_ISLNK(mode):
-            raise StoreError(f"{path} is a symbolic link; give the real path of the memory file")
-        if not stat.S_ISREG(mode):
-            raise StoreError(
-                f"{path} is not a regular file (a FIFO, device or directory); it was not opened"
-            )
-        return True
+        # sqlite3 opens anything lazily: the file's type and magic bytes are read first, so
+        # a foreign file is reported clearly and never touched (not even by PRAGMA
+        # journal_mode), a FIFO cannot block the open and a link cannot redirect it.
+        check_sqlite_file(self.path, "memory store")
 
     def _conn(self) -> _Connection:
         if self._closed:
@@ -222,12 +171,8 @@ class SQLiteStore(ClosingStore):
                 conn.close()
             raise
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+    def _errors(self) -> AbstractContextManager[None]:
+        return sqlite_errors(f"SQLite store {self.path}")
 
     @contextmanager
     def _transaction(self) -> Iterator[_Connection]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import MAX_METADATA_DEPTH, check_finite
 from ..errors import InvalidInputError, InvalidTypeError
 from ..types import Document
 
@@ -115,10 +116,12 @@ class Range:
         if not bounds:
             raise InvalidInputError(f"a range on {self.key!r} needs at least one bound")
         for op, bound in bounds.items():
-            if not _is_number(bound) or not math.isfinite(bound):
+            if not _is_number(bound):
                 raise InvalidInputError(
                     f"${op} on {self.key!r} needs a finite number, got {bound!r}"
                 )
+            # NaN, infinities and ints beyond float range (math.isfinite overflowed on 10**400)
+            check_finite(bound, f"${op} on {self.key!r}")
 
     def bounds(self) -> dict[str, float]:
         pairs = (("gt", self.gt), ("gte", self.gte), ("lt", self.lt), ("lte", self.lte))
@@ -143,6 +146,7 @@ class And:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", _children(self.filters, "$and"))
+        _set_depth(self, self.filters)
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         return all(f.matches(metadata) for f in self.filters)
@@ -159,6 +163,7 @@ class Or:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", _children(self.filters, "$or"))
+        _set_depth(self, self.filters)
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         return any(f.matches(metadata) for f in self.filters)
@@ -176,6 +181,7 @@ class Not:
     def __post_init__(self) -> None:
         if not isinstance(self.filter, _FILTER_TYPES):
             raise InvalidTypeError(f"$not needs a filter, got {type(self.filter).__name__}")
+        _set_depth(self, (self.filter,))
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         return not self.filter.matches(metadata)
@@ -192,6 +198,17 @@ class Not:
 
 Filter = Eq | In | Range | And | Or | Not
 _FILTER_TYPES = (Eq, In, Range, And, Or, Not)
+
+#: Deepest nesting of $and / $or / $not accepted: matching, parsing and to_dict() recurse,
+#: so a hostile filter would otherwise end in a RecursionError.
+MAX_FILTER_DEPTH = MAX_METADATA_DEPTH
+
+
+def _set_depth(combined: Any, children: Sequence[Filter]) -> None:
+    depth = 1 + max(getattr(child, "_depth", 1) for child in children)
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidInputError(f"a filter nests deeper than {MAX_FILTER_DEPTH} levels")
+    object.__setattr__(combined, "_depth", depth)
 
 
 def _children(filters: Any, op: str) -> tuple[Filter, ...]:
@@ -240,8 +257,14 @@ def parse_filter(spec: Filter | Mapping[str, Any] | None) -> Filter | None:
     InvalidTypeError
         ``spec`` is neither a filter nor a mapping, or a value is not a scalar.
     """
+    return _parse(spec, 1)
+
+
+def _parse(spec: Filter | Mapping[str, Any] | None, depth: int) -> Filter | None:
     if spec is None or isinstance(spec, _FILTER_TYPES):
         return spec
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidInputError(f"a filter nests deeper than {MAX_FILTER_DEPTH} levels")
     if not isinstance(spec, Mapping):
         raise InvalidTypeError(
             f"filter must be a ctxengine filter or a dict like {{'year': {{'$gte': 2020}}}}, "
@@ -254,10 +277,10 @@ def parse_filter(spec: Filter | Mapping[str, Any] | None) -> Filter | None:
         if key in ("$and", "$or"):
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
                 raise InvalidInputError(f"{key} needs a list of filters")
-            children = tuple(_require(parse_filter(item)) for item in value)
+            children = tuple(_require(_parse(item, depth + 1)) for item in value)
             parts.append(And(children) if key == "$and" else Or(children))
         elif key == "$not":
-            parts.append(Not(_require(parse_filter(value))))
+            parts.append(Not(_require(_parse(value, depth + 1))))
         elif isinstance(key, str) and key.startswith("$"):
             raise InvalidInputError(f"unknown filter operator {key!r}")
         else:
