@@ -246,14 +246,21 @@ def read_folder(
     ``"relative/path.md#Heading > Sub"`` (passages; ``"... (2)"`` when a section has several,
     ``"relative/path.md#(2)"`` before the first heading),
     and its metadata holds ``source`` (the file's path), ``heading`` and ``passage``.
+
+    A symbolic link whose target lies outside ``folder`` is not read (a link in a shared
+    docs folder must not put, say, ``/etc/passwd`` into an index); links within the folder
+    are read like the files they point to.
     """
     root = Path(folder)
     if not root.is_dir():
         raise InvalidInputError(f"not a folder: {str(root)!r}")
+    inside = root.resolve()
     wanted = tuple(s.lower() for s in suffixes)
     documents: list[Document] = []
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() not in wanted or not path.is_file():
+            continue
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
             continue
         try:
             text = path.read_text(encoding="utf-8", errors="replace")

@@ -136,3 +136,16 @@ def test_compression_never_leaves_a_code_fence_open(strategy, budget):
     for out in compressor.compress("how do I connect the client session", [doc], max_tokens=budget):
         assert out.text.count("```") % 2 == 0, out.text
         assert out.tokens <= budget
+
+
+def test_read_folder_does_not_follow_links_out_of_the_folder(tmp_path):
+    docs_dir, outside = tmp_path / "docs", tmp_path / "private"
+    docs_dir.mkdir()
+    outside.mkdir()
+    (outside / "secret.md").write_text("# Secret\nThe vault code is 4711.\n")
+    (docs_dir / "guide.md").write_text("# Guide\nHow to deploy.\n")
+    (docs_dir / "leak.md").symlink_to(outside / "secret.md")
+    (docs_dir / "alias.md").symlink_to(docs_dir / "guide.md")  # a link within the folder
+    docs = read_folder(docs_dir)
+    assert sorted(d.id for d in docs) == ["alias.md", "guide.md"]
+    assert not any("4711" in d.text for d in docs)
