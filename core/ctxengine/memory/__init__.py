@@ -2,12 +2,14 @@
 
 ``DecayMemory`` scores, budgets and recalls; ``MemoryStore`` is where turns live
 (``InMemoryStore`` here, SQLite and PostgreSQL stores via :func:`store_from_url`);
-``ImportanceScorer`` and ``Deduplicator`` run when a turn is added.
+``ImportanceScorer`` and ``Deduplicator`` run when a turn is added; ``SessionScores`` is a
+session scored as columns (:meth:`DecayMemory.score_columns`).
 """
 
 from __future__ import annotations
 
 from .base import Memory, TurnScorer
+from .columns import SessionScores
 from .decay import DecayMemory
 from .dedup import Deduplicator
 from .importance import DEFAULT_KEYWORDS, ImportanceScorer
@@ -23,6 +25,7 @@ __all__ = [
     "InMemoryStore",
     "Memory",
     "MemoryStore",
+    "SessionScores",
     "TurnScorer",
     "store_from_url",
 ]
