@@ -3,10 +3,11 @@
 :class:`LearnedRanker` is a :class:`~ctxengine.rerank.Reranker`: it computes features for
 the candidate pool and orders it by the model, so the engine pipeline keeps its shape.
 :class:`LearnedMemory` is a :class:`~ctxengine.memory.TurnScorer` (passed as
-``DecayMemory(scorer=...)``, where the decay rule would choose): it scores a session through the public
-:meth:`DecayMemory.score <ctxengine.memory.DecayMemory.score>` (whose components are its
-features), replaces the hand-set ``effective`` with the model's score and packs the slot
-with the memory's own :func:`~ctxengine.memory.packing.pack_turns`.
+``DecayMemory(scorer=...)``, where the decay rule would choose): it scores a session as
+columns through the public :meth:`DecayMemory.score_columns
+<ctxengine.memory.DecayMemory.score_columns>` (whose components are its features),
+replaces the hand-set ``effective`` with the model's score and packs the slot in numpy,
+building scored objects only for the turns that go in.
 
 Both refuse a model trained on other features
 (:class:`~ctxengine.errors.FeatureSetMismatchError`).
@@ -133,6 +134,11 @@ class LearnedMemory:
       greedy answer to "most expected evidence turns within the budget": two short turns
       of probability 0.4 beat one long turn of 0.5 that costs as much as both;
     * ``"score"``: by the model's score alone.
+
+    As in :meth:`DecayMemory.recall <ctxengine.memory.DecayMemory.recall>`, an answer of
+    a question/answer exchange (the memory's ``exchange_roles``) never goes in without its
+    question: the per-token fill offers it together with its question as one unit, the
+    score fill uses the memory's exchange-aware packing.
 
     ``neighbour_boost`` (``"per_token"`` only, >= 1, default 1.5): once a turn is in the
     slot, the turns right before and after it count that many times their density (a
