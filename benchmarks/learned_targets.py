@@ -58,6 +58,7 @@ from ctxengine.learn import (
 from ctxengine.learn.stacking import with_adapter
 from ctxengine.learn.switching import first_stage_ndcg, per_query_ndcg
 from ctxengine.learn.training import ranking_groups
+from ctxengine.memory import SessionScores
 from ctxengine.retrieval import HybridRetriever
 from ctxengine.tokens import TiktokenCounter
 from ctxengine.types import Document
@@ -264,8 +265,9 @@ class _WithoutTemporal(MemoryFeatures):
     names = tuple(n for n in MemoryFeatures.names if n not in TEMPORAL)
     _keep = tuple(i for i, n in enumerate(MemoryFeatures.names) if n not in TEMPORAL)
 
-    def transform(self, query: str, scored: Sequence, now: float) -> np.ndarray:
-        return super().transform(query, scored, now)[:, list(self._keep)]
+    def transform_columns(self, query: str, scores: SessionScores) -> np.ndarray:
+        # the one place MemoryFeatures computes features (transform() goes through it)
+        return super().transform_columns(query, scores)[:, list(self._keep)]
 
 
 # row -> (featurizer, LearnedMemory options); the first is what fit() seats

@@ -246,3 +246,38 @@ def test_the_windowed_fill_equals_a_full_scan_on_long_sessions(paired):
                 scores, tokens, budget, 2, keep=keep, neighbour_boost=1.5, partner=partner
             )
             assert got == expected
+
+
+@pytest.mark.parametrize("query", ["When did Bob watch a movie?", "What does Alice love?"])
+def test_scored_turns_and_session_columns_give_the_same_features(query):
+    """transform (scored objects, any order: training) and transform_columns (the session
+    as columns: recall) compute one matrix, row for row."""
+    memory = _memory()
+    scored = memory.score(query, now=at(2022, 9, 1))  # best first, not session order
+    by_seq = np.argsort([s.turn.seq for s in scored])
+    objects = MemoryFeatures().transform(query, scored, at(2022, 9, 1))[by_seq]
+    columns = MemoryFeatures().transform_columns(
+        query, memory.score_columns(query, now=at(2022, 9, 1))
+    )
+    assert np.array_equal(objects, columns)
+
+
+def test_a_featurizer_changed_in_transform_columns_changes_both_paths():
+    """transform_columns is the one place features are computed: a subclass that drops a
+    feature there is what training (transform) and the learned memory's recall both see."""
+
+    class WithoutTokens(MemoryFeatures):
+        names = tuple(n for n in MemoryFeatures.names if n != "log_tokens")
+
+        def transform_columns(self, query, scores):
+            keep = [MemoryFeatures.names.index(n) for n in self.names]
+            return super().transform_columns(query, scores)[:, keep]
+
+    memory, features = _memory(), WithoutTokens()
+    query = "What does Alice love?"
+    rows = features.transform(query, memory.score(query), memory.clock())
+    assert rows.shape == (4, len(MemoryFeatures.names) - 1)
+    rng = np.random.default_rng(0)
+    groups = [(rng.normal(size=(6, len(features.names))), np.eye(6)[0]) for _ in range(20)]
+    learned = LearnedMemory(LinearScorer().fit(groups, features), features)
+    assert learned.recall(memory, query, 200)  # scored through transform_columns

@@ -4,20 +4,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..clock import to_seconds
 from ..errors import ConfigurationError
+from ..memory.columns import SessionScores
 from ..text import term_set
 from ..types import ScoredTurn
 from .pool import pool_logrank, pool_zscore
 from .query_dates import DAY, asks_when, days_from, mentions_time, named_periods
-
-if TYPE_CHECKING:
-    from ..memory.columns import SessionScores
 
 # memory-2: ``dense`` reads the query without the speakers' names (DecayMemory's
 # ``mask_speakers``), and the temporal features ``log_days_from_named_date`` and
@@ -69,86 +67,65 @@ class MemoryFeatures:
 
     def transform(self, query: str, scored: Sequence[ScoredTurn], now: float) -> np.ndarray:
         """Feature matrix for ``scored`` (any order; rows follow it), as scored for
-        ``query`` at ``now`` (POSIX seconds)."""
+        ``query`` at ``now`` (POSIX seconds): the turns in ``seq`` order as a
+        :class:`~ctxengine.memory.SessionScores`, through :meth:`transform_columns` (the
+        one place the features are computed, and the one a subclass overrides)."""
         items = list(scored)
         if not items:
             return np.zeros((0, len(self.names)))
         self._check_components(items[0].components)
+        order = sorted(range(len(items)), key=lambda i: items[i].turn.seq)
+        chronological = [items[i] for i in order]
         roles: dict[str, int] = {}
-        return self._matrix(
+        matrix = self.transform_columns(
             query,
-            to_seconds(now),
-            {k: np.array([s.components[k] for s in items], np.float64) for k in self._REQUIRED},
-            seq=np.array([s.turn.seq for s in items]),
-            role_ids=np.array([roles.setdefault(s.role, len(roles)) for s in items]),
-            roles=tuple(roles),
-            timestamp=np.array([s.turn.timestamp for s in items], dtype=np.float64),
-            last_access=np.array([s.turn.last_access for s in items], dtype=np.float64),
-            tokens=np.array([s.tokens or 0 for s in items], dtype=np.float64),
-            contents=lambda: [s.turn.content for s in items],
+            SessionScores(
+                turns=[s.turn for s in chronological],
+                columns={
+                    k: np.array([s.components[k] for s in chronological], np.float64)
+                    for k in self._REQUIRED
+                },
+                tokens=np.array([s.tokens or 0 for s in chronological], dtype=np.int64),
+                role_ids=np.array([roles.setdefault(s.role, len(roles)) for s in chronological]),
+                roles=tuple(roles),
+                timestamp=np.array([s.turn.timestamp for s in chronological], np.float64),
+                last_access=np.array([s.turn.last_access for s in chronological], np.float64),
+                partner=None,
+                at=to_seconds(now),
+            ),
         )
+        out = np.empty_like(matrix)
+        out[order] = matrix
+        return out
 
     def transform_columns(self, query: str, scores: SessionScores) -> np.ndarray:
-        """:meth:`transform` of a whole session scored as columns
+        """Feature matrix of a session scored as columns
         (:meth:`DecayMemory.score_columns <ctxengine.memory.DecayMemory.score_columns>`),
-        one row per turn in session order, with no per-turn Python: the learned memory's
-        recall at 10,000 turns reads these instead of 10,000 scored objects."""
+        one row per turn in session (``seq``) order, with no per-turn Python: the learned
+        memory's recall at 10,000 turns reads these instead of 10,000 scored objects."""
         if not len(scores):
             return np.zeros((0, len(self.names)))
         self._check_components(scores.columns)
-        return self._matrix(
-            query,
-            scores.at,
-            {k: scores.columns[k].astype(np.float64, copy=False) for k in self._REQUIRED},
-            seq=np.arange(len(scores)),  # rows are in ``seq`` order
-            role_ids=scores.role_ids,
-            roles=scores.roles,
-            timestamp=scores.timestamp,
-            last_access=scores.last_access,
-            tokens=scores.tokens.astype(np.float64),
-            contents=lambda: [turn.content for turn in scores.turns],
-        )
-
-    def _check_components(self, components: Mapping[str, Any]) -> None:
-        missing = [k for k in self._REQUIRED if k not in components]
-        if missing:
-            raise ConfigurationError(
-                f"memory features need the components {missing} from DecayMemory.score; use "
-                "relevance='hybrid' and a non-empty query"
-            )
-
-    def _matrix(
-        self,
-        query: str,
-        now: float,
-        component: dict[str, np.ndarray],
-        *,
-        seq: np.ndarray,
-        role_ids: np.ndarray,
-        roles: tuple[str, ...],
-        timestamp: np.ndarray,
-        last_access: np.ndarray,
-        tokens: np.ndarray,
-        contents: Callable[[], list[str]],
-    ) -> np.ndarray:
-        count = len(seq)
-        order = np.argsort(seq, kind="stable")
+        component = {k: scores.columns[k].astype(np.float64, copy=False) for k in self._REQUIRED}
+        now, roles = scores.at, scores.roles
+        role_ids, timestamp, last_access = scores.role_ids, scores.timestamp, scores.last_access
+        tokens = scores.tokens.astype(np.float64)
+        count = len(scores)  # rows are in ``seq`` order: a row's neighbours are beside it
         lexical, dense, effective = component["lexical"], component["dense"], component["effective"]
-        neighbours = {k: _window_max(component[k], order, 1) for k in ("lexical", "dense")}
-        windows = {k: _window_max(component[k], order, _WINDOW) for k in ("lexical", "dense")}
+        neighbours = {k: _window_max(component[k], 1) for k in ("lexical", "dense")}
+        windows = {k: _window_max(component[k], _WINDOW) for k in ("lexical", "dense")}
         query_terms = term_set(query)
         # per role, then per turn by its role's id: a session has few roles, many turns
         named = np.array([bool(query_terms & term_set(role)) for role in roles], np.float64)
         user = np.array([role.strip().lower() in _USER_ROLES for role in roles], np.float64)
-        position = np.empty(count)
-        position[order] = np.arange(count, dtype=np.float64)
+        position = np.arange(count, dtype=np.float64)
         last = max(count - 1, 1)
         age = np.maximum(0.0, now - timestamp) / DAY
         idle = np.maximum(0.0, now - last_access) / DAY
         # Constant (zeros) over a question that names no date or asks no "when": such a
         # column cannot reorder its turns, and the regex over turns runs only when it can.
         if asks_when(query):
-            time_words = np.array([mentions_time(text) for text in contents()], np.float64)
+            time_words = np.array([mentions_time(t.content) for t in scores.turns], np.float64)
         else:
             time_words = np.zeros(count)
         columns = (
@@ -184,22 +161,27 @@ class MemoryFeatures:
             matrix[:, j] = column
         return matrix
 
+    def _check_components(self, components: Mapping[str, Any]) -> None:
+        missing = [k for k in self._REQUIRED if k not in components]
+        if missing:
+            raise ConfigurationError(
+                f"memory features need the components {missing} from DecayMemory.score; use "
+                "relevance='hybrid' and a non-empty query"
+            )
+
     def __repr__(self) -> str:
         return f"MemoryFeatures(features={len(self.names)})"
 
 
-def _window_max(values: np.ndarray, order: np.ndarray, width: int) -> np.ndarray:
-    """For each turn, the largest value among the ``width`` turns before and after it in
-    the conversation (itself excluded): an answer shares little with the question that
-    names its topic, and a topic runs over several turns."""
-    chronological = values[order]
-    best = np.zeros_like(chronological)
-    for step in range(1, min(width, chronological.size - 1) + 1):
-        best[step:] = np.maximum(best[step:], chronological[:-step])
-        best[:-step] = np.maximum(best[:-step], chronological[step:])
-    out = np.empty_like(values)
-    out[order] = best
-    return out
+def _window_max(values: np.ndarray, width: int) -> np.ndarray:
+    """For each turn (``values`` in conversation order), the largest value among the
+    ``width`` turns before and after it (itself excluded): an answer shares little with the
+    question that names its topic, and a topic runs over several turns."""
+    best = np.zeros_like(values)
+    for step in range(1, min(width, values.size - 1) + 1):
+        best[step:] = np.maximum(best[step:], values[:-step])
+        best[:-step] = np.maximum(best[:-step], values[step:])
+    return best
 
 
 __all__ = ["MEMORY_FEATURE_VERSION", "MemoryFeatures"]
