@@ -28,7 +28,7 @@ from .._validation import check_choice, check_finite, check_positive_int, check_
 from ..errors import ConfigurationError, InvalidTypeError
 from ..formatting import TURN_SEPARATOR
 from ..memory.columns import SessionScores
-from ..memory.packing import fit_joined, orphan_answers, pack_exchanges, pack_indices
+from ..memory.packing import fit_slot, pack_rows, recent_rows
 from ..rerank.base import check_call, finish
 from ..types import ScoredDocument, ScoredTurn
 from .features import DocumentFeatures, MemoryFeatures, features_from_config
@@ -230,7 +230,7 @@ class LearnedMemory:
         count = len(scores)
         if not count:
             return [], {}
-        keep = list(range(count - 1, count - 1 - min(getattr(memory, "keep_recent", 0), count), -1))
+        keep = recent_rows(count, getattr(memory, "keep_recent", 0))
         separator = memory.token_counter.count(TURN_SEPARATOR)
         if self.packing == "per_token":
             rows = pack_by_density(
@@ -242,17 +242,8 @@ class LearnedMemory:
                 neighbour_boost=self.neighbour_boost,
                 partner=scores.partner,
             )
-        elif scores.partner is None:
-            rows = pack_indices(
-                values,
-                scores.tokens,
-                keep=keep,
-                threshold=None,
-                max_tokens=max_tokens,
-                separator=separator,
-            )
-        else:  # the memory's own exchange-aware fill, by the model's score
-            rows = pack_exchanges(
+        else:  # the memory's own fill (exchange-aware where the session pairs turns)
+            rows = pack_rows(
                 values,
                 scores.tokens,
                 scores.partner,
@@ -261,16 +252,9 @@ class LearnedMemory:
                 max_tokens=max_tokens,
                 separator=separator,
             )
-        kept = {scores.turns[row].seq for row in keep}
-        chosen = fit_joined(
-            scores.scored(rows, values, self.name), max_tokens, memory.token_counter, kept
+        chosen, picked = fit_slot(
+            scores, rows, keep, max_tokens, memory.token_counter, values, self.name
         )
-        row_of = {scores.turns[row].seq: row for row in rows}
-        picked = [row_of[s.turn.seq] for s in chosen]
-        if scores.partner is not None:
-            dropped = orphan_answers(picked, scores.partner, set(keep))
-            chosen = [s for s, row in zip(chosen, picked) if row not in dropped]
-            picked = [row for row in picked if row not in dropped]
         if touch and chosen:
             memory.touch([s.turn for s in chosen], session_id=session_id, now=scores.at)
         return chosen, _contributions(self.model, features[picked], [s.turn.id for s in chosen])

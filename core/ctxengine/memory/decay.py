@@ -53,7 +53,7 @@ from ..types import ScoredTurn
 from .base import TurnScorer
 from .dedup import Deduplicator
 from .importance import ImportanceScorer
-from .packing import fit_joined, pack_exchanges, pack_indices, without_orphan_answers
+from .packing import fit_slot, pack_rows, recent_rows
 from .relevance import RELEVANCE_MODES
 from .scoring import TurnScoring
 from .sessions import SessionCache
@@ -194,48 +194,21 @@ class DecayMemory(TurnScoring):
             return [replace(s, contributions=dict(parts.get(s.turn.id, {}))) for s in chosen]
         arrays, query_vector, at = self._read(query, session_id, now)
         with self._lock:
-            n = len(arrays)
-            if not n:
+            if not len(arrays):
                 return []
             columns = self._columns(arrays, query, at, query_vector, session_id)
-            keep = list(range(n - 1, n - 1 - min(self.keep_recent, n), -1))
-            separator = self.token_counter.count(TURN_SEPARATOR)
-            partner = self._partners(arrays)
-            if partner is None:
-                rows = pack_indices(
-                    columns["effective"],
-                    arrays.tokens.view,
-                    keep=keep,
-                    threshold=self.drop_threshold,
-                    max_tokens=max_tokens,
-                    separator=separator,
-                )
-            else:
-                rows = pack_exchanges(
-                    columns["effective"],
-                    arrays.tokens.view,
-                    partner,
-                    keep=keep,
-                    threshold=self.drop_threshold,
-                    max_tokens=max_tokens,
-                    separator=separator,
-                )
-            names = tuple(columns)
-            tokens = arrays.tokens.view
-            chosen = [
-                ScoredTurn(
-                    arrays.turns[row],
-                    float(columns["effective"][row]),
-                    {name: float(columns[name][row]) for name in names},
-                    int(tokens[row]),
-                )
-                for row in rows
-            ]
-            chosen = fit_joined(
-                chosen, max_tokens, self.token_counter, {arrays.turns[r].seq for r in keep}
+            scores = self._session_scores(arrays, columns, at)
+            keep = recent_rows(len(arrays), self.keep_recent)
+            rows = pack_rows(
+                columns["effective"],
+                scores.tokens,
+                scores.partner,
+                keep=keep,
+                threshold=self.drop_threshold,
+                max_tokens=max_tokens,
+                separator=self.token_counter.count(TURN_SEPARATOR),
             )
-            if partner is not None:
-                chosen = without_orphan_answers(chosen, arrays.row, partner, set(keep))
+            chosen, _ = fit_slot(scores, rows, keep, max_tokens, self.token_counter)
             if touch and chosen:
                 self.touch([s.turn for s in chosen], session_id=session_id, now=at)
         return chosen

@@ -9,7 +9,7 @@ rendering, the string the model reads, counts at most the slot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
@@ -18,6 +18,7 @@ import numpy as np
 from ..formatting import TURN_SEPARATOR, render_turn
 from ..tokens import TokenCounter
 from ..types import ScoredTurn
+from .columns import SessionScores
 
 
 @lru_cache(maxsize=65536)
@@ -182,21 +183,71 @@ def orphan_answers(rows: Sequence[int], partner: np.ndarray, keep: AbstractSet[i
     }
 
 
-def without_orphan_answers(
-    chosen: list[ScoredTurn],
-    row: Callable[[str], int | None],
-    partner: np.ndarray,
-    keep: set[int],
-) -> list[ScoredTurn]:
-    """Drop the answers in ``chosen`` whose question is not there (the joined-count check
-    removed it, or a packing that does not pair turns left it out); turns at the rows in
-    ``keep`` stay. ``row(turn_id)``: the turn's row in the session (e.g.
-    :meth:`SessionArrays.row <ctxengine.memory.arrays.SessionArrays.row>`), ``partner``:
-    each row's exchange partner (:func:`~ctxengine.memory.arrays.exchange_partners`)."""
-    rows = [row(s.turn.id) for s in chosen]
-    assert None not in rows
-    dropped = orphan_answers(rows, partner, keep)  # type: ignore[arg-type]
-    return [item for item, at in zip(chosen, rows) if at not in dropped]
+def recent_rows(count: int, keep_recent: int) -> list[int]:
+    """The rows of the ``keep_recent`` latest turns of a session of ``count``, newest
+    first: what every fill takes before anything else."""
+    return list(range(count - 1, count - 1 - min(keep_recent, count), -1))
+
+
+def pack_rows(
+    effective: np.ndarray,
+    tokens: np.ndarray,
+    partner: np.ndarray | None,
+    *,
+    keep: Sequence[int],
+    threshold: float | None,
+    max_tokens: int,
+    separator: int,
+) -> list[int]:
+    """:func:`pack_exchanges` where the session pairs questions and answers (``partner``),
+    else :func:`pack_indices`."""
+    if partner is None:
+        return pack_indices(
+            effective,
+            tokens,
+            keep=keep,
+            threshold=threshold,
+            max_tokens=max_tokens,
+            separator=separator,
+        )
+    return pack_exchanges(
+        effective,
+        tokens,
+        partner,
+        keep=keep,
+        threshold=threshold,
+        max_tokens=max_tokens,
+        separator=separator,
+    )
+
+
+def fit_slot(
+    scores: SessionScores,
+    rows: Sequence[int],
+    keep: Sequence[int],
+    max_tokens: int,
+    token_counter: TokenCounter,
+    effective: np.ndarray | None = None,
+    name: str | None = None,
+) -> tuple[list[ScoredTurn], list[int]]:
+    """The packed ``rows`` of a session as scored turns (``effective``/``name``: a trained
+    scorer's score, see :meth:`SessionScores.scored`), cut until their joined rendering
+    counts at most ``max_tokens`` (:func:`fit_joined`, the ``keep`` rows last), without
+    the answers whose question that cut removed (kept rows stay). Returns the turns and
+    their rows."""
+    chosen = fit_joined(
+        scores.scored(rows, effective, name),
+        max_tokens,
+        token_counter,
+        {scores.turns[row].seq for row in keep},
+    )
+    row_of = {scores.turns[row].seq: int(row) for row in rows}
+    picked = [row_of[s.turn.seq] for s in chosen]
+    if scores.partner is not None:
+        dropped = orphan_answers(picked, scores.partner, set(keep))
+        chosen = [s for s, row in zip(chosen, picked) if row not in dropped]
+        picked = [row for row in picked if row not in dropped]
+    return chosen, picked
 
 
 def pack_turns(
@@ -267,11 +318,13 @@ def fit_joined(
 
 __all__ = [
     "fit_joined",
+    "fit_slot",
     "keep_first",
     "orphan_answers",
     "pack_exchanges",
     "pack_indices",
+    "pack_rows",
     "pack_turns",
+    "recent_rows",
     "rendered_turn",
-    "without_orphan_answers",
 ]

@@ -85,18 +85,25 @@ class TurnScoring(MemoryWriter):
             columns = (
                 self._columns(arrays, query, at, query_vector, session_id) if len(arrays) else {}
             )
-            return SessionScores(
-                turns=list(arrays.turns),
-                columns=columns,
-                tokens=arrays.tokens.view,
-                role_ids=arrays.role_ids.view,
-                roles=arrays.roles,
-                timestamp=arrays.timestamp.view,
-                # a later touch updates the cached column in place
-                last_access=arrays.last_access.view.copy(),
-                partner=self._partners(arrays),
-                at=at,
-            )
+            return self._session_scores(arrays, columns, at)
+
+    def _session_scores(
+        self, arrays: SessionArrays, columns: dict[str, np.ndarray], at: float
+    ) -> SessionScores:
+        """The session's columns and these score ``columns`` as one :class:`SessionScores`
+        (call under the memory's lock)."""
+        return SessionScores(
+            turns=list(arrays.turns),
+            columns=columns,
+            tokens=arrays.tokens.view,
+            role_ids=arrays.role_ids.view,
+            roles=arrays.roles,
+            timestamp=arrays.timestamp.view,
+            # a later touch updates the cached column in place
+            last_access=arrays.last_access.view.copy(),
+            partner=self._partners(arrays),
+            at=at,
+        )
 
     def _partners(self, arrays: SessionArrays) -> np.ndarray | None:
         """Each turn's question/answer partner row (-1: none), or None when the session
