@@ -197,7 +197,7 @@ class DecayMemory(TurnScoring):
             if not len(arrays):
                 return []
             columns = self._columns(arrays, query, at, query_vector, session_id)
-            scores = self._session_scores(arrays, columns, at)
+            scores = self._session_scores(arrays, columns, at, detached=False)
             keep = recent_rows(len(arrays), self.keep_recent)
             rows = pack_rows(
                 columns["effective"],

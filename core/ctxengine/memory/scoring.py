@@ -88,19 +88,26 @@ class TurnScoring(MemoryWriter):
             return self._session_scores(arrays, columns, at)
 
     def _session_scores(
-        self, arrays: SessionArrays, columns: dict[str, np.ndarray], at: float
+        self,
+        arrays: SessionArrays,
+        columns: dict[str, np.ndarray],
+        at: float,
+        *,
+        detached: bool = True,
     ) -> SessionScores:
         """The session's columns and these score ``columns`` as one :class:`SessionScores`
-        (call under the memory's lock)."""
+        (call under the memory's lock). ``detached=False`` shares the cached turn list and
+        last-access column (no copies of 100,000 entries) for a caller that is done with
+        them before it releases the lock."""
         return SessionScores(
-            turns=list(arrays.turns),
+            turns=list(arrays.turns) if detached else arrays.turns,
             columns=columns,
             tokens=arrays.tokens.view,
             role_ids=arrays.role_ids.view,
             roles=arrays.roles,
             timestamp=arrays.timestamp.view,
             # a later touch updates the cached column in place
-            last_access=arrays.last_access.view.copy(),
+            last_access=arrays.last_access.view.copy() if detached else arrays.last_access.view,
             partner=self._partners(arrays),
             at=at,
         )
