@@ -11,11 +11,11 @@ import pytest
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import ConfigurationError, InvalidInputError, InvalidTypeError
 from ctxengine.retrieval import MODES, HybridRetriever
+from ctxengine.retrieval.filter_columns import MetadataColumns
 from ctxengine.retrieval.filters import (
     And,
     Eq,
     In,
-    MetadataColumns,
     Not,
     Or,
     Range,

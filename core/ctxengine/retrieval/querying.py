@@ -21,7 +21,8 @@ from . import adaptive, fusion
 from .base import MODES
 from .dense import scores_at
 from .feedback import Feedback, configure_feedback, rm3, rocchio
-from .filters import Filter, MetadataColumns, matching_rows
+from .filter_columns import MetadataColumns, matching_rows
+from .filters import Filter
 from .parts import IndexParts
 from .snapshot import Snapshot
 from .windows import take_best_window
