@@ -118,6 +118,16 @@ def test_saved_model_reloads_and_scores_identically(tmp_path, knots):
     assert np.array_equal(again.contributions(features), model.contributions(features))
 
 
+
+@pytest.mark.parametrize("knots", [0, 4])
+def test_a_score_is_its_contributions_plus_the_intercept(knots):
+    # score() sums the shapes column by column; contributions() is what explain() shows:
+    # the two must tell the same story for either model shape
+    model = LinearScorer(knots=knots).fit(synthetic_groups(40, seed=8), STUB)
+    features = np.random.default_rng(9).normal(size=(200, len(NAMES))) * 3
+    expected = model.contributions(features).sum(axis=1) + model.intercept
+    assert np.allclose(model.score(features), expected, rtol=0, atol=1e-9)
+
 def test_document_ranker_save_load_keeps_scores(tmp_path):
     rng = np.random.default_rng(5)
     features = DocumentFeatures()
@@ -238,6 +248,14 @@ def test_pool_ranks_share_ties():
     assert pool_logrank(np.array([3.0, 0.0, 0.0, 5.0])).tolist() == pytest.approx(
         np.log1p([1, 2, 2, 0]).tolist()
     )
+
+
+def test_pool_ranks_count_the_strictly_higher_values():
+    rng = np.random.default_rng(2)
+    values = np.round(rng.normal(size=500), 1)  # many ties
+    values[rng.random(500) < 0.5] = 0.0
+    higher = (values[None, :] > values[:, None]).sum(axis=1)
+    assert np.array_equal(pool_logrank(values), np.log1p(higher))
 
 
 # --- the engine ------------------------------------------------------------------------

@@ -239,8 +239,16 @@ class LinearScorer:
         )
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """One score per row: higher means more likely relevant."""
-        return self.contributions(features).sum(axis=1) + self.intercept
+        """One score per row: higher means more likely relevant (the row sums of
+        :meth:`contributions` plus the intercept)."""
+        features = self._check_features(features)
+        if not self.knot_values:
+            return (features - self.means) / self.scales @ self.coefficients + self.intercept
+        # summed column by column: no (rows, features) matrix of parts to stack and reduce
+        total = np.full(len(features), self.intercept - float(np.sum(self.offsets)))
+        for j, (knots, heights) in enumerate(zip(self.knot_values, self.heights)):
+            total += np.interp(features[:, j], knots, heights)
+        return total
 
     def importances(self) -> dict[str, float]:
         """How much each feature moved scores on the training rows (std of its
