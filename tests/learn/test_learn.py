@@ -118,7 +118,6 @@ def test_saved_model_reloads_and_scores_identically(tmp_path, knots):
     assert np.array_equal(again.contributions(features), model.contributions(features))
 
 
-
 @pytest.mark.parametrize("knots", [0, 4])
 def test_a_score_is_its_contributions_plus_the_intercept(knots):
     # score() sums the shapes column by column; contributions() is what explain() shows:
@@ -127,6 +126,7 @@ def test_a_score_is_its_contributions_plus_the_intercept(knots):
     features = np.random.default_rng(9).normal(size=(200, len(NAMES))) * 3
     expected = model.contributions(features).sum(axis=1) + model.intercept
     assert np.allclose(model.score(features), expected, rtol=0, atol=1e-9)
+
 
 def test_document_ranker_save_load_keeps_scores(tmp_path):
     rng = np.random.default_rng(5)
