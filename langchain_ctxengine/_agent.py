@@ -6,6 +6,7 @@ ids kept, so the pairs the core kept whole stay pairs)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,20 +49,50 @@ def to_agent_message(message: BaseMessage) -> AgentMessage:
 
 
 def from_agent_message(fitted: AgentMessage) -> BaseMessage:
-    """The original message, or a copy carrying the fitted text (its blocks kept)."""
+    """The original message, or a copy carrying what the core fitted: its text (its
+    non-text blocks kept, or left out when the core set them aside), its calls' arguments;
+    a new tool message for a placeholder (a call that never got a result)."""
+    if fitted.key is None:
+        return ToolMessage(
+            content=fitted.text, tool_call_id=fitted.tool_call_id or "", name=fitted.name
+        )
     original: BaseMessage = fitted.key
-    if fitted.text == str(original.text):
-        return original
-    return original.model_copy(
-        update={"content": with_blocks(fitted.text, original), "artifact": None}
-        if isinstance(original, ToolMessage)
-        else {"content": with_blocks(fitted.text, original)}
-    )
+    update: dict[str, Any] = {}
+    kept_blocks = fitted.blocks >= len(non_text_blocks(original))
+    if fitted.text != str(original.text) or not kept_blocks:
+        update["content"] = with_blocks(fitted.text, original, kept_blocks)
+        if isinstance(original, ToolMessage):
+            update["artifact"] = None
+    if isinstance(original, AIMessage):
+        sent = {call.id: call.arguments for call in fitted.tool_calls}
+        changed = {
+            str(c.get("id") or ""): json.loads(sent[str(c.get("id") or "")])
+            for c in original.tool_calls
+            if sent.get(str(c.get("id") or ""), arguments_json(c.get("args")))
+            != arguments_json(c.get("args"))
+        }
+        if changed:
+            update["tool_calls"] = [
+                {**c, "args": changed.get(str(c.get("id") or ""), c["args"])}
+                for c in original.tool_calls
+            ]
+            content = update.get("content", original.content)
+            if isinstance(content, list):  # provider-style tool_use blocks carry them too
+                update["content"] = [
+                    {**b, "input": changed[b["id"]]}
+                    if isinstance(b, Mapping)
+                    and b.get("type") == "tool_use"
+                    and b.get("id") in changed
+                    else b
+                    for b in content
+                ]
+    return original.model_copy(update=update) if update else original
 
 
-def with_blocks(text: str, original: BaseMessage) -> str | list[Any]:
-    """``text`` as content, followed by the original's non-text blocks (passed through)."""
-    blocks = non_text_blocks(original)
+def with_blocks(text: str, original: BaseMessage, keep: bool = True) -> str | list[Any]:
+    """``text`` as content, followed by the original's non-text blocks (passed through)
+    unless ``keep`` is false."""
+    blocks = non_text_blocks(original) if keep else []
     if not blocks:
         return text
     return [{"type": "text", "text": text}, *blocks]

@@ -110,3 +110,54 @@ def test_session_rule():
     assert resolve_session(None, None, None, shared_session="all") == "all"
     with pytest.raises(ConfigurationError, match="no session"):
         resolve_session(None, None, "  ")
+
+
+def test_an_interrupted_step_keeps_the_results_it_got():
+    # A run stopped between two parallel calls' answers: the answered one is still seen,
+    # the other is answered by a placeholder (chat APIs reject an unanswered call).
+    calls = (ToolCall("a", "logs", "{}"), ToolCall("b", "logs", "{}"))
+    messages = [
+        AgentMessage("assistant", "", tool_calls=calls),
+        AgentMessage("tool", "host-3: disk full", tool_call_id="a", name="logs"),
+    ]
+    store = ToolResultStore()
+    fitted = fit_tool_messages(messages, 500, counter=COUNTER, store=store, session_id="s")
+    assert [m.tool_call_id for m in fitted.messages[1:]] == ["a", "b"]
+    assert fitted.messages[1].text == "host-3: disk full"
+    assert fitted.messages[2].placeholder and "no result" in fitted.messages[2].text
+    assert [store.get("s", h).text for h in store.handles("s")] == ["host-3: disk full"]
+
+
+def test_the_newest_call_with_long_arguments_is_fitted_not_hidden():
+    import json
+
+    content = "\n".join(f"line_{i} = compute({i})" for i in range(2000))
+    arguments = json.dumps({"path": "a.py", "content": content, "mode": 420})
+    messages = [
+        AgentMessage("assistant", "Writing it.", tool_calls=(ToolCall("w", "write", arguments),)),
+        AgentMessage("tool", "written", tool_call_id="w", name="write"),
+    ]
+    fitted = fit_tool_messages(
+        messages, 400, counter=COUNTER, store=ToolResultStore(), session_id="s"
+    )
+    assert fitted.tokens <= 400 and [m.role for m in fitted.messages] == ["assistant", "tool"]
+    sent = json.loads(fitted.messages[0].tool_calls[0].arguments)  # still JSON, same keys
+    assert sent["path"] == "a.py" and sent["mode"] == 420
+    assert sent["content"].startswith("line_0") and sent["content"].endswith("compute(1999)")
+    assert fitted.messages[1].text == "written"
+
+
+def test_images_of_older_tool_results_are_set_aside_with_the_text():
+    calls = [ToolCall(f"c{i}", "screenshot", "{}") for i in range(3)]
+    messages = []
+    for call in calls:
+        messages += [
+            AgentMessage("assistant", "", tool_calls=(call,)),
+            AgentMessage("tool", f"page {call.id}", tool_call_id=call.id, blocks=1),
+        ]
+    fitted = fit_tool_messages(
+        messages, 1000, counter=COUNTER, store=ToolResultStore(), session_id="s"
+    )
+    assert fitted.tokens <= 1000 and len(fitted.messages) == 6  # no step left out
+    assert fitted.messages[-1].blocks == 1  # the newest keeps its image
+    assert fitted.messages[1].blocks == 0 and "1 attachment(s)" in fitted.messages[1].text

@@ -9,11 +9,18 @@ tool messages that answer it. The rule, newest first:
    query: the user's question, the text of the assistant message that asked for it and
    the call's arguments), with a note naming its handle;
 4. else it becomes a short stub naming the tool, its size and its handle;
-5. when even the stubs do not fit, whole steps are left out, oldest first.
+5. when even the stubs do not fit, whole steps are left out, oldest first; the newest
+   step is never left out for its assistant message alone: a message too long for the
+   room (long reasoning, a ``write_file`` call's content) is fitted by
+   :func:`~.shrink.fit_call_message` (beginning and end kept, arguments still JSON).
 
 A step is kept or left out as a whole, so no tool message is left without its call and
-no call without its answer. Tool messages whose call is not among the messages (orphans)
-and calls never answered are left out with a note: chat APIs reject both.
+no call without its answer (chat APIs reject both). Tool messages whose call is not among
+the messages (orphans) are left out with a note. A call that never got a result (a run
+interrupted between the call and its answer) is answered by a *placeholder* tool message
+saying so, with a note, so the results its siblings did return are still seen. A result
+reduced to a stub or compressed past room for its images leaves them out (its stub says
+how many); the stored text is the output's text only.
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from .request import (
     count_message,
     fit_head_tail,
 )
+from .shrink import fit_call_message
 from .store import ToolResultStore
 
 #: Below this many tokens of room, a compressed tool result says too little: stub it.
 MIN_COMPRESSED_TOKENS = 48
 
 WHOLE, COMPRESSED, STUB = "whole", "compressed", "stub"
+#: What a placeholder answering a call that never got a result says.
+NO_RESULT = "[ctx: this call returned no result (the run was interrupted before it answered)]"
 
 
 @dataclass
@@ -64,17 +74,24 @@ class _Result:
     tokens: int  # whole, as counted in a request
 
 
-def stub_text(name: str, tokens: int, handle: str, reader: str | None) -> str:
+def stub_text(name: str, tokens: int, handle: str, reader: str | None, blocks: int = 0) -> str:
     """What a tool result reduced to a stub says."""
     where = (
         f'read it with {reader}(handle="{handle}", query=...)' if reader else f"kept as {handle}"
     )
-    return f"[ctx: the {name} output ({tokens} tokens) was set aside; {where}]"
+    size = f"{tokens} tokens" + (f", {blocks} attachment(s)" if blocks else "")
+    return f"[ctx: the {name} output ({size}) was set aside; {where}]"
 
 
-def compressed_note(tokens: int, handle: str, reader: str | None) -> str:
+def compressed_note(tokens: int, handle: str, reader: str | None, dropped: int = 0) -> str:
     where = f'{reader}(handle="{handle}")' if reader else handle
-    return f"\n[ctx: compressed from {tokens} tokens; the full output: {where}]"
+    aside = f"; {dropped} attachment(s) left out" if dropped else ""
+    return f"\n[ctx: compressed from {tokens} tokens{aside}; the full output: {where}]"
+
+
+def placeholder(call_id: str, name: str) -> AgentMessage:
+    """The tool message answering a call that never got a result."""
+    return AgentMessage("tool", NO_RESULT, tool_call_id=call_id, name=name, placeholder=True)
 
 
 def group_steps(
@@ -92,9 +109,13 @@ def group_steps(
         nonlocal open_step
         if open_step is not None:
             if waiting:
-                notes.append(f"left out a step whose calls were never answered: {sorted(waiting)}")
-            else:
-                steps.append(open_step)
+                notes.append(
+                    f"answered {len(waiting)} call(s) that never got a result with a "
+                    f"placeholder: {sorted(waiting)}"
+                )
+                names = {call.id: call.name for call in open_step[0].tool_calls}
+                open_step.extend(placeholder(i, names[i]) for i in sorted(waiting))
+            steps.append(open_step)
         open_step = None
         waiting.clear()
 
@@ -143,6 +164,8 @@ def fit_tool_messages(
         call = step[0]
         calls = {c.id: c for c in call.tool_calls}
         for position, message in enumerate(step[1:], start=1):
+            if message.placeholder:
+                continue  # not an output: nothing to keep, nothing to squeeze
             tool_call = calls[message.tool_call_id or ""]
             handle = store.put(
                 session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
@@ -157,19 +180,36 @@ def fit_tool_messages(
 
     def stub(result: _Result) -> AgentMessage:
         name = result.message.name or "tool"
-        text = stub_text(name, result.tokens, result.handle, reader)
-        return replace(result.message, text=text)
+        blocks = result.message.blocks
+        text = stub_text(name, result.tokens, result.handle, reader, blocks)
+        return replace(result.message, text=text, blocks=0)
+
+    def fixed_cost(step: list[AgentMessage]) -> int:
+        return sum(count_message(m, counter) for m in step if m.role != "tool" or m.placeholder)
 
     first = 0  # steps before this one are left out
     while True:
         kept = [(i, r) for i, r in results if i >= first]
         stubs = {r.handle: stub(r) for _, r in kept}
-        fixed = sum(
-            count_message(m, counter) for step in steps[first:] for m in step if m.role != "tool"
-        )
+        fixed = sum(fixed_cost(step) for step in steps[first:])
         base = fixed + sum(count_message(s, counter) for s in stubs.values())
-        if base > max_tokens and first < len(steps):
+        if base > max_tokens and first < len(steps) - 1:
             first += 1
+            continue
+        if base > max_tokens and first == len(steps) - 1:
+            # Only the newest step is left: fit its own message rather than hide the
+            # model's newest call from it (it would call again).
+            shrunk = fit_call_message(
+                steps[first][0], max_tokens - (base - fixed_cost(steps[first][:1])), counter
+            )
+            if shrunk is None:
+                first += 1
+            else:
+                steps[first] = [shrunk, *steps[first][1:]]
+                notes.append(
+                    "fitted the newest assistant message (its text or call arguments) "
+                    "by keeping their beginning and end"
+                )
             continue
         chosen: dict[str, AgentMessage] = {}
         states: dict[str, str] = {}
@@ -216,9 +256,13 @@ def _compress(
     reader: str | None,
 ) -> AgentMessage | None:
     """The result's text compressed so that the message costs at most ``room``."""
+    blocks = result.message.blocks
     note = compressed_note(result.tokens, result.handle, reader)
-    budget = room - MESSAGE_OVERHEAD - NON_TEXT_BLOCK_TOKENS * result.message.blocks
-    budget -= counter.count(note) + 2
+    budget = room - MESSAGE_OVERHEAD - NON_TEXT_BLOCK_TOKENS * blocks - counter.count(note) - 2
+    if budget < MIN_COMPRESSED_TOKENS and blocks:  # the text matters more than the images
+        note = compressed_note(result.tokens, result.handle, reader, dropped=blocks)
+        blocks = 0
+        budget = room - MESSAGE_OVERHEAD - counter.count(note) - 2
     if budget < MIN_COMPRESSED_TOKENS:
         return None
     text = result.message.text
@@ -233,17 +277,19 @@ def _compress(
     while counter.count(shorter) > budget and shorter:
         shorter = counter.truncate(shorter, budget - 1)
         budget -= 1
-    return replace(result.message, text=shorter + note)
+    return replace(result.message, text=shorter + note, blocks=blocks)
 
 
 __all__ = [
     "COMPRESSED",
     "MIN_COMPRESSED_TOKENS",
+    "NO_RESULT",
     "STUB",
     "WHOLE",
     "FittedMessages",
     "compressed_note",
     "fit_tool_messages",
     "group_steps",
+    "placeholder",
     "stub_text",
 ]

@@ -53,6 +53,9 @@ class AgentMessage:
     ``blocks`` counts the non-text content blocks (images, files) the message carries;
     they are passed through untouched and counted as :data:`NON_TEXT_BLOCK_TOKENS` each.
     ``key`` is the adapter's own reference (its message), never read by the core.
+    ``placeholder`` marks a tool message the core wrote for a call that never got a
+    result (:func:`~ctxengine.agent.fit.group_steps`); it has no ``key``, and adapters
+    build a new tool message for it.
     """
 
     role: str
@@ -62,6 +65,7 @@ class AgentMessage:
     name: str | None = None
     blocks: int = 0
     key: Any = field(default=None, compare=False, repr=False)
+    placeholder: bool = False
 
     def __post_init__(self) -> None:
         # Every agent function reads these fields; checked once here, where an adapter or
