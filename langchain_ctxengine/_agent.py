@@ -13,7 +13,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from ctxengine.agent import AgentMessage, ToolCall, arguments_json
+from ctxengine.agent import AgentMessage, ToolCall, arguments_json, split_blocks
+from ctxengine.agent.request import CALL_BLOCK_TYPES
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
@@ -30,6 +31,10 @@ def non_text_blocks(message: BaseMessage) -> list[Any]:
     ]
 
 
+def _block_dicts(message: BaseMessage) -> list[Mapping[str, Any]]:
+    return [b for b in non_text_blocks(message) if isinstance(b, Mapping)]
+
+
 def to_agent_message(message: BaseMessage) -> AgentMessage:
     calls: tuple[ToolCall, ...] = ()
     if isinstance(message, AIMessage):
@@ -37,13 +42,15 @@ def to_agent_message(message: BaseMessage) -> AgentMessage:
             ToolCall(str(c.get("id") or ""), c["name"], arguments_json(c.get("args")))
             for c in message.tool_calls
         )
+    media, extra = split_blocks(_block_dicts(message))
     return AgentMessage(
         role=_ROLES.get(message.type, "user"),
         text=str(message.text),
         tool_calls=calls,
         tool_call_id=message.tool_call_id if isinstance(message, ToolMessage) else None,
         name=getattr(message, "name", None),
-        blocks=len(non_text_blocks(message)),
+        blocks=media,
+        extra=extra,
         key=message,
     )
 
@@ -58,7 +65,8 @@ def from_agent_message(fitted: AgentMessage) -> BaseMessage:
         )
     original: BaseMessage = fitted.key
     update: dict[str, Any] = {}
-    kept_blocks = fitted.blocks >= len(non_text_blocks(original))
+    seen = to_agent_message(original)
+    kept_blocks = fitted.blocks >= seen.blocks and fitted.extra == seen.extra
     if fitted.text != str(original.text) or not kept_blocks:
         update["content"] = with_blocks(fitted.text, original, kept_blocks)
         if isinstance(original, ToolMessage):
@@ -90,9 +98,13 @@ def from_agent_message(fitted: AgentMessage) -> BaseMessage:
 
 
 def with_blocks(text: str, original: BaseMessage, keep: bool = True) -> str | list[Any]:
-    """``text`` as content, followed by the original's non-text blocks (passed through)
-    unless ``keep`` is false."""
-    blocks = non_text_blocks(original) if keep else []
+    """``text`` as content, followed by the original's non-text blocks (passed through);
+    with ``keep`` false, only those that restate its tool calls."""
+    blocks = [
+        b
+        for b in non_text_blocks(original)
+        if keep or (isinstance(b, Mapping) and b.get("type") in CALL_BLOCK_TYPES)
+    ]
     if not blocks:
         return text
     return [{"type": "text", "text": text}, *blocks]

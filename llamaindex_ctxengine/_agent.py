@@ -11,7 +11,7 @@ from typing import Any
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 
-from ctxengine.agent import AgentMessage, ToolCall, arguments_json
+from ctxengine.agent import AgentMessage, ToolCall, arguments_json, split_blocks
 
 _ROLES = {
     MessageRole.USER: "user",
@@ -51,6 +51,7 @@ def _optional_str(value: Any) -> str | None:
 def to_agent_message(message: ChatMessage) -> AgentMessage:
     text = "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock) and b.text)
     others = [b for b in message.blocks if not isinstance(b, (TextBlock, ToolCallBlock))]
+    media, extra = split_blocks([_block_dict(b) for b in others])
     role = _ROLES.get(MessageRole(message.role), "user")
     return AgentMessage(
         role=role,
@@ -60,9 +61,16 @@ def to_agent_message(message: ChatMessage) -> AgentMessage:
         if role == "tool"
         else None,
         name=_optional_str(message.additional_kwargs.get("name")),
-        blocks=len(others),
+        blocks=media,
+        extra=extra,
         key=message,
     )
+
+
+def _block_dict(block: Any) -> dict[str, Any]:
+    """A block as the dict the core classifies (media by kind; the rest by its JSON,
+    bytes left out: a media block is counted by the estimate, not its bytes)."""
+    return block.model_dump(exclude={"image", "audio", "video", "data"}, mode="json")
 
 
 def from_agent_message(fitted: AgentMessage) -> ChatMessage:
@@ -87,7 +95,10 @@ def from_agent_message(fitted: AgentMessage) -> ChatMessage:
             if arguments is not None and arguments != arguments_json(block.tool_kwargs):
                 block = block.model_copy(update={"tool_kwargs": json.loads(arguments)})
             blocks.append(block)
-        elif not isinstance(block, TextBlock) and fitted.blocks >= seen.blocks:
+        elif not isinstance(block, TextBlock) and (fitted.blocks, fitted.extra) == (
+            seen.blocks,
+            seen.extra,
+        ):
             blocks.append(block)
     kwargs = dict(original.additional_kwargs)
     if kwargs.get("tool_calls"):

@@ -182,7 +182,7 @@ def fit_tool_messages(
         name = result.message.name or "tool"
         blocks = result.message.blocks
         text = stub_text(name, result.tokens, result.handle, reader, blocks)
-        return replace(result.message, text=text, blocks=0)
+        return replace(result.message, text=text, blocks=0, extra="")
 
     def fixed_cost(step: list[AgentMessage]) -> int:
         return sum(count_message(m, counter) for m in step if m.role != "tool" or m.placeholder)
@@ -259,6 +259,7 @@ def _compress(
     blocks = result.message.blocks
     note = compressed_note(result.tokens, result.handle, reader)
     budget = room - MESSAGE_OVERHEAD - NON_TEXT_BLOCK_TOKENS * blocks - counter.count(note) - 2
+    budget -= counter.count(result.message.extra)
     if budget < MIN_COMPRESSED_TOKENS and blocks:  # the text matters more than the images
         note = compressed_note(result.tokens, result.handle, reader, dropped=blocks)
         blocks = 0
@@ -277,7 +278,8 @@ def _compress(
     while counter.count(shorter) > budget and shorter:
         shorter = counter.truncate(shorter, budget - 1)
         budget -= 1
-    return replace(result.message, text=shorter + note, blocks=blocks)
+    extra = result.message.extra if blocks else ""
+    return replace(result.message, text=shorter + note, blocks=blocks, extra=extra)
 
 
 __all__ = [

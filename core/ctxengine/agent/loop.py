@@ -145,8 +145,9 @@ def prepare_call(
         ledger = engine.budget.start(system)
         ledger.reserve("tools", tool_tokens)
         ledger.reserve("message_overhead", min(2 * MESSAGE_OVERHEAD + extra, ledger.remaining))
-        if question.blocks:
-            ledger.reserve("attachments", NON_TEXT_BLOCK_TOKENS * question.blocks)
+        if question.blocks or question.extra:
+            attachments = NON_TEXT_BLOCK_TOKENS * question.blocks + counter.count(question.extra)
+            ledger.reserve("attachments", attachments)
         notes: list[str] = []
         text = question.text
         room = max(int(ledger.remaining * question_share) - _QUESTION_TAGS, 1)
@@ -175,7 +176,9 @@ def prepare_call(
         )
         packet_system, messages = packet_messages(packet)
         if messages and messages[-1].role == "user":
-            messages[-1] = AgentMessage("user", messages[-1].text, blocks=question.blocks)
+            messages[-1] = AgentMessage(
+                "user", messages[-1].text, blocks=question.blocks, extra=question.extra
+            )
         messages = [*messages, *fitted.messages]
         tokens = count_request(packet_system, messages, tools, counter)
         squeezed = any(state != "whole" for state in fitted.states.values())

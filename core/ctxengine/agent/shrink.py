@@ -116,7 +116,9 @@ def fit_call_message(
     rule of the module docstring; ``None`` when even its names and overhead do not fit."""
     if count_message(message, counter) <= max_tokens:
         return message
-    message = replace(message, blocks=0)  # images an assistant sent: set aside first
+    # Media and reasoning blocks cannot be cut (a provider checks a reasoning block's
+    # signature): set aside whole, first.
+    message = replace(message, blocks=0, extra="")
     fixed = MESSAGE_OVERHEAD + sum(counter.count(call.name) for call in message.tool_calls)
     parts = [message.text, *(call.arguments for call in message.tool_calls)]
     sizes = [counter.count(part) for part in parts]

@@ -1,0 +1,191 @@
+"""Property: generated trace shapes (``trace_shapes``) through a real ``create_agent`` loop
+with ``ContextEngineMiddleware`` and a real LlamaIndex ``FunctionAgent`` with
+``ContextEngineLLM``: every model call within budget, pairs intact, the agent's system
+prompt first, the newest results seen, the checkpoint and the store holding every output
+whole. Plus the shapes a generated plan cannot reach through a loop: a resumed thread with
+an interrupted call, content-block lists, LlamaIndex blocks."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from agents_support import ScriptedAgentModel, assert_pairs_intact, request_tokens
+from hypothesis import given
+from hypothesis_support import scaled_examples
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from trace_shapes import Trace, traces
+
+from ctxengine import ContextEngine
+from ctxengine.agent import count_tools
+from ctxengine.demo import KNOWLEDGE_BASE
+from ctxengine.errors import BudgetError
+from langchain_ctxengine import ContextEngineMiddleware
+from langchain_ctxengine._agent import tool_schemas
+
+pytestmark = pytest.mark.filterwarnings("ignore:the user.s message:UserWarning")
+SCALE = float(os.environ.get("CTXENGINE_FUZZ_SCALE", "1"))
+IMAGE = {"type": "image", "url": "https://example.com/shot.png"}
+OUTPUTS: dict[str, Any] = {}  # call key -> what the tool returns
+
+
+@tool
+def fetch(key: str, q: str = "", path: str = "", content: str = "") -> Any:
+    """Fetch a page of results."""
+    return OUTPUTS[key]
+
+
+def make_engine(budget: int) -> ContextEngine:
+    return ContextEngine.from_documents(
+        KNOWLEDGE_BASE,
+        retrieval="keyword",
+        token_budget=budget,
+        compression="sentence",
+        memory_options={"relevance": "lexical"},
+    )
+
+
+def langchain_plan(trace: Trace) -> tuple[list[list[Any]], dict[str, str]]:
+    """Per turn, the scripted model's messages; and each call id's output text."""
+    turns, texts = [], {}
+    for t, turn in enumerate(trace.turns):
+        messages: list[Any] = []
+        for s, step in enumerate(turn.steps):
+            calls = []
+            for i, arguments in enumerate(step.arguments):
+                key = f"t{t}s{s}c{i}"
+                # A call never answered cannot come out of a loop (the tool node answers
+                # every call): it is answered with an empty output here, and the resumed
+                # thread below covers the interrupted case.
+                result = step.results.get(i)
+                text = result.text if result else ""
+                images = result.images if result else 0
+                OUTPUTS[key] = (
+                    [{"type": "text", "text": text}, *[IMAGE] * images] if images else text
+                )
+                texts[key] = text
+                args = {**json.loads(arguments), "key": key}
+                calls.append({"name": "fetch", "args": args, "id": key, "type": "tool_call"})
+            messages.append(AIMessage(step.text, tool_calls=calls))
+        messages.append(AIMessage(f"Réponse {t}."))
+        turns.append(messages)
+    return turns, texts
+
+
+def check_langchain_request(engine, trace, received, bound) -> None:
+    counter = engine.token_counter
+    assert request_tokens(counter, received, bound) <= engine.budget.total
+    assert_pairs_intact(received)
+    assert received[0].type == "system" and received[0].text.startswith(trace.system.strip())
+
+
+@scaled_examples(12, SCALE)
+@given(trace=traces(max_turns=2, max_steps=3))
+def test_create_agent_holds_every_invariant_on_generated_traces(trace):
+    engine = make_engine(trace.budget)
+    turns, texts = langchain_plan(trace)
+    model = ScriptedAgentModel(messages=iter([m for turn in turns for m in turn]))
+    middleware = ContextEngineMiddleware(engine)
+    agent = create_agent(
+        model,
+        tools=[fetch],
+        system_prompt=trace.system,
+        middleware=[middleware],
+        checkpointer=InMemorySaver(),
+    )
+    config = {"configurable": {"thread_id": f"t{trace.seed}"}}
+    fixed = (
+        engine.token_counter.count(trace.system)
+        + count_tools(tool_schemas([fetch]), engine.token_counter)
+        + 765
+    )
+    for turn in trace.turns:
+        question = HumanMessage(
+            [{"type": "text", "text": turn.question}, *[IMAGE] * turn.images]
+            if turn.images
+            else turn.question
+        )
+        try:
+            agent.invoke({"messages": [question]}, config)
+        except BudgetError:
+            assert fixed + 765 * turn.images + 64 > engine.budget.total
+            return
+    for number, received in enumerate(model.received):
+        check_langchain_request(engine, trace, received, model.bound)
+        previous = model.received[number - 1] if number else []
+        # The newest results of the call before are in this request (when a stub fits).
+        newest = [m for m in received if isinstance(m, ToolMessage)]
+        if previous and newest and engine.budget.total - fixed > 1500:
+            assert newest[-1].tool_call_id in texts
+    state = agent.get_state(config).values["messages"]
+    outputs = {m.tool_call_id: m.text for m in state if isinstance(m, ToolMessage)}
+    assert outputs == texts  # the checkpoint keeps every output whole
+    stored = {
+        middleware.store.get(f"t{trace.seed}", h).tool_call_id: middleware.store.get(
+            f"t{trace.seed}", h
+        ).text
+        for h in middleware.store.handles(f"t{trace.seed}")
+    }
+    assert stored == texts
+
+
+def test_a_resumed_thread_with_an_interrupted_call_keeps_the_answered_one():
+    engine = make_engine(2000)
+    model = ScriptedAgentModel(messages=iter([AIMessage("Host 3.")]))
+    agent = create_agent(
+        model, tools=[fetch], middleware=[ContextEngineMiddleware(engine, session_id="r")]
+    )
+    calls = [
+        {"name": "fetch", "args": {"key": k}, "id": k, "type": "tool_call"} for k in ("a", "b")
+    ]
+    agent.invoke(
+        {
+            "messages": [
+                HumanMessage("Which host is full?"),
+                AIMessage("", tool_calls=calls),
+                ToolMessage("host-3: disk full", tool_call_id="a", name="fetch"),
+            ]
+        }
+    )
+    (received,) = model.received
+    assert_pairs_intact(received)  # OpenAI rejects an unanswered call
+    assert [m.tool_call_id for m in received if isinstance(m, ToolMessage)] == ["a", "b"]
+    assert received[-2].text == "host-3: disk full"
+    assert "no result" in received[-1].text
+
+
+def test_reasoning_and_tool_use_blocks_are_counted_as_sent():
+    engine = make_engine(3000)
+    thinking = "Let me reason about the quota. " * 400  # ~2,800 tokens of reasoning
+    ai = AIMessage(
+        [
+            {"type": "thinking", "thinking": thinking, "signature": "sig"},
+            {"type": "tool_use", "id": "a", "name": "fetch", "input": {"key": "a"}},
+        ],
+        tool_calls=[{"name": "fetch", "args": {"key": "a"}, "id": "a", "type": "tool_call"}],
+    )
+    model = ScriptedAgentModel(messages=iter([AIMessage("Done.")]))
+    agent = create_agent(
+        model, tools=[fetch], middleware=[ContextEngineMiddleware(engine, session_id="k")]
+    )
+    agent.invoke(
+        {
+            "messages": [
+                HumanMessage("Quota?"),
+                ai,
+                ToolMessage("quota exceeded", tool_call_id="a", name="fetch"),
+            ]
+        }
+    )
+    (received,) = model.received
+    tokens = request_tokens(engine.token_counter, received, model.bound)
+    if any("thinking" in str(m.content) for m in received):  # sent, so counted
+        assert tokens >= engine.token_counter.count(thinking)
+    assert tokens <= 3000
+    assert_pairs_intact(received)
+    assert received[-1].text == "quota exceeded"
