@@ -85,7 +85,12 @@ def from_agent_message(fitted: AgentMessage) -> ChatMessage:
         )
     original: ChatMessage = fitted.key
     seen = to_agent_message(original)
-    if (fitted.text, fitted.blocks, fitted.tool_calls) == (seen.text, seen.blocks, seen.tool_calls):
+    if (fitted.text, fitted.blocks, fitted.extra, fitted.tool_calls) == (
+        seen.text,
+        seen.blocks,
+        seen.extra,
+        seen.tool_calls,
+    ):
         return original
     sent = {call.id: call.arguments for call in fitted.tool_calls}
     blocks: list[Any] = [TextBlock(text=fitted.text)]

@@ -189,3 +189,145 @@ def test_reasoning_and_tool_use_blocks_are_counted_as_sent():
     assert tokens <= 3000
     assert_pairs_intact(received)
     assert received[-1].text == "quota exceeded"
+
+
+# --- LlamaIndex -------------------------------------------------------------------------
+
+
+class LlamaScript:
+    """Replays a plan of assistant messages, recording every request and its tools."""
+
+    def __init__(self, plan: list[Any]) -> None:
+        self.plan = plan
+        self.received: list[tuple[list[Any], list[Any]]] = []
+
+    def __call__(self, messages: Any, **kwargs: Any) -> Any:
+        self.received.append((list(messages), list(kwargs.get("tools") or [])))
+        return self.plan[len(self.received) - 1]
+
+
+def llama_fetch(key: str, q: str = "", path: str = "", content: str = "") -> str:
+    """Fetch a page of results."""
+    return OUTPUTS[key]
+
+
+def llamaindex_plan(trace: Trace) -> tuple[list[Any], dict[str, str]]:
+    from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
+
+    plan, texts = [], {}
+    for t, turn in enumerate(trace.turns):
+        for s, step in enumerate(turn.steps):
+            blocks: list[Any] = [TextBlock(text=step.text)] if step.text else []
+            for i, arguments in enumerate(step.arguments):
+                key = f"t{t}s{s}c{i}"
+                result = step.results.get(i)
+                OUTPUTS[key] = texts[key] = result.text if result else ""
+                args = {**json.loads(arguments), "key": key}
+                blocks.append(ToolCallBlock(tool_call_id=key, tool_name="fetch", tool_kwargs=args))
+            plan.append(ChatMessage(role="assistant", blocks=blocks))
+        plan.append(ChatMessage(role="assistant", content=f"Réponse {t}."))
+    return plan, texts
+
+
+def check_llamaindex_request(engine, trace, messages, tools) -> None:
+    from ctxengine.agent import count_request
+    from llamaindex_ctxengine._agent import to_agent_message
+    from llamaindex_ctxengine._agent import tool_schemas as llama_schemas
+
+    items = [to_agent_message(m) for m in messages]
+    assert items[0].role == "system" and items[0].text.startswith(trace.system.strip())
+    tokens = count_request(items[0].text, items[1:], llama_schemas(tools), engine.token_counter)
+    assert tokens <= engine.budget.total
+    waiting: set[str] = set()
+    for item in items:
+        if item.role == "tool":
+            assert item.tool_call_id in waiting, "orphan tool message"
+            waiting.discard(item.tool_call_id)
+            continue
+        assert not waiting, f"unanswered calls {waiting}"
+        waiting = {c.id for c in item.tool_calls}
+    assert not waiting, f"unanswered calls {waiting}"
+
+
+@scaled_examples(8, SCALE)
+@given(trace=traces(max_turns=2, max_steps=3))
+async def test_function_agent_holds_every_invariant_on_generated_traces(trace):
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.tools import FunctionTool
+
+    from llamaindex_ctxengine import ContextEngineChatMemory, ContextEngineLLM
+
+    engine = make_engine(trace.budget)
+    plan, texts = llamaindex_plan(trace)
+    script = LlamaScript(plan)
+    session = f"l{trace.seed}"
+    llm = ContextEngineLLM(
+        MockFunctionCallingLLM(response_generator=script), engine, session_id=session
+    )
+    agent = FunctionAgent(
+        tools=[FunctionTool.from_defaults(llama_fetch, name="fetch"), llm.read_tool()],
+        llm=llm,
+        system_prompt=trace.system,
+    )
+    memory = ContextEngineChatMemory(engine, session_id=session)
+    for turn in trace.turns:
+        try:
+            await agent.run(turn.question, memory=memory, max_iterations=100)
+        except Exception as error:  # the workflow wraps what the step raised
+            budget_error = isinstance(error, BudgetError) or isinstance(
+                error.__cause__, BudgetError
+            )
+            if not budget_error:
+                raise
+            assert engine.token_counter.count(trace.system) + 300 > engine.budget.total
+            return
+    for messages, tools in script.received:
+        check_llamaindex_request(engine, trace, messages, tools)
+    stored = {
+        llm.store.get(session, h).tool_call_id: llm.store.get(session, h).text
+        for h in llm.store.handles(session)
+    }
+    assert stored == texts
+
+
+def test_llamaindex_blocks_are_counted_and_set_aside_as_sent():
+    from llama_index.core.base.llms.types import (
+        ChatMessage,
+        ImageBlock,
+        TextBlock,
+        ThinkingBlock,
+        ToolCallBlock,
+    )
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    from llamaindex_ctxengine import ContextEngineLLM
+
+    engine = make_engine(2500)
+    llm = ContextEngineLLM(
+        MockFunctionCallingLLM(response_generator=LlamaScript([])), engine, session_id="b"
+    )
+    thinking = "I should compare the quotas. " * 300
+    messages = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Quota?"),
+    ]
+    for i in range(3):
+        call = ToolCallBlock(tool_call_id=f"c{i}", tool_name="fetch", tool_kwargs={"key": "x"})
+        blocks = [ThinkingBlock(content=thinking), call] if i == 2 else [call]
+        messages.append(ChatMessage(role="assistant", blocks=blocks))
+        image = ImageBlock(url="https://example.com/a.png")
+        messages.append(
+            ChatMessage(
+                role="tool",
+                blocks=[TextBlock(text=f"page {i}"), image],
+                additional_kwargs={"tool_call_id": f"c{i}"},
+            )
+        )
+    fitted = llm.fit(messages)
+    check_llamaindex_request(engine, Trace("Be brief.", 2500, [], 0), fitted, [])
+    from llamaindex_ctxengine._agent import to_agent_message
+
+    items = [to_agent_message(m) for m in fitted]
+    assert [i.tool_call_id for i in items if i.role == "tool"] == ["c0", "c1", "c2"]
+    assert items[-1].blocks == 1  # the newest keeps its image

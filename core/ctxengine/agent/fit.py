@@ -12,7 +12,9 @@ tool messages that answer it. The rule, newest first:
 5. when even the stubs do not fit, whole steps are left out, oldest first; the newest
    step is never left out for its assistant message alone: a message too long for the
    room (long reasoning, a ``write_file`` call's content) is fitted by
-   :func:`~.shrink.fit_call_message` (beginning and end kept, arguments still JSON).
+   :func:`~.shrink.fit_call_message` (beginning and end kept, arguments still JSON);
+   and when that message alone takes over half the room, it is fitted into half of it
+   before any earlier step is left out.
 
 A step is kept or left out as a whole, so no tool message is left without its call and
 no call without its answer (chat APIs reject both). Tool messages whose call is not among
@@ -46,6 +48,10 @@ from .store import ToolResultStore
 MIN_COMPRESSED_TOKENS = 48
 
 WHOLE, COMPRESSED, STUB = "whole", "compressed", "stub"
+SHRUNK_NOTE = (
+    "fitted the newest assistant message (its text or call arguments) by keeping their "
+    "beginning and end; its media and reasoning blocks were left out"
+)
 #: What a placeholder answering a call that never got a result says.
 NO_RESULT = "[ctx: this call returned no result (the run was interrupted before it answered)]"
 
@@ -187,6 +193,15 @@ def fit_tool_messages(
     def fixed_cost(step: list[AgentMessage]) -> int:
         return sum(count_message(m, counter) for m in step if m.role != "tool" or m.placeholder)
 
+    if steps and sum(fixed_cost(step) for step in steps) > max_tokens // 2:
+        # One long assistant message (reasoning, a file's content as arguments) must not
+        # push every earlier step out: past half the room, the newest is fitted first.
+        newest = steps[-1][0]
+        if count_message(newest, counter) > max_tokens // 2:
+            shrunk = fit_call_message(newest, max_tokens // 2, counter)
+            if shrunk is not None:
+                steps[-1] = [shrunk, *steps[-1][1:]]
+                notes.append(SHRUNK_NOTE)
     first = 0  # steps before this one are left out
     while True:
         kept = [(i, r) for i, r in results if i >= first]
@@ -206,10 +221,7 @@ def fit_tool_messages(
                 first += 1
             else:
                 steps[first] = [shrunk, *steps[first][1:]]
-                notes.append(
-                    "fitted the newest assistant message (its text or call arguments) "
-                    "by keeping their beginning and end"
-                )
+                notes.append(SHRUNK_NOTE)
             continue
         chosen: dict[str, AgentMessage] = {}
         states: dict[str, str] = {}
