@@ -7,7 +7,8 @@ tool messages that answer it. The rule, newest first:
 2. a tool result is kept whole when it fits the room that is left;
 3. else it is compressed query-aware with the engine's compressor into that room (the
    query: the user's question, the text of the assistant message that asked for it and
-   the call's arguments), with a note naming its handle;
+   the call's arguments), with a note naming its handle; a line-structured output (log,
+   table, code, JSON) line by line (:mod:`~.lines`);
 4. else it becomes a short stub naming the tool, its size and its handle;
 5. when even the stubs do not fit, whole steps are left out, oldest first; the newest
    step is never left out for its assistant message alone: a message too long for the
@@ -41,6 +42,7 @@ from .request import (
     count_message,
     fit_head_tail,
 )
+from .lines import compress_lines, output_lines, pooled_selection
 from .shrink import fit_call_message
 from .store import ToolResultStore
 
@@ -226,20 +228,35 @@ def fit_tool_messages(
         chosen: dict[str, AgentMessage] = {}
         states: dict[str, str] = {}
         room = max_tokens - base
-        for _, result in reversed(kept):
-            stubbed = stubs[result.handle]
-            stub_cost = count_message(stubbed, counter)
-            call_id = result.message.tool_call_id or ""
+        squeezed: list[tuple[int, _Result]] = []
+        for index, result in reversed(kept):
+            stub_cost = count_message(stubs[result.handle], counter)
             if result.tokens - stub_cost <= room:
-                chosen[result.handle], states[call_id] = result.message, WHOLE
+                chosen[result.handle] = result.message
+                states[result.message.tool_call_id or ""] = WHOLE
                 room -= result.tokens - stub_cost
-                continue
-            shorter = _compress(result, room + stub_cost, counter, compressor, reader)
-            if shorter is not None and count_message(shorter, counter) - stub_cost <= room:
-                chosen[result.handle], states[call_id] = shorter, COMPRESSED
-                room -= count_message(shorter, counter) - stub_cost
             else:
-                chosen[result.handle], states[call_id] = stubbed, STUB
+                squeezed.append((index, result))
+        # The newest step's results are compressed each for its own call (the model is
+        # waiting for them); older ones share what is left in one pooled selection for
+        # the question (with a compressor), so the room goes to the lines that matter.
+        pool = [r for i, r in squeezed if i != len(steps) - 1 and compressor is not None]
+        own = [r for _, r in squeezed if r not in pool]
+        own_room = room // 2 if pool else room
+        for result in own:
+            stub_cost = count_message(stubs[result.handle], counter)
+            shorter = _compress(result, own_room + stub_cost, counter, compressor, reader)
+            if shorter is not None and count_message(shorter, counter) - stub_cost <= own_room:
+                chosen[result.handle] = shorter
+                own_room -= count_message(shorter, counter) - stub_cost
+                room -= count_message(shorter, counter) - stub_cost
+        if pool and compressor is not None:
+            query = question if not is_blank(question) else " ".join(r.query for r in pool)
+            chosen.update(_pooled(pool, stubs, room, query, counter, compressor, reader))
+        for _, result in squeezed:
+            call_id = result.message.tool_call_id or ""
+            states[call_id] = COMPRESSED if result.handle in chosen else STUB
+            chosen.setdefault(result.handle, stubs[result.handle])
         out: list[AgentMessage] = []
         by_step = {(i, r.position): r.handle for i, r in kept}
         for index in range(first, len(steps)):
@@ -258,6 +275,40 @@ def fit_tool_messages(
             f"{squeezed} tool result(s) compressed or set aside; full outputs kept by handle"
         )
     return FittedMessages(out, tokens, states, handles, notes)
+
+
+def _pooled(
+    results: list[_Result],
+    stubs: dict[str, AgentMessage],
+    room: int,
+    query: str,
+    counter: TokenCounter,
+    compressor: Compressor,
+    reader: str | None,
+) -> dict[str, AgentMessage]:
+    """Older squeezed results compressed together into ``room`` (beyond their stubs) by
+    :func:`~.lines.pooled_selection`; those that keep nothing stay stubs."""
+    reserve = room
+    for _attempt in range(4):  # notes and markers cost what they cost: tighten to fit
+        texts = pooled_selection(
+            {r.handle: r.message.text for r in results}, query, reserve, compressor
+        )
+        fitted: dict[str, AgentMessage] = {}
+        cost = 0
+        for result in results:
+            text = texts.get(result.handle, "")
+            if is_blank(text):
+                continue
+            note = compressed_note(result.tokens, result.handle, reader, result.message.blocks)
+            message = replace(result.message, text=text + note, blocks=0, extra="")
+            delta = count_message(message, counter) - count_message(stubs[result.handle], counter)
+            if delta > 0:  # a kept part worth less than its stub is not kept
+                fitted[result.handle] = message
+                cost += delta
+        if cost <= room:
+            return fitted
+        reserve -= max(cost - room, 16)
+    return {}
 
 
 def _compress(
@@ -279,7 +330,10 @@ def _compress(
     if budget < MIN_COMPRESSED_TOKENS:
         return None
     text = result.message.text
-    if compressor is not None:
+    lines = output_lines(text) if compressor is not None else None
+    if compressor is not None and lines is not None:
+        shorter = compress_lines(lines, result.query, budget, counter, compressor)
+    elif compressor is not None:
         document = ScoredDocument(Document(text=text, id=result.handle), 1.0)
         kept = compressor.compress(result.query, [document], budget)
         shorter = kept[0].text if kept else ""
