@@ -161,3 +161,37 @@ def test_images_of_older_tool_results_are_set_aside_with_the_text():
     assert fitted.tokens <= 1000 and len(fitted.messages) == 6  # no step left out
     assert fitted.messages[-1].blocks == 1  # the newest keeps its image
     assert fitted.messages[1].blocks == 0 and "1 attachment(s)" in fitted.messages[1].text
+
+
+def _log(i: int, lines: int, fact: str) -> str:
+    body = [f"2026-03-01T10:{j % 60:02d} host-{j % 9} worker={j} status=ok" for j in range(lines)]
+    body.insert(lines // 2, fact)
+    return "\n".join(body)
+
+
+def test_a_fact_in_an_early_log_output_reaches_the_call_that_asks_for_it():
+    # Logs are one "sentence" to a sentence splitter: compressed whole-or-nothing, the fact
+    # was lost; line by line, with the older outputs sharing the room, it is kept.
+    engine = ContextEngine.from_retriever(None, token_budget=2000)
+    messages = []
+    for i in range(6):
+        fact = f"the rollback token for cluster C{i} is RB-{1000 + i}"
+        messages += [
+            AgentMessage("assistant", "", tool_calls=(ToolCall(f"c{i}", "logs", f'{{"p":{i}}}'),)),
+            AgentMessage("tool", _log(i, 120, fact), tool_call_id=f"c{i}", name="logs"),
+        ]
+    fitted = fit_tool_messages(
+        messages,
+        1300,
+        counter=COUNTER,
+        store=ToolResultStore(),
+        session_id="s",
+        question="What is the rollback token for cluster C1?",
+        compressor=engine.compressor,
+        reader="read_tool_result",
+    )
+    sent = "\n".join(m.text for m in fitted.messages)
+    assert fitted.tokens <= 1300 and "RB-1001" in sent
+    assert fitted.messages[-1].tool_call_id == "c5" and fitted.states["c5"] != "stub"
+    kept = next(m.text for m in fitted.messages if m.tool_call_id == "c1")
+    assert "lines ...]" in kept  # where lines were left out is shown

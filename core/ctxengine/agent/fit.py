@@ -35,6 +35,7 @@ from .._validation import check_items, check_text, is_blank
 from ..compress import Compressor
 from ..tokens import TokenCounter
 from ..types import Document, ScoredDocument
+from .lines import compress_lines, output_lines, pooled_selection
 from .request import (
     MESSAGE_OVERHEAD,
     NON_TEXT_BLOCK_TOKENS,
@@ -42,7 +43,6 @@ from .request import (
     count_message,
     fit_head_tail,
 )
-from .lines import compress_lines, output_lines, pooled_selection
 from .shrink import fit_call_message
 from .store import ToolResultStore
 
@@ -269,10 +269,10 @@ def fit_tool_messages(
         first += 1  # counts are exact per message, so this is only a safety net
     if first:
         notes.append(f"left out the {first} oldest step(s) of this turn to fit {max_tokens} tokens")
-    squeezed = sum(1 for s in states.values() if s != WHOLE)
-    if squeezed:
+    reduced = sum(1 for s in states.values() if s != WHOLE)
+    if reduced:
         notes.append(
-            f"{squeezed} tool result(s) compressed or set aside; full outputs kept by handle"
+            f"{reduced} tool result(s) compressed or set aside; full outputs kept by handle"
         )
     return FittedMessages(out, tokens, states, handles, notes)
 
