@@ -16,63 +16,9 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
+from benchmarks.agent_traces import shaped_text
+
 SHAPES = ("json", "table", "code", "log", "cjk", "emoji", "prose", "one_line", "empty")
-_WORDS = {
-    "prose": [
-        "the",
-        "worker",
-        "retried",
-        "the",
-        "shard",
-        "and",
-        "the",
-        "replica",
-        "lagged",
-        "behind",
-        "the",
-        "queue",
-    ],
-    "cjk": ["磁盘", "配额", "超出", "服务", "日志", "错误", "重试", "索引", "ログ", "再試行"],
-    "emoji": ["😀", "🔥", "👩‍💻", "🇫🇷", "e\u0301", "ß", "İ", "\u200b", "𝔘𝔫𝔦", "café"],
-}
-
-
-def shaped_text(shape: str, size: int, seed: int, fact: str = "") -> str:
-    """About ``size`` units of text of one shape, with ``fact`` planted in the middle."""
-    rng = random.Random(seed)
-    if shape == "empty" or size == 0:
-        return fact
-    if shape == "json":
-        rows = [
-            {"id": i, "host": f"host-{rng.randrange(9)}", "ok": rng.random() > 0.1, "ms": i * 3}
-            for i in range(size)
-        ]
-        if fact:
-            rows.insert(size // 2, {"id": -1, "note": fact})
-        return json.dumps({"results": rows}, ensure_ascii=False)
-    if shape == "table":
-        lines = ["| id | host | status | latency |", "|---|---|---|---|"]
-        lines += [
-            f"| {i} | host-{rng.randrange(9)} | ok | {rng.randrange(900)}ms |" for i in range(size)
-        ]
-    elif shape == "code":
-        lines = [
-            f"def handler_{i}(event):\n    return process(event, retries={i % 5})"
-            for i in range(size)
-        ]
-    elif shape == "log":
-        lines = [
-            f"2026-03-{1 + i % 28:02d}T10:{i % 60:02d} host-{rng.randrange(9)} worker={i} status=ok"
-            for i in range(size)
-        ]
-    elif shape == "one_line":  # no space or line break to cut at
-        return "".join(rng.choice("abcdef0123456789") for _ in range(size * 6)) + fact
-    else:
-        words = _WORDS[shape]
-        lines = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(max(1, size // 3))]
-    if fact:
-        lines.insert(len(lines) // 2, fact)
-    return "\n".join(lines)
 
 
 @dataclass

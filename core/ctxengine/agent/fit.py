@@ -34,22 +34,23 @@ from dataclasses import dataclass, field, replace
 from .._validation import check_items, check_text, is_blank
 from ..compress import Compressor
 from ..tokens import TokenCounter
-from ..types import Document, ScoredDocument
-from .lines import compress_lines, output_lines, pooled_selection
 from .request import (
-    MESSAGE_OVERHEAD,
-    NON_TEXT_BLOCK_TOKENS,
     AgentMessage,
     count_message,
-    fit_head_tail,
 )
 from .shrink import fit_call_message
+from .squeeze import (
+    COMPRESSED,
+    MIN_COMPRESSED_TOKENS,
+    STUB,
+    WHOLE,
+    Result,
+    allocate,
+    compressed_note,
+    stub_text,
+)
 from .store import ToolResultStore
 
-#: Below this many tokens of room, a compressed tool result says too little: stub it.
-MIN_COMPRESSED_TOKENS = 48
-
-WHOLE, COMPRESSED, STUB = "whole", "compressed", "stub"
 SHRUNK_NOTE = (
     "fitted the newest assistant message (its text or call arguments) by keeping their "
     "beginning and end; its media and reasoning blocks were left out"
@@ -71,30 +72,6 @@ class FittedMessages:
     states: dict[str, str] = field(default_factory=dict)
     handles: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Result:
-    position: int  # index in the step's messages
-    message: AgentMessage
-    handle: str
-    query: str
-    tokens: int  # whole, as counted in a request
-
-
-def stub_text(name: str, tokens: int, handle: str, reader: str | None, blocks: int = 0) -> str:
-    """What a tool result reduced to a stub says."""
-    where = (
-        f'read it with {reader}(handle="{handle}", query=...)' if reader else f"kept as {handle}"
-    )
-    size = f"{tokens} tokens" + (f", {blocks} attachment(s)" if blocks else "")
-    return f"[ctx: the {name} output ({size}) was set aside; {where}]"
-
-
-def compressed_note(tokens: int, handle: str, reader: str | None, dropped: int = 0) -> str:
-    where = f'{reader}(handle="{handle}")' if reader else handle
-    aside = f"; {dropped} attachment(s) left out" if dropped else ""
-    return f"\n[ctx: compressed from {tokens} tokens{aside}; the full output: {where}]"
 
 
 def placeholder(call_id: str, name: str) -> AgentMessage:
@@ -166,7 +143,7 @@ def fit_tool_messages(
     check_text(session_id, "session_id")
     check_text(question, "question", allow_empty=True)
     steps, notes = group_steps(messages)
-    results: list[tuple[int, _Result]] = []  # (step index, result), oldest first
+    results: list[tuple[int, Result]] = []  # (step index, result), oldest first
     handles: dict[str, str] = {}
     for index, step in enumerate(steps):
         call = step[0]
@@ -183,10 +160,10 @@ def fit_tool_messages(
                 p for p in (question, call.text, tool_call.arguments) if not is_blank(p)
             )
             results.append(
-                (index, _Result(position, message, handle, query, count_message(message, counter)))
+                (index, Result(position, message, handle, query, count_message(message, counter)))
             )
 
-    def stub(result: _Result) -> AgentMessage:
+    def stub(result: Result) -> AgentMessage:
         name = result.message.name or "tool"
         blocks = result.message.blocks
         text = stub_text(name, result.tokens, result.handle, reader, blocks)
@@ -225,38 +202,16 @@ def fit_tool_messages(
                 steps[first] = [shrunk, *steps[first][1:]]
                 notes.append(SHRUNK_NOTE)
             continue
-        chosen: dict[str, AgentMessage] = {}
-        states: dict[str, str] = {}
-        room = max_tokens - base
-        squeezed: list[tuple[int, _Result]] = []
-        for index, result in reversed(kept):
-            stub_cost = count_message(stubs[result.handle], counter)
-            if result.tokens - stub_cost <= room:
-                chosen[result.handle] = result.message
-                states[result.message.tool_call_id or ""] = WHOLE
-                room -= result.tokens - stub_cost
-            else:
-                squeezed.append((index, result))
-        # The newest step's results are compressed each for its own call (the model is
-        # waiting for them); older ones share what is left in one pooled selection for
-        # the question (with a compressor), so the room goes to the lines that matter.
-        pool = [r for i, r in squeezed if i != len(steps) - 1 and compressor is not None]
-        own = [r for _, r in squeezed if r not in pool]
-        own_room = room // 2 if pool else room
-        for result in own:
-            stub_cost = count_message(stubs[result.handle], counter)
-            shorter = _compress(result, own_room + stub_cost, counter, compressor, reader)
-            if shorter is not None and count_message(shorter, counter) - stub_cost <= own_room:
-                chosen[result.handle] = shorter
-                own_room -= count_message(shorter, counter) - stub_cost
-                room -= count_message(shorter, counter) - stub_cost
-        if pool and compressor is not None:
-            query = question if not is_blank(question) else " ".join(r.query for r in pool)
-            chosen.update(_pooled(pool, stubs, room, query, counter, compressor, reader))
-        for _, result in squeezed:
-            call_id = result.message.tool_call_id or ""
-            states[call_id] = COMPRESSED if result.handle in chosen else STUB
-            chosen.setdefault(result.handle, stubs[result.handle])
+        chosen, states = allocate(
+            kept,
+            len(steps) - 1,
+            stubs,
+            max_tokens - base,
+            question=question,
+            counter=counter,
+            compressor=compressor,
+            reader=reader,
+        )
         out: list[AgentMessage] = []
         by_step = {(i, r.position): r.handle for i, r in kept}
         for index in range(first, len(steps)):
@@ -275,77 +230,6 @@ def fit_tool_messages(
             f"{reduced} tool result(s) compressed or set aside; full outputs kept by handle"
         )
     return FittedMessages(out, tokens, states, handles, notes)
-
-
-def _pooled(
-    results: list[_Result],
-    stubs: dict[str, AgentMessage],
-    room: int,
-    query: str,
-    counter: TokenCounter,
-    compressor: Compressor,
-    reader: str | None,
-) -> dict[str, AgentMessage]:
-    """Older squeezed results compressed together into ``room`` (beyond their stubs) by
-    :func:`~.lines.pooled_selection`; those that keep nothing stay stubs."""
-    reserve = room
-    for _attempt in range(4):  # notes and markers cost what they cost: tighten to fit
-        texts = pooled_selection(
-            {r.handle: r.message.text for r in results}, query, reserve, compressor
-        )
-        fitted: dict[str, AgentMessage] = {}
-        cost = 0
-        for result in results:
-            text = texts.get(result.handle, "")
-            if is_blank(text):
-                continue
-            note = compressed_note(result.tokens, result.handle, reader, result.message.blocks)
-            message = replace(result.message, text=text + note, blocks=0, extra="")
-            delta = count_message(message, counter) - count_message(stubs[result.handle], counter)
-            if delta > 0:  # a kept part worth less than its stub is not kept
-                fitted[result.handle] = message
-                cost += delta
-        if cost <= room:
-            return fitted
-        reserve -= max(cost - room, 16)
-    return {}
-
-
-def _compress(
-    result: _Result,
-    room: int,
-    counter: TokenCounter,
-    compressor: Compressor | None,
-    reader: str | None,
-) -> AgentMessage | None:
-    """The result's text compressed so that the message costs at most ``room``."""
-    blocks = result.message.blocks
-    note = compressed_note(result.tokens, result.handle, reader)
-    budget = room - MESSAGE_OVERHEAD - NON_TEXT_BLOCK_TOKENS * blocks - counter.count(note) - 2
-    budget -= counter.count(result.message.extra)
-    if budget < MIN_COMPRESSED_TOKENS and blocks:  # the text matters more than the images
-        note = compressed_note(result.tokens, result.handle, reader, dropped=blocks)
-        blocks = 0
-        budget = room - MESSAGE_OVERHEAD - counter.count(note) - 2
-    if budget < MIN_COMPRESSED_TOKENS:
-        return None
-    text = result.message.text
-    lines = output_lines(text) if compressor is not None else None
-    if compressor is not None and lines is not None:
-        shorter = compress_lines(lines, result.query, budget, counter, compressor)
-    elif compressor is not None:
-        document = ScoredDocument(Document(text=text, id=result.handle), 1.0)
-        kept = compressor.compress(result.query, [document], budget)
-        shorter = kept[0].text if kept else ""
-    else:
-        shorter = fit_head_tail(text, budget, counter)
-    if is_blank(shorter):
-        return None
-    while counter.count(shorter) > budget and shorter:
-        shorter = counter.truncate(shorter, budget - 1)
-        budget -= 1
-    extra = result.message.extra if blocks else ""
-    return replace(result.message, text=shorter + note, blocks=blocks, extra=extra)
 
 
 __all__ = [
