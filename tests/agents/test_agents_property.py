@@ -12,10 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_support import scaled_examples
 
-from ctxengine import ContextEngine
 from ctxengine.agent import AgentMessage, ToolCall, ToolResultStore, count_request, prepare_call
 from ctxengine.agent.fit import group_steps
-from ctxengine.demo import KNOWLEDGE_BASE
 
 pytestmark = pytest.mark.filterwarnings("ignore:the user.s message:UserWarning")
 SCALE = float(os.environ.get("CTXENGINE_FUZZ_SCALE", "1"))
@@ -85,24 +83,6 @@ def traces(draw):
     )
     budget = draw(st.integers(2500, 6000))
     return seed, turns, budget
-
-
-@pytest.fixture(scope="module")
-def engines():
-    cache: dict[int, ContextEngine] = {}
-
-    def get(budget: int) -> ContextEngine:
-        if budget not in cache:
-            cache[budget] = ContextEngine.from_documents(
-                KNOWLEDGE_BASE,
-                retrieval="keyword",
-                token_budget=budget,
-                compression="sentence",
-                memory_options={"relevance": "lexical"},
-            )
-        return cache[budget]
-
-    return get
 
 
 @scaled_examples(25, SCALE)

@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis_support import scaled_examples
 from trace_shapes import Step, Trace, many_steps, traces
 
-from ctxengine import ContextEngine
 from ctxengine.agent import (
     AgentMessage,
     ToolCall,
@@ -23,7 +22,6 @@ from ctxengine.agent import (
     prepare_call,
 )
 from ctxengine.agent.fit import group_steps
-from ctxengine.demo import KNOWLEDGE_BASE
 from ctxengine.errors import BudgetError
 
 pytestmark = pytest.mark.filterwarnings("ignore:the user.s message:UserWarning")
@@ -39,24 +37,6 @@ TOOLS = [
     }
 ]
 READER = "read_tool_result"
-
-
-@pytest.fixture(scope="module")
-def engines():
-    cache: dict[int, ContextEngine] = {}
-
-    def get(budget: int) -> ContextEngine:
-        if budget not in cache:
-            cache[budget] = ContextEngine.from_documents(
-                KNOWLEDGE_BASE,
-                retrieval="keyword",
-                token_budget=budget,
-                compression="sentence",
-                memory_options={"relevance": "lexical"},
-            )
-        return cache[budget]
-
-    return get
 
 
 def step_messages(step: Step, prefix: str) -> list[AgentMessage]:
@@ -105,6 +85,20 @@ def check_call(engine, prepared, trace: Trace, question: AgentMessage, newest: l
         }
 
 
+def plan(engine, store, session, question, in_flight, system):
+    """One model call of the loop, planned with the search tool and the read-back tool."""
+    return prepare_call(
+        engine,
+        session_id=session,
+        question=question,
+        in_flight=in_flight,
+        system_prompt=system,
+        tools=TOOLS,
+        store=store,
+        reader=READER,
+    )
+
+
 def run_trace(engine, trace: Trace) -> None:
     store = ToolResultStore()
     session = f"s{trace.seed}"
@@ -115,16 +109,7 @@ def run_trace(engine, trace: Trace) -> None:
         newest: list[AgentMessage] = []
         for s, step in enumerate([*turn.steps, None]):
             try:
-                prepared = prepare_call(
-                    engine,
-                    session_id=session,
-                    question=question,
-                    in_flight=in_flight,
-                    system_prompt=trace.system,
-                    tools=TOOLS,
-                    store=store,
-                    reader=READER,
-                )
+                prepared = plan(engine, store, session, question, in_flight, trace.system)
             except BudgetError:
                 # Only when the system prompt, the tools and the question's images alone
                 # leave less than a minimal request.
@@ -166,16 +151,7 @@ def test_hundreds_of_steps_keep_the_newest_and_stay_within_budget(engines):
     store = ToolResultStore()
     question = AgentMessage("user", "Summarise every page.")
     messages = [m for s, step in enumerate(many_steps(300)) for m in step_messages(step, f"p{s}")]
-    prepared = prepare_call(
-        engine,
-        session_id="many",
-        question=question,
-        in_flight=messages,
-        system_prompt=trace.system,
-        tools=TOOLS,
-        store=store,
-        reader=READER,
-    )
+    prepared = plan(engine, store, "many", question, messages, trace.system)
     check_call(engine, prepared, trace, question, messages[-2:])
     assert prepared.in_flight.messages[-1].tool_call_id == "p299-0"
     assert len(store.handles("many")) == 300
