@@ -195,3 +195,21 @@ def test_a_fact_in_an_early_log_output_reaches_the_call_that_asks_for_it():
     assert fitted.messages[-1].tool_call_id == "c5" and fitted.states["c5"] != "stub"
     kept = next(m.text for m in fitted.messages if m.tool_call_id == "c1")
     assert "lines ...]" in kept  # where lines were left out is shown
+
+
+def test_reading_back_an_output_larger_than_the_room_is_bounded():
+    # Read back whole, a 5,000-line output would be squeezed again on the next call,
+    # under a new handle, and the model would read it again.
+    from ctxengine.agent import read_back
+
+    engine = ContextEngine.from_retriever(None, token_budget=2000)
+    store = ToolResultStore()
+    text = _log(0, 5000, "the rollback token for cluster C7 is RB-7007")
+    handle = store.put("s", "c", "logs", "{}", text)
+    whole = read_back(engine, store, "s", handle)
+    assert COUNTER.count(whole) <= 1000 and "read it with a query" in whole
+    assert whole.startswith(text[:40]) and whole.endswith("]")
+    asked = read_back(engine, store, "s", handle, query="rollback token for cluster C7")
+    assert COUNTER.count(asked) <= 1000 and "RB-7007" in asked
+    small = store.put("s", "d", "logs", "{}", "ok")
+    assert read_back(engine, store, "s", small) == "ok"
