@@ -786,6 +786,12 @@ SECTIONS: dict[str, Spec] = {
         ("scifact", "locomo"),
         False,
     ),
+    "agent_traces": Spec(
+        "Agent traces of generated shapes: facts from early tool outputs kept",
+        _generic("agent_traces"),
+        (),
+        False,
+    ),
     "finetune": Spec(
         "Encoder fine-tuning vs the base model and the query adapter (SciFact)",
         _generic("finetune"),

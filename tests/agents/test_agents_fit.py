@@ -110,3 +110,106 @@ def test_session_rule():
     assert resolve_session(None, None, None, shared_session="all") == "all"
     with pytest.raises(ConfigurationError, match="no session"):
         resolve_session(None, None, "  ")
+
+
+def test_an_interrupted_step_keeps_the_results_it_got():
+    # A run stopped between two parallel calls' answers: the answered one is still seen,
+    # the other is answered by a placeholder (chat APIs reject an unanswered call).
+    calls = (ToolCall("a", "logs", "{}"), ToolCall("b", "logs", "{}"))
+    messages = [
+        AgentMessage("assistant", "", tool_calls=calls),
+        AgentMessage("tool", "host-3: disk full", tool_call_id="a", name="logs"),
+    ]
+    store = ToolResultStore()
+    fitted = fit_tool_messages(messages, 500, counter=COUNTER, store=store, session_id="s")
+    assert [m.tool_call_id for m in fitted.messages[1:]] == ["a", "b"]
+    assert fitted.messages[1].text == "host-3: disk full"
+    assert fitted.messages[2].placeholder and "no result" in fitted.messages[2].text
+    assert [store.get("s", h).text for h in store.handles("s")] == ["host-3: disk full"]
+
+
+def test_the_newest_call_with_long_arguments_is_fitted_not_hidden():
+    import json
+
+    content = "\n".join(f"line_{i} = compute({i})" for i in range(2000))
+    arguments = json.dumps({"path": "a.py", "content": content, "mode": 420})
+    messages = [
+        AgentMessage("assistant", "Writing it.", tool_calls=(ToolCall("w", "write", arguments),)),
+        AgentMessage("tool", "written", tool_call_id="w", name="write"),
+    ]
+    fitted = fit_tool_messages(
+        messages, 400, counter=COUNTER, store=ToolResultStore(), session_id="s"
+    )
+    assert fitted.tokens <= 400 and [m.role for m in fitted.messages] == ["assistant", "tool"]
+    sent = json.loads(fitted.messages[0].tool_calls[0].arguments)  # still JSON, same keys
+    assert sent["path"] == "a.py" and sent["mode"] == 420
+    assert sent["content"].startswith("line_0") and sent["content"].endswith("compute(1999)")
+    assert fitted.messages[1].text == "written"
+
+
+def test_images_of_older_tool_results_are_set_aside_with_the_text():
+    calls = [ToolCall(f"c{i}", "screenshot", "{}") for i in range(3)]
+    messages = []
+    for call in calls:
+        messages += [
+            AgentMessage("assistant", "", tool_calls=(call,)),
+            AgentMessage("tool", f"page {call.id}", tool_call_id=call.id, blocks=1),
+        ]
+    fitted = fit_tool_messages(
+        messages, 1000, counter=COUNTER, store=ToolResultStore(), session_id="s"
+    )
+    assert fitted.tokens <= 1000 and len(fitted.messages) == 6  # no step left out
+    assert fitted.messages[-1].blocks == 1  # the newest keeps its image
+    assert fitted.messages[1].blocks == 0 and "1 attachment(s)" in fitted.messages[1].text
+
+
+def _log(i: int, lines: int, fact: str) -> str:
+    body = [f"2026-03-01T10:{j % 60:02d} host-{j % 9} worker={j} status=ok" for j in range(lines)]
+    body.insert(lines // 2, fact)
+    return "\n".join(body)
+
+
+def test_a_fact_in_an_early_log_output_reaches_the_call_that_asks_for_it():
+    # Logs are one "sentence" to a sentence splitter: compressed whole-or-nothing, the fact
+    # was lost; line by line, with the older outputs sharing the room, it is kept.
+    engine = ContextEngine.from_retriever(None, token_budget=2000)
+    messages = []
+    for i in range(6):
+        fact = f"the rollback token for cluster C{i} is RB-{1000 + i}"
+        messages += [
+            AgentMessage("assistant", "", tool_calls=(ToolCall(f"c{i}", "logs", f'{{"p":{i}}}'),)),
+            AgentMessage("tool", _log(i, 120, fact), tool_call_id=f"c{i}", name="logs"),
+        ]
+    fitted = fit_tool_messages(
+        messages,
+        1300,
+        counter=COUNTER,
+        store=ToolResultStore(),
+        session_id="s",
+        question="What is the rollback token for cluster C1?",
+        compressor=engine.compressor,
+        reader="read_tool_result",
+    )
+    sent = "\n".join(m.text for m in fitted.messages)
+    assert fitted.tokens <= 1300 and "RB-1001" in sent
+    assert fitted.messages[-1].tool_call_id == "c5" and fitted.states["c5"] != "stub"
+    kept = next(m.text for m in fitted.messages if m.tool_call_id == "c1")
+    assert "lines ...]" in kept  # where lines were left out is shown
+
+
+def test_reading_back_an_output_larger_than_the_room_is_bounded():
+    # Read back whole, a 5,000-line output would be squeezed again on the next call,
+    # under a new handle, and the model would read it again.
+    from ctxengine.agent import read_back
+
+    engine = ContextEngine.from_retriever(None, token_budget=2000)
+    store = ToolResultStore()
+    text = _log(0, 5000, "the rollback token for cluster C7 is RB-7007")
+    handle = store.put("s", "c", "logs", "{}", text)
+    whole = read_back(engine, store, "s", handle)
+    assert COUNTER.count(whole) <= 1000 and "read it with a query" in whole
+    assert whole.startswith(text[:40]) and whole.endswith("]")
+    asked = read_back(engine, store, "s", handle, query="rollback token for cluster C7")
+    assert COUNTER.count(asked) <= 1000 and "RB-7007" in asked
+    small = store.put("s", "d", "logs", "{}", "ok")
+    assert read_back(engine, store, "s", small) == "ok"

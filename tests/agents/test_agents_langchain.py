@@ -146,7 +146,7 @@ def test_read_tool_result_gives_back_what_was_set_aside():
     outputs = [m for m in result["messages"] if isinstance(m, ToolMessage)]
     set_aside = model.received[3][-5]  # the oldest of three outputs, when the model asks
     assert isinstance(set_aside, ToolMessage) and handle in set_aside.text
-    assert "FATAL billing" not in set_aside.text
+    assert set_aside.text != first  # compressed (its lines for the question) or a stub
     assert outputs[3].text == first  # it fits now: read back whole
     assert outputs[4].text.startswith("error: no tool result")
     for received in model.received:

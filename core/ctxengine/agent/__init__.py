@@ -15,6 +15,7 @@ from .request import (
     count_request,
     count_tools,
     fit_head_tail,
+    split_blocks,
 )
 from .store import StoredToolResult, ToolResultStore
 
@@ -39,4 +40,5 @@ __all__ = [
     "prepare_call",
     "read_back",
     "resolve_session",
+    "split_blocks",
 ]

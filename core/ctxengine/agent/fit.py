@@ -7,13 +7,23 @@ tool messages that answer it. The rule, newest first:
 2. a tool result is kept whole when it fits the room that is left;
 3. else it is compressed query-aware with the engine's compressor into that room (the
    query: the user's question, the text of the assistant message that asked for it and
-   the call's arguments), with a note naming its handle;
+   the call's arguments), with a note naming its handle; a line-structured output (log,
+   table, code, JSON) line by line (:mod:`~.lines`);
 4. else it becomes a short stub naming the tool, its size and its handle;
-5. when even the stubs do not fit, whole steps are left out, oldest first.
+5. when even the stubs do not fit, whole steps are left out, oldest first; the newest
+   step is never left out for its assistant message alone: a message too long for the
+   room (long reasoning, a ``write_file`` call's content) is fitted by
+   :func:`~.shrink.fit_call_message` (beginning and end kept, arguments still JSON);
+   and when that message alone takes over half the room, it is fitted into half of it
+   before any earlier step is left out.
 
 A step is kept or left out as a whole, so no tool message is left without its call and
-no call without its answer. Tool messages whose call is not among the messages (orphans)
-and calls never answered are left out with a note: chat APIs reject both.
+no call without its answer (chat APIs reject both). Tool messages whose call is not among
+the messages (orphans) are left out with a note. A call that never got a result (a run
+interrupted between the call and its answer) is answered by a *placeholder* tool message
+saying so, with a note, so the results its siblings did return are still seen. A result
+reduced to a stub or compressed past room for its images leaves them out (its stub says
+how many); the stored text is the output's text only.
 """
 
 from __future__ import annotations
@@ -24,20 +34,29 @@ from dataclasses import dataclass, field, replace
 from .._validation import check_items, check_text, is_blank
 from ..compress import Compressor
 from ..tokens import TokenCounter
-from ..types import Document, ScoredDocument
 from .request import (
-    MESSAGE_OVERHEAD,
-    NON_TEXT_BLOCK_TOKENS,
     AgentMessage,
     count_message,
-    fit_head_tail,
+)
+from .shrink import fit_call_message
+from .squeeze import (
+    COMPRESSED,
+    MIN_COMPRESSED_TOKENS,
+    STUB,
+    WHOLE,
+    Result,
+    allocate,
+    compressed_note,
+    stub_text,
 )
 from .store import ToolResultStore
 
-#: Below this many tokens of room, a compressed tool result says too little: stub it.
-MIN_COMPRESSED_TOKENS = 48
-
-WHOLE, COMPRESSED, STUB = "whole", "compressed", "stub"
+SHRUNK_NOTE = (
+    "fitted the newest assistant message (its text or call arguments) by keeping their "
+    "beginning and end; its media and reasoning blocks were left out"
+)
+#: What a placeholder answering a call that never got a result says.
+NO_RESULT = "[ctx: this call returned no result (the run was interrupted before it answered)]"
 
 
 @dataclass
@@ -55,26 +74,9 @@ class FittedMessages:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Result:
-    position: int  # index in the step's messages
-    message: AgentMessage
-    handle: str
-    query: str
-    tokens: int  # whole, as counted in a request
-
-
-def stub_text(name: str, tokens: int, handle: str, reader: str | None) -> str:
-    """What a tool result reduced to a stub says."""
-    where = (
-        f'read it with {reader}(handle="{handle}", query=...)' if reader else f"kept as {handle}"
-    )
-    return f"[ctx: the {name} output ({tokens} tokens) was set aside; {where}]"
-
-
-def compressed_note(tokens: int, handle: str, reader: str | None) -> str:
-    where = f'{reader}(handle="{handle}")' if reader else handle
-    return f"\n[ctx: compressed from {tokens} tokens; the full output: {where}]"
+def placeholder(call_id: str, name: str) -> AgentMessage:
+    """The tool message answering a call that never got a result."""
+    return AgentMessage("tool", NO_RESULT, tool_call_id=call_id, name=name, placeholder=True)
 
 
 def group_steps(
@@ -92,9 +94,13 @@ def group_steps(
         nonlocal open_step
         if open_step is not None:
             if waiting:
-                notes.append(f"left out a step whose calls were never answered: {sorted(waiting)}")
-            else:
-                steps.append(open_step)
+                notes.append(
+                    f"answered {len(waiting)} call(s) that never got a result with a "
+                    f"placeholder: {sorted(waiting)}"
+                )
+                names = {call.id: call.name for call in open_step[0].tool_calls}
+                open_step.extend(placeholder(i, names[i]) for i in sorted(waiting))
+            steps.append(open_step)
         open_step = None
         waiting.clear()
 
@@ -137,12 +143,14 @@ def fit_tool_messages(
     check_text(session_id, "session_id")
     check_text(question, "question", allow_empty=True)
     steps, notes = group_steps(messages)
-    results: list[tuple[int, _Result]] = []  # (step index, result), oldest first
+    results: list[tuple[int, Result]] = []  # (step index, result), oldest first
     handles: dict[str, str] = {}
     for index, step in enumerate(steps):
         call = step[0]
         calls = {c.id: c for c in call.tool_calls}
         for position, message in enumerate(step[1:], start=1):
+            if message.placeholder:
+                continue  # not an output: nothing to keep, nothing to squeeze
             tool_call = calls[message.tool_call_id or ""]
             handle = store.put(
                 session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
@@ -152,42 +160,58 @@ def fit_tool_messages(
                 p for p in (question, call.text, tool_call.arguments) if not is_blank(p)
             )
             results.append(
-                (index, _Result(position, message, handle, query, count_message(message, counter)))
+                (index, Result(position, message, handle, query, count_message(message, counter)))
             )
 
-    def stub(result: _Result) -> AgentMessage:
+    def stub(result: Result) -> AgentMessage:
         name = result.message.name or "tool"
-        text = stub_text(name, result.tokens, result.handle, reader)
-        return replace(result.message, text=text)
+        blocks = result.message.blocks
+        text = stub_text(name, result.tokens, result.handle, reader, blocks)
+        return replace(result.message, text=text, blocks=0, extra="")
 
+    def fixed_cost(step: list[AgentMessage]) -> int:
+        return sum(count_message(m, counter) for m in step if m.role != "tool" or m.placeholder)
+
+    if steps and sum(fixed_cost(step) for step in steps) > max_tokens // 2:
+        # One long assistant message (reasoning, a file's content as arguments) must not
+        # push every earlier step out: past half the room, the newest is fitted first.
+        newest = steps[-1][0]
+        if count_message(newest, counter) > max_tokens // 2:
+            shrunk = fit_call_message(newest, max_tokens // 2, counter)
+            if shrunk is not None:
+                steps[-1] = [shrunk, *steps[-1][1:]]
+                notes.append(SHRUNK_NOTE)
     first = 0  # steps before this one are left out
     while True:
         kept = [(i, r) for i, r in results if i >= first]
         stubs = {r.handle: stub(r) for _, r in kept}
-        fixed = sum(
-            count_message(m, counter) for step in steps[first:] for m in step if m.role != "tool"
-        )
+        fixed = sum(fixed_cost(step) for step in steps[first:])
         base = fixed + sum(count_message(s, counter) for s in stubs.values())
-        if base > max_tokens and first < len(steps):
+        if base > max_tokens and first < len(steps) - 1:
             first += 1
             continue
-        chosen: dict[str, AgentMessage] = {}
-        states: dict[str, str] = {}
-        room = max_tokens - base
-        for _, result in reversed(kept):
-            stubbed = stubs[result.handle]
-            stub_cost = count_message(stubbed, counter)
-            call_id = result.message.tool_call_id or ""
-            if result.tokens - stub_cost <= room:
-                chosen[result.handle], states[call_id] = result.message, WHOLE
-                room -= result.tokens - stub_cost
-                continue
-            shorter = _compress(result, room + stub_cost, counter, compressor, reader)
-            if shorter is not None and count_message(shorter, counter) - stub_cost <= room:
-                chosen[result.handle], states[call_id] = shorter, COMPRESSED
-                room -= count_message(shorter, counter) - stub_cost
+        if base > max_tokens and first == len(steps) - 1:
+            # Only the newest step is left: fit its own message rather than hide the
+            # model's newest call from it (it would call again).
+            shrunk = fit_call_message(
+                steps[first][0], max_tokens - (base - fixed_cost(steps[first][:1])), counter
+            )
+            if shrunk is None:
+                first += 1
             else:
-                chosen[result.handle], states[call_id] = stubbed, STUB
+                steps[first] = [shrunk, *steps[first][1:]]
+                notes.append(SHRUNK_NOTE)
+            continue
+        chosen, states = allocate(
+            kept,
+            len(steps) - 1,
+            stubs,
+            max_tokens - base,
+            question=question,
+            counter=counter,
+            compressor=compressor,
+            reader=reader,
+        )
         out: list[AgentMessage] = []
         by_step = {(i, r.position): r.handle for i, r in kept}
         for index in range(first, len(steps)):
@@ -200,50 +224,24 @@ def fit_tool_messages(
         first += 1  # counts are exact per message, so this is only a safety net
     if first:
         notes.append(f"left out the {first} oldest step(s) of this turn to fit {max_tokens} tokens")
-    squeezed = sum(1 for s in states.values() if s != WHOLE)
-    if squeezed:
+    reduced = sum(1 for s in states.values() if s != WHOLE)
+    if reduced:
         notes.append(
-            f"{squeezed} tool result(s) compressed or set aside; full outputs kept by handle"
+            f"{reduced} tool result(s) compressed or set aside; full outputs kept by handle"
         )
     return FittedMessages(out, tokens, states, handles, notes)
-
-
-def _compress(
-    result: _Result,
-    room: int,
-    counter: TokenCounter,
-    compressor: Compressor | None,
-    reader: str | None,
-) -> AgentMessage | None:
-    """The result's text compressed so that the message costs at most ``room``."""
-    note = compressed_note(result.tokens, result.handle, reader)
-    budget = room - MESSAGE_OVERHEAD - NON_TEXT_BLOCK_TOKENS * result.message.blocks
-    budget -= counter.count(note) + 2
-    if budget < MIN_COMPRESSED_TOKENS:
-        return None
-    text = result.message.text
-    if compressor is not None:
-        document = ScoredDocument(Document(text=text, id=result.handle), 1.0)
-        kept = compressor.compress(result.query, [document], budget)
-        shorter = kept[0].text if kept else ""
-    else:
-        shorter = fit_head_tail(text, budget, counter)
-    if is_blank(shorter):
-        return None
-    while counter.count(shorter) > budget and shorter:
-        shorter = counter.truncate(shorter, budget - 1)
-        budget -= 1
-    return replace(result.message, text=shorter + note)
 
 
 __all__ = [
     "COMPRESSED",
     "MIN_COMPRESSED_TOKENS",
+    "NO_RESULT",
     "STUB",
     "WHOLE",
     "FittedMessages",
     "compressed_note",
     "fit_tool_messages",
     "group_steps",
+    "placeholder",
     "stub_text",
 ]

@@ -30,6 +30,7 @@ from .._validation import check_finite, check_items, check_positive_int, check_t
 from ..errors import BudgetError, ConfigurationError, InvalidTypeError
 from ..packet import ContextPacket
 from .fit import FittedMessages, fit_tool_messages, group_steps
+from .lines import compress_lines, output_lines
 from .request import (
     MESSAGE_OVERHEAD,
     NON_TEXT_BLOCK_TOKENS,
@@ -145,8 +146,9 @@ def prepare_call(
         ledger = engine.budget.start(system)
         ledger.reserve("tools", tool_tokens)
         ledger.reserve("message_overhead", min(2 * MESSAGE_OVERHEAD + extra, ledger.remaining))
-        if question.blocks:
-            ledger.reserve("attachments", NON_TEXT_BLOCK_TOKENS * question.blocks)
+        if question.blocks or question.extra:
+            attachments = NON_TEXT_BLOCK_TOKENS * question.blocks + counter.count(question.extra)
+            ledger.reserve("attachments", attachments)
         notes: list[str] = []
         text = question.text
         room = max(int(ledger.remaining * question_share) - _QUESTION_TAGS, 1)
@@ -175,7 +177,9 @@ def prepare_call(
         )
         packet_system, messages = packet_messages(packet)
         if messages and messages[-1].role == "user":
-            messages[-1] = AgentMessage("user", messages[-1].text, blocks=question.blocks)
+            messages[-1] = AgentMessage(
+                "user", messages[-1].text, blocks=question.blocks, extra=question.extra
+            )
         messages = [*messages, *fitted.messages]
         tokens = count_request(packet_system, messages, tools, counter)
         squeezed = any(state != "whole" for state in fitted.states.values())
@@ -228,21 +232,29 @@ def read_back(
     query: str | None = None,
     max_tokens: int | None = None,
 ) -> str:
-    """A stored tool output by handle: whole, or with ``query`` the parts of it that
-    matter for the query (the engine's compressor, into ``max_tokens``; default: half
-    the budget)."""
+    """A stored tool output by handle: whole when it fits ``max_tokens`` (default: half
+    the budget), else its beginning and end with a note to ask with a query (read back
+    whole, it would only be squeezed again on the next call, under a new handle, and the
+    model would read again); with ``query``, the parts of it that matter for the query
+    (the engine's compressor, line by line for an output made of lines)."""
     if query is not None:
         check_text(query, "query", allow_empty=True)
     if max_tokens is not None:
         check_positive_int(max_tokens, "max_tokens")
     stored = store.get(session_id, handle)
-    if query is None or is_blank(query):
-        return stored.text
+    counter = engine.token_counter
+    room = max_tokens if max_tokens is not None else engine.budget.total // 2
+    tokens = counter.count(stored.text)
+    if query is None or is_blank(query) or engine.compressor is None:
+        if tokens <= room:
+            return stored.text
+        hint = f"\n[ctx: {tokens} tokens in all; read it with a query for the parts that matter]"
+        return fit_head_tail(stored.text, max(room - counter.count(hint), 1), counter) + hint
+    lines = output_lines(stored.text)
+    if lines is not None:
+        return compress_lines(lines, query, room, counter, engine.compressor)
     from ..types import Document, ScoredDocument
 
-    room = max_tokens if max_tokens is not None else engine.budget.total // 2
-    if engine.compressor is None:
-        return fit_head_tail(stored.text, room, engine.token_counter)
     kept = engine.compressor.compress(
         query, [ScoredDocument(Document(stored.text, id=handle), 1.0)], room
     )
