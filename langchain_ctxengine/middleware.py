@@ -45,6 +45,8 @@ class ContextEngineMiddleware(AgentMiddleware):
     run's context (``create_agent(context_schema=...)``), else ``shared_session`` if set;
     without any of them the first call is a :class:`~ctxengine.errors.ConfigurationError`.
     Finished turns (question and final answer) are remembered in the engine's memory.
+    A request with no human message (a run resumed from tool results) is fitted too: its
+    system prompt and messages, with nothing recalled or retrieved and nothing remembered.
 
     Parameters
     ----------
@@ -111,10 +113,10 @@ class ContextEngineMiddleware(AgentMiddleware):
         handler: Callable[[ModelRequest], ModelResponse],
     ) -> Any:
         index = _question_index(request.messages)
-        if index is None:
-            return handler(request)
         session = self._session(request)
         request = self._offer_tools(request)
+        if index is None:  # no question: the request is fitted, nothing is remembered
+            return handler(self._override(request, self._prepare(request, None, session), None))
         self._remember_history(session, request.messages[:index])
         prepared = self._prepare(request, index, session)
         response = handler(self._override(request, prepared, index))
@@ -127,10 +129,11 @@ class ContextEngineMiddleware(AgentMiddleware):
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> Any:
         index = _question_index(request.messages)
-        if index is None:
-            return await handler(request)
         session = self._session(request)
         request = self._offer_tools(request)
+        if index is None:  # no question: the request is fitted, nothing is remembered
+            prepared = await asyncio.to_thread(self._prepare, request, None, session)
+            return await handler(self._override(request, prepared, None))
         await asyncio.to_thread(self._remember_history, session, request.messages[:index])
         prepared = await asyncio.to_thread(self._prepare, request, index, session)
         response = await handler(self._override(request, prepared, index))
@@ -157,13 +160,14 @@ class ContextEngineMiddleware(AgentMiddleware):
         tools = [t for t in request.tools if getattr(t, "name", None) != READ_TOOL]
         return request if len(tools) == len(request.tools) else request.override(tools=tools)
 
-    def _prepare(self, request: ModelRequest, index: int, session: str) -> PreparedCall:
+    def _prepare(self, request: ModelRequest, index: int | None, session: str) -> PreparedCall:
         system = request.system_message.text if request.system_message is not None else ""
+        start = -1 if index is None else index
         return prepare_call(
             self.engine,
             session_id=session,
-            question=to_agent_message(request.messages[index]),
-            in_flight=[to_agent_message(m) for m in request.messages[index + 1 :]],
+            question=None if index is None else to_agent_message(request.messages[index]),
+            in_flight=[to_agent_message(m) for m in request.messages[start + 1 :]],
             system_prompt=str(system),
             tools=tool_schemas(request.tools),
             store=self.store,
@@ -172,7 +176,7 @@ class ContextEngineMiddleware(AgentMiddleware):
             else None,
             tool_share=self.tool_share,
             question_share=self.question_share,
-            earlier=[to_agent_message(m) for m in request.messages[:index]],
+            earlier=[to_agent_message(m) for m in request.messages[: max(start, 0)]],
             k_earlier=self.list_earlier,
         )
 
@@ -188,7 +192,14 @@ class ContextEngineMiddleware(AgentMiddleware):
         return resolve_session(self.session_id, thread_id, user, self.shared_session)
 
     @staticmethod
-    def _override(request: ModelRequest, prepared: PreparedCall, index: int) -> ModelRequest:
+    def _override(request: ModelRequest, prepared: PreparedCall, index: int | None) -> ModelRequest:
+        in_flight = [from_agent_message(m) for m in prepared.in_flight.messages]
+        if prepared.packet is None or index is None:  # a call with no question
+            system_prompt = prepared.system_prompt
+            return request.override(
+                system_message=SystemMessage(system_prompt) if system_prompt else None,
+                messages=in_flight,
+            )
         packet = prepared.packet
         entries = packet.messages
         system = None
@@ -199,7 +210,6 @@ class ContextEngineMiddleware(AgentMiddleware):
             question = question_message(entries[-1]["content"], request.messages[index])
             entries = entries[:-1]
         history = to_langchain_messages(entries)
-        in_flight = [from_agent_message(m) for m in prepared.in_flight.messages]
         messages: list[Any] = [*history, *([question] if question else []), *in_flight]
         return request.override(system_message=system, messages=messages)
 

@@ -110,14 +110,14 @@ class ContextEngineLLM(FunctionCallingLLM):
         """The request as the wrapped LLM will receive it (see the module docstring)."""
         items = [to_agent_message(m) for m in messages]
         index = next((i for i in range(len(items) - 1, -1, -1) if items[i].role == "user"), None)
-        if index is None:
-            return list(messages)
-        system = "\n\n".join(i.text for i in items[:index] if i.role == "system")
+        # no user message: every message is in flight (nothing to recall or retrieve for)
+        head, tail = (items, items) if index is None else (items[:index], items[index + 1 :])
+        system = "\n\n".join(i.text for i in head if i.role == "system")
         prepared = prepare_call(
             self.engine,
             session_id=self._session(),
-            question=items[index],
-            in_flight=[i for i in items[index + 1 :] if i.role != "system"],
+            question=None if index is None else items[index],
+            in_flight=[i for i in tail if i.role != "system"],
             system_prompt=system,
             tools=tool_schemas(tools),
             store=self._store,
@@ -126,6 +126,10 @@ class ContextEngineLLM(FunctionCallingLLM):
             question_share=self.question_share,
         )
         out: list[ChatMessage] = []
+        if prepared.packet is None or index is None:  # a call with no question
+            if prepared.system_prompt:
+                out.append(ChatMessage(role=MessageRole.SYSTEM, content=prepared.system_prompt))
+            return out + [from_agent_message(m) for m in prepared.in_flight.messages]
         entries = prepared.packet.messages
         for position, entry in enumerate(entries):
             if position == len(entries) - 1 and entry["role"] == "user":

@@ -42,7 +42,9 @@ from .request import (
 from .store import ToolResultStore
 
 if TYPE_CHECKING:
+    from ..budget import BudgetLedger
     from ..engine import ContextEngine
+    from ..tokens import TokenCounter
 
 # Tokens the question's section tags and separators take in the ledger's text form.
 _QUESTION_TAGS = 16
@@ -56,7 +58,7 @@ class PreparedCall:
     """A planned model call: the packet, the question as sent, the fitted in-flight
     messages, and the request's tokens as :func:`count_request` counts them."""
 
-    packet: ContextPacket
+    packet: ContextPacket | None  # None: a call with no question (nothing was built)
     system_prompt: str
     messages: list[AgentMessage]  # history and question (from the packet), then in-flight
     in_flight: FittedMessages
@@ -108,7 +110,7 @@ def prepare_call(
     engine: ContextEngine,
     *,
     session_id: str,
-    question: AgentMessage,
+    question: AgentMessage | None,
     in_flight: Sequence[AgentMessage] = (),
     system_prompt: str = "",
     tools: Sequence[Mapping[str, Any]] = (),
@@ -126,11 +128,16 @@ def prepare_call(
     and, when ``reader`` names a read-back tool, the newest ``k_earlier`` handles are
     listed at the end of the system prompt (counted; left out if they would take more
     than a twentieth of the budget), so the model can read an earlier output again.
+
+    ``question=None``: a request with no user message (a run resumed from tool results, a
+    history of assistant and tool turns only). There is nothing to recall or retrieve for,
+    so no packet is built: the request is the system prompt and ``in_flight`` fitted into
+    all the room the system prompt and tools leave (``packet`` is ``None``).
     """
     check_finite(tool_share, "tool_share", low=0.0, high=1.0)
     check_finite(question_share, "question_share", low=0.0, high=1.0)
     check_text(system_prompt, "system_prompt", allow_empty=True)
-    if not isinstance(question, AgentMessage):
+    if question is not None and not isinstance(question, AgentMessage):
         raise InvalidTypeError(f"question must be an AgentMessage, got {type(question).__name__}")
     check_items(in_flight, AgentMessage, "in_flight")
     check_items(earlier, AgentMessage, "earlier")
@@ -146,40 +153,37 @@ def prepare_call(
         ledger = engine.budget.start(system)
         ledger.reserve("tools", tool_tokens)
         ledger.reserve("message_overhead", min(2 * MESSAGE_OVERHEAD + extra, ledger.remaining))
-        if question.blocks or question.extra:
-            attachments = NON_TEXT_BLOCK_TOKENS * question.blocks + counter.count(question.extra)
-            ledger.reserve("attachments", attachments)
         notes: list[str] = []
-        text = question.text
-        room = max(int(ledger.remaining * question_share) - _QUESTION_TAGS, 1)
-        if counter.count(text) > room:
-            text = fit_head_tail(text, room, counter)
-            notes.append(
-                f"the user's message ({counter.count(question.text)} tokens) exceeded its "
-                f"share ({room}); its beginning and end were kept"
-            )
-        question_tokens = counter.count(text) + _QUESTION_TAGS
-        room = max(int((ledger.remaining - question_tokens) * tool_share), 0)
-        room = min(room + slack, max(ledger.remaining - question_tokens, 0))
+        if question is None:  # nothing competes with the tool messages for the room
+            text, room = "", max(ledger.remaining, 0)
+        else:
+            text, notes = _fit_question(question, ledger, question_share, counter)
+            question_tokens = counter.count(text) + _QUESTION_TAGS
+            room = max(int((ledger.remaining - question_tokens) * tool_share), 0)
+            room = min(room + slack, max(ledger.remaining - question_tokens, 0))
         fitted = fit_tool_messages(
             in_flight,
             room,
             counter=counter,
             store=store,
             session_id=session_id,
-            question=question.text,
+            question="" if question is None else question.text,
             compressor=engine.compressor,
             reader=reader,
         )
         ledger.reserve("tool_messages", fitted.tokens)
-        packet = engine.build(
-            "?" if is_blank(text) else text, session_id=session_id, ledger=ledger, touch=touch
-        )
-        packet_system, messages = packet_messages(packet)
-        if messages and messages[-1].role == "user":
-            messages[-1] = AgentMessage(
-                "user", messages[-1].text, blocks=question.blocks, extra=question.extra
+        packet: ContextPacket | None = None
+        packet_system = system
+        messages: list[AgentMessage] = []
+        if question is not None:
+            packet = engine.build(
+                "?" if is_blank(text) else text, session_id=session_id, ledger=ledger, touch=touch
             )
+            packet_system, messages = packet_messages(packet)
+            if messages and messages[-1].role == "user":
+                messages[-1] = AgentMessage(
+                    "user", messages[-1].text, blocks=question.blocks, extra=question.extra
+                )
         messages = [*messages, *fitted.messages]
         tokens = count_request(packet_system, messages, tools, counter)
         squeezed = any(state != "whole" for state in fitted.states.values())
@@ -192,13 +196,32 @@ def prepare_call(
             for note in notes:
                 if note.startswith("the user's message"):
                     warnings.warn(note, UserWarning, stacklevel=3)
-            packet.notes.extend(notes)
+            if packet is not None:
+                packet.notes.extend(notes)
             return PreparedCall(packet, packet_system, messages, fitted, tokens, limit, notes)
         extra += tokens - limit
     raise BudgetError(
         f"could not fit the request into {limit} tokens (system prompt and tools take "
         f"{counter.count(system) + tool_tokens})"
     )
+
+
+def _fit_question(
+    question: AgentMessage, ledger: BudgetLedger, share: float, counter: TokenCounter
+) -> tuple[str, list[str]]:
+    """The question's text as sent (its non-text blocks reserved in ``ledger``): at most
+    ``share`` of what is left, beginning and end kept, with a note when it was cut."""
+    if question.blocks or question.extra:
+        attachments = NON_TEXT_BLOCK_TOKENS * question.blocks + counter.count(question.extra)
+        ledger.reserve("attachments", attachments)
+    room = max(int(ledger.remaining * share) - _QUESTION_TAGS, 1)
+    if counter.count(question.text) <= room:
+        return question.text, []
+    note = (
+        f"the user's message ({counter.count(question.text)} tokens) exceeded its "
+        f"share ({room}); its beginning and end were kept"
+    )
+    return fit_head_tail(question.text, room, counter), [note]
 
 
 def earlier_outputs(
