@@ -17,7 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from benchmarks.data import data_root
+from ctxengine import ContextEngine
 from ctxengine.clock import ManualClock
+from ctxengine.demo import KNOWLEDGE_BASE
 
 POSTGRES_ENV = "CTXENGINE_TEST_POSTGRES_URL"
 CHROMA_ENV = "CTXENGINE_TEST_CHROMA_URL"
@@ -105,3 +107,23 @@ def memory_url(request, tmp_path) -> str | None:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'chat.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def engines():
+    """Engines over the demo knowledge base by budget, built once per budget (the agent
+    suites)."""
+    cache: dict[int, ContextEngine] = {}
+
+    def get(budget: int) -> ContextEngine:
+        if budget not in cache:
+            cache[budget] = ContextEngine.from_documents(
+                KNOWLEDGE_BASE,
+                retrieval="keyword",
+                token_budget=budget,
+                compression="sentence",
+                memory_options={"relevance": "lexical"},
+            )
+        return cache[budget]
+
+    return get
