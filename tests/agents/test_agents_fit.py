@@ -213,3 +213,26 @@ def test_reading_back_an_output_larger_than_the_room_is_bounded():
     assert COUNTER.count(asked) <= 1000 and "RB-7007" in asked
     small = store.put("s", "d", "logs", "{}", "ok")
     assert read_back(engine, store, "s", small) == "ok"
+
+
+@pytest.mark.parametrize("call_id", ["", "same"])
+def test_parallel_calls_sharing_an_id_are_answered_in_order(call_id):
+    # Local models that send no call id give every call the same ("" through the
+    # adapters): their results answer them in order, none is dropped as an orphan.
+    calls = (ToolCall(call_id, "weather", '{"city":"Oslo"}'), ToolCall(call_id, "time", "{}"))
+    messages = [
+        AgentMessage("assistant", "", tool_calls=calls),
+        AgentMessage("tool", "Oslo: 3 C, snow", tool_call_id=call_id, name="weather"),
+        AgentMessage("tool", "09:41", tool_call_id=call_id, name="time"),
+    ]
+    store = ToolResultStore()
+    fitted = fit_tool_messages(messages, 500, counter=COUNTER, store=store, session_id="s")
+    assert [m.text for m in fitted.messages[1:]] == ["Oslo: 3 C, snow", "09:41"]
+    stored = [store.get("s", h) for h in store.handles("s")]
+    assert [(r.name, r.text) for r in stored] == [("weather", "Oslo: 3 C, snow"), ("time", "09:41")]
+    # the second never answered: a placeholder in its name, the first result kept
+    half = fit_tool_messages(messages[:2], 500, counter=COUNTER, store=store, session_id="t")
+    assert [(m.name, m.placeholder) for m in half.messages[1:]] == [
+        ("weather", False),
+        ("time", True),
+    ]

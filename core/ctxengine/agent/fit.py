@@ -36,6 +36,7 @@ from ..compress import Compressor
 from ..tokens import TokenCounter
 from .request import (
     AgentMessage,
+    ToolCall,
     count_message,
 )
 from .shrink import fit_call_message
@@ -88,7 +89,10 @@ def group_steps(
     steps: list[list[AgentMessage]] = []
     notes: list[str] = []
     open_step: list[AgentMessage] | None = None
-    waiting: set[str] = set()
+    # The calls of the open step still waiting for a result, in call order. A list, not a
+    # set: parallel calls may share an id (local models that send none give each ""), and
+    # their results then answer them in order.
+    waiting: list[ToolCall] = []
 
     def close() -> None:
         nonlocal open_step
@@ -96,19 +100,19 @@ def group_steps(
             if waiting:
                 notes.append(
                     f"answered {len(waiting)} call(s) that never got a result with a "
-                    f"placeholder: {sorted(waiting)}"
+                    f"placeholder: {sorted(call.id for call in waiting)}"
                 )
-                names = {call.id: call.name for call in open_step[0].tool_calls}
-                open_step.extend(placeholder(i, names[i]) for i in sorted(waiting))
+                open_step.extend(placeholder(call.id, call.name) for call in waiting)
             steps.append(open_step)
         open_step = None
         waiting.clear()
 
     for message in messages:
         if message.role == "tool":
-            if open_step is not None and message.tool_call_id in waiting:
+            answered = next((c for c in waiting if c.id == message.tool_call_id), None)
+            if open_step is not None and answered is not None:
                 open_step.append(message)
-                waiting.discard(message.tool_call_id)
+                waiting.remove(answered)
             else:
                 notes.append(
                     f"left out a tool message whose call is not in the request ({message.tool_call_id})"
@@ -117,7 +121,7 @@ def group_steps(
         close()
         if message.role == "assistant" and message.tool_calls:
             open_step = [message]
-            waiting.update(call.id for call in message.tool_calls)
+            waiting.extend(message.tool_calls)
         else:
             steps.append([message])
     close()
@@ -147,11 +151,14 @@ def fit_tool_messages(
     handles: dict[str, str] = {}
     for index, step in enumerate(steps):
         call = step[0]
-        calls = {c.id: c for c in call.tool_calls}
+        # each result answers the first call with its id not yet answered (ids may repeat)
+        calls: dict[str, list[ToolCall]] = {}
+        for c in call.tool_calls:
+            calls.setdefault(c.id, []).append(c)
         for position, message in enumerate(step[1:], start=1):
+            tool_call = calls[message.tool_call_id or ""].pop(0)
             if message.placeholder:
                 continue  # not an output: nothing to keep, nothing to squeeze
-            tool_call = calls[message.tool_call_id or ""]
             handle = store.put(
                 session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
             )
