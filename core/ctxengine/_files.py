@@ -48,6 +48,27 @@ def open_regular(path: Path) -> Any:
     return os.fdopen(fd, "rb")
 
 
+def open_append(path: Path) -> Any:
+    """``path`` opened for reading and appending (created if missing) if it is a regular
+    file, never following a link nor blocking on a FIFO (opening one for writing without
+    a reader blocked forever): :func:`open_regular`'s checks, for a log."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK
+    try:
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise IndexFormatError(f"{path} is a symbolic link, not a file") from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise IndexFormatError(f"{path} is not a regular file") from None
+        raise IndexFormatError(f"{path} cannot be opened for appending: {exc}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IndexFormatError(f"{path} is not a regular file")
+    if _NONBLOCK:
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "r+b")
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open_regular(path) as handle:
@@ -156,6 +177,7 @@ __all__ = [
     "json_depth",
     "json_loads",
     "load_array",
+    "open_append",
     "open_regular",
     "read_json",
     "sha256",

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import json_loads, open_regular
+from .._files import json_loads, open_append, open_regular, sync
 from .._validation import check_positive_int, check_text
 from ..clock import to_seconds
 from ..errors import IndexFormatError, InvalidInputError, InvalidTypeError, StoreError
@@ -201,12 +201,29 @@ def _is_record(row: Any) -> bool:
     )
 
 
+def _starts_a_log(first: bytes, path: Path) -> bool:
+    """Whether ``first`` (a file's first line) is a feedback record, or the torn start of
+    one (the file's first write cut by a crash: what :meth:`FeedbackLog.record` writes
+    begins with the ``time`` key)."""
+    if not first.endswith(b"\n") and not _is_line_record(first, path):
+        return first.startswith(b'{"time": ')
+    return _is_line_record(first, path)
+
+
+def _is_line_record(line: bytes, path: Path) -> bool:
+    try:
+        return _is_record(json_loads(line.decode("utf-8"), path))
+    except (UnicodeDecodeError, IndexFormatError):
+        return False
+
+
 @dataclass
 class FeedbackLog:
     """Implicit feedback, one record per judgement: appended to the JSONL file ``path``
     (created if missing; ``None`` keeps records in memory only). Each line is
     ``{"time", "session_id", "query", "item_id", "useful", "kind"}``; ``kind`` is
-    ``"document"`` or ``"turn"``."""
+    ``"document"`` or ``"turn"``. ``path`` must be a new or empty file or a feedback log:
+    a link, FIFO or another file is a :class:`~ctxengine.errors.StoreError`, untouched."""
 
     path: str | os.PathLike[str] | None = None
     _records: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -241,14 +258,42 @@ class FeedbackLog:
             if self.path is None:
                 self._records.append(row)
             else:
-                try:
-                    with open(self.path, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot append to the feedback log {self.path}: {exc}"
-                    ) from exc
+                self._append((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
         return row
+
+    def _append(self, line: bytes) -> None:
+        """Append ``line`` to the log file: a regular file (no link followed, no FIFO
+        blocked on) that is empty or already a feedback log; another file is a
+        :class:`~ctxengine.errors.StoreError` and stays as it was. A torn last line (a
+        crash mid-write, which :meth:`records` skips) is cut first, so the new record
+        does not join it into a line that is not a record."""
+        path = Path(self.path)  # type: ignore[arg-type]
+        try:
+            with open_append(path) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size:
+                    handle.seek(0)
+                    first = handle.readline()
+                    if not _starts_a_log(first, path):
+                        raise StoreError(
+                            f"{path} is not a feedback log (its first line is not a record); "
+                            "give a new path"
+                        )
+                    handle.seek(size - 1)
+                    if handle.read(1) != b"\n":
+                        handle.seek(0)
+                        text = handle.read()
+                        kept = text.rfind(b"\n") + 1
+                        if _is_line_record(text[kept:], path):  # a hand-edited last line
+                            handle.write(b"\n")
+                        else:
+                            handle.truncate(kept)
+                handle.write(line)
+                sync(handle)
+        except IndexFormatError as exc:
+            raise StoreError(f"cannot append to the feedback log: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot append to the feedback log {path}: {exc}") from exc
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, oldest first (a torn last line from a crash is skipped; any other
