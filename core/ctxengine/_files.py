@@ -3,6 +3,7 @@ file's own size claims, or leaving a directory half-replaced (used by :mod:`ctxe
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -11,6 +12,8 @@ import json
 import os
 import stat
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +147,58 @@ def read_json(path: Path) -> Any:
         return json_loads(handle.read(), path)
 
 
-def write_json(path: Path, data: Any, *, indent: int | None = None) -> Path:
-    """Write ``data`` as JSON beside ``path``, flush it to disk, then rename it into place,
-    so a reader sees the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=indent, allow_nan=False)
-        sync(handle)
-    temporary.replace(path)
+def write_json(path: Path, data: Mapping[str, Any], *, indent: int | None = None) -> Path:
+    """Write ``data`` (a saved form with a ``format`` field) as JSON beside ``path``, flush
+    it to disk, then rename it into place, so a reader sees the old file or the new one,
+    never half of one.
+
+    ``path`` must be new or a file of the same ``format`` (an earlier save): a user's file,
+    a model of another kind, a link, a directory or a FIFO is an
+    :class:`~ctxengine.errors.IndexFormatError` and stays as it was. The file written aside
+    has a fresh name (``O_EXCL``), so no file or link already there is written through.
+    """
+    mode = _check_replaceable(path, data.get("format"))
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise IndexFormatError(f"cannot write {path}: {exc}") from exc
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide a model others read
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=indent, allow_nan=False)
+            sync(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return path
+
+
+# A saved model is megabytes at most; a larger file at the path is not one, and is not read.
+_MAX_REPLACED_BYTES = 256 << 20
+
+
+def _check_replaceable(path: Path, format_name: Any) -> int:
+    """Refuse to replace anything at ``path`` but a regular file whose JSON ``format`` is
+    ``format_name``; the permissions the new file gets (the old file's, else 0644)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return 0o644
+    except OSError as exc:
+        raise IndexFormatError(f"cannot write {path}: {exc}") from exc
+    refusal = f"{path} is not a saved {format_name} file; give a new path (nothing was written)"
+    if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_REPLACED_BYTES:
+        raise IndexFormatError(refusal)
+    try:
+        existing = read_json(path)
+    except IndexFormatError:
+        raise IndexFormatError(refusal) from None
+    if not isinstance(existing, dict) or existing.get("format") != format_name:
+        raise IndexFormatError(refusal)
+    return stat.S_IMODE(info.st_mode)
 
 
 def json_depth(text: str | bytes) -> int:

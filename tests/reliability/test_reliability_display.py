@@ -47,7 +47,9 @@ def _engine(control: str) -> ContextEngine:
         embedder=HashingEmbedder(64),
     )
     engine.remember("user", f"context {control}", session_id="s")
-    engine.remember(f"bob{control[-1]}" if control[-1].isalpha() else "bob", "context", session_id="s")
+    engine.remember(
+        f"bob{control[-1]}" if control[-1].isalpha() else "bob", "context", session_id="s"
+    )
     return engine
 
 

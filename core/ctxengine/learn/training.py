@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,8 +28,13 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: appends are not serialized across processes
+    fcntl = None  # type: ignore[assignment]
+
 from .._files import json_loads, open_append, open_regular, sync
-from .._validation import check_positive_int, check_text
+from .._validation import check_finite, check_positive_int, check_text
 from ..clock import to_seconds
 from ..errors import IndexFormatError, InvalidInputError, InvalidTypeError, StoreError
 from .features import DocumentFeatures, MemoryFeatures
@@ -39,12 +45,15 @@ KINDS = ("document", "turn")
 
 
 def _gains(relevant: Any) -> dict[str, float]:
+    """``{id: gain}`` from ids or a mapping: ids are str (an int reads as its digits), a
+    gain a finite number >= 0 (a bool or numpy number is read as its value). A NaN gain
+    trained silently as "not relevant", a string or ``10**400`` raised bare Python errors."""
     if isinstance(relevant, str):
         relevant = [relevant]
     if isinstance(relevant, Mapping):
-        out = {str(k): float(v) for k, v in relevant.items()}
+        out = {_item_id(k): _gain(k, v) for k, v in relevant.items()}
     elif isinstance(relevant, Iterable):
-        out = {str(item): 1.0 for item in relevant}
+        out = {_item_id(item): 1.0 for item in relevant}
     else:
         raise InvalidTypeError(
             f"relevant must be ids or {{id: gain}}, got {type(relevant).__name__}"
@@ -52,6 +61,18 @@ def _gains(relevant: Any) -> dict[str, float]:
     if not out:
         raise InvalidInputError("an example needs at least one relevant id")
     return out
+
+
+def _item_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidTypeError(f"a relevant id must be a str, got {type(value).__name__}")
+    return str(value)
+
+
+def _gain(item: Any, value: Any) -> float:
+    if (isinstance(value, numbers.Real) and not isinstance(value, int)) or isinstance(value, bool):
+        value = float(value)  # numpy scalars and bools by value; an int may overflow below
+    return check_finite(value, f"the gain of {item!r}", low=0.0)
 
 
 @dataclass(frozen=True)
@@ -270,6 +291,8 @@ class FeedbackLog:
         path = Path(self.path)  # type: ignore[arg-type]
         try:
             with open_append(path) as handle:
+                if fcntl is not None:  # another process's record is never taken for torn
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 size = os.fstat(handle.fileno()).st_size
                 if size:
                     handle.seek(0)
