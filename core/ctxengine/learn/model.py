@@ -261,7 +261,7 @@ class LinearScorer:
         return scorer_from_dict(cls, data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model as JSON to ``path`` (written aside, then renamed into place).; ``path``
+        """Write the model as JSON to ``path`` (written aside, then renamed into place; ``path``
         must be new or an earlier save of the same kind: anything else is an
         :class:`~ctxengine.errors.IndexFormatError` and is left as it was)."""
         return write_json(Path(path), self.to_dict(), indent=2)
