@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, StoreError
 
 # JSON nesting a saved index may hold; deeper input is refused before the parser recurses.
 MAX_JSON_DEPTH = 200
@@ -160,8 +160,8 @@ def write_json(path: Path, data: Mapping[str, Any], *, indent: int | None = None
     mode = _check_replaceable(path, data.get("format"))
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise IndexFormatError(f"cannot write {path}: {exc}") from exc
+    except OSError as exc:  # a missing or read-only folder
+        raise StoreError(f"cannot write {path}: {exc}") from exc
     try:
         if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide a model others read
             os.fchmod(fd, mode)
@@ -169,9 +169,11 @@ def write_json(path: Path, data: Mapping[str, Any], *, indent: int | None = None
             json.dump(data, handle, indent=indent, allow_nan=False)
             sync(handle)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(exc, OSError):  # a full disk: the old file is in place
+            raise StoreError(f"cannot write {path}: {exc}") from exc
         raise
     return path
 
@@ -187,8 +189,8 @@ def _check_replaceable(path: Path, format_name: Any) -> int:
         info = os.lstat(path)
     except FileNotFoundError:
         return 0o644
-    except OSError as exc:
-        raise IndexFormatError(f"cannot write {path}: {exc}") from exc
+    except OSError as exc:  # a parent that is a file, a path too long
+        raise StoreError(f"cannot write {path}: {exc}") from exc
     refusal = f"{path} is not a saved {format_name} file; give a new path (nothing was written)"
     if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_REPLACED_BYTES:
         raise IndexFormatError(refusal)
