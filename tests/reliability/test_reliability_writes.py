@@ -14,7 +14,7 @@ import pytest
 
 from ctxengine import ContextEngine
 from ctxengine.embeddings import HashingEmbedder
-from ctxengine.errors import StoreError
+from ctxengine.errors import InvalidInputError, StoreError
 from ctxengine.learn import LinearScorer, RankingExample
 
 DOCS = [
@@ -98,3 +98,33 @@ def test_a_save_cut_short_by_the_file_system_keeps_the_old_index_and_model(tmp_p
     loaded = ContextEngine.load(index, embedder=HashingEmbedder(32))
     assert sorted(d.id for d in loaded.retrieve("context", k=5)) == ["a", "c"]
     assert LinearScorer.load(model).to_dict() == old.reranker.model.to_dict()
+
+
+# --- an index gives back the metadata it was given -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{1: "x"}, {True: "x"}, {"nested": {2: "y"}}, {"n": float("nan")}, {"s": "x\ud800"}],
+    ids=["int key", "bool key", "nested int key", "nan", "lone surrogate"],
+)
+def test_saving_metadata_json_would_change_is_refused(tmp_path, metadata):
+    engine = ContextEngine.from_documents(
+        [{"id": "a", "text": "context", "metadata": metadata}],
+        embedder=HashingEmbedder(32),
+        retrieval="keyword",
+    )
+    with pytest.raises(InvalidInputError, match="document 'a'"):
+        engine.save(tmp_path / "index")  # {1: "x"} loaded back as {"1": "x"}
+    assert not (tmp_path / "index").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_saved_metadata_loads_back_equal(tmp_path):
+    metadata = {"year": 2020, "tags": ["a", "b"], "deep": {"k": [1.5, None, True]}, "é": "ü"}
+    engine = ContextEngine.from_documents(
+        [{"id": "a", "text": "context", "metadata": metadata}],
+        embedder=HashingEmbedder(32),
+        retrieval="keyword",
+    )
+    loaded = ContextEngine.load(engine.save(tmp_path / "index"), embedder=HashingEmbedder(32))
+    assert loaded.retrieve("context")[0].document.metadata == metadata

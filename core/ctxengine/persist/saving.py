@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._files import MAX_JSON_DEPTH, exchange, json_depth, sha256, sync
+from .._validation import check_metadata
 from ..embeddings import Embedder, embedder_identity
 from ..errors import ConfigurationError, IndexFormatError, InvalidInputError, StoreError
 from ..text import analyze
@@ -57,6 +58,10 @@ def save_index(
     _check_target(target)
     state = retriever.export_state()
     documents: list[Document] = state["documents"]
+    for document in documents:
+        # what JSON would change ({1: ...} loads back as {"1": ...}) is refused, as the
+        # memory stores refuse it: a saved index gives back the metadata it was given
+        check_metadata(document.metadata, f"the metadata of document {document.id!r}")
     try:
         rows = [{"id": d.id, "text": d.text, "metadata": dict(d.metadata)} for d in documents]
         json.dumps(rows, ensure_ascii=False, allow_nan=False).encode("utf-8")
