@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from test_reliability_surface_files import RECORD  # one feedback record, as bytes
 
 from ctxengine import ContextEngine
 from ctxengine.embeddings import HashingEmbedder
@@ -75,19 +76,9 @@ def test_a_feedback_log_path_that_is_not_a_log_is_refused_and_untouched(tmp_path
     assert after == before
 
 
-RECORD = {
-    "time": 1.0,
-    "session_id": "s",
-    "query": "q",
-    "item_id": "a",
-    "useful": True,
-    "kind": "document",
-}
-
-
 def test_appending_after_a_torn_last_line_keeps_the_log_readable(tmp_path):
     path = tmp_path / "feedback.jsonl"
-    line = json.dumps(RECORD).encode()
+    line = RECORD
     path.write_bytes(line + b"\n" + line[:30])  # a crash mid-write
     FeedbackLog(path).record("q2", "b", True)  # joined the torn line: the log was unreadable
     assert [row["item_id"] for row in FeedbackLog(path).records()] == ["a", "b"]
@@ -100,7 +91,7 @@ def test_appending_after_a_torn_last_line_keeps_the_log_readable(tmp_path):
 
 def test_appending_after_a_last_record_without_a_line_break_keeps_it(tmp_path):
     path = tmp_path / "feedback.jsonl"
-    path.write_bytes(json.dumps(RECORD).encode())  # edited by hand, no final line break
+    path.write_bytes(RECORD)  # edited by hand, no final line break
     FeedbackLog(path).record("q2", "b", True)
     assert [row["item_id"] for row in FeedbackLog(path).records()] == ["a", "b"]
 
