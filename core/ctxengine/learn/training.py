@@ -33,7 +33,7 @@ try:
 except ImportError:  # Windows: appends are not serialized across processes
     fcntl = None  # type: ignore[assignment]
 
-from .._files import json_loads, open_append, open_regular, sync
+from .._files import json_loads, open_append, open_regular
 from .._validation import check_finite, check_positive_int, check_text
 from ..clock import to_seconds
 from ..errors import IndexFormatError, InvalidInputError, InvalidTypeError, StoreError
@@ -312,7 +312,6 @@ class FeedbackLog:
                         else:
                             handle.truncate(kept)
                 handle.write(line)
-                sync(handle)
         except IndexFormatError as exc:
             raise StoreError(f"cannot append to the feedback log: {exc}") from None
         except OSError as exc:
