@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidTypeError
-from ctxengine.integration import adapter_engine, copy_sharing
+from ctxengine.integration import adapter_engine, check_adapter_options, copy_sharing
 
 from ._convert import to_langchain_document, to_scored_documents
 
@@ -31,6 +31,10 @@ class ContextEngineCompressor(BaseDocumentCompressor):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def __init__(self, **data: Any) -> None:
+        check_adapter_options(type(self), data)  # pydantic ignored a misspelt option
+        super().__init__(**data)
 
     engine: Any = Field(
         default=None, exclude=True, description="The ContextEngine used (None: the default)."

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, model_validator
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text, is_blank
 from ctxengine.errors import InvalidInputError
-from ctxengine.integration import copy_sharing
+from ctxengine.integration import check_adapter_options, copy_sharing
 
 from ._convert import turns_to_messages
 from ._history import check_engine, recall
@@ -30,6 +30,10 @@ class ContextEngineMemory(BaseMemory):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def __init__(self, **data: Any) -> None:
+        check_adapter_options(type(self), data)  # pydantic ignored a misspelt option
+        super().__init__(**data)
 
     engine: Any
     session_id: str = "default"

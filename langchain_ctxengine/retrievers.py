@@ -15,7 +15,12 @@ from pydantic import ConfigDict, Field, model_validator
 
 from ctxengine._validation import check_positive_int, check_text
 from ctxengine.errors import ConfigurationError, InvalidTypeError
-from ctxengine.integration import ENGINE_SETTINGS, adapter_engine, copy_sharing
+from ctxengine.integration import (
+    ENGINE_SETTINGS,
+    adapter_engine,
+    check_adapter_options,
+    copy_sharing,
+)
 from ctxengine.retrieval.filters import Filter, parse_filter
 from ctxengine.types import ScoredDocument
 
@@ -92,6 +97,12 @@ class ContextEngineRetriever(BaseRetriever):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def __init__(self, **data: Any) -> None:
+        check_adapter_options(
+            type(self), data, ENGINE_SETTINGS
+        )  # pydantic ignored a misspelt option
+        super().__init__(**data)
 
     engine: Any = Field(default=None, exclude=True, description="The ContextEngine that decides.")
     base_retriever: BaseRetriever | None = Field(

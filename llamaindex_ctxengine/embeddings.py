@@ -9,6 +9,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
 from ctxengine.embeddings import get_embedder
+from ctxengine.integration import check_adapter_options
 
 
 class ContextEngineEmbedding(BaseEmbedding):
@@ -19,6 +20,7 @@ class ContextEngineEmbedding(BaseEmbedding):
     _embedder: Any = PrivateAttr()
 
     def __init__(self, embedder: Any = None, **kwargs: Any) -> None:
+        check_adapter_options(type(self), kwargs)
         resolved = get_embedder(embedder)
         kwargs.setdefault("model_name", resolved.name)
         super().__init__(**kwargs)

@@ -21,7 +21,13 @@ from llama_index.core.memory.memory import BaseMemoryBlock
 
 from ctxengine import formatting as fmt
 from ctxengine._validation import check_positive_int, check_text, is_blank
-from ctxengine.integration import UNSERIALIZED_ENGINE, adapter_engine, copy_sharing, default_engine
+from ctxengine.integration import (
+    UNSERIALIZED_ENGINE,
+    adapter_engine,
+    check_adapter_options,
+    copy_sharing,
+    default_engine,
+)
 
 from ._convert import counter_for_llm, last_user_text, message_role, message_text, turn_to_message
 
@@ -64,6 +70,7 @@ class ContextEngineChatMemory(BaseMemory):
         touch: bool = False,
         **kwargs: Any,
     ) -> None:
+        check_adapter_options(type(self), kwargs)
         check_text(session_id, "session_id")
         if token_limit is not None:
             check_positive_int(token_limit, "token_limit")
@@ -226,6 +233,7 @@ class DecayMemoryBlock(BaseMemoryBlock[str]):
         session_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        check_adapter_options(type(self), kwargs)
         check_text(name, "name")
         if max_tokens is not None:
             check_positive_int(max_tokens, "max_tokens")

@@ -12,7 +12,12 @@ from llama_index.core.vector_stores.types import MetadataFilters
 
 from ctxengine._validation import check_positive_int
 from ctxengine.errors import InvalidInputError
-from ctxengine.integration import UNSERIALIZED_ENGINE, adapter_engine, copy_sharing
+from ctxengine.integration import (
+    UNSERIALIZED_ENGINE,
+    adapter_engine,
+    check_adapter_options,
+    copy_sharing,
+)
 
 from ._convert import nodes_to_scored, rendered_tokens, scored_to_own_nodes, to_core_filter
 
@@ -65,6 +70,7 @@ class ContextEnginePostprocessor(BaseNodePostprocessor):
     ) -> None:
         # Checked here, before pydantic, so bad values raise ctxengine's typed errors
         # instead of being coerced ("800" -> 800) or wrapped in a ValidationError.
+        check_adapter_options(type(self), kwargs)
         check_positive_int(token_budget, "token_budget")
         if top_n is not None:
             check_positive_int(top_n, "top_n")

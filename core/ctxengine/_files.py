@@ -3,6 +3,7 @@ file's own size claims, or leaving a directory half-replaced (used by :mod:`ctxe
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -11,12 +12,14 @@ import json
 import os
 import stat
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, StoreError
 
 # JSON nesting a saved index may hold; deeper input is refused before the parser recurses.
 MAX_JSON_DEPTH = 200
@@ -46,6 +49,27 @@ def open_regular(path: Path) -> Any:
     if _NONBLOCK:
         os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def open_append(path: Path) -> Any:
+    """``path`` opened for reading and appending (created if missing) if it is a regular
+    file, never following a link nor blocking on a FIFO (opening one for writing without
+    a reader blocked forever): :func:`open_regular`'s checks, for a log."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK
+    try:
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise IndexFormatError(f"{path} is a symbolic link, not a file") from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise IndexFormatError(f"{path} is not a regular file") from None
+        raise IndexFormatError(f"{path} cannot be opened for appending: {exc}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IndexFormatError(f"{path} is not a regular file")
+    if _NONBLOCK:
+        os.set_blocking(fd, True)
+    return os.fdopen(fd, "r+b")
 
 
 def sha256(path: Path) -> str:
@@ -123,15 +147,60 @@ def read_json(path: Path) -> Any:
         return json_loads(handle.read(), path)
 
 
-def write_json(path: Path, data: Any, *, indent: int | None = None) -> Path:
-    """Write ``data`` as JSON beside ``path``, flush it to disk, then rename it into place,
-    so a reader sees the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=indent, allow_nan=False)
-        sync(handle)
-    temporary.replace(path)
+def write_json(path: Path, data: Mapping[str, Any], *, indent: int | None = None) -> Path:
+    """Write ``data`` (a saved form with a ``format`` field) as JSON beside ``path``, flush
+    it to disk, then rename it into place, so a reader sees the old file or the new one,
+    never half of one.
+
+    ``path`` must be new or a file of the same ``format`` (an earlier save): a user's file,
+    a model of another kind, a link, a directory or a FIFO is an
+    :class:`~ctxengine.errors.IndexFormatError` and stays as it was. The file written aside
+    has a fresh name (``O_EXCL``), so no file or link already there is written through.
+    """
+    mode = _check_replaceable(path, data.get("format"))
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a missing or read-only folder
+        raise StoreError(f"cannot write {path}: {exc}") from exc
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp's 0600 would hide a model others read
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=indent, allow_nan=False)
+            sync(handle)
+        os.replace(temporary, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):  # a full disk: the old file is in place
+            raise StoreError(f"cannot write {path}: {exc}") from exc
+        raise
     return path
+
+
+# A saved model is megabytes at most; a larger file at the path is not one, and is not read.
+_MAX_REPLACED_BYTES = 256 << 20
+
+
+def _check_replaceable(path: Path, format_name: Any) -> int:
+    """Refuse to replace anything at ``path`` but a regular file whose JSON ``format`` is
+    ``format_name``; the permissions the new file gets (the old file's, else 0644)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return 0o644
+    except OSError as exc:  # a parent that is a file, a path too long
+        raise StoreError(f"cannot write {path}: {exc}") from exc
+    refusal = f"{path} is not a saved {format_name} file; give a new path (nothing was written)"
+    if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_REPLACED_BYTES:
+        raise IndexFormatError(refusal)
+    try:
+        existing = read_json(path)
+    except IndexFormatError:
+        raise IndexFormatError(refusal) from None
+    if not isinstance(existing, dict) or existing.get("format") != format_name:
+        raise IndexFormatError(refusal)
+    return stat.S_IMODE(info.st_mode)
 
 
 def json_depth(text: str | bytes) -> int:
@@ -156,6 +225,7 @@ __all__ = [
     "json_depth",
     "json_loads",
     "load_array",
+    "open_append",
     "open_regular",
     "read_json",
     "sha256",

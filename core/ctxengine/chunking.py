@@ -156,12 +156,55 @@ class MarkdownSplitter:
         run: list[str] = []
         for start, end in split_sentences(paragraph):
             sentence = paragraph[start:end]
+            if count(sentence) > room:  # no sentence end for that long: cut it apart
+                if run:
+                    yield " ".join(run)
+                    run = []
+                yield from self._cut(sentence, room)
+                continue
             if run and count(" ".join([*run, sentence])) > room:
                 yield " ".join(run)
                 run = []
             run.append(sentence)
         if run:
             yield " ".join(run)
+
+    def _cut(self, text: str, room: int, separators: str = "\n ") -> Iterator[str]:
+        """Runs of ``text`` of at most ``room`` tokens: cut at line breaks (list items,
+        table rows), else at spaces, else every ``room`` tokens. A 1 MB line without a
+        sentence end was one passage of 200,000 tokens (of which an embedding model reads
+        the first 256). Linear: parts are packed on the sum of their own counts (a join
+        is never counted longer than that sum's run), each run checked once."""
+        count = self.token_counter.count
+        if count(text) <= room:
+            yield text
+            return
+        if not separators:
+            # each cut reads a window of a few times ``room`` characters (doubled while it
+            # holds fewer than ``room`` tokens), never the rest of the text: linear
+            room, window, start = max(room, 1), 4 * max(room, 1), 0
+            while start < len(text):
+                piece = text[start : start + window]
+                head = self.token_counter.truncate(piece, room)
+                if len(head) == len(piece) and start + window < len(text):
+                    window *= 2
+                    continue
+                head = head or piece[:1]
+                yield head
+                start += len(head)
+            return
+        separator, rest = separators[0], separators[1:]
+        run: list[str] = []
+        size = 0
+        for part in text.split(separator):
+            cost = count(separator + part)  # what the part adds to a run (" word": 1)
+            if run and size + cost > room:
+                yield from self._cut(separator.join(run), room, rest)
+                run, size = [], 0
+            run.append(part)
+            size += cost
+        if run:
+            yield from self._cut(separator.join(run), room, rest)
 
     @staticmethod
     def _blocks(text: str) -> Iterator[_Block]:

@@ -140,6 +140,23 @@ def copy_sharing(
     return copied
 
 
+def check_adapter_options(
+    adapter: type, options: Mapping[str, Any], also: frozenset[str] = frozenset()
+) -> None:
+    """Refuse an option a pydantic-based adapter does not have: pydantic ignores unknown
+    keywords, so ``ContextEngineCompressor(token_buget=300)`` kept the default budget
+    without a word. Known: the model's fields (and their aliases) and ``also``. A
+    :class:`ConfigurationError` naming the adapter, the option and what it takes."""
+    fields = getattr(adapter, "model_fields", {})
+    known = set(fields) | {f.alias for f in fields.values() if getattr(f, "alias", None)} | also
+    unknown = sorted(str(name) for name in options if name not in known)
+    if unknown:
+        raise ConfigurationError(
+            f"{adapter.__name__} got unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(sorted(known))}"
+        )
+
+
 def check_settings(settings: Mapping[str, Any]) -> None:
     unknown = sorted(set(settings) - ENGINE_SETTINGS)
     if unknown:
@@ -151,6 +168,7 @@ __all__ = [
     "RESULT_KEYS",
     "UNSERIALIZED_ENGINE",
     "adapter_engine",
+    "check_adapter_options",
     "check_settings",
     "copy_sharing",
     "default_engine",

@@ -148,14 +148,20 @@ class ContextPacket:
 
     def renderables(self) -> list[Any]:
         """The rich tables :meth:`explain` prints (the CLI prints them in colour). Every
-        cell is a :class:`rich.text.Text`, so any console shows the text literally."""
+        cell is a :class:`rich.text.Text`, so any console shows the text literally, and
+        characters a terminal acts on (escape sequences, bidi controls) are shown as their
+        escapes (:func:`ctxengine.display.visible`)."""
         from rich.table import Table
         from rich.text import Text
 
-        def row(table: Any, *cells: str, style: str | None = None) -> None:
-            table.add_row(*(Text(cell) for cell in cells), style=style)
+        from .display import visible
 
-        budget = Table(title=Text(f"Token budget ({self.token_counter})"), title_justify="left")
+        def row(table: Any, *cells: str, style: str | None = None) -> None:
+            table.add_row(*(Text(visible(cell)) for cell in cells), style=style)
+
+        budget = Table(
+            title=Text(visible(f"Token budget ({self.token_counter})")), title_justify="left"
+        )
         budget.add_column("slot")
         budget.add_column("tokens", justify="right")
         budget.add_column("share", justify="right")
@@ -211,13 +217,15 @@ class ContextPacket:
         if self.contributions:
             out.insert(3, self._contribution_table(Table))
         if self.notes:
-            out.extend(Text(f"note: {note}") for note in self.notes)
+            out.extend(Text(visible(f"note: {note}")) for note in self.notes)
         return out
 
     def _contribution_table(self, table_class: Any, top: int = 5) -> Any:
         """Per chosen item, the features that moved its learned score most (signed: how
         far the feature was from its training mean, times its weight)."""
         from rich.text import Text
+
+        from .display import visible
 
         table = table_class(
             title="Learned scores: largest feature contributions", title_justify="left"
@@ -235,7 +243,7 @@ class ContextPacket:
             if parts:
                 largest = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:top]
                 cells = (label, f"{score:.3f}", ", ".join(f"{n}={v:+.2f}" for n, v in largest))
-                table.add_row(*(Text(cell) for cell in cells))
+                table.add_row(*(Text(visible(cell)) for cell in cells))
         return table
 
     def __repr__(self) -> str:

@@ -19,10 +19,15 @@ def minmax(values: Sequence[float] | np.ndarray, reference: np.ndarray | None = 
     """Rescale ``values`` to [0, 1] by the minimum and maximum of ``reference`` (default:
     ``values`` themselves).
 
-    The constant-input rule, everywhere: when the reference does not vary (or is not
-    finite), a positive value maps to 1 and anything else to 0. A lone candidate or a
-    signal that rates every item alike then keeps full weight where it found something
+    The constant-input rule, everywhere: when the reference does not vary (or holds no
+    finite value), a positive value maps to 1 and anything else to 0. A lone candidate or
+    a signal that rates every item alike then keeps full weight where it found something
     (a lone lexical match counts fully) and adds nothing where it found nothing.
+
+    Non-finite values carry no scale: the range is that of the finite values, NaN and
+    ``-inf`` map to 0 and ``inf`` to 1. (One NaN from a plug-in stage made the whole
+    signal "constant", so every other item's score was lost; ``±1e308`` overflowed the
+    range into NaN.)
 
     Examples
     --------
@@ -31,15 +36,29 @@ def minmax(values: Sequence[float] | np.ndarray, reference: np.ndarray | None = 
     [0.0, 1.0, 0.5]
     >>> minmax([0.7, 0.7]).tolist(), minmax([0.0, 0.0]).tolist()
     ([1.0, 1.0], [0.0, 0.0])
+    >>> minmax([2.0, float("nan"), 4.0, float("inf")]).tolist()
+    [0.0, 0.0, 1.0, 1.0]
     """
     array = np.asarray(values, dtype=np.float64)
     ref = array if reference is None else np.asarray(reference, dtype=np.float64)
     if array.size == 0 or ref.size == 0:
         return np.zeros(array.shape)
-    low, high = float(ref.min()), float(ref.max())
-    if not (math.isfinite(low) and math.isfinite(high)) or high - low <= FLAT:
+    finite = np.isfinite(ref)
+    if not finite.all():
+        ref = ref[finite]
+    if ref.size == 0:
         return (array > 0).astype(np.float64)
-    return (array - low) / (high - low)
+    low, high = float(ref.min()), float(ref.max())
+    if high - low <= FLAT:
+        out = (array > 0).astype(np.float64)
+    elif math.isfinite(high - low):
+        out = (array - low) / (high - low)
+    else:  # halved, the span of two huge values fits; exact for every other value
+        out = (array * 0.5 - low * 0.5) / (high * 0.5 - low * 0.5)
+    if not np.isfinite(array).all():
+        out[np.isnan(array) | np.isneginf(array)] = 0.0
+        out[np.isposinf(array)] = 1.0
+    return out
 
 
 def idf_recall(

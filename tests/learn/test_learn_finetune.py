@@ -152,6 +152,16 @@ def test_a_model_that_is_not_better_is_not_switched_in(tmp_path):
     assert (tmp_path / "model" / "config.json").is_file()  # kept for the user to inspect
 
 
+def test_a_folder_of_the_users_beside_the_output_is_left_alone(tmp_path):
+    # the trainer's scratch folder was the fixed ".model.trainer", emptied after training
+    mine = tmp_path / ".model.trainer"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    tuner().fit(TRIPLES, bundled_model_path(), tmp_path / "model")
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.trainer", "model"]
+
+
 def test_output_folder_with_files_is_refused_untouched(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(InvalidInputError, match="empty folder"):

@@ -15,7 +15,9 @@ def alarm(request):
     seconds = int(getattr(request.module, "ALARM_SECONDS", 120))
 
     def _expired(*_):
-        raise TimeoutError(f"still running after {seconds} s")
+        # pytest.fail raises a BaseException: a TimeoutError is an OSError, which the code
+        # under test may catch and turn into its own error (then the test ran on, blocked)
+        pytest.fail(f"still running after {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, _expired)
     signal.alarm(seconds)

@@ -15,6 +15,7 @@ from ctxengine._validation import check_finite
 from ctxengine.embeddings import HashingEmbedder
 from ctxengine.engine import ContextEngine
 from ctxengine.errors import CtxEngineError, InvalidInputError, InvalidTypeError
+from ctxengine.scoring import minmax
 from ctxengine.types import Document, ScoredDocument
 
 DOCS = [
@@ -136,3 +137,55 @@ def test_check_finite_either_returns_a_finite_float_or_raises_a_typed_error(valu
     except CtxEngineError:
         return
     assert isinstance(out, float) and math.isfinite(out)
+
+
+# --- non-finite and extreme scores keep the others' order ------------------------------------
+
+
+RANKED = [
+    Document(id=f"r{i}", text=text)
+    for i, text in enumerate(
+        [
+            "cats sleep most of the day",
+            "rivers carry sediment to the sea",
+            "compilers translate source code",
+            "volcanoes erupt molten rock",
+            "bread rises because of yeast",
+            "glaciers carve deep valleys",
+        ]
+    )
+]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [float("nan"), float("inf"), float("-inf"), 1e308, -1e308],
+    ids=["nan", "inf", "-inf", "1e308", "-1e308"],
+)
+def test_one_non_finite_or_extreme_score_keeps_the_first_stages_order(odd):
+    """A plug-in first stage's NaN or infinity is "no information" about that one
+    document: the others keep their order (one NaN made every score 1.0, and a pair of
+    scores ``±1e308`` overflowed the scaling into NaN, which lost the whole ranking)."""
+    scores = [0.9, 0.7, 0.5, 0.3, 0.1]
+    if odd == -1e308:
+        scores = [1e308, 0.7, 0.5, 0.3, 0.1]
+
+    class Stage:
+        def retrieve(self, query, k):
+            found = [ScoredDocument(d, s) for d, s in zip(RANKED, scores)]
+            return [*found, ScoredDocument(RANKED[5], odd)][:k]
+
+    packet = ContextEngine.from_retriever(Stage(), k=6).build("cats")  # the default re-rank
+    order = [d.id for d in packet.documents if d.id != "r5"]
+    assert order == ["r0", "r1", "r2", "r3", "r4"]
+    assert all(math.isfinite(d.score) for d in packet.documents)
+    if not math.isfinite(odd):  # (a finite extreme rightly squeezes the others together)
+        assert len({round(d.score, 9) for d in packet.documents if d.id != "r5"}) == 5
+
+
+def test_minmax_reads_non_finite_values_as_ends_and_keeps_the_finite_scale():
+    nan, inf = float("nan"), float("inf")
+    assert minmax([2.0, nan, 4.0, inf, -inf, 3.0]).tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 0.5]
+    assert minmax([1e308, -1e308, 0.0]).tolist() == [1.0, 0.0, 0.5]
+    assert minmax([nan, nan]).tolist() == [0.0, 0.0]  # nothing finite: the constant rule
+    assert minmax([2.0, 3.0], reference=[nan, 1.0, 5.0]).tolist() == [0.25, 0.5]

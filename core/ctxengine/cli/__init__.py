@@ -184,5 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return int(args.func(args))
         except CtxEngineError as exc:
-            print(f"ctxengine: error: {exc}", file=sys.stderr)
+            from ..display import visible
+
+            # the message may quote a path, an id or a query holding terminal controls
+            print(f"ctxengine: error: {visible(str(exc))}", file=sys.stderr)
             return 2

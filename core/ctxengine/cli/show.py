@@ -1,6 +1,11 @@
-"""What the ``ctxengine`` command prints (rich renderables), kept apart from what it does."""
+"""What the ``ctxengine`` command prints (rich renderables), kept apart from what it does.
+
+Every string from the user goes through :func:`ctxengine.display.visible` (a document
+holding ``ESC[2J`` must not clear the terminal it is printed on)."""
 
 from __future__ import annotations
+
+from ..display import visible
 
 
 def console():  # imported lazily: ``ctxengine --help`` should be instant
@@ -15,8 +20,8 @@ def print_packet(console, packet, title: str) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
-    console.rule(Text(title, style="bold"))
-    console.print(Panel(Text(packet.text), title="packet.text", expand=True))
+    console.rule(Text(visible(title), style="bold"))
+    console.print(Panel(Text(visible(packet.text)), title="packet.text", expand=True))
     for renderable in packet.renderables():
         console.print(renderable)
 
@@ -34,7 +39,7 @@ def side_by_side(console, packets, titles) -> None:
         for slot, tokens in packet.usage.items():
             table.add_row(slot, str(tokens))
         table.add_row("total", f"{packet.tokens_used} / {packet.token_budget}", style="bold")
-        table.add_row("documents", Text(", ".join(d.id for d in packet.documents)))
+        table.add_row("documents", Text(visible(", ".join(d.id for d in packet.documents))))
         table.add_row("memory turns", str(len(packet.memory_turns)))
         table.add_row("build ms", f"{packet.timings['total'] * 1000:.1f}")
         tables.append(table)
@@ -56,6 +61,7 @@ def _kept(doc) -> str:
 
 def documents_table(packet, title: str):
     from rich.table import Table
+    from rich.text import Text
 
     hidden = {"alpha", "tag_importance"}  # inputs of a stage, not a stage's score
     stages: list[str] = []
@@ -66,7 +72,7 @@ def documents_table(packet, title: str):
         table.add_column(column, justify="left" if column in ("id", "kept") else "right")
     for rank, doc in enumerate(packet.documents, 1):
         cells = [f"{doc.stage_scores[s]:.2f}" if s in doc.stage_scores else "" for s in stages]
-        table.add_row(str(rank), doc.id, *cells, _kept(doc), str(doc.tokens or ""))
+        table.add_row(str(rank), Text(visible(doc.id)), *cells, _kept(doc), str(doc.tokens or ""))
     return table
 
 
@@ -123,12 +129,12 @@ def memory_table(engine, query: str, session: str, packet, now: float):
             status = Text("no room", style="yellow")
         table.add_row(
             age,
-            item.role,
+            Text(visible(item.role)),
             f"{parts.get('importance', 0):.2f}",
             f"{parts.get('recency', 0):.3f}",
             f"{parts.get('boost', 0):.2f}",
             f"{item.effective:.2f}",
             status,
-            item.content,
+            Text(visible(item.content)),
         )
     return table

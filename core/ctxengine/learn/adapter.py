@@ -287,7 +287,9 @@ class QueryAdapter:
         return adapter
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the adapter as JSON to ``path`` (written aside, then renamed into place)."""
+        """Write the adapter as JSON to ``path`` (written aside, then renamed into place; ``path``
+        must be new or an earlier save of the same kind: anything else is an
+        :class:`~ctxengine.errors.IndexFormatError` and is left as it was)."""
         return write_json(Path(path), self.to_dict())
 
     @classmethod

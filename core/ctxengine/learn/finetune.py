@@ -33,6 +33,8 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -182,35 +184,40 @@ class EncoderFineTuner:
         steps = math.ceil(len(triples) / self.batch_size) * self.epochs
         if self.max_steps is not None:
             steps = min(steps, self.max_steps)
-        scratch = output_dir.parent / f".{output_dir.name}.trainer"
-        args = arguments_class(
-            output_dir=str(scratch),
-            num_train_epochs=self.epochs,
-            max_steps=self.max_steps if self.max_steps is not None else -1,
-            per_device_train_batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            # an int count: transformers 5 deprecates warmup_ratio, 4 reads no float steps
-            warmup_steps=round(self.warmup_ratio * steps),
-            seed=self.random_state,
-            data_seed=self.random_state,
-            # a query with two relevant documents must not be its own in-batch negative
-            batch_sampler=no_duplicates,
-            save_strategy="no",
-            report_to="none",
-            use_cpu=True,
-            dataloader_num_workers=0,
-            disable_tqdm=not self.show_progress,
-            logging_strategy="steps",
-            logging_steps=10,
-        )
-        trainer = trainer_class(
-            model=model,
-            args=args,
-            train_dataset=data,
-            loss=loss_class(model),
-            callbacks=[TimeBudget()],
+        # a fresh folder: a fixed ".name.trainer" was emptied afterwards even if it was a
+        # folder of the user's
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(
+            tempfile.mkdtemp(prefix=f".{output_dir.name}.trainer-", dir=output_dir.parent)
         )
         try:
+            args = arguments_class(
+                output_dir=str(scratch),
+                num_train_epochs=self.epochs,
+                max_steps=self.max_steps if self.max_steps is not None else -1,
+                per_device_train_batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                # an int count: transformers 5 deprecates warmup_ratio, 4 reads no float steps
+                warmup_steps=round(self.warmup_ratio * steps),
+                seed=self.random_state,
+                data_seed=self.random_state,
+                # a query with two relevant documents must not be its own in-batch negative
+                batch_sampler=no_duplicates,
+                save_strategy="no",
+                report_to="none",
+                use_cpu=True,
+                dataloader_num_workers=0,
+                disable_tqdm=not self.show_progress,
+                logging_strategy="steps",
+                logging_steps=10,
+            )
+            trainer = trainer_class(
+                model=model,
+                args=args,
+                train_dataset=data,
+                loss=loss_class(model),
+                callbacks=[TimeBudget()],
+            )
             result = trainer.train()
         finally:
             _remove_scratch(scratch)
@@ -266,14 +273,9 @@ def _trainer_classes() -> tuple[Any, Any, Any, Any]:
 
 
 def _remove_scratch(scratch: Path) -> None:
-    """The trainer's own output folder (``save_strategy="no"`` leaves it empty or absent)."""
-    try:
-        for child in scratch.iterdir():
-            if child.is_file():
-                child.unlink()
-        scratch.rmdir()
-    except OSError:
-        pass
+    """The trainer's own output folder, made for this run (``save_strategy="no"`` leaves
+    it empty or with logs only)."""
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _check_output(output_dir: Any) -> Path:

@@ -36,7 +36,7 @@ import numpy as np
 from .._files import read_json, write_json
 from .._validation import check_choice, check_finite, check_positive_int
 from ..errors import ConfigurationError, InvalidInputError
-from .model_format import FORMAT, FORMAT_VERSION, scorer_from_dict, scorer_to_dict
+from .model_format import FORMAT, FORMAT_VERSION, MAX_KNOTS, scorer_from_dict, scorer_to_dict
 
 OBJECTIVES = ("pairwise", "pointwise")
 Group = tuple[np.ndarray, np.ndarray]  # one query: features (n, f), relevance gains (n,)
@@ -63,8 +63,10 @@ class LinearScorer:
         self.objective = check_choice(objective, "objective", OBJECTIVES)
         self.C = check_finite(C, "C", low=0.0, low_inclusive=False)
         self.knots = check_positive_int(knots, "knots", allow_zero=True)
-        if self.knots == 1:
-            raise InvalidInputError("knots must be 0 (linear) or at least 2")
+        if self.knots == 1 or self.knots > MAX_KNOTS:
+            raise InvalidInputError(
+                f"knots must be 0 (linear) or from 2 to {MAX_KNOTS}, got {self.knots}"
+            )
         self.max_pairs_per_query = check_positive_int(max_pairs_per_query, "max_pairs_per_query")
         self.random_state = check_positive_int(random_state, "random_state", allow_zero=True)
         self.kind = ""
@@ -267,7 +269,9 @@ class LinearScorer:
         return scorer_from_dict(cls, data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model as JSON to ``path`` (written aside, then renamed into place)."""
+        """Write the model as JSON to ``path`` (written aside, then renamed into place; ``path``
+        must be new or an earlier save of the same kind: anything else is an
+        :class:`~ctxengine.errors.IndexFormatError` and is left as it was)."""
         return write_json(Path(path), self.to_dict(), indent=2)
 
     @classmethod
@@ -338,4 +342,4 @@ def _distinct_knots(quantiles: np.ndarray) -> np.ndarray:
     return knots[keep]
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "OBJECTIVES", "LinearScorer"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_KNOTS", "OBJECTIVES", "LinearScorer"]

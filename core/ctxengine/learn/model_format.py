@@ -22,6 +22,9 @@ from ..errors import ConfigurationError, IndexFormatError
 
 FORMAT = "ctxengine-learned-scorer"
 FORMAT_VERSION = 1
+#: Most knots per feature shape. The basis holds a column per knot and feature (and the
+#: hat functions a knots-by-knots identity): ``knots=10**6`` asked for terabytes.
+MAX_KNOTS = 64
 
 
 class SavedScorer(Protocol):
@@ -127,9 +130,9 @@ def scorer_from_dict(make: Callable[..., Scorer], data: Any) -> Scorer:
         ):
             raise IndexFormatError(f"knots and heights must hold {len(names)} lists")
         for position, (k, h) in enumerate(zip(knots_list, heights)):
-            if not isinstance(k, list) or not k:
+            if not isinstance(k, list) or not 0 < len(k) <= MAX_KNOTS:
                 raise IndexFormatError(
-                    f"knots of feature {names[position]!r} must be a non-empty list"
+                    f"knots of feature {names[position]!r} must be a list of 1 to {MAX_KNOTS}"
                 )
             k_values = _numbers({"knots": k}, "knots", len(k))
             h_values = _numbers({"heights": h}, "heights", max(1, len(k)))
@@ -162,4 +165,11 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SavedScorer", "scorer_from_dict", "scorer_to_dict"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MAX_KNOTS",
+    "SavedScorer",
+    "scorer_from_dict",
+    "scorer_to_dict",
+]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,8 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from .._files import json_loads, open_regular
-from .._validation import check_positive_int, check_text
+try:
+    import fcntl
+except ImportError:  # Windows: appends are not serialized across processes
+    fcntl = None  # type: ignore[assignment]
+
+from .._files import json_loads, open_append, open_regular
+from .._validation import check_finite, check_positive_int, check_text
 from ..clock import to_seconds
 from ..errors import IndexFormatError, InvalidInputError, InvalidTypeError, StoreError
 from .features import DocumentFeatures, MemoryFeatures
@@ -39,12 +45,15 @@ KINDS = ("document", "turn")
 
 
 def _gains(relevant: Any) -> dict[str, float]:
+    """``{id: gain}`` from ids or a mapping: ids are str (an int reads as its digits), a
+    gain a finite number >= 0 (a bool or numpy number is read as its value). A NaN gain
+    trained silently as "not relevant", a string or ``10**400`` raised bare Python errors."""
     if isinstance(relevant, str):
         relevant = [relevant]
     if isinstance(relevant, Mapping):
-        out = {str(k): float(v) for k, v in relevant.items()}
+        out = {_item_id(k): _gain(k, v) for k, v in relevant.items()}
     elif isinstance(relevant, Iterable):
-        out = {str(item): 1.0 for item in relevant}
+        out = {_item_id(item): 1.0 for item in relevant}
     else:
         raise InvalidTypeError(
             f"relevant must be ids or {{id: gain}}, got {type(relevant).__name__}"
@@ -52,6 +61,18 @@ def _gains(relevant: Any) -> dict[str, float]:
     if not out:
         raise InvalidInputError("an example needs at least one relevant id")
     return out
+
+
+def _item_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidTypeError(f"a relevant id must be a str, got {type(value).__name__}")
+    return str(value)
+
+
+def _gain(item: Any, value: Any) -> float:
+    if (isinstance(value, numbers.Real) and not isinstance(value, int)) or isinstance(value, bool):
+        value = float(value)  # numpy scalars and bools by value; an int may overflow below
+    return check_finite(value, f"the gain of {item!r}", low=0.0)
 
 
 @dataclass(frozen=True)
@@ -201,12 +222,29 @@ def _is_record(row: Any) -> bool:
     )
 
 
+def _starts_a_log(first: bytes, path: Path) -> bool:
+    """Whether ``first`` (a file's first line) is a feedback record, or the torn start of
+    one (the file's first write cut by a crash: what :meth:`FeedbackLog.record` writes
+    begins with the ``time`` key)."""
+    if not first.endswith(b"\n") and not _is_line_record(first, path):
+        return first.startswith(b'{"time": ')
+    return _is_line_record(first, path)
+
+
+def _is_line_record(line: bytes, path: Path) -> bool:
+    try:
+        return _is_record(json_loads(line.decode("utf-8"), path))
+    except (UnicodeDecodeError, IndexFormatError):
+        return False
+
+
 @dataclass
 class FeedbackLog:
     """Implicit feedback, one record per judgement: appended to the JSONL file ``path``
     (created if missing; ``None`` keeps records in memory only). Each line is
     ``{"time", "session_id", "query", "item_id", "useful", "kind"}``; ``kind`` is
-    ``"document"`` or ``"turn"``."""
+    ``"document"`` or ``"turn"``. ``path`` must be a new or empty file or a feedback log:
+    a link, FIFO or another file is a :class:`~ctxengine.errors.StoreError`, untouched."""
 
     path: str | os.PathLike[str] | None = None
     _records: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -241,14 +279,43 @@ class FeedbackLog:
             if self.path is None:
                 self._records.append(row)
             else:
-                try:
-                    with open(self.path, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                except OSError as exc:
-                    raise StoreError(
-                        f"cannot append to the feedback log {self.path}: {exc}"
-                    ) from exc
+                self._append((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
         return row
+
+    def _append(self, line: bytes) -> None:
+        """Append ``line`` to the log file: a regular file (no link followed, no FIFO
+        blocked on) that is empty or already a feedback log; another file is a
+        :class:`~ctxengine.errors.StoreError` and stays as it was. A torn last line (a
+        crash mid-write, which :meth:`records` skips) is cut first, so the new record
+        does not join it into a line that is not a record."""
+        path = Path(self.path)  # type: ignore[arg-type]
+        try:
+            with open_append(path) as handle:
+                if fcntl is not None:  # another process's record is never taken for torn
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                size = os.fstat(handle.fileno()).st_size
+                if size:
+                    handle.seek(0)
+                    first = handle.readline()
+                    if not _starts_a_log(first, path):
+                        raise StoreError(
+                            f"{path} is not a feedback log (its first line is not a record); "
+                            "give a new path"
+                        )
+                    handle.seek(size - 1)
+                    if handle.read(1) != b"\n":
+                        handle.seek(0)
+                        text = handle.read()
+                        kept = text.rfind(b"\n") + 1
+                        if _is_line_record(text[kept:], path):  # a hand-edited last line
+                            handle.write(b"\n")
+                        else:
+                            handle.truncate(kept)
+                handle.write(line)
+        except IndexFormatError as exc:
+            raise StoreError(f"cannot append to the feedback log: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot append to the feedback log {path}: {exc}") from exc
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, oldest first (a torn last line from a crash is skipped; any other

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from .._files import MAX_JSON_DEPTH, exchange, json_depth, sha256, sync
+from .._validation import check_metadata
 from ..embeddings import Embedder, embedder_identity
-from ..errors import ConfigurationError, IndexFormatError, InvalidInputError
+from ..errors import ConfigurationError, IndexFormatError, InvalidInputError, StoreError
 from ..text import analyze
 from ..types import Document
 from .layout import (
@@ -57,6 +58,10 @@ def save_index(
     _check_target(target)
     state = retriever.export_state()
     documents: list[Document] = state["documents"]
+    for document in documents:
+        # what JSON would change ({1: ...} loads back as {"1": ...}) is refused, as the
+        # memory stores refuse it: a saved index gives back the metadata it was given
+        check_metadata(document.metadata, f"the metadata of document {document.id!r}")
     try:
         rows = [{"id": d.id, "text": d.text, "metadata": dict(d.metadata)} for d in documents]
         json.dumps(rows, ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -88,8 +93,11 @@ def save_index(
         "analyzer_probe": analyze(ANALYZER_PROBE),
         "files": {},
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    except OSError as exc:  # a parent that is a file, read-only, on /proc, too long...
+        raise StoreError(f"cannot save an index at {target}: {exc}") from exc
     try:
         write_jsonl(staging / DOCUMENTS, rows)
         write_jsonl(staging / TOKENS, [list(tokens) for tokens in state["tokens"]])
@@ -127,8 +135,10 @@ def save_index(
             handle.write(json.dumps(manifest, indent=2, ensure_ascii=False))
             sync(handle)
         retired = _replace(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, a quota: the old index is in place
+            raise StoreError(f"cannot save an index at {target}: {exc}") from exc
         raise
     if retired is not None:
         _discard(retired)
