@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+
+import numpy as np
 
 from ._validation import check_finite
 from .errors import InvalidTypeError
@@ -26,11 +29,12 @@ def to_seconds(value: float | datetime | None, clock: Clock = system_clock) -> f
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real takes numpy's numbers too (a DataFrame column's np.int64 / np.float32)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InvalidTypeError(
             f"a time must be POSIX seconds or a datetime, got {type(value).__name__}"
         )
-    return check_finite(value, "timestamp")
+    return check_finite(value if isinstance(value, (int, float)) else float(value), "timestamp")
 
 
 def to_duration(value: float | timedelta, name: str) -> float:

@@ -189,3 +189,18 @@ def test_minmax_reads_non_finite_values_as_ends_and_keeps_the_finite_scale():
     assert minmax([1e308, -1e308, 0.0]).tolist() == [1.0, 0.0, 0.5]
     assert minmax([nan, nan]).tolist() == [0.0, 0.0]  # nothing finite: the constant rule
     assert minmax([2.0, 3.0], reference=[nan, 1.0, 5.0]).tolist() == [0.25, 0.5]
+
+
+@pytest.mark.parametrize("kind", ["int64", "float32", "float64"])
+def test_numpy_timestamps_are_read_as_seconds(kind):
+    # what a DataFrame column hands over: stored at the same second as the Python number
+    import numpy as np
+
+    engine = ContextEngine.from_documents(["owls hunt at night"], retrieval="keyword")
+    engine.remember("user", "owls again", session_id="s", timestamp=getattr(np, kind)(1.5e9))
+    engine.remember("user", "owls twice", session_id="s", timestamp=1.5e9)
+    first, second = engine.memory.turns("s")  # type: ignore[union-attr]
+    assert first.timestamp == second.timestamp == 1.5e9
+    with pytest.raises(InvalidTypeError):
+        engine.remember("user", "a flag is not a time", session_id="s", timestamp=np.bool_(True))
+    assert len(engine.memory.turns("s")) == 2  # type: ignore[union-attr]

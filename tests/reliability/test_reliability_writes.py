@@ -100,6 +100,34 @@ def test_a_save_cut_short_by_the_file_system_keeps_the_old_index_and_model(tmp_p
     assert LinearScorer.load(model).to_dict() == old.reranker.model.to_dict()
 
 
+def test_a_save_without_the_atomic_swap_cut_short_midway_puts_the_old_index_back(
+    tmp_path, monkeypatch
+):
+    # Where renameat2(RENAME_EXCHANGE) is missing a save is two renames (old index aside,
+    # new one in); if the second fails, the path must not be left empty.
+    from ctxengine.persist import saving
+
+    index = _engine().save(tmp_path / "index")
+    new = ContextEngine.from_documents(
+        ["owls hunt at night", "owls nest in trees"], embedder=HashingEmbedder(32)
+    )
+    monkeypatch.setattr(saving, "exchange", lambda staging, target: False)
+    real = Path.rename
+
+    def rename(self, target):
+        if Path(target) == index and ".old-" not in self.name:  # the new index going in
+            raise OSError(28, "No space left on device")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(StoreError, match="No space"):
+        new.save(index)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # nothing aside, no staging
+    loaded = ContextEngine.load(index, embedder=HashingEmbedder(32))
+    assert sorted(d.id for d in loaded.retrieve("context", k=5)) == ["a", "c"]
+
+
 # --- an index gives back the metadata it was given -------------------------------------------
 
 

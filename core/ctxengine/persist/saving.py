@@ -176,7 +176,11 @@ def _replace(staging: Path, target: Path) -> Path | None:
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     retired.rmdir()
     target.rename(retired)
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except BaseException:
+        retired.rename(target)  # the old index back where it was; the caller drops staging
+        raise
     return retired
 
 
