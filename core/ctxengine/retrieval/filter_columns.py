@@ -21,11 +21,11 @@ from .filters import (
     Not,
     Or,
     Range,
-    _code_key,
-    _compare,
-    _is_number,
-    _require,
+    in_bounds,
+    is_number,
     parse_filter,
+    require_filter,
+    value_key,
 )
 
 
@@ -63,16 +63,16 @@ class MetadataColumns:
                 continue
             value = doc.metadata[key]
             try:
-                codes[row] = lookup.setdefault(_code_key(value), len(lookup))
+                codes[row] = lookup.setdefault(value_key(value), len(lookup))
             except TypeError:
                 pass
-            if _is_number(value):
+            if is_number(value):
                 numbers[row] = value
         return codes, lookup, numbers
 
     def mask(self, spec: Filter | Mapping[str, Any]) -> np.ndarray:
         """Which documents pass ``spec`` (a boolean array in index order)."""
-        parsed = _require(parse_filter(spec))
+        parsed = require_filter(parse_filter(spec))
         return self._mask(parsed)
 
     def _mask(self, spec: Filter) -> np.ndarray:
@@ -83,10 +83,10 @@ class MetadataColumns:
         if isinstance(spec, Not):
             return ~self._mask(spec.filter)
         if isinstance(spec, Range):
-            return _compare(self._column(spec.key)[2], spec.bounds())
+            return in_bounds(self._column(spec.key)[2], spec.bounds())
         codes, lookup, _ = self._column(spec.key)
         values = (spec.value,) if isinstance(spec, Eq) else spec.values
-        wanted = [lookup[_code_key(v)] for v in values if _code_key(v) in lookup]
+        wanted = [lookup[value_key(v)] for v in values if value_key(v) in lookup]
         if not wanted:
             return np.zeros(len(codes), dtype=bool)
         return codes == wanted[0] if len(wanted) == 1 else np.isin(codes, wanted)

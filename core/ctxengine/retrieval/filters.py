@@ -48,11 +48,13 @@ def _check_scalar(value: Any, key: str) -> Scalar:
     return value
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A number a range compares (an int or float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _code_key(value: Any) -> Any:
+def value_key(value: Any) -> Any:
+    """The key equality filters compare a metadata value by."""
     # True == 1 and hash alike in Python; a filter on True must not match the number 1.
     return (type(value) is bool, value)
 
@@ -112,7 +114,7 @@ class Range:
         if not bounds:
             raise InvalidInputError(f"a range on {self.key!r} needs at least one bound")
         for op, bound in bounds.items():
-            if not _is_number(bound):
+            if not is_number(bound):
                 raise InvalidInputError(
                     f"${op} on {self.key!r} needs a finite number, got {bound!r}"
                 )
@@ -125,9 +127,9 @@ class Range:
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         value = metadata.get(self.key)
-        if not _is_number(value):
+        if not is_number(value):
             return False
-        return bool(np.all(_compare(np.array([value], dtype=np.float64), self.bounds())))
+        return bool(np.all(in_bounds(np.array([value], dtype=np.float64), self.bounds())))
 
     def to_dict(self) -> dict[str, Any]:
         ops = [{self.key: {f"${op}": bound}} for op, bound in self.bounds().items()]
@@ -218,12 +220,13 @@ def _children(filters: Any, op: str) -> tuple[Filter, ...]:
 
 def _same(value: Any, wanted: Scalar) -> bool:
     try:
-        return bool(_code_key(value) == _code_key(wanted))
+        return bool(value_key(value) == value_key(wanted))
     except Exception:  # noqa: BLE001 - an exotic metadata value (array...) simply does not match
         return False
 
 
-def _compare(numbers: np.ndarray, bounds: Mapping[str, float]) -> np.ndarray:
+def in_bounds(numbers: np.ndarray, bounds: Mapping[str, float]) -> np.ndarray:
+    """Which of ``numbers`` pass every bound of a :meth:`Range.bounds` (NaN: none)."""
     mask = np.ones(len(numbers), dtype=bool)
     with np.errstate(invalid="ignore"):  # NaN (not a number) compares False, as it should
         for op, bound in bounds.items():
@@ -273,10 +276,10 @@ def _parse(spec: Filter | Mapping[str, Any] | None, depth: int) -> Filter | None
         if key in ("$and", "$or"):
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
                 raise InvalidInputError(f"{key} needs a list of filters")
-            children = tuple(_require(_parse(item, depth + 1)) for item in value)
+            children = tuple(require_filter(_parse(item, depth + 1)) for item in value)
             parts.append(And(children) if key == "$and" else Or(children))
         elif key == "$not":
-            parts.append(Not(_require(_parse(value, depth + 1))))
+            parts.append(Not(require_filter(_parse(value, depth + 1))))
         elif isinstance(key, str) and key.startswith("$"):
             raise InvalidInputError(f"unknown filter operator {key!r}")
         else:
@@ -284,7 +287,8 @@ def _parse(spec: Filter | Mapping[str, Any] | None, depth: int) -> Filter | None
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _require(parsed: Filter | None) -> Filter:
+def require_filter(parsed: Filter | None) -> Filter:
+    """``parsed``, or an :class:`InvalidInputError` where a filter is required."""
     if parsed is None:
         raise InvalidInputError("a combined filter cannot contain None")
     return parsed
