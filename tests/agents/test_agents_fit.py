@@ -236,3 +236,20 @@ def test_parallel_calls_sharing_an_id_are_answered_in_order(call_id):
         ("weather", False),
         ("time", True),
     ]
+
+
+def test_earlier_turns_keep_real_outputs_only():
+    # an earlier turn stopped between parallel answers: the placeholder answering the
+    # missing call is not an output, so it is neither stored nor listed as one
+    from ctxengine.agent.loop import earlier_outputs
+
+    calls = (ToolCall("a", "weather", "{}"), ToolCall("b", "time", "{}"))
+    earlier = [
+        AgentMessage("user", "Weather and time?"),
+        AgentMessage("assistant", "", tool_calls=calls),
+        AgentMessage("tool", "Oslo: 3 C", tool_call_id="a", name="weather"),
+    ]
+    store = ToolResultStore()
+    listing = earlier_outputs(earlier, store, "s", "read_tool_result", 5)
+    assert [store.get("s", h).text for h in store.handles("s")] == ["Oslo: 3 C"]
+    assert listing.count("\n- ") == 1 and "weather(" in listing and "time(" not in listing

@@ -128,6 +128,21 @@ def group_steps(
     return steps, notes
 
 
+def step_outputs(step: Sequence[AgentMessage]) -> list[tuple[int, ToolCall, AgentMessage]]:
+    """The outputs of a :func:`group_steps` step as ``(position in the step, its call, the
+    tool message)``, placeholders left out: each result answers the first call with its id
+    not yet answered (ids may repeat)."""
+    calls: dict[str, list[ToolCall]] = {}
+    for call in step[0].tool_calls:
+        calls.setdefault(call.id, []).append(call)
+    out = []
+    for position, message in enumerate(step[1:], start=1):
+        call = calls[message.tool_call_id or ""].pop(0)
+        if not message.placeholder:  # not an output: nothing to keep, nothing to squeeze
+            out.append((position, call, message))
+    return out
+
+
 def fit_tool_messages(
     messages: Sequence[AgentMessage],
     max_tokens: int,
@@ -151,14 +166,7 @@ def fit_tool_messages(
     handles: dict[str, str] = {}
     for index, step in enumerate(steps):
         call = step[0]
-        # each result answers the first call with its id not yet answered (ids may repeat)
-        calls: dict[str, list[ToolCall]] = {}
-        for c in call.tool_calls:
-            calls.setdefault(c.id, []).append(c)
-        for position, message in enumerate(step[1:], start=1):
-            tool_call = calls[message.tool_call_id or ""].pop(0)
-            if message.placeholder:
-                continue  # not an output: nothing to keep, nothing to squeeze
+        for position, tool_call, message in step_outputs(step):
             handle = store.put(
                 session_id, tool_call.id, tool_call.name, tool_call.arguments, message.text
             )
@@ -250,5 +258,6 @@ __all__ = [
     "fit_tool_messages",
     "group_steps",
     "placeholder",
+    "step_outputs",
     "stub_text",
 ]

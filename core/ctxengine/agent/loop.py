@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .._validation import check_finite, check_items, check_positive_int, check_text, is_blank
 from ..errors import BudgetError, ConfigurationError, InvalidTypeError
 from ..packet import ContextPacket
-from .fit import FittedMessages, fit_tool_messages, group_steps
+from .fit import FittedMessages, fit_tool_messages, group_steps, step_outputs
 from .lines import compress_lines, output_lines
 from .request import (
     MESSAGE_OVERHEAD,
@@ -235,9 +235,7 @@ def earlier_outputs(
     handles for the system prompt ("" without a read-back tool)."""
     entries = []
     for step in group_steps(messages)[0]:
-        calls = {call.id: call for call in step[0].tool_calls}
-        for message in step[1:]:
-            call = calls[message.tool_call_id or ""]
+        for _, call, message in step_outputs(step):
             handle = store.put(session_id, call.id, call.name, call.arguments, message.text)
             entries.append(f"- {handle}: {call.name}({call.arguments[:60]})")
     if reader is None or not entries or k <= 0:
