@@ -162,12 +162,15 @@ class ContextEngineMiddleware(AgentMiddleware):
 
     def _prepare(self, request: ModelRequest, index: int | None, session: str) -> PreparedCall:
         system = request.system_message.text if request.system_message is not None else ""
-        start = -1 if index is None else index
+        messages = request.messages
+        earlier, in_flight = (
+            ([], messages) if index is None else (messages[:index], messages[index + 1 :])
+        )
         return prepare_call(
             self.engine,
             session_id=session,
-            question=None if index is None else to_agent_message(request.messages[index]),
-            in_flight=[to_agent_message(m) for m in request.messages[start + 1 :]],
+            question=None if index is None else to_agent_message(messages[index]),
+            in_flight=[to_agent_message(m) for m in in_flight],
             system_prompt=str(system),
             tools=tool_schemas(request.tools),
             store=self.store,
@@ -176,7 +179,7 @@ class ContextEngineMiddleware(AgentMiddleware):
             else None,
             tool_share=self.tool_share,
             question_share=self.question_share,
-            earlier=[to_agent_message(m) for m in request.messages[: max(start, 0)]],
+            earlier=[to_agent_message(m) for m in earlier],
             k_earlier=self.list_earlier,
         )
 
