@@ -95,6 +95,16 @@ def check_positive_int(value: Any, name: str, *, allow_zero: bool = False) -> in
     return value
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether :func:`check_finite` takes ``value`` (an int or float, not a bool, finite:
+    an int beyond float range is not, and is no ``OverflowError`` either)."""
+    try:
+        check_finite(value, "value")
+    except (InvalidTypeError, InvalidInputError):
+        return False
+    return True
+
+
 def check_finite(
     value: Any,
     name: str,

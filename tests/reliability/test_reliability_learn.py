@@ -239,3 +239,21 @@ def test_saving_a_model_never_writes_through_a_link_at_the_temporary_name(tmp_pa
     _trained_ranker().save(tmp_path / "model.json")
     assert notes.read_text() == "my notes\n"
     assert (tmp_path / ".model.json.tmp").is_symlink()
+
+
+def test_numbers_beyond_float_range_in_a_log_or_a_model_file_are_typed_errors(tmp_path):
+    # JSON ints have no size limit: 10**400 where a time or a weight belongs is as
+    # non-finite as inf, a typed error naming the file (it was a bare OverflowError)
+    huge = "1" + "0" * 400
+    log = tmp_path / "feedback.jsonl"
+    log.write_bytes(
+        RECORD + b"\n" + RECORD.replace(b'"time": 1.0', b'"time": ' + huge.encode()) + b"\n"
+    )
+    with pytest.raises(StoreError, match="feedback.jsonl:2"):
+        FeedbackLog(log).records()
+    path = _trained_ranker().save(tmp_path / "model.json")
+    data = json.loads(path.read_text())
+    data["intercept"] = int(huge)
+    path.write_text(json.dumps(data))
+    with pytest.raises(IndexFormatError):
+        LinearScorer.load(path)

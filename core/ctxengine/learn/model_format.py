@@ -11,13 +11,12 @@ with inconsistent lengths or non-finite numbers, is an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from .._validation import check_format
+from .._validation import check_format, is_finite_number
 from ..errors import ConfigurationError, IndexFormatError
 
 FORMAT = "ctxengine-learned-scorer"
@@ -102,7 +101,7 @@ def scorer_from_dict(make: Callable[..., Scorer], data: Any) -> Scorer:
     for key in ("kind", "feature_set_version"):
         if not isinstance(data.get(key), str):
             raise IndexFormatError(f"{key} must be a string")
-    if not _finite(data.get("intercept")):
+    if not is_finite_number(data.get("intercept")):
         raise IndexFormatError("intercept must be a finite number")
     if not isinstance(data.get("features"), Mapping):
         raise IndexFormatError("features must be an object")
@@ -156,13 +155,13 @@ def scorer_from_dict(make: Callable[..., Scorer], data: Any) -> Scorer:
 
 def _numbers(data: Mapping[str, Any], key: str, length: int) -> np.ndarray:
     values = data.get(key)
-    if not isinstance(values, list) or len(values) != length or not all(_finite(v) for v in values):
+    if (
+        not isinstance(values, list)
+        or len(values) != length
+        or not all(is_finite_number(v) for v in values)
+    ):
         raise IndexFormatError(f"{key} must hold {length} finite numbers")
     return np.array(values, dtype=np.float64)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = [

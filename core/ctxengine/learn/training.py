@@ -16,7 +16,6 @@ at query time (same first stage and candidate count, same memory scoring) and fi
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
 import threading
@@ -34,7 +33,7 @@ except ImportError:  # Windows: appends are not serialized across processes
     fcntl = None  # type: ignore[assignment]
 
 from .._files import json_loads, open_append, open_regular
-from .._validation import check_finite, check_positive_int, check_text
+from .._validation import check_finite, check_positive_int, check_text, is_finite_number
 from ..clock import to_seconds
 from ..errors import IndexFormatError, InvalidInputError, InvalidTypeError, StoreError
 from .features import DocumentFeatures, MemoryFeatures
@@ -216,9 +215,7 @@ def _is_record(row: Any) -> bool:
         and isinstance(row["useful"], bool)
         and row["kind"] in KINDS
         and isinstance(row.get("session_id", "default"), str)
-        and isinstance(time, (int, float))
-        and not isinstance(time, bool)
-        and math.isfinite(time)
+        and is_finite_number(time)
     )
 
 
@@ -226,9 +223,9 @@ def _starts_a_log(first: bytes, path: Path) -> bool:
     """Whether ``first`` (a file's first line) is a feedback record, or the torn start of
     one (the file's first write cut by a crash: what :meth:`FeedbackLog.record` writes
     begins with the ``time`` key)."""
-    if not first.endswith(b"\n") and not _is_line_record(first, path):
-        return first.startswith(b'{"time": ')
-    return _is_line_record(first, path)
+    return _is_line_record(first, path) or (
+        not first.endswith(b"\n") and first.startswith(b'{"time": ')
+    )
 
 
 def _is_line_record(line: bytes, path: Path) -> bool:
