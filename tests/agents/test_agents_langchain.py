@@ -126,8 +126,10 @@ def test_every_call_within_budget_pairs_intact_checkpoint_untouched(checkpointer
 def test_read_tool_result_gives_back_what_was_set_aside():
     engine = make_engine()
     session = "reader"
-    first = log_block("billing")
-    handle = make_handle(session, "call-0-0", first)
+    # three outputs of ~960 tokens: the newest whole, the oldest under its share whole,
+    # the middle one reduced; the model reads that one back
+    first = log_block("payments")
+    handle = make_handle(session, "call-1-0", first)
     model = ScriptedAgentModel(
         messages=iter(
             plan(
@@ -144,9 +146,14 @@ def test_read_tool_result_gives_back_what_was_set_aside():
     agent = create_agent(model, tools=[search_logs], middleware=[middleware])
     result = agent.invoke({"messages": [{"role": "user", "content": "Billing failure?"}]})
     outputs = [m for m in result["messages"] if isinstance(m, ToolMessage)]
-    set_aside = model.received[3][-5]  # the oldest of three outputs, when the model asks
+    set_aside = model.received[3][-3]  # the middle of three outputs, when the model asks
     assert isinstance(set_aside, ToolMessage) and handle in set_aside.text
-    assert set_aside.text != first  # compressed (its lines for the question) or a stub
+    # reduced (its lines for the question, or a stub), not the whole output with a
+    # handle note added: some of its lines are not sent
+    assert not set(first.splitlines()) <= set(set_aside.text.splitlines())
+    # the oldest fits under its share: sent as it is, not every line again with a note
+    # saying it was compressed (that copy cost more than the output)
+    assert model.received[3][-5].text == log_block("billing")
     assert outputs[3].text == first  # it fits now: read back whole
     assert outputs[4].text.startswith("error: no tool result")
     for received in model.received:

@@ -82,8 +82,11 @@ def _pooled(
             text = texts.get(result.handle, "")
             if is_blank(text):
                 continue
-            note = compressed_note(result.tokens, result.handle, reader, result.message.blocks)
-            message = replace(result.message, text=text + note, blocks=0, extra="")
+            if text == result.message.text:  # every line kept: the output as it is, no note
+                message = result.message
+            else:
+                note = compressed_note(result.tokens, result.handle, reader, result.message.blocks)
+                message = replace(result.message, text=text + note, blocks=0, extra="")
             delta = count_message(message, counter) - count_message(stubs[result.handle], counter)
             if delta > 0:  # a kept part worth less than its stub is not kept
                 fitted[result.handle] = message
