@@ -161,9 +161,12 @@ def test_a_resumed_thread_with_an_interrupted_call_keeps_the_answered_one():
     assert "no result" in received[-1].text
 
 
-def test_reasoning_and_tool_use_blocks_are_counted_as_sent():
-    engine = make_engine(3000)
-    thinking = "Let me reason about the quota. " * 400  # ~2,800 tokens of reasoning
+@pytest.mark.parametrize(("budget", "sent"), [(12000, True), (3000, False)])
+def test_reasoning_and_tool_use_blocks_are_counted_as_sent(budget, sent):
+    # ~2,800 tokens of reasoning: sent and counted where the room holds it, set aside
+    # where it would take over half the room; within budget either way
+    engine = make_engine(budget)
+    thinking = "Let me reason about the quota. " * 400
     ai = AIMessage(
         [
             {"type": "thinking", "thinking": thinking, "signature": "sig"},
@@ -186,9 +189,10 @@ def test_reasoning_and_tool_use_blocks_are_counted_as_sent():
     )
     (received,) = model.received
     tokens = request_tokens(engine.token_counter, received, model.bound)
-    if any("thinking" in str(m.content) for m in received):  # sent, so counted
+    assert any("thinking" in str(m.content) for m in received) is sent
+    if sent:  # counted as the JSON it is sent as, not as one 765-token image
         assert tokens >= engine.token_counter.count(thinking)
-    assert tokens <= 3000
+    assert tokens <= budget
     assert_pairs_intact(received)
     assert received[-1].text == "quota exceeded"
 
