@@ -181,9 +181,6 @@ class SessionArrays:
         found = self._derived[key]
         return found if len(found) else None
 
-    def row(self, turn_id: str) -> int | None:
-        return self._index.get(turn_id)
-
     def set_last_access(self, turns: Sequence[Turn], when: float) -> None:
         """Record a touch made through this memory (the refreshed turns; ids not held here
         are skipped)."""
