@@ -218,14 +218,10 @@ class OnlineLearner:
                 scored = list(memory.score(example.query, session_id=example.session_id, now=at))
                 if not scored or not (memory_gains(scored, dict(example.relevant)) > 0).any():
                     continue
-                if learned is not None:
-                    learned_scores = learned.model.score(
-                        learned.features.transform(example.query, scored, at)
+                if learned is not None:  # the ranking the learned memory deploys, ties and all
+                    scored, _ = learned.score(
+                        memory, example.query, session_id=example.session_id, now=at
                     )
-                    scored = [
-                        scored[i]
-                        for i in sorted(range(len(scored)), key=lambda i: -learned_scores[i])
-                    ]
                 gains = memory_gains(scored, dict(example.relevant))
                 ids = [str(i) for i in range(len(scored))]
                 values.append(
