@@ -149,9 +149,12 @@ def allocate(
     beyond the stubs (see the module docstring); ``kept`` is (step index, result), oldest
     first."""
     chosen: dict[str, AgentMessage] = {}
+    stub_cost = {handle: count_message(stub, counter) for handle, stub in stubs.items()}
 
     def extra(result: Result, message: AgentMessage) -> int:  # its cost beyond its stub
-        return count_message(message, counter) - count_message(stubs[result.handle], counter)
+        # the whole output was counted once (Result.tokens): a long one is not re-tokenized
+        cost = result.tokens if message is result.message else count_message(message, counter)
+        return cost - stub_cost[result.handle]
 
     newest = [r for i, r in reversed(kept) if i == newest_step]
     older = [r for i, r in reversed(kept) if i != newest_step]
@@ -171,7 +174,7 @@ def allocate(
         limit = own if result in squeezed else room
         shorter = _compress(
             result,
-            limit + count_message(stubs[result.handle], counter),
+            limit + stub_cost[result.handle],
             counter,
             compressor,
             reader,
